@@ -1,0 +1,55 @@
+import winston from 'winston';
+
+/** The small logger interface every part uses: JSON lines, and `child(meta)` for a unit of work. */
+export interface Logger {
+  debug(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+  child(meta: Record<string, unknown>): Logger;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** Set on every line, e.g. `{component: 'gateway'}`. */
+  defaultMeta?: Record<string, unknown>;
+  /** Where lines go; defaults to stdout. */
+  stream?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? 'info';
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console();
+  const logger = winston.createLogger({
+    level: level === 'silent' ? 'error' : level,
+    silent: level === 'silent',
+    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), winston.format.json()),
+    defaultMeta: options.defaultMeta,
+    transports: [transport],
+  });
+  return wrap(logger);
+}
+
+function wrap(logger: winston.Logger): Logger {
+  return {
+    debug: (message, meta) => void logger.debug(message, meta),
+    info: (message, meta) => void logger.info(message, meta),
+    warn: (message, meta) => void logger.warn(message, meta),
+    error: (message, meta) => void logger.error(message, meta),
+    child: (meta) => wrap(logger.child(meta)),
+  };
+}
+
+/** A logger that drops everything: for tests and benchmarks that do not read logs. */
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};

@@ -1,0 +1,129 @@
+/**
+ * FunctionService manifests: the same YAML that `kubectl apply` takes, read here from files for the
+ * local mesh and the file rule source. One schema, validated at the edge with messages that name the field.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
+import { ruleSchema } from './rule';
+import { ConfigError } from './errors';
+
+export const API_VERSION = 'fnmesh.io/v1alpha1';
+export const KIND = 'FunctionService';
+/** The function name whose rule applies to functions of the service that have no rule of their own. */
+export const DEFAULT_FUNCTION = 'default';
+
+const functionSpec = z.strictObject({
+  name: z.string().regex(FUNCTION_NAME, `must be ${NAME_RULES.function}`),
+  /** Deadline for one call when the caller gives none, and the cap on what a caller may ask. */
+  timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+  rule: ruleSchema.optional(),
+});
+
+const envVar = z.strictObject({ name: z.string().min(1), value: z.string().optional() }).passthrough();
+
+export const functionServiceSpecSchema = z.strictObject({
+  replicas: z.number().int().min(0).max(1000).default(1),
+  /** The port the function serves HTTP on, on 127.0.0.1 in its pod. */
+  port: z.number().int().min(1).max(65535).default(8080),
+  /** The function's health path; any answer below 500 means the function is up. */
+  healthPath: z.string().startsWith('/').default('/healthz'),
+  /** Calls one replica runs at once; more are answered "overloaded" (429). */
+  concurrency: z.number().int().min(1).max(100_000).default(64),
+  /** Default deadline of every function in the service, milliseconds. */
+  timeoutMs: z.number().int().min(1).max(3_600_000).default(10_000),
+  functions: z.array(functionSpec).default([]),
+  /** The container that runs the function in Kubernetes (the operator injects the sidecar beside it). */
+  container: z
+    .strictObject({
+      image: z.string().min(1),
+      command: z.array(z.string()).optional(),
+      args: z.array(z.string()).optional(),
+      env: z.array(envVar).optional(),
+      resources: z.record(z.string(), z.unknown()).optional(),
+    })
+    .optional(),
+  /** How `fnmesh local` starts one replica's function process on this machine (ignored in a cluster). */
+  local: z
+    .strictObject({
+      command: z.array(z.string().min(1)).min(1),
+      /** Working directory, relative to the manifest file's folder. */
+      cwd: z.string().optional(),
+      env: z.record(z.string(), z.string()).optional(),
+    })
+    .optional(),
+});
+
+export const functionServiceSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(KIND),
+  metadata: z
+    .object({
+      name: z.string().regex(DNS_LABEL, `must be ${NAME_RULES.service}`),
+      namespace: z.string().regex(DNS_LABEL, `must be ${NAME_RULES.namespace}`).default('default'),
+      generation: z.number().optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+      annotations: z.record(z.string(), z.string()).optional(),
+    })
+    .passthrough(),
+  spec: functionServiceSpecSchema,
+  status: z.unknown().optional(),
+});
+
+export type FunctionService = z.infer<typeof functionServiceSchema>;
+export type FunctionServiceSpec = FunctionService['spec'];
+export type FunctionSpec = FunctionServiceSpec['functions'][number];
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(document)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/** Validates one parsed object; throws ConfigError naming the source and each bad field. */
+export function parseFunctionService(value: unknown, source: string): FunctionService {
+  const result = functionServiceSchema.safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(`${source}: invalid FunctionService: ${describeIssues(result.error)}`);
+  }
+  const fs = result.data;
+  const seen = new Set<string>();
+  for (const fn of fs.spec.functions) {
+    if (seen.has(fn.name)) {
+      throw new ConfigError(`${source}: invalid FunctionService: spec.functions: function "${fn.name}" is listed twice; list each function once`);
+    }
+    seen.add(fn.name);
+  }
+  return fs;
+}
+
+/** Parses every YAML document in a text; documents of other kinds are skipped. */
+export function parseManifests(text: string, source: string): FunctionService[] {
+  const out: FunctionService[] = [];
+  const docs = parseAllDocuments(text);
+  docs.forEach((doc, i) => {
+    const where = docs.length > 1 ? `${source} (document ${i + 1})` : source;
+    if (doc.errors.length > 0) throw new ConfigError(`${where}: not valid YAML: ${doc.errors[0]!.message}`);
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) return;
+    if (typeof value !== 'object' || (value as { kind?: unknown }).kind !== KIND) return;
+    out.push(parseFunctionService(value, where));
+  });
+  return out;
+}
+
+export async function loadManifestFile(file: string): Promise<FunctionService[]> {
+  const text = await readFile(file, 'utf8');
+  return parseManifests(text, file);
+}
+
+export function isManifestFile(file: string): boolean {
+  const ext = path.extname(file).toLowerCase();
+  return ext === '.yaml' || ext === '.yml';
+}
+
+export function serviceKey(fs: { metadata: { namespace: string; name: string } }): string {
+  return `${fs.metadata.namespace}/${fs.metadata.name}`;
+}

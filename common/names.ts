@@ -1,0 +1,22 @@
+/**
+ * Names that become NATS subject tokens and Kubernetes object names. Validated at every edge (HTTP path,
+ * manifest, env) so that a name can never inject a wildcard or a dot into a subject.
+ */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+export function isNamespaceName(value: string): boolean {
+  return DNS_LABEL.test(value);
+}
+export function isServiceName(value: string): boolean {
+  return DNS_LABEL.test(value);
+}
+export function isFunctionName(value: string): boolean {
+  return FUNCTION_NAME.test(value);
+}
+
+export const NAME_RULES = {
+  namespace: 'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
+  service: 'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
+  function: 'letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters',
+} as const;

@@ -1,0 +1,194 @@
+/**
+ * The wire protocol between gateway, sidecar and function. This module is the single place that knows
+ * subject names, header names and reply encoding; every part imports it and nothing else of the others.
+ *
+ * Calls:        fnmesh.call.{namespace}.{service}.{function}     queue group fnmesh.{namespace}.{service}
+ * Internal:     fnmesh.gw.{callerNs}.{callerSvc}.{targetNs}.{targetSvc}.{function}   (gateway-only;
+ *               the caller identity is the subject itself, so NATS publish permissions make it unforgeable)
+ * Replies:      success: no Fnmesh-Status header, body = the function's JSON result bytes
+ *               failure: Fnmesh-Status: <http status>, Fnmesh-Error: <error code>, body = {"error": "..."}
+ */
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+import { FnmeshError, codeForStatus, isErrorCode, type ErrorCode } from './errors';
+
+export const CALL_PREFIX = 'fnmesh.call';
+export const INTERNAL_PREFIX = 'fnmesh.gw';
+/** Queue group of the gateways answering internal calls. */
+export const GATEWAY_QUEUE_GROUP = 'fnmesh.gateway';
+
+export function callSubject(namespace: string, service: string, fn: string): string {
+  return `${CALL_PREFIX}.${namespace}.${service}.${fn}`;
+}
+/** The one subscription a replica makes for all functions of its service. */
+export function serviceCallWildcard(namespace: string, service: string): string {
+  return `${CALL_PREFIX}.${namespace}.${service}.*`;
+}
+export function serviceQueueGroup(namespace: string, service: string): string {
+  return `fnmesh.${namespace}.${service}`;
+}
+
+export interface CallAddress {
+  namespace: string;
+  service: string;
+  function: string;
+}
+
+export function parseCallSubject(subject: string): CallAddress | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 5 || parts[0] !== 'fnmesh' || parts[1] !== 'call') return undefined;
+  return { namespace: parts[2]!, service: parts[3]!, function: parts[4]! };
+}
+
+export function internalCallSubject(caller: { namespace: string; service: string }, target: CallAddress): string {
+  return `${INTERNAL_PREFIX}.${caller.namespace}.${caller.service}.${target.namespace}.${target.service}.${target.function}`;
+}
+/** What a sidecar of `namespace/service` may publish to (its NATS publish permission). */
+export function internalPublishPermission(namespace: string, service: string): string {
+  return `${INTERNAL_PREFIX}.${namespace}.${service}.>`;
+}
+export const INTERNAL_WILDCARD = `${INTERNAL_PREFIX}.>`;
+
+export function parseInternalSubject(
+  subject: string,
+): { caller: { namespace: string; service: string }; target: CallAddress } | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 7 || parts[0] !== 'fnmesh' || parts[1] !== 'gw') return undefined;
+  return {
+    caller: { namespace: parts[2]!, service: parts[3]! },
+    target: { namespace: parts[4]!, service: parts[5]!, function: parts[6]! },
+  };
+}
+
+/** NATS header names. */
+export const NATS_HEADERS = {
+  requestId: 'Fnmesh-Request-Id',
+  /** Remaining budget in milliseconds when the message was sent (relative: immune to clock skew). */
+  timeoutMs: 'Fnmesh-Timeout-Ms',
+  traceparent: 'traceparent',
+  /** Verified JWT claims as JSON (set only by the gateway). */
+  claims: 'Fnmesh-Claims',
+  /** `namespace/service` of the calling service, for internal calls (set only by the gateway). */
+  caller: 'Fnmesh-Caller',
+  /** The end user's bearer token, sidecar → gateway on internal calls, so the gateway re-verifies it. */
+  token: 'Fnmesh-Token',
+  status: 'Fnmesh-Status',
+  errorCode: 'Fnmesh-Error',
+} as const;
+
+/** HTTP header names on the sidecar → function hop and on the sidecar's localhost call API. */
+export const FUNCTION_HEADERS = {
+  requestId: 'x-fnmesh-request-id',
+  /** Absolute deadline, epoch milliseconds on this machine's clock. */
+  deadline: 'x-fnmesh-deadline',
+  timeoutMs: 'x-fnmesh-timeout-ms',
+  /** Verified claims: base64url of their JSON (absent for anonymous calls). */
+  claims: 'x-fnmesh-claims',
+  /** `namespace/service` of the calling service (absent for calls from outside the mesh). */
+  caller: 'x-fnmesh-caller',
+  traceparent: 'traceparent',
+} as const;
+
+export interface CallMeta {
+  requestId: string;
+  /** Remaining budget in milliseconds. */
+  timeoutMs: number;
+  traceparent?: string;
+  claims?: Record<string, unknown>;
+  caller?: string;
+  token?: string;
+}
+
+export function encodeCallHeaders(meta: CallMeta): MsgHdrs {
+  const h = natsHeaders();
+  h.set(NATS_HEADERS.requestId, meta.requestId);
+  h.set(NATS_HEADERS.timeoutMs, String(Math.max(0, Math.floor(meta.timeoutMs))));
+  if (meta.traceparent) h.set(NATS_HEADERS.traceparent, meta.traceparent);
+  if (meta.claims) h.set(NATS_HEADERS.claims, JSON.stringify(meta.claims));
+  if (meta.caller) h.set(NATS_HEADERS.caller, meta.caller);
+  if (meta.token) h.set(NATS_HEADERS.token, meta.token);
+  return h;
+}
+
+/** Reads call metadata; throws FnmeshError('bad_request') when a header is malformed. */
+export function decodeCallHeaders(h: MsgHdrs | undefined, fallbackTimeoutMs: number): CallMeta {
+  const requestId = h?.get(NATS_HEADERS.requestId) || '';
+  const timeoutRaw = h?.get(NATS_HEADERS.timeoutMs) || '';
+  let timeoutMs = fallbackTimeoutMs;
+  if (timeoutRaw !== '') {
+    timeoutMs = Number(timeoutRaw);
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new FnmeshError('bad_request', `header ${NATS_HEADERS.timeoutMs} must be a non-negative number of milliseconds, got "${timeoutRaw}"`);
+    }
+  }
+  const meta: CallMeta = { requestId, timeoutMs };
+  const traceparent = h?.get(NATS_HEADERS.traceparent);
+  if (traceparent) meta.traceparent = traceparent;
+  const claimsRaw = h?.get(NATS_HEADERS.claims);
+  if (claimsRaw) {
+    try {
+      const claims: unknown = JSON.parse(claimsRaw);
+      if (claims && typeof claims === 'object' && !Array.isArray(claims)) meta.claims = claims as Record<string, unknown>;
+    } catch {
+      throw new FnmeshError('bad_request', `header ${NATS_HEADERS.claims} is not valid JSON`);
+    }
+  }
+  const caller = h?.get(NATS_HEADERS.caller);
+  if (caller) meta.caller = caller;
+  const token = h?.get(NATS_HEADERS.token);
+  if (token) meta.token = token;
+  return meta;
+}
+
+export interface ErrorReply {
+  headers: MsgHdrs;
+  data: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeErrorReply(err: FnmeshError): ErrorReply {
+  const h = natsHeaders();
+  h.set(NATS_HEADERS.status, String(err.status));
+  h.set(NATS_HEADERS.errorCode, err.code);
+  return { headers: h, data: encoder.encode(JSON.stringify({ error: err.message })) };
+}
+
+export type DecodedReply = { ok: true; body: Uint8Array } | { ok: false; error: FnmeshError };
+
+/**
+ * Decodes a reply message. `noResponders` is the NATS 503 status a server sends when nobody is
+ * subscribed; it maps to `unavailable` (fast 503, no waiting for the deadline).
+ */
+export function decodeReply(data: Uint8Array, h: MsgHdrs | undefined): DecodedReply {
+  const statusRaw = h?.get(NATS_HEADERS.status);
+  if (!statusRaw) return { ok: true, body: data };
+  const status = Number(statusRaw);
+  const codeRaw = h?.get(NATS_HEADERS.errorCode) ?? '';
+  const code: ErrorCode = isErrorCode(codeRaw) ? codeRaw : codeForStatus(status);
+  let message = `the function failed with status ${statusRaw}`;
+  try {
+    const parsed: unknown = JSON.parse(decoder.decode(data));
+    if (parsed && typeof parsed === 'object' && typeof (parsed as { error?: unknown }).error === 'string') {
+      message = (parsed as { error: string }).error;
+    }
+  } catch {
+    // keep the generic message
+  }
+  return { ok: false, error: new FnmeshError(code, message, Number.isInteger(status) ? status : undefined) };
+}
+
+export function encodeClaimsHeader(claims: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url');
+}
+export function decodeClaimsHeader(value: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A W3C traceparent: version-traceid-parentid-flags. */
+export const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;

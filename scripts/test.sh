@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server from
+# Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test: installing ${need_apt[*]} from Debian's packages"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null; fi
+fi
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run build --silent
+npm run lint --silent
+
+results="${FNMESH_TEST_RESULTS:-$(mktemp -t fnmesh-jest-XXXX.json)}"
+set +e
+npx jest --ci --json --outputFile="$results" "$@"
+status=$?
+set -e
+node -e '
+  const r = require(process.argv[1]);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$results" || echo "0 passed, 1 failed"
+exit $status
