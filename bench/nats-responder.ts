@@ -1,0 +1,12 @@
+/** The bare NATS floor: a plain NATS responder that echoes each request, in its own process. */
+import { connect } from '@nats-io/transport-node';
+
+async function main(): Promise<void> {
+  const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const nc = await connect({ servers: url });
+  nc.subscribe('bench.echo', { queue: 'bench', callback: (_err, msg) => msg.respond(msg.data) });
+  await nc.flush();
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => void nc.drain().then(() => process.exit(0)));
+}
+void main();

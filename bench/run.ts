@@ -1,0 +1,171 @@
+/**
+ * `npm run bench`: the function call path, side by side in one run on this machine.
+ *   direct  — HTTP straight to the echo function (the baseline)
+ *   mesh    — HTTP to the gateway → NATS (embedded broker) → sidecar → the same function
+ *   nats    — a bare NATS request/reply through the same broker (the floor)
+ * Prints p50/p90/p99 at a fixed rate (open loop), maximum throughput (closed loop), ratios to the direct
+ * call, the sidecar's resident memory idle and under load, and its start-to-ready time, as a markdown table.
+ */
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Pool } from 'undici';
+import { connect } from '@nats-io/transport-node';
+import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
+import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
+
+const RATE = Number(process.env.BENCH_RATE ?? 1000);
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
+const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 5) * 1000;
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
+const root = path.resolve(__dirname, '..', '..');
+const cli = path.join(root, 'bin', 'fnmesh.js');
+const payload = JSON.stringify({ message: 'hello', n: 42 });
+
+function httpSender(pool: Pool, urlPath: string, body: string): Send {
+  return async () => {
+    const res = await pool.request({ path: urlPath, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+  };
+}
+
+const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+async function main(): Promise<void> {
+  const procs: Proc[] = [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-bench-'));
+  try {
+    const [fnPort, gwPort, brokerPort, opsPort, callPort, ops2Port, call2Port] = await Promise.all(
+      Array.from({ length: 7 }, () => freePort()),
+    );
+    writeFileSync(
+      path.join(dir, 'echo.yaml'),
+      [
+        'apiVersion: fnmesh.io/v1alpha1',
+        'kind: FunctionService',
+        'metadata: {name: echo, namespace: bench}',
+        'spec:',
+        '  replicas: 1',
+        '  functions:',
+        '    - name: echo',
+        '      rule: {rule: allow}',
+        '',
+      ].join('\n'),
+    );
+    const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
+    procs.push(fn);
+    await waitPort(fnPort!);
+    const gateway = startProc('gateway', [cli, 'gateway'], {
+      FNMESH_LISTEN: `127.0.0.1:${gwPort}`,
+      FNMESH_BROKER_PORT: String(brokerPort),
+      FNMESH_MANIFESTS: dir,
+      FNMESH_LOG_LEVEL: 'error',
+    });
+    procs.push(gateway);
+    await waitHttpOk(`http://127.0.0.1:${gwPort}/readyz`);
+    const natsUrl = `nats://127.0.0.1:${brokerPort}`;
+    const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
+      FNMESH_NAMESPACE: 'bench',
+      FNMESH_SERVICE: 'echo',
+      FNMESH_FUNCTIONS: 'echo',
+      FNMESH_NATS_URL: natsUrl,
+      FNMESH_FUNCTION_PORT: String(fnPort),
+      FNMESH_OPS_LISTEN: `127.0.0.1:${ops}`,
+      FNMESH_CALL_LISTEN: `127.0.0.1:${call}`,
+      FNMESH_CONCURRENCY: '4096',
+      FNMESH_LOG_LEVEL: 'error',
+    });
+
+    // Start-to-ready: a sidecar spawned with its function already up, until /readyz answers 200 (median of 3).
+    const readyTimes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      const probe = startProc('sidecar-probe', [cli, 'sidecar'], sidecarEnv(ops2Port!, call2Port!));
+      await waitHttpOk(`http://127.0.0.1:${ops2Port}/readyz`);
+      readyTimes.push(Date.now() - t0);
+      await probe.stop();
+    }
+    readyTimes.sort((a, b) => a - b);
+
+    const sidecar = startProc('sidecar', [cli, 'sidecar'], sidecarEnv(opsPort!, callPort!));
+    procs.push(sidecar);
+    await waitHttpOk(`http://127.0.0.1:${opsPort}/readyz`);
+
+    const responder = startProc('nats-responder', [path.join(root, 'dist', 'bench', 'nats-responder.js')], { NATS_URL: natsUrl });
+    procs.push(responder);
+    await new Promise<void>((resolve) => responder.child.stdout?.once('data', () => resolve()));
+
+    const directPool = new Pool(`http://127.0.0.1:${fnPort}`, { connections: CONCURRENCY, pipelining: 1 });
+    const meshPool = new Pool(`http://127.0.0.1:${gwPort}`, { connections: CONCURRENCY, pipelining: 1 });
+    const nc = await connect({ servers: natsUrl });
+    const natsBody = new TextEncoder().encode(payload);
+    const targets: { name: string; send: Send }[] = [
+      { name: 'direct', send: httpSender(directPool, '/echo', payload) },
+      { name: 'mesh', send: httpSender(meshPool, '/v1/api/bench/functions/echo/echo', `{"params":${payload}}`) },
+      { name: 'nats', send: async () => void (await nc.request('bench.echo', natsBody, { timeout: 5000 })) },
+    ];
+
+    // the mesh path must work before anything is measured
+    await targets[1]!.send();
+    const idleRss = sidecar.rssMb();
+
+    for (const t of targets) await closedLoop(t.send, 16, 1000); // warm up JITs and connections
+
+    const latency = new Map<string, LatencySummary>();
+    for (const t of targets) latency.set(t.name, await openLoop(t.send, RATE, LATENCY_MS));
+
+    const throughput = new Map<string, { rate: number; errors: number }>();
+    let loadRss = 0;
+    for (const t of targets) {
+      const sampler = t.name === 'mesh' ? setInterval(() => (loadRss = Math.max(loadRss, sidecar.rssMb())), 200) : undefined;
+      throughput.set(t.name, await closedLoop(t.send, CONCURRENCY, THROUGHPUT_MS));
+      if (sampler) clearInterval(sampler);
+    }
+    const gatewayRss = gateway.rssMb();
+    await nc.close();
+    await directPool.close();
+    await meshPool.close();
+
+    const direct = latency.get('direct')!;
+    const directRate = throughput.get('direct')!.rate;
+    const lines: string[] = [];
+    lines.push(`fnmesh bench — ${os.cpus().length} cores, node ${process.version}, ${RATE} req/s open loop for ${LATENCY_MS / 1000} s, max throughput with ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s`);
+    lines.push('');
+    lines.push('| path | p50 ms | p90 ms | p99 ms | errors | added p50 ms | added p99 ms | max req/s | throughput × direct |');
+    lines.push('|---|---|---|---|---|---|---|---|---|');
+    for (const t of targets) {
+      const l = latency.get(t.name)!;
+      const th = throughput.get(t.name)!;
+      lines.push(
+        `| ${t.name} | ${fmt(l.p50)} | ${fmt(l.p90)} | ${fmt(l.p99)} | ${l.errors + th.errors} | ${fmt(l.p50 - direct.p50)} | ${fmt(l.p99 - direct.p99)} | ${fmt(th.rate, 0)} | ${fmt(th.rate / directRate)} |`,
+      );
+    }
+    lines.push('');
+    lines.push('| sidecar | value |');
+    lines.push('|---|---|');
+    lines.push(`| resident memory idle | ${fmt(idleRss, 1)} MB |`);
+    lines.push(`| resident memory under load (max) | ${fmt(loadRss, 1)} MB |`);
+    lines.push(`| start to ready (median of 3) | ${readyTimes[1]} ms |`);
+    lines.push(`| gateway (with embedded broker) resident memory after load | ${fmt(gatewayRss, 1)} MB |`);
+    const mesh = latency.get('mesh')!;
+    const meshRatio = throughput.get('mesh')!.rate / directRate;
+    lines.push('');
+    lines.push('| target | measured | goal | met |');
+    lines.push('|---|---|---|---|');
+    const row = (name: string, value: string, goal: string, ok: boolean): void => void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
+    row('mesh adds at p50', `${fmt(mesh.p50 - direct.p50)} ms`, '≤ 1 ms', mesh.p50 - direct.p50 <= 1);
+    row('mesh adds at p99', `${fmt(mesh.p99 - direct.p99)} ms`, '≤ 3 ms', mesh.p99 - direct.p99 <= 3);
+    row('mesh throughput × direct', fmt(meshRatio), '≥ 0.40', meshRatio >= 0.4);
+    row('sidecar idle memory', `${fmt(idleRss, 1)} MB`, '≤ 60 MB (≤ 50 MB project bar)', idleRss <= 60);
+    console.log(lines.join('\n'));
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
