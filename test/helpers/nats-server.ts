@@ -14,6 +14,32 @@ export interface NatsServerOptions {
   maxPayload?: number;
   token?: string;
   port?: number;
+  /** Users (user/password) with optional publish/subscribe allow lists; exclusive with `token`. */
+  users?: NatsServerUser[];
+  /** nats-server's max_pending: outbound bytes per client before it is closed as a slow consumer. */
+  maxPending?: number;
+  /** nats-server's ping_interval / ping_max (e.g. '1s'). */
+  pingInterval?: string;
+  maxPingsOut?: number;
+}
+
+export interface NatsServerUser {
+  user: string;
+  password: string;
+  permissions?: { publish?: string[]; subscribe?: string[] };
+}
+
+/** The `authorization { users = [...] }` block for a list of users. */
+export function usersConfig(users: NatsServerUser[]): string {
+  const list = (xs: string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+  const entries = users.map((u) => {
+    const perms: string[] = [];
+    if (u.permissions?.publish) perms.push(`publish: { allow: ${list(u.permissions.publish)} }`);
+    if (u.permissions?.subscribe) perms.push(`subscribe: { allow: ${list(u.permissions.subscribe)} }`);
+    const p = perms.length ? `, permissions: { ${perms.join(', ')} }` : '';
+    return `    { user: ${JSON.stringify(u.user)}, password: ${JSON.stringify(u.password)}${p} }`;
+  });
+  return `authorization {\n  users = [\n${entries.join('\n')}\n  ]\n}`;
 }
 
 export interface RunningNatsServer {
@@ -37,6 +63,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const lines = [`listen: 127.0.0.1:${port}`];
   if (options.maxPayload) lines.push(`max_payload: ${options.maxPayload}`);
   if (options.token) lines.push(`authorization { token: "${options.token}" }`);
+  if (options.users?.length) lines.push(usersConfig(options.users));
+  if (options.maxPending) lines.push(`max_pending: ${options.maxPending}`);
+  if (options.pingInterval) lines.push(`ping_interval: "${options.pingInterval}"`);
+  if (options.maxPingsOut) lines.push(`ping_max: ${options.maxPingsOut}`);
   if (options.config) lines.push(options.config);
   writeFileSync(conf, lines.join('\n') + '\n');
   let child: ChildProcess | undefined;
