@@ -1,0 +1,10 @@
+export {
+  compileRule,
+  DENY_ALL,
+  parseIsoInstant,
+  type CompiledRule,
+  type Decision,
+  type FuncCaller,
+  type FuncTarget,
+  type RuleInput,
+} from './compile';
