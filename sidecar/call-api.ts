@@ -1,0 +1,215 @@
+/**
+ * The localhost call API a function uses to call other functions through the mesh:
+ *   POST /v1/call/{service}/{function}  or  POST /v1/call/{namespace}/{service}/{function}
+ *   body {"params": any, "timeout"?: ms}, header x-fnmesh-request-id = the inbound call it is part of.
+ * The call goes to the gateway on fnmesh.gw.{ns}.{svc}.{targetNs}.{targetSvc}.{fn}; the gateway checks
+ * the target's rule. Answers like the gateway: 200 {"result": ...} or {"error": ...} with a status.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { errors as natsErrors, type NatsConnection } from '@nats-io/nats-core';
+import {
+  FUNCTION_HEADERS,
+  FnmeshError,
+  NAME_RULES,
+  decodeReply,
+  encodeCallHeaders,
+  errorMessage,
+  internalCallSubject,
+  isFunctionName,
+  isNamespaceName,
+  isServiceName,
+  type CallAddress,
+  type CallMeta,
+  type Logger,
+} from './common';
+import type { InboundCalls } from './inbound';
+import type { SidecarMetrics } from './metrics';
+
+export const MAX_CALL_BODY = 1024 * 1024;
+const CALL_PATH = '/v1/call/';
+
+export interface CallApiDeps {
+  nc: NatsConnection;
+  namespace: string;
+  service: string;
+  defaultTimeoutMs: number;
+  inbound: InboundCalls;
+  metrics: SidecarMetrics;
+  logger: Logger;
+}
+
+export interface CallRequest {
+  params: unknown;
+  timeout?: number;
+}
+
+/** Parses the path into a target; undefined when the path is not a call path (→ 404). */
+export function parseCallPath(url: string, defaultNamespace: string): CallAddress | FnmeshError | undefined {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!path.startsWith(CALL_PATH)) return undefined;
+  const parts = path.slice(CALL_PATH.length).split('/');
+  if (parts.length !== 2 && parts.length !== 3) return undefined;
+  let decoded: string[];
+  try {
+    decoded = parts.map((p) => decodeURIComponent(p));
+  } catch {
+    return new FnmeshError('bad_request', `the path ${path} is not validly percent-encoded`);
+  }
+  const [namespace, service, fn] = decoded.length === 3 ? decoded : [defaultNamespace, ...decoded];
+  if (!isNamespaceName(namespace!)) return new FnmeshError('bad_request', `namespace "${namespace}" is not valid: it must be ${NAME_RULES.namespace}`);
+  if (!isServiceName(service!)) return new FnmeshError('bad_request', `service "${service}" is not valid: it must be ${NAME_RULES.service}`);
+  if (!isFunctionName(fn!)) return new FnmeshError('bad_request', `function "${fn}" is not valid: it must be ${NAME_RULES.function}`);
+  return { namespace: namespace!, service: service!, function: fn! };
+}
+
+/** Validates the body; returns the request or a 400 error naming what is wrong. */
+export function parseCallBody(text: string): CallRequest | FnmeshError {
+  if (text.trim() === '') return new FnmeshError('bad_request', 'the request body is empty: send {"params": <any JSON>, "timeout": <ms, optional>}');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    return new FnmeshError('bad_request', `the request body is not valid JSON: ${errorMessage(err)}`);
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    return new FnmeshError('bad_request', 'the request body must be a JSON object such as {"params": {...}, "timeout": 5000}');
+  }
+  const b = body as { params?: unknown; timeout?: unknown };
+  const req: CallRequest = { params: b.params === undefined ? null : b.params };
+  if (b.timeout !== undefined && b.timeout !== null) {
+    if (typeof b.timeout !== 'number' || !Number.isInteger(b.timeout) || b.timeout <= 0) {
+      return new FnmeshError('bad_request', `"timeout" must be a positive whole number of milliseconds, got ${JSON.stringify(b.timeout)}`);
+    }
+    req.timeout = b.timeout;
+  }
+  return req;
+}
+
+function isNoResponders(err: unknown): boolean {
+  if (err instanceof natsErrors.NoRespondersError) return true;
+  if (err instanceof natsErrors.RequestError) return err.isNoResponders();
+  return false;
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof natsErrors.TimeoutError || (err instanceof Error && err.cause instanceof natsErrors.TimeoutError);
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function sendError(res: ServerResponse, err: FnmeshError, extra?: Record<string, string>): void {
+  const body = JSON.stringify({ error: err.message });
+  res.writeHead(err.status, extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS);
+  res.end(body);
+}
+
+export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { nc, inbound, metrics } = deps;
+  const caller = { namespace: deps.namespace, service: deps.service };
+
+  const call = async (target: CallAddress, body: CallRequest, parentId: string | undefined, res: ServerResponse): Promise<void> => {
+    const parent = inbound.get(parentId);
+    let timeoutMs: number;
+    const meta: CallMeta = { requestId: randomUUID(), timeoutMs: 0 };
+    if (parent) {
+      const remaining = parent.deadline - Date.now();
+      timeoutMs = body.timeout !== undefined ? Math.min(remaining, body.timeout) : remaining;
+      if (parent.token) meta.token = parent.token;
+      if (parent.traceparent) meta.traceparent = parent.traceparent;
+    } else {
+      timeoutMs = body.timeout ?? deps.defaultTimeoutMs;
+    }
+    if (timeoutMs < 1) {
+      metrics.outboundCalls.labels('deadline_exceeded').inc();
+      sendError(res, new FnmeshError('deadline_exceeded', `no time is left before the deadline of the inbound call ${parentId} to call ${target.service}/${target.function}`));
+      return;
+    }
+    meta.timeoutMs = timeoutMs;
+    const subject = internalCallSubject(caller, target);
+    const data = Buffer.from(JSON.stringify(body.params));
+    try {
+      const msg = await nc.request(subject, data, { timeout: timeoutMs, headers: encodeCallHeaders(meta) });
+      const reply = decodeReply(msg.data, msg.headers);
+      if (reply.ok) {
+        metrics.outboundCalls.labels('ok').inc();
+        const result = reply.body.length === 0 ? 'null' : Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength);
+        res.writeHead(200, JSON_HEADERS);
+        res.write('{"result":');
+        res.write(result);
+        res.end('}');
+      } else {
+        metrics.outboundCalls.labels(reply.error.code).inc();
+        sendError(res, reply.error);
+      }
+    } catch (err) {
+      let e: FnmeshError;
+      if (isNoResponders(err)) e = new FnmeshError('unavailable', 'no fnmesh gateway is answering internal calls on NATS');
+      else if (isTimeout(err)) e = new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}/${target.function} did not finish within ${timeoutMs} ms`);
+      else e = new FnmeshError('unavailable', `the call to ${target.namespace}/${target.service}/${target.function} could not be sent over NATS: ${errorMessage(err)}`);
+      metrics.outboundCalls.labels(e.code).inc();
+      sendError(res, e);
+    }
+  };
+
+  return (req, res) => {
+    const target = parseCallPath(req.url ?? '/', deps.namespace);
+    if (target === undefined) {
+      sendError(res, new FnmeshError('not_found', `no such path ${req.method} ${req.url}; use POST /v1/call/{service}/{function} or POST /v1/call/{namespace}/{service}/{function}`));
+      req.resume();
+      return;
+    }
+    if (req.method !== 'POST') {
+      sendError(res, new FnmeshError('method_not_allowed', `method ${req.method} is not allowed here; use POST`), { allow: 'POST' });
+      req.resume();
+      return;
+    }
+    if (target instanceof FnmeshError) {
+      sendError(res, target);
+      req.resume();
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_CALL_BODY) {
+      sendError(res, new FnmeshError('payload_too_large', `the request body is ${declared} bytes; the limit is ${MAX_CALL_BODY} bytes`), { connection: 'close' });
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      if (tooLarge) return;
+      size += chunk.length;
+      if (size > MAX_CALL_BODY) {
+        tooLarge = true;
+        sendError(res, new FnmeshError('payload_too_large', `the request body is larger than the limit of ${MAX_CALL_BODY} bytes`), { connection: 'close' });
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      if (tooLarge) return;
+      const parsed = parseCallBody(Buffer.concat(chunks, size).toString('utf8'));
+      if (parsed instanceof FnmeshError) {
+        sendError(res, parsed);
+        return;
+      }
+      const parentHeader = req.headers[FUNCTION_HEADERS.requestId];
+      const parentId = Array.isArray(parentHeader) ? parentHeader[0] : parentHeader;
+      call(target, parsed, parentId, res).catch((err: unknown) => {
+        deps.logger.error('call API failed', { error: errorMessage(err) });
+        if (!res.headersSent) sendError(res, new FnmeshError('internal'));
+        else res.destroy();
+      });
+    });
+  };
+}
+
+export function createCallApiServer(deps: CallApiDeps): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, createCallApiHandler(deps));
+  server.headersTimeout = 66_000;
+  return server;
+}
