@@ -4,7 +4,7 @@ import { connect } from '@nats-io/transport-node';
 async function main(): Promise<void> {
   const url = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const nc = await connect({ servers: url });
-  nc.subscribe('bench.echo', { queue: 'bench', callback: (_err, msg) => msg.respond(msg.data) });
+  nc.subscribe('bench.echo', { queue: 'bench', callback: (_err, msg) => void msg.respond(msg.data) });
   await nc.flush();
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => void nc.drain().then(() => process.exit(0)));

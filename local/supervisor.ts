@@ -1,0 +1,173 @@
+/**
+ * One supervised process: started in its own process group, its output prefixed line by line, restarted
+ * with exponential back-off when it exits on its own, and stopped gracefully (SIGTERM, then SIGKILL after
+ * a grace period) when asked.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { DEFAULT_BACKOFF, onCrash, type BackoffPolicy, type BackoffState } from './backoff';
+import type { LineSplitter } from './log-prefix';
+
+export interface SupervisorOptions {
+  /** e.g. `greeter-0 fn`: used in messages. */
+  label: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  stdout: LineSplitter;
+  stderr: LineSplitter;
+  /** Messages about the process (started, exited, restarting, keeps crashing). */
+  report: (level: 'info' | 'warn' | 'error', message: string) => void;
+  backoff?: BackoffPolicy;
+  /** After SIGTERM, wait this long for the process to exit before SIGKILL. */
+  graceMs?: number;
+  /** Called after each start with the new pid. */
+  onStart?: (pid: number) => void;
+}
+
+/** Every live child of this process, so an exit handler can kill what is left. */
+const live = new Set<ChildProcess>();
+
+/** Told about every process group started and ended (the reaper keeps a copy outside this process). */
+export interface ChildListener {
+  added(pgid: number): void;
+  removed(pgid: number): void;
+}
+let listener: ChildListener | undefined;
+export function setChildListener(l: ChildListener | undefined): void {
+  listener = l;
+}
+
+export function killAllChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const child of live) killGroup(child, signal);
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export function describeExit(e: ExitInfo): string {
+  return e.signal ? `killed by ${e.signal}` : e.code === null ? 'not running' : `exit code ${e.code}`;
+}
+
+export class Supervisor {
+  private child: ChildProcess | undefined;
+  private startedAt = 0;
+  private state: BackoffState = { consecutiveCrashes: 0 };
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private exited: Promise<ExitInfo> = Promise.resolve({ code: null, signal: null });
+  private readonly policy: BackoffPolicy;
+  private readonly graceMs: number;
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.policy = options.backoff ?? DEFAULT_BACKOFF;
+    this.graceMs = options.graceMs ?? 10_000;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  start(): void {
+    this.stopping = false;
+    this.spawnOnce();
+  }
+
+  private spawnOnce(): void {
+    const o = this.options;
+    this.restartTimer = undefined;
+    let child: ChildProcess;
+    try {
+      child = spawn(o.command, o.args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      o.report('error', `${o.label}: cannot start "${o.command}": ${(err as Error).message}`);
+      this.scheduleRestart(0);
+      return;
+    }
+    this.child = child;
+    live.add(child);
+    if (child.pid !== undefined) listener?.added(child.pid);
+    this.startedAt = Date.now();
+    child.stdout?.on('data', (d: Buffer) => o.stdout.push(d));
+    child.stderr?.on('data', (d: Buffer) => o.stderr.push(d));
+    let settled = false;
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null, error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        live.delete(child);
+        if (child.pid !== undefined) listener?.removed(child.pid);
+        o.stdout.flush();
+        o.stderr.flush();
+        if (this.child === child) this.child = undefined;
+        resolve({ code, signal });
+        if (this.stopping) return;
+        const uptime = Date.now() - this.startedAt;
+        const how = error
+          ? `could not start: ${error.message}${(error as NodeJS.ErrnoException).code === 'ENOENT' ? ` (is "${o.command}" installed and on PATH? cwd ${o.cwd})` : ''}`
+          : signal
+            ? `was killed by ${signal}`
+            : `exited with code ${code}`;
+        this.scheduleRestart(uptime, how);
+      };
+      child.once('error', (err) => done(null, null, err));
+      child.once('exit', (code, signal) => done(code, signal));
+    });
+    if (child.pid !== undefined) {
+      o.report('info', `${o.label} started (pid ${child.pid})`);
+      o.onStart?.(child.pid);
+    }
+  }
+
+  private scheduleRestart(uptimeMs: number, how = 'failed'): void {
+    if (this.stopping) return;
+    const decision = onCrash(this.state, uptimeMs, this.policy);
+    this.state = decision.state;
+    const delay = decision.delayMs;
+    if (decision.crashLoop) {
+      this.options.report(
+        'error',
+        `${this.options.label} ${how}; it keeps crashing (${decision.state.consecutiveCrashes} times in a row); restarting in ${delay} ms. Look at its output above.`,
+      );
+    } else {
+      this.options.report('warn', `${this.options.label} ${how}; restarting in ${delay} ms`);
+    }
+    this.restartTimer = setTimeout(() => this.spawnOnce(), delay);
+  }
+
+  /** Stops the process (and cancels any pending restart). Resolves when it has exited, with how it exited. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<ExitInfo> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const child = this.child;
+    if (!child) return { code: null, signal: null };
+    killGroup(child, signal);
+    const timer = setTimeout(() => {
+      this.options.report('warn', `${this.options.label} did not exit ${this.graceMs} ms after ${signal}; killing it`);
+      killGroup(child, 'SIGKILL');
+    }, this.graceMs);
+    const info = await this.exited;
+    clearTimeout(timer);
+    return info;
+  }
+}
