@@ -30,6 +30,8 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     pingInterval: 5_000,
     maxPingOut: 2,
     ignoreClusterUpdates: false,
+    // otherwise nats.js captures an Error (an async stack) for every request and subscription
+    noAsyncTraces: true,
   });
   const log = options.logger.child({ nats: options.name });
   log.info('connected to NATS', { server: nc.getServer() });

@@ -1,0 +1,58 @@
+/**
+ * Rule evaluation shared by HTTP calls and internal calls, and the FuncCaller that `func` rules use: a NATS
+ * request to the rule's function inside the same deadline as the call it guards.
+ */
+import { FnmeshError, callSubject, isFunctionName, isNamespaceName, isServiceName } from '../common';
+import { invoke, type Connection } from './invoke';
+import type { ResolvedFunction } from './registry';
+import type { Decision, FuncCaller, RuleInput } from './rules';
+
+export interface CallIdentity {
+  requestId: string;
+  traceparent: string;
+  /** The end user's bearer token, forwarded so sidecars can make internal calls on their behalf. */
+  token?: string;
+}
+
+const decoder = new TextDecoder();
+
+/** A FuncCaller bound to one call's deadline (performance.now() based) and identity. */
+export function makeFuncCaller(conn: Connection, deadline: number, identity: CallIdentity): FuncCaller {
+  return async (target, args) => {
+    if (!isNamespaceName(target.namespace) || !isServiceName(target.service) || !isFunctionName(target.function)) {
+      throw new FnmeshError('internal', `the func rule names an invalid target ${target.namespace}/${target.service}.${target.function}`);
+    }
+    const timeoutMs = Math.floor(deadline - performance.now());
+    const payload = Buffer.from(JSON.stringify(args.params === undefined ? null : args.params));
+    const meta = {
+      requestId: identity.requestId,
+      timeoutMs,
+      traceparent: identity.traceparent,
+      ...(args.auth ? { claims: args.auth } : {}),
+      ...(args.caller ? { caller: args.caller } : {}),
+      ...(identity.token ? { token: identity.token } : {}),
+    };
+    const body = await invoke(conn, callSubject(target.namespace, target.service, target.function), target, payload, meta);
+    if (body.length === 0) return null;
+    try {
+      return JSON.parse(decoder.decode(body)) as unknown;
+    } catch {
+      throw new FnmeshError('function_failed', `the rule function ${target.namespace}/${target.service}.${target.function} did not answer JSON`);
+    }
+  };
+}
+
+/** Evaluates the function's rule; resolves with the decision, rejects only with a FnmeshError. */
+export async function evaluateRule(fn: ResolvedFunction, input: RuleInput, callFunc: FuncCaller): Promise<Decision> {
+  try {
+    return await fn.rule.evaluate(input, callFunc);
+  } catch (err) {
+    if (err instanceof FnmeshError) throw err;
+    throw new FnmeshError('internal', `the rule of ${fn.label} failed to evaluate`);
+  }
+}
+
+export function denialMessage(fn: ResolvedFunction, reason: string, exposeReasons: boolean): string {
+  const base = `the rule of ${fn.namespace}/${fn.service}.${fn.function} denies this call`;
+  return exposeReasons && reason ? `${base}: ${reason}` : base;
+}

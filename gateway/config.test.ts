@@ -1,0 +1,61 @@
+import { ConfigError } from '../common';
+import { loadGatewayConfig } from './config';
+
+describe('loadGatewayConfig', () => {
+  it('has defaults', () => {
+    const c = loadGatewayConfig({});
+    expect(c).toMatchObject({
+      listen: { host: '0.0.0.0', port: 8080 },
+      broker: { host: '127.0.0.1', port: 4222 },
+      manifests: [],
+      jwt: {},
+      maxBodyBytes: 1048576,
+      maxTimeoutMs: 60000,
+      corsOrigins: [],
+      exposeRuleReasons: false,
+      logLevel: 'info',
+    });
+    expect(c.natsServers).toBeUndefined();
+    expect(c.defaultRule).toBeUndefined();
+  });
+  it('reads every setting', () => {
+    const c = loadGatewayConfig({
+      FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '9090',
+      FNMESH_NATS_URL: 'nats://a:4222,nats://b:4222',
+      FNMESH_NATS_TOKEN: 't',
+      FNMESH_MANIFESTS: 'a.yaml, dir/',
+      FNMESH_JWT_SECRET: 's1,s2',
+      FNMESH_JWT_ISSUER: 'iss',
+      FNMESH_JWT_AUDIENCE: 'aud',
+      FNMESH_DEFAULT_RULE: '{"rule":"authenticated"}',
+      FNMESH_CORS_ORIGINS: 'https://app.example.com,http://localhost:3000',
+      FNMESH_EXPOSE_RULE_REASONS: 'true',
+    });
+    expect(c).toMatchObject({
+      listen: { host: '127.0.0.1', port: 0 },
+      opsListen: { host: '0.0.0.0', port: 9090 },
+      natsServers: ['nats://a:4222', 'nats://b:4222'],
+      natsToken: 't',
+      manifests: ['a.yaml', 'dir/'],
+      jwt: { secrets: ['s1', 's2'], issuer: 'iss', audience: 'aud' },
+      defaultRule: { rule: 'authenticated' },
+      corsOrigins: ['https://app.example.com', 'http://localhost:3000'],
+      exposeRuleReasons: true,
+    });
+  });
+  it.each([
+    [{ FNMESH_DEFAULT_RULE: '{"rule":"maybe"}' }, /FNMESH_DEFAULT_RULE is not a valid rule/],
+    [{ FNMESH_DEFAULT_RULE: '{nope' }, /FNMESH_DEFAULT_RULE is not valid JSON/],
+    [{ FNMESH_MAX_BODY_BYTES: '1MB' }, /FNMESH_MAX_BODY_BYTES="1MB"/],
+    [{ FNMESH_CORS_ORIGINS: 'https://a.com/' }, /FNMESH_CORS_ORIGINS: "https:\/\/a.com\/"/],
+    [{ FNMESH_CORS_ORIGINS: '*,https://a.com' }, /use "\*" alone/],
+    [{ FNMESH_LISTEN: 'x:y' }, /FNMESH_LISTEN/],
+    [{ FNMESH_NATS_URL: 'http://x' }, /FNMESH_NATS_URL/],
+    [{ FNMESH_JWKS_URL: 'ftp://x' }, /FNMESH_JWKS_URL/],
+    [{ FNMESH_LOG_LEVEL: 'loud' }, /FNMESH_LOG_LEVEL/],
+  ])('rejects %j', (env, message) => {
+    expect(() => loadGatewayConfig(env)).toThrow(ConfigError);
+    expect(() => loadGatewayConfig(env)).toThrow(message);
+  });
+});

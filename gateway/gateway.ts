@@ -1,0 +1,219 @@
+/**
+ * Wiring: NATS (external or the embedded broker), the rule source → registry, the HTTP server, internal
+ * calls, ops endpoints, and the graceful stop. `startGateway(config, deps)` → Gateway.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
+import type { RuleSource } from '../common/manifest-source';
+import { startBroker, type Broker } from '../broker';
+import { createJwtVerifier } from './auth';
+import type { GatewayConfig, ListenAddress } from './config';
+import { createHttpHandler, createOpsHandler } from './http-server';
+import { subscribeInternalCalls } from './internal-calls';
+import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
+import { createGatewayMetrics } from './metrics';
+import { EMPTY_REGISTRY, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
+
+export interface GatewayDeps {
+  logger: Logger;
+  ruleSource: RuleSource;
+}
+
+export interface Gateway {
+  /** http://host:port of the call API. */
+  url: string;
+  port: number;
+  /** The NATS URL the gateway uses (the embedded broker's when it runs one). */
+  natsUrl: string;
+  /** The ops endpoints' URL (equals `url` unless FNMESH_OPS_LISTEN is set). */
+  opsUrl: string;
+  readiness(): Readiness;
+  /** The current routing table. */
+  registry(): Registry;
+  stop(): Promise<void>;
+}
+
+async function listen(server: http.Server, addr: ListenAddress): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(addr.port, addr.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+function urlOf(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `http://${h}:${port}`;
+}
+
+async function closeServer(server: http.Server, inFlight: () => number, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const deadline = Date.now() + timeoutMs;
+  while (inFlight() > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    server.closeIdleConnections();
+  }
+  server.closeAllConnections();
+  await closed;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
+  const logger = deps.logger;
+  // Fail fast on a default rule that does not compile (func targets etc.).
+  gatewayDefaultCompiler(config.defaultRule)('default');
+  const verifier = await createJwtVerifier(config.jwt);
+  const metrics = createGatewayMetrics();
+
+  let broker: Broker | undefined;
+  let nc: NatsConnection | undefined;
+  let httpServer: http.Server | undefined;
+  let opsServer: http.Server | undefined;
+  let subscription: Subscription | undefined;
+  let sourceStarted = false;
+  const cleanup = async (): Promise<void> => {
+    await Promise.allSettled([
+      sourceStarted ? deps.ruleSource.stop() : Promise.resolve(),
+      httpServer ? new Promise((r) => httpServer!.close(r)) : Promise.resolve(),
+      opsServer ? new Promise((r) => opsServer!.close(r)) : Promise.resolve(),
+    ]);
+    verifier.close();
+    if (nc) await nc.close().catch(() => undefined);
+    if (broker) await broker.close().catch(() => undefined);
+  };
+
+  try {
+    let natsUrl: string;
+    let servers: string[];
+    if (config.natsServers) {
+      servers = config.natsServers;
+      natsUrl = servers.join(',');
+    } else {
+      broker = await startBroker({
+        host: config.broker.host,
+        port: config.broker.port,
+        ...(config.natsToken ? { token: config.natsToken } : {}),
+        logger: logger.child({ part: 'broker' }),
+      });
+      natsUrl = broker.url;
+      servers = [broker.url];
+      logger.info('embedded NATS broker started', { url: broker.url });
+    }
+    nc = await connectNats({ servers, name: 'fnmesh-gateway', ...(config.natsToken ? { token: config.natsToken } : {}), logger });
+    const conn = nc;
+    let natsConnected = true;
+    const newLost = (): { promise: Promise<never>; reject: (err: Error) => void } => {
+      let reject!: (err: Error) => void;
+      const promise = new Promise<never>((_, r) => (reject = r));
+      promise.catch(() => undefined);
+      return { promise, reject };
+    };
+    let lost = newLost();
+    void (async () => {
+      for await (const s of conn.status()) {
+        if (s.type === 'disconnect' || s.type === 'staleConnection') {
+          if (natsConnected) {
+            natsConnected = false;
+            const old = lost;
+            lost = newLost();
+            old.reject(new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE));
+          }
+        } else if (s.type === 'reconnect') {
+          natsConnected = true;
+        }
+      }
+    })().catch(() => undefined);
+    const connection: Connection = { nc: conn, connected: () => natsConnected && !conn.isClosed(), lost: () => lost.promise };
+
+    // Rules.
+    let registry: Registry = EMPTY_REGISTRY;
+    let sourceLoaded = false;
+    const onServices = (services: FunctionService[]): void => {
+      const built = buildRegistry(services, config.defaultRule, registry);
+      for (const e of built.errors) {
+        metrics.ruleErrors.inc();
+        logger.error('a FunctionService has rules that do not compile', { service: e.service, error: e.message });
+      }
+      registry = built.registry;
+      sourceLoaded = true;
+      logger.info('routing table updated', { services: registry.services.size, errors: built.errors.length });
+    };
+    await deps.ruleSource.start(onServices);
+    sourceStarted = true;
+
+    let stopping = false;
+    const readiness = (): Readiness => {
+      if (stopping) return { ready: false, reason: 'the gateway is stopping' };
+      if (!connection.connected()) return { ready: false, reason: 'not connected to NATS' };
+      if (!sourceLoaded) return { ready: false, reason: 'the rules are not loaded yet' };
+      return { ready: true };
+    };
+    const ops = { registry: metrics.registry, readiness };
+
+    const internal = subscribeInternalCalls(conn, {
+      conn: connection,
+      registry: () => registry,
+      verifier,
+      metrics,
+      logger,
+      maxTimeoutMs: config.maxTimeoutMs,
+      exposeRuleReasons: config.exposeRuleReasons,
+    });
+    subscription = internal.subscription;
+
+    const { handler, inFlight } = createHttpHandler({
+      config,
+      registry: () => registry,
+      conn: connection,
+      verifier,
+      metrics,
+      logger,
+      ...(config.opsListen ? {} : { ops }),
+      stopping: () => stopping,
+    });
+    httpServer = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+    const port = await listen(httpServer, config.listen);
+    const url = urlOf(config.listen.host, port);
+    let opsUrl = url;
+    if (config.opsListen) {
+      opsServer = http.createServer(createOpsHandler(ops));
+      opsUrl = urlOf(config.opsListen.host, await listen(opsServer, config.opsListen));
+    }
+    logger.info('gateway listening', { url, opsUrl, nats: natsUrl, embeddedBroker: broker !== undefined });
+
+    let stopPromise: Promise<void> | undefined;
+    const server = httpServer;
+    const stop = (): Promise<void> =>
+      (stopPromise ??= (async () => {
+        stopping = true;
+        logger.info('gateway stopping: finishing in-flight calls', { inFlight: inFlight() + internal.inFlight() });
+        await closeServer(server, inFlight, config.shutdownTimeoutMs);
+        await subscription?.drain().catch(() => undefined);
+        const deadline = Date.now() + config.shutdownTimeoutMs;
+        while (internal.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        await deps.ruleSource.stop().catch((err: unknown) => logger.warn('rule source did not stop cleanly', { error: errorMessage(err) }));
+        verifier.close();
+        await conn.drain().catch(() => conn.close());
+        if (opsServer) {
+          const o = opsServer;
+          await new Promise((r) => {
+            o.close(r);
+            o.closeAllConnections();
+          });
+        }
+        if (broker) await broker.close();
+        logger.info('gateway stopped');
+      })());
+
+    return { url, port, natsUrl, opsUrl, readiness, registry: () => registry, stop };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * The HTTP shell. The hot path, POST /v1/api/{ns}/functions/{svc}/{fn}, is handled on raw node:http
+ * (express costs several times more per request); everything else (ops endpoints, GET /v1/services, 404s)
+ * goes to a small express app.
+ */
+import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import express from 'express';
+import { FnmeshError, errorMessage, handleOps, type Logger, type OpsHandlerOptions } from '../common';
+import type { GatewayConfig } from './config';
+import {
+  CALL_ROUTE_PREFIX,
+  computeTimeoutMs,
+  isJsonContentType,
+  parseCallBody,
+  parseCallRoute,
+  pickRequestId,
+  pickTraceparent,
+  resultEnvelope,
+} from './call-path';
+import { denialMessage, evaluateRule, makeFuncCaller } from './authorize';
+import { toHttpError } from './errors-http';
+import { invoke, type Connection } from './invoke';
+import type { GatewayMetrics } from './metrics';
+import { describeRegistry, type Registry, type ResolvedFunction } from './registry';
+import { bearerToken, type JwtVerifier } from './auth';
+
+export interface HttpDeps {
+  config: Pick<GatewayConfig, 'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'exposeRuleReasons'>;
+  registry: () => Registry;
+  conn: Connection;
+  verifier: JwtVerifier;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Serve /healthz, /readyz and /metrics on this server too. */
+  ops?: OpsHandlerOptions;
+  /** True once the gateway is stopping: answers carry `connection: close`. */
+  stopping: () => boolean;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const ROUTE_HINT = 'calls are POST /v1/api/{namespace}/functions/{service}/{function}';
+const PREFLIGHT_HEADERS = {
+  'access-control-allow-methods': 'POST',
+  'access-control-allow-headers': 'authorization, content-type, x-request-id, traceparent',
+  'access-control-max-age': '600',
+};
+
+export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; inFlight: () => number } {
+  const { config, conn, verifier, metrics, logger } = deps;
+  const allowedOrigins = config.corsOrigins === '*' ? undefined : new Set(config.corsOrigins);
+  const corsEnabled = config.corsOrigins === '*' || config.corsOrigins.length > 0;
+  let inFlight = 0;
+  const app = createOpsApp(deps);
+
+  function corsFor(origin: string | undefined, headers: OutgoingHttpHeaders): void {
+    if (!corsEnabled || origin === undefined) return;
+    if (allowedOrigins === undefined) {
+      headers['access-control-allow-origin'] = '*';
+    } else if (allowedOrigins.has(origin)) {
+      headers['access-control-allow-origin'] = origin;
+      headers['vary'] = 'Origin';
+    } else {
+      return;
+    }
+    headers['access-control-expose-headers'] = 'x-request-id';
+  }
+
+  function handleCall(req: IncomingMessage, res: ServerResponse, url: string): void {
+    const started = performance.now();
+    const requestId = pickRequestId(req.headers['x-request-id']);
+    const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'x-request-id': requestId };
+    corsFor(req.headers.origin, headers);
+    if (deps.stopping()) headers['connection'] = 'close';
+    // eslint-disable-next-line prefer-const -- assigned once the route resolves, read by finish() before that
+    let fn: ResolvedFunction | undefined;
+    inFlight++;
+    metrics.inFlight.inc({ kind: 'http' });
+    let finished = false;
+
+    const finish = (status: number, body: string | Buffer, err?: { code: string; message: string; unexpected?: boolean; reason?: string }): void => {
+      if (finished) return;
+      finished = true;
+      inFlight--;
+      metrics.inFlight.dec({ kind: 'http' });
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(status, headers);
+        res.end(body);
+      }
+      const labels = fn
+        ? { namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'http' }
+        : { namespace: '-', service: '-', function: '-', kind: 'http' };
+      metrics.requests.inc({ ...labels, status: String(status) });
+      const seconds = (performance.now() - started) / 1000;
+      metrics.latency.observe(labels, seconds);
+      if (err) {
+        const meta: Record<string, unknown> = {
+          requestId,
+          status,
+          code: err.code,
+          error: err.message,
+          durationMs: Math.round(seconds * 1e4) / 10,
+        };
+        if (fn) meta.function = fn.label;
+        else meta.path = url.length > 200 ? url.slice(0, 200) : url;
+        if (err.reason) meta.reason = err.reason;
+        if (status >= 500) logger.error(err.unexpected ? 'call failed unexpectedly' : 'call failed', meta);
+        else logger.warn('call failed', meta);
+      } else if (fn) {
+        logger.debug('call succeeded', { requestId, function: fn.label, durationMs: Math.round(seconds * 1e4) / 10 });
+      }
+    };
+    const fail = (err: unknown, reason?: string): void => {
+      const h = toHttpError(err);
+      if (h.unexpected) logger.error('unexpected error in the call path', { requestId, error: errorMessage(err) });
+      finish(h.status, h.body, { code: h.code, message: h.message, unexpected: h.unexpected, ...(reason ? { reason } : {}) });
+    };
+
+    if (req.method === 'OPTIONS') {
+      Object.assign(headers, PREFLIGHT_HEADERS, { allow: 'POST, OPTIONS' });
+      delete headers['content-type'];
+      finish(204, '');
+      return;
+    }
+    let route;
+    try {
+      route = parseCallRoute(url);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (!route) {
+      fail(new FnmeshError('not_found', `no route for ${req.method} ${url.split('?')[0]}: ${ROUTE_HINT}`));
+      return;
+    }
+    if (req.method !== 'POST') {
+      headers['allow'] = 'POST';
+      fail(new FnmeshError('method_not_allowed', `method ${req.method} is not allowed on ${url.split('?')[0]}: use POST`));
+      return;
+    }
+    const found = deps.registry().lookup(route.namespace, route.service, route.function);
+    if (found.kind === 'no-service') {
+      fail(new FnmeshError('not_found', `service "${route.service}" is not in namespace "${route.namespace}"`));
+      return;
+    }
+    if (found.kind === 'no-function') {
+      const known = found.known.length ? `its functions are: ${found.known.join(', ')}` : 'it declares no functions';
+      fail(new FnmeshError('not_found', `service ${route.namespace}/${route.service} has no function "${route.function}"; ${known}`));
+      return;
+    }
+    fn = found.fn;
+    const target = fn;
+    if (!isJsonContentType(req.headers['content-type'])) {
+      fail(new FnmeshError('unsupported_media_type', `the request body must be JSON (content-type application/json), got content-type "${req.headers['content-type']}"`));
+      return;
+    }
+    const limit = config.maxBodyBytes;
+    const tooLarge = (): void => {
+      headers['connection'] = 'close';
+      fail(new FnmeshError('payload_too_large', `the request body is larger than the limit of ${limit} bytes`));
+      req.removeAllListeners('data');
+      req.removeAllListeners('end');
+      req.resume();
+      res.once('finish', () => req.socket?.destroySoon?.());
+    };
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      tooLarge();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        tooLarge();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => fail(new FnmeshError('bad_request', 'the request body could not be read')));
+    req.on('end', () => {
+      if (finished) return;
+      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      run(raw).catch(fail);
+    });
+    res.on('close', () => {
+      // The client went away: account for the call; its NATS request still ends at the deadline.
+      if (!finished) fail(new FnmeshError('bad_request', 'the client closed the connection before the answer'));
+    });
+
+    async function run(raw: Buffer): Promise<void> {
+      const body = parseCallBody(raw);
+      let claims: Record<string, unknown> | undefined;
+      const token = bearerToken(req.headers.authorization);
+      if (token !== undefined) claims = await verifier.verify(token);
+      const timeoutMs = computeTimeoutMs(body.timeoutMs, target.timeoutMs, config.maxTimeoutMs);
+      const deadline = started + timeoutMs;
+      const traceparent = pickTraceparent(req.headers.traceparent);
+      const identity = { requestId, traceparent, ...(token ? { token } : {}) };
+      const input = claims ? { auth: claims, params: body.params } : { params: body.params };
+      const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity));
+      if (!decision.allow) {
+        metrics.denials.inc({ namespace: target.namespace, service: target.service, function: target.function, kind: 'http' });
+        fail(new FnmeshError('forbidden', denialMessage(target, decision.reason, config.exposeRuleReasons)), decision.reason);
+        return;
+      }
+      const result = await invoke(conn, target.subject, target, Buffer.from(body.paramsJson), {
+        requestId,
+        timeoutMs: Math.floor(deadline - performance.now()),
+        traceparent,
+        ...(claims ? { claims } : {}),
+        ...(token ? { token } : {}),
+      });
+      finish(200, resultEnvelope(result));
+    }
+  }
+
+  const handler: RequestHandler = (req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith(CALL_ROUTE_PREFIX)) {
+      handleCall(req, res, url);
+      return;
+    }
+    if (deps.ops && handleOps(req, res, deps.ops)) return;
+    app(req, res);
+  };
+  return { handler, inFlight: () => inFlight };
+}
+
+/** Express for the routes that are not hot: listings and JSON 404s. */
+function createOpsApp(deps: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.get('/v1/services', (_req, res) => {
+    res.json({ services: describeRegistry(deps.registry()) });
+  });
+  app.use((req, res) => {
+    res.status(404).json({ error: `no route for ${req.method} ${req.path}: ${ROUTE_HINT}` });
+  });
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    deps.logger.error('unexpected error on an ops route', { error: errorMessage(err) });
+    if (!res.headersSent) res.status(500).json({ error: 'internal error' });
+  });
+  return app;
+}
+
+/** Ops endpoints alone, for FNMESH_OPS_LISTEN. */
+export function createOpsHandler(ops: OpsHandlerOptions): RequestHandler {
+  return (req, res) => {
+    if (handleOps(req, res, ops)) return;
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'no such ops endpoint: use /healthz, /readyz or /metrics' }));
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * Internal calls: a function calls another function through its sidecar, which publishes on
+ * fnmesh.gw.{callerNs}.{callerSvc}.{ns}.{svc}.{fn}. The caller identity is the subject (NATS publish
+ * permissions make it unforgeable); the end user's token, when forwarded, is verified again here. The
+ * TARGET's rule decides, with args.caller = "callerNs/callerSvc"; then the call is forwarded and the reply
+ * relayed.
+ */
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import {
+  FnmeshError,
+  GATEWAY_QUEUE_GROUP,
+  INTERNAL_WILDCARD,
+  decodeCallHeaders,
+  encodeErrorReply,
+  errorMessage,
+  isFunctionName,
+  isNamespaceName,
+  isServiceName,
+  parseInternalSubject,
+  type Logger,
+} from '../common';
+import { denialMessage, evaluateRule, makeFuncCaller } from './authorize';
+import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
+import { requestRaw, type Connection } from './invoke';
+import type { GatewayMetrics } from './metrics';
+import type { Registry, ResolvedFunction } from './registry';
+import type { JwtVerifier } from './auth';
+
+export interface InternalDeps {
+  conn: Connection;
+  registry: () => Registry;
+  verifier: JwtVerifier;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  maxTimeoutMs: number;
+  exposeRuleReasons: boolean;
+}
+
+const decoder = new TextDecoder();
+
+export function subscribeInternalCalls(nc: NatsConnection, deps: InternalDeps): { subscription: Subscription; inFlight: () => number } {
+  let inFlight = 0;
+  const subscription = nc.subscribe(INTERNAL_WILDCARD, {
+    queue: GATEWAY_QUEUE_GROUP,
+    callback: (err, msg) => {
+      if (err) {
+        deps.logger.error('the internal-call subscription failed', { error: errorMessage(err) });
+        return;
+      }
+      inFlight++;
+      handleInternalCall(msg, deps).finally(() => inFlight--);
+    },
+  });
+  return { subscription, inFlight: () => inFlight };
+}
+
+export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<void> {
+  const started = performance.now();
+  const { metrics, logger } = deps;
+  let fn: ResolvedFunction | undefined;
+  let requestId = '';
+  let caller = '';
+  metrics.inFlight.inc({ kind: 'internal' });
+  const done = (status: number, err?: FnmeshError, reason?: string): void => {
+    metrics.inFlight.dec({ kind: 'internal' });
+    const labels = fn
+      ? { namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'internal' }
+      : { namespace: '-', service: '-', function: '-', kind: 'internal' };
+    metrics.requests.inc({ ...labels, status: String(status) });
+    metrics.latency.observe(labels, (performance.now() - started) / 1000);
+    if (err) {
+      const meta: Record<string, unknown> = { requestId, caller, status, code: err.code, error: err.message };
+      if (fn) meta.function = fn.label;
+      else meta.subject = msg.subject;
+      if (reason) meta.reason = reason;
+      if (status >= 500) logger.error('internal call failed', meta);
+      else logger.warn('internal call failed', meta);
+    } else if (fn) {
+      logger.debug('internal call succeeded', { requestId, caller, function: fn.label });
+    }
+  };
+  const reject = (err: unknown, reason?: string): void => {
+    const e = err instanceof FnmeshError ? err : new FnmeshError('internal', 'internal error');
+    if (!(err instanceof FnmeshError)) logger.error('unexpected error in an internal call', { requestId, error: errorMessage(err) });
+    if (msg.reply) {
+      const reply = encodeErrorReply(e);
+      msg.respond(reply.data, { headers: reply.headers });
+    }
+    done(e.status, e, reason);
+  };
+
+  try {
+    const parsed = parseInternalSubject(msg.subject);
+    if (
+      !parsed ||
+      !isNamespaceName(parsed.caller.namespace) ||
+      !isServiceName(parsed.caller.service) ||
+      !isNamespaceName(parsed.target.namespace) ||
+      !isServiceName(parsed.target.service) ||
+      !isFunctionName(parsed.target.function)
+    ) {
+      throw new FnmeshError('bad_request', `internal call subject "${msg.subject}" is not fnmesh.gw.{callerNs}.{callerSvc}.{namespace}.{service}.{function}`);
+    }
+    caller = `${parsed.caller.namespace}/${parsed.caller.service}`;
+    const { target } = parsed;
+    const found = deps.registry().lookup(target.namespace, target.service, target.function);
+    if (found.kind === 'no-service') throw new FnmeshError('not_found', `service "${target.service}" is not in namespace "${target.namespace}"`);
+    if (found.kind === 'no-function') {
+      throw new FnmeshError('not_found', `service ${target.namespace}/${target.service} has no function "${target.function}"; its functions are: ${found.known.join(', ') || '(none)'}`);
+    }
+    fn = found.fn;
+    const meta = decodeCallHeaders(msg.headers, fn.timeoutMs);
+    requestId = pickRequestId(meta.requestId || undefined);
+    const timeoutMs = computeTimeoutMs(meta.timeoutMs > 0 ? meta.timeoutMs : 1, fn.timeoutMs, deps.maxTimeoutMs);
+    const deadline = started + timeoutMs;
+    const traceparent = pickTraceparent(meta.traceparent);
+    // Claims are never taken from the sidecar: only a token verified here counts.
+    const claims = meta.token ? await deps.verifier.verify(meta.token) : undefined;
+    let params: unknown = null;
+    if (msg.data.length > 0) {
+      try {
+        params = JSON.parse(decoder.decode(msg.data));
+      } catch (err) {
+        throw new FnmeshError('bad_request', `the internal call's params are not valid JSON: ${(err as Error).message}`);
+      }
+    }
+    const identity = { requestId, traceparent, ...(meta.token ? { token: meta.token } : {}) };
+    const decision = await evaluateRule(fn, { ...(claims ? { auth: claims } : {}), params, caller }, makeFuncCaller(deps.conn, deadline, identity));
+    if (!decision.allow) {
+      metrics.denials.inc({ namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'internal' });
+      reject(new FnmeshError('forbidden', denialMessage(fn, decision.reason, deps.exposeRuleReasons)), decision.reason);
+      return;
+    }
+    const reply = await requestRaw(deps.conn, fn.subject, fn, msg.data, {
+      requestId,
+      timeoutMs: Math.floor(deadline - performance.now()),
+      traceparent,
+      caller,
+      ...(claims ? { claims } : {}),
+      ...(meta.token ? { token: meta.token } : {}),
+    });
+    if (msg.reply) msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
+    const status = Number(reply.headers?.get('Fnmesh-Status') || 200);
+    done(status);
+  } catch (err) {
+    reject(err);
+  }
+}

@@ -1,0 +1,120 @@
+import { parseFunctionService, type FunctionService } from '../common';
+import { SOURCE_ANNOTATION, buildRegistry, describeRegistry } from './registry';
+
+function svc(name: string, functions: unknown[], extra: Record<string, unknown> = {}, namespace = 'default'): FunctionService {
+  return parseFunctionService(
+    { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name, namespace, annotations: { [SOURCE_ANNOTATION]: `/m/${name}.yaml` } }, spec: { functions, ...extra } },
+    `${name}.yaml`,
+  );
+}
+const noFunc = async (): Promise<unknown> => {
+  throw new Error('no func expected');
+};
+const allowInput = { params: null };
+
+describe('buildRegistry', () => {
+  it('uses the function rule, then the service default rule, then the gateway default', async () => {
+    const { registry, errors } = buildRegistry(
+      [
+        svc('greeter', [
+          { name: 'hello', rule: { rule: 'allow' } },
+          { name: 'plain' },
+          { name: 'default', rule: { rule: 'authenticated' } },
+        ]),
+        svc('bare', [{ name: 'x' }]),
+      ],
+      undefined,
+    );
+    expect(errors).toEqual([]);
+    const hello = registry.lookup('default', 'greeter', 'hello');
+    expect(hello.kind).toBe('ok');
+    if (hello.kind !== 'ok') return;
+    expect(hello.fn.ruleOrigin).toBe('function');
+    expect(hello.fn.subject).toBe('fnmesh.call.default.greeter.hello');
+    expect((await hello.fn.rule.evaluate(allowInput, noFunc)).allow).toBe(true);
+
+    const plain = registry.lookup('default', 'greeter', 'plain');
+    if (plain.kind !== 'ok') throw new Error('expected ok');
+    expect(plain.fn.ruleOrigin).toBe('service-default');
+    expect((await plain.fn.rule.evaluate(allowInput, noFunc)).allow).toBe(false);
+    expect((await plain.fn.rule.evaluate({ params: null, auth: { sub: 'u' } }, noFunc)).allow).toBe(true);
+
+    // Undeclared function with a `default` entry: routed with the default rule.
+    const other = registry.lookup('default', 'greeter', 'other');
+    if (other.kind !== 'ok') throw new Error('expected ok');
+    expect(other.fn.ruleOrigin).toBe('service-default');
+    expect(other.fn.subject).toBe('fnmesh.call.default.greeter.other');
+
+    const x = registry.lookup('default', 'bare', 'x');
+    if (x.kind !== 'ok') throw new Error('expected ok');
+    expect(x.fn.ruleOrigin).toBe('gateway-default');
+    expect((await x.fn.rule.evaluate(allowInput, noFunc)).allow).toBe(false);
+  });
+
+  it('applies a configured gateway default rule', async () => {
+    const { registry } = buildRegistry([svc('bare', [{ name: 'x' }])], { rule: 'allow' });
+    const x = registry.lookup('default', 'bare', 'x');
+    if (x.kind !== 'ok') throw new Error('expected ok');
+    expect((await x.fn.rule.evaluate(allowInput, noFunc)).allow).toBe(true);
+  });
+
+  it('reports unknown services and functions (with the known ones)', () => {
+    const { registry } = buildRegistry([svc('greeter', [{ name: 'hello' }, { name: 'bye' }])], undefined);
+    expect(registry.lookup('default', 'nope', 'hello')).toEqual({ kind: 'no-service' });
+    expect(registry.lookup('other', 'greeter', 'hello')).toEqual({ kind: 'no-service' });
+    expect(registry.lookup('default', 'greeter', 'other')).toEqual({ kind: 'no-function', known: ['hello', 'bye'] });
+  });
+
+  it('computes timeouts: function timeoutMs, else the service timeoutMs', () => {
+    const { registry } = buildRegistry(
+      [svc('t', [{ name: 'fast', timeoutMs: 100 }, { name: 'slow' }, { name: 'default', timeoutMs: 300 }], { timeoutMs: 2000 })],
+      undefined,
+    );
+    const get = (fn: string): number => {
+      const r = registry.lookup('default', 't', fn);
+      if (r.kind !== 'ok') throw new Error('expected ok');
+      return r.fn.timeoutMs;
+    };
+    expect(get('fast')).toBe(100);
+    expect(get('slow')).toBe(2000);
+    expect(get('undeclared')).toBe(300);
+  });
+
+  it('keeps the previous good version of a service whose rules do not compile, and names the file', () => {
+    const good = svc('greeter', [{ name: 'hello', rule: { rule: 'allow' } }]);
+    const first = buildRegistry([good], undefined);
+    const bad = svc('greeter', [{ name: 'hello', rule: { rule: 'match', type: 'string', eval: '==', f1: 'args.nope.x', f2: 'a' } }, { name: 'new' }]);
+    const second = buildRegistry([bad], undefined, first.registry);
+    expect(second.errors).toHaveLength(1);
+    expect(second.errors[0]!.service).toBe('default/greeter');
+    expect(second.errors[0]!.message).toContain('/m/greeter.yaml');
+    expect(second.errors[0]!.message).toContain('spec.functions[0].rule');
+    expect(second.errors[0]!.message).toContain('previous version stays');
+    expect(second.registry.lookup('default', 'greeter', 'hello').kind).toBe('ok');
+    expect(second.registry.lookup('default', 'greeter', 'new').kind).toBe('no-function');
+
+    // Without a previous version, the service is not routed at all.
+    const alone = buildRegistry([bad], undefined);
+    expect(alone.errors[0]!.message).toContain('not routed');
+    expect(alone.registry.lookup('default', 'greeter', 'hello')).toEqual({ kind: 'no-service' });
+  });
+
+  it('reports a service defined twice and keeps the first', () => {
+    const a = svc('greeter', [{ name: 'a' }]);
+    const b = svc('greeter', [{ name: 'b' }]);
+    const { registry, errors } = buildRegistry([a, b], undefined);
+    expect(errors).toHaveLength(1);
+    expect(registry.lookup('default', 'greeter', 'a').kind).toBe('ok');
+  });
+
+  it('separates namespaces and lists services', () => {
+    const { registry } = buildRegistry([svc('greeter', [{ name: 'hello' }], {}, 'prod'), svc('greeter', [{ name: 'hi' }, { name: 'default' }])], undefined);
+    expect(registry.lookup('prod', 'greeter', 'hello').kind).toBe('ok');
+    expect(registry.lookup('default', 'greeter', 'hello').kind).toBe('ok');
+    expect(registry.lookup('prod', 'greeter', 'hi').kind).toBe('no-function');
+    expect(describeRegistry(registry)).toEqual([
+      { namespace: 'default', name: 'greeter', functions: [{ name: 'hi', timeoutMs: 10000, rule: 'gateway-default' }], acceptsOtherFunctions: true },
+      { namespace: 'prod', name: 'greeter', functions: [{ name: 'hello', timeoutMs: 10000, rule: 'gateway-default' }], acceptsOtherFunctions: false },
+    ]);
+  });
+});

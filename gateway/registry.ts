@@ -1,0 +1,197 @@
+/**
+ * The compiled routing table. `buildRegistry` is pure: FunctionServices in, a table of compiled rules and
+ * deadlines out, plus the errors of services whose rules did not compile (their previous good version is
+ * kept, so one bad edit never opens or closes a running service by accident).
+ */
+import { DEFAULT_FUNCTION, callSubject, errorMessage, serviceKey, type FunctionService, type Rule } from '../common';
+import { DENY_ALL, compileRule, type CompiledRule } from './rules';
+
+/** Annotation a rule source may set so that errors name the file a service came from. */
+import { SOURCE_FILE_ANNOTATION } from '../common/manifest-source';
+export const SOURCE_ANNOTATION = SOURCE_FILE_ANNOTATION;
+
+/** Where the rule of a function came from, for listings and logs. */
+export type RuleOrigin = 'function' | 'service-default' | 'gateway-default';
+
+export interface ResolvedFunction {
+  namespace: string;
+  service: string;
+  function: string;
+  /** `ns/svc.fn`, used in messages and logs. */
+  label: string;
+  subject: string;
+  rule: CompiledRule;
+  ruleOrigin: RuleOrigin;
+  timeoutMs: number;
+}
+
+export interface ServiceEntry {
+  namespace: string;
+  name: string;
+  /** The manifest this entry was compiled from (kept when a later version fails). */
+  source: FunctionService;
+  functions: Map<string, ResolvedFunction>;
+  /** Undeclared functions are routed with these when the service declares a `default` function. */
+  fallback?: { rule: CompiledRule; ruleOrigin: RuleOrigin; timeoutMs: number };
+}
+
+export type Lookup =
+  | { kind: 'ok'; fn: ResolvedFunction }
+  | { kind: 'no-service' }
+  | { kind: 'no-function'; known: string[] };
+
+export interface RegistryError {
+  /** `namespace/name` of the service. */
+  service: string;
+  message: string;
+}
+
+export class Registry {
+  readonly services: ReadonlyMap<string, ServiceEntry>;
+  private readonly byNamespace = new Map<string, Map<string, ServiceEntry>>();
+
+  constructor(services: Map<string, ServiceEntry>) {
+    this.services = services;
+    for (const entry of services.values()) {
+      let ns = this.byNamespace.get(entry.namespace);
+      if (!ns) this.byNamespace.set(entry.namespace, (ns = new Map()));
+      ns.set(entry.name, entry);
+    }
+  }
+
+  service(namespace: string, service: string): ServiceEntry | undefined {
+    return this.byNamespace.get(namespace)?.get(service);
+  }
+
+  lookup(namespace: string, service: string, fn: string): Lookup {
+    const entry = this.byNamespace.get(namespace)?.get(service);
+    if (!entry) return { kind: 'no-service' };
+    const declared = entry.functions.get(fn);
+    if (declared) return { kind: 'ok', fn: declared };
+    const fb = entry.fallback;
+    if (!fb) return { kind: 'no-function', known: [...entry.functions.keys()].filter((n) => n !== DEFAULT_FUNCTION) };
+    return {
+      kind: 'ok',
+      fn: {
+        namespace,
+        service,
+        function: fn,
+        label: `${namespace}/${service}.${fn}`,
+        subject: callSubject(namespace, service, fn),
+        rule: fb.rule,
+        ruleOrigin: fb.ruleOrigin,
+        timeoutMs: fb.timeoutMs,
+      },
+    };
+  }
+}
+
+export const EMPTY_REGISTRY = new Registry(new Map());
+
+function sourceOf(fs: FunctionService): string {
+  const file = fs.metadata.annotations?.[SOURCE_ANNOTATION];
+  return file ? `${file} (${serviceKey(fs)})` : `FunctionService ${serviceKey(fs)}`;
+}
+
+/** Compiles one service; throws the compiler's ConfigError (which names the field). */
+export function compileService(fs: FunctionService, gatewayDefault: (namespace: string) => CompiledRule): ServiceEntry {
+  const namespace = fs.metadata.namespace;
+  const name = fs.metadata.name;
+  const where = sourceOf(fs);
+  const compile = (rule: Rule, field: string): CompiledRule => compileRule(rule, `${where}: ${field}`, { namespace });
+
+  const specs = fs.spec.functions;
+  const defaultIndex = specs.findIndex((f) => f.name === DEFAULT_FUNCTION);
+  const defaultSpec = defaultIndex >= 0 ? specs[defaultIndex] : undefined;
+  const serviceDefault = defaultSpec?.rule ? compile(defaultSpec.rule, `spec.functions[${defaultIndex}].rule`) : undefined;
+  const inherited = serviceDefault
+    ? { rule: serviceDefault, ruleOrigin: 'service-default' as const }
+    : { rule: gatewayDefault(namespace), ruleOrigin: 'gateway-default' as const };
+
+  const functions = new Map<string, ResolvedFunction>();
+  specs.forEach((spec, i) => {
+    const own = spec.name === DEFAULT_FUNCTION ? serviceDefault : spec.rule ? compile(spec.rule, `spec.functions[${i}].rule`) : undefined;
+    const chosen = own ? { rule: own, ruleOrigin: (spec.name === DEFAULT_FUNCTION ? 'service-default' : 'function') as RuleOrigin } : inherited;
+    functions.set(spec.name, {
+      namespace,
+      service: name,
+      function: spec.name,
+      label: `${namespace}/${name}.${spec.name}`,
+      subject: callSubject(namespace, name, spec.name),
+      rule: chosen.rule,
+      ruleOrigin: chosen.ruleOrigin,
+      timeoutMs: spec.timeoutMs ?? fs.spec.timeoutMs,
+    });
+  });
+
+  const entry: ServiceEntry = { namespace, name, source: fs, functions };
+  if (defaultSpec) {
+    entry.fallback = { ...inherited, timeoutMs: defaultSpec.timeoutMs ?? fs.spec.timeoutMs };
+  }
+  return entry;
+}
+
+/** Compiles the gateway-wide default rule for one namespace (func rules resolve relative to it). */
+export function gatewayDefaultCompiler(defaultRule: Rule | undefined): (namespace: string) => CompiledRule {
+  if (!defaultRule) return () => DENY_ALL;
+  const cache = new Map<string, CompiledRule>();
+  return (namespace) => {
+    let compiled = cache.get(namespace);
+    if (!compiled) {
+      compiled = compileRule(defaultRule, 'FNMESH_DEFAULT_RULE', { namespace });
+      cache.set(namespace, compiled);
+    }
+    return compiled;
+  };
+}
+
+/**
+ * Builds the routing table from the whole current set of services. A service that fails to compile is
+ * reported in `errors`; if `previous` had a good version of it (same namespace/name), that version stays.
+ */
+export function buildRegistry(
+  services: readonly FunctionService[],
+  defaultRule: Rule | undefined,
+  previous: Registry = EMPTY_REGISTRY,
+): { registry: Registry; errors: RegistryError[] } {
+  const gatewayDefault = gatewayDefaultCompiler(defaultRule);
+  const entries = new Map<string, ServiceEntry>();
+  const errors: RegistryError[] = [];
+  for (const fs of services) {
+    const key = serviceKey(fs);
+    if (entries.has(key)) {
+      errors.push({ service: key, message: `${sourceOf(fs)}: the service ${key} is defined twice; the first definition is used` });
+      continue;
+    }
+    try {
+      entries.set(key, compileService(fs, gatewayDefault));
+    } catch (err) {
+      const old = previous.services.get(key);
+      const kept = old ? '; its previous version stays in use' : '; the service is not routed until this is fixed';
+      errors.push({ service: key, message: `${errorMessage(err)}${kept}` });
+      if (old) {
+        try {
+          // Recompile the old source against the current default rule; fall back to the old entry.
+          entries.set(key, compileService(old.source, gatewayDefault));
+        } catch {
+          entries.set(key, old);
+        }
+      }
+    }
+  }
+  return { registry: new Registry(entries), errors };
+}
+
+/** A plain listing for `GET /v1/services`. */
+export function describeRegistry(registry: Registry): unknown[] {
+  return [...registry.services.values()]
+    .sort((a, b) => (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name))
+    .map((s) => ({
+      namespace: s.namespace,
+      name: s.name,
+      functions: [...s.functions.values()]
+        .filter((f) => f.function !== DEFAULT_FUNCTION)
+        .map((f) => ({ name: f.function, timeoutMs: f.timeoutMs, rule: f.ruleOrigin })),
+      acceptsOtherFunctions: s.fallback !== undefined,
+    }));
+}
