@@ -160,7 +160,8 @@ async function main(): Promise<void> {
     row('sidecar idle memory', `${fmt(idleRss, 1)} MB`, '≤ 60 MB (≤ 50 MB project bar)', idleRss <= 60);
     console.log(lines.join('\n'));
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
+    // clients before the broker they talk to: reverse start order, one at a time
+    for (const p of procs.reverse()) await p.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
