@@ -52,6 +52,18 @@ export async function evaluateRule(fn: ResolvedFunction, input: RuleInput, callF
   }
 }
 
+/**
+ * The error for a denied call: 401 when the call carried no end-user token and the rule reads the caller's
+ * identity (signing in may change the answer), else 403.
+ */
+export function denialError(fn: ResolvedFunction, reason: string, exposeReasons: boolean, anonymous: boolean): FnmeshError {
+  if (anonymous && fn.rule.needsAuth) {
+    const base = `the rule of ${fn.namespace}/${fn.service}.${fn.function} needs a signed-in caller: send Authorization: Bearer <JWT>`;
+    return new FnmeshError('unauthenticated', exposeReasons && reason ? `${base} (${reason})` : base);
+  }
+  return new FnmeshError('forbidden', denialMessage(fn, reason, exposeReasons));
+}
+
 export function denialMessage(fn: ResolvedFunction, reason: string, exposeReasons: boolean): string {
   const base = `the rule of ${fn.namespace}/${fn.service}.${fn.function} denies this call`;
   return exposeReasons && reason ? `${base}: ${reason}` : base;

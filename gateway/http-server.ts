@@ -17,7 +17,7 @@ import {
   pickTraceparent,
   resultEnvelope,
 } from './call-path';
-import { denialMessage, evaluateRule, makeFuncCaller } from './authorize';
+import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { toHttpError } from './errors-http';
 import { invoke, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
@@ -202,7 +202,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity));
       if (!decision.allow) {
         metrics.denials.inc({ namespace: target.namespace, service: target.service, function: target.function, kind: 'http' });
-        fail(new FnmeshError('forbidden', denialMessage(target, decision.reason, config.exposeRuleReasons)), decision.reason);
+        fail(denialError(target, decision.reason, config.exposeRuleReasons, claims === undefined), decision.reason);
         return;
       }
       const result = await invoke(conn, target.subject, target, Buffer.from(body.paramsJson), {

@@ -19,7 +19,7 @@ import {
   parseInternalSubject,
   type Logger,
 } from '../common';
-import { denialMessage, evaluateRule, makeFuncCaller } from './authorize';
+import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
 import { requestRaw, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
@@ -128,7 +128,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const decision = await evaluateRule(fn, { ...(claims ? { auth: claims } : {}), params, caller }, makeFuncCaller(deps.conn, deadline, identity));
     if (!decision.allow) {
       metrics.denials.inc({ namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'internal' });
-      reject(new FnmeshError('forbidden', denialMessage(fn, decision.reason, deps.exposeRuleReasons)), decision.reason);
+      reject(denialError(fn, decision.reason, deps.exposeRuleReasons, claims === undefined), decision.reason);
       return;
     }
     const reply = await requestRaw(deps.conn, fn.subject, fn, msg.data, {

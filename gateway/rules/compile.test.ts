@@ -375,3 +375,21 @@ describe('compile-time errors name the location and the fix', () => {
     }
   });
 });
+
+describe('ruleNeedsAuth (401 instead of 403 for anonymous callers)', () => {
+  const { ruleNeedsAuth } = jest.requireActual<typeof import('./compile')>('./compile');
+  it.each([
+    [{ rule: 'authenticated' }, true],
+    [{ rule: 'allow' }, false],
+    [{ rule: 'deny' }, false],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.auth.role', f2: 'admin' }, true],
+    [{ rule: 'match', type: 'bool', eval: '==', f1: 'utils.exists(args.auth.sub)', f2: true }, true],
+    [{ rule: 'match', type: 'string', eval: 'in', f1: 'args.params.x', f2: ['a', 'args.auth.sub'] }, true],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.caller', f2: 'default/a' }, false],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.params.author', f2: 'x' }, false],
+    [{ rule: 'or', clauses: [{ rule: 'deny' }, { rule: 'and', clauses: [{ rule: 'authenticated' }] }] }, true],
+    [{ rule: 'func', service: 'authz', func: 'check' }, false],
+  ] as const)('%j → %s', (rule, expected) => {
+    expect(ruleNeedsAuth(rule as never)).toBe(expected);
+  });
+});

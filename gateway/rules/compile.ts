@@ -75,7 +75,34 @@ export interface CompiledRule {
   /** Synchronous when the rule has no func clause. */
   evaluate(input: RuleInput, callFunc: FuncCaller): Decision | Promise<Decision>;
   readonly usesFunc: boolean;
+  /**
+   * True when the rule reads the caller's identity (`authenticated`, or any `args.auth` operand): the
+   * gateway answers 401 instead of 403 when such a rule denies a call that carried no token, since
+   * signing in may change the answer.
+   */
+  readonly needsAuth: boolean;
   readonly source: Rule;
+}
+
+/** Whether a rule reads the end user's identity anywhere in it (pure; on the rule's source). */
+export function ruleNeedsAuth(rule: Rule): boolean {
+  switch (rule.rule) {
+    case 'authenticated':
+      return true;
+    case 'match':
+      return operandMentionsAuth(rule.f1) || operandMentionsAuth(rule.f2);
+    case 'and':
+    case 'or':
+      return rule.clauses.some(ruleNeedsAuth);
+    default:
+      return false;
+  }
+}
+
+function operandMentionsAuth(operand: unknown): boolean {
+  if (typeof operand === 'string') return /(^|\()args\.auth(\.|\)|$)/.test(operand);
+  if (Array.isArray(operand)) return operand.some(operandMentionsAuth);
+  return false;
 }
 
 type SyncNode = { usesFunc: false; run: (input: RuleInput) => Decision };
@@ -547,12 +574,13 @@ function comparator(op: MatchOperator): (a: Value, b: Value) => boolean {
  */
 export function compileRule(rule: Rule, where: string, context: { namespace: string }): CompiledRule {
   const root = new Compiler(context.namespace).node(rule, where);
+  const needsAuth = ruleNeedsAuth(rule);
   if (!root.usesFunc) {
     const run = root.run;
-    return Object.freeze({ evaluate: (input: RuleInput) => run(input), usesFunc: false, source: rule });
+    return Object.freeze({ evaluate: (input: RuleInput) => run(input), usesFunc: false, needsAuth, source: rule });
   }
   const run = root.run;
-  return Object.freeze({ evaluate: (input: RuleInput, callFunc: FuncCaller) => run(input, callFunc), usesFunc: true, source: rule });
+  return Object.freeze({ evaluate: (input: RuleInput, callFunc: FuncCaller) => run(input, callFunc), usesFunc: true, needsAuth, source: rule });
 }
 
 const DENY_ALL_DECISION: Decision = Object.freeze({
@@ -564,5 +592,6 @@ const DENY_ALL_DECISION: Decision = Object.freeze({
 export const DENY_ALL: CompiledRule = Object.freeze({
   evaluate: () => DENY_ALL_DECISION,
   usesFunc: false,
+  needsAuth: false,
   source: { rule: 'deny' } as Rule,
 });

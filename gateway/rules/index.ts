@@ -2,6 +2,7 @@ export {
   compileRule,
   DENY_ALL,
   parseIsoInstant,
+  ruleNeedsAuth,
   type CompiledRule,
   type Decision,
   type FuncCaller,
