@@ -7,7 +7,7 @@
  *
  * Env: NATS_URL (default: an embedded broker in this process), BENCH_RATE (1000), BENCH_LATENCY_SECONDS (5),
  * BENCH_THROUGHPUT_SECONDS (5), BENCH_CONCURRENCY (64), SIDECAR_NODE_OPTIONS (V8/node flags for the sidecar
- * process; default the recommended SIDECAR_NODE_OPTIONS of sidecar/config.ts; "none" for no flags).
+ * process, e.g. "--max-semi-space-size=8"; default none).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,6 @@ import { Pool } from 'undici';
 import { connect } from '@nats-io/transport-node';
 import { startBroker, type Broker } from '../broker';
 import { callSubject, encodeCallHeaders } from '../common/protocol';
-import { SIDECAR_NODE_OPTIONS } from '../sidecar/config';
 import { closedLoop, openLoop, type LatencySummary, type Send } from './load';
 import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
@@ -31,7 +30,7 @@ const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(d
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function sidecarFlags(): string[] {
-  const raw = process.env.SIDECAR_NODE_OPTIONS ?? SIDECAR_NODE_OPTIONS;
+  const raw = process.env.SIDECAR_NODE_OPTIONS ?? '';
   if (raw.trim() === '' || raw.trim() === 'none') return [];
   return raw.trim().split(/\s+/);
 }

@@ -38,6 +38,8 @@ export interface CallHandlerDeps {
 
 const NULL_JSON = Buffer.from('null');
 const MAX_ERROR_TEXT = 500;
+/** How early (ms) a function may fail at its deadline and still be reported as a 504 (epoch-ms rounding, timers). */
+const DEADLINE_SKEW_MS = 5;
 /** setTimeout's largest delay (about 24.8 days); longer budgets are clamped to it. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -129,7 +131,11 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       } else {
         const mapped = mapFunctionResponse(fn, res.status, res.body);
         if (mapped.ok) data = mapped.data;
-        else error = mapped.error;
+        else if (res.status >= 500 && performance.now() - started >= timeoutMs - DEADLINE_SKEW_MS) {
+          // x-fnmesh-deadline is whole epoch ms: a function that gives up at it (the SDK's ctx.signal) fails
+          // a moment before this timer; that failure is the deadline's, not the function's.
+          error = new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
+        } else error = mapped.error;
       }
     } catch (err) {
       if (controller.signal.aborted) {

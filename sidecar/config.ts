@@ -118,3 +118,4 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   if (password && !user) throw new ConfigError('FNMESH_NATS_PASSWORD is set but FNMESH_NATS_USER is not: set both or neither');
   return config;
 }
+
