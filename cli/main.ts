@@ -4,7 +4,9 @@
  * Each subcommand loads only the part it runs.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, errorMessage, type Env } from '../common';
+// the error module and the config types only: the common barrel would load zod and yaml into every process
+import { ConfigError, errorMessage } from '../common/errors';
+import type { Env } from '../common/config';
 import { fnmeshVersion } from './version';
 
 /** One flag: its commander spelling, help text and the env variable it sets. */
