@@ -171,8 +171,9 @@ describe('fnmesh local (end to end)', () => {
     const shout = await call(m, 'greeter', 'shout', { name: 'Ada' });
     expect(shout).toEqual({ status: 200, body: { result: { greeting: 'HELLO, ADA!', via: 'default/text.upper' } } });
     expect(await call(m, 'text', 'count', { text: 'a b c' })).toMatchObject({ status: 200, body: { result: { words: 3, characters: 5 } } });
-    // text.upper admits only default/greeter or a signed-in user: an anonymous outside call is refused.
-    expect((await call(m, 'text', 'upper', { text: 'x' })).status).toBe(403);
+    // text.upper admits only default/greeter or a signed-in user: an anonymous outside call is refused
+    // with 401, since the rule reads the caller's identity and signing in may change the answer.
+    expect((await call(m, 'text', 'upper', { text: 'x' })).status).toBe(401);
     // Bad input is the function's 400, passed through.
     const bad = await call(m, 'greeter', 'hello', {});
     expect(bad.status).toBe(400);
@@ -183,10 +184,9 @@ describe('fnmesh local (end to end)', () => {
     expect((await call(m, 'greeter', 'welcome', { name: 'Mallory' })).status).toBe(403);
     expect((await call(m, 'authz', 'canGreet', { name: 'Ada' })).status).toBe(403);
 
-    // 3. whoami (rule authenticated) without a JWT: refused. With no JWT verifier configured for the local
-    //    mesh, the gateway answers 403 (the rule denies) — 401 would mean "token required"; both refuse.
+    // 3. whoami (rule authenticated) without a JWT: 401, a token is required.
     const whoami = await call(m, 'greeter', 'whoami', {});
-    expect([401, 403]).toContain(whoami.status);
+    expect(whoami.status).toBe(401);
     expect(typeof whoami.body.error).toBe('string');
     // With the token the mesh prints for this run (user ada, role admin): whoami and the nested admin rule pass.
     const token = (await waitLine(m, /authorization: Bearer ([A-Za-z0-9_.-]+)/, 'the signed-in curl')).match[1]!;
