@@ -1,0 +1,548 @@
+#!/usr/bin/env node
+/**
+ * Generates crds/fnmesh.io_functionservices.yaml, the FunctionService CRD, from one description of the schema.
+ *
+ *   node crds/generate.js          rewrite the YAML
+ *   node crds/generate.js --check  exit 1 when the committed YAML differs from what this script generates
+ *
+ * Plain CommonJS so that it runs with no build step; common/crd.test.ts regenerates the YAML in memory and
+ * fails when the committed file has drifted, and compares the schema with common/manifest.ts (the zod schema
+ * that `fnmesh local` and the gateway use), so the two cannot silently disagree.
+ *
+ * Why a generator: rules nest (`and`/`or` clauses hold any rule) but a structural OpenAPI schema cannot be
+ * recursive, so the rule schema is unrolled to a fixed depth; and the mistyped-variable check is a regular
+ * expression built from word lists. Both are easier to keep right as code than by hand.
+ *
+ * Limits that exist only because of the API server:
+ * - `and`/`or` nest at most RULE_NESTING levels deep, with at most MAX_CLAUSES clauses each, and a service has
+ *   at most MAX_FUNCTIONS functions: the API server refuses a CRD whose CEL rules could cost too much in the
+ *   worst case, and that cost is the product of these bounds.
+ * - Operands (`f1`, `f2`) may be strings, numbers, booleans or lists, so they are untyped in the schema and CEL
+ *   cannot see them; the mistyped-variable check is an OpenAPI `pattern` (RE2) instead, for string operands
+ *   only (not for the items of an `in` list). The gateway compiles every rule it loads and refuses (and
+ *   reports) anything this schema lets through.
+ */
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const YAML = require('yaml');
+
+const GROUP = 'fnmesh.io';
+const VERSION = 'v1alpha1';
+const KIND = 'FunctionService';
+const PLURAL = 'functionservices';
+const OUTPUT = path.join(__dirname, `${GROUP}_${PLURAL}.yaml`);
+
+/** Deepest `and`/`or` nesting: a rule at depth RULE_NESTING (counting the function's rule as 0) must be a leaf. */
+const RULE_NESTING = 4;
+const MAX_CLAUSES = 6;
+const MAX_FUNCTIONS = 256;
+
+// The same expressions as common/names.ts (DNS_LABEL, FUNCTION_NAME); common/crd.test.ts checks they agree.
+const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+const FUNCTION_NAME = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
+// Kubernetes' resource.Quantity, as controller-gen writes it.
+const QUANTITY = '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+const MATCH_TYPES = ['string', 'number', 'bool', 'date'];
+const MATCH_OPERATORS = ['==', '!=', '<', '<=', '>', '>=', 'in', 'notIn'];
+const LEAF_RULES = ['allow', 'deny', 'authenticated', 'match', 'func'];
+const ALL_RULES = ['allow', 'deny', 'authenticated', 'match', 'and', 'or', 'func'];
+
+// ------------------------------------------------------------------------------------ mistyped variables
+
+/**
+ * Near misses of `args`/`utils` that are refused as the first dotted segment of a string operand (compared
+ * case-insensitively). The gateway refuses every word within edit distance 2; this list holds the common
+ * slips (a dropped, doubled or swapped letter). Every string this pattern refuses, the gateway refuses too
+ * (common/crd.test.ts checks that against gateway/rules/operands.ts).
+ */
+const NEAR_MISSES = [
+  // args
+  'arg', 'ags', 'ars', 'rgs', 'agrs', 'rags', 'arsg', 'aargs', 'arrgs', 'arggs', 'argss', 'args_', '_args',
+  'argz', 'arsg', 'atgs', 'arfs', 'afgs', 'arhs',
+  // utils
+  'util', 'utls', 'utis', 'tils', 'uils', 'utlis', 'utisl', 'uitls', 'tuils', 'uttils', 'utiils', 'utills',
+  'utilss', 'uutils', 'utils_', '_utils', 'utilz', 'utli', 'utiles', 'uitl', 'utul', 'utuls', 'itils', 'ytils',
+];
+
+const esc = (s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+/** A letter matched in either case, as a class (RE2 and JavaScript agree on this, unlike inline flags). */
+const ci = (s) => [...s].map((c) => (/[a-z]/i.test(c) ? `[${c.toUpperCase()}${c.toLowerCase()}]` : esc(c))).join('');
+/** Every spelling of `word` in mixed case except the all-lowercase one. */
+function notAllLower(word) {
+  const alts = [];
+  for (let i = 0; i < word.length; i++) {
+    alts.push(esc(word.slice(0, i)) + word[i].toUpperCase() + ci(word.slice(i + 1)));
+  }
+  return `(?:${alts.join('|')})`;
+}
+
+/**
+ * A regex for the strings over an alphabet that are NOT one of `words` (RE2 has no lookahead, so the
+ * complement is spelled out through a trie). `other(chars)` gives a class of the alphabet minus `chars`;
+ * `any` is the alphabet's class.
+ */
+function notOneOf(words, any, other) {
+  const trie = { word: false, next: new Map() };
+  for (const w of words) {
+    let n = trie;
+    for (const c of w) {
+      if (!n.next.has(c)) n.next.set(c, { word: false, next: new Map() });
+      n = n.next.get(c);
+    }
+    n.word = true;
+  }
+  const walk = (n) => {
+    const alts = [];
+    if (!n.word) alts.push('');
+    alts.push(`${other([...n.next.keys()])}${any}*`);
+    for (const [c, child] of n.next) alts.push(esc(c) + walk(child));
+    return `(?:${alts.join('|')})`;
+  };
+  return walk(trie);
+}
+const segmentOther = (chars) => `[^.${chars.map(esc).join('')}]`;
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_';
+const letterOther = (chars) => `[${[...LETTERS].filter((c) => !chars.includes(c)).join('')}]`;
+
+/** The strings that are refused as operands: mistyped variables (a subset of what the gateway refuses). */
+function typoPattern() {
+  const ARG_ROOTS = ['auth', 'params', 'caller'];
+  const notRoot = notOneOf(ARG_ROOTS, '[^.]', segmentOther);
+  /** After `args.` (at `end` = `$` or the closing parenthesis of utils.exists): a bad root or path. */
+  const badArgsPath = (end) => [
+    `${notRoot}(?:\\.|${end})`, // unknown (or empty) root: args.auht.sub
+    'caller\\.', // args.caller has no fields
+    `(?:[^.]*\\.)+(?:\\s[^.]*|[^.]*\\s)?(?:\\.|${end})`, // an empty segment, or one with spaces around it
+  ];
+  const notArgsPrefix = (() => {
+    // Any text that does not begin with "args." (for utils.exists(<inner>)).
+    const p = 'args.';
+    let rx = '';
+    for (let i = p.length - 1; i >= 0; i--) rx = `(?:|[^${esc(p[i])}][\\s\\S]*|${esc(p[i])}${rx})`;
+    return rx;
+  })();
+  const heads = NEAR_MISSES.map(ci).join('|');
+  const alternatives = [
+    // a near miss of args/utils as the first dotted segment: arg.auth.sub, utls.now()
+    `^\\s*(?:${heads})\\s*[.(]`,
+    // args/utils in the wrong case, after spaces, or before spaces: Args.auth.sub, " args.auth.sub"
+    `^\\s*(?:${notAllLower('args')}|${notAllLower('utils')})\\s*[.(]`,
+    `^\\s+(?:args|utils)\\s*[.(]`,
+    '^(?:args|utils)(?:\\s+[.(]|\\()',
+    '^(?:args|utils)$',
+    ...badArgsPath('$').map((p) => `^args\\.${p}`),
+    // utils.<fn> not called, an unknown function, a missing closing parenthesis
+    '^utils\\.[A-Za-z_]*(?:[^A-Za-z_(]|$)',
+    `^utils\\.${notOneOf(['now', 'exists'], '[A-Za-z_]', letterOther)}\\(`,
+    '^utils\\.[A-Za-z_]*\\((?:[\\s\\S]*[^)])?$',
+    // utils.now(x), utils.exists(<not a variable>), utils.exists(args.auht.x)
+    '^utils\\.now\\([\\s\\S]*\\S[\\s\\S]*\\)$',
+    `^utils\\.exists\\(${notArgsPrefix}\\)$`,
+    ...badArgsPath('\\)$').map((p) => `^utils\\.exists\\(args\\.${p}`),
+  ];
+  return alternatives.join('|');
+}
+
+/**
+ * A pattern that no string matches ([^\s\S] is the empty class), written as a sentence: when a string operand
+ * is refused, the API server's message quotes the pattern, so the sentence tells the user why.
+ */
+const OPERAND_HELP =
+  '^must not look like a mistyped variable; the variables are args.auth.<claim>, args.params.<path>, args.caller, utils.exists(<variable>) and utils.now()[^\\s\\S]';
+
+/** Sentence-patterns, quoted by the API server when a match rule lacks f1 or f2 (any other kind passes). */
+const NOT_MATCH = `^(${ALL_RULES.filter((k) => k !== 'match').join('|')})$|^(a match rule needs both f1 and f2)[^\\s\\S]`;
+/** Another sentence-pattern: quoted by the API server when f1/f2 are given on a rule other than match. */
+const MATCH_ONLY = '^match$|^(f1 and f2 belong to match rules only)[^\\s\\S]';
+
+// ------------------------------------------------------------------------------------ schema pieces
+
+const str = (description, extra = {}) => ({ type: 'string', description, ...extra });
+const int = (description, extra = {}) => ({ type: 'integer', description, ...extra });
+
+function operandSchema(name, role) {
+  return {
+    description:
+      `${role} A literal (a string, a number, true/false, or for "in"/"notIn" in f2 a list) or a variable: ` +
+      'args.auth.<claim> (a claim of the verified JWT), args.params.<path> (the call params; array items by index, ' +
+      'args.params.items.0), args.caller ("namespace/service" of a calling function), utils.exists(<variable>) ' +
+      '(type bool) or utils.now() (type date). A string starting with "args." or "utils." is always a variable, and a ' +
+      'string that looks like a mistyped variable (arg.auth.sub, Args.auth.sub, args.auht.sub, utils.exist(...)) is ' +
+      `refused rather than read as a literal. Example: ${name === 'f1' ? 'args.auth.role' : '[admin, owner]'}.`,
+    'x-kubernetes-preserve-unknown-fields': true,
+    // A non-string passes the first branch (patterns apply to strings only); a string must pass the second.
+    anyOf: [{ pattern: OPERAND_HELP }, { not: { pattern: typoPattern() } }],
+  };
+}
+
+/** The schema of a rule at `depth` (0 = a function's rule); at RULE_NESTING only leaf rules are allowed. */
+function ruleSchema(depth) {
+  const leafOnly = depth >= RULE_NESTING;
+  const kinds = leafOnly ? LEAF_RULES : ALL_RULES;
+  const nestingNote = leafOnly
+    ? `This rule is nested ${depth} levels deep, the most the API server accepts, so it cannot be "and" or "or".`
+    : `Rules nest through "and"/"or" up to ${RULE_NESTING} levels deep (this one is at level ${depth}).`;
+  const properties = {
+    rule: str(
+      'The kind of rule. allow: always allows. deny: never allows. authenticated: allows a call that carries a valid ' +
+        'JWT. match: allows when "f1 eval f2" holds for the given type. and/or: allows when all/any of "clauses" ' +
+        'allow. func: asks another function, which must answer {"ack": true}. ' +
+        nestingNote,
+      { enum: kinds },
+    ),
+    type: str(
+      'For match: how f1 and f2 are compared, with no coercion. string: JSON strings. number: finite JSON numbers ' +
+        '(a claim "42" is not 42). bool: true/false. date: ISO-8601 dates or date-times with a zone ' +
+        '("2025-01-31T12:00:00Z"), epoch milliseconds, or utils.now() (JWT exp/iat are seconds: compare them as number).',
+      { enum: MATCH_TYPES },
+    ),
+    eval: str(
+      'For match: the operator. == and != for every type; <, <=, >, >= for number and date only; in and notIn ' +
+        '(f1 is one of the list f2) for string, number and date. Example: "==".',
+      { enum: MATCH_OPERATORS },
+    ),
+    f1: operandSchema('f1', 'For match: the left operand.'),
+    f2: operandSchema('f2', 'For match: the right operand; for "in"/"notIn" a list or a variable holding one.'),
+    service: str(
+      'For func: the service of the function to ask (a DNS label). The function is called with this call\'s params, ' +
+        'claims and caller, within the same deadline, and allows only by answering {"ack": true}. Example: authz.',
+      { pattern: DNS_LABEL, maxLength: 63 },
+    ),
+    func: str('For func: the function to ask. Example: canGreet.', { pattern: FUNCTION_NAME, maxLength: 63 }),
+    namespace: str(
+      'For func: the namespace of that service. Default: the namespace of this FunctionService.',
+      { pattern: DNS_LABEL, maxLength: 63 },
+    ),
+  };
+  if (!leafOnly) {
+    properties.clauses = {
+      type: 'array',
+      description:
+        `For and/or: the rules to combine (1 to ${MAX_CLAUSES}), each any kind of rule. "and" allows when every ` +
+        'clause allows, "or" when any does; clauses without func are evaluated first, and evaluation stops as soon ' +
+        'as the answer is known.',
+      minItems: 1,
+      maxItems: MAX_CLAUSES,
+      items: ruleSchema(depth + 1),
+    };
+  }
+  const validations = [
+    {
+      rule: "self.rule != 'match' || (has(self.type) && has(self.eval))",
+      message: 'a match rule needs type, eval, f1 and f2, e.g. {rule: match, type: string, eval: ==, f1: args.auth.sub, f2: root}',
+      fieldPath: '.type',
+      reason: 'FieldValueRequired',
+    },
+    {
+      rule: "self.rule == 'match' || (!has(self.type) && !has(self.eval))",
+      message: 'type and eval belong to match rules only',
+      reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "self.rule != 'func' || (has(self.service) && has(self.func))",
+      message: 'a func rule needs service and func, e.g. {rule: func, service: authz, func: canGreet}',
+      fieldPath: '.service',
+      reason: 'FieldValueRequired',
+    },
+    {
+      rule: "self.rule == 'func' || (!has(self.service) && !has(self.func) && !has(self.namespace))",
+      message: 'service, func and namespace belong to func rules only',
+      reason: 'FieldValueForbidden',
+    },
+    {
+      rule: "!has(self.type) || self.type != 'bool' || !has(self.eval) || self.eval == '==' || self.eval == '!='",
+      message: 'type bool takes only the operators == and !=',
+      fieldPath: '.eval',
+    },
+    {
+      rule: "!has(self.type) || self.type != 'string' || !has(self.eval) || !(self.eval in ['<', '<=', '>', '>='])",
+      message: 'type string takes ==, !=, in and notIn; the ordering operators <, <=, >, >= need type number or date',
+      fieldPath: '.eval',
+    },
+  ];
+  if (!leafOnly) {
+    validations.splice(2, 0, {
+      rule: "(self.rule != 'and' && self.rule != 'or') == !has(self.clauses)",
+      message: 'and/or rules need a non-empty clauses list, e.g. {rule: and, clauses: [{rule: authenticated}]}, and only and/or rules take clauses',
+      fieldPath: '.clauses',
+    });
+  }
+  return {
+    type: 'object',
+    description:
+      'A rule (Space Cloud\'s rule language): {rule: allow}, {rule: deny}, {rule: authenticated}, ' +
+      '{rule: match, type, eval, f1, f2}, {rule: and|or, clauses: [rules]}, or {rule: func, service, func, namespace?}. ' +
+      nestingNote,
+    required: ['rule'],
+    properties,
+    // f1 and f2 are untyped, so CEL cannot see them: whether they are there is checked here.
+    allOf: [
+      // a match rule needs f1 and f2
+      { anyOf: [{ required: ['f1', 'f2'] }, { properties: { rule: { pattern: NOT_MATCH } } }] },
+      // f1 and f2 belong to match rules only
+      { anyOf: [{ not: { anyOf: [{ required: ['f1'] }, { required: ['f2'] }] } }, { properties: { rule: { pattern: MATCH_ONLY } } }] },
+    ],
+    'x-kubernetes-validations': validations,
+  };
+}
+
+const quantity = (what) => ({
+  type: 'object',
+  description: `${what} Keys are resource names (cpu, memory, ephemeral-storage, ...), values quantities. Example: {cpu: 100m, memory: 128Mi}.`,
+  additionalProperties: {
+    description: 'A quantity such as 100m, 0.5, 128Mi or 1G.',
+    'x-kubernetes-int-or-string': true,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    pattern: QUANTITY,
+  },
+});
+
+function specSchema() {
+  return {
+    type: 'object',
+    description:
+      'What to run and how calls to it are authorized. The operator runs it as a Deployment whose pods hold the ' +
+      'function container plus the injected fnmesh sidecar; the gateway takes the functions\' rules from here.',
+    properties: {
+      replicas: int('How many replicas (pods) run the service; calls are load-balanced across them. 0 stops it. Default: 1. Also set by `kubectl scale fsvc NAME --replicas=N`.', {
+        format: 'int32',
+        minimum: 0,
+        maximum: 1000,
+        default: 1,
+      }),
+      port: int('The port the function process serves HTTP on, on 127.0.0.1 in its pod (POST /<function> with the params as JSON). Default: 8080.', {
+        format: 'int32',
+        minimum: 1,
+        maximum: 65535,
+        default: 8080,
+      }),
+      healthPath: str('The function\'s health path on that port; any answer below 500 means the function is up. Must start with "/". Default: /healthz.', {
+        pattern: '^/',
+        maxLength: 1024,
+        default: '/healthz',
+      }),
+      concurrency: int('Calls one replica runs at once; calls beyond that are answered "overloaded" (HTTP 429). Default: 64.', {
+        format: 'int32',
+        minimum: 1,
+        maximum: 100000,
+        default: 64,
+      }),
+      timeoutMs: int('The default deadline of every function of the service, in milliseconds, when the caller gives none; a function\'s own timeoutMs overrides it. Default: 10000 (10 s); at most 3600000 (1 h).', {
+        format: 'int32',
+        minimum: 1,
+        maximum: 3600000,
+        default: 10000,
+      }),
+      functions: {
+        type: 'array',
+        description:
+          `The service's functions and who may call them (at most ${MAX_FUNCTIONS}, each name once). A function ` +
+          'named "default" gives the rule for any function of the service that is not listed; a function with no ' +
+          'rule of its own falls back to it, then to the gateway\'s default rule (deny unless configured). Default: [].',
+        maxItems: MAX_FUNCTIONS,
+        default: [],
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        items: {
+          type: 'object',
+          description: 'One function: its name, its deadline and its rule.',
+          required: ['name'],
+          properties: {
+            name: str('The function name, the last segment of its call path (POST /v1/api/{namespace}/functions/{service}/{name}): letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters. "default" names the fallback rule of the service. Example: hello.', {
+              pattern: FUNCTION_NAME,
+              maxLength: 63,
+            }),
+            timeoutMs: int('This function\'s deadline in milliseconds when the caller gives none, and the cap on what a caller may ask. Default: the service\'s timeoutMs.', {
+              format: 'int32',
+              minimum: 1,
+              maximum: 3600000,
+            }),
+            rule: ruleSchema(0),
+          },
+        },
+      },
+      container: {
+        type: 'object',
+        description: 'The container that runs the function process in Kubernetes; the operator injects the fnmesh sidecar beside it. Needed to run in a cluster; `fnmesh local` uses spec.local instead.',
+        required: ['image'],
+        properties: {
+          image: str('The container image. Example: ghcr.io/fnmesh/examples-greeter:0.1.0.', { minLength: 1 }),
+          command: { type: 'array', description: 'Overrides the image\'s entrypoint. Example: [node, index.js].', items: str('One word of the command.') },
+          args: { type: 'array', description: 'Arguments to the entrypoint (or to command).', items: str('One argument.') },
+          env: {
+            type: 'array',
+            description: 'Environment variables of the function container, as in a Pod (each name once).',
+            'x-kubernetes-list-type': 'map',
+            'x-kubernetes-list-map-keys': ['name'],
+            items: {
+              type: 'object',
+              description: 'One environment variable: a value, or a valueFrom source as in a Pod\'s container.',
+              required: ['name'],
+              properties: {
+                name: str('The variable name. Example: LOG_LEVEL.', { minLength: 1 }),
+                value: str('The value. Example: debug.'),
+                valueFrom: {
+                  type: 'object',
+                  description: 'Where the value comes from, exactly as a Pod\'s env[].valueFrom (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef). Example: {secretKeyRef: {name: db, key: password}}.',
+                  'x-kubernetes-preserve-unknown-fields': true,
+                },
+              },
+            },
+          },
+          resources: {
+            type: 'object',
+            description: 'Compute resources of the function container, as in a Pod.',
+            properties: {
+              requests: quantity('The resources the container is guaranteed (used for scheduling).'),
+              limits: quantity('The most the container may use.'),
+            },
+          },
+        },
+      },
+      local: {
+        type: 'object',
+        description: 'How `fnmesh local` starts one replica\'s function process on a developer\'s machine. Ignored in a cluster.',
+        required: ['command'],
+        properties: {
+          command: { type: 'array', description: 'The program and its arguments (at least the program). Example: [node, dist/index.js].', minItems: 1, items: str('One word of the command line (not empty).', { minLength: 1 }) },
+          cwd: str('Working directory, relative to the manifest file\'s folder. Default: that folder.'),
+          env: { type: 'object', description: 'Extra environment variables of the process. Example: {LOG_LEVEL: debug}.', additionalProperties: str('The value of the variable.') },
+        },
+      },
+    },
+  };
+}
+
+function statusSchema() {
+  const count = (d) => int(d, { format: 'int32', minimum: 0 });
+  return {
+    type: 'object',
+    description: 'What the operator last saw. Written by the operator only.',
+    properties: {
+      observedGeneration: int('The metadata.generation of the spec this status describes; when it is less than metadata.generation, the operator has not yet acted on the latest spec.', { format: 'int64' }),
+      replicas: count('Replicas (pods) that exist for the service.'),
+      readyReplicas: count('Replicas whose function and sidecar are both ready to take calls.'),
+      updatedReplicas: count('Replicas running the latest spec.'),
+      availableReplicas: count('Replicas ready for at least the Deployment\'s minReadySeconds.'),
+      selector: str('The label selector of the service\'s pods, in the string form (`kubectl get pods -l <selector>`); used by the scale subresource.'),
+      conditions: {
+        type: 'array',
+        description: 'The latest observations: Ready (replicas are ready to take calls), Progressing (a rollout is under way), Degraded (the operator cannot realise the spec; see reason and message).',
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+        items: {
+          type: 'object',
+          description: 'One condition, in the standard Kubernetes shape (metav1.Condition).',
+          required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
+          properties: {
+            type: str('The condition: Ready, Progressing or Degraded.', { maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
+            status: str('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
+            observedGeneration: int('The metadata.generation the condition was set for.', { format: 'int64', minimum: 0 }),
+            lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
+            reason: str('Why, in one CamelCase word. Example: MinimumReplicasAvailable.', { maxLength: 1024, minLength: 1, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+            message: str('Why, for humans.', { maxLength: 32768 }),
+          },
+        },
+      },
+    },
+  };
+}
+
+function crd() {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${PLURAL}.${GROUP}`,
+      labels: { 'app.kubernetes.io/name': 'fnmesh', 'app.kubernetes.io/part-of': 'fnmesh' },
+    },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: 'functionservice',
+        shortNames: ['fsvc'],
+        categories: ['fnmesh'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
+            scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+          },
+          additionalPrinterColumns: [
+            { name: 'Ready', type: 'integer', description: 'Replicas ready to take calls.', jsonPath: '.status.readyReplicas' },
+            { name: 'Desired', type: 'integer', description: 'Replicas asked for.', jsonPath: '.spec.replicas' },
+            { name: 'Status', type: 'string', description: 'The Ready condition.', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            { name: 'Reason', type: 'string', description: 'Why the service is (not) ready.', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description:
+                'A FunctionService is a group of related functions run as long-lived replicas behind the fnmesh ' +
+                'gateway: POST /v1/api/{namespace}/functions/{metadata.name}/{function} calls a function when its ' +
+                'rule allows. The name is a DNS label (it becomes a NATS subject token). Fields that this schema does ' +
+                'not define are refused by kubectl\'s default strict field validation (kubectl --validate=strict, ' +
+                'the fieldValidation=Strict API parameter) and dropped otherwise; they are never kept.',
+              required: ['spec'],
+              properties: {
+                apiVersion: str('fnmesh.io/v1alpha1'),
+                kind: str('FunctionService'),
+                metadata: {
+                  type: 'object',
+                  properties: {
+                    name: str('The service name: a DNS label (lowercase letters, digits and "-", at most 63 characters).', { maxLength: 63, pattern: DNS_LABEL }),
+                  },
+                },
+                spec: specSchema(),
+                status: statusSchema(),
+              },
+              'x-kubernetes-validations': [
+                {
+                  rule: "size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+                  message:
+                    'metadata.name must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters (the service name becomes a NATS subject token, so dots are not allowed)',
+                },
+              ],
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+const HEADER =
+  '# GENERATED by crds/generate.js (`node crds/generate.js`); do not edit by hand: common/crd.test.ts fails when\n' +
+  '# this file and the generator disagree. Install with `kubectl apply -f crds/`.\n';
+
+/** The CRD as YAML text, exactly as committed. */
+function render() {
+  return HEADER + YAML.stringify(crd(), { lineWidth: 0 });
+}
+
+module.exports = { crd, render, typoPattern, OUTPUT, RULE_NESTING, MAX_CLAUSES, MAX_FUNCTIONS, NEAR_MISSES, OPERAND_HELP };
+
+if (require.main === module) {
+  const text = render();
+  if (process.argv.includes('--check')) {
+    const current = fs.existsSync(OUTPUT) ? fs.readFileSync(OUTPUT, 'utf8') : '';
+    if (current !== text) {
+      console.error(`${path.relative(process.cwd(), OUTPUT)} is out of date: run node crds/generate.js`);
+      process.exit(1);
+    }
+  } else {
+    fs.writeFileSync(OUTPUT, text);
+  }
+}

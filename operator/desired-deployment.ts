@@ -1,0 +1,186 @@
+/**
+ * The Deployment a FunctionService should have, as a plain object for server-side apply. Pure and
+ * deterministic: the same FunctionService and configuration always give a deep-equal object (no
+ * timestamps, no random names, fixed key and list order), so reconciling twice changes nothing.
+ *
+ * The sidecar's env is the sidecar's contract (sidecar/config.ts): every variable it reads that the
+ * operator decides is set here, and nothing else.
+ */
+import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1Probe, V1SecurityContext } from '@kubernetes/client-node';
+import { DEFAULT_FUNCTION, API_VERSION, KIND, type FunctionService } from '../common/manifest';
+import type { SidecarTemplateConfig } from './config';
+import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
+
+export const FIELD_MANAGER = 'fnmesh-operator';
+export const SERVICE_LABEL = 'fnmesh.io/service';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const NAME_LABEL = 'app.kubernetes.io/name';
+export const FUNCTION_CONTAINER_NAME = 'function';
+export const OPS_PORT_NAME = 'fnmesh-ops';
+/** The UID the sidecar image runs as (the Dockerfile's USER). */
+export const SIDECAR_UID = 65532;
+/** Env the operator sets on the function container; a FunctionService may not set them itself. */
+export const RESERVED_FUNCTION_ENV = ['PORT', 'FNMESH_SIDECAR_URL'] as const;
+/** Time on top of the sidecar's drain timeout before the kubelet kills the pod. */
+const GRACE_MARGIN_SECONDS = 10;
+
+/** A FunctionService read from the API server: it has a uid (owner references need it). */
+export type ClusterFunctionService = FunctionService & { metadata: { uid: string } };
+
+/** A spec the operator cannot turn into a Deployment; `field` is the path of the offending field. */
+export class InvalidSpecError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'InvalidSpecError';
+    this.field = field;
+  }
+}
+
+/** The selector of the pods of a service; also the status `selector` for the scale subresource. */
+export function serviceSelector(name: string): Record<string, string> {
+  return { [SERVICE_LABEL]: name };
+}
+
+export function serviceLabels(name: string): Record<string, string> {
+  return { [NAME_LABEL]: name, [MANAGED_BY_LABEL]: FIELD_MANAGER, [SERVICE_LABEL]: name };
+}
+
+/** Declared functions the sidecar announces (FNMESH_FUNCTIONS): all but the `default` rule holder. */
+export function declaredFunctions(fs: FunctionService): string[] {
+  return fs.spec.functions.map((f) => f.name).filter((n) => n !== DEFAULT_FUNCTION);
+}
+
+const SIDECAR_SECURITY_CONTEXT: V1SecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: SIDECAR_UID,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/**
+ * The function container's default: no privilege escalation, no capabilities, not root. The root file
+ * system stays writable (arbitrary user images often write to it) and the UID is the image's own.
+ */
+const FUNCTION_SECURITY_CONTEXT: V1SecurityContext = {
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+function httpProbe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
+  return { httpGet: { path, port: OPS_PORT_NAME }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
+}
+
+function resourcesOf(cfg: SidecarTemplateConfig): V1Container['resources'] {
+  const out: NonNullable<V1Container['resources']> = {};
+  if (Object.keys(cfg.resources.requests).length > 0) out.requests = { ...cfg.resources.requests };
+  if (Object.keys(cfg.resources.limits).length > 0) out.limits = { ...cfg.resources.limits };
+  return out;
+}
+
+/** The injected sidecar container for one FunctionService. */
+export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1Container {
+  const spec = fs.spec;
+  const env: V1EnvVar[] = [
+    { name: 'FNMESH_NAMESPACE', value: fs.metadata.namespace },
+    { name: 'FNMESH_SERVICE', value: fs.metadata.name },
+    { name: 'FNMESH_FUNCTIONS', value: declaredFunctions(fs).join(',') },
+    { name: 'FNMESH_NATS_URL', value: cfg.natsUrl },
+  ];
+  if (cfg.natsTokenSecret) {
+    env.push({ name: 'FNMESH_NATS_TOKEN', valueFrom: { secretKeyRef: { name: cfg.natsTokenSecret.name, key: cfg.natsTokenSecret.key } } });
+  }
+  env.push(
+    { name: 'FNMESH_FUNCTION_PORT', value: String(spec.port) },
+    { name: 'FNMESH_HEALTH_PATH', value: spec.healthPath },
+    { name: 'FNMESH_CONCURRENCY', value: String(spec.concurrency) },
+    { name: 'FNMESH_TIMEOUT_MS', value: String(spec.timeoutMs) },
+    { name: 'FNMESH_OPS_LISTEN', value: `0.0.0.0:${cfg.opsPort}` },
+    { name: 'FNMESH_CALL_LISTEN', value: `127.0.0.1:${cfg.callPort}` },
+    { name: 'FNMESH_DRAIN_TIMEOUT_MS', value: String(cfg.drainTimeoutMs) },
+    { name: 'FNMESH_REPLICA_ID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+  );
+  return {
+    name: SIDECAR_CONTAINER_NAME,
+    image: cfg.image,
+    args: ['sidecar'],
+    // A native sidecar: started before the function container, stopped after it.
+    restartPolicy: 'Always',
+    env,
+    ports: [{ name: OPS_PORT_NAME, containerPort: cfg.opsPort, protocol: 'TCP' }],
+    // The startup probe must not wait on /readyz: the kubelet starts the function container only once the
+    // native sidecar has started, and /readyz is not ready until the function answers its health check.
+    startupProbe: httpProbe('/healthz', 1, 60),
+    readinessProbe: httpProbe('/readyz', 2, 2),
+    livenessProbe: httpProbe('/healthz', 10, 3),
+    resources: resourcesOf(cfg),
+    securityContext: SIDECAR_SECURITY_CONTEXT,
+  };
+}
+
+function functionEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[] {
+  const user = (fs.spec.container?.env ?? []) as V1EnvVar[];
+  const seen = new Set<string>();
+  user.forEach((e, i) => {
+    if ((RESERVED_FUNCTION_ENV as readonly string[]).includes(e.name)) {
+      throw new InvalidSpecError(`spec.container.env[${i}].name`, `${e.name} is set by the operator (the function's port and the sidecar's call API); remove it`);
+    }
+    if (seen.has(e.name)) throw new InvalidSpecError(`spec.container.env[${i}].name`, `${e.name} is listed twice; list each variable once`);
+    seen.add(e.name);
+  });
+  return [
+    ...user.map((e) => ({ ...e })),
+    { name: 'PORT', value: String(fs.spec.port) },
+    { name: 'FNMESH_SIDECAR_URL', value: `http://127.0.0.1:${cfg.callPort}` },
+  ];
+}
+
+function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1Container {
+  const c = fs.spec.container;
+  if (!c) throw new InvalidSpecError('spec.container', 'is required in a cluster: it names the image that runs the functions');
+  if (fs.spec.port === cfg.opsPort || fs.spec.port === cfg.callPort) {
+    throw new InvalidSpecError('spec.port', `${fs.spec.port} is taken by the fnmesh sidecar (ops ${cfg.opsPort}, call API ${cfg.callPort}); choose another port`);
+  }
+  const container: V1Container = { name: FUNCTION_CONTAINER_NAME, image: c.image };
+  if (c.command) container.command = [...c.command];
+  if (c.args) container.args = [...c.args];
+  container.env = functionEnv(fs, cfg);
+  container.ports = [{ name: 'http', containerPort: fs.spec.port, protocol: 'TCP' }];
+  if (c.resources) container.resources = structuredClone(c.resources) as V1Container['resources'];
+  container.securityContext = FUNCTION_SECURITY_CONTEXT;
+  return container;
+}
+
+/**
+ * The Deployment to apply for a FunctionService. Throws InvalidSpecError when the spec cannot be run
+ * (the reconciler reports it as Degraded/InvalidSpec and does not retry).
+ */
+export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTemplateConfig): V1Deployment {
+  const name = fs.metadata.name;
+  const base: V1PodSpec = { containers: [functionContainer(fs, cfg)] };
+  const podSpec: V1PodSpec = {
+    ...injectSidecar(base, sidecarContainer(fs, cfg)),
+    // Longer than the sidecar's drain, so in-flight calls finish before the kubelet kills the pod.
+    terminationGracePeriodSeconds: Math.ceil(cfg.drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS,
+  };
+  // Deep copy: the result shares nothing with module constants or the input, so a caller may mutate it.
+  return structuredClone({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace: fs.metadata.namespace,
+      labels: serviceLabels(name),
+      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name, uid: fs.metadata.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      replicas: fs.spec.replicas,
+      selector: { matchLabels: serviceSelector(name) },
+      template: { metadata: { labels: serviceLabels(name) }, spec: podSpec },
+    },
+  });
+}
