@@ -51,6 +51,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
   const allowedOrigins = config.corsOrigins === '*' ? undefined : new Set(config.corsOrigins);
   const corsEnabled = config.corsOrigins === '*' || config.corsOrigins.length > 0;
   let inFlight = 0;
+  const httpInFlight = metrics.inFlightOf('http');
   const app = createOpsApp(deps);
 
   function corsFor(origin: string | undefined, headers: OutgoingHttpHeaders): void {
@@ -75,24 +76,20 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     // eslint-disable-next-line prefer-const -- assigned once the route resolves, read by finish() before that
     let fn: ResolvedFunction | undefined;
     inFlight++;
-    metrics.inFlight.inc({ kind: 'http' });
+    httpInFlight.inc();
     let finished = false;
 
     const finish = (status: number, body: string | Buffer, err?: { code: string; message: string; unexpected?: boolean; reason?: string }): void => {
       if (finished) return;
       finished = true;
       inFlight--;
-      metrics.inFlight.dec({ kind: 'http' });
+      httpInFlight.dec();
       if (!res.headersSent && !res.destroyed) {
         res.writeHead(status, headers);
         res.end(body);
       }
-      const labels = fn
-        ? { namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'http' }
-        : { namespace: '-', service: '-', function: '-', kind: 'http' };
-      metrics.requests.inc({ ...labels, status: String(status) });
       const seconds = (performance.now() - started) / 1000;
-      metrics.latency.observe(labels, seconds);
+      metrics.forCall(fn, 'http').answered(status, seconds);
       if (err) {
         const meta: Record<string, unknown> = {
           requestId,
@@ -201,7 +198,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       const input = claims ? { auth: claims, params: body.params } : { params: body.params };
       const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity));
       if (!decision.allow) {
-        metrics.denials.inc({ namespace: target.namespace, service: target.service, function: target.function, kind: 'http' });
+        metrics.forCall(target, 'http').denied();
         fail(denialError(target, decision.reason, config.exposeRuleReasons, claims === undefined), decision.reason);
         return;
       }

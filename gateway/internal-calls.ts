@@ -60,14 +60,11 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
   let fn: ResolvedFunction | undefined;
   let requestId = '';
   let caller = '';
-  metrics.inFlight.inc({ kind: 'internal' });
+  const inFlight = metrics.inFlightOf('internal');
+  inFlight.inc();
   const done = (status: number, err?: FnmeshError, reason?: string): void => {
-    metrics.inFlight.dec({ kind: 'internal' });
-    const labels = fn
-      ? { namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'internal' }
-      : { namespace: '-', service: '-', function: '-', kind: 'internal' };
-    metrics.requests.inc({ ...labels, status: String(status) });
-    metrics.latency.observe(labels, (performance.now() - started) / 1000);
+    inFlight.dec();
+    metrics.forCall(fn, 'internal').answered(status, (performance.now() - started) / 1000);
     if (err) {
       const meta: Record<string, unknown> = { requestId, caller, status, code: err.code, error: err.message };
       if (fn) meta.function = fn.label;
@@ -127,7 +124,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const identity = { requestId, traceparent, ...(meta.token ? { token: meta.token } : {}) };
     const decision = await evaluateRule(fn, { ...(claims ? { auth: claims } : {}), params, caller }, makeFuncCaller(deps.conn, deadline, identity));
     if (!decision.allow) {
-      metrics.denials.inc({ namespace: fn.namespace, service: fn.service, function: fn.function, kind: 'internal' });
+      metrics.forCall(fn, 'internal').denied();
       reject(denialError(fn, decision.reason, deps.exposeRuleReasons, claims === undefined), decision.reason);
       return;
     }

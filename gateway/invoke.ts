@@ -2,8 +2,8 @@
  * One NATS request to a function, with the error mapping every caller of it shares (HTTP calls,
  * internal calls and func rules): no responders → 503 at once, timeout → 504, disconnected → 503.
  */
-import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/nats-core';
-import { errors as natsErrors } from '@nats-io/nats-core';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { createInbox, errors as natsErrors } from '@nats-io/nats-core';
 import { FnmeshError, decodeReply, encodeCallHeaders, type CallMeta } from '../common';
 
 export interface Target {
@@ -64,17 +64,166 @@ export interface Connection {
   lost?(): Promise<never>;
 }
 
+interface Pending {
+  resolve(msg: Msg): void;
+  reject(err: FnmeshError): void;
+  timer: NodeJS.Timeout;
+  subject: string;
+  target: Target;
+  timeoutMs: number;
+  /** Set while the publish waits in the batch. */
+  payload: Uint8Array | undefined;
+  headers: MsgHdrs | undefined;
+  token: string;
+}
+
+function noResponders(target: Target): FnmeshError {
+  return new FnmeshError('unavailable', `no ready replica of ${target.namespace}/${target.service} is subscribed`);
+}
+
+function timedOut(target: Target, timeoutMs: number): FnmeshError {
+  return new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}.${target.function} did not finish within ${timeoutMs} ms`);
+}
+
+/**
+ * Request/reply over one wildcard inbox subscription (`_INBOX.<nuid>.*`), replies matched by token. What
+ * `nc.request()` does, without its per-request RequestOne (which builds a RequestError on every success),
+ * promise race and per-request subscription bookkeeping.
+ */
+class RequestMux {
+  private readonly prefix: string;
+  private readonly pending = new Map<string, Pending>();
+  private readonly sub: Subscription;
+  private next = 0;
+  /** Requests made during this event-loop turn, published together (one socket write instead of one each). */
+  private batch: Pending[] = [];
+  /** The connection's current `lost()` promise, and its error once it rejected. */
+  private armed: Promise<never> | undefined;
+  private armedError: FnmeshError | undefined;
+  closed = false;
+
+  constructor(private readonly conn: Connection) {
+    const nc = conn.nc;
+    this.prefix = `${createInbox()}.`;
+    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onMessage(err, msg) });
+    const onClosed = (): void => {
+      this.closed = true;
+      this.failAll(() => new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
+    };
+    this.sub.closed.then(onClosed, onClosed);
+    // A publish the server refuses (permissions) fails the requests to that subject at once, as nc.request() does.
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type !== 'error' || !(s.error instanceof natsErrors.PermissionViolationError) || s.error.operation !== 'publish') continue;
+        const refused = s.error;
+        for (const [token, p] of this.pending) {
+          if (p.subject !== refused.subject) continue;
+          this.pending.delete(token);
+          clearTimeout(p.timer);
+          p.reject(mapRequestError(refused, p.target, p.timeoutMs));
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  private onMessage(err: Error | null, msg: Msg): void {
+    if (err) {
+      this.failAll((p) => mapRequestError(err, p.target, p.timeoutMs));
+      return;
+    }
+    const token = msg.subject.substring(this.prefix.length);
+    const p = this.pending.get(token);
+    if (p === undefined) return; // late reply after a timeout
+    this.pending.delete(token);
+    clearTimeout(p.timer);
+    if (msg.data.length === 0 && msg.headers?.code === 503) p.reject(noResponders(p.target));
+    else p.resolve(msg);
+  }
+
+  private failAll(error: (p: Pending) => FnmeshError): void {
+    if (this.pending.size === 0) return;
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(error(p));
+    }
+  }
+
+  /** The error of a connection loss that happened since the last call, arming the watch for the next one. */
+  private lostError(): FnmeshError | undefined {
+    if (!this.conn.lost) return undefined;
+    const current = this.conn.lost();
+    if (current !== this.armed) {
+      this.armed = current;
+      this.armedError = undefined;
+      current.catch((e: unknown) => {
+        if (this.armed !== current) return;
+        const err = e instanceof FnmeshError ? e : new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE);
+        this.armedError = err;
+        this.failAll(() => err);
+      });
+    }
+    return this.armedError;
+  }
+
+  request(subject: string, target: Target, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<Msg> {
+    const lost = this.lostError();
+    if (lost) return Promise.reject(lost);
+    const token = (this.next++).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(token)) reject(timedOut(target, timeoutMs));
+      }, timeoutMs);
+      const p: Pending = { resolve, reject, timer, subject, target, timeoutMs, payload, headers, token };
+      this.pending.set(token, p);
+      if (this.batch.push(p) === 1) setImmediate(this.publishBatch);
+    });
+  }
+
+  /**
+   * nats.js writes to its socket once per microtask checkpoint, i.e. once per HTTP request handled; publishing
+   * the requests of one event-loop turn together makes that one write for all of them.
+   */
+  private readonly publishBatch = (): void => {
+    const batch = this.batch;
+    this.batch = [];
+    const nc = this.conn.nc;
+    for (const p of batch) {
+      const { payload, headers } = p;
+      p.payload = undefined;
+      p.headers = undefined;
+      if (this.pending.get(p.token) !== p) continue; // already failed (timeout, connection loss)
+      try {
+        nc.publish(p.subject, payload, { reply: this.prefix + p.token, headers });
+      } catch (err) {
+        this.pending.delete(p.token);
+        clearTimeout(p.timer);
+        p.reject(mapRequestError(err, p.target, p.timeoutMs));
+      }
+    }
+  };
+}
+
+const muxes = new WeakMap<Connection, RequestMux>();
+
 /** Sends one request; resolves with the raw reply message or rejects with a FnmeshError. */
-export async function requestRaw(conn: Connection, subject: string, target: Target, payload: Uint8Array, meta: CallMeta): Promise<Msg> {
+export function requestRaw(conn: Connection, subject: string, target: Target, payload: Uint8Array, meta: CallMeta): Promise<Msg> {
   const timeoutMs = Math.floor(meta.timeoutMs);
-  if (timeoutMs < 1) throw new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}.${target.function} had no time left before its deadline`);
-  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining()) throw new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE);
-  const headers: MsgHdrs = encodeCallHeaders(meta);
+  if (timeoutMs < 1) return Promise.reject(new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}.${target.function} had no time left before its deadline`));
+  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining()) return Promise.reject(new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
+  let headers: MsgHdrs;
   try {
-    const request = conn.nc.request(subject, payload, { timeout: timeoutMs, headers });
-    return await (conn.lost ? Promise.race([request, conn.lost()]) : request);
+    headers = encodeCallHeaders(meta);
   } catch (err) {
-    throw mapRequestError(err, target, timeoutMs);
+    return Promise.reject(err);
+  }
+  let mux = muxes.get(conn);
+  try {
+    if (mux === undefined || mux.closed) muxes.set(conn, (mux = new RequestMux(conn)));
+    return mux.request(subject, target, payload, headers, timeoutMs);
+  } catch (err) {
+    return Promise.reject(mapRequestError(err, target, timeoutMs));
   }
 }
 

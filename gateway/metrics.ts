@@ -9,10 +9,36 @@ export interface GatewayMetrics {
   denials: Counter<'namespace' | 'service' | 'function' | 'kind'>;
   inFlight: Gauge<'kind'>;
   ruleErrors: Counter<never>;
+  /**
+   * The label children of one function's calls, bound once and cached (the hot path then never validates
+   * labels or builds label keys). `fn` undefined → the '-' labels of calls that matched no function.
+   */
+  forCall(fn: FunctionLabels | undefined, kind: CallKind): CallMetrics;
+  /** The in-flight gauge child of one kind. */
+  inFlightOf(kind: CallKind): { inc(): void; dec(): void };
 }
 
+export type CallKind = 'http' | 'internal';
+
+export interface FunctionLabels {
+  namespace: string;
+  service: string;
+  function: string;
+  /** `ns/svc.fn` when the caller has it at hand (a ResolvedFunction does). */
+  label?: string;
+}
+
+export interface CallMetrics {
+  /** Counts an answered call and observes its duration. */
+  answered(status: number, seconds: number): void;
+  denied(): void;
+}
+
+/** Most functions whose label children are cached per kind; calls to more are counted uncached. */
+const MAX_CACHED_FUNCTIONS = 2000;
+
 export function createGatewayMetrics(registry: Registry = createRegistry('gateway')): GatewayMetrics {
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: 'fnmesh_gateway_requests_total',
@@ -44,5 +70,47 @@ export function createGatewayMetrics(registry: Registry = createRegistry('gatewa
       help: 'FunctionServices whose rules did not compile (their previous version was kept)',
       registers: [registry],
     }),
+  };
+  const bind = (fn: FunctionLabels | undefined, kind: CallKind): CallMetrics => {
+    const namespace = fn ? fn.namespace : '-';
+    const service = fn ? fn.service : '-';
+    const func = fn ? fn.function : '-';
+    const latency = metrics.latency.labels(namespace, service, func, kind);
+    const byStatus = new Map<number, { inc(): void }>();
+    let denials: { inc(): void } | undefined;
+    return {
+      answered(status, seconds) {
+        let c = byStatus.get(status);
+        if (c === undefined) {
+          c = metrics.requests.labels({ namespace, service, function: func, status: String(status), kind });
+          byStatus.set(status, c);
+        }
+        c.inc();
+        latency.observe(seconds);
+      },
+      denied() {
+        (denials ??= metrics.denials.labels(namespace, service, func, kind)).inc();
+      },
+    };
+  };
+  const caches: Record<CallKind, Map<string, CallMetrics>> = { http: new Map(), internal: new Map() };
+  const unmatched: Partial<Record<CallKind, CallMetrics>> = {};
+  const inFlight = { http: metrics.inFlight.labels('http'), internal: metrics.inFlight.labels('internal') };
+  return {
+    ...metrics,
+    forCall(fn, kind) {
+      if (fn === undefined) return (unmatched[kind] ??= bind(undefined, kind));
+      const cache = caches[kind];
+      const key = fn.label ?? `${fn.namespace}/${fn.service}.${fn.function}`;
+      let m = cache.get(key);
+      if (m === undefined) {
+        m = bind(fn, kind);
+        if (cache.size < MAX_CACHED_FUNCTIONS) cache.set(key, m);
+      }
+      return m;
+    },
+    inFlightOf(kind) {
+      return inFlight[kind];
+    },
   };
 }

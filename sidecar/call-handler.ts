@@ -17,7 +17,7 @@ import {
   type Logger,
 } from './common';
 import type { InFlight } from './concurrency';
-import { describeConnectionError, type FunctionClient, type FunctionHeaders } from './function-client';
+import { describeConnectionError, isDeadlineError, type FunctionClient, type FunctionHeaders } from './function-client';
 import type { InboundCall, InboundCalls } from './inbound';
 import type { SidecarMetrics } from './metrics';
 import type { CallStats } from './micro';
@@ -40,8 +40,6 @@ const NULL_JSON = Buffer.from('null');
 const MAX_ERROR_TEXT = 500;
 /** How early (ms) a function may fail at its deadline and still be reported as a 504 (epoch-ms rounding, timers). */
 const DEADLINE_SKEW_MS = 5;
-/** setTimeout's largest delay (about 24.8 days); longer budgets are clamped to it. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 export function truncate(text: string, max = MAX_ERROR_TEXT): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
@@ -93,35 +91,61 @@ export function mapFunctionResponse(fn: string, status: number, body: Buffer): {
   };
 }
 
+interface PendingReply {
+  msg: Msg;
+  fn: string;
+  error: FnmeshError | undefined;
+  data: Uint8Array | undefined;
+  /** Release the call's concurrency slot once the reply is sent. */
+  release: boolean;
+}
+
 export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, msg: Msg) => void {
   const { nc, client, inFlight, inbound, metrics, stats } = deps;
   const log = deps.logger;
   const prefix = `${CALL_PREFIX}.${deps.namespace}.${deps.service}.`;
 
-  const reply = (msg: Msg, fn: string, started: number, error: FnmeshError | undefined, data?: Uint8Array): void => {
-    try {
-      if (error) {
-        const r = encodeErrorReply(error);
-        msg.respond(r.data, { headers: r.headers });
-      } else {
-        msg.respond(data);
+  /**
+   * Replies of one event-loop turn go out together: nats.js writes to its socket once per microtask
+   * checkpoint, i.e. once per function answer otherwise; batched, it is one write for all of them. A call's
+   * concurrency slot is released when its reply is handed to NATS, so a drain never closes the connection
+   * with a reply still queued here.
+   */
+  let replies: PendingReply[] = [];
+  const sendReplies = (): void => {
+    const batch = replies;
+    replies = [];
+    for (const r of batch) {
+      const { msg, fn, error } = r;
+      try {
+        if (error) {
+          const e = encodeErrorReply(error);
+          msg.respond(e.data, { headers: e.headers });
+        } else {
+          msg.respond(r.data);
+        }
+      } catch (err) {
+        log.warn('could not send a reply', { function: fn, error: errorMessage(err) });
       }
-    } catch (err) {
-      log.warn('could not send a reply', { function: fn, error: errorMessage(err) });
+      if (r.release) {
+        inFlight.release();
+        metrics.inFlight.dec();
+      }
     }
+  };
+  const reply = (msg: Msg, fn: string, started: number, error: FnmeshError | undefined, data?: Uint8Array, release = false): void => {
     const ms = performance.now() - started;
     metrics.call(fn, error ? error.code : 'ok', ms / 1000);
     stats.record(fn, ms, error);
+    if (replies.push({ msg, fn, error, data, release }) === 1) setImmediate(sendReplies);
   };
 
   const run = async (msg: Msg, fn: string, started: number, timeoutMs: number, headers: FunctionHeaders, entry: InboundCall | undefined, requestId: string): Promise<void> => {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), Math.min(timeoutMs, MAX_TIMER_MS));
     let error: FnmeshError | undefined;
     let data: Uint8Array | undefined;
     try {
       const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-      const res = await client.call(fn, msg.data, headers, controller.signal, maxPayload);
+      const res = await client.call(fn, msg.data, headers, timeoutMs, maxPayload);
       if (performance.now() - started >= timeoutMs) {
         // One deadline: an answer that lands after it (e.g. a function that gives up at ctx.signal) is a 504,
         // as the caller has stopped waiting at the same instant.
@@ -138,18 +162,15 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
         } else error = mapped.error;
       }
     } catch (err) {
-      if (controller.signal.aborted) {
+      if (isDeadlineError(err)) {
         error = new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
       } else {
         error = new FnmeshError('function_failed', describeConnectionError(err, client.address, fn));
       }
     } finally {
-      clearTimeout(timer);
       if (entry) inbound.remove(requestId, entry);
-      inFlight.release();
-      metrics.inFlight.dec();
     }
-    reply(msg, fn, started, error, data);
+    reply(msg, fn, started, error, data, true);
   };
 
   return (err, msg) => {

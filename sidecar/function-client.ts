@@ -15,6 +15,24 @@ export type FunctionHeaders = Record<string, string>;
 const CONNECT_TIMEOUT_MS = 2_000;
 const HEALTH_CONNECT_TIMEOUT_MS = 1_000;
 
+/** setTimeout's largest delay (about 24.8 days); longer budgets are clamped to it. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+interface Deadline {
+  expired: boolean;
+  req: http.ClientRequest | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function deadlineError(): Error {
+  return Object.assign(new Error('the call was aborted at its deadline'), { name: 'AbortError', code: 'ABORT_ERR', deadline: true });
+}
+
+/** True for the rejection of a call or health check whose time ran out. */
+export function isDeadlineError(err: unknown): boolean {
+  return (err as { deadline?: unknown } | null)?.deadline === true;
+}
+
 function connectTimeoutError(address: string): Error {
   return Object.assign(new Error(`connect timeout to ${address}`), { code: 'ECONNECT_TIMEOUT' });
 }
@@ -50,13 +68,18 @@ export class FunctionClient {
     agent: http.Agent,
     method: string,
     path: string,
-    headers: http.OutgoingHttpHeaders,
+    headers: http.OutgoingHttpHeaders | string[],
     body: Uint8Array | undefined,
-    signal: AbortSignal,
+    deadline: Deadline,
     connectTimeoutMs: number,
     maxBody: number,
-  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; tooLarge: boolean }> {
+    wantHeaders: boolean,
+  ): Promise<{ status: number; headers: IncomingHttpHeaders | undefined; body: Buffer; tooLarge: boolean }> {
     return new Promise((resolve, reject) => {
+      if (deadline.expired) {
+        reject(deadlineError());
+        return;
+      }
       let settled = false;
       const fail = (err: Error): void => {
         if (settled) return;
@@ -64,7 +87,7 @@ export class FunctionClient {
         reject(err);
       };
       let responded = false;
-      const req = http.request({ host: '127.0.0.1', port: this.port, method, path, headers, agent, signal }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port: this.port, method, path, headers, agent }, (res) => {
         responded = true;
         const chunks: Buffer[] = [];
         let size = 0;
@@ -74,7 +97,7 @@ export class FunctionClient {
           if (size > maxBody) {
             settled = true;
             res.destroy();
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0), tooLarge: true });
+            resolve({ status: res.statusCode ?? 0, headers: wantHeaders ? res.headers : undefined, body: Buffer.alloc(0), tooLarge: true });
             return;
           }
           chunks.push(chunk);
@@ -82,13 +105,20 @@ export class FunctionClient {
         res.on('end', () => {
           if (settled) return;
           settled = true;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), tooLarge: false });
+          // res.headers is built lazily from the raw headers: not touched unless asked for
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: wantHeaders ? res.headers : undefined,
+            body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size),
+            tooLarge: false,
+          });
         });
         res.on('error', fail);
         res.on('close', () => {
           if (!res.complete) fail(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
         });
       });
+      deadline.req = req;
       req.on('error', (err: NodeJS.ErrnoException) => {
         // reset on a reused connection before any byte of an answer: the function closed it while idle
         if (req.reusedSocket && !responded && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) Object.assign(err, { staleSocket: true });
@@ -104,33 +134,63 @@ export class FunctionClient {
     });
   }
 
+  /** One timer for a whole call (both attempts): at `timeoutMs` it destroys the request in flight. */
+  private deadline(timeoutMs: number, unref = false): Deadline {
+    const d: Deadline = { expired: false, req: undefined, timer: undefined };
+    d.timer = setTimeout(
+      () => {
+        d.expired = true;
+        d.req?.destroy(deadlineError());
+      },
+      Math.min(Math.max(0, timeoutMs), MAX_TIMER_MS),
+    );
+    if (unref) d.timer.unref();
+    return d;
+  }
+
   /**
-   * POSTs `body` to /{fn}. Rejects with the socket error on connection failures and with an AbortError
-   * when `signal` aborts. A body larger than `maxBody` is cut off and flagged.
+   * POSTs `body` to /{fn}. Rejects with the socket error on connection failures and with an error whose
+   * `deadline` is true (see isDeadlineError) when `timeoutMs` passes first. A body larger than `maxBody` is
+   * cut off and flagged.
    */
-  async call(fn: string, body: Uint8Array, headers: FunctionHeaders, signal: AbortSignal, maxBody: number): Promise<FunctionResponse & { tooLarge: boolean }> {
+  async call(fn: string, body: Uint8Array, headers: FunctionHeaders, timeoutMs: number, maxBody: number): Promise<FunctionResponse & { tooLarge: boolean }> {
     this.active++;
+    const deadline = this.deadline(timeoutMs);
     try {
-      const h = { ...headers, 'content-length': body.byteLength };
+      // A flat [name, value, ...] list goes to the request line as is; an object costs a setHeader (name
+      // validation, lower-casing, a map) per header.
+      const flat: string[] = ['host', this.address, 'content-length', String(body.byteLength)];
+      for (const name in headers) flat.push(name, headers[name]!);
+      const path = `/${fn}`;
       let res;
       try {
-        res = await this.request(this.agent, 'POST', `/${fn}`, h, body, signal, CONNECT_TIMEOUT_MS, maxBody);
+        res = await this.request(this.agent, 'POST', path, flat, body, deadline, CONNECT_TIMEOUT_MS, maxBody, false);
       } catch (err) {
         // A kept-alive connection the function closed while idle (its FIN not yet seen here) fails at once
         // with a reset and no answer; the call never reached the function, so it goes once more on a new one.
-        if (!(err as { staleSocket?: boolean }).staleSocket || signal.aborted) throw err;
-        res = await this.request(this.agent, 'POST', `/${fn}`, h, body, signal, CONNECT_TIMEOUT_MS, maxBody);
+        if (!(err as { staleSocket?: boolean }).staleSocket || deadline.expired) throw err;
+        res = await this.request(this.agent, 'POST', path, flat, body, deadline, CONNECT_TIMEOUT_MS, maxBody, false);
       }
       return { status: res.status, body: res.body, tooLarge: res.tooLarge };
+    } catch (err) {
+      throw deadline.expired ? deadlineError() : err;
     } finally {
+      clearTimeout(deadline.timer);
       if (--this.active === 0 && this.onIdle) this.onIdle();
     }
   }
 
   /** GET {path}; resolves to the status, or rejects when the function does not answer within `timeoutMs`. */
   async health(path: string, timeoutMs: number): Promise<{ status: number; headers: IncomingHttpHeaders }> {
-    const res = await this.request(this.healthAgent, 'GET', path, {}, undefined, AbortSignal.timeout(timeoutMs), HEALTH_CONNECT_TIMEOUT_MS, 1024 * 1024);
-    return { status: res.status, headers: res.headers };
+    const deadline = this.deadline(timeoutMs, true); // like AbortSignal.timeout: never keeps the process up
+    try {
+      const res = await this.request(this.healthAgent, 'GET', path, {}, undefined, deadline, HEALTH_CONNECT_TIMEOUT_MS, 1024 * 1024, true);
+      return { status: res.status, headers: res.headers ?? {} };
+    } catch (err) {
+      throw deadline.expired ? Object.assign(deadlineError(), { code: 'ETIMEDOUT' }) : err;
+    } finally {
+      clearTimeout(deadline.timer);
+    }
   }
 
   /** Closes the connections once the calls still running finish; `force` aborts them (after a drain timeout). */

@@ -13,8 +13,8 @@ export class SidecarMetrics {
   readonly functionHealthy: Gauge;
   readonly natsConnected: Gauge;
   readonly outboundCalls: Counter<'outcome'>;
-  private readonly callChildren = new Map<string, { inc(): void }>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  /** Per function label: its duration child and its call counter child per outcome. */
+  private readonly children = new Map<string, { label: string; duration: { observe(v: number): void }; outcomes: Map<string, { inc(): void }> }>();
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -51,25 +51,22 @@ export class SidecarMetrics {
     });
   }
 
-  private functionLabel(fn: string): string {
-    if (this.durationChildren.has(fn) || this.durationChildren.size < MAX_FUNCTION_LABELS) return fn;
-    return '_other';
-  }
-
   call(fn: string, outcome: string, seconds: number): void {
-    const label = this.functionLabel(fn);
-    const key = `${label}\u0000${outcome}`;
-    let c = this.callChildren.get(key);
-    if (!c) {
-      c = this.calls.labels(label, outcome);
-      this.callChildren.set(key, c);
+    let f = this.children.get(fn);
+    if (f === undefined) {
+      const label = this.children.size < MAX_FUNCTION_LABELS ? fn : '_other';
+      f = this.children.get(label);
+      if (f === undefined) {
+        f = { label, duration: this.duration.labels(label), outcomes: new Map() };
+        this.children.set(label, f);
+      }
+    }
+    let c = f.outcomes.get(outcome);
+    if (c === undefined) {
+      c = this.calls.labels(f.label, outcome);
+      f.outcomes.set(outcome, c);
     }
     c.inc();
-    let h = this.durationChildren.get(label);
-    if (!h) {
-      h = this.duration.labels(label);
-      this.durationChildren.set(label, h);
-    }
-    h.observe(seconds);
+    f.duration.observe(seconds);
   }
 }
