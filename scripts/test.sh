@@ -12,6 +12,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null; fi
 fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
+# etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for the Kubernetes suites: built once
+# with Go and cached outside the repo (~/.cache/fnmesh/tools), keyed by version; a few minutes the first time.
+bash scripts/k8s-tools.sh
 npm run build --silent
 npm run lint --silent
 
