@@ -35,7 +35,6 @@ export async function main(env: Record<string, string | undefined> = process.env
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`fnmesh gateway: ${err.message}`);
-      process.exitCode = 2;
       process.exit(2);
     }
     console.error(`fnmesh gateway: cannot start: ${errorMessage(err)}`);

@@ -61,6 +61,8 @@ describe('gateway lifecycle', () => {
     } finally {
       exit.mockRestore();
       stderr.mockRestore();
+      // the test runner's own exit status must not inherit anything from the code under test
+      process.exitCode = undefined;
     }
   });
 });
