@@ -10,19 +10,18 @@
  * Env: BENCH_SECONDS (8), BENCH_CONCURRENCY (64), BENCH_ROUNDS (3), BENCH_LABEL (a name for the variant),
  * BENCH_PROFILE_DIR (run the gateway and the sidecar with --cpu-prof, profiles written there at exit).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { closedLoop, type Send } from './load';
-import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
+import type { Proc } from './procs';
+import { ECHO_CALL_PATH, startEchoMesh } from './echo-mesh';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LABEL = process.env.BENCH_LABEL ?? 'current';
-const root = path.resolve(__dirname, '..', '..');
-const cli = path.join(root, 'bin', 'fnmesh.js');
 const payload = JSON.stringify({ message: 'hello', n: 42 });
 const PROFILE = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
@@ -78,53 +77,13 @@ const median = (xs: number[]): number => {
 const f = (n: number | undefined, d = 1): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
 
 async function main(): Promise<void> {
-  const procs: Proc[] = [];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-cpu-'));
+  const sut = await startEchoMesh({ nodeFlags: PROFILE });
   try {
-    const [fnPort, gwPort, brokerPort, opsPort, callPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
-    writeFileSync(
-      path.join(dir, 'echo.yaml'),
-      [
-        'apiVersion: fnmesh.io/v1alpha1',
-        'kind: FunctionService',
-        'metadata: {name: echo, namespace: bench}',
-        'spec:',
-        '  replicas: 1',
-        '  functions:',
-        '    - name: echo',
-        '      rule: {rule: allow}',
-        '',
-      ].join('\n'),
-    );
-    const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
-    procs.push(fn);
-    await waitPort(fnPort!);
-    const gateway = startProc('gateway', [...PROFILE, cli, 'gateway'], {
-      FNMESH_LISTEN: `127.0.0.1:${gwPort}`,
-      FNMESH_BROKER_PORT: String(brokerPort),
-      FNMESH_MANIFESTS: dir,
-      FNMESH_LOG_LEVEL: 'error',
-    });
-    procs.push(gateway);
-    await waitHttpOk(`http://127.0.0.1:${gwPort}/readyz`);
-    const sidecar = startProc('sidecar', [...PROFILE, cli, 'sidecar'], {
-      FNMESH_NAMESPACE: 'bench',
-      FNMESH_SERVICE: 'echo',
-      FNMESH_FUNCTIONS: 'echo',
-      FNMESH_NATS_URL: `nats://127.0.0.1:${brokerPort}`,
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_OPS_LISTEN: `127.0.0.1:${opsPort}`,
-      FNMESH_CALL_LISTEN: `127.0.0.1:${callPort}`,
-      FNMESH_CONCURRENCY: '4096',
-      FNMESH_LOG_LEVEL: 'error',
-    });
-    procs.push(sidecar);
-    await waitHttpOk(`http://127.0.0.1:${opsPort}/readyz`);
-
+    const { fn, gateway, sidecar, fnPort, gatewayPort: gwPort } = sut;
     const directPool = new Pool(`http://127.0.0.1:${fnPort}`, { connections: CONCURRENCY, pipelining: 1 });
     const meshPool = new Pool(`http://127.0.0.1:${gwPort}`, { connections: CONCURRENCY, pipelining: 1 });
     const direct = httpSender(directPool, '/echo', payload);
-    const mesh = httpSender(meshPool, '/v1/api/bench/functions/echo/echo', `{"params":${payload}}`);
+    const mesh = httpSender(meshPool, ECHO_CALL_PATH, `{"params":${payload}}`);
     await mesh();
     await closedLoop(direct, CONCURRENCY, 1500);
     await closedLoop(mesh, CONCURRENCY, 3000);
@@ -159,8 +118,7 @@ async function main(): Promise<void> {
       `| mesh | ${f(mRate, 0)} | ${f(med(meshRuns, 'gateway'))} | ${f(med(meshRuns, 'sidecar'))} | ${f(med(meshRuns, 'function'))} | ${f(med(meshRuns, 'load'))} | ${f(mCpu)} | ${f(mRate / dRate, 2)} | ${f(dCpu / mCpu, 2)} |`,
     );
   } finally {
-    for (const p of procs.reverse()) await p.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await sut.stop();
   }
 }
 

@@ -6,20 +6,18 @@
  * Prints p50/p90/p99 at a fixed rate (open loop), maximum throughput (closed loop), ratios to the direct
  * call, the sidecar's resident memory idle and under load, and its start-to-ready time, as a markdown table.
  */
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { connect } from '@nats-io/transport-node';
 import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
-import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
+import { freePort, startProc, waitHttpOk, type Proc } from './procs';
+import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
-const root = path.resolve(__dirname, '..', '..');
-const cli = path.join(root, 'bin', 'fnmesh.js');
 const payload = JSON.stringify({ message: 'hello', n: 42 });
 
 function httpSender(pool: Pool, urlPath: string, body: string): Send {
@@ -33,67 +31,25 @@ function httpSender(pool: Pool, urlPath: string, body: string): Send {
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
 async function main(): Promise<void> {
-  const procs: Proc[] = [];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-bench-'));
+  const sut = await startEchoMesh();
+  const extra: Proc[] = [];
   try {
-    const [fnPort, gwPort, brokerPort, opsPort, callPort, ops2Port, call2Port] = await Promise.all(
-      Array.from({ length: 7 }, () => freePort()),
-    );
-    writeFileSync(
-      path.join(dir, 'echo.yaml'),
-      [
-        'apiVersion: fnmesh.io/v1alpha1',
-        'kind: FunctionService',
-        'metadata: {name: echo, namespace: bench}',
-        'spec:',
-        '  replicas: 1',
-        '  functions:',
-        '    - name: echo',
-        '      rule: {rule: allow}',
-        '',
-      ].join('\n'),
-    );
-    const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
-    procs.push(fn);
-    await waitPort(fnPort!);
-    const gateway = startProc('gateway', [cli, 'gateway'], {
-      FNMESH_LISTEN: `127.0.0.1:${gwPort}`,
-      FNMESH_BROKER_PORT: String(brokerPort),
-      FNMESH_MANIFESTS: dir,
-      FNMESH_LOG_LEVEL: 'error',
-    });
-    procs.push(gateway);
-    await waitHttpOk(`http://127.0.0.1:${gwPort}/readyz`);
-    const natsUrl = `nats://127.0.0.1:${brokerPort}`;
-    const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
-      FNMESH_NAMESPACE: 'bench',
-      FNMESH_SERVICE: 'echo',
-      FNMESH_FUNCTIONS: 'echo',
-      FNMESH_NATS_URL: natsUrl,
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_OPS_LISTEN: `127.0.0.1:${ops}`,
-      FNMESH_CALL_LISTEN: `127.0.0.1:${call}`,
-      FNMESH_CONCURRENCY: '4096',
-      FNMESH_LOG_LEVEL: 'error',
-    });
+    const { gateway, sidecar, fnPort, gatewayPort: gwPort, natsUrl } = sut;
+    const [ops2Port, call2Port] = await Promise.all([freePort(), freePort()]);
 
     // Start-to-ready: a sidecar spawned with its function already up, until /readyz answers 200 (median of 3).
     const readyTimes: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = Date.now();
-      const probe = startProc('sidecar-probe', [cli, 'sidecar'], sidecarEnv(ops2Port!, call2Port!));
+      const probe = startProc('sidecar-probe', [cli, 'sidecar'], sut.sidecarEnv(ops2Port!, call2Port!));
       await waitHttpOk(`http://127.0.0.1:${ops2Port}/readyz`);
       readyTimes.push(Date.now() - t0);
       await probe.stop();
     }
     readyTimes.sort((a, b) => a - b);
 
-    const sidecar = startProc('sidecar', [cli, 'sidecar'], sidecarEnv(opsPort!, callPort!));
-    procs.push(sidecar);
-    await waitHttpOk(`http://127.0.0.1:${opsPort}/readyz`);
-
     const responder = startProc('nats-responder', [path.join(root, 'dist', 'bench', 'nats-responder.js')], { NATS_URL: natsUrl });
-    procs.push(responder);
+    extra.push(responder);
     await new Promise<void>((resolve) => responder.child.stdout?.once('data', () => resolve()));
 
     const directPool = new Pool(`http://127.0.0.1:${fnPort}`, { connections: CONCURRENCY, pipelining: 1 });
@@ -102,7 +58,7 @@ async function main(): Promise<void> {
     const natsBody = new TextEncoder().encode(payload);
     const targets: { name: string; send: Send }[] = [
       { name: 'direct', send: httpSender(directPool, '/echo', payload) },
-      { name: 'mesh', send: httpSender(meshPool, '/v1/api/bench/functions/echo/echo', `{"params":${payload}}`) },
+      { name: 'mesh', send: httpSender(meshPool, ECHO_CALL_PATH, `{"params":${payload}}`) },
       { name: 'nats', send: async () => void (await nc.request('bench.echo', natsBody, { timeout: 5000 })) },
     ];
 
@@ -160,9 +116,8 @@ async function main(): Promise<void> {
     row('sidecar idle memory', `${fmt(idleRss, 1)} MB`, '≤ 60 MB (≤ 50 MB project bar)', idleRss <= 60);
     console.log(lines.join('\n'));
   } finally {
-    // clients before the broker they talk to: reverse start order, one at a time
-    for (const p of procs.reverse()) await p.stop();
-    rmSync(dir, { recursive: true, force: true });
+    for (const p of extra) await p.stop();
+    await sut.stop();
   }
 }
 

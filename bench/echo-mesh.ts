@@ -1,0 +1,81 @@
+/**
+ * The system under test that the benchmarks share: the SDK echo function, the gateway with its embedded
+ * broker (rules from a one-function manifest), and one sidecar, each in its own process and awaited ready.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
+
+export const root = path.resolve(__dirname, '..', '..');
+export const cli = path.join(root, 'bin', 'fnmesh.js');
+export const ECHO_CALL_PATH = '/v1/api/bench/functions/echo/echo';
+
+const ECHO_MANIFEST = [
+  'apiVersion: fnmesh.io/v1alpha1',
+  'kind: FunctionService',
+  'metadata: {name: echo, namespace: bench}',
+  'spec:',
+  '  replicas: 1',
+  '  functions:',
+  '    - name: echo',
+  '      rule: {rule: allow}',
+  '',
+].join('\n');
+
+export interface EchoMesh {
+  fn: Proc;
+  gateway: Proc;
+  sidecar: Proc;
+  fnPort: number;
+  gatewayPort: number;
+  natsUrl: string;
+  /** Env of a sidecar for the echo service, with its own ops and call ports. */
+  sidecarEnv(opsPort: number, callPort: number): Record<string, string>;
+  /** Stops every process this started, clients before the broker, and removes the manifest folder. */
+  stop(): Promise<void>;
+}
+
+export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Promise<EchoMesh> {
+  const flags = options.nodeFlags ?? [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-bench-'));
+  writeFileSync(path.join(dir, 'echo.yaml'), ECHO_MANIFEST);
+  const procs: Proc[] = [];
+  const stop = async (): Promise<void> => {
+    for (const p of procs.reverse()) await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const [fnPort, gatewayPort, brokerPort, opsPort, callPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+    const natsUrl = `nats://127.0.0.1:${brokerPort}`;
+    const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
+      FNMESH_NAMESPACE: 'bench',
+      FNMESH_SERVICE: 'echo',
+      FNMESH_FUNCTIONS: 'echo',
+      FNMESH_NATS_URL: natsUrl,
+      FNMESH_FUNCTION_PORT: String(fnPort),
+      FNMESH_OPS_LISTEN: `127.0.0.1:${ops}`,
+      FNMESH_CALL_LISTEN: `127.0.0.1:${call}`,
+      FNMESH_CONCURRENCY: '4096',
+      FNMESH_LOG_LEVEL: 'error',
+    });
+    const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
+    procs.push(fn);
+    await waitPort(fnPort!);
+    const gateway = startProc('gateway', [...flags, cli, 'gateway'], {
+      FNMESH_LISTEN: `127.0.0.1:${gatewayPort}`,
+      FNMESH_BROKER_PORT: String(brokerPort),
+      FNMESH_MANIFESTS: dir,
+      FNMESH_LOG_LEVEL: 'error',
+    });
+    procs.push(gateway);
+    await waitHttpOk(`http://127.0.0.1:${gatewayPort}/readyz`);
+    const sidecar = startProc('sidecar', [...flags, cli, 'sidecar'], sidecarEnv(opsPort!, callPort!));
+    procs.push(sidecar);
+    await waitHttpOk(`http://127.0.0.1:${opsPort}/readyz`);
+    return { fn, gateway, sidecar, fnPort: fnPort!, gatewayPort: gatewayPort!, natsUrl, sidecarEnv, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
