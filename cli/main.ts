@@ -55,6 +55,19 @@ export const SIDECAR_FLAGS: FlagSpec[] = [
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
 
+export const OPERATOR_FLAGS: FlagSpec[] = [
+  { flags: '--listen <host:port>', env: 'FNMESH_OPERATOR_LISTEN', description: '/healthz /readyz /metrics address (default 0.0.0.0:8081)' },
+  { flags: '--sidecar-image <image>', env: 'FNMESH_SIDECAR_IMAGE', description: 'image of the injected sidecar (required)' },
+  { flags: '--sidecar-nats-url <urls>', env: 'FNMESH_SIDECAR_NATS_URL', description: 'NATS servers the sidecars connect to (comma list, required)' },
+  { flags: '--sidecar-nats-token-secret <secret/key>', env: 'FNMESH_SIDECAR_NATS_TOKEN_SECRET', description: 'Secret key holding the NATS token sidecars use' },
+  { flags: '--watch-namespace <ns>', env: 'FNMESH_WATCH_NAMESPACE', description: 'watch only this namespace (default all)' },
+  { flags: '--leader-elect <bool>', env: 'FNMESH_LEADER_ELECT', description: 'elect a leader among replicas through a Lease (default true)' },
+  { flags: '--lease-namespace <ns>', env: 'FNMESH_LEASE_NAMESPACE', description: 'namespace of the leader Lease (default POD_NAMESPACE or fnmesh-system)' },
+  { flags: '--concurrent-reconciles <n>', env: 'FNMESH_CONCURRENT_RECONCILES', description: 'FunctionServices reconciled at once (default 4)' },
+  { flags: '--resync-ms <ms>', env: 'FNMESH_RESYNC_MS', description: 'reconcile every object this often even without changes (default 300000)' },
+  { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
+];
+
 function addFlags(cmd: Command, specs: FlagSpec[]): Command {
   for (const s of specs) cmd.addOption(new Option(s.flags, `${s.description} (env ${s.env})`));
   return cmd;
@@ -119,6 +132,13 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
     async (opts: Record<string, unknown>) => {
       const { main } = load<typeof import('../sidecar/main')>('../sidecar/main');
       await main(flagsToEnv(opts, SIDECAR_FLAGS, io.env));
+    },
+  );
+
+  addFlags(program.command('operator').description('run the operator: FunctionServices → Deployments with the injected sidecar (KUBECONFIG or in-cluster)'), OPERATOR_FLAGS).action(
+    async (opts: Record<string, unknown>) => {
+      const { main } = load<typeof import('../operator/main')>('../operator/main');
+      await main(flagsToEnv(opts, OPERATOR_FLAGS, io.env));
     },
   );
 

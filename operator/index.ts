@@ -11,3 +11,7 @@ export * from './leader-election';
 export * from './metrics';
 export * from './drift';
 export * from './keys';
+export * from './events';
+export * from './kube-writer';
+export * from './reconciler';
+export * from './operator';
