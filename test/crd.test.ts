@@ -5,6 +5,7 @@
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { installCrds } from './helpers/crds';
 import { startControlPlane, type ControlPlane, type KubectlResult } from './helpers/control-plane';
 import { waitFor } from './helpers/wait';
 
@@ -24,15 +25,7 @@ let cp: ControlPlane;
 
 beforeAll(async () => {
   cp = await startControlPlane();
-  const applied = await cp.kubectl(['apply', '-f', crdsDir]);
-  if (applied.code !== 0) throw new Error(`kubectl apply -f crds/ failed: ${applied.stderr}`);
-  const established = await cp.kubectl([
-    'wait',
-    '--for=condition=Established',
-    'crd/functionservices.fnmesh.io',
-    '--timeout=60s',
-  ]);
-  if (established.code !== 0) throw new Error(`the CRD did not become Established: ${established.stderr}`);
+  await installCrds(cp);
 }, 300_000);
 
 afterAll(async () => {

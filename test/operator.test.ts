@@ -6,6 +6,7 @@
  *
  * The operator runs in this process (operator/operator.ts) with a kubeconfig from the harness.
  */
+import { installCrds } from './helpers/crds';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -167,9 +168,8 @@ const lostLeadership: string[] = [];
 
 beforeAll(async () => {
   cp = await startControlPlane();
-  await kubectl(['apply', '-f', path.join(repo, 'crds')]);
+  await installCrds(cp);
   crdInstalledAt = Date.now();
-  await kubectl(['wait', '--for=condition=Established', 'crd/functionservices.fnmesh.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', LEASE_NS]);
   op = await runOperator(adminKubeConfig(), 'admin-operator');
   await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: 'the operator to lead with synced caches' });
