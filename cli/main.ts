@@ -24,6 +24,9 @@ export const GATEWAY_FLAGS: FlagSpec[] = [
   { flags: '--broker-host <host>', env: 'FNMESH_BROKER_HOST', description: 'embedded broker host (default 127.0.0.1)' },
   { flags: '--broker-port <port>', env: 'FNMESH_BROKER_PORT', description: 'embedded broker port (default 4222)' },
   { flags: '--manifests <paths>', env: 'FNMESH_MANIFESTS', description: 'FunctionService manifest files/folders (comma list)' },
+  { flags: '--rule-source <source>', env: 'FNMESH_RULE_SOURCE', description: 'where rules come from: files (FNMESH_MANIFESTS) or kubernetes (FunctionService objects)' },
+  { flags: '--kubeconfig <file>', env: 'FNMESH_KUBECONFIG', description: 'kubeconfig for the kubernetes rule source (default KUBECONFIG or in-cluster)' },
+  { flags: '--watch-namespace <ns>', env: 'FNMESH_WATCH_NAMESPACE', description: 'kubernetes rule source: watch only this namespace (default all)' },
   { flags: '--jwt-secret <secrets>', env: 'FNMESH_JWT_SECRET', description: 'HS256 secrets (comma list)' },
   { flags: '--jwks-file <file>', env: 'FNMESH_JWKS_FILE', description: 'JWKS file of public keys' },
   { flags: '--jwks-url <url>', env: 'FNMESH_JWKS_URL', description: 'JWKS URL of public keys' },
@@ -35,7 +38,7 @@ export const GATEWAY_FLAGS: FlagSpec[] = [
 ];
 
 export const LOCAL_FLAGS: FlagSpec[] = [
-  ...GATEWAY_FLAGS.filter((f) => !['FNMESH_MANIFESTS', 'FNMESH_OPS_LISTEN'].includes(f.env)),
+  ...GATEWAY_FLAGS.filter((f) => !['FNMESH_MANIFESTS', 'FNMESH_OPS_LISTEN', 'FNMESH_RULE_SOURCE', 'FNMESH_KUBECONFIG', 'FNMESH_WATCH_NAMESPACE'].includes(f.env)),
   { flags: '--ready-timeout-ms <ms>', env: 'FNMESH_LOCAL_READY_TIMEOUT_MS', description: 'print the summary after this long even if a replica is not ready (default 25000)' },
 ];
 

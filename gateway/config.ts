@@ -4,7 +4,9 @@
  */
 import {
   ConfigError,
+  isNamespaceName,
   readBool,
+  readEnum,
   readInt,
   readJson,
   readListen,
@@ -23,6 +25,9 @@ export interface ListenAddress {
   port: number;
 }
 
+export const RULE_SOURCES = ['files', 'kubernetes'] as const;
+export type RuleSourceKind = (typeof RULE_SOURCES)[number];
+
 export interface GatewayConfig {
   listen: ListenAddress;
   /** Ops endpoints (/healthz, /readyz, /metrics) on their own port; on `listen` when absent. */
@@ -31,8 +36,14 @@ export interface GatewayConfig {
   natsServers?: string[];
   natsToken?: string;
   broker: ListenAddress;
+  /** Where the services' rules come from: manifest files, or FunctionService objects in Kubernetes. */
+  ruleSource: RuleSourceKind;
   /** Files and directories of FunctionService manifests (the file rule source). */
   manifests: string[];
+  /** The kubeconfig of the Kubernetes rule source; absent: KUBECONFIG, ~/.kube/config or in-cluster. */
+  kubeconfig?: string;
+  /** The one namespace the Kubernetes rule source watches; absent: all namespaces. */
+  watchNamespace?: string;
   jwt: JwtConfig;
   /** The gateway-wide default rule; undefined means deny. */
   defaultRule?: Rule;
@@ -91,6 +102,28 @@ function readCorsOrigins(env: Env): string[] | '*' {
   return list;
 }
 
+/** FNMESH_RULE_SOURCE and the settings of the chosen source, checked against each other. */
+function readRuleSource(env: Env): Pick<GatewayConfig, 'ruleSource' | 'manifests' | 'kubeconfig' | 'watchNamespace'> {
+  const ruleSource = readEnum(env, 'FNMESH_RULE_SOURCE', RULE_SOURCES, 'files');
+  const manifests = readList(env, 'FNMESH_MANIFESTS');
+  const kubeconfig = readString(env, 'FNMESH_KUBECONFIG');
+  const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');
+  if (ruleSource === 'kubernetes') {
+    if (manifests.length > 0) {
+      throw new ConfigError(
+        'FNMESH_RULE_SOURCE=kubernetes and FNMESH_MANIFESTS are both set: choose one source of rules: unset FNMESH_MANIFESTS to take them from the FunctionService objects in the cluster, or unset FNMESH_RULE_SOURCE to read the manifest files',
+      );
+    }
+    if (watchNamespace !== undefined && !isNamespaceName(watchNamespace)) {
+      throw new ConfigError(`FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not a valid namespace name: lowercase letters, digits and "-", at most 63 characters; unset it to watch all namespaces`);
+    }
+    return { ruleSource, manifests, ...(kubeconfig ? { kubeconfig } : {}), ...(watchNamespace ? { watchNamespace } : {}) };
+  }
+  // FNMESH_KUBECONFIG / FNMESH_WATCH_NAMESPACE mean nothing to the file source (the operator shares the
+  // namespace variable): main.ts warns that they are ignored.
+  return { ruleSource, manifests };
+}
+
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const listen = readListen(env, 'FNMESH_LISTEN', '0.0.0.0:8080');
   const opsRaw = readString(env, 'FNMESH_OPS_LISTEN');
@@ -124,7 +157,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const config: GatewayConfig = {
     listen,
     broker,
-    manifests: readList(env, 'FNMESH_MANIFESTS'),
+    ...readRuleSource(env),
     jwt,
     defaultRule: readDefaultRule(env),
     maxBodyBytes: readInt(env, 'FNMESH_MAX_BODY_BYTES', 1024 * 1024, { min: 16, max: 64 * 1024 * 1024 }),

@@ -2,19 +2,39 @@
  * The gateway process: config → logger → rule source → startGateway → graceful stop on SIGTERM/SIGINT.
  * A ConfigError prints its message (no stack) to stderr and exits with status 2.
  */
-import { ConfigError, createLogger, errorMessage } from '../common';
+import { ConfigError, createLogger, errorMessage, type Logger } from '../common';
 import { ManifestFileSource, StaticRuleSource, type RuleSource } from '../common/manifest-source';
-import { loadGatewayConfig } from './config';
+import { loadGatewayConfig, type GatewayConfig } from './config';
 import { startGateway, type Gateway } from './gateway';
+
+/** The rule source the configuration chooses: FunctionService objects in Kubernetes, manifest files, or none. */
+export async function buildRuleSource(config: GatewayConfig, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RuleSource> {
+  if (config.ruleSource === 'kubernetes') {
+    // Loaded only when used: @kubernetes/client-node is large and the file source does not need it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { KubernetesRuleSource, loadKubeConfig } = require('../common/kube-rule-source') as typeof import('../common/kube-rule-source');
+    return new KubernetesRuleSource({
+      kubeConfig: loadKubeConfig(config.kubeconfig, env),
+      ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}),
+      logger: logger.child({ part: 'kubernetes-rules' }),
+    });
+  }
+  for (const name of ['FNMESH_KUBECONFIG', 'FNMESH_WATCH_NAMESPACE']) {
+    if (env[name]) logger.warn(`${name} is ignored: the rule source is files (set FNMESH_RULE_SOURCE=kubernetes to use it)`);
+  }
+  if (config.manifests.length === 0) {
+    logger.warn('FNMESH_MANIFESTS is not set: no services are routed (or set FNMESH_RULE_SOURCE=kubernetes)');
+    return new StaticRuleSource([]);
+  }
+  return new ManifestFileSource(config.manifests, { logger: logger.child({ part: 'manifests' }) });
+}
 
 export async function main(env: Record<string, string | undefined> = process.env): Promise<Gateway | undefined> {
   let gateway: Gateway;
   try {
     const config = loadGatewayConfig(env);
     const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'gateway' } });
-    const ruleSource: RuleSource =
-      config.manifests.length > 0 ? new ManifestFileSource(config.manifests, { logger: logger.child({ part: 'manifests' }) }) : new StaticRuleSource([]);
-    if (config.manifests.length === 0) logger.warn('FNMESH_MANIFESTS is not set: no services are routed');
+    const ruleSource = await buildRuleSource(config, logger, env);
     gateway = await startGateway(config, { logger, ruleSource });
     let stopping = false;
     const onSignal = (signal: string): void => {
