@@ -161,3 +161,31 @@ describe('lastTransitionTime and statusEqual', () => {
     expect(statusEqual(undefined, computeStatus(fs, {}, t0))).toBe(false);
   });
 });
+
+describe('replicas lost after the service was Ready', () => {
+  const complete = [progressing('True', 'NewReplicaSetAvailable', 'ReplicaSet "orders-1" has successfully progressed.')];
+  const healthy = deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, complete);
+  const failing = deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, complete);
+
+  test('at the generation it was Ready: Degraded, the rollout complete, not Progressing; and it stays so until the replicas are back', () => {
+    const ready = computeStatus(fs, { deployment: healthy }, t0);
+    const lost = computeStatus(fs, { deployment: failing }, t1, ready);
+    expect(conditions(lost.conditions)).toEqual({ Ready: 'False/ReplicasNotAvailable', Progressing: 'False/RolloutComplete', Degraded: 'True/ReplicasUnavailable' });
+    expect(lost.conditions.find((c) => c.type === 'Degraded')?.message).toContain('1/3 replicas available');
+    const still = computeStatus(fs, { deployment: failing }, t1, lost);
+    expect(statusEqual(lost, still)).toBe(true);
+    const back = computeStatus(fs, { deployment: healthy }, t1, still);
+    expect(conditions(back.conditions)).toEqual({ Ready: 'True/Available', Progressing: 'False/RolloutComplete', Degraded: 'False/AsExpected' });
+  });
+
+  test('after a spec change (a new generation, such as a scale-up) the same counts are a rollout in progress', () => {
+    const readyBefore = computeStatus({ ...fs, metadata: { name: 'orders', generation: 3 } }, { deployment: healthy }, t0);
+    const scaling = computeStatus(fs, { deployment: failing }, t1, readyBefore);
+    expect(conditions(scaling.conditions)).toEqual({ Ready: 'False/ReplicasNotAvailable', Progressing: 'True/NewReplicaSetAvailable', Degraded: 'False/AsExpected' });
+  });
+
+  test('never Ready at this generation: not Degraded', () => {
+    const first = computeStatus(fs, { deployment: failing }, t0);
+    expect(conditions(first.conditions).Degraded).toBe('False/AsExpected');
+  });
+});

@@ -87,6 +87,27 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
   const rolledOut =
     d !== undefined && depCurrent && updatedReplicas === desired && availableReplicas === desired && replicas === desired && (d.spec?.replicas ?? desired) === desired;
   const counts = `${availableReplicas}/${desired} ${plural(desired)} available, ${updatedReplicas} updated`;
+  const generation = fs.metadata.generation;
+  // Replicas lost after the service was Ready at this same generation (pods crash-looping, failing their
+  // readiness probe, evicted): no rollout is under way, so the Deployment keeps saying its rollout completed
+  // (Progressing True/NewReplicaSetAvailable) and no progress deadline will ever fire. A spec change (a new
+  // generation, such as a scale-up) is a rollout instead, reported as Progressing until it completes.
+  const atThisGeneration = (type: ConditionType): Condition | undefined => {
+    const c = previous?.conditions?.find((x) => x.type === type);
+    return c && generation !== undefined && c.observedGeneration === generation ? c : undefined;
+  };
+  const prevReady = atThisGeneration('Ready');
+  const prevDegraded = atThisGeneration('Degraded');
+  const lostReplicas =
+    !rolledOut &&
+    !deadlineExceeded &&
+    d !== undefined &&
+    depCurrent &&
+    progressing?.reason === 'NewReplicaSetAvailable' &&
+    updatedReplicas === desired &&
+    replicas === desired &&
+    (d.spec?.replicas ?? desired) === desired &&
+    (prevReady?.status === 'True' || (prevDegraded?.status === 'True' && prevDegraded.reason === 'ReplicasUnavailable'));
 
   let ready: Draft;
   let prog: Draft;
@@ -113,6 +134,9 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
     } else if (deadlineExceeded) {
       ready = cond('Ready', 'False', 'ProgressDeadlineExceeded', counts);
       prog = cond('Progressing', 'False', 'ProgressDeadlineExceeded', progressing.message ?? 'the rollout made no progress within its deadline');
+    } else if (lostReplicas) {
+      ready = cond('Ready', 'False', 'ReplicasNotAvailable', counts);
+      prog = cond('Progressing', 'False', 'RolloutComplete', `the rollout is complete; ${counts}`);
     } else {
       ready = cond('Ready', 'False', depCurrent ? 'ReplicasNotAvailable' : 'DeploymentNotObserved', depCurrent ? counts : 'the Deployment controller has not seen the latest Deployment yet');
       prog = cond('Progressing', 'True', progressing?.reason ?? 'RolloutInProgress', progressing?.message ?? counts);
@@ -121,12 +145,13 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
       degraded = cond('Degraded', 'True', replicaFailure.reason ?? 'ReplicaFailure', replicaFailure.message ?? 'pods of the service cannot be created');
     } else if (deadlineExceeded && availableReplicas < desired) {
       degraded = cond('Degraded', 'True', 'ReplicasUnavailable', `${counts}; the rollout passed its progress deadline`);
+    } else if (lostReplicas) {
+      degraded = cond('Degraded', 'True', 'ReplicasUnavailable', `${counts}; replicas became unavailable after the service was ready (pods failing or not ready)`);
     } else {
       degraded = cond('Degraded', 'False', 'AsExpected', 'no failure observed');
     }
   }
 
-  const generation = fs.metadata.generation;
   const timestamp = kubeTime(now);
   const conditions = [ready, prog, degraded].map((draft): Condition => {
     const prev = previous?.conditions?.find((c) => c.type === draft.type);

@@ -44,6 +44,8 @@ export interface ControlPlane {
   dir: string;
   /** How long startControlPlane took, in milliseconds. */
   startMs: number;
+  /** etcd's client URL (http://127.0.0.1:port): its v3 JSON gateway serves /v3/kv/range, /v3/kv/compaction. */
+  etcdUrl: string;
   /** Runs the kubectl built with the control plane against it as admin; never throws on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
   /** A request to the API server (default: as admin); `body` objects are sent as JSON. */
@@ -472,6 +474,7 @@ async function startOnce(tools: K8sTools, options: ControlPlaneOptions): Promise
       caFile,
       dir,
       startMs,
+      etcdUrl: `http://127.0.0.1:${etcdClient}`,
       kubectl,
       request,
       async restartApiServer() {
