@@ -2,7 +2,7 @@ import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
 import { parseFunctionService } from '../common/manifest';
 import { loadSidecarConfig } from '../sidecar/config';
 import { loadOperatorConfig, type SidecarTemplateConfig } from './config';
-import { InvalidSpecError, desiredDeployment, sidecarContainer, type ClusterFunctionService } from './desired-deployment';
+import { GRACE_MARGIN_SECONDS, InvalidSpecError, desiredDeployment, sidecarContainer, type ClusterFunctionService } from './desired-deployment';
 import { SIDECAR_CONTAINER_NAME, hasNativeSidecar } from './sidecar-injection';
 
 const cfg: SidecarTemplateConfig = loadOperatorConfig({
@@ -170,9 +170,29 @@ describe('desiredDeployment', () => {
     expect(functionOf(service({ container: { image: 'x', env } })).env![0]).toEqual(env[0]);
   });
 
-  test('the grace period outlasts the sidecar drain', () => {
-    const pod = desiredDeployment(service(), { ...cfg, drainTimeoutMs: 45_500 }).spec!.template.spec!;
-    expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(45_500);
+  test('the grace period covers the preStop drain plus the function\'s own stop', () => {
+    for (const drainTimeoutMs of [0, 1, 30_000, 45_500]) {
+      const pod = desiredDeployment(service(), { ...cfg, drainTimeoutMs }).spec!.template.spec!;
+      // The preStop hook's time counts against the grace period: after a full drain the function keeps
+      // GRACE_MARGIN_SECONDS to stop, and the sidecar closes after that.
+      expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThanOrEqual(drainTimeoutMs + GRACE_MARGIN_SECONDS * 1000);
+      expect(pod.terminationGracePeriodSeconds).toBe(Math.ceil(drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS);
+    }
+    expect(GRACE_MARGIN_SECONDS).toBeGreaterThanOrEqual(10);
+  });
+
+  test('the function container drains the sidecar before it is signalled: preStop GET /drain on the ops port by number', () => {
+    const c = functionOf(service());
+    expect(c.lifecycle).toEqual({ preStop: { httpGet: { path: '/drain', port: 9090, scheme: 'HTTP' } } });
+    // The kubelet resolves a named hook port against the function container's own ports, which do not
+    // include the sidecar's: the hook must use the sidecar's number, the one the sidecar listens on.
+    const sidecar = sidecarOf(service());
+    expect(sidecar.ports!.find((p) => p.name === 'fnmesh-ops')!.containerPort).toBe(c.lifecycle!.preStop!.httpGet!.port);
+    expect(loadSidecarConfig(envMap(sidecar.env)).opsListen).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(c.ports!.map((p) => p.name)).not.toContain('fnmesh-ops');
+    // Only the function has the hook: the sidecar must not drain itself on its own (later) stop.
+    expect(sidecar.lifecycle).toBeUndefined();
+    expect(functionOf(service({ container: { image: 'x' } })).lifecycle).toEqual(c.lifecycle);
   });
 
   test('follows the configured sidecar ports', () => {
@@ -181,6 +201,7 @@ describe('desiredDeployment', () => {
     expect(sc.opsListen.port).toBe(9191);
     expect(sc.callListen).toEqual({ host: '127.0.0.1', port: 3600 });
     expect(envMap(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.env).FNMESH_SIDECAR_URL).toBe('http://127.0.0.1:3600');
+    expect(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.lifecycle!.preStop!.httpGet).toEqual({ path: '/drain', port: 9191, scheme: 'HTTP' });
   });
 
   test.each([

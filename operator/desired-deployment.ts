@@ -21,8 +21,14 @@ export const OPS_PORT_NAME = 'fnmesh-ops';
 export const SIDECAR_UID = 65532;
 /** Env the operator sets on the function container; a FunctionService may not set them itself. */
 export const RESERVED_FUNCTION_ENV = ['PORT', 'FNMESH_SIDECAR_URL'] as const;
-/** Time on top of the sidecar's drain timeout before the kubelet kills the pod. */
-const GRACE_MARGIN_SECONDS = 10;
+/** The sidecar's drain trigger (sidecar/ops.ts), called by the function container's preStop hook. */
+export const DRAIN_PATH = '/drain';
+/**
+ * Time on top of the sidecar's drain timeout before the kubelet kills the pod: what the function has to
+ * stop after the drain (the preStop hook's time counts against the grace period), with the sidecar's own
+ * close after it (its subscription is already drained, so that is a NATS flush: milliseconds).
+ */
+export const GRACE_MARGIN_SECONDS = 10;
 
 /** A FunctionService read from the API server: it has a uid (owner references need it). */
 export type ClusterFunctionService = FunctionService & { metadata: { uid: string } };
@@ -151,6 +157,12 @@ function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1C
   container.env = functionEnv(fs, cfg);
   container.ports = [{ name: 'http', containerPort: fs.spec.port, protocol: 'TCP' }];
   if (c.resources) container.resources = structuredClone(c.resources) as V1Container['resources'];
+  // With a native sidecar the kubelet signals the function first and the sidecar only once the function has
+  // exited, so without this the sidecar would keep taking calls for a function that is stopping. The hook
+  // drains the sidecar (readiness off, no new calls, in-flight calls finish) and returns when it is done;
+  // only then does the function get SIGTERM. The port is the sidecar's number: a named port in a hook
+  // resolves against this container's own ports, and fnmesh-ops belongs to the sidecar.
+  container.lifecycle = { preStop: { httpGet: { path: DRAIN_PATH, port: cfg.opsPort, scheme: 'HTTP' } } };
   container.securityContext = FUNCTION_SECURITY_CONTEXT;
   return container;
 }
@@ -164,7 +176,7 @@ export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTempla
   const base: V1PodSpec = { containers: [functionContainer(fs, cfg)] };
   const podSpec: V1PodSpec = {
     ...injectSidecar(base, sidecarContainer(fs, cfg)),
-    // Longer than the sidecar's drain, so in-flight calls finish before the kubelet kills the pod.
+    // The preStop drain (at most the drain timeout), then the function's own stop, then the sidecar's close.
     terminationGracePeriodSeconds: Math.ceil(cfg.drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS,
   };
   // Deep copy: the result shares nothing with module constants or the input, so a caller may mutate it.

@@ -1,3 +1,3 @@
-export { startSidecar, type Sidecar, type SidecarDeps } from './sidecar';
+export { startSidecar, type DrainResult, type Sidecar, type SidecarDeps } from './sidecar';
 export { loadSidecarConfig, type SidecarConfig } from './config';
 export { main } from './main';

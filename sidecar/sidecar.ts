@@ -1,6 +1,12 @@
 /**
  * Wiring: ops endpoints, NATS connection, function health, the call subscription (made once the function
  * first answers its health check), micro discovery, the localhost call API, and a graceful stop.
+ *
+ * Shutdown has two steps that share one implementation: drain() (readiness off, subscription drained, in-flight
+ * calls finish, bounded by FNMESH_DRAIN_TIMEOUT_MS; the process and the call API stay up) and stop() =
+ * drain() + close. In Kubernetes the function container's preStop hook calls GET /drain on the ops port, so
+ * the sidecar stops taking calls before the function gets SIGTERM; the sidecar's own SIGTERM comes after
+ * the function has exited and only closes.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +15,6 @@ import {
   connectNats,
   createRegistry,
   errorMessage,
-  handleOps,
   serviceCallWildcard,
   serviceQueueGroup,
   type Logger,
@@ -18,6 +23,8 @@ import {
 import { createCallApiServer } from './call-api';
 import { createCallHandler } from './call-handler';
 import { InFlight } from './concurrency';
+import { createOpsHandler, type DrainResult } from './ops';
+export type { DrainResult } from './ops';
 import type { SidecarConfig } from './config';
 import { FunctionClient } from './function-client';
 import { InboundCalls } from './inbound';
@@ -28,7 +35,13 @@ export interface Sidecar {
   opsPort: number;
   callPort: number;
   readiness(): Readiness;
-  /** Graceful drain: readiness false, no new calls, in-flight calls finish (bounded), then close. */
+  /**
+   * Readiness false, the call subscription drained (the broker sends no new calls), in-flight calls finish
+   * (bounded by FNMESH_DRAIN_TIMEOUT_MS); the NATS connection, the call API and the ops server stay up.
+   * Idempotent: every call returns the same drain.
+   */
+  drain(): Promise<DrainResult>;
+  /** drain() (the same one, if it already ran), then close the call API, NATS and the ops server. */
   stop(): Promise<void>;
 }
 
@@ -78,7 +91,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const stats = new CallStats(config.functions);
   const client = new FunctionClient(config.functionPort, { connections: config.concurrency });
 
-  let stopping = false;
+  let draining = false;
   let natsConnected = false;
   let functionHealthy = false;
   let healthReason = `the function has not answered GET ${config.healthPath} on ${client.address} yet`;
@@ -86,19 +99,25 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   let callSub: Subscription | undefined;
 
   const readiness = (): Readiness => {
-    if (stopping) return { ready: false, reason: 'the sidecar is stopping' };
+    if (draining) return { ready: false, reason: 'the sidecar is draining: it takes no new calls' };
     if (!natsConnected) return { ready: false, reason: 'not connected to NATS' };
     if (!functionHealthy) return { ready: false, reason: healthReason };
     return { ready: true };
   };
 
-  // Ops first, so liveness answers while NATS or the function are still coming up.
-  const opsServer = http.createServer((req, res) => {
-    if (!handleOps(req, res, { registry, readiness })) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'not found; try /healthz, /readyz or /metrics' }));
+  // Set once the NATS connection and the call subscription exist; before that, a drain has nothing to drain.
+  let drainImpl: (() => Promise<DrainResult>) | undefined = undefined;
+  let drained: Promise<DrainResult> | undefined;
+  const drain = (): Promise<DrainResult> => {
+    if (!drained) {
+      draining = true;
+      drained = drainImpl ? drainImpl() : Promise.resolve({ status: 'drained', inFlight: 0 });
     }
-  });
+    return drained;
+  };
+
+  // Ops first, so liveness answers while NATS or the function are still coming up.
+  const opsServer = http.createServer(createOpsHandler({ registry, readiness, drain, logger: log }));
   const opsPort = await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
   try {
@@ -134,7 +153,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   );
 
   const micro = new MicroDiscovery({ namespace: config.namespace, service: config.service, replicaId: config.replicaId, functions: config.functions }, stats);
-  micro.start(conn, log);
+  if (!draining) micro.start(conn, log);
 
   const callApi = createCallApiServer({
     nc: conn,
@@ -170,7 +189,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   });
 
   const subscribe = (): void => {
-    if (callSub || stopping) return;
+    if (callSub || draining) return;
     callSub = conn.subscribe(serviceCallWildcard(config.namespace, config.service), {
       queue: serviceQueueGroup(config.namespace, config.service),
       callback: handler,
@@ -206,7 +225,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     }
   };
   const scheduleHealth = (): void => {
-    if (stopping) return;
+    if (draining) return;
     healthTimer = setTimeout(
       () => {
         void checkHealth().finally(scheduleHealth);
@@ -218,23 +237,37 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
 
   log.info('sidecar started', { opsPort, callPort, functionPort: config.functionPort, concurrency: config.concurrency });
 
+  drainImpl = async (): Promise<DrainResult> => {
+    draining = true;
+    if (healthTimer) clearTimeout(healthTimer);
+    log.info('draining calls', { inFlight: inFlight.size, drainTimeoutMs: config.drainTimeoutMs });
+    micro.stop();
+    const started = Date.now();
+    if (callSub) {
+      try {
+        if (!(await bounded(callSub.drain(), config.drainTimeoutMs))) callSub.unsubscribe();
+      } catch (err) {
+        log.warn('draining the call subscription failed', { error: errorMessage(err) });
+      }
+    }
+    const idle = await inFlight.idle(Math.max(0, config.drainTimeoutMs - (Date.now() - started)));
+    const tookMs = Date.now() - started;
+    if (!idle) {
+      log.warn('drain timeout passed with calls still running', { inFlight: inFlight.size, drainTimeoutMs: config.drainTimeoutMs, tookMs });
+      return { status: 'timeout', inFlight: inFlight.size };
+    }
+    log.info('drained: no calls in flight', { tookMs });
+    return { status: 'drained', inFlight: 0 };
+  };
+
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
-      stopping = true;
-      if (healthTimer) clearTimeout(healthTimer);
-      log.info('stopping: draining calls', { inFlight: inFlight.size });
-      micro.stop();
-      const started = Date.now();
-      if (callSub) {
-        try {
-          if (!(await bounded(callSub.drain(), config.drainTimeoutMs))) callSub.unsubscribe();
-        } catch (err) {
-          log.warn('draining the call subscription failed', { error: errorMessage(err) });
-        }
-      }
-      const idle = await inFlight.idle(Math.max(0, config.drainTimeoutMs - (Date.now() - started)));
-      if (!idle) log.warn('drain timeout passed with calls still running', { inFlight: inFlight.size, drainTimeoutMs: config.drainTimeoutMs });
+      log.info('stopping', { alreadyDraining: drained !== undefined });
+      await drain();
+      micro.stop(); // again: a drain asked for while the sidecar was starting ran before discovery started
+      // Calls left over at the drain's bound may have finished since (a preStop drain can run long before SIGTERM).
+      const idle = inFlight.size === 0;
       if (!(await bounded(closeServer(callApi), idle ? 1_000 : 0))) callApi.closeAllConnections();
       try {
         if (!conn.isClosed() && !(await bounded(conn.drain(), 5_000))) await conn.close();
@@ -249,5 +282,5 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     return stopped;
   };
 
-  return { opsPort, callPort, readiness, stop };
+  return { opsPort, callPort, readiness, drain, stop };
 }

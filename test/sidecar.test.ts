@@ -392,6 +392,101 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     await pending;
   });
 
+  test('GET /drain under steady load: the replica stops taking calls, finishes its in-flight ones, stays alive until stop()', async () => {
+    const service = uniqueService();
+    const aCalls = { started: 0, running: 0 };
+    const a = await replica(service, {
+      work: async () => {
+        aCalls.started++;
+        aCalls.running++;
+        await new Promise((r) => setTimeout(r, 20));
+        aCalls.running--;
+        return 'a';
+      },
+    });
+    await replica(service, { work: async () => (await new Promise((r) => setTimeout(r, 20)), 'b') });
+    let ok = 0;
+    const failures: string[] = [];
+    const byReplica: Record<string, number> = {};
+    let running = true;
+    const worker = async (): Promise<void> => {
+      while (running) {
+        try {
+          const m = await call(service, 'work', {}, { timeoutMs: 5000 }, 5000);
+          const r = decodeReply(m.data, m.headers);
+          if (r.ok) {
+            ok++;
+            const who = JSON.parse(dec.decode(r.body)) as string;
+            byReplica[who] = (byReplica[who] ?? 0) + 1;
+          } else failures.push(`${r.error.status} ${r.error.message}`);
+        } catch (err) {
+          failures.push(String(err));
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, () => worker());
+    await waitFor(() => ok >= 100 && aCalls.running > 0, { what: '100 calls, and calls running on the replica to drain' });
+
+    const drainStarted = Date.now();
+    const drain = await httpRequest(a.sidecar.opsPort, 'GET', '/drain');
+    const drainTook = Date.now() - drainStarted;
+    // Answered only once the drain is complete: nothing of this replica's is still running.
+    expect(drain.status).toBe(200);
+    expect(JSON.parse(drain.body)).toEqual({ status: 'drained', inFlight: 0 });
+    expect(aCalls.running).toBe(0);
+    expect(drainTook).toBeLessThan(3_000);
+    const aStartedAtDrain = aCalls.started;
+
+    const readyz = await httpRequest(a.sidecar.opsPort, 'GET', '/readyz');
+    expect(readyz.status).toBe(503);
+    expect(JSON.parse(readyz.body)).toMatchObject({ status: 'unavailable', reason: expect.stringContaining('draining') });
+    expect(a.sidecar.readiness().ready).toBe(false);
+
+    // The other replica takes every call from now on; the drained one gets none.
+    const afterDrain = ok;
+    await waitFor(() => ok >= afterDrain + 100, { what: '100 calls after the drain' });
+    expect(aCalls.started).toBe(aStartedAtDrain);
+
+    // Still alive: liveness, the ops server and the call API answer; a second drain is the same, at once.
+    expect((await httpRequest(a.sidecar.opsPort, 'GET', '/healthz')).status).toBe(200);
+    expect((await httpRequest(a.callPort, 'GET', '/v1/call/t/f')).status).toBe(405);
+    const again = await httpRequest(a.sidecar.opsPort, 'GET', '/drain');
+    expect(again.status).toBe(200);
+    expect(JSON.parse(again.body)).toEqual({ status: 'drained', inFlight: 0 });
+
+    running = false;
+    await Promise.all(workers);
+    expect(failures).toEqual([]);
+    expect(byReplica.a).toBeGreaterThan(0);
+    expect(byReplica.b).toBeGreaterThan(0);
+
+    // The later SIGTERM only closes: no second drain.
+    const t0 = Date.now();
+    await a.sidecar.stop();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    // Closed (a kept-alive socket of the test's agent may see a hang-up instead of a refusal).
+    await expect(httpRequest(a.sidecar.opsPort, 'GET', '/healthz')).rejects.toThrow(/ECONNREFUSED|socket hang up|ECONNRESET/);
+  });
+
+  test('GET /drain is bounded by FNMESH_DRAIN_TIMEOUT_MS and answers with the calls left; stop() then closes at once', async () => {
+    const service = uniqueService();
+    let started = false;
+    const { sidecar } = await replica(service, { stuck: () => { started = true; return new Promise(() => undefined); } }, { FNMESH_DRAIN_TIMEOUT_MS: '200' });
+    const pending = call(service, 'stuck', {}, { timeoutMs: 60_000 }, 1_000).catch((err: unknown) => err);
+    await waitFor(() => started);
+    const t0 = Date.now();
+    const drain = await httpRequest(sidecar.opsPort, 'GET', '/drain');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(drain.status).toBe(200);
+    expect(JSON.parse(drain.body)).toEqual({ status: 'timeout', inFlight: 1 });
+    expect((await httpRequest(sidecar.opsPort, 'POST', '/drain')).status).toBe(405);
+    const t1 = Date.now();
+    await sidecar.stop();
+    expect(Date.now() - t1).toBeLessThan(1_500);
+    await pending;
+  });
+
   describe('call API', () => {
     interface Seen {
       subject: string;
@@ -512,7 +607,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       expect(JSON.parse(none.body)).toEqual({ error: 'no fnmesh gateway is answering internal calls on NATS' });
     });
 
-    test('during a graceful stop the call API keeps working for the calls still running', async () => {
+    test.each(['stop()', 'GET /drain'])('during a graceful %s the call API keeps working for the calls still running', async (how) => {
       const service = uniqueService();
       playGateway(() => ({ ok: 'inner' }));
       let release!: () => void;
@@ -528,13 +623,14 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       const pending = call(service, 'order', {}, { timeoutMs: 5000 });
       await waitFor(() => started);
       let stopped = false;
-      const stopping = a.sidecar.stop().then(() => (stopped = true));
+      const stopping = (how === 'stop()' ? a.sidecar.stop() : httpRequest(a.sidecar.opsPort, 'GET', '/drain')).then(() => (stopped = true));
       await waitFor(() => !a.sidecar.readiness().ready);
       expect(stopped).toBe(false);
       release();
       expect(json(await pending)).toBe('inner');
       await stopping;
       expect(stopped).toBe(true);
+      if (how === 'GET /drain') await a.sidecar.stop();
     });
 
     test('a gateway that does not answer in time → 504', async () => {
