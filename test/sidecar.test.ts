@@ -241,7 +241,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         new Promise((resolve) => {
           ctx.signal.addEventListener('abort', () => {
             aborted = true;
-            resolve('late');
+            // answers well after the deadline (answering at the very instant of the abort would race the
+            // sidecar's own deadline timer, since both fire at the same moment)
+            setTimeout(() => resolve('late'), 300);
           });
         }),
     });
