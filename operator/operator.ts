@@ -25,6 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors';
+import { API_VERSION, KIND } from '../common/manifest';
 import type { Logger } from '../common/logger';
 import { createRegistry } from '../common/metrics';
 import { handleOps, type Readiness } from '../common/ops-server';
@@ -82,6 +83,20 @@ export function resourceOfPath(pathname: string): { resource: string; namespace?
   return { resource: sub ? `${resource}/${sub}` : resource, ...(namespace ? { namespace } : {}) };
 }
 
+/**
+ * A LIST response with its objects as watch events deliver them: each with its apiVersion and kind.
+ *
+ * The API server leaves `apiVersion` and `kind` off the items of a list (they are on the list itself);
+ * watch events carry both. The informer cache must hold one shape whatever filled it (list or watch), or
+ * anything comparing with the cached objects sees a difference after every restart. Lists must be plain
+ * JSON (the custom objects API): client-node's typed list functions return model instances instead
+ * (Dates for timestamps, only the fields the model knows).
+ */
+export function asWatchedList<T extends KubernetesObject>(list: KubernetesListObject<T>, apiVersion: string, kind: string): KubernetesListObject<T> {
+  const items = (list.items ?? []).map((item) => ({ ...item, apiVersion: item.apiVersion ?? apiVersion, kind: item.kind ?? kind }));
+  return { ...list, items };
+}
+
 export class Operator {
   readonly metrics: OperatorMetrics;
   readonly registry: Registry;
@@ -129,14 +144,23 @@ export class Operator {
 
     const fsPath = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
     const listFs = async (): Promise<KubernetesListObject<KubernetesObject>> =>
-      (ns
-        ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-        : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as KubernetesListObject<KubernetesObject>;
+      asWatchedList(
+        (ns
+          ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as KubernetesListObject<KubernetesObject>,
+        API_VERSION,
+        KIND,
+      );
     const depPath = ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments';
-    const listDeps = (): Promise<KubernetesListObject<V1Deployment>> =>
-      ns
-        ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: DEPLOYMENT_SELECTOR })
-        : apps.listDeploymentForAllNamespaces({ labelSelector: DEPLOYMENT_SELECTOR });
+    // Plain JSON like the watch (not AppsV1Api's typed list): the same request through the generic client.
+    const listDeps = async (): Promise<KubernetesListObject<V1Deployment>> =>
+      asWatchedList(
+        (ns
+          ? await custom.listNamespacedCustomObject({ group: 'apps', version: 'v1', namespace: ns, plural: 'deployments', labelSelector: DEPLOYMENT_SELECTOR })
+          : await custom.listClusterCustomObject({ group: 'apps', version: 'v1', plural: 'deployments', labelSelector: DEPLOYMENT_SELECTOR })) as KubernetesListObject<V1Deployment>,
+        'apps/v1',
+        'Deployment',
+      );
 
     const enqueue = (key: string | undefined): void => {
       if (key) this.queue.add(key);

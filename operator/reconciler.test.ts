@@ -8,7 +8,7 @@ import type { SidecarTemplateConfig } from './config';
 import { TerminalError } from './controller';
 import { EventRecorder } from './events';
 import type { KubeWriter } from './kube-writer';
-import { resourceOfPath } from './operator';
+import { asWatchedList, resourceOfPath } from './operator';
 import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
 import type { FunctionServiceStatus } from './status';
 
@@ -96,6 +96,20 @@ describe('FunctionServiceReconciler', () => {
     expect(t.statuses).toHaveLength(1);
   });
 
+  test('a Deployment from a LIST (no apiVersion and kind on its items) is not drift: after a restart a resync writes nothing', async () => {
+    const t = setup(fsvc(spec));
+    await t.run();
+    const { apiVersion: _apiVersion, kind: _kind, ...listed } = structuredClone(t.applied[0]!);
+    t.state.deployment = { ...listed, metadata: { ...listed.metadata, resourceVersion: '11', generation: 1 } };
+    t.state.fs = fsvc(spec, '12', t.statuses[0]);
+    for (let i = 0; i < 3; i++) {
+      t.reconciler.deploymentChanged('ns/svc'); // every resync calls the update handler
+      await t.run();
+    }
+    expect(t.applied).toHaveLength(1);
+    expect(t.events.map((e) => e.reason)).toEqual(['Created']);
+  });
+
   test('a deleted Deployment is created again even when the add and the delete were coalesced', async () => {
     const t = setup(fsvc(spec));
     await t.run();
@@ -163,5 +177,20 @@ describe('resourceOfPath', () => {
     ['/apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/fnmesh-operator', { resource: 'leases', namespace: 'fnmesh-system' }],
   ])('%s', (p, expected) => {
     expect(resourceOfPath(p)).toEqual(expected);
+  });
+});
+
+describe('asWatchedList', () => {
+  test('gives every listed item the apiVersion and kind watch events carry, and keeps the ones it has', () => {
+    const list = asWatchedList(
+      { apiVersion: 'apps/v1', kind: 'DeploymentList', metadata: { resourceVersion: '7' }, items: [{ metadata: { name: 'a' } }, { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' } }] },
+      'apps/v1',
+      'Deployment',
+    );
+    expect(list.metadata?.resourceVersion).toBe('7');
+    expect(list.items).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'a' } },
+      { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' } },
+    ]);
   });
 });

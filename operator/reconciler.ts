@@ -81,6 +81,16 @@ function writtenPart(s: Partial<FunctionServiceStatus> | undefined): Partial<Fun
   return { observedGeneration, replicas, readyReplicas, updatedReplicas, availableReplicas, selector, conditions };
 }
 
+/**
+ * What of the desired Deployment the drift check compares: all but apiVersion and kind. Those name the
+ * type, they are not content the cluster can drift on, and the API server leaves them off the items of a
+ * LIST (the informer's initial list, unlike its watch events, would otherwise always seem to differ).
+ */
+function comparedPart(desired: V1Deployment): Omit<V1Deployment, 'apiVersion' | 'kind'> {
+  const { apiVersion: _apiVersion, kind: _kind, ...rest } = desired;
+  return rest;
+}
+
 function shortList(paths: string[], max = 5): string {
   return paths.length <= max ? paths.join(', ') : `${paths.slice(0, max).join(', ')} and ${paths.length - max} more`;
 }
@@ -146,7 +156,8 @@ export class FunctionServiceReconciler {
     const desiredJson = JSON.stringify(desired);
     const pending = this.appliedDeployments.get(key);
     const alreadyApplied = pending !== undefined && pending.basedOn === basedOn && pending.value === desiredJson;
-    const drift = observedDeployment ? driftPaths(desired, observedDeployment) : ['(the Deployment does not exist)'];
+    const drift = observedDeployment ? driftPaths(comparedPart(desired), observedDeployment) : ['(the Deployment does not exist)'];
+    if (drift.length > 0) log.debug('the Deployment differs from the desired one', { drift: drift.slice(0, 20), alreadyApplied });
     if (drift.length > 0 && alreadyApplied) {
       // Applied already; the cache has not caught up. Its watch event queues this key again.
       log.debug('the Deployment was applied; waiting for the cache');
