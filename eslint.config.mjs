@@ -12,5 +12,5 @@ export default tseslint.config(
       'no-console': ['error', { allow: ['error'] }],
     },
   },
-  { files: ['cli/**', 'bench/**', 'local/**', 'examples/**'], rules: { 'no-console': 'off' } },
+  { files: ['cli/**', 'bench/**', 'local/**', 'cluster/**', 'examples/**'], rules: { 'no-console': 'off' } },
 );

@@ -7,7 +7,7 @@ const transformIgnorePatterns = [
 const common = { transform, transformIgnorePatterns, testEnvironment: 'node', modulePathIgnorePatterns: ['<rootDir>/dist/'] };
 module.exports = {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cli,operator}/**/*.test.ts'] },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cluster,cli,operator}/**/*.test.ts'] },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.test.ts'], slowTestThreshold: 30 },
   ],
 };

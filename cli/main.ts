@@ -42,6 +42,13 @@ export const LOCAL_FLAGS: FlagSpec[] = [
   { flags: '--ready-timeout-ms <ms>', env: 'FNMESH_LOCAL_READY_TIMEOUT_MS', description: 'print the summary after this long even if a replica is not ready (default 25000)' },
 ];
 
+export const CLUSTER_FLAGS: FlagSpec[] = [
+  { flags: '--listen <host:port>', env: 'FNMESH_LISTEN', description: "the gateway's HTTP call API address (default 127.0.0.1:8080)" },
+  { flags: '--broker-port <port>', env: 'FNMESH_BROKER_PORT', description: "the gateway's embedded broker port (default 4222; 0 picks a free one)" },
+  { flags: '--jwt-secret <secrets>', env: 'FNMESH_JWT_SECRET', description: 'HS256 secrets of the gateway (default: one generated for the run, with a token printed)' },
+  { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
+];
+
 export const SIDECAR_FLAGS: FlagSpec[] = [
   { flags: '--namespace <ns>', env: 'FNMESH_NAMESPACE', description: 'namespace of the service (default "default")' },
   { flags: '--service <name>', env: 'FNMESH_SERVICE', description: 'service name (required)' },
@@ -122,6 +129,17 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
   ).action(async (paths: string[], opts: Record<string, unknown>) => {
     const { runLocal } = load<typeof import('../local/mesh')>('../local/mesh');
     await runLocal(paths, flagsToEnv(opts, LOCAL_FLAGS, io.env));
+  });
+
+  addFlags(
+    program
+      .command('cluster')
+      .description('run Kubernetes on this machine (no Docker): a control plane, the operator, the gateway, and a node whose pods are local processes (needs root)')
+      .option('--image <image=folder...>', 'run IMAGE from FOLDER (which holds its Dockerfile); repeatable. The fnmesh image and the examples are built in', []),
+    CLUSTER_FLAGS,
+  ).action(async (opts: Record<string, unknown>) => {
+    const { runCluster } = load<typeof import('../cluster/cluster')>('../cluster/cluster');
+    await runCluster(flagsToEnv(opts, CLUSTER_FLAGS, io.env), (opts.image as string[] | undefined) ?? []);
   });
 
   addFlags(program.command('gateway').description('run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)'), GATEWAY_FLAGS).action(

@@ -3,7 +3,6 @@
  * set) + for each service `spec.replicas` replicas of (function process + sidecar process), supervised,
  * following manifest edits, and stopped gracefully (sidecars first) on Ctrl-C.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, createLogger, errorMessage, readInt, type Env, type FunctionService, type Logger } from '../common';
@@ -15,6 +14,9 @@ import { Prefixer } from './log-prefix';
 import { desiredState, diff, replicaId, type ServicePlan } from './plan';
 import { freePort, portProblem } from './ports';
 import { Supervisor, describeExit, killAllChildren, setChildListener } from './supervisor';
+import { startReaper } from './reaper-link';
+import { humanLogger } from './human-logger';
+import { repoRoot } from './repo-root';
 
 export interface LocalOptions {
   /** Manifest files and folders. */
@@ -69,14 +71,6 @@ class SharedSource {
     this.stopped ??= this.started ? this.inner.stop() : Promise.resolve();
     return this.stopped;
   }
-}
-
-function repoRoot(): string {
-  // __dirname is local/ (ts-node, jest) or dist/local/ (built).
-  for (const candidate of [path.resolve(__dirname, '..'), path.resolve(__dirname, '..', '..')]) {
-    if (existsSync(path.join(candidate, 'bin', 'fnmesh.js'))) return candidate;
-  }
-  return path.resolve(__dirname, '..', '..');
 }
 
 /** The parent's env without its FNMESH_* settings (each child gets exactly its own). */
@@ -431,25 +425,6 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   return { gatewayUrl, natsUrl, stop };
 }
 
-/** A Logger for people: one plain line per message (`error: ...`), meta as key=value. */
-function humanLogger(print: (line: string) => void, debug: boolean): Logger {
-  const fmt = (level: string, message: string, meta?: Record<string, unknown>): void => {
-    const extra = Object.entries(meta ?? {})
-      .map(([k, v]) => (k === 'error' ? `: ${String(v)}` : ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`))
-      .sort((a, b) => Number(a.startsWith(':')) - Number(b.startsWith(':')))
-      .join('');
-    print(`${level === 'info' ? '' : `${level}: `}${message}${extra}`);
-  };
-  const logger: Logger = {
-    debug: (m, meta) => (debug ? fmt('debug', m, meta) : undefined),
-    info: (m, meta) => fmt('info', m, meta),
-    warn: (m, meta) => fmt('warning', m, meta),
-    error: (m, meta) => fmt('error', m, meta),
-    child: () => logger,
-  };
-  return logger;
-}
-
 function banner(
   gatewayUrl: string,
   natsUrl: string,
@@ -499,31 +474,10 @@ function exampleCall(services: FunctionService[], replicas: Map<string, Replica[
   return candidates.find((c) => c.service === 'greeter' && c.fn === 'hello') ?? candidates[0];
 }
 
-/**
- * Starts the reaper (built mode only: dist/local/reaper.js) that kills the children's process groups if
- * this process dies without stopping them (SIGKILL, OOM). Children run in their own process groups so that
- * a terminal's Ctrl-C reaches only this process, which then stops them in order.
- */
-function startReaper(): void {
-  const script = path.join(__dirname, 'reaper.js');
-  if (!existsSync(script)) return;
-  const reaper = spawn(process.execPath, [script], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-  reaper.on('error', () => setChildListener(undefined));
-  reaper.unref();
-  const stdin = reaper.stdin!;
-  stdin.on('error', () => setChildListener(undefined));
-  // The pipe must not keep this process alive.
-  (stdin as unknown as { unref?: () => void }).unref?.();
-  setChildListener({
-    added: (pgid) => void stdin.write(`+${pgid}\n`),
-    removed: (pgid) => void stdin.write(`-${pgid}\n`),
-  });
-}
-
 /** Runs `fnmesh local` until SIGINT/SIGTERM; exits 0 after a graceful stop. */
 export async function runLocal(paths: string[], env: Env): Promise<void> {
   process.on('exit', () => killAllChildren('SIGKILL'));
-  startReaper();
+  setChildListener(startReaper());
   const state: { mesh?: RunningMesh } = {};
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -117,7 +117,7 @@ describe('kubectl explain', () => {
 
 describe('a FunctionService object', () => {
   beforeAll(async () => {
-    await ok(['apply', '-f', path.join(repo, 'examples', 'greeter', 'greeter.yaml')]);
+    await ok(['apply', '-f', path.join(repo, 'examples', 'greeter.yaml')]);
   });
 
   test('kubectl get fsvc shows ready/desired replicas, the Ready condition and age', async () => {

@@ -41,13 +41,9 @@ function alive(pid: number): boolean {
 
 /** Copies the example manifests into `dir`, with spec.local.cwd made absolute (the examples' folders). */
 function copyExamples(dir: string): void {
-  for (const [name, folder] of [
-    ['greeter.yaml', 'greeter'],
-    ['text.yaml', 'text'],
-    ['authz.yaml', 'authz'],
-  ] as const) {
-    const doc = parse(readFileSync(path.join(ROOT, 'examples', folder, name), 'utf8')) as { spec: { local: { cwd?: string } } };
-    doc.spec.local.cwd = path.resolve(ROOT, 'examples', folder, doc.spec.local.cwd ?? '.');
+  for (const name of ['greeter.yaml', 'text.yaml', 'authz.yaml']) {
+    const doc = parse(readFileSync(path.join(ROOT, 'examples', name), 'utf8')) as { spec: { local: { cwd?: string } } };
+    doc.spec.local.cwd = path.resolve(ROOT, 'examples', doc.spec.local.cwd ?? '.');
     writeFileSync(path.join(dir, name), stringify(doc));
   }
 }

@@ -1,0 +1,278 @@
+/**
+ * `fnmesh cluster` (`npm run cluster`): Kubernetes on one machine with no Docker, to try fnmesh as a cluster
+ * user would. It starts
+ *   - the control plane the tests use (etcd, kube-apiserver, controller-manager, scheduler; cluster/control-plane.ts),
+ *     with the FunctionService CRD and the RBAC of deploy/rbac/ installed;
+ *   - the fnmesh operator and the fnmesh gateway (with its embedded broker, rules from the FunctionService
+ *     objects), each as its own process with the ServiceAccount token its RBAC allows, not as admin;
+ *   - a node, `fnmesh-local`, whose pods are local processes (cluster/node-agent.ts): the operator's pod
+ *     template runs as written — the sidecar from this build, the function from examples/ — each pod in its
+ *     own network namespace, its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS;
+ * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError, errorMessage } from '../common/errors';
+import { readInt, readListen, readString, type Env } from '../common/config';
+import { devToken, randomSecret } from '../local/dev-token';
+import { humanLogger } from '../local/human-logger';
+import { Prefixer } from '../local/log-prefix';
+import { freePort, portProblem } from '../local/ports';
+import { startReaper } from '../local/reaper-link';
+import { repoRoot } from '../local/repo-root';
+import { Supervisor, killAllChildren, setChildListener, type ChildListener } from '../local/supervisor';
+import { fnmeshVersion } from '../cli/version';
+import { k8sTools, startControlPlane, type ControlPlane } from './control-plane';
+import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
+import { NodeAgent } from './node-agent';
+
+export const NODE_NAME = 'fnmesh-local';
+const SYSTEM_NS = 'fnmesh-system';
+/** The broker's address inside every pod (relayed to the gateway's embedded broker). */
+const POD_NATS_PORT = 4222;
+
+export interface ClusterOptions {
+  env: Env;
+  /** `--image REPOSITORY=FOLDER` values. */
+  images: string[];
+  colour: boolean;
+  write?: (text: string) => void;
+  /** Told about every process group the pods start (the reaper's list). */
+  groups?: ChildListener;
+}
+
+export interface RunningCluster {
+  kubeconfig: string;
+  gatewayUrl: string;
+  controlPlane: ControlPlane;
+  stop(): Promise<void>;
+}
+
+/** Fails fast, naming the fix, when this machine cannot give pods their own network namespaces. */
+function checkNamespaces(): void {
+  const r = spawnSync('unshare', ['--net', 'true'], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = r.error ? r.error.message : r.stderr.trim();
+    throw new ConfigError(
+      `fnmesh cluster runs each pod in its own network namespace (unshare --net), which failed here: ${why}. ` +
+        'Run it as root (or with CAP_SYS_ADMIN), or use `npm start` (fnmesh local), which needs no privileges',
+    );
+  }
+  const ip = spawnSync('ip', ['-V'], { encoding: 'utf8' });
+  if (ip.error) throw new ConfigError('fnmesh cluster needs the `ip` command (Debian: apt-get install iproute2) to bring each pod\'s loopback up');
+}
+
+async function serviceAccountKubeconfig(cp: ControlPlane, dir: string, account: string): Promise<string> {
+  const r = await cp.request(`/api/v1/namespaces/${SYSTEM_NS}/serviceaccounts/${account}/token`, {
+    method: 'POST',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 7 * 24 * 3600 } },
+  });
+  const token = (r.body as { status?: { token?: string } }).status?.token;
+  if (r.status !== 201 || !token) throw new Error(`cannot get a token for ServiceAccount ${SYSTEM_NS}/${account}: ${r.status} ${JSON.stringify(r.body)}`);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fnmesh-cluster', server: cp.server, caFile: cp.caFile }],
+    users: [{ name: account, token }],
+    contexts: [{ name: account, cluster: 'fnmesh-cluster', user: account }],
+    currentContext: account,
+  });
+  const file = path.join(dir, `${account}.kubeconfig`);
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+async function kubectlOk(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function waitEstablished(cp: ControlPlane, deadlineMs: number): Promise<void> {
+  for (;;) {
+    const r = await cp.request('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/functionservices.fnmesh.io');
+    const conds = (r.body as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+    if (conds.some((c) => c.type === 'Established' && c.status === 'True')) return;
+    if (Date.now() > deadlineMs) throw new Error('the FunctionService CRD did not become Established within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function startCluster(options: ClusterOptions): Promise<RunningCluster> {
+  const write = options.write ?? ((t: string) => void process.stdout.write(t));
+  const prefixer = new Prefixer({ colour: options.colour, write });
+  const say = (message: string): void => prefixer.line('cluster', 'cluster', message);
+  const env = options.env;
+  const root = repoRoot();
+
+  checkNamespaces();
+  const listen = readListen(env, 'FNMESH_LISTEN', '127.0.0.1:8080');
+  const brokerPort = readInt(env, 'FNMESH_BROKER_PORT', 4222, { min: 0, max: 65535 });
+  for (const [what, host, port, variable] of [
+    ['the gateway', listen.host, listen.port, 'FNMESH_LISTEN=127.0.0.1:8081'],
+    ['the broker', '127.0.0.1', brokerPort, 'FNMESH_BROKER_PORT=4223'],
+  ] as const) {
+    if (port === 0) continue;
+    const problem = await portProblem(host, port);
+    if (problem) throw new ConfigError(`${what} cannot listen on ${host}:${port} (${problem}): stop what uses it, or choose another port, e.g. ${variable} npm run cluster`);
+  }
+  const images = loadImages(root, [...BUILT_IN_IMAGES, ...options.images.map((v) => parseImageFlag(v, process.cwd()))]);
+  const sandboxScript = path.join(root, 'dist', 'cluster', 'pod-sandbox.js');
+  if (!existsSync(sandboxScript)) throw new ConfigError(`${sandboxScript} is missing: build first (npm run build), or start with npm run cluster`);
+
+  try {
+    await k8sTools();
+  } catch {
+    say('building the Kubernetes binaries once (kube-apiserver, controller-manager, scheduler, kubectl v1.35.4; several minutes on a fresh machine)...');
+    const built = spawnSync('bash', [path.join(root, 'scripts', 'k8s-tools.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (built.status !== 0) throw new Error('scripts/k8s-tools.sh failed (its messages are above)');
+  }
+  const tools = await k8sTools();
+
+  // Short: the pods' Unix sockets live here (a socket path may not exceed 107 bytes).
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-cluster-'));
+  mkdirSync(runDir, { recursive: true });
+  say('starting the control plane (etcd, kube-apiserver, controller-manager, scheduler)...');
+  const cp = await startControlPlane({ kwokNode: false, parentDir: runDir });
+  const children: Supervisor[] = [];
+  let agent: NodeAgent | undefined;
+  const stop = async (): Promise<void> => {
+    say('stopping: the pods first (gracefully), then the operator and the gateway, then the control plane');
+    await agent?.stop(10_000).catch((err: unknown) => say(`stopping the pods failed: ${errorMessage(err)}`));
+    await Promise.all(children.map((c) => c.stop()));
+    await cp.stop();
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  try {
+    await kubectlOk(cp, ['create', 'namespace', SYSTEM_NS]);
+    await kubectlOk(cp, ['apply', '-f', path.join(root, 'crds'), '-f', path.join(root, 'deploy', 'rbac')]);
+    await waitEstablished(cp, Date.now() + 60_000);
+    const operatorConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-operator');
+    const gatewayConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-gateway');
+
+    const actualBrokerPort = brokerPort === 0 ? await freePort() : brokerPort;
+    const jwtSecret = readString(env, 'FNMESH_JWT_SECRET') ?? randomSecret();
+    const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
+    const childEnv = (own: Record<string, string>): NodeJS.ProcessEnv => {
+      const out: NodeJS.ProcessEnv = {};
+      for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.startsWith('FNMESH_') && k !== 'KUBECONFIG') out[k] = v;
+      if (env.FNMESH_LOG_LEVEL) out.FNMESH_LOG_LEVEL = env.FNMESH_LOG_LEVEL;
+      return { ...out, ...own };
+    };
+    const supervise = (label: string, args: string[], own: Record<string, string>): Supervisor => {
+      const s = new Supervisor({
+        label,
+        command: process.execPath,
+        args: [fnmeshBin, ...args],
+        cwd: root,
+        env: childEnv(own),
+        stdout: prefixer.splitter(label, label),
+        stderr: prefixer.splitter(label, label),
+        report: (_level, message) => say(message),
+        graceMs: 10_000,
+      });
+      children.push(s);
+      s.start();
+      return s;
+    };
+    const gatewayUrl = `http://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`;
+    supervise('gateway', ['gateway'], {
+      FNMESH_LISTEN: `${listen.host}:${listen.port}`,
+      FNMESH_BROKER_HOST: '127.0.0.1',
+      FNMESH_BROKER_PORT: String(actualBrokerPort),
+      FNMESH_RULE_SOURCE: 'kubernetes',
+      FNMESH_KUBECONFIG: gatewayConfig,
+      FNMESH_JWT_SECRET: jwtSecret,
+    });
+    const operatorPort = await freePort();
+    supervise('operator', ['operator'], {
+      KUBECONFIG: operatorConfig,
+      FNMESH_OPERATOR_LISTEN: `127.0.0.1:${operatorPort}`,
+      FNMESH_SIDECAR_IMAGE: `${BUILT_IN_IMAGES[0]!.repository}:${fnmeshVersion()}`,
+      FNMESH_SIDECAR_NATS_URL: `nats://127.0.0.1:${POD_NATS_PORT}`,
+      FNMESH_LEASE_NAMESPACE: SYSTEM_NS,
+    });
+
+    const kc = new KubeConfig();
+    kc.loadFromFile(cp.kubeconfig);
+    const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), env.FNMESH_LOG_LEVEL === 'debug');
+    agent = new NodeAgent({
+      kc,
+      nodeName: NODE_NAME,
+      runDir,
+      images,
+      egress: [{ port: POD_NATS_PORT, host: '127.0.0.1', targetPort: actualBrokerPort }],
+      sandboxScript,
+      logger: nodeLog,
+      groups: options.groups,
+      output: (() => {
+        const splitters = new Map<string, ReturnType<Prefixer['splitter']>>();
+        return (pod, container, _stream, chunk) => {
+          const label = `${pod} ${container === 'fnmesh-sidecar' ? 'sidecar' : container}`;
+          let s = splitters.get(label);
+          if (!s) {
+            s = prefixer.splitter(label, pod);
+            splitters.set(label, s);
+          }
+          s.push(chunk);
+        };
+      })(),
+    });
+    await agent.start();
+
+    const kubectlDir = tools.kubeBinDir;
+    const token = env.FNMESH_JWT_SECRET ? undefined : devToken(jwtSecret);
+    const lines = [
+      '',
+      `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
+      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}).`,
+      '',
+      'In another terminal:',
+      `  export KUBECONFIG=${cp.kubeconfig}`,
+      `  export PATH=${kubectlDir}:$PATH     # kubectl v1.35.4, matching the API server`,
+      '  kubectl apply -f crds/ -f examples/',
+      '  kubectl get fsvc -w                  # until greeter, text and authz are Ready',
+      `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+    ];
+    if (token) lines.push(`  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/whoami -H 'content-type: application/json' -H 'authorization: Bearer ${token}' -d '{}'`);
+    lines.push('', 'Ctrl-C stops the pods, the operator, the gateway and the control plane.', '');
+    for (const l of lines) say(l);
+    return { kubeconfig: cp.kubeconfig, gatewayUrl, controlPlane: cp, stop };
+  } catch (err) {
+    agent?.killAll();
+    await Promise.all(children.map((c) => c.stop()));
+    await cp.stop();
+    rmSync(runDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Runs `fnmesh cluster` until SIGINT/SIGTERM. */
+export async function runCluster(env: Env, images: string[]): Promise<void> {
+  const groups = startReaper();
+  setChildListener(groups);
+  const state: { cluster?: RunningCluster; agent?: NodeAgent } = {};
+  process.on('exit', () => killAllChildren('SIGKILL'));
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1 || !state.cluster) {
+      console.error(`fnmesh cluster: ${signal}; stopping everything now`);
+      killAllChildren('SIGKILL');
+      process.exit(signals > 1 ? 1 : 0);
+    }
+    state.cluster.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`fnmesh cluster: stopping failed: ${errorMessage(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  state.cluster = await startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
+}

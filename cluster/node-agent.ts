@@ -1,0 +1,452 @@
+/**
+ * The node agent of `fnmesh cluster`: a small kubelet whose pods are local processes. It registers a Node,
+ * keeps its Lease renewed, watches the pods bound to it, runs each one (cluster/pod-runner.ts: its own
+ * network namespace, the pod spec's command, args, env and ports, probes, restarts, preStop hooks) and
+ * reports the pod's status the way a kubelet does, so the Deployment and ReplicaSet controllers see real
+ * readiness. A deleted pod is stopped within its grace period and then removed (the kubelet's final
+ * delete).
+ *
+ * What a kubelet does and this does not: volumes, resource limits, security contexts (the processes run as
+ * this user), images (a reference names a local folder: cluster/images.ts), `kubectl logs/exec` (the
+ * containers' output is printed by `fnmesh cluster`, prefixed with pod and container).
+ */
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import type { KubeConfig, KubernetesListObject, V1Pod } from '@kubernetes/client-node';
+import { kubeInformerFactory, ResilientInformer } from '../common/kube-informer';
+import { errorMessage } from '../common/errors';
+import type { Logger } from '../common/logger';
+import type { ChildListener } from '../local/supervisor';
+import type { LocalImages } from './images';
+import { KubeApiError, KubeJson, MERGE_PATCH } from './kube-json';
+import { isPlanError, planPod, referencedObjects } from './pod-plan';
+import { PodRunner } from './pod-runner';
+import { podStatus, type PodStatusPatch } from './pod-status';
+
+export interface EgressRoute {
+  /** The port inside every pod (127.0.0.1:port). */
+  port: number;
+  /** Where it leads on this machine. */
+  host: string;
+  targetPort: number;
+}
+
+export interface NodeAgentOptions {
+  kc: KubeConfig;
+  nodeName: string;
+  /** Sockets live here (keep the path short: Unix socket paths are limited to 107 bytes). */
+  runDir: string;
+  images: LocalImages;
+  egress: EgressRoute[];
+  sandboxScript: string;
+  logger: Logger;
+  /** Each container's output, a chunk at a time. */
+  output(pod: string, container: string, stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  groups?: ChildListener;
+  leaseDurationSeconds?: number;
+  /** Restart back-off of crashed containers (default 1 s doubling to 30 s). */
+  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+}
+
+interface PodEntry {
+  uid: string;
+  namespace: string;
+  name: string;
+  label: string;
+  pod: V1Pod;
+  podIP: string;
+  startTime: string;
+  runner?: PodRunner;
+  /** Why the pod could not be set up (secrets missing, sandbox failed), shown as its status. */
+  setupError?: string;
+  stopping?: Promise<void>;
+  lastWritten?: string;
+  writing: boolean;
+  dirty: boolean;
+  lastConditions: PodStatusPatch['conditions'];
+  gone: boolean;
+}
+
+const HOST_IP = '127.0.0.1';
+const microTime = (ms = Date.now()): string => new Date(ms).toISOString().replace('Z', '000Z');
+
+export class NodeAgent {
+  private readonly api: KubeJson;
+  private readonly pods = new Map<string, PodEntry>();
+  private readonly usedIPs = new Set<number>();
+  private informer: ResilientInformer<V1Pod> | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private readonly egressServers: net.Server[] = [];
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: NodeAgentOptions) {
+    this.api = new KubeJson(options.kc);
+    this.log = options.logger.child({ node: options.nodeName });
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(path.join(this.options.runDir, 'pods'), { recursive: true });
+    for (const route of this.options.egress) await this.startEgress(route);
+    await this.registerNode();
+    await this.renewLease();
+    const leaseMs = ((this.options.leaseDurationSeconds ?? 40) * 1000) / 4;
+    this.leaseTimer = setInterval(() => void this.renewLease().catch((err: unknown) => this.log.warn(`renewing the node lease failed: ${errorMessage(err)}`)), leaseMs);
+    this.statusTimer = setInterval(() => void this.patchNodeStatus().catch((err: unknown) => this.log.warn(`updating the node status failed: ${errorMessage(err)}`)), 60_000);
+    const listPods = async (): Promise<KubernetesListObject<V1Pod>> => {
+      const list = await this.api.ok<KubernetesListObject<V1Pod>>('GET', '/api/v1/pods');
+      list.items = (list.items ?? []).map((p) => ({ ...p, apiVersion: 'v1', kind: 'Pod' }));
+      return list;
+    };
+    this.informer = new ResilientInformer<V1Pod>({
+      resource: 'pods',
+      factory: kubeInformerFactory<V1Pod>(this.options.kc, '/api/v1/pods', listPods),
+      handlers: {
+        add: (p) => this.onPod(p),
+        update: (p) => this.onPod(p),
+        delete: (p) => this.onPodGone(p),
+      },
+      resyncMs: 30_000,
+      logger: this.log,
+    });
+    await this.informer.start();
+  }
+
+  /** Stops every pod (SIGTERM, SIGKILL after `graceMs`), then the watch and the timers. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.leaseTimer);
+    clearInterval(this.statusTimer);
+    await this.informer?.stop();
+    await Promise.all([...this.pods.values()].map((e) => e.runner?.stop(Math.min(graceMs, this.graceOf(e.pod)))));
+    for (const s of this.egressServers) s.close();
+    this.api.close();
+  }
+
+  /** SIGKILL to every process now (for an exit handler). */
+  killAll(): void {
+    for (const e of this.pods.values()) e.runner?.kill();
+  }
+
+  private startEgress(route: EgressRoute): Promise<void> {
+    const socketPath = this.egressPath(route.port);
+    rmSync(socketPath, { force: true });
+    const server = net.createServer((inbound) => {
+      const out = net.connect({ host: route.host, port: route.targetPort });
+      inbound.pipe(out);
+      out.pipe(inbound);
+      const end = (): void => {
+        inbound.destroy();
+        out.destroy();
+      };
+      inbound.on('error', end);
+      out.on('error', end);
+      inbound.on('close', end);
+      out.on('close', end);
+    });
+    this.egressServers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  }
+
+  private egressPath(port: number): string {
+    return path.join(this.options.runDir, `egress-${port}.sock`);
+  }
+
+  private nodeObject(): Record<string, unknown> {
+    return {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: this.options.nodeName,
+        labels: {
+          'kubernetes.io/hostname': this.options.nodeName,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': process.arch === 'x64' ? 'amd64' : process.arch,
+          'fnmesh.io/node': 'local-processes',
+        },
+      },
+    };
+  }
+
+  private nodeStatus(): Record<string, unknown> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const resources = { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024 / 1024)}Mi`, pods: '110' };
+    const cond = (type: string, status: string, reason: string, message: string): Record<string, string> => ({
+      type,
+      status,
+      reason,
+      message,
+      lastHeartbeatTime: now,
+      lastTransitionTime: this.startedAt,
+    });
+    return {
+      capacity: resources,
+      allocatable: resources,
+      addresses: [
+        { type: 'InternalIP', address: HOST_IP },
+        { type: 'Hostname', address: this.options.nodeName },
+      ],
+      conditions: [
+        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'fnmesh node agent has sufficient memory available'),
+        cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'fnmesh node agent has no disk pressure'),
+        cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'fnmesh node agent has sufficient PID available'),
+        cond('Ready', 'True', 'KubeletReady', 'fnmesh node agent is posting ready status: pods run as local processes'),
+      ],
+      nodeInfo: {
+        architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+        operatingSystem: 'linux',
+        kernelVersion: os.release(),
+        osImage: `${os.type()} ${os.release()}`,
+        containerRuntimeVersion: 'fnmesh-processes://0.1.0',
+        kubeletVersion: 'v1.35.4',
+        kubeProxyVersion: '',
+        machineID: '',
+        systemUUID: '',
+        bootID: '',
+      },
+    };
+  }
+
+  private readonly startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+  private async registerNode(): Promise<void> {
+    const created = await this.api.request('POST', '/api/v1/nodes', this.nodeObject());
+    if (created.status !== 201 && created.status !== 409) throw new KubeApiError(created.status, 'POST', '/api/v1/nodes', created.body);
+    await this.patchNodeStatus();
+    this.log.info(`node ${this.options.nodeName} registered`);
+  }
+
+  private async patchNodeStatus(): Promise<void> {
+    await this.api.ok('PATCH', `/api/v1/nodes/${this.options.nodeName}/status`, { status: this.nodeStatus() }, MERGE_PATCH);
+  }
+
+  private async renewLease(): Promise<void> {
+    const name = this.options.nodeName;
+    const leasePath = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`;
+    const spec = { holderIdentity: name, leaseDurationSeconds: this.options.leaseDurationSeconds ?? 40, renewTime: microTime() };
+    const patched = await this.api.request('PATCH', leasePath, { spec }, MERGE_PATCH);
+    if (patched.status === 404) {
+      await this.api.ok('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name, namespace: 'kube-node-lease' },
+        spec,
+      });
+    } else if (patched.status >= 300) throw new KubeApiError(patched.status, 'PATCH', leasePath, patched.body);
+  }
+
+  private graceOf(pod: V1Pod): number {
+    const s = pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+    return s * 1000;
+  }
+
+  private allocateIP(): string {
+    for (let i = 2; i < 65_000; i++) {
+      if (!this.usedIPs.has(i)) {
+        this.usedIPs.add(i);
+        return `10.244.${Math.floor(i / 256)}.${i % 256}`;
+      }
+    }
+    throw new Error('no pod IP left');
+  }
+
+  private releaseIP(ip: string): void {
+    const [, , a, b] = ip.split('.').map(Number);
+    this.usedIPs.delete(a! * 256 + b!);
+  }
+
+  private onPod(pod: V1Pod): void {
+    if (this.stopped || pod.spec?.nodeName !== this.options.nodeName) return;
+    const uid = pod.metadata?.uid;
+    if (!uid) return;
+    let entry = this.pods.get(uid);
+    if (entry) entry.pod = pod;
+    if (pod.metadata?.deletionTimestamp) {
+      if (!entry) {
+        void this.finalDelete(pod);
+        return;
+      }
+      if (!entry.stopping) entry.stopping = this.stopPod(entry);
+      return;
+    }
+    if (entry) return;
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return;
+    entry = {
+      uid,
+      namespace: pod.metadata!.namespace ?? 'default',
+      name: pod.metadata!.name ?? uid,
+      label: pod.metadata!.name ?? uid,
+      pod,
+      podIP: this.allocateIP(),
+      startTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      writing: false,
+      dirty: false,
+      lastConditions: [],
+      gone: false,
+    };
+    this.pods.set(uid, entry);
+    void this.runPod(entry);
+  }
+
+  private async runPod(e: PodEntry): Promise<void> {
+    try {
+      const refs = referencedObjects(e.pod);
+      const secrets = new Map<string, Record<string, string>>();
+      const configMaps = new Map<string, Record<string, string>>();
+      for (const name of refs.secrets) {
+        const r = await this.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/secrets/${name}`);
+        if (r.status === 200) secrets.set(name, Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])));
+      }
+      for (const name of refs.configMaps) {
+        const r = await this.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/configmaps/${name}`);
+        if (r.status === 200) configMaps.set(name, r.body.data ?? {});
+      }
+      const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+      if (process.env.HOME) baseEnv.HOME = process.env.HOME;
+      const plan = planPod(e.pod, {
+        images: this.options.images,
+        nodeName: this.options.nodeName,
+        podIP: e.podIP,
+        hostIP: HOST_IP,
+        secrets,
+        configMaps,
+        baseEnv,
+      });
+      for (const c of plan.containers) {
+        if (isPlanError(c)) void this.event(e, 'Warning', 'Failed', `container ${c.name}: ${c.reason}: ${c.message}`);
+      }
+      const short = e.uid.slice(0, 8);
+      const runner = new PodRunner(plan, {
+        podName: e.name,
+        sandboxScript: this.options.sandboxScript,
+        ingressPath: path.join(this.options.runDir, 'pods', `${short}.sock`),
+        egress: this.options.egress.map((r) => ({ port: r.port, socketPath: this.egressPath(r.port) })),
+        output: (container, stream, chunk) => this.options.output(e.label, container, stream, chunk),
+        report: (level, message) => this.log[level](`${e.namespace}/${e.name}: ${message}`),
+        onChange: () => this.statusChanged(e),
+        groups: this.options.groups,
+        backoff: this.options.backoff,
+      });
+      e.runner = runner;
+      if (e.stopping || e.gone) return;
+      this.log.info(`${e.namespace}/${e.name}: starting (pod IP ${e.podIP})`);
+      await runner.start();
+    } catch (err) {
+      e.setupError = errorMessage(err);
+      this.log.error(`${e.namespace}/${e.name}: cannot run the pod: ${e.setupError}`);
+      void this.event(e, 'Warning', 'FailedCreatePodSandBox', e.setupError);
+      this.statusChanged(e);
+    }
+  }
+
+  private async stopPod(e: PodEntry): Promise<void> {
+    const grace = this.graceOf(e.pod);
+    this.log.info(`${e.namespace}/${e.name}: stopping (grace period ${grace / 1000} s)`);
+    await e.runner?.stop(grace);
+    await this.finalDelete(e.pod);
+    this.forget(e);
+  }
+
+  /** The kubelet's last word on a pod: delete it for good (grace 0), only if it is still the same pod. */
+  private async finalDelete(pod: V1Pod): Promise<void> {
+    const ns = pod.metadata?.namespace ?? 'default';
+    const name = pod.metadata?.name ?? '';
+    const p = `/api/v1/namespaces/${ns}/pods/${name}`;
+    const r = await this.api
+      .request('DELETE', p, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } })
+      .catch((err: unknown) => ({ status: 0, body: errorMessage(err) }));
+    if (r.status >= 300 && r.status !== 404 && r.status !== 409) this.log.warn(`${ns}/${name}: the final delete failed: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+
+  private onPodGone(pod: V1Pod): void {
+    const uid = pod.metadata?.uid;
+    const e = uid ? this.pods.get(uid) : undefined;
+    if (!e) return;
+    e.gone = true;
+    if (!e.stopping) {
+      // Removed without a graceful deletion (force delete): stop at once, as the kubelet does.
+      e.runner?.kill();
+      this.forget(e);
+    }
+  }
+
+  private forget(e: PodEntry): void {
+    e.gone = true;
+    if (this.pods.get(e.uid) === e) this.pods.delete(e.uid);
+    this.releaseIP(e.podIP);
+  }
+
+  private statusChanged(e: PodEntry): void {
+    e.dirty = true;
+    if (!e.writing) void this.writeStatus(e);
+  }
+
+  private async writeStatus(e: PodEntry): Promise<void> {
+    e.writing = true;
+    try {
+      while (e.dirty && !e.gone && !this.stopped) {
+        e.dirty = false;
+        const status = this.statusOf(e);
+        const json = JSON.stringify(status);
+        if (json === e.lastWritten) continue;
+        const p = `/api/v1/namespaces/${e.namespace}/pods/${e.name}/status`;
+        const r = await this.api.request('PATCH', p, { metadata: { uid: e.uid }, status }, MERGE_PATCH).catch((err: unknown) => ({ status: 0, body: errorMessage(err) }));
+        if (r.status === 200) {
+          e.lastWritten = json;
+          e.lastConditions = status.conditions;
+        } else if (r.status === 404 || r.status === 409) {
+          return; // the pod is gone (or replaced by a namesake)
+        } else {
+          this.log.warn(`${e.namespace}/${e.name}: writing the pod status failed: ${r.status} ${JSON.stringify(r.body)}; retrying`);
+          e.dirty = true;
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+    } finally {
+      e.writing = false;
+    }
+  }
+
+  private statusOf(e: PodEntry): PodStatusPatch {
+    const observed = e.runner?.observed() ?? { sandboxReady: false, containers: [] };
+    const status = podStatus(
+      { podName: e.name, sandboxReady: observed.sandboxReady, podIP: e.podIP, hostIP: HOST_IP, startTime: e.startTime, containers: observed.containers },
+      e.lastConditions,
+      new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    );
+    if (e.setupError) {
+      const ready = status.conditions.find((c) => c.type === 'Ready');
+      if (ready) ready.message = e.setupError;
+    }
+    return status;
+  }
+
+  private async event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await this.api
+      .request('POST', `/api/v1/namespaces/${e.namespace}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${e.name}.`, namespace: e.namespace },
+        involvedObject: { apiVersion: 'v1', kind: 'Pod', name: e.name, namespace: e.namespace, uid: e.uid },
+        type,
+        reason,
+        message,
+        source: { component: 'fnmesh-node-agent', host: this.options.nodeName },
+        reportingComponent: 'fnmesh-node-agent',
+        reportingInstance: this.options.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      })
+      .catch(() => undefined);
+  }
+}
