@@ -217,7 +217,10 @@ export class ContainerRunner {
       finishedAt: iso(),
     };
     if (spawnError) terminated.message = spawnError.message;
-    if (signal) terminated.signal = signal;
+    if (signal) {
+      terminated.signal = signalNumber(signal) ?? 9;
+      terminated.message = `killed by ${signal}`;
+    }
     this.state = terminated;
     const ranMs = Date.now() - this.startedAtMs;
     if (gen === this.generation) this.deps.report(exitCode === 0 || this.stopping ? 'info' : 'warn', `container ${this.plan.name} exited (${signal ? `signal ${signal}` : `code ${exitCode}`}) after ${ranMs} ms`);

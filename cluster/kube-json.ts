@@ -49,7 +49,11 @@ export class KubeJson {
     };
     await this.kc.applyToHTTPSOptions(opts);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    if (payload !== undefined) (opts.headers as Record<string, string>)['content-type'] = contentType;
+    if (payload !== undefined) {
+      const headers = opts.headers as Record<string, string | number>;
+      headers['content-type'] = contentType;
+      headers['content-length'] = Buffer.byteLength(payload);
+    }
     const transport = this.server.protocol === 'https:' ? https : http;
     if (this.server.protocol === 'https:') opts.agent = this.agentFor(opts);
     return new Promise((resolve, reject) => {

@@ -404,6 +404,10 @@ export class NodeAgent {
           e.lastConditions = status.conditions;
         } else if (r.status === 404 || r.status === 409) {
           return; // the pod is gone (or replaced by a namesake)
+        } else if (r.status >= 400 && r.status < 500 && r.status !== 429) {
+          // Refused as written: retrying the same status cannot help; the next change writes again.
+          this.log.error(`${e.namespace}/${e.name}: the API server refused the pod status: ${r.status} ${JSON.stringify(r.body)}; status: ${json}`);
+          return;
         } else {
           this.log.warn(`${e.namespace}/${e.name}: writing the pod status failed: ${r.status} ${JSON.stringify(r.body)}; retrying`);
           e.dirty = true;

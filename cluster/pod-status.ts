@@ -8,7 +8,7 @@ import type { ContainerRole } from './pod-plan';
 export type ContainerState =
   | { kind: 'waiting'; reason: string; message?: string }
   | { kind: 'running'; startedAt: string }
-  | { kind: 'terminated'; exitCode: number; signal?: string; reason: string; message?: string; startedAt: string; finishedAt: string };
+  | { kind: 'terminated'; exitCode: number; signal?: number; reason: string; message?: string; startedAt: string; finishedAt: string };
 
 export interface ContainerObserved {
   name: string;
