@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server from
-# Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+# The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server and
+# iproute2 from Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+# test/cluster.test.ts runs `fnmesh cluster`: pods in their own network namespaces (util-linux's unshare and
+# nsenter, iproute2's ip).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test: installing ${need_apt[*]} from Debian's packages"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
