@@ -553,9 +553,10 @@ async function uniquePorts(n: number): Promise<number[]> {
   return [...ports];
 }
 
-function runKubectl(bin: string, args: string[], input?: string): Promise<KubectlResult> {
+/** Runs a kubectl binary; never throws on a non-zero exit. */
+export function runKubectl(bin: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

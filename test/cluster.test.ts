@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import { runKubectl, type KubectlResult } from '../cluster/control-plane';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
@@ -48,16 +49,8 @@ let kubeconfig = '';
 let kubectlBin = '';
 let token = '';
 
-function kubectl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(kubectlBin, args, { cwd: ROOT, env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+function kubectl(args: string[]): Promise<KubectlResult> {
+  return runKubectl(kubectlBin, args, undefined, { ...process.env, KUBECONFIG: kubeconfig });
 }
 
 async function kubectlJson<T>(args: string[]): Promise<T> {
@@ -159,7 +152,8 @@ describe('fnmesh cluster (story 6, end to end)', () => {
   });
 
   it('kubectl apply -f crds/ -f examples/, then calls through the gateway reach the pods', async () => {
-    const applied = await kubectl(['apply', '-f', 'crds/', '-f', 'examples/']);
+    // The README's command: the folders as they are (the CRD and the three manifests at examples/'s top level).
+    const applied = await kubectl(['apply', '-f', path.join(ROOT, 'crds'), '-f', path.join(ROOT, 'examples')]);
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
     for (const name of ['greeter', 'text', 'authz']) {
