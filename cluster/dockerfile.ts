@@ -11,21 +11,27 @@ export interface ImageConfig {
   cmd: string[];
 }
 
-/** Joins continuation lines and drops comments and blank lines. */
+/**
+ * Joins continuation lines and drops comments and blank lines. As in Docker, a comment or blank line inside a
+ * continued instruction is dropped without ending it.
+ */
 function logicalLines(text: string): string[] {
   const out: string[] = [];
   let current = '';
+  let continuing = false;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
-    if (!current && (line === '' || line.startsWith('#'))) continue;
+    if (line === '' || line.startsWith('#')) continue;
     if (line.endsWith('\\')) {
       current += line.slice(0, -1) + ' ';
+      continuing = true;
       continue;
     }
     out.push((current + line).trim());
     current = '';
+    continuing = false;
   }
-  if (current.trim()) out.push(current.trim());
+  if (continuing && current.trim()) out.push(current.trim());
   return out;
 }
 
@@ -56,11 +62,14 @@ function parseEnv(value: string): [string, string][] {
     return [[v.slice(0, firstSpace), v.slice(firstSpace).trim()]];
   }
   const pairs: [string, string][] = [];
-  const re = /([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)/g;
+  // A value is quoted ("..." with escapes, '...' literal) or bare, where a backslash escapes the next
+  // character (`A=hello\ world` is "hello world").
+  const re = /([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|'[^']*'|(?:\\.|\S)*)/g;
   for (let m = re.exec(v); m; m = re.exec(v)) {
     let val = m[2]!;
     if (val.startsWith('"')) val = val.slice(1, -1).replace(/\\(.)/g, '$1');
     else if (val.startsWith("'")) val = val.slice(1, -1);
+    else val = val.replace(/\\(.)/g, '$1');
     pairs.push([m[1]!, val]);
   }
   return pairs;

@@ -135,7 +135,7 @@ function keyOf(source: 'Secret' | 'ConfigMap', data: Record<string, string> | un
     if (optional) return undefined;
     throw new ConfigError(`${source.toLowerCase()} "${name}" not found: create it in the pod's namespace or mark the reference optional`);
   }
-  if (!(key in data)) {
+  if (!Object.hasOwn(data, key)) {
     if (optional) return undefined;
     throw new ConfigError(`couldn't find key ${key} in ${source} ${name}: add the key or mark the reference optional`);
   }
@@ -158,8 +158,12 @@ function envValue(pod: V1Pod, e: V1EnvVar, vars: Record<string, string>, ctx: Pl
   throw new ConfigError(`env ${e.name}: only value, fieldRef, secretKeyRef and configMapKeyRef are supported by fnmesh cluster`);
 }
 
-function containerEnv(pod: V1Pod, c: V1Container, imageEnv: Record<string, string>, ctx: PlanContext): Record<string, string> {
-  const vars: Record<string, string> = { ...ctx.baseEnv, ...imageEnv, HOSTNAME: pod.metadata?.name ?? '' };
+/**
+ * The container's environment, and the variables its pod spec defines (envFrom, env): `$(VAR)` in env values
+ * and in the spec's command and args sees only those, as on a kubelet (not the image's ENV).
+ */
+function containerEnv(pod: V1Pod, c: V1Container, imageEnv: Record<string, string>, ctx: PlanContext): { env: Record<string, string>; specVars: Record<string, string> } {
+  const specVars: Record<string, string> = {};
   for (const f of c.envFrom ?? []) {
     const ref = f.secretRef ?? f.configMapRef;
     if (!ref?.name) continue;
@@ -168,13 +172,13 @@ function containerEnv(pod: V1Pod, c: V1Container, imageEnv: Record<string, strin
       if (ref.optional) continue;
       throw new ConfigError(`${f.secretRef ? 'secret' : 'configmap'} "${ref.name}" not found: create it in the pod's namespace or mark envFrom optional`);
     }
-    for (const [k, v] of Object.entries(data)) vars[`${f.prefix ?? ''}${k}`] = v;
+    for (const [k, v] of Object.entries(data)) specVars[`${f.prefix ?? ''}${k}`] = v;
   }
   for (const e of c.env ?? []) {
-    const v = envValue(pod, e, vars, ctx);
-    if (v !== undefined) vars[e.name] = v;
+    const v = envValue(pod, e, specVars, ctx);
+    if (v !== undefined) specVars[e.name] = v;
   }
-  return vars;
+  return { env: { ...ctx.baseEnv, ...imageEnv, HOSTNAME: pod.metadata?.name ?? '', ...specVars }, specVars };
 }
 
 /** A probe's or hook's port: a number, or a name looked up among this container's own ports. */
@@ -222,8 +226,9 @@ function planContainer(pod: V1Pod, c: V1Container, role: ContainerRole, ctx: Pla
     };
   }
   try {
-    const env = containerEnv(pod, c, image.config.env, ctx);
-    const argv = containerArgv(image.config, c.command, c.args).map((a) => mapImagePath(image, expandVars(a, env)));
+    const { env, specVars } = containerEnv(pod, c, image.config.env, ctx);
+    const expand = (list: string[] | undefined): string[] | undefined => list?.map((a) => expandVars(a, specVars));
+    const argv = containerArgv(image.config, expand(c.command), expand(c.args)).map((a) => mapImagePath(image, a));
     if (argv.length === 0) throw new ConfigError(`no command: image ${c.image} has no ENTRYPOINT or CMD and the container sets no command`);
     const cwd = c.workingDir ? mapImagePath(image, c.workingDir) : image.root;
     const plan: ContainerPlan = { name: c.name, role, image: c.image ?? '', argv, cwd, env };

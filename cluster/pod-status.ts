@@ -113,7 +113,11 @@ export function podStatus(
 ): PodStatusPatch {
   const init = o.containers.filter((c) => c.role !== 'main');
   const main = o.containers.filter((c) => c.role === 'main');
-  const initDone = init.every((c) => (c.role === 'init' ? c.state.kind === 'terminated' && c.state.exitCode === 0 : c.started && c.state.kind === 'running'));
+  // Once a pod has initialized it stays so (the kubelet does not re-run init containers, and a native
+  // sidecar that crashes later is restarted without sending the pod back to Pending).
+  const wasInitialized = previousConditions.some((c) => c.type === 'Initialized' && c.status === 'True');
+  const initDone =
+    wasInitialized || init.every((c) => (c.role === 'init' ? c.state.kind === 'terminated' && c.state.exitCode === 0 : c.started && c.state.kind === 'running'));
   const unready = [...init.filter((c) => c.role === 'sidecar'), ...main].filter((c) => !c.ready).map((c) => c.name);
   const pendingInit = init.filter((c) => (c.role === 'init' ? !(c.state.kind === 'terminated' && c.state.exitCode === 0) : !c.started)).map((c) => c.name);
   const everyMainStarted = main.length > 0 && main.every((c) => c.state.kind === 'running' || c.restartCount > 0 || c.state.kind === 'terminated');

@@ -3,7 +3,8 @@
  * schema of common/manifest.ts, and (for the mistyped-variable pattern) against the gateway's operand parser.
  * The real proof that the API server takes and refuses what it should is test/crd.test.ts.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { listManifestFiles } from '../local/manifest-files';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
@@ -286,13 +287,7 @@ const valid = (s: Schema, v: unknown): string[] => {
 };
 
 describe('the examples', () => {
-  const files = readdirSync(path.join(repo, 'examples'), { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .flatMap((d) =>
-      readdirSync(path.join(repo, 'examples', d.name))
-        .filter((f) => f.endsWith('.yaml'))
-        .map((f) => path.join('examples', d.name, f)),
-    );
+  const files = listManifestFiles([path.join(repo, 'examples')]).map((f) => path.relative(repo, f));
 
   test('exist', () => {
     expect(files.length).toBeGreaterThanOrEqual(3);

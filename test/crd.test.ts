@@ -3,7 +3,7 @@
  * examples, documents itself through `kubectl explain`, prints its columns, scales, applies its defaults, and
  * refuses each kind of invalid object with a message that names the field.
  */
-import { readdirSync } from 'node:fs';
+import { listManifestFiles } from '../local/manifest-files';
 import path from 'node:path';
 import { installCrds } from './helpers/crds';
 import { startControlPlane, type ControlPlane, type KubectlResult } from './helpers/control-plane';
@@ -13,13 +13,7 @@ jest.setTimeout(120_000);
 
 const repo = path.resolve(__dirname, '..');
 const crdsDir = path.join(repo, 'crds');
-const examples = readdirSync(path.join(repo, 'examples'), { withFileTypes: true })
-  .filter((d) => d.isDirectory())
-  .flatMap((d) =>
-    readdirSync(path.join(repo, 'examples', d.name))
-      .filter((f) => f.endsWith('.yaml'))
-      .map((f) => path.join('examples', d.name, f)),
-  );
+const examples = listManifestFiles([path.join(repo, 'examples')]).map((f) => path.relative(repo, f));
 
 let cp: ControlPlane;
 
