@@ -22,6 +22,7 @@ import { humanLogger } from '../local/human-logger';
 import { Prefixer } from '../local/log-prefix';
 import { freePort, portProblem } from '../local/ports';
 import { startReaper } from '../local/reaper-link';
+import { stopOnSignals } from '../local/stop-on-signals';
 import { repoRoot } from '../local/repo-root';
 import { Supervisor, killAllChildren, setChildListener, type ChildListener } from '../local/supervisor';
 import { fnmeshVersion } from '../cli/version';
@@ -253,26 +254,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
 export async function runCluster(env: Env, images: string[]): Promise<void> {
   const groups = startReaper();
   setChildListener(groups);
-  const state: { cluster?: RunningCluster; agent?: NodeAgent } = {};
+  const state: { cluster?: RunningCluster } = {};
   process.on('exit', () => killAllChildren('SIGKILL'));
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1 || !state.cluster) {
-      console.error(`fnmesh cluster: ${signal}; stopping everything now`);
-      killAllChildren('SIGKILL');
-      process.exit(signals > 1 ? 1 : 0);
-    }
-    state.cluster.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(`fnmesh cluster: stopping failed: ${errorMessage(err)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
+  stopOnSignals('fnmesh cluster', () => state.cluster);
   state.cluster = await startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
 }

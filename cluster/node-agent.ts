@@ -23,6 +23,7 @@ import type { LocalImages } from './images';
 import { KubeApiError, KubeJson, MERGE_PATCH } from './kube-json';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';
+import { relay } from './relay';
 import { podStatus, type PodStatusPatch } from './pod-status';
 
 export interface EgressRoute {
@@ -135,19 +136,7 @@ export class NodeAgent {
   private startEgress(route: EgressRoute): Promise<void> {
     const socketPath = this.egressPath(route.port);
     rmSync(socketPath, { force: true });
-    const server = net.createServer((inbound) => {
-      const out = net.connect({ host: route.host, port: route.targetPort });
-      inbound.pipe(out);
-      out.pipe(inbound);
-      const end = (): void => {
-        inbound.destroy();
-        out.destroy();
-      };
-      inbound.on('error', end);
-      out.on('error', end);
-      inbound.on('close', end);
-      out.on('close', end);
-    });
+    const server = net.createServer((inbound) => relay(inbound, net.connect({ host: route.host, port: route.targetPort })));
     this.egressServers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);

@@ -18,19 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
-
-function relay(a: net.Socket, b: net.Socket): void {
-  a.pipe(b);
-  b.pipe(a);
-  const end = (): void => {
-    a.destroy();
-    b.destroy();
-  };
-  a.on('error', end);
-  b.on('error', end);
-  a.on('close', end);
-  b.on('close', end);
-}
+import { relay } from './relay';
 
 function fail(message: string): never {
   process.stderr.write(`pod sandbox: ${message}\n`);

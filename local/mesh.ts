@@ -15,6 +15,7 @@ import { desiredState, diff, replicaId, type ServicePlan } from './plan';
 import { freePort, portProblem } from './ports';
 import { Supervisor, describeExit, killAllChildren, setChildListener } from './supervisor';
 import { startReaper } from './reaper-link';
+import { stopOnSignals } from './stop-on-signals';
 import { humanLogger } from './human-logger';
 import { repoRoot } from './repo-root';
 
@@ -479,29 +480,7 @@ export async function runLocal(paths: string[], env: Env): Promise<void> {
   process.on('exit', () => killAllChildren('SIGKILL'));
   setChildListener(startReaper());
   const state: { mesh?: RunningMesh } = {};
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      console.error(`fnmesh local: ${signal} again; killing everything now`);
-      killAllChildren('SIGKILL');
-      process.exit(1);
-    }
-    if (!state.mesh) {
-      killAllChildren('SIGKILL');
-      process.exit(0);
-    }
-    state.mesh.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(`fnmesh local: stopping failed: ${errorMessage(err)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
+  stopOnSignals('fnmesh local', () => state.mesh);
   const readyDeadlineMs = readInt(env, 'FNMESH_LOCAL_READY_TIMEOUT_MS', 25_000, { min: 0, max: 3_600_000 });
   state.mesh = await startLocalMesh({ paths, env, readyDeadlineMs, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
 }

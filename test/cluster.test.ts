@@ -6,15 +6,14 @@
  * pod's status, scaling, deletion through the garbage collector with a graceful stop, and that Ctrl-C
  * leaves nothing running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { runKubectl, type KubectlResult } from '../cluster/control-plane';
+import { ROOT, startCli } from './helpers/cli-process';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'bin', 'fnmesh.js');
 
 interface Running {
   child: ChildProcess;
@@ -107,17 +106,7 @@ beforeAll(async () => {
   const env: NodeJS.ProcessEnv = { ...process.env, FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_BROKER_PORT: '0', NO_COLOR: '1' };
   for (const k of Object.keys(env)) if (k.startsWith('FNMESH_') && !['FNMESH_LISTEN', 'FNMESH_BROKER_PORT'].includes(k)) delete env[k];
   delete env.KUBECONFIG;
-  const child = spawn(process.execPath, [CLI, 'cluster'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let rest = '';
-  const onData = (d: Buffer): void => {
-    const parts = (rest + d.toString()).split('\n');
-    rest = parts.pop() ?? '';
-    lines.push(...parts);
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const { child, lines, exit } = startCli(['cluster'], env);
   cluster = { child, lines, exit, gateway: `http://127.0.0.1:${port}` };
   await waitFor(
     () => {

@@ -6,18 +6,17 @@
  *
  * Needs `npm run build` first (`npm test` does it).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { parse, stringify } from 'yaml';
+import { ROOT, startCli } from './helpers/cli-process';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'bin', 'fnmesh.js');
 const BUILT = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 jest.setTimeout(180_000);
@@ -59,17 +58,7 @@ async function startMesh(dir: string, extraEnv: Record<string, string> = {}): Pr
   const brokerPort = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_BROKER_PORT: String(brokerPort), NO_COLOR: '1', ...extraEnv };
   delete env.FNMESH_NATS_URL;
-  const child = spawn(process.execPath, [CLI, 'local', dir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let rest = '';
-  const onData = (d: Buffer): void => {
-    const parts = (rest + d.toString()).split('\n');
-    rest = parts.pop() ?? '';
-    lines.push(...parts);
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const { child, lines, exit } = startCli(['local', dir], env);
   return { child, lines, exit, gateway: `http://127.0.0.1:${port}`, brokerPort };
 }
 
