@@ -5,11 +5,13 @@
  * keeps the last cache meanwhile, and every `resyncMs` calls the update handler for every cached object,
  * so that level-based reconciles recover from any event that was missed.
  *
- * The informer comes from a factory (the seam the unit tests replace); `kubeInformerFactory` is the real
- * one.
+ * The informer comes from a factory (the seam the unit tests replace); `kubeInformerFactory` (client-node
+ * all the way) and `jsonInformerFactory` (the plain-JSON client, with a transform of every cached object)
+ * are the real ones.
  */
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage } from './errors';
+import { JsonListWatch, type ListWatchOptions, type ObjectLike } from './list-watch';
 import { silentLogger, type Logger } from './logger';
 
 type ObjectVerb = 'add' | 'update' | 'delete';
@@ -214,5 +216,16 @@ export function kubeInformerFactory<T extends KubernetesObject>(
   listFn: () => Promise<KubernetesListObject<T>>,
   labelSelector?: string,
 ): InformerFactory<T> {
+  // Loaded here, not at the top: a process on the plain-JSON informers never loads client-node's API.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { makeInformer } = require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
   return () => makeInformer<T>(kc, path, listFn, labelSelector) as InformerLike<T>;
+}
+
+/**
+ * The real informer on the plain-JSON client (list-watch.ts): paged lists, watches with bookmarks, every
+ * object transformed before it is cached.
+ */
+export function jsonInformerFactory<T extends ObjectLike>(o: ListWatchOptions<T>): InformerFactory<T> {
+  return () => new JsonListWatch<T>(o);
 }
