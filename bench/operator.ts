@@ -4,8 +4,12 @@
  *   1. FunctionService created (the POST's response) → its Deployment exists (seen on a Deployment watch):
  *      p50/p99 over BENCH_LATENCY_N (200) objects created one at a time, one every BENCH_LATENCY_GAP_MS (20).
  *   2. BENCH_OPERATOR_N (1000) FunctionServices created at once (BENCH_INFLIGHT, 50, creates in flight) until
- *      all report Ready, against the baseline: as many plain one-replica Deployments created the same way
- *      (another namespace, same control plane) until all Available. Both are seen through watches.
+ *      all report Ready, against two baselines created the same way (another namespace each, same control
+ *      plane) until all Available: as many plain one-replica Deployments (one container), and as many
+ *      Deployments with the pod template the operator makes (the function container and the native
+ *      sidecar with its probes, env and security context; built by operator/desired-deployment.ts, created
+ *      directly): the second separates what the operator costs from what its pods cost the control plane.
+ *      All are seen through watches.
  *   3. The operator's resident memory (VmRSS of its process) with those FunctionServices.
  *   4. API requests by verb over BENCH_STEADY_SECONDS (30) once everything is Ready, with a short resync
  *      (FNMESH_RESYNC_MS = BENCH_RESYNC_MS, 5000) forcing reconciles, from the operator's /metrics.
@@ -18,6 +22,9 @@ import { mkdirSync, existsSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { parseFunctionService } from '../common/manifest';
+import { loadOperatorConfig } from '../operator/config';
+import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
 import { startControlPlane } from '../test/helpers/control-plane';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 
@@ -181,6 +188,19 @@ const deploymentBody = (ns: string, name: string): unknown => ({
   },
 });
 
+const SIDECAR_IMAGE = 'ghcr.io/fnmesh/fnmesh:bench';
+const SIDECAR_NATS_URL = 'nats://nats.fnmesh-system:4222';
+
+/** The Deployment the operator makes for fsvcBody(ns, name), without its owner reference (created directly). */
+const templateDeploymentBody = (ns: string, name: string): unknown => {
+  const config = loadOperatorConfig({ FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE, FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL });
+  const fs = parseFunctionService(fsvcBody(ns, name), `${ns}/${name}`) as ClusterFunctionService;
+  fs.metadata.uid = '00000000-0000-0000-0000-000000000000';
+  const d = desiredDeployment(fs, config.sidecar);
+  delete d.metadata!.ownerReferences;
+  return d;
+};
+
 const fsvcReady = (o: Obj): boolean =>
   !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && o.status.observedGeneration === o.metadata?.generation;
 const deploymentAvailable = (o: Obj): boolean =>
@@ -287,8 +307,8 @@ async function main(): Promise<void> {
       const p = startProc('operator', [path.join(root, 'bin', 'fnmesh.js'), 'operator'], {
         KUBECONFIG: cp.kubeconfig,
         KUBE_FEATURE_WatchListClient: 'false',
-        FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:bench',
-        FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
+        FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
+        FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL,
         FNMESH_OPERATOR_LISTEN: `127.0.0.1:${opsPort}`,
         FNMESH_LEASE_NAMESPACE: LEASE_NS,
         FNMESH_RESYNC_MS: String(resyncMs),
@@ -360,6 +380,20 @@ async function main(): Promise<void> {
     console.error(`bench: baseline ${N} Deployments Available in ${fmt(base.totalMs / 1000, 2)} s; deleting ${nsBase}`);
     const del2 = await deleteNamespace(api, nsBase);
 
+    // 2a'. baseline: Deployments with the operator's pod template until Available.
+    const nsTpl = 'bench-template';
+    await createNamespace(api, nsTpl);
+    const tpl = await burst(kc, api, {
+      ns: nsTpl,
+      collection: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
+      watchPath: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
+      body: templateDeploymentBody,
+      done: deploymentAvailable,
+      n: N,
+    });
+    console.error(`bench: ${N} Deployments with the operator's pod template Available in ${fmt(tpl.totalMs / 1000, 2)} s; deleting ${nsTpl}`);
+    await deleteNamespace(api, nsTpl);
+
     // 2b. FunctionServices until Ready (and 3. the operator's memory while they converge).
     const nsFs = 'bench-fsvc';
     await createNamespace(api, nsFs);
@@ -420,10 +454,11 @@ async function main(): Promise<void> {
     const burstReconciles = afterBurst.reconciles - before.reconciles;
 
     const ratio = fs.totalMs / base.totalMs;
+    const tplRatio = fs.totalMs / tpl.totalMs;
     const lines: string[] = [];
     lines.push(
       `fnmesh operator bench — ${os.cpus().length} cores, node ${process.version}, kube-apiserver v1.35.4, controller-manager/scheduler --kube-api-qps=${QPS} --kube-api-burst=${QPS * 2}, ` +
-        `${nodes} kwok nodes; operator: child process, leader election on, 4 workers (default), resync ${BURST_RESYNC_MS} ms in phases 1-3, ${RESYNC_MS} ms at steady state` +
+        `${nodes} kwok nodes; operator: child process, leader election on, default workers and API connections, resync ${BURST_RESYNC_MS} ms in phases 1-3, ${RESYNC_MS} ms at steady state` +
         (RESYNC_MS !== BURST_RESYNC_MS ? ' (restarted between)' : ''),
     );
     lines.push('');
@@ -432,8 +467,9 @@ async function main(): Promise<void> {
     lines.push(`| created → Deployment exists (n=${LATENCY_N}, one every ${GAP_MS} ms, watch) p50 / p90 / p99 / max | ${fmt(percentile(lat, 50))} / ${fmt(percentile(lat, 90))} / ${fmt(percentile(lat, 99))} / ${fmt(lat[lat.length - 1] ?? NaN)} ms |`);
     lines.push(`| FunctionService POST time p50 / p99 | ${fmt(percentile(postSorted, 50))} / ${fmt(percentile(postSorted, 99))} ms |`);
     lines.push(`| baseline: ${N} plain Deployments (${INFLIGHT} creates in flight) → all Available | ${fmt(base.totalMs / 1000, 2)} s (creates took ${fmt(base.createMs / 1000, 2)} s) |`);
+    lines.push(`| baseline: ${N} Deployments with the operator's pod template (created directly) → all Available | ${fmt(tpl.totalMs / 1000, 2)} s (creates took ${fmt(tpl.createMs / 1000, 2)} s) |`);
     lines.push(`| ${N} FunctionServices (${INFLIGHT} creates in flight) → all Ready | ${fmt(fs.totalMs / 1000, 2)} s (creates took ${fmt(fs.createMs / 1000, 2)} s) |`);
-    lines.push(`| FunctionServices × baseline | ${fmt(ratio, 2)}× |`);
+    lines.push(`| FunctionServices × plain baseline / × same-template baseline | ${fmt(ratio, 2)}× / ${fmt(tplRatio, 2)}× |`);
     lines.push(`| reconciles / writes during the ${N} burst (to Ready) | ${burstReconciles} / ${writesOf(burstByRes)} (${[...burstByRes].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!)).map(([k, v]) => `${k} ${v}`).join(', ')}) |`);
     lines.push(`| operator VmRSS: idle (0 objects) | ${fmt(idleRss)} MB |`);
     lines.push(`| operator VmRSS (resync ${BURST_RESYNC_MS} ms): all ${N} Ready / peak during the burst | ${fmt(readyRss)} / ${fmt(peakRss)} MB |`);
@@ -448,7 +484,8 @@ async function main(): Promise<void> {
     lines.push('|---|---|---|---|');
     const row = (name: string, value: string, goal: string, ok: boolean): void => void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
     row('created → Deployment p99', `${fmt(percentile(lat, 99))} ms`, '≤ 200 ms', percentile(lat, 99) <= 200);
-    row(`${N} FunctionServices Ready × ${N} Deployments Available`, `${fmt(ratio, 2)}×`, '≤ 1.25×', ratio <= 1.25);
+    row(`${N} FunctionServices Ready × ${N} plain Deployments Available`, `${fmt(ratio, 2)}×`, '≤ 1.25×', ratio <= 1.25);
+    row(`(for reference) × ${N} Deployments with the operator's pod template`, `${fmt(tplRatio, 2)}×`, '≤ 1.25×', tplRatio <= 1.25);
     const memMax = Math.max(peakRss, Number.isFinite(restartedRss) ? restartedRss : 0);
     row(`operator memory with ${N} FunctionServices (max of all samples)`, `${fmt(memMax)} MB`, '≤ 150 MB', memMax <= 150);
     row('writes at steady state (excl. Lease)', String(steadyWrites), '0', steadyWrites === 0);

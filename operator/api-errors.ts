@@ -1,5 +1,9 @@
 /**
- * Classifies what @kubernetes/client-node 1.x throws, and what to do about each class. Pure.
+ * Classifies what the API clients throw, and what to do about each class. Pure.
+ *
+ * The operator's plain-JSON client (common/kube-client.ts) throws `KubeApiError` (`.code`/`.statusCode` =
+ * HTTP status, `.body` = the response text, `.headers`) and Node's transport errors (`.code` =
+ * `ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, ...): the same shapes as client-node's below.
  *
  * Shapes (client-node 1.4.0, checked in its dist/):
  * - `ApiException` (gen/apis/exception.js): `.code` = HTTP status, `.body` = the response text (a JSON

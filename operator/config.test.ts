@@ -16,8 +16,10 @@ describe('loadOperatorConfig', () => {
       },
       listen: { host: '0.0.0.0', port: 8081 },
       leaderElection: { enabled: true, leaseName: 'fnmesh-operator', leaseNamespace: 'fnmesh-system', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
-      concurrentReconciles: 4,
+      concurrentReconciles: 16,
+      apiConnections: 16,
       resyncMs: 300_000,
+      statusProgressIntervalMs: 5_000,
       logLevel: 'info',
     });
   });
@@ -42,8 +44,10 @@ describe('loadOperatorConfig', () => {
       FNMESH_LEASE_DURATION_MS: '6000',
       FNMESH_RENEW_DEADLINE_MS: '4000',
       FNMESH_RETRY_PERIOD_MS: '1000',
-      FNMESH_CONCURRENT_RECONCILES: '16',
+      FNMESH_CONCURRENT_RECONCILES: '32',
+      FNMESH_KUBE_API_CONNECTIONS: '8',
       FNMESH_RESYNC_MS: '0',
+      FNMESH_STATUS_PROGRESS_INTERVAL_MS: '0',
       FNMESH_LOG_LEVEL: 'debug',
     });
     expect(c).toEqual({
@@ -59,8 +63,10 @@ describe('loadOperatorConfig', () => {
       watchNamespace: 'team-a',
       listen: { host: '127.0.0.1', port: 0 },
       leaderElection: { enabled: false, leaseName: 'my-lease', leaseNamespace: 'ops', leaseDurationMs: 6000, renewDeadlineMs: 4000, retryPeriodMs: 1000 },
-      concurrentReconciles: 16,
+      concurrentReconciles: 32,
+      apiConnections: 8,
       resyncMs: 0,
+      statusProgressIntervalMs: 0,
       logLevel: 'debug',
     });
   });

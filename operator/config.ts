@@ -2,6 +2,12 @@
  * The operator's configuration: read once from env into a typed object. A bad value stops the process at
  * start with a ConfigError naming the variable and what it accepts. The `sidecar` part is everything the
  * operator needs to build the injected sidecar container (desired-deployment.ts).
+ *
+ * Throughput settings: FNMESH_CONCURRENT_RECONCILES (16) FunctionServices reconciled at once, over at most
+ * FNMESH_KUBE_API_CONNECTIONS (16) keep-alive connections to the API server (watches use their own);
+ * FNMESH_STATUS_PROGRESS_INTERVAL_MS (5000) paces in-progress status updates (status-pacing.ts: Ready,
+ * failures and other real transitions are written at once); FNMESH_RESYNC_MS (300000) reconciles every
+ * FunctionService again this often.
  */
 import { ConfigError } from '../common/errors';
 import { DNS_LABEL, NAME_RULES } from '../common/names';
@@ -48,7 +54,11 @@ export interface OperatorConfig {
   listen: { host: string; port: number };
   leaderElection: LeaderElectionConfig;
   concurrentReconciles: number;
+  /** Persistent connections to the API server for requests (watches have their own). */
+  apiConnections: number;
   resyncMs: number;
+  /** In-progress status updates are written at most this often per FunctionService (status-pacing.ts). */
+  statusProgressIntervalMs: number;
   logLevel: LogLevel;
 }
 
@@ -158,8 +168,10 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     sidecar: readSidecar(env),
     listen: readListen(env, 'FNMESH_OPERATOR_LISTEN', '0.0.0.0:8081'),
     leaderElection: readLeaderElection(env),
-    concurrentReconciles: readInt(env, 'FNMESH_CONCURRENT_RECONCILES', 4, { min: 1, max: 1000 }),
+    concurrentReconciles: readInt(env, 'FNMESH_CONCURRENT_RECONCILES', 16, { min: 1, max: 1000 }),
+    apiConnections: readInt(env, 'FNMESH_KUBE_API_CONNECTIONS', 16, { min: 1, max: 1000 }),
     resyncMs: readInt(env, 'FNMESH_RESYNC_MS', 300_000, { min: 0, max: 24 * 3600 * 1000 }),
+    statusProgressIntervalMs: readInt(env, 'FNMESH_STATUS_PROGRESS_INTERVAL_MS', 5_000, { min: 0, max: 3_600_000 }),
     logLevel: readLogLevel(env),
   };
   const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');

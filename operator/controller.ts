@@ -36,7 +36,7 @@ export interface ControllerOptions {
   workers: number;
   logger: Logger;
   metrics?: OperatorMetrics;
-  /** Id of one reconcile (default: 12 random hex digits). */
+  /** Id of one reconcile (default: 6 random hex digits for this controller, then a hex counter). */
   newReconcileId?: () => string;
 }
 
@@ -55,7 +55,10 @@ export class Controller {
   constructor(options: ControllerOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a whole number of at least 1, not ${options.workers}`);
     this.options = options;
-    this.newId = options.newReconcileId ?? (() => randomBytes(6).toString('hex'));
+    // A random prefix per controller and a counter: unique, and no random bytes per reconcile.
+    const prefix = randomBytes(3).toString('hex');
+    let n = 0;
+    this.newId = options.newReconcileId ?? (() => `${prefix}${(n++).toString(16).padStart(6, '0')}`);
   }
 
   /** Starts the workers; they run until `stop()`. */

@@ -1,12 +1,12 @@
 /**
- * The two writes a reconcile makes, on client-node 1.x: a server-side apply of the Deployment (field
- * manager `fnmesh-operator`, force) and a merge patch of the FunctionService's status subresource.
- *
- * client-node 1.4 picks a patch's Content-Type itself (JSON patch); `setHeaderOptions` adds a middleware
- * that overrides it per call (`application/apply-patch+yaml` for server-side apply: JSON is YAML).
+ * The API calls a reconcile makes, on the plain-JSON client (common/kube-client.ts: keep-alive
+ * connections, no typed models): a server-side apply of the Deployment (field manager `fnmesh-operator`),
+ * a merge patch of the FunctionService's status subresource, and a live read of a Deployment the informer
+ * cache does not hold (it holds only Deployments with the operator's label).
  */
-import { PatchStrategy, setHeaderOptions, type AppsV1Api, type CustomObjectsApi, type V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment } from '@kubernetes/client-node';
 import { API_VERSION } from '../common/manifest';
+import { KubeApiError, type KubeClient } from '../common/kube-client';
 import { FIELD_MANAGER } from './desired-deployment';
 import type { FunctionServiceStatus } from './status';
 
@@ -14,28 +14,61 @@ export const GROUP = API_VERSION.split('/')[0]!;
 export const VERSION = API_VERSION.split('/')[1]!;
 export const PLURAL = 'functionservices';
 
-export interface KubeWriter {
-  /** Server-side applies the Deployment; resolves with the Deployment as stored. */
-  applyDeployment(desired: V1Deployment): Promise<V1Deployment>;
-  /** Merge-patches the status subresource; resolves with the object's new resourceVersion. */
-  patchStatus(namespace: string, name: string, status: FunctionServiceStatus): Promise<string | undefined>;
+export interface ApplyOptions {
+  /**
+   * Take over fields other field managers hold (`kubectl scale`, an edit): only for a Deployment this
+   * operator controls. Without it a create that races with someone else's Deployment fails with a conflict
+   * instead of taking it over.
+   */
+  force: boolean;
 }
 
-const APPLY = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
-const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export interface KubeWriter {
+  /** Server-side applies the Deployment; resolves with the Deployment as stored. */
+  applyDeployment(desired: V1Deployment, options: ApplyOptions): Promise<V1Deployment>;
+  /** Merge-patches the status subresource; resolves with the object's new resourceVersion. */
+  patchStatus(namespace: string, name: string, status: FunctionServiceStatus): Promise<string | undefined>;
+  /** Reads a Deployment from the API server; undefined when there is none. */
+  readDeployment(namespace: string, name: string): Promise<V1Deployment | undefined>;
+}
 
-export function kubeWriter(apps: AppsV1Api, custom: CustomObjectsApi): KubeWriter {
+export const APPLY_PATCH = 'application/apply-patch+yaml';
+export const MERGE_PATCH = 'application/merge-patch+json';
+
+export function deploymentPath(namespace: string, name?: string): string {
+  return `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+export function functionServicePath(namespace: string, name?: string): string {
+  return `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+export function kubeWriter(client: KubeClient): KubeWriter {
   return {
-    async applyDeployment(desired) {
+    async applyDeployment(desired, { force }) {
       const { name, namespace } = desired.metadata as { name: string; namespace: string };
-      return apps.patchNamespacedDeployment({ name, namespace, body: desired, fieldManager: FIELD_MANAGER, force: true }, APPLY);
+      // JSON is YAML: the apply patch goes as JSON.
+      return client.request<V1Deployment>('PATCH', deploymentPath(namespace, name), {
+        query: { fieldManager: FIELD_MANAGER, force: force ? 'true' : undefined },
+        body: desired,
+        contentType: APPLY_PATCH,
+      });
     },
     async patchStatus(namespace, name, status) {
-      const out = (await custom.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status }, fieldManager: FIELD_MANAGER },
-        MERGE,
-      )) as { metadata?: { resourceVersion?: string } };
+      const out = await client.request<{ metadata?: { resourceVersion?: string } }>('PATCH', `${functionServicePath(namespace, name)}/status`, {
+        query: { fieldManager: FIELD_MANAGER },
+        body: { status },
+        contentType: MERGE_PATCH,
+      });
       return out?.metadata?.resourceVersion;
+    },
+    async readDeployment(namespace, name) {
+      try {
+        return await client.request<V1Deployment>('GET', deploymentPath(namespace, name));
+      } catch (err) {
+        if (err instanceof KubeApiError && err.code === 404) return undefined;
+        throw err;
+      }
     },
   };
 }

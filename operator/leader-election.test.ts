@@ -1,5 +1,5 @@
 import { ApiException } from '@kubernetes/client-node';
-import { LeaderElector, leaseDecision, leaseExpiry, microTime, releasedLeaseSpec, type LeaseClient, type LeaseLike, type LeaseSpecLike, type LeaseTiming } from './leader-election';
+import { LeaderElector, jsonLeaseClient, leaseDecision, leaseExpiry, microTime, releasedLeaseSpec, type LeaseClient, type LeaseLike, type LeaseSpecLike, type LeaseTiming } from './leader-election';
 
 const timing: LeaseTiming = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 const T = Date.parse('2026-11-25T10:00:00Z');
@@ -163,5 +163,36 @@ describe('LeaderElector', () => {
     expect(store.lease!.spec!.holderIdentity).toBeUndefined();
     const b = elector(store, 'b', clock, log);
     expect(await b.tryOnce()).toBe(true);
+  });
+});
+
+describe('jsonLeaseClient', () => {
+  test('reads, creates and replaces the Lease with the resourceVersion; a missing one is undefined', async () => {
+    const calls: Array<[string, string, unknown]> = [];
+    let missing = true;
+    const client = jsonLeaseClient(
+      {
+        async request<T>(method: string, path: string, options?: { body?: unknown }): Promise<T> {
+          calls.push([method, path, options?.body]);
+          if (method === 'GET' && missing) throw Object.assign(new Error('not found'), { code: 404, body: JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound' }) });
+          return { metadata: { resourceVersion: '2' } } as T;
+        },
+      },
+      'fnmesh-system',
+      'lease',
+    );
+    expect(await client.get()).toBeUndefined();
+    missing = false;
+    expect(await client.get()).toEqual({ metadata: { resourceVersion: '2' } });
+    const spec = { holderIdentity: 'me', leaseDurationSeconds: 15, acquireTime: microTime(T), renewTime: microTime(T), leaseTransitions: 0 };
+    await client.create(spec);
+    await client.replace('2', spec);
+    expect(calls.map(([m, p]) => `${m} ${p}`)).toEqual([
+      'GET /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/lease',
+      'GET /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/lease',
+      'POST /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases',
+      'PUT /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/lease',
+    ]);
+    expect(calls[3]![2]).toEqual({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'lease', namespace: 'fnmesh-system', resourceVersion: '2' }, spec });
   });
 });

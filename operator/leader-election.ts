@@ -9,8 +9,8 @@
  *
  * `leaseDecision` is the pure part (table-tested); `LeaderElector` is the thin loop around a `LeaseClient`.
  */
-import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { errorMessage } from '../common/errors';
+import type { KubeClient } from '../common/kube-client';
 import { silentLogger, type Logger } from '../common/logger';
 import { classifyApiError } from './api-errors';
 
@@ -117,25 +117,29 @@ export interface LeaseClient {
   replace(resourceVersion: string, spec: LeaseSpecLike): Promise<LeaseLike>;
 }
 
-/** A LeaseClient on client-node's CoordinationV1Api. */
-export function coordinationLeaseClient(api: CoordinationV1Api, namespace: string, name: string): LeaseClient {
-  // client-node serialises a V1MicroTime field with the value's toJSON; an RFC 3339 string goes out as is.
-  const body = (spec: LeaseSpecLike, resourceVersion?: string): V1Lease =>
-    ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}) }, spec }) as V1Lease;
+/** A LeaseClient on the plain-JSON client (keep-alive connections; the operator's). */
+export function jsonLeaseClient(client: Pick<KubeClient, 'request'>, namespace: string, name: string): LeaseClient {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const body = (spec: LeaseSpecLike, resourceVersion?: string): unknown => ({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+    spec,
+  });
   return {
     async get() {
       try {
-        return (await api.readNamespacedLease({ name, namespace })) as LeaseLike;
+        return await client.request<LeaseLike>('GET', `${collection}/${encodeURIComponent(name)}`);
       } catch (err) {
         if (classifyApiError(err).class === 'not-found') return undefined;
         throw err;
       }
     },
     async create(spec) {
-      return (await api.createNamespacedLease({ namespace, body: body(spec) })) as LeaseLike;
+      return client.request<LeaseLike>('POST', collection, { body: body(spec) });
     },
     async replace(resourceVersion, spec) {
-      return (await api.replaceNamespacedLease({ name, namespace, body: body(spec, resourceVersion) })) as LeaseLike;
+      return client.request<LeaseLike>('PUT', `${collection}/${encodeURIComponent(name)}`, { body: body(spec, resourceVersion) });
     },
   };
 }

@@ -3,6 +3,11 @@
  * enqueue keys, one controller reconciling them with N workers while this replica leads (a Lease), and
  * the ops server (/healthz, /readyz, /metrics).
  *
+ * API traffic: the informers, the reconciles' writes and Events go through one plain-JSON client
+ * (common/kube-client.ts: a keep-alive connection pool, no typed models); the caches keep slimmed objects
+ * (cache-transform.ts). Only the FunctionService informer resyncs: a Deployment resync would only queue its
+ * owner a second time.
+ *
  * Life: start() starts the informers, the leader election and the ops server. On becoming leader the
  * controller waits for both caches, queues every FunctionService and starts its workers. On losing
  * leadership the process must stop reconciling at once: `onLostLeadership` (main exits the process, as
@@ -13,18 +18,10 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
-import {
-  AppsV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Deployment,
-} from '@kubernetes/client-node';
+import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
-import { errorMessage } from '../common/errors';
+import { accessFromKubeConfig, type KubeAccess } from '../common/kube-access';
+import { KubeClient } from '../common/kube-client';
 import { API_VERSION, KIND } from '../common/manifest';
 import type { Logger } from '../common/logger';
 import { createRegistry } from '../common/metrics';
@@ -32,11 +29,13 @@ import { handleOps, type Readiness } from '../common/ops-server';
 import type { OperatorConfig } from './config';
 import { Controller } from './controller';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './desired-deployment';
-import { EventRecorder, coreEventSink } from './events';
-import { ResilientInformer, kubeInformerFactory } from './informer';
-import { objectKey, ownerKey } from './keys';
+import { slimDeployment, slimFunctionService } from './cache-transform';
+import { EventRecorder, jsonEventSink } from './events';
+import { ForeignDeploymentWatches } from './foreign-watches';
+import { ResilientInformer, jsonInformerFactory } from './informer';
+import { objectKey, ownerKey, splitKey } from './keys';
 import { GROUP, PLURAL, VERSION, kubeWriter } from './kube-writer';
-import { LeaderElector, coordinationLeaseClient } from './leader-election';
+import { LeaderElector, jsonLeaseClient } from './leader-election';
 import { OperatorMetrics } from './metrics';
 import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
 import { WorkQueue } from './workqueue';
@@ -46,7 +45,10 @@ export const DEPLOYMENT_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
 
 export interface OperatorOptions {
   config: OperatorConfig;
-  kubeConfig: KubeConfig;
+  /** How to reach the API server (main: common/kubeconfig.ts's loader); or else: */
+  kubeAccess?: KubeAccess;
+  /** A client-node KubeConfig (what the tests hold). One of the two is required. */
+  kubeConfig?: KubeConfig;
   logger: Logger;
   /** Default: a fresh registry with the process metrics. */
   registry?: Registry;
@@ -83,20 +85,6 @@ export function resourceOfPath(pathname: string): { resource: string; namespace?
   return { resource: sub ? `${resource}/${sub}` : resource, ...(namespace ? { namespace } : {}) };
 }
 
-/**
- * A LIST response with its objects as watch events deliver them: each with its apiVersion and kind.
- *
- * The API server leaves `apiVersion` and `kind` off the items of a list (they are on the list itself);
- * watch events carry both. The informer cache must hold one shape whatever filled it (list or watch), or
- * anything comparing with the cached objects sees a difference after every restart. Lists must be plain
- * JSON (the custom objects API): client-node's typed list functions return model instances instead
- * (Dates for timestamps, only the fields the model knows).
- */
-export function asWatchedList<T extends KubernetesObject>(list: KubernetesListObject<T>, apiVersion: string, kind: string): KubernetesListObject<T> {
-  const items = (list.items ?? []).map((item) => ({ ...item, apiVersion: item.apiVersion ?? apiVersion, kind: item.kind ?? kind }));
-  return { ...list, items };
-}
-
 export class Operator {
   readonly metrics: OperatorMetrics;
   readonly registry: Registry;
@@ -107,12 +95,16 @@ export class Operator {
   private readonly queue: WorkQueue;
   private readonly controller: Controller;
   private readonly reconciler: FunctionServiceReconciler;
-  private readonly fsInformer: ResilientInformer<KubernetesObject>;
+  private readonly client: KubeClient;
+  private readonly fsInformer: ResilientInformer<FunctionServiceObject>;
   private readonly depInformer: ResilientInformer<V1Deployment>;
+  private readonly foreignWatches: ForeignDeploymentWatches;
   private readonly elector: LeaderElector | undefined;
   private readonly apiRequests: Counter<'verb' | 'resource'>;
   private readonly requestLog: ApiRequest[] = [];
+  /** Reconciles per key of a FunctionService that exists (forgotten when it is deleted), and in all. */
   private readonly reconcileCounts = new Map<string, number>();
+  private reconcileTotal = 0;
   private server: http.Server | undefined;
   private leading = false;
   private controllerStarted = false;
@@ -132,48 +124,44 @@ export class Operator {
       labelNames: ['verb', 'resource'],
       registers: [this.registry],
     });
-    this.countRequests(kc);
-
-    const apps = kc.makeApiClient(AppsV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const core = kc.makeApiClient(CoreV1Api);
+    const access = options.kubeAccess ?? (kc ? accessFromKubeConfig(kc) : undefined);
+    if (!access) throw new Error('the operator needs kubeAccess or kubeConfig');
+    this.client = new KubeClient(access, {
+      connections: config.apiConnections,
+      onRequest: (method, path) => this.countRequest(method, path),
+    });
     const ns = config.watchNamespace;
 
-    this.events = new EventRecorder({ sink: coreEventSink(core), instance: this.identity, logger: this.log });
+    this.events = new EventRecorder({ sink: jsonEventSink(this.client), instance: this.identity, logger: this.log });
     this.queue = new WorkQueue({ metrics: this.metrics.queueHooks(CONTROLLER_NAME) });
-
-    const fsPath = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
-    const listFs = async (): Promise<KubernetesListObject<KubernetesObject>> =>
-      asWatchedList(
-        (ns
-          ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-          : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as KubernetesListObject<KubernetesObject>,
-        API_VERSION,
-        KIND,
-      );
-    const depPath = ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments';
-    // Plain JSON like the watch (not AppsV1Api's typed list): the same request through the generic client.
-    const listDeps = async (): Promise<KubernetesListObject<V1Deployment>> =>
-      asWatchedList(
-        (ns
-          ? await custom.listNamespacedCustomObject({ group: 'apps', version: 'v1', namespace: ns, plural: 'deployments', labelSelector: DEPLOYMENT_SELECTOR })
-          : await custom.listClusterCustomObject({ group: 'apps', version: 'v1', plural: 'deployments', labelSelector: DEPLOYMENT_SELECTOR })) as KubernetesListObject<V1Deployment>,
-        'apps/v1',
-        'Deployment',
-      );
+    this.foreignWatches = new ForeignDeploymentWatches({
+      client: this.client,
+      enqueue: (key) => this.queue.add(key),
+      enqueueAfter: (key, ms) => this.queue.addAfter(key, ms),
+      logger: this.log,
+    });
 
     const enqueue = (key: string | undefined): void => {
       if (key) this.queue.add(key);
     };
-    this.fsInformer = new ResilientInformer<KubernetesObject>({
+    this.fsInformer = new ResilientInformer<FunctionServiceObject>({
       resource: 'functionservices',
-      factory: kubeInformerFactory(kc, fsPath, listFs),
+      factory: jsonInformerFactory<FunctionServiceObject>({
+        client: this.client,
+        path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+        apiVersion: API_VERSION,
+        kind: KIND,
+        transform: slimFunctionService,
+      }),
       handlers: {
         add: (obj) => enqueue(objectKey(obj)),
         update: (obj) => enqueue(objectKey(obj)),
         delete: (obj) => {
           const key = objectKey(obj);
-          if (key) this.reconciler.forget(key, obj.metadata?.uid);
+          if (key) {
+            this.reconciler.forget(key, obj.metadata?.uid);
+            this.reconcileCounts.delete(key);
+          }
           enqueue(key);
         },
       },
@@ -181,27 +169,39 @@ export class Operator {
       logger: this.log,
       onRestart: () => this.metrics.informerRestarts.labels('functionservices').inc(),
     });
+    // A Deployment queues the FunctionService that controls it, or else (one in the way: ownership.ts) the
+    // one of its name, if any.
     const onDeployment = (obj: V1Deployment): void => {
-      const key = ownerKey(obj);
+      const key = ownerKey(obj) ?? objectKey(obj);
       if (!key) return;
       this.reconciler.deploymentChanged(key);
       enqueue(key);
     };
     this.depInformer = new ResilientInformer<V1Deployment>({
       resource: 'deployments',
-      factory: kubeInformerFactory(kc, depPath, listDeps, DEPLOYMENT_SELECTOR),
+      factory: jsonInformerFactory<V1Deployment>({
+        client: this.client,
+        path: ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
+        labelSelector: DEPLOYMENT_SELECTOR,
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        transform: slimDeployment,
+      }),
       handlers: { add: onDeployment, update: onDeployment, delete: onDeployment },
-      resyncMs: config.resyncMs,
+      // The FunctionService resync reconciles every key already; this one would only queue them twice.
+      resyncMs: 0,
       logger: this.log,
       onRestart: () => this.metrics.informerRestarts.labels('deployments').inc(),
     });
 
     this.reconciler = new FunctionServiceReconciler({
-      functionServices: { get: (namespace, name) => this.fsInformer.get(namespace, name) as FunctionServiceObject | undefined },
+      functionServices: { get: (namespace, name) => this.fsInformer.get(namespace, name) },
       deployments: { get: (namespace, name) => this.depInformer.get(namespace, name) },
-      writer: kubeWriter(apps, custom),
+      writer: kubeWriter(this.client),
       events: this.events,
       sidecar: config.sidecar,
+      foreignWatches: this.foreignWatches,
+      statusProgressIntervalMs: config.statusProgressIntervalMs,
     });
     this.controller = new Controller({
       name: CONTROLLER_NAME,
@@ -210,7 +210,8 @@ export class Operator {
       logger: this.log,
       metrics: this.metrics,
       reconcile: (key, log) => {
-        this.reconcileCounts.set(key, (this.reconcileCounts.get(key) ?? 0) + 1);
+        this.reconcileTotal++;
+        if (this.fsExists(key)) this.reconcileCounts.set(key, (this.reconcileCounts.get(key) ?? 0) + 1);
         return this.reconciler.reconcile(key, log);
       },
     });
@@ -218,7 +219,7 @@ export class Operator {
     const le = config.leaderElection;
     if (le.enabled) {
       this.elector = new LeaderElector({
-        client: coordinationLeaseClient(kc.makeApiClient(CoordinationV1Api), le.leaseNamespace, le.leaseName),
+        client: jsonLeaseClient(this.client, le.leaseNamespace, le.leaseName),
         identity: this.identity,
         timing: { leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs },
         logger: this.log,
@@ -264,12 +265,10 @@ export class Operator {
     return { ready: true };
   }
 
-  /** Reconciles of one key (or of all keys) since start. */
+  /** Reconciles of one key (of an existing FunctionService), or of all keys, since start. */
   reconcileCount(key?: string): number {
     if (key !== undefined) return this.reconcileCounts.get(key) ?? 0;
-    let n = 0;
-    for (const v of this.reconcileCounts.values()) n += v;
-    return n;
+    return this.reconcileTotal;
   }
 
   /** Write requests (POST/PUT/PATCH/DELETE) made since start, optionally of one resource. */
@@ -289,13 +288,20 @@ export class Operator {
     await this.elector?.stop();
     this.leading = false;
     this.metrics.leader.set(0);
+    this.foreignWatches.stop();
     await Promise.all([this.fsInformer.stop(), this.depInformer.stop()]);
+    await this.client.close();
     const server = this.server;
     if (server) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
     }
     this.log.info('operator stopped');
+  }
+
+  private fsExists(key: string): boolean {
+    const { namespace, name } = splitKey(key);
+    return this.fsInformer.get(namespace, name) !== undefined;
   }
 
   private startLeading(): void {
@@ -340,23 +346,14 @@ export class Operator {
     this.log.info('ops server listening', { address: this.opsAddress() });
   }
 
-  /** Counts every request the API clients make (watches go through another path and are not counted). */
-  private countRequests(kc: KubeConfig): void {
-    const original = kc.applySecurityAuthentication.bind(kc);
-    kc.applySecurityAuthentication = async (context) => {
-      try {
-        const method = String(context.getHttpMethod()).toUpperCase();
-        const { resource, namespace } = resourceOfPath(new URL(context.getUrl()).pathname);
-        this.apiRequests.labels(method, resource).inc();
-        if (WRITE_METHODS.has(method)) {
-          this.requestLog.push({ method, resource, ...(namespace ? { namespace } : {}) });
-          if (this.requestLog.length > 10_000) this.requestLog.splice(0, 5_000);
-        }
-      } catch (err) {
-        this.log.debug('counting a request failed', { error: errorMessage(err) });
-      }
-      return original(context);
-    };
+  /** Counts one request (watches are not counted). */
+  private countRequest(method: string, path: string): void {
+    const { resource, namespace } = resourceOfPath(path);
+    this.apiRequests.labels(method, resource).inc();
+    if (WRITE_METHODS.has(method)) {
+      this.requestLog.push({ method, resource, ...(namespace ? { namespace } : {}) });
+      if (this.requestLog.length > 10_000) this.requestLog.splice(0, 5_000);
+    }
   }
 }
 

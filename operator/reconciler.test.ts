@@ -2,14 +2,14 @@
  * The reconciler's decisions over in-memory caches and a recording writer (the real API server proof is
  * test/operator.test.ts): what it writes, when it writes nothing, and how it reports an invalid spec.
  */
-import type { CoreV1Event, V1Deployment } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Deployment, V1OwnerReference } from '@kubernetes/client-node';
 import { silentLogger } from '../common/logger';
 import type { SidecarTemplateConfig } from './config';
 import { TerminalError } from './controller';
 import { EventRecorder } from './events';
 import type { KubeWriter } from './kube-writer';
-import { asWatchedList, resourceOfPath } from './operator';
-import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
+import { resourceOfPath } from './operator';
+import { FOREIGN_RECHECK_MS, FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
 import type { FunctionServiceStatus } from './status';
 
 const sidecar: SidecarTemplateConfig = {
@@ -31,34 +31,70 @@ function fsvc(spec: Record<string, unknown>, rv = '1', status?: Partial<Function
   };
 }
 
-function setup(obj: FunctionServiceObject | undefined) {
-  const state = { fs: obj, deployment: undefined as V1Deployment | undefined };
+function setup(obj: FunctionServiceObject | undefined, watchLimit = 10, statusProgressIntervalMs = 0) {
+  const state = {
+    fs: obj,
+    /** In the informer cache (Deployments with the operator's label). */
+    deployment: undefined as V1Deployment | undefined,
+    /** On the API server but outside the cache. */
+    live: undefined as V1Deployment | undefined,
+  };
   const applied: V1Deployment[] = [];
+  const forced: boolean[] = [];
+  const reads: string[] = [];
   const statuses: FunctionServiceStatus[] = [];
   const events: CoreV1Event[] = [];
+  const watches = new Map<string, string | undefined>();
   let rv = 10;
   const writer: KubeWriter = {
-    async applyDeployment(desired) {
+    async applyDeployment(desired, { force }) {
       applied.push(desired);
+      forced.push(force);
       return { ...structuredClone(desired), metadata: { ...desired.metadata, resourceVersion: String(++rv), generation: 1, uid: 'dep-uid' } };
     },
     async patchStatus(_ns, _name, status) {
       statuses.push(status);
       return String(++rv);
     },
+    async readDeployment(ns, name) {
+      reads.push(`${ns}/${name}`);
+      return state.live;
+    },
   };
   const recorder = new EventRecorder({ sink: { create: async (_ns, e) => void events.push(e) }, instance: 'test' });
+  const clock = { now: new Date('2026-01-01T00:00:00Z') };
   const reconciler = new FunctionServiceReconciler({
     functionServices: { get: () => state.fs },
     deployments: { get: () => state.deployment },
     writer,
     events: recorder,
     sidecar,
-    now: () => new Date('2026-01-01T00:00:00Z'),
+    foreignWatches: {
+      watch: (key, _ns, _name, resourceVersion) => {
+        if (!watches.has(key) && watches.size >= watchLimit) return false;
+        watches.set(key, resourceVersion);
+        return true;
+      },
+      release: (key) => void watches.delete(key),
+    },
+    statusProgressIntervalMs,
+    now: () => clock.now,
   });
   const run = () => reconciler.reconcile('ns/svc', silentLogger);
-  return { state, applied, statuses, events, reconciler, run };
+  return { state, applied, forced, reads, statuses, events, watches, reconciler, run, clock };
 }
+
+/** A Deployment named like the FunctionService that someone else made. */
+function foreignDeployment(ownerReferences?: V1OwnerReference[]): V1Deployment {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'svc', namespace: 'ns', uid: 'other-uid', resourceVersion: '5', generation: 1, ...(ownerReferences ? { ownerReferences } : {}) },
+    spec: { replicas: 1, selector: { matchLabels: { app: 'svc' } }, template: { metadata: { labels: { app: 'svc' } }, spec: { containers: [{ name: 'c', image: 'theirs:1' }] } } },
+  };
+}
+
+const condition = (s: FunctionServiceStatus | undefined, type: string) => s?.conditions.find((c) => c.type === type);
 
 const spec = { replicas: 2, functions: [{ name: 'f' }], container: { image: 'img:1' } };
 
@@ -75,6 +111,10 @@ describe('FunctionServiceReconciler', () => {
     await t.run();
     expect(t.applied).toHaveLength(1);
     expect(t.applied[0]!.spec?.replicas).toBe(2);
+    // Not in the cache: read first (one without the operator's label may exist); none, so created
+    // without force (a Deployment made meanwhile by someone else makes the apply conflict instead).
+    expect(t.reads).toEqual(['ns/svc']);
+    expect(t.forced).toEqual([false]);
     expect(t.events.map((e) => e.reason)).toEqual(['Created']);
     expect(t.statuses).toHaveLength(1);
     // The Deployment's watch event has not arrived: the cache still shows none.
@@ -128,8 +168,99 @@ describe('FunctionServiceReconciler', () => {
     t.reconciler.deploymentChanged('ns/svc');
     await t.run();
     expect(t.applied).toHaveLength(2);
+    // Its own Deployment: applied with force (kubectl scale's field manager holds spec.replicas).
+    expect(t.forced).toEqual([false, true]);
     expect(t.events.map((e) => e.reason)).toEqual(['Created', 'Updated']);
     expect(t.events[1]!.message).toContain('spec.replicas');
+  });
+
+  test('once in sync, a Deployment status update only recomputes the status: no desired Deployment, no drift check', async () => {
+    const t = setup(fsvc(spec));
+    await t.run();
+    const synced: V1Deployment = { ...structuredClone(t.applied[0]!), metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 } };
+    t.state.deployment = synced;
+    t.state.fs = fsvc(spec, '12', t.statuses[0]);
+    await t.run(); // the drift check finds none and remembers it
+    // The cached Deployment's spec is changed behind the generation's back: only a new generation (or new
+    // labels, annotations, owners) makes the reconciler look at the spec again.
+    t.state.deployment = { ...synced, metadata: { ...synced.metadata, resourceVersion: '13' }, spec: { ...synced.spec!, replicas: 9 }, status: { observedGeneration: 1, replicas: 2 } };
+    await t.run();
+    expect(t.applied).toHaveLength(1);
+    t.state.deployment = { ...t.state.deployment, metadata: { ...t.state.deployment.metadata, resourceVersion: '14', generation: 2 } };
+    await t.run();
+    expect(t.applied).toHaveLength(2);
+  });
+
+  test('status pacing: a new object rolling out gets its status after the interval, or at once when Ready', async () => {
+    const t = setup(fsvc(spec), 10, 5000);
+    expect(await t.run()).toEqual({ requeueAfterMs: 5000 }); // created; in progress: held
+    expect(t.statuses).toHaveLength(0);
+    const created: V1Deployment = { ...structuredClone(t.applied[0]!), metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 } };
+    t.state.deployment = { ...created, status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0 } };
+    t.reconciler.deploymentChanged('ns/svc');
+    t.clock.now = new Date('2026-01-01T00:00:02Z');
+    expect(await t.run()).toEqual({ requeueAfterMs: 3000 });
+    t.state.deployment = { ...created, metadata: { ...created.metadata, resourceVersion: '12' }, status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2 } };
+    expect(await t.run()).toBeUndefined();
+    expect(t.statuses).toHaveLength(1);
+    expect(condition(t.statuses[0], 'Ready')?.status).toBe('True');
+  });
+
+  describe('a Deployment of the same name that the FunctionService does not control', () => {
+    test('one outside the cache (no operator label) is left alone: Degraded/DeploymentNotOwned, one Warning, a watch from the read version', async () => {
+      const t = setup(fsvc(spec));
+      t.state.live = foreignDeployment();
+      for (let i = 0; i < 3; i++) expect(await t.run()).toBeUndefined();
+      expect(t.applied).toHaveLength(0);
+      expect(t.statuses).toHaveLength(1);
+      const degraded = condition(t.statuses[0], 'Degraded');
+      expect(degraded).toEqual(expect.objectContaining({ status: 'True', reason: 'DeploymentNotOwned' }));
+      expect(degraded!.message).toContain('Deployment ns/svc');
+      expect(degraded!.message).toContain('delete or rename');
+      expect(condition(t.statuses[0], 'Ready')).toEqual(expect.objectContaining({ status: 'False', reason: 'DeploymentNotOwned' }));
+      expect(t.statuses[0]!.replicas).toBe(0);
+      expect(t.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'DeploymentNotOwned' })]);
+      expect([...t.watches]).toEqual([['ns/svc', '5']]);
+    });
+
+    test('once it is deleted, the operator creates its own and stops watching', async () => {
+      const t = setup(fsvc(spec));
+      t.state.live = foreignDeployment();
+      await t.run();
+      t.state.fs = fsvc(spec, '12', t.statuses[0]);
+      t.state.live = undefined;
+      await t.run();
+      expect(t.applied).toHaveLength(1);
+      expect(t.forced).toEqual([false]);
+      expect(t.watches.size).toBe(0);
+      expect(condition(t.statuses[1], 'Degraded')?.status).toBe('False');
+    });
+
+    test('one controlled by another object is not touched even with the operator label, and needs no watch (the informer sees it)', async () => {
+      const t = setup(fsvc(spec));
+      t.state.deployment = foreignDeployment([{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'x', uid: 'rs-uid', controller: true }]);
+      await t.run();
+      expect(t.applied).toHaveLength(0);
+      expect(t.reads).toEqual([]);
+      expect(t.watches.size).toBe(0);
+      expect(condition(t.statuses[0], 'Degraded')!.message).toContain('controlled by ReplicaSet x');
+    });
+
+    test('the Deployment of an earlier FunctionService of the same name (another uid) is waited for, not adopted', async () => {
+      const t = setup(fsvc(spec));
+      t.state.deployment = foreignDeployment([{ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'svc', uid: 'old-uid', controller: true }]);
+      t.state.deployment.metadata!.deletionTimestamp = new Date('2026-01-01T00:00:00Z');
+      await t.run();
+      expect(t.applied).toHaveLength(0);
+      expect(condition(t.statuses[0], 'Degraded')!.message).toMatch(/earlier FunctionService.*being deleted/);
+    });
+
+    test('past the watch limit it is re-checked on a timer instead', async () => {
+      const t = setup(fsvc(spec), 0);
+      t.state.live = foreignDeployment();
+      expect(await t.run()).toEqual({ requeueAfterMs: FOREIGN_RECHECK_MS });
+      expect(t.applied).toHaveLength(0);
+    });
   });
 
   test('an invalid spec: Degraded/InvalidSpec once, one Warning event, a TerminalError every time, no Deployment', async () => {
@@ -155,10 +286,14 @@ describe('FunctionServiceReconciler', () => {
     const failing = new FunctionServiceReconciler({
       functionServices: { get: () => t.state.fs },
       deployments: { get: () => undefined },
-      writer: { applyDeployment: () => Promise.reject(err), patchStatus: async (_n, _m, s) => {
-        t.statuses.push(s);
-        return '1';
-      } },
+      writer: {
+        applyDeployment: () => Promise.reject(err),
+        patchStatus: async (_n, _m, s) => {
+          t.statuses.push(s);
+          return '1';
+        },
+        readDeployment: async () => undefined,
+      },
       events: new EventRecorder({ sink: { create: async (_ns, e) => void t.events.push(e) }, instance: 'test' }),
       sidecar,
     });
@@ -177,20 +312,5 @@ describe('resourceOfPath', () => {
     ['/apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/fnmesh-operator', { resource: 'leases', namespace: 'fnmesh-system' }],
   ])('%s', (p, expected) => {
     expect(resourceOfPath(p)).toEqual(expected);
-  });
-});
-
-describe('asWatchedList', () => {
-  test('gives every listed item the apiVersion and kind watch events carry, and keeps the ones it has', () => {
-    const list = asWatchedList(
-      { apiVersion: 'apps/v1', kind: 'DeploymentList', metadata: { resourceVersion: '7' }, items: [{ metadata: { name: 'a' } }, { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' } }] },
-      'apps/v1',
-      'Deployment',
-    );
-    expect(list.metadata?.resourceVersion).toBe('7');
-    expect(list.items).toEqual([
-      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'a' } },
-      { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'b' } },
-    ]);
   });
 });

@@ -6,14 +6,19 @@
  * - gone (or being deleted): nothing to do; the Deployment goes through its owner reference (real GC);
  * - a spec the operator cannot run: status Degraded/InvalidSpec, a Warning event, a TerminalError (no
  *   retries until the object changes);
+ * - a Deployment of that name that this FunctionService does not control (ownership.ts): left untouched,
+ *   status Degraded/DeploymentNotOwned naming it and the fix, one Warning event; the key comes back when
+ *   that Deployment changes or goes (the informer, or a watch of its own when it is outside the cache);
  * - otherwise the desired Deployment is applied only when the observed one drifted from it (zero API
- *   writes at steady state), and the status is patched only when it changed.
+ *   writes at steady state), first, and then the status is patched, only when it changed. Events are
+ *   queued, never waited for.
  *
  * Informer caches lag the operator's own writes by a watch event. So that a reconcile that runs in that
  * gap (for example one queued by the status write) does not write the same thing again, the reconciler
  * remembers its last write per key together with the resourceVersion it was based on: while the cache
  * still shows that version, it compares with what it wrote instead.
  */
+import { createHash } from 'node:crypto';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { ConfigError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
@@ -23,10 +28,12 @@ import type { SidecarTemplateConfig } from './config';
 import { TerminalError, type ReconcileResult } from './controller';
 import { InvalidSpecError, desiredDeployment, type ClusterFunctionService } from './desired-deployment';
 import { driftPaths } from './drift';
+import { NOT_OWNED_REASON, deploymentOwnership } from './ownership';
 import type { EventRecorder, InvolvedObject } from './events';
 import { splitKey } from './keys';
 import type { KubeWriter } from './kube-writer';
-import { computeStatus, statusEqual, type FunctionServiceStatus, type Observed, type StatusSubject } from './status';
+import { computeStatus, type FunctionServiceStatus, type Observed, type StatusSubject } from './status';
+import { statusWrite } from './status-pacing';
 
 /** A FunctionService as the API server (and the informer cache) holds it. */
 export interface FunctionServiceObject {
@@ -49,14 +56,28 @@ export interface Cache<T> {
   get(namespace: string, name: string): T | undefined;
 }
 
+/** Watches on Deployments outside the informer cache that block a FunctionService (foreign-watches.ts). */
+export interface ForeignWatches {
+  /** Watches `namespace/name` for `key`; false when it cannot (at its limit). */
+  watch(key: string, namespace: string, name: string, resourceVersion: string | undefined): boolean;
+  release(key: string): void;
+}
+
 export interface ReconcilerOptions {
   functionServices: Cache<FunctionServiceObject>;
+  /** Deployments with the operator's label (the informer's label selector). */
   deployments: Cache<V1Deployment>;
   writer: KubeWriter;
   events: EventRecorder;
   sidecar: SidecarTemplateConfig;
+  foreignWatches?: ForeignWatches;
+  /** In-progress status updates are written at most this often per key (status-pacing.ts); 0: every change at once. */
+  statusProgressIntervalMs?: number;
   now?: () => Date;
 }
+
+/** How often a FunctionService blocked by a Deployment it does not own is re-checked when that Deployment cannot be watched. */
+export const FOREIGN_RECHECK_MS = 60_000;
 
 /** What the reconciler wrote last for a key, and the resourceVersion of the object it was based on. */
 interface Written<T> {
@@ -91,6 +112,17 @@ function comparedPart(desired: V1Deployment): Omit<V1Deployment, 'apiVersion' | 
   return rest;
 }
 
+/**
+ * What a drift check depends on, hashed: the FunctionService (uid, generation: its spec) and the
+ * Deployment's identity, generation (bumped by every change of its spec, not by status updates), labels,
+ * annotations and owner references. Pure.
+ */
+export function syncFingerprint(uid: string, fsVersion: number | string | undefined, d: V1Deployment): string {
+  const m = d.metadata ?? {};
+  const text = JSON.stringify([uid, fsVersion, m.uid, m.generation, m.labels, m.annotations, m.ownerReferences]);
+  return createHash('sha1').update(text).digest('base64');
+}
+
 function shortList(paths: string[], max = 5): string {
   return paths.length <= max ? paths.join(', ') : `${paths.slice(0, max).join(', ')} and ${paths.length - max} more`;
 }
@@ -100,6 +132,10 @@ export class FunctionServiceReconciler {
   private readonly now: () => Date;
   private readonly appliedDeployments = new Map<string, Written<string>>();
   private readonly writtenStatuses = new Map<string, Written<FunctionServiceStatus>>();
+  /** When this process last applied a key's Deployment or wrote its status (status-pacing.ts). */
+  private readonly lastActivity = new Map<string, number>();
+  /** syncFingerprint of the FunctionService and the cached Deployment when a drift check last found none. */
+  private readonly inSync = new Map<string, string>();
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
@@ -115,6 +151,9 @@ export class FunctionServiceReconciler {
   forget(key: string, uid?: string): void {
     this.appliedDeployments.delete(key);
     this.writtenStatuses.delete(key);
+    this.lastActivity.delete(key);
+    this.inSync.delete(key);
+    this.o.foreignWatches?.release(key);
     if (uid) this.o.events.forget(uid);
   }
 
@@ -137,6 +176,12 @@ export class FunctionServiceReconciler {
     if (typeof replicas === 'number') subject.spec = { replicas };
     const observedDeployment = this.o.deployments.get(namespace, name);
 
+    // Neither spec changed since a check found the Deployment in sync (a Deployment status update, a resync):
+    // only the status can need a write.
+    const fingerprint = observedDeployment ? syncFingerprint(uid, obj.metadata.generation ?? obj.metadata.resourceVersion, observedDeployment) : undefined;
+    if (fingerprint !== undefined && this.inSync.get(key) === fingerprint) return this.writeStatus(key, obj, subject, { deployment: observedDeployment }, log);
+    this.inSync.delete(key);
+
     let desired: V1Deployment;
     try {
       const fs = parseFunctionService(forParsing(obj), key) as ClusterFunctionService;
@@ -146,17 +191,41 @@ export class FunctionServiceReconciler {
       if (!(err instanceof ConfigError) && !(err instanceof InvalidSpecError)) throw err;
       // ConfigError's message starts with the source (the key) and the words below; keep the field part.
       const specError = errorMessage(err).replace(`${key}: invalid FunctionService: `, '');
-      await this.o.events.record(involved, 'Warning', 'InvalidSpec', `the spec cannot be run: ${specError}`);
+      void this.o.events.record(involved, 'Warning', 'InvalidSpec', `the spec cannot be run: ${specError}`);
       await this.writeStatus(key, obj, subject, { deployment: observedDeployment, specError }, log);
       throw new TerminalError(`invalid spec: ${specError}`);
     }
 
-    let deployment: V1Deployment | undefined = observedDeployment;
+    const pending = this.appliedDeployments.get(key);
     const basedOn = observedDeployment?.metadata?.resourceVersion ?? ABSENT;
     const desiredJson = JSON.stringify(desired);
-    const pending = this.appliedDeployments.get(key);
     const alreadyApplied = pending !== undefined && pending.basedOn === basedOn && pending.value === desiredJson;
-    const drift = observedDeployment ? driftPaths(comparedPart(desired), observedDeployment) : ['(the Deployment does not exist)'];
+
+    // Whose is the Deployment of this name? The cache holds only Deployments with the operator's label; when
+    // it has none, one without the label may still exist: read it before creating anything.
+    let observed: V1Deployment | undefined = observedDeployment;
+    let readLive = false;
+    if (!observedDeployment && !alreadyApplied) {
+      observed = await this.o.writer.readDeployment(namespace, name);
+      readLive = true;
+    }
+    const ownership = deploymentOwnership(uid, observed);
+    if (ownership.kind === 'foreign') {
+      log.info('a Deployment the operator does not own is in the way; leaving it alone', { deployment: ownership.deployment, controller: ownership.controller });
+      if (!readLive) this.o.foreignWatches?.release(key);
+      void this.o.events.record(involved, 'Warning', NOT_OWNED_REASON, ownership.message);
+      await this.writeStatus(key, obj, subject, { notOwned: { message: ownership.message } }, log); // settled: written at once
+      // A Deployment in the cache queues this key through the informer when it changes; one outside it
+      // through a watch of its own, or (past the watch limit) a periodic re-check.
+      if (!readLive) return;
+      const watching = this.o.foreignWatches?.watch(key, namespace, name, observed?.metadata?.resourceVersion) ?? false;
+      return watching ? undefined : { requeueAfterMs: FOREIGN_RECHECK_MS };
+    }
+    this.o.foreignWatches?.release(key);
+
+    let deployment: V1Deployment | undefined = observed;
+    const drift = observed ? driftPaths(comparedPart(desired), observed) : ['(the Deployment does not exist)'];
+    if (drift.length === 0 && !readLive && fingerprint !== undefined) this.inSync.set(key, fingerprint);
     if (drift.length > 0) log.debug('the Deployment differs from the desired one', { drift: drift.slice(0, 20), alreadyApplied });
     if (drift.length > 0 && alreadyApplied) {
       // Applied already; the cache has not caught up. Its watch event queues this key again.
@@ -164,38 +233,55 @@ export class FunctionServiceReconciler {
       return;
     }
     if (drift.length > 0) {
-      log.info(observedDeployment ? 'the Deployment drifted; applying' : 'creating the Deployment', { drift: drift.slice(0, 20) });
+      log.info(observed ? 'the Deployment drifted; applying' : 'creating the Deployment', { drift: drift.slice(0, 20) });
       try {
-        deployment = await this.o.writer.applyDeployment(desired);
+        // Force only over a Deployment this FunctionService controls; a create must not take over one that
+        // appeared since the read (the apply then fails with a conflict and the next reconcile reports it).
+        deployment = await this.o.writer.applyDeployment(desired, { force: ownership.kind === 'owned' });
       } catch (err) {
         const c = classifyApiError(err);
         if (c.class !== 'invalid' && c.class !== 'forbidden') throw err;
         const applyError = { reason: c.reason ?? c.class, message: c.message };
-        await this.o.events.record(involved, 'Warning', 'ApplyFailed', `the API server refused the Deployment (${applyError.reason}): ${c.message}`);
-        await this.writeStatus(key, obj, subject, { deployment: observedDeployment, applyError }, log);
+        void this.o.events.record(involved, 'Warning', 'ApplyFailed', `the API server refused the Deployment (${applyError.reason}): ${c.message}`);
+        await this.writeStatus(key, obj, subject, { deployment: observed, applyError }, log);
         throw new TerminalError(`applying the Deployment failed (${applyError.reason}): ${c.message}`);
       }
       this.appliedDeployments.set(key, { basedOn, value: desiredJson });
-      if (observedDeployment) {
-        await this.o.events.record(involved, 'Normal', 'Updated', `Deployment ${name} updated: ${shortList(drift)} put back to the spec (generation ${deployment.metadata?.generation ?? '?'})`);
+      this.lastActivity.set(key, this.now().getTime());
+      if (observed) {
+        void this.o.events.record(involved, 'Normal', 'Updated', `Deployment ${name} updated: ${shortList(drift)} put back to the spec (generation ${deployment.metadata?.generation ?? '?'})`);
       } else {
-        await this.o.events.record(involved, 'Normal', 'Created', `Deployment ${name} created (uid ${deployment.metadata?.uid ?? '?'})`);
+        void this.o.events.record(involved, 'Normal', 'Created', `Deployment ${name} created (uid ${deployment.metadata?.uid ?? '?'})`);
       }
     }
-    await this.writeStatus(key, obj, subject, { deployment }, log);
+    return this.writeStatus(key, obj, subject, { deployment }, log);
   };
 
-  private async writeStatus(key: string, obj: FunctionServiceObject, subject: StatusSubject, observed: Observed, log: Logger): Promise<void> {
+  /** Writes the status when status-pacing.ts says so; asks to come back when it holds a progress update. */
+  private async writeStatus(key: string, obj: FunctionServiceObject, subject: StatusSubject, observed: Observed, log: Logger): Promise<ReconcileResult | undefined> {
     const rv = obj.metadata?.resourceVersion ?? '';
-    const written = this.writtenStatuses.get(key);
+    let written = this.writtenStatuses.get(key);
+    if (written && written.basedOn !== rv) {
+      // The cache has caught up with the write: what it shows is the truth again.
+      this.writtenStatuses.delete(key);
+      written = undefined;
+    }
     // While the cache still shows the object the last write was based on, that write is the truth.
-    const previous = written && written.basedOn === rv ? written.value : writtenPart(obj.status);
-    const next = computeStatus(subject, observed, this.now(), previous);
-    if (statusEqual(previous, next)) return;
+    const previous = written ? written.value : writtenPart(obj.status);
+    const now = this.now();
+    const next = computeStatus(subject, observed, now, previous);
+    const decision = statusWrite(previous, next, { now: now.getTime(), lastActivityAt: this.lastActivity.get(key), intervalMs: this.o.statusProgressIntervalMs ?? 0 });
+    if (decision.kind === 'none') return undefined;
+    if (decision.kind === 'later') {
+      log.debug('status progress held back', { inMs: decision.inMs });
+      return { requeueAfterMs: decision.inMs };
+    }
     const { namespace, name } = splitKey(key);
     await this.o.writer.patchStatus(namespace, name, next);
     this.writtenStatuses.set(key, { basedOn: rv, value: next });
+    this.lastActivity.set(key, this.now().getTime());
     const ready = next.conditions.find((c) => c.type === 'Ready');
     log.debug('status updated', { ready: ready?.status, reason: ready?.reason, readyReplicas: next.readyReplicas });
+    return undefined;
   }
 }

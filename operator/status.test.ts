@@ -66,6 +66,11 @@ describe('computeStatus through a Deployment\'s life', () => {
       { Ready: 'False/ReplicasNotAvailable', Progressing: 'True/NewReplicaSetCreated', Degraded: 'True/FailedCreate' },
     ],
     [
+      'a Deployment of that name the operator does not own',
+      { notOwned: { message: 'Deployment ns/orders already exists and was not created by this operator' } },
+      { Ready: 'False/DeploymentNotOwned', Progressing: 'False/DeploymentNotOwned', Degraded: 'True/DeploymentNotOwned' },
+    ],
+    [
       'an invalid spec, with the old Deployment still running',
       { specError: 'spec.container.env[0].name: PORT is set by the operator', deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }) },
       { Ready: 'False/InvalidSpec', Progressing: 'False/InvalidSpec', Degraded: 'True/InvalidSpec' },

@@ -5,6 +5,7 @@
  */
 import type { V1Deployment, V1DeploymentCondition } from '@kubernetes/client-node';
 import { SERVICE_LABEL } from './desired-deployment';
+import { NOT_OWNED_REASON } from './ownership';
 
 export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -47,6 +48,8 @@ export interface Observed {
   specError?: string;
   /** The API server refused the Deployment apply. */
   applyError?: { reason: string; message: string };
+  /** A Deployment of the service's name exists that the operator does not own (ownership.ts's message). */
+  notOwned?: { message: string };
 }
 
 const CONDITION_TYPES: readonly ConditionType[] = ['Ready', 'Progressing', 'Degraded'];
@@ -123,6 +126,11 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
     ready = cond('Ready', 'False', 'ApplyFailed', message);
     prog = cond('Progressing', 'False', 'ApplyFailed', message);
     degraded = cond('Degraded', 'True', 'ApplyFailed', message);
+  } else if (observed.notOwned !== undefined) {
+    const message = observed.notOwned.message;
+    ready = cond('Ready', 'False', NOT_OWNED_REASON, message);
+    prog = cond('Progressing', 'False', NOT_OWNED_REASON, message);
+    degraded = cond('Degraded', 'True', NOT_OWNED_REASON, message);
   } else if (d === undefined) {
     ready = cond('Ready', 'False', 'DeploymentNotFound', 'the Deployment is not created yet');
     prog = cond('Progressing', 'True', 'Creating', 'creating the Deployment');

@@ -1,7 +1,8 @@
 /**
  * The operator on a real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok): a
  * FunctionService becomes a Deployment with the native sidecar, follows its spec, corrects drift, is
- * garbage-collected with its owner, reports status and Events, does not storm on an invalid spec, writes
+ * garbage-collected with its owner, reports status and Events, does not storm on an invalid spec, leaves a
+ * Deployment of the same name that it does not own alone (and takes the name once it is gone), writes
  * nothing at steady state, works with only its RBAC, and fails over between two replicas.
  *
  * The operator runs in this process (operator/operator.ts) with a kubeconfig from the harness.
@@ -352,6 +353,116 @@ test('a spec the operator cannot run is reported Degraded/InvalidSpec with one E
   await kubectl(['patch', 'fsvc', name, '-n', NS, '--type', 'merge', '-p', JSON.stringify({ spec: { container: { image: 'example.com/fn:1' } } })]);
   const fixed = await waitReady(name, 1);
   expect(condition(fixed, 'Degraded')?.status).toBe('False');
+});
+
+describe('a Deployment of the same name that the operator does not own', () => {
+  interface Owned {
+    metadata: { generation: number; labels?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }>; managedFields?: Array<{ manager: string }> };
+    spec: { template: { spec: { containers: Container[]; initContainers?: Container[] } } };
+  }
+
+  async function getOwned(name: string): Promise<Owned | undefined> {
+    return (await getDeployment(name)) as unknown as Owned | undefined;
+  }
+
+  async function waitNotOwned(name: string): Promise<FunctionServiceJson> {
+    return waitFor(
+      async () => {
+        const fs = await getFsvc(name);
+        return condition(fs, 'Degraded')?.reason === 'DeploymentNotOwned' ? fs : undefined;
+      },
+      { what: `${name} Degraded/DeploymentNotOwned` },
+    );
+  }
+
+  async function notOwnedEvents(name: string): Promise<Array<{ type: string; message: string }>> {
+    const list = JSON.parse(await kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${name},reason=DeploymentNotOwned`, '-o', 'json'])) as {
+      items: Array<{ type: string; message: string; involvedObject: { kind: string } }>;
+    };
+    return list.items.filter((e) => e.involvedObject.kind === 'FunctionService');
+  }
+
+  /** Waits until the operator's own Deployment (controlled by this FunctionService) exists, then Ready. */
+  async function waitOwnDeployment(name: string, uid: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const d = await getOwned(name);
+        return d?.metadata.ownerReferences?.some((r) => r.kind === 'FunctionService' && r.uid === uid && r.controller === true) ? d : undefined;
+      },
+      { what: `the operator's own Deployment ${name}` },
+    );
+    await waitReady(name, 1);
+  }
+
+  test('one made by hand (outside the operator cache) is left untouched and reported with one Warning; deleting it lets the operator create its own', async () => {
+    const name = 'foreign';
+    const key = `${NS}/${name}`;
+    await kubectl(['create', 'deployment', name, '-n', NS, '--image=example.com/theirs:1']);
+    // Settled (its pods ready), so that nothing changes it from here on but the operator, if it did.
+    await waitFor(async () => ((await getDeployment(name))?.status?.readyReplicas ?? 0) === 1, { what: `Deployment ${name} ready` });
+    const before = (await getOwned(name))!;
+    await createFsvc(name);
+    const fs = await waitNotOwned(name);
+    const degraded = condition(fs, 'Degraded')!;
+    expect(degraded.status).toBe('True');
+    expect(degraded.message).toContain(`Deployment ${NS}/${name} already exists`);
+    expect(degraded.message).toContain('delete or rename that Deployment');
+    expect(condition(fs, 'Ready')).toEqual(expect.objectContaining({ status: 'False', reason: 'DeploymentNotOwned' }));
+    await waitFor(async () => (await notOwnedEvents(name)).length === 1, { what: 'the DeploymentNotOwned Warning' });
+
+    // Over a period longer than a resync: a handful of reconciles at most, one Event, and the Deployment as it was.
+    const start = op.reconcileCount(key);
+    const windowStart = Date.now();
+    await waitFor(() => Date.now() - windowStart > RESYNC_MS + 1500, { intervalMs: 100, what: 'the observation period' });
+    expect(op.reconcileCount(key) - start).toBeLessThanOrEqual(3);
+    const events = await notOwnedEvents(name);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.type).toBe('Warning');
+    const after = (await getOwned(name))!;
+    expect(after.metadata.generation).toBe(before.metadata.generation);
+    expect(after.metadata.ownerReferences).toBeUndefined();
+    expect(after.metadata.labels).toEqual(before.metadata.labels);
+    expect(after.spec.template.spec.containers.map((c) => c.image)).toEqual(['example.com/theirs:1']);
+    expect(after.spec.template.spec.initContainers).toBeUndefined();
+    expect((after.metadata.managedFields ?? []).map((m) => m.manager)).not.toContain('fnmesh-operator');
+
+    await kubectl(['delete', 'deployment', name, '-n', NS, '--wait=false']);
+    await waitOwnDeployment(name, fs.metadata.uid);
+    expect(condition(await getFsvc(name), 'Degraded')?.status).toBe('False');
+  });
+
+  test('one controlled by another object is not modified, even with the operator label; deleting it lets the operator create its own', async () => {
+    const name = 'controlled';
+    const cm = JSON.parse(await kubectl(['create', 'configmap', `${name}-owner`, '-n', NS, '-o', 'json'])) as { metadata: { uid: string } };
+    const body = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: {
+        name,
+        namespace: NS,
+        labels: { 'app.kubernetes.io/managed-by': 'fnmesh-operator', app: name },
+        ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: `${name}-owner`, uid: cm.metadata.uid, controller: true }],
+      },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'example.com/theirs:1' }] } },
+      },
+    };
+    const r = await cp.request(`/apis/apps/v1/namespaces/${NS}/deployments`, { method: 'POST', body });
+    expect(r.status).toBe(201);
+    const before = (await getOwned(name))!;
+    await createFsvc(name);
+    const fs = await waitNotOwned(name);
+    expect(condition(fs, 'Degraded')!.message).toContain(`is controlled by ConfigMap ${name}-owner`);
+    const after = (await getOwned(name))!;
+    expect(after.metadata.generation).toBe(before.metadata.generation);
+    expect(after.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'ConfigMap', uid: cm.metadata.uid })]);
+    expect((after.metadata.managedFields ?? []).map((m) => m.manager)).not.toContain('fnmesh-operator');
+
+    await kubectl(['delete', 'deployment', name, '-n', NS, '--wait=false']);
+    await waitOwnDeployment(name, fs.metadata.uid);
+  });
 });
 
 test('at steady state the operator makes no API writes, across resyncs', async () => {
