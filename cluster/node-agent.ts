@@ -14,13 +14,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdirSync, rmSync } from 'node:fs';
-import type { KubeConfig, KubernetesListObject, V1Pod } from '@kubernetes/client-node';
-import { kubeInformerFactory, ResilientInformer } from '../common/kube-informer';
+import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { accessFromKubeConfig } from '../common/kube-access';
+import { KubeApiError, KubeClient } from '../common/kube-client';
+import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer';
 import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { ChildListener } from '../local/supervisor';
 import type { LocalImages } from './images';
-import { KubeApiError, KubeJson, MERGE_PATCH } from './kube-json';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';
 import { relay } from './relay';
@@ -71,10 +72,11 @@ interface PodEntry {
 }
 
 const HOST_IP = '127.0.0.1';
+const MERGE_PATCH = 'application/merge-patch+json';
 const microTime = (ms = Date.now()): string => new Date(ms).toISOString().replace('Z', '000Z');
 
 export class NodeAgent {
-  private readonly api: KubeJson;
+  private readonly client: KubeClient;
   private readonly pods = new Map<string, PodEntry>();
   private readonly usedIPs = new Set<number>();
   private informer: ResilientInformer<V1Pod> | undefined;
@@ -85,7 +87,7 @@ export class NodeAgent {
   private readonly log: Logger;
 
   constructor(private readonly options: NodeAgentOptions) {
-    this.api = new KubeJson(options.kc);
+    this.client = new KubeClient(accessFromKubeConfig(options.kc), { connections: 4 });
     this.log = options.logger.child({ node: options.nodeName });
   }
 
@@ -97,14 +99,9 @@ export class NodeAgent {
     const leaseMs = ((this.options.leaseDurationSeconds ?? 40) * 1000) / 4;
     this.leaseTimer = setInterval(() => void this.renewLease().catch((err: unknown) => this.log.warn(`renewing the node lease failed: ${errorMessage(err)}`)), leaseMs);
     this.statusTimer = setInterval(() => void this.patchNodeStatus().catch((err: unknown) => this.log.warn(`updating the node status failed: ${errorMessage(err)}`)), 60_000);
-    const listPods = async (): Promise<KubernetesListObject<V1Pod>> => {
-      const list = await this.api.ok<KubernetesListObject<V1Pod>>('GET', '/api/v1/pods');
-      list.items = (list.items ?? []).map((p) => ({ ...p, apiVersion: 'v1', kind: 'Pod' }));
-      return list;
-    };
     this.informer = new ResilientInformer<V1Pod>({
       resource: 'pods',
-      factory: kubeInformerFactory<V1Pod>(this.options.kc, '/api/v1/pods', listPods),
+      factory: jsonInformerFactory<V1Pod>({ client: this.client, path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' }),
       handlers: {
         add: (p) => this.onPod(p),
         update: (p) => this.onPod(p),
@@ -125,7 +122,7 @@ export class NodeAgent {
     await this.informer?.stop();
     await Promise.all([...this.pods.values()].map((e) => e.runner?.stop(Math.min(graceMs, this.graceOf(e.pod)))));
     for (const s of this.egressServers) s.close();
-    this.api.close();
+    await this.client.close();
   }
 
   /** SIGKILL to every process now (for an exit handler). */
@@ -206,29 +203,37 @@ export class NodeAgent {
   private readonly startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
   private async registerNode(): Promise<void> {
-    const created = await this.api.request('POST', '/api/v1/nodes', this.nodeObject());
-    if (created.status !== 201 && created.status !== 409) throw new KubeApiError(created.status, 'POST', '/api/v1/nodes', created.body);
+    await this.client.request('POST', '/api/v1/nodes', { body: this.nodeObject() }).catch((err: unknown) => {
+      if (!(err instanceof KubeApiError && err.code === 409)) throw err; // registered by an earlier run: keep it
+    });
     await this.patchNodeStatus();
     this.log.info(`node ${this.options.nodeName} registered`);
   }
 
   private async patchNodeStatus(): Promise<void> {
-    await this.api.ok('PATCH', `/api/v1/nodes/${this.options.nodeName}/status`, { status: this.nodeStatus() }, MERGE_PATCH);
+    await this.client.request('PATCH', `/api/v1/nodes/${this.options.nodeName}/status`, { body: { status: this.nodeStatus() }, contentType: MERGE_PATCH });
   }
 
   private async renewLease(): Promise<void> {
     const name = this.options.nodeName;
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`;
     const spec = { holderIdentity: name, leaseDurationSeconds: this.options.leaseDurationSeconds ?? 40, renewTime: microTime() };
-    const patched = await this.api.request('PATCH', leasePath, { spec }, MERGE_PATCH);
+    const patched = await this.call('PATCH', leasePath, { spec }, MERGE_PATCH);
     if (patched.status === 404) {
-      await this.api.ok('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name, namespace: 'kube-node-lease' },
-        spec,
+      await this.client.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec },
       });
-    } else if (patched.status >= 300) throw new KubeApiError(patched.status, 'PATCH', leasePath, patched.body);
+    } else if (patched.status >= 300 || patched.status === 0) throw new Error(`PATCH ${leasePath}: ${patched.status} ${String(patched.body)}`);
+  }
+
+  /** A request whose failure is an answer: `ok`, the HTTP status (0 when it could not be sent) and the body. */
+  private async call<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<{ ok: true; status: number; body: T } | { ok: false; status: number; body: string }> {
+    try {
+      return { ok: true, status: 200, body: await this.client.request<T>(method, path, { body, contentType }) };
+    } catch (err) {
+      if (err instanceof KubeApiError) return { ok: false, status: err.code, body: err.body };
+      return { ok: false, status: 0, body: errorMessage(err) };
+    }
   }
 
   private graceOf(pod: V1Pod): number {
@@ -291,12 +296,12 @@ export class NodeAgent {
       const secrets = new Map<string, Record<string, string>>();
       const configMaps = new Map<string, Record<string, string>>();
       for (const name of refs.secrets) {
-        const r = await this.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/secrets/${name}`);
-        if (r.status === 200) secrets.set(name, Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])));
+        const r = await this.call<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/secrets/${name}`);
+        if (r.ok) secrets.set(name, Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])));
       }
       for (const name of refs.configMaps) {
-        const r = await this.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/configmaps/${name}`);
-        if (r.status === 200) configMaps.set(name, r.body.data ?? {});
+        const r = await this.call<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/configmaps/${name}`);
+        if (r.ok) configMaps.set(name, r.body.data ?? {});
       }
       const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
       if (process.env.HOME) baseEnv.HOME = process.env.HOME;
@@ -349,10 +354,8 @@ export class NodeAgent {
     const ns = pod.metadata?.namespace ?? 'default';
     const name = pod.metadata?.name ?? '';
     const p = `/api/v1/namespaces/${ns}/pods/${name}`;
-    const r = await this.api
-      .request('DELETE', p, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } })
-      .catch((err: unknown) => ({ status: 0, body: errorMessage(err) }));
-    if (r.status >= 300 && r.status !== 404 && r.status !== 409) this.log.warn(`${ns}/${name}: the final delete failed: ${r.status} ${JSON.stringify(r.body)}`);
+    const r = await this.call('DELETE', p, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } });
+    if (!r.ok && r.status !== 404 && r.status !== 409) this.log.warn(`${ns}/${name}: the final delete failed: ${r.status} ${JSON.stringify(r.body)}`);
   }
 
   private onPodGone(pod: V1Pod): void {
@@ -387,8 +390,8 @@ export class NodeAgent {
         const json = JSON.stringify(status);
         if (json === e.lastWritten) continue;
         const p = `/api/v1/namespaces/${e.namespace}/pods/${e.name}/status`;
-        const r = await this.api.request('PATCH', p, { metadata: { uid: e.uid }, status }, MERGE_PATCH).catch((err: unknown) => ({ status: 0, body: errorMessage(err) }));
-        if (r.status === 200) {
+        const r = await this.call('PATCH', p, { metadata: { uid: e.uid }, status }, MERGE_PATCH);
+        if (r.ok) {
           e.lastWritten = json;
           e.lastConditions = status.conditions;
         } else if (r.status === 404 || r.status === 409) {
@@ -424,8 +427,7 @@ export class NodeAgent {
 
   private async event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    await this.api
-      .request('POST', `/api/v1/namespaces/${e.namespace}/events`, {
+    await this.call('POST', `/api/v1/namespaces/${e.namespace}/events`, {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { generateName: `${e.name}.`, namespace: e.namespace },
@@ -439,7 +441,6 @@ export class NodeAgent {
         firstTimestamp: now,
         lastTimestamp: now,
         count: 1,
-      })
-      .catch(() => undefined);
+      });
   }
 }
