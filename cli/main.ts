@@ -73,7 +73,9 @@ export const OPERATOR_FLAGS: FlagSpec[] = [
   { flags: '--watch-namespace <ns>', env: 'FNMESH_WATCH_NAMESPACE', description: 'watch only this namespace (default all)' },
   { flags: '--leader-elect <bool>', env: 'FNMESH_LEADER_ELECT', description: 'elect a leader among replicas through a Lease (default true)' },
   { flags: '--lease-namespace <ns>', env: 'FNMESH_LEASE_NAMESPACE', description: 'namespace of the leader Lease (default POD_NAMESPACE or fnmesh-system)' },
-  { flags: '--concurrent-reconciles <n>', env: 'FNMESH_CONCURRENT_RECONCILES', description: 'FunctionServices reconciled at once (default 4)' },
+  { flags: '--concurrent-reconciles <n>', env: 'FNMESH_CONCURRENT_RECONCILES', description: 'FunctionServices reconciled at once (default 16)' },
+  { flags: '--kube-api-connections <n>', env: 'FNMESH_KUBE_API_CONNECTIONS', description: 'keep-alive connections to the API server for requests (default 16)' },
+  { flags: '--status-progress-interval-ms <ms>', env: 'FNMESH_STATUS_PROGRESS_INTERVAL_MS', description: "a rollout's replica counts go to status at most this often (default 5000; 0 = every change)" },
   { flags: '--resync-ms <ms>', env: 'FNMESH_RESYNC_MS', description: 'reconcile every object this often even without changes (default 300000)' },
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
