@@ -16,39 +16,26 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../common/logger';
-import { loadOperatorConfig, type OperatorConfig } from '../operator/config';
-import { startOperator, type Operator } from '../operator/operator';
+import type { Operator } from '../operator/operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
+import { LEASE_ENV, LEASE_NS, NATS_URL, OperatorSet, SIDECAR_IMAGE, testOperatorConfig } from './helpers/operators';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(120_000);
 
 const repo = path.resolve(__dirname, '..');
-const LEASE_NS = 'fnmesh-system';
 const NS = 'default';
-const SIDECAR_IMAGE = 'ghcr.io/fnmesh/fnmesh:test';
-const NATS_URL = 'nats://nats.fnmesh-system:4222';
 const FS_API = `/apis/fnmesh.io/v1alpha1/namespaces/${NS}/functionservices`;
-const LEASE_ENV = { FNMESH_LEASE_DURATION_MS: '3000', FNMESH_RENEW_DEADLINE_MS: '2000', FNMESH_RETRY_PERIOD_MS: '500' };
 
 let cp: ControlPlane;
-const running: Operator[] = [];
+const operators = new OperatorSet(() => cp);
 /** Every operator's log lines (JSON), for assertions on what it reported. */
 const logLines: Array<Record<string, unknown>> = [];
 
-function operatorConfig(): OperatorConfig {
-  return loadOperatorConfig({
-    FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
-    FNMESH_SIDECAR_NATS_URL: NATS_URL,
-    FNMESH_OPERATOR_LISTEN: '127.0.0.1:0',
-    FNMESH_LEASE_NAMESPACE: LEASE_NS,
-    ...LEASE_ENV,
-    FNMESH_RESYNC_MS: '3000',
-    FNMESH_CONCURRENT_RECONCILES: '4',
-  });
+function operatorConfig() {
+  return testOperatorConfig({ FNMESH_RESYNC_MS: '3000', FNMESH_CONCURRENT_RECONCILES: '4' });
 }
 
 function memoryLogger(identity: string): Logger {
@@ -68,19 +55,11 @@ function memoryLogger(identity: string): Logger {
   return createLogger({ level: 'debug', stream, defaultMeta: { component: 'operator', test: identity } });
 }
 
-async function runOperator(identity: string): Promise<Operator> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  const op = await startOperator({ config: operatorConfig(), kubeConfig: kc, logger: memoryLogger(identity), identity, onLostLeadership: () => undefined });
-  running.push(op);
-  await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: `operator ${identity} to lead with synced caches` });
-  return op;
+function runOperator(identity: string): Promise<Operator> {
+  return operators.start({ config: operatorConfig(), logger: memoryLogger(identity), identity, waitLeading: true });
 }
 
-async function stopOperator(op: Operator): Promise<void> {
-  await op.stop();
-  running.splice(running.indexOf(op), 1);
-}
+const stopOperator = (op: Operator): Promise<void> => operators.stop(op);
 
 async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
@@ -240,7 +219,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const o of [...running].reverse()) await o.stop();
+  await operators.stopAll();
   await cp?.stop();
 });
 
@@ -473,7 +452,7 @@ describe('two operator processes (fnmesh operator)', () => {
   const leaseHolder = async (): Promise<string> => kubectl(['get', 'lease', 'fnmesh-operator', '-n', LEASE_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
 
   beforeAll(async () => {
-    for (const o of [...running]) await stopOperator(o);
+    await operators.stopAll();
   });
 
   afterAll(() => {

@@ -3,10 +3,9 @@
  * steady state: its Deployment cache is filled by the informer's initial LIST, not by watch events, and
  * the drift check must see those objects exactly as it sees watched ones.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger, type Logger } from '../common/logger';
-import { loadOperatorConfig } from '../operator/config';
-import { startOperator, type Operator } from '../operator/operator';
+import type { Operator } from '../operator/operator';
+import { OperatorSet, testOperatorConfig } from './helpers/operators';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { installCrds } from './helpers/crds';
 import { waitFor } from './helpers/wait';
@@ -18,7 +17,7 @@ const RESYNC_MS = 500;
 const NAMES = ['restart-a', 'restart-b'];
 
 let cp: ControlPlane;
-const running: Operator[] = [];
+const operators = new OperatorSet(() => cp);
 
 /** Keeps the drift paths of every apply the operator logs. */
 function driftLogger(into: string[][]): Logger {
@@ -34,27 +33,9 @@ function driftLogger(into: string[][]): Logger {
   return log;
 }
 
-async function runOperator(identity: string, logger: Logger = silentLogger): Promise<Operator> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  const op = await startOperator({
-    config: loadOperatorConfig({
-      FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:test',
-      FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
-      FNMESH_OPERATOR_LISTEN: '127.0.0.1:0',
-      FNMESH_LEADER_ELECT: 'false',
-      FNMESH_RESYNC_MS: String(RESYNC_MS),
-      FNMESH_CONCURRENT_RECONCILES: '2',
-    }),
-    kubeConfig: kc,
-    logger,
-    identity,
-    serveOps: false,
-    onLostLeadership: () => undefined,
-  });
-  running.push(op);
-  await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: `${identity} to lead with synced caches` });
-  return op;
+function runOperator(identity: string, logger: Logger = silentLogger): Promise<Operator> {
+  const config = testOperatorConfig({ FNMESH_LEADER_ELECT: 'false', FNMESH_RESYNC_MS: String(RESYNC_MS), FNMESH_CONCURRENT_RECONCILES: '2' });
+  return operators.start({ config, logger, identity, serveOps: false, waitLeading: true });
 }
 
 async function waitReady(name: string): Promise<void> {
@@ -75,7 +56,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const o of [...running].reverse()) await o.stop();
+  await operators.stopAll();
   await cp?.stop();
 });
 
@@ -92,8 +73,7 @@ test('after a restart, the operator makes no Deployment writes across resyncs', 
     if (r.status !== 201) throw new Error(`creating ${name}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
   }
   for (const name of NAMES) await waitReady(name);
-  await first.stop();
-  running.splice(running.indexOf(first), 1);
+  await operators.stop(first);
 
   const drifts: string[][] = [];
   const second = await runOperator('second', driftLogger(drifts));

@@ -13,36 +13,23 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { createLogger, silentLogger, type Logger } from '../common/logger';
-import { loadOperatorConfig, type OperatorConfig } from '../operator/config';
-import { startOperator, type Operator } from '../operator/operator';
+import type { Operator } from '../operator/operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
+import { LEASE_NS, NATS_URL, OperatorSet, SIDECAR_IMAGE, testOperatorConfig } from './helpers/operators';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(120_000);
 
 const repo = path.resolve(__dirname, '..');
-const LEASE_NS = 'fnmesh-system';
 const NS = 'default';
-const SIDECAR_IMAGE = 'ghcr.io/fnmesh/fnmesh:test';
-const NATS_URL = 'nats://nats.fnmesh-system:4222';
 const RESYNC_MS = 3000;
 
 let cp: ControlPlane;
-const running: Operator[] = [];
+const operators = new OperatorSet(() => cp);
 
-function operatorConfig(): OperatorConfig {
-  return loadOperatorConfig({
-    FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
-    FNMESH_SIDECAR_NATS_URL: NATS_URL,
-    FNMESH_OPERATOR_LISTEN: '127.0.0.1:0',
-    FNMESH_LEASE_NAMESPACE: LEASE_NS,
-    FNMESH_LEASE_DURATION_MS: '3000',
-    FNMESH_RENEW_DEADLINE_MS: '2000',
-    FNMESH_RETRY_PERIOD_MS: '500',
-    FNMESH_RESYNC_MS: String(RESYNC_MS),
-    FNMESH_CONCURRENT_RECONCILES: '2',
-  });
+function operatorConfig() {
+  return testOperatorConfig({ FNMESH_RESYNC_MS: String(RESYNC_MS), FNMESH_CONCURRENT_RECONCILES: '2' });
 }
 
 /** FNMESH_TEST_OPERATOR_LOG=<file> writes the operators' debug logs there (JSON lines). */
@@ -52,30 +39,11 @@ function testLogger(identity: string): Logger {
   return createLogger({ level: 'debug', stream: createWriteStream(file, { flags: 'a' }), defaultMeta: { component: 'operator', test: identity } });
 }
 
-function adminKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  return kc;
+async function runOperator(kc: KubeConfig | undefined, identity: string): Promise<Operator> {
+  return operators.start({ config: operatorConfig(), kubeConfig: kc, logger: testLogger(identity), identity, onLostLeadership: () => void lostLeadership.push(identity) });
 }
 
-async function runOperator(kc: KubeConfig, identity: string): Promise<Operator> {
-  const op = await startOperator({
-    config: operatorConfig(),
-    kubeConfig: kc,
-    logger: testLogger(identity),
-    identity,
-    onLostLeadership: () => {
-      lostLeadership.push(identity);
-    },
-  });
-  running.push(op);
-  return op;
-}
-
-async function stopOperator(op: Operator): Promise<void> {
-  await op.stop();
-  running.splice(running.indexOf(op), 1);
-}
+const stopOperator = (op: Operator): Promise<void> => operators.stop(op);
 
 async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
@@ -172,12 +140,12 @@ beforeAll(async () => {
   await installCrds(cp);
   crdInstalledAt = Date.now();
   await kubectl(['create', 'namespace', LEASE_NS]);
-  op = await runOperator(adminKubeConfig(), 'admin-operator');
+  op = await runOperator(undefined, 'admin-operator');
   await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: 'the operator to lead with synced caches' });
 }, 300_000);
 
 afterAll(async () => {
-  for (const o of [...running].reverse()) await o.stop();
+  await operators.stopAll();
   await cp?.stop();
 });
 
@@ -588,7 +556,7 @@ describe('the operator process (fnmesh operator)', () => {
 
   beforeAll(async () => {
     // The in-process operators step down; the process takes the lease.
-    for (const o of [...running]) await stopOperator(o);
+    await operators.stopAll();
   });
 
   test('exits 2 naming the variable when the configuration is bad', async () => {
