@@ -18,14 +18,13 @@
  * The operator runs as a child process (`node bin/fnmesh.js operator`, leader election on) so that its memory
  * is its own. Prints a markdown table; no assertions.
  */
-import { mkdirSync, existsSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { parseFunctionService } from '../common/manifest';
 import { loadOperatorConfig } from '../operator/config';
 import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
-import { startControlPlane } from '../test/helpers/control-plane';
+import { startControlPlane } from '../cluster/control-plane';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -41,19 +40,6 @@ const PHASE_TIMEOUT_MS = Number(process.env.BENCH_PHASE_TIMEOUT_SECONDS ?? 900) 
 const QPS = 1000;
 const PODS_PER_NODE = 110;
 const LEASE_NS = 'fnmesh-system';
-
-/**
- * test/helpers/control-plane.ts finds scripts/k8s-tools.sh relative to its own directory, which is
- * dist/test/helpers once compiled: point dist/scripts at the checkout's (dist/ is a build output).
- */
-function linkCheckoutDirs(): void {
-  const dist = path.join(root, 'dist');
-  mkdirSync(dist, { recursive: true });
-  for (const d of ['scripts']) {
-    const link = path.join(dist, d);
-    if (!existsSync(link)) symlinkSync(path.join('..', d), link);
-  }
-}
 
 const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -281,7 +267,6 @@ const writesOf = (m: Map<string, number>, filter: (k: string) => boolean = () =>
   [...m].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && filter(k)).reduce((s, [, v]) => s + v, 0);
 
 async function main(): Promise<void> {
-  linkCheckoutDirs();
 
   const t0 = Date.now();
   const cp = await startControlPlane({ apiQps: QPS });
