@@ -79,6 +79,38 @@ async function call(service: string, fn: string, params: unknown, meta: Partial<
   return nc.request(callSubject(NS, service, fn), enc.encode(JSON.stringify(params)), { headers, timeout: natsTimeout });
 }
 
+/** Eight callers calling `service.work` in a loop until `stop()`; counts answers by the replica that gave them. */
+function callLoad(service: string): { readonly ok: number; failures: string[]; byReplica: Record<string, number>; stop(): Promise<void> } {
+  const state = { ok: 0, failures: [] as string[], byReplica: {} as Record<string, number>, running: true };
+  const worker = async (): Promise<void> => {
+    while (state.running) {
+      try {
+        const m = await call(service, 'work', {}, { timeoutMs: 5000 }, 5000);
+        const r = decodeReply(m.data, m.headers);
+        if (r.ok) {
+          state.ok++;
+          const who = JSON.parse(dec.decode(r.body)) as string;
+          state.byReplica[who] = (state.byReplica[who] ?? 0) + 1;
+        } else state.failures.push(`${r.error.status} ${r.error.message}`);
+      } catch (err) {
+        state.failures.push(String(err));
+      }
+    }
+  };
+  const workers = Array.from({ length: 8 }, () => worker());
+  return {
+    get ok() {
+      return state.ok;
+    },
+    failures: state.failures,
+    byReplica: state.byReplica,
+    async stop() {
+      state.running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
 function json(msg: Msg): unknown {
   return JSON.parse(dec.decode(msg.data));
 }
@@ -348,34 +380,15 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     };
     const a = await replica(service, { work: slow('a') });
     await replica(service, { work: slow('b') });
-    let ok = 0;
-    const failures: string[] = [];
-    const byReplica: Record<string, number> = {};
-    let running = true;
-    const worker = async (): Promise<void> => {
-      while (running) {
-        try {
-          const m = await call(service, 'work', {}, { timeoutMs: 5000 }, 5000);
-          const r = decodeReply(m.data, m.headers);
-          if (r.ok) {
-            ok++;
-            const who = JSON.parse(dec.decode(r.body)) as string;
-            byReplica[who] = (byReplica[who] ?? 0) + 1;
-          } else failures.push(`${r.error.status} ${r.error.message}`);
-        } catch (err) {
-          failures.push(String(err));
-        }
-      }
-    };
-    const workers = Array.from({ length: 8 }, () => worker());
-    await waitFor(() => ok >= 100, { what: '100 calls before the stop' });
+    const load = callLoad(service);
+    const { failures, byReplica } = load;
+    await waitFor(() => load.ok >= 100, { what: '100 calls before the stop' });
     const stopping = a.sidecar.stop();
     expect(a.sidecar.readiness().ready).toBe(false);
     await stopping;
-    const afterStop = ok;
-    await waitFor(() => ok >= afterStop + 100, { what: '100 calls after the stop' });
-    running = false;
-    await Promise.all(workers);
+    const afterStop = load.ok;
+    await waitFor(() => load.ok >= afterStop + 100, { what: '100 calls after the stop' });
+    await load.stop();
     expect(failures).toEqual([]);
     expect(byReplica.a).toBeGreaterThan(0);
     expect(byReplica.b).toBeGreaterThan(0);
@@ -407,27 +420,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       },
     });
     await replica(service, { work: async () => (await new Promise((r) => setTimeout(r, 20)), 'b') });
-    let ok = 0;
-    const failures: string[] = [];
-    const byReplica: Record<string, number> = {};
-    let running = true;
-    const worker = async (): Promise<void> => {
-      while (running) {
-        try {
-          const m = await call(service, 'work', {}, { timeoutMs: 5000 }, 5000);
-          const r = decodeReply(m.data, m.headers);
-          if (r.ok) {
-            ok++;
-            const who = JSON.parse(dec.decode(r.body)) as string;
-            byReplica[who] = (byReplica[who] ?? 0) + 1;
-          } else failures.push(`${r.error.status} ${r.error.message}`);
-        } catch (err) {
-          failures.push(String(err));
-        }
-      }
-    };
-    const workers = Array.from({ length: 8 }, () => worker());
-    await waitFor(() => ok >= 100 && aCalls.running > 0, { what: '100 calls, and calls running on the replica to drain' });
+    const load = callLoad(service);
+    const { failures, byReplica } = load;
+    await waitFor(() => load.ok >= 100 && aCalls.running > 0, { what: '100 calls, and calls running on the replica to drain' });
 
     const drainStarted = Date.now();
     const drain = await httpRequest(a.sidecar.opsPort, 'GET', '/drain');
@@ -445,8 +440,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     expect(a.sidecar.readiness().ready).toBe(false);
 
     // The other replica takes every call from now on; the drained one gets none.
-    const afterDrain = ok;
-    await waitFor(() => ok >= afterDrain + 100, { what: '100 calls after the drain' });
+    const afterDrain = load.ok;
+    await waitFor(() => load.ok >= afterDrain + 100, { what: '100 calls after the drain' });
     expect(aCalls.started).toBe(aStartedAtDrain);
 
     // Still alive: liveness, the ops server and the call API answer; a second drain is the same, at once.
@@ -456,8 +451,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     expect(again.status).toBe(200);
     expect(JSON.parse(again.body)).toEqual({ status: 'drained', inFlight: 0 });
 
-    running = false;
-    await Promise.all(workers);
+    await load.stop();
     expect(failures).toEqual([]);
     expect(byReplica.a).toBeGreaterThan(0);
     expect(byReplica.b).toBeGreaterThan(0);
