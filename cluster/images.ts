@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from '../common/errors';
 import { readImageConfig, type ImageConfig } from './dockerfile';
 
 export interface LocalImage {
@@ -44,7 +45,7 @@ export function parseImageFlag(value: string, cwd: string): { repository: string
   const repository = i > 0 ? imageRepository(value.slice(0, i).trim()) : '';
   const folder = i > 0 ? value.slice(i + 1).trim() : '';
   if (!repository || !folder) {
-    throw new Error(`--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`);
+    throw new ConfigError(`--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`);
   }
   const root = path.resolve(cwd, folder);
   return { repository, root, dockerfile: path.join(root, 'Dockerfile') };
@@ -59,13 +60,13 @@ export function loadImages(repoRoot: string, entries: ReadonlyArray<{ repository
     try {
       text = readFileSync(dockerfile, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read ${dockerfile} for image ${e.repository}: ${(err as Error).message}; pass --image ${e.repository}=FOLDER with a folder that holds its Dockerfile`);
+      throw new ConfigError(`cannot read ${dockerfile} for image ${e.repository}: ${(err as Error).message}; pass --image ${e.repository}=FOLDER with a folder that holds its Dockerfile`);
     }
     let config: ImageConfig;
     try {
       config = readImageConfig(text);
     } catch (err) {
-      throw new Error(`${dockerfile}: ${(err as Error).message}`);
+      throw new ConfigError(`${dockerfile}: ${(err as Error).message}`);
     }
     images.set(e.repository, { repository: e.repository, root: path.resolve(repoRoot, e.root), dockerfile, config });
   }
