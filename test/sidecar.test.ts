@@ -79,6 +79,19 @@ async function call(service: string, fn: string, params: unknown, meta: Partial<
   return nc.request(callSubject(NS, service, fn), enc.encode(JSON.stringify(params)), { headers, timeout: natsTimeout });
 }
 
+/**
+ * A replica (drain timeout 200 ms) whose function `stuck` never answers, with one call to it in flight;
+ * `pending` settles when that call ends (with the error it gets).
+ */
+async function stuckCall(): Promise<{ sidecar: Awaited<ReturnType<typeof replica>>['sidecar']; pending: Promise<unknown> }> {
+  const service = uniqueService();
+  let started = false;
+  const { sidecar } = await replica(service, { stuck: () => { started = true; return new Promise(() => undefined); } }, { FNMESH_DRAIN_TIMEOUT_MS: '200' });
+  const pending = call(service, 'stuck', {}, { timeoutMs: 60_000 }, 1_000).catch((err: unknown) => err);
+  await waitFor(() => started);
+  return { sidecar, pending };
+}
+
 /** Eight callers calling `service.work` in a loop until `stop()`; counts answers by the replica that gave them. */
 function callLoad(service: string): { readonly ok: number; failures: string[]; byReplica: Record<string, number>; stop(): Promise<void> } {
   const state = { ok: 0, failures: [] as string[], byReplica: {} as Record<string, number>, running: true };
@@ -395,11 +408,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
   });
 
   test('stop is bounded by FNMESH_DRAIN_TIMEOUT_MS when a call never finishes', async () => {
-    const service = uniqueService();
-    let started = false;
-    const { sidecar } = await replica(service, { stuck: () => { started = true; return new Promise(() => undefined); } }, { FNMESH_DRAIN_TIMEOUT_MS: '200' });
-    const pending = call(service, 'stuck', {}, { timeoutMs: 60_000 }, 1_000).catch((err: unknown) => err);
-    await waitFor(() => started);
+    const { sidecar, pending } = await stuckCall();
     const t0 = Date.now();
     await sidecar.stop();
     expect(Date.now() - t0).toBeLessThan(3_000);
@@ -465,11 +474,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
   });
 
   test('GET /drain is bounded by FNMESH_DRAIN_TIMEOUT_MS and answers with the calls left; stop() then closes at once', async () => {
-    const service = uniqueService();
-    let started = false;
-    const { sidecar } = await replica(service, { stuck: () => { started = true; return new Promise(() => undefined); } }, { FNMESH_DRAIN_TIMEOUT_MS: '200' });
-    const pending = call(service, 'stuck', {}, { timeoutMs: 60_000 }, 1_000).catch((err: unknown) => err);
-    await waitFor(() => started);
+    const { sidecar, pending } = await stuckCall();
     const t0 = Date.now();
     const drain = await httpRequest(sidecar.opsPort, 'GET', '/drain');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
