@@ -1,13 +1,20 @@
 // Unit tests sit beside the code (*.test.ts); integration and end-to-end suites live in test/.
 // @swc/jest strips types only; `npm run typecheck` runs tsc separately.
 const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] };
-const transformIgnorePatterns = [
-  '/node_modules/(?!(@kubernetes/client-node|openid-client|oauth4webapi|jose)/)',
-];
-const common = { transform, transformIgnorePatterns, testEnvironment: 'node', modulePathIgnorePatterns: ['<rootDir>/dist/'] };
+const transformIgnorePatterns = ['/node_modules/(?!(@kubernetes/client-node|openid-client|oauth4webapi|jose)/)'];
+const common = {
+  transform,
+  transformIgnorePatterns,
+  testEnvironment: 'node',
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+};
 module.exports = {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cluster,cli,operator}/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cluster,cli,operator}/**/*.test.ts'],
+    },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.test.ts'], slowTestThreshold: 30 },
   ],
 };

@@ -23,7 +23,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LABEL = process.env.BENCH_LABEL ?? 'current';
 const payload = JSON.stringify({ message: 'hello', n: 42 });
-const PROFILE = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
+const PROFILE = process.env.BENCH_PROFILE_DIR
+  ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`]
+  : [];
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
 /** utime + stime of a process in microseconds. */
@@ -40,7 +42,12 @@ function selfCpuUs(): number {
 
 function httpSender(pool: Pool, urlPath: string, body: string): Send {
   return async () => {
-    const res = await pool.request({ path: urlPath, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const res = await pool.request({
+      path: urlPath,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
   };
@@ -108,12 +115,19 @@ async function main(): Promise<void> {
     const dRate = median(directRuns.map((r) => r.rate));
     const mRate = median(meshRuns.map((r) => r.rate));
     const dCpu = med(directRuns, 'function') + med(directRuns, 'load');
-    const mCpu = med(meshRuns, 'gateway') + med(meshRuns, 'sidecar') + med(meshRuns, 'function') + med(meshRuns, 'load');
+    const mCpu =
+      med(meshRuns, 'gateway') + med(meshRuns, 'sidecar') + med(meshRuns, 'function') + med(meshRuns, 'load');
     console.log('');
-    console.log(`${LABEL} — medians of ${ROUNDS} rounds, ${SECONDS} s each, ${CONCURRENCY} concurrent, ${os.cpus().length} cores, node ${process.version}`);
-    console.log('| path | calls/s | gateway µs | sidecar µs | function µs | load µs | total µs/call | ratio calls/s | ratio by CPU |');
+    console.log(
+      `${LABEL} — medians of ${ROUNDS} rounds, ${SECONDS} s each, ${CONCURRENCY} concurrent, ${os.cpus().length} cores, node ${process.version}`,
+    );
+    console.log(
+      '| path | calls/s | gateway µs | sidecar µs | function µs | load µs | total µs/call | ratio calls/s | ratio by CPU |',
+    );
     console.log('|---|---|---|---|---|---|---|---|---|');
-    console.log(`| direct | ${f(dRate, 0)} | - | - | ${f(med(directRuns, 'function'))} | ${f(med(directRuns, 'load'))} | ${f(dCpu)} | 1.00 | 1.00 |`);
+    console.log(
+      `| direct | ${f(dRate, 0)} | - | - | ${f(med(directRuns, 'function'))} | ${f(med(directRuns, 'load'))} | ${f(dCpu)} | 1.00 | 1.00 |`,
+    );
     console.log(
       `| mesh | ${f(mRate, 0)} | ${f(med(meshRuns, 'gateway'))} | ${f(med(meshRuns, 'sidecar'))} | ${f(med(meshRuns, 'function'))} | ${f(med(meshRuns, 'load'))} | ${f(mCpu)} | ${f(mRate / dRate, 2)} | ${f(dCpu / mCpu, 2)} |`,
     );

@@ -46,7 +46,9 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [fnPort, gatewayPort, brokerPort, opsPort, callPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+    const [fnPort, gatewayPort, brokerPort, opsPort, callPort] = await Promise.all(
+      Array.from({ length: 5 }, () => freePort()),
+    );
     const natsUrl = `nats://127.0.0.1:${brokerPort}`;
     const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
       FNMESH_NAMESPACE: 'bench',

@@ -66,7 +66,11 @@ export async function openLoop(send: Send, rate: number, durationMs: number): Pr
 }
 
 /** `concurrency` workers send back to back for `durationMs`; returns completed requests per second. */
-export async function closedLoop(send: Send, concurrency: number, durationMs: number): Promise<{ rate: number; errors: number }> {
+export async function closedLoop(
+  send: Send,
+  concurrency: number,
+  durationMs: number,
+): Promise<{ rate: number; errors: number }> {
   let done = 0;
   let errors = 0;
   const end = performance.now() + durationMs;

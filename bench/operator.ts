@@ -70,12 +70,21 @@ async function bounded(n: number, limit: number, fn: (i: number) => Promise<void
 }
 
 /** A watch on a collection; `onEvent` sees every event; stop() ends it. Resolves once the watch is open. */
-async function watch(kc: KubeConfig, apiPath: string, onEvent: (type: string, obj: Obj) => void): Promise<{ stop(): void; ended: () => unknown }> {
+async function watch(
+  kc: KubeConfig,
+  apiPath: string,
+  onEvent: (type: string, obj: Obj) => void,
+): Promise<{ stop(): void; ended: () => unknown }> {
   let endErr: unknown;
   let stopped = false;
-  const ctl = await new Watch(kc).watch(apiPath, { allowWatchBookmarks: false }, (type, obj) => onEvent(type, obj as Obj), (err) => {
-    if (!stopped) endErr = err ?? new Error(`watch ${apiPath} ended`);
-  });
+  const ctl = await new Watch(kc).watch(
+    apiPath,
+    { allowWatchBookmarks: false },
+    (type, obj) => onEvent(type, obj as Obj),
+    (err) => {
+      if (!stopped) endErr = err ?? new Error(`watch ${apiPath} ended`);
+    },
+  );
   return {
     stop() {
       stopped = true;
@@ -85,7 +94,12 @@ async function watch(kc: KubeConfig, apiPath: string, onEvent: (type: string, ob
   };
 }
 
-async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>, intervalMs = 50): Promise<void> {
+async function until(
+  what: string,
+  timeoutMs: number,
+  check: () => boolean | Promise<boolean>,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -93,7 +107,12 @@ async function until(what: string, timeoutMs: number, check: () => boolean | Pro
   }
 }
 
-async function must(api: Api, apiPath: string, init: { method?: string; body?: unknown }, ok: number[]): Promise<unknown> {
+async function must(
+  api: Api,
+  apiPath: string,
+  init: { method?: string; body?: unknown },
+  ok: number[],
+): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     const r = await api(apiPath, init);
     if (ok.includes(r.status)) return r.body;
@@ -107,15 +126,29 @@ async function must(api: Api, apiPath: string, init: { method?: string; body?: u
 }
 
 async function createNamespace(api: Api, ns: string): Promise<void> {
-  await must(api, '/api/v1/namespaces', { method: 'POST', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } }, [201, 409]);
+  await must(
+    api,
+    '/api/v1/namespaces',
+    { method: 'POST', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } } },
+    [201, 409],
+  );
   // Pods need the namespace's default ServiceAccount to be admitted.
-  await until(`namespace ${ns}'s default ServiceAccount`, 60_000, async () => (await api(`/api/v1/namespaces/${ns}/serviceaccounts/default`)).status === 200);
+  await until(
+    `namespace ${ns}'s default ServiceAccount`,
+    60_000,
+    async () => (await api(`/api/v1/namespaces/${ns}/serviceaccounts/default`)).status === 200,
+  );
 }
 
 async function deleteNamespace(api: Api, ns: string): Promise<number> {
   const t0 = Date.now();
   await must(api, `/api/v1/namespaces/${ns}`, { method: 'DELETE' }, [200, 202, 404]);
-  await until(`namespace ${ns} to be deleted`, PHASE_TIMEOUT_MS, async () => (await api(`/api/v1/namespaces/${ns}`)).status === 404, 250);
+  await until(
+    `namespace ${ns} to be deleted`,
+    PHASE_TIMEOUT_MS,
+    async () => (await api(`/api/v1/namespaces/${ns}`)).status === 404,
+    250,
+  );
   return Date.now() - t0;
 }
 
@@ -138,21 +171,55 @@ async function addNodes(api: Api, pods: number): Promise<number> {
           metadata: {
             name,
             annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-            labels: { type: 'kwok', 'kubernetes.io/arch': 'amd64', 'kubernetes.io/os': 'linux', 'kubernetes.io/hostname': name, 'kubernetes.io/role': 'agent' },
+            labels: {
+              type: 'kwok',
+              'kubernetes.io/arch': 'amd64',
+              'kubernetes.io/os': 'linux',
+              'kubernetes.io/hostname': name,
+              'kubernetes.io/role': 'agent',
+            },
           },
-          spec: { podCIDR: `10.${1 + Math.floor(i / 250)}.${i % 250}.0/24`, podCIDRs: [`10.${1 + Math.floor(i / 250)}.${i % 250}.0/24`] },
-          status: { allocatable: status, capacity: status, nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', kubeletVersion: 'fake', kubeProxyVersion: 'fake' } },
+          spec: {
+            podCIDR: `10.${1 + Math.floor(i / 250)}.${i % 250}.0/24`,
+            podCIDRs: [`10.${1 + Math.floor(i / 250)}.${i % 250}.0/24`],
+          },
+          status: {
+            allocatable: status,
+            capacity: status,
+            nodeInfo: {
+              architecture: 'amd64',
+              operatingSystem: 'linux',
+              kubeletVersion: 'fake',
+              kubeProxyVersion: 'fake',
+            },
+          },
         },
       },
       [201, 409],
     );
   }
-  await until('the kwok nodes to be Ready and untainted', 120_000, async () => {
-    const r = await api('/api/v1/nodes');
-    const items = (r.body as { items?: Array<{ metadata: { name: string }; spec?: { taints?: unknown[] }; status?: { conditions?: Cond[] } }> }).items ?? [];
-    const ready = items.filter((n) => !n.spec?.taints?.length && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-    return ready.length >= names.length;
-  }, 250);
+  await until(
+    'the kwok nodes to be Ready and untainted',
+    120_000,
+    async () => {
+      const r = await api('/api/v1/nodes');
+      const items =
+        (
+          r.body as {
+            items?: Array<{
+              metadata: { name: string };
+              spec?: { taints?: unknown[] };
+              status?: { conditions?: Cond[] };
+            }>;
+          }
+        ).items ?? [];
+      const ready = items.filter(
+        (n) => !n.spec?.taints?.length && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+      return ready.length >= names.length;
+    },
+    250,
+  );
   return names.length;
 }
 
@@ -160,7 +227,11 @@ const fsvcBody = (ns: string, name: string): unknown => ({
   apiVersion: 'fnmesh.io/v1alpha1',
   kind: 'FunctionService',
   metadata: { name, namespace: ns },
-  spec: { replicas: 1, functions: [{ name: 'hello', rule: { rule: 'allow' } }], container: { image: 'example.com/fn:1' } },
+  spec: {
+    replicas: 1,
+    functions: [{ name: 'hello', rule: { rule: 'allow' } }],
+    container: { image: 'example.com/fn:1' },
+  },
 });
 
 const deploymentBody = (ns: string, name: string): unknown => ({
@@ -170,7 +241,10 @@ const deploymentBody = (ns: string, name: string): unknown => ({
   spec: {
     replicas: 1,
     selector: { matchLabels: { app: name } },
-    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'function', image: 'example.com/fn:1', ports: [{ containerPort: 8080 }] }] } },
+    template: {
+      metadata: { labels: { app: name } },
+      spec: { containers: [{ name: 'function', image: 'example.com/fn:1', ports: [{ containerPort: 8080 }] }] },
+    },
   },
 });
 
@@ -188,15 +262,25 @@ const templateDeploymentBody = (ns: string, name: string): unknown => {
 };
 
 const fsvcReady = (o: Obj): boolean =>
-  !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && o.status.observedGeneration === o.metadata?.generation;
+  !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+  o.status.observedGeneration === o.metadata?.generation;
 const deploymentAvailable = (o: Obj): boolean =>
-  (o.status?.availableReplicas ?? 0) >= 1 && !!o.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True');
+  (o.status?.availableReplicas ?? 0) >= 1 &&
+  !!o.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True');
 
 /** Creates `n` objects (bounded concurrency) and waits, through a watch, until `done` holds for all of them. */
 async function burst(
   kc: KubeConfig,
   api: Api,
-  opts: { ns: string; collection: string; watchPath: string; body: (ns: string, name: string) => unknown; done: (o: Obj) => boolean; n: number; sample?: () => void },
+  opts: {
+    ns: string;
+    collection: string;
+    watchPath: string;
+    body: (ns: string, name: string) => unknown;
+    done: (o: Obj) => boolean;
+    n: number;
+    sample?: () => void;
+  },
 ): Promise<{ totalMs: number; createMs: number }> {
   const doneNames = new Set<string>();
   const w = await watch(kc, opts.watchPath, (type, o) => {
@@ -211,18 +295,23 @@ async function burst(
     const createMs = performance.now() - t0;
     let last = -1;
     let lastAt = Date.now();
-    await until(`${opts.n} objects in ${opts.ns} (${opts.collection})`, PHASE_TIMEOUT_MS, () => {
-      const err = w.ended();
-      if (err) throw new Error(`the watch on ${opts.watchPath} ended: ${String(err)}`);
-      opts.sample?.();
-      if (doneNames.size !== last) {
-        last = doneNames.size;
-        lastAt = Date.now();
-      } else if (Date.now() - lastAt > 60_000) {
-        throw new Error(`no progress for 60 s in ${opts.ns}: ${doneNames.size}/${opts.n} done`);
-      }
-      return doneNames.size >= opts.n;
-    }, 20);
+    await until(
+      `${opts.n} objects in ${opts.ns} (${opts.collection})`,
+      PHASE_TIMEOUT_MS,
+      () => {
+        const err = w.ended();
+        if (err) throw new Error(`the watch on ${opts.watchPath} ended: ${String(err)}`);
+        opts.sample?.();
+        if (doneNames.size !== last) {
+          last = doneNames.size;
+          lastAt = Date.now();
+        } else if (Date.now() - lastAt > 60_000) {
+          throw new Error(`no progress for 60 s in ${opts.ns}: ${doneNames.size}/${opts.n} done`);
+        }
+        return doneNames.size >= opts.n;
+      },
+      20,
+    );
     return { totalMs: performance.now() - t0, createMs };
   } finally {
     w.stop();
@@ -267,7 +356,6 @@ const writesOf = (m: Map<string, number>, filter: (k: string) => boolean = () =>
   [...m].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && filter(k)).reduce((s, [, v]) => s + v, 0);
 
 async function main(): Promise<void> {
-
   const t0 = Date.now();
   const cp = await startControlPlane({ apiQps: QPS });
   let operator: Proc | undefined;
@@ -301,7 +389,12 @@ async function main(): Promise<void> {
       });
       operator = p;
       await waitHttpOk(`http://127.0.0.1:${opsPort}/readyz`, 60_000);
-      await until('the operator to lead', 60_000, async () => /^fnmesh_operator_leader(\{[^}]*\})?\s+1$/m.test(await (await fetch(metricsUrl)).text()), 100);
+      await until(
+        'the operator to lead',
+        60_000,
+        async () => /^fnmesh_operator_leader(\{[^}]*\})?\s+1$/m.test(await (await fetch(metricsUrl)).text()),
+        100,
+      );
       return p;
     };
     let op = await runOperator(BURST_RESYNC_MS);
@@ -329,7 +422,12 @@ async function main(): Promise<void> {
       if (due > now) await sleep(due - now);
       const name = `l-${i}`;
       const a = performance.now();
-      await must(api, `/apis/fnmesh.io/v1alpha1/namespaces/${ns1}/functionservices`, { method: 'POST', body: fsvcBody(ns1, name) }, [201]);
+      await must(
+        api,
+        `/apis/fnmesh.io/v1alpha1/namespaces/${ns1}/functionservices`,
+        { method: 'POST', body: fsvcBody(ns1, name) },
+        [201],
+      );
       const created = performance.now();
       posts.push(created - a);
       const at = seen.get(name);
@@ -348,7 +446,9 @@ async function main(): Promise<void> {
     w1.stop();
     const lat = [...latencies].sort((a, b) => a - b);
     const postSorted = [...posts].sort((a, b) => a - b);
-    console.error(`bench: latency phase done (p50 ${fmt(percentile(lat, 50))} ms, p99 ${fmt(percentile(lat, 99))} ms); deleting ${ns1}`);
+    console.error(
+      `bench: latency phase done (p50 ${fmt(percentile(lat, 50))} ms, p99 ${fmt(percentile(lat, 99))} ms); deleting ${ns1}`,
+    );
     const del1 = await deleteNamespace(api, ns1);
 
     // 2a. baseline: plain Deployments until Available.
@@ -376,7 +476,9 @@ async function main(): Promise<void> {
       done: deploymentAvailable,
       n: N,
     });
-    console.error(`bench: ${N} Deployments with the operator's pod template Available in ${fmt(tpl.totalMs / 1000, 2)} s; deleting ${nsTpl}`);
+    console.error(
+      `bench: ${N} Deployments with the operator's pod template Available in ${fmt(tpl.totalMs / 1000, 2)} s; deleting ${nsTpl}`,
+    );
     await deleteNamespace(api, nsTpl);
 
     // 2b. FunctionServices until Ready (and 3. the operator's memory while they converge).
@@ -404,7 +506,12 @@ async function main(): Promise<void> {
     if (RESYNC_MS !== BURST_RESYNC_MS) {
       await op.stop();
       op = await runOperator(RESYNC_MS);
-      await until('the restarted operator to reconcile everything once', 60_000, async () => (await scrape(metricsUrl)).reconciles >= N, 100);
+      await until(
+        'the restarted operator to reconcile everything once',
+        60_000,
+        async () => (await scrape(metricsUrl)).reconciles >= N,
+        100,
+      );
     }
     let prevWrites = writesOf((await scrape(metricsUrl)).byResource, (k) => !k.endsWith(' leases'));
     let quietSince = Date.now();
@@ -449,30 +556,84 @@ async function main(): Promise<void> {
     lines.push('');
     lines.push('| measurement | value |');
     lines.push('|---|---|');
-    lines.push(`| created → Deployment exists (n=${LATENCY_N}, one every ${GAP_MS} ms, watch) p50 / p90 / p99 / max | ${fmt(percentile(lat, 50))} / ${fmt(percentile(lat, 90))} / ${fmt(percentile(lat, 99))} / ${fmt(lat[lat.length - 1] ?? NaN)} ms |`);
-    lines.push(`| FunctionService POST time p50 / p99 | ${fmt(percentile(postSorted, 50))} / ${fmt(percentile(postSorted, 99))} ms |`);
-    lines.push(`| baseline: ${N} plain Deployments (${INFLIGHT} creates in flight) → all Available | ${fmt(base.totalMs / 1000, 2)} s (creates took ${fmt(base.createMs / 1000, 2)} s) |`);
-    lines.push(`| baseline: ${N} Deployments with the operator's pod template (created directly) → all Available | ${fmt(tpl.totalMs / 1000, 2)} s (creates took ${fmt(tpl.createMs / 1000, 2)} s) |`);
-    lines.push(`| ${N} FunctionServices (${INFLIGHT} creates in flight) → all Ready | ${fmt(fs.totalMs / 1000, 2)} s (creates took ${fmt(fs.createMs / 1000, 2)} s) |`);
-    lines.push(`| FunctionServices × plain baseline / × same-template baseline | ${fmt(ratio, 2)}× / ${fmt(tplRatio, 2)}× |`);
-    lines.push(`| reconciles / writes during the ${N} burst (to Ready) | ${burstReconciles} / ${writesOf(burstByRes)} (${[...burstByRes].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!)).map(([k, v]) => `${k} ${v}`).join(', ')}) |`);
+    lines.push(
+      `| created → Deployment exists (n=${LATENCY_N}, one every ${GAP_MS} ms, watch) p50 / p90 / p99 / max | ${fmt(percentile(lat, 50))} / ${fmt(percentile(lat, 90))} / ${fmt(percentile(lat, 99))} / ${fmt(lat[lat.length - 1] ?? NaN)} ms |`,
+    );
+    lines.push(
+      `| FunctionService POST time p50 / p99 | ${fmt(percentile(postSorted, 50))} / ${fmt(percentile(postSorted, 99))} ms |`,
+    );
+    lines.push(
+      `| baseline: ${N} plain Deployments (${INFLIGHT} creates in flight) → all Available | ${fmt(base.totalMs / 1000, 2)} s (creates took ${fmt(base.createMs / 1000, 2)} s) |`,
+    );
+    lines.push(
+      `| baseline: ${N} Deployments with the operator's pod template (created directly) → all Available | ${fmt(tpl.totalMs / 1000, 2)} s (creates took ${fmt(tpl.createMs / 1000, 2)} s) |`,
+    );
+    lines.push(
+      `| ${N} FunctionServices (${INFLIGHT} creates in flight) → all Ready | ${fmt(fs.totalMs / 1000, 2)} s (creates took ${fmt(fs.createMs / 1000, 2)} s) |`,
+    );
+    lines.push(
+      `| FunctionServices × plain baseline / × same-template baseline | ${fmt(ratio, 2)}× / ${fmt(tplRatio, 2)}× |`,
+    );
+    lines.push(
+      `| reconciles / writes during the ${N} burst (to Ready) | ${burstReconciles} / ${writesOf(burstByRes)} (${[
+        ...burstByRes,
+      ]
+        .filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!))
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}) |`,
+    );
     lines.push(`| operator VmRSS: idle (0 objects) | ${fmt(idleRss)} MB |`);
-    lines.push(`| operator VmRSS (resync ${BURST_RESYNC_MS} ms): all ${N} Ready / peak during the burst | ${fmt(readyRss)} / ${fmt(peakRss)} MB |`);
-    lines.push(`| operator VmRSS (resync ${RESYNC_MS} ms${RESYNC_MS !== BURST_RESYNC_MS ? ', restarted' : ''}) with ${N} Ready: end of steady state / peak in it | ${fmt(steadyRss)} / ${fmt(RESYNC_MS !== BURST_RESYNC_MS ? restartedRss : peakRss)} MB |`);
-    lines.push(`| steady state (${STEADY_MS / 1000} s, after ${fmt(settleMs / 1000)} s settle): reconciles | ${steadyReconciles} |`);
-    lines.push(`| steady state: requests by verb | ${[...steadyByVerb].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`);
-    lines.push(`| steady state: writes (excluding the leader Lease) / Lease renewals | ${steadyWrites} (${[...steadyByRes].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && !k.endsWith(' leases')).map(([k, v]) => `${k} ${v}`).join(', ') || '—'}) / ${leaseWrites} |`);
-    lines.push(`| steady state: writes per reconcile | ${fmt(steadyReconciles ? steadyWrites / steadyReconciles : NaN, 4)} |`);
-    lines.push(`| namespace deletes: ${LATENCY_N} FunctionServices / ${N} Deployments | ${fmt(del1 / 1000)} s / ${fmt(del2 / 1000)} s |`);
+    lines.push(
+      `| operator VmRSS (resync ${BURST_RESYNC_MS} ms): all ${N} Ready / peak during the burst | ${fmt(readyRss)} / ${fmt(peakRss)} MB |`,
+    );
+    lines.push(
+      `| operator VmRSS (resync ${RESYNC_MS} ms${RESYNC_MS !== BURST_RESYNC_MS ? ', restarted' : ''}) with ${N} Ready: end of steady state / peak in it | ${fmt(steadyRss)} / ${fmt(RESYNC_MS !== BURST_RESYNC_MS ? restartedRss : peakRss)} MB |`,
+    );
+    lines.push(
+      `| steady state (${STEADY_MS / 1000} s, after ${fmt(settleMs / 1000)} s settle): reconciles | ${steadyReconciles} |`,
+    );
+    lines.push(
+      `| steady state: requests by verb | ${[...steadyByVerb].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`,
+    );
+    lines.push(
+      `| steady state: writes (excluding the leader Lease) / Lease renewals | ${steadyWrites} (${
+        [...steadyByRes]
+          .filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && !k.endsWith(' leases'))
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || '—'
+      }) / ${leaseWrites} |`,
+    );
+    lines.push(
+      `| steady state: writes per reconcile | ${fmt(steadyReconciles ? steadyWrites / steadyReconciles : NaN, 4)} |`,
+    );
+    lines.push(
+      `| namespace deletes: ${LATENCY_N} FunctionServices / ${N} Deployments | ${fmt(del1 / 1000)} s / ${fmt(del2 / 1000)} s |`,
+    );
     lines.push('');
     lines.push('| target | measured | goal | met |');
     lines.push('|---|---|---|---|');
-    const row = (name: string, value: string, goal: string, ok: boolean): void => void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
+    const row = (name: string, value: string, goal: string, ok: boolean): void =>
+      void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
     row('created → Deployment p99', `${fmt(percentile(lat, 99))} ms`, '≤ 200 ms', percentile(lat, 99) <= 200);
-    row(`${N} FunctionServices Ready × ${N} plain Deployments Available`, `${fmt(ratio, 2)}×`, '≤ 1.25×', ratio <= 1.25);
-    row(`(for reference) × ${N} Deployments with the operator's pod template`, `${fmt(tplRatio, 2)}×`, '≤ 1.25×', tplRatio <= 1.25);
+    row(
+      `${N} FunctionServices Ready × ${N} plain Deployments Available`,
+      `${fmt(ratio, 2)}×`,
+      '≤ 1.25×',
+      ratio <= 1.25,
+    );
+    row(
+      `(for reference) × ${N} Deployments with the operator's pod template`,
+      `${fmt(tplRatio, 2)}×`,
+      '≤ 1.25×',
+      tplRatio <= 1.25,
+    );
     const memMax = Math.max(peakRss, Number.isFinite(restartedRss) ? restartedRss : 0);
-    row(`operator memory with ${N} FunctionServices (max of all samples)`, `${fmt(memMax)} MB`, '≤ 150 MB', memMax <= 150);
+    row(
+      `operator memory with ${N} FunctionServices (max of all samples)`,
+      `${fmt(memMax)} MB`,
+      '≤ 150 MB',
+      memMax <= 150,
+    );
     row('writes at steady state (excl. Lease)', String(steadyWrites), '0', steadyWrites === 0);
     console.log(lines.join('\n'));
   } finally {

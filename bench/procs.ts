@@ -30,7 +30,8 @@ export function startProc(name: string, args: string[], env: Record<string, stri
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') console.error(`bench: ${name} exited (${code ?? signal}): ${tail}`);
+    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL')
+      console.error(`bench: ${name} exited (${code ?? signal}): ${tail}`);
   });
   return {
     name,

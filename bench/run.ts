@@ -22,7 +22,12 @@ const payload = JSON.stringify({ message: 'hello', n: 42 });
 
 function httpSender(pool: Pool, urlPath: string, body: string): Send {
   return async () => {
-    const res = await pool.request({ path: urlPath, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const res = await pool.request({
+      path: urlPath,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
   };
@@ -48,7 +53,9 @@ async function main(): Promise<void> {
     }
     readyTimes.sort((a, b) => a - b);
 
-    const responder = startProc('nats-responder', [path.join(root, 'dist', 'bench', 'nats-responder.js')], { NATS_URL: natsUrl });
+    const responder = startProc('nats-responder', [path.join(root, 'dist', 'bench', 'nats-responder.js')], {
+      NATS_URL: natsUrl,
+    });
     extra.push(responder);
     await new Promise<void>((resolve) => responder.child.stdout?.once('data', () => resolve()));
 
@@ -74,7 +81,8 @@ async function main(): Promise<void> {
     const throughput = new Map<string, { rate: number; errors: number }>();
     let loadRss = 0;
     for (const t of targets) {
-      const sampler = t.name === 'mesh' ? setInterval(() => (loadRss = Math.max(loadRss, sidecar.rssMb())), 200) : undefined;
+      const sampler =
+        t.name === 'mesh' ? setInterval(() => (loadRss = Math.max(loadRss, sidecar.rssMb())), 200) : undefined;
       throughput.set(t.name, await closedLoop(t.send, CONCURRENCY, THROUGHPUT_MS));
       if (sampler) clearInterval(sampler);
     }
@@ -86,9 +94,13 @@ async function main(): Promise<void> {
     const direct = latency.get('direct')!;
     const directRate = throughput.get('direct')!.rate;
     const lines: string[] = [];
-    lines.push(`fnmesh bench — ${os.cpus().length} cores, node ${process.version}, ${RATE} req/s open loop for ${LATENCY_MS / 1000} s, max throughput with ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s`);
+    lines.push(
+      `fnmesh bench — ${os.cpus().length} cores, node ${process.version}, ${RATE} req/s open loop for ${LATENCY_MS / 1000} s, max throughput with ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s`,
+    );
     lines.push('');
-    lines.push('| path | p50 ms | p90 ms | p99 ms | errors | added p50 ms | added p99 ms | max req/s | throughput × direct |');
+    lines.push(
+      '| path | p50 ms | p90 ms | p99 ms | errors | added p50 ms | added p99 ms | max req/s | throughput × direct |',
+    );
     lines.push('|---|---|---|---|---|---|---|---|---|');
     for (const t of targets) {
       const l = latency.get(t.name)!;
@@ -109,7 +121,8 @@ async function main(): Promise<void> {
     lines.push('');
     lines.push('| target | measured | goal | met |');
     lines.push('|---|---|---|---|');
-    const row = (name: string, value: string, goal: string, ok: boolean): void => void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
+    const row = (name: string, value: string, goal: string, ok: boolean): void =>
+      void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
     row('mesh adds at p50', `${fmt(mesh.p50 - direct.p50)} ms`, '≤ 1 ms', mesh.p50 - direct.p50 <= 1);
     row('mesh adds at p99', `${fmt(mesh.p99 - direct.p99)} ms`, '≤ 3 ms', mesh.p99 - direct.p99 <= 3);
     row('mesh throughput × direct', fmt(meshRatio), '≥ 0.40', meshRatio >= 0.4);

@@ -46,7 +46,9 @@ async function main(): Promise<void> {
     }
     const [fnPort, opsPort, callPort] = await Promise.all([freePort(), freePort(), freePort()]);
 
-    const fn = startProc('function', ['-e', "require('./dist/sdk/index.js').serve({ echo: (p) => p })"], { PORT: String(fnPort) });
+    const fn = startProc('function', ['-e', "require('./dist/sdk/index.js').serve({ echo: (p) => p })"], {
+      PORT: String(fnPort),
+    });
     procs.push(fn);
     await waitPort(fnPort!);
 
@@ -79,11 +81,17 @@ async function main(): Promise<void> {
         timeout: 5_000,
         headers: encodeCallHeaders({ requestId: `b${++seq}`, timeoutMs: 5_000 }),
       });
-      if (msg.headers?.get('Fnmesh-Status')) throw new Error(`error reply ${msg.headers.get('Fnmesh-Status')}: ${msg.string()}`);
+      if (msg.headers?.get('Fnmesh-Status'))
+        throw new Error(`error reply ${msg.headers.get('Fnmesh-Status')}: ${msg.string()}`);
     };
     const directPool = new Pool(`http://127.0.0.1:${fnPort}`, { connections: CONCURRENCY, pipelining: 1 });
     const direct: Send = async () => {
-      const res = await directPool.request({ path: '/echo', method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+      const res = await directPool.request({
+        path: '/echo',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: payload,
+      });
       await res.body.dump();
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
     };

@@ -78,7 +78,10 @@ describe('Parser', () => {
   it('hands out payloads as slices of the chunk when they arrive whole', () => {
     const chunk = Buffer.from('PUB a 3\r\nabc\r\n');
     let seen: Buffer | undefined;
-    const p = new Parser({ ...collector().handler, onPub: (_s, _r, _h, payload) => (seen = payload) }, { maxPayload: 10 });
+    const p = new Parser(
+      { ...collector().handler, onPub: (_s, _r, _h, payload) => (seen = payload) },
+      { maxPayload: 10 },
+    );
     p.feed(chunk);
     expect(seen?.buffer).toBe(chunk.buffer);
   });

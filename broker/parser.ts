@@ -108,7 +108,8 @@ export class Parser {
         if (this.pendingBytes === 0 && len - pos >= need) {
           // the whole payload (and its CRLF) is in this chunk: zero-copy slice
           const end = pos + this.pubSize;
-          if (chunk[end] !== CR || chunk[end + 1] !== LF) throw new ParseError('unknown-op', 'payload not followed by CRLF');
+          if (chunk[end] !== CR || chunk[end + 1] !== LF)
+            throw new ParseError('unknown-op', 'payload not followed by CRLF');
           this.state = State.Line;
           this.handler.onPub(this.pubSubject, this.pubReply, this.pubHeaderSize, chunk.subarray(pos, end));
           pos = end + 2;
@@ -122,7 +123,8 @@ export class Parser {
         const whole = Buffer.concat(this.pendingParts, need);
         this.pendingParts = [];
         this.pendingBytes = 0;
-        if (whole[need - 2] !== CR || whole[need - 1] !== LF) throw new ParseError('unknown-op', 'payload not followed by CRLF');
+        if (whole[need - 2] !== CR || whole[need - 1] !== LF)
+          throw new ParseError('unknown-op', 'payload not followed by CRLF');
         this.state = State.Line;
         this.handler.onPub(this.pubSubject, this.pubReply, this.pubHeaderSize, whole.subarray(0, this.pubSize));
       }
@@ -145,7 +147,8 @@ export class Parser {
     const opLen = i - start;
     const hasArgs = i < end;
     // as nats-server: while authentication is pending, a line that does not start with C is a violation
-    if (this.requireConnect && (up(buf[start]) !== 0x43 || end === start)) throw new ParseError('auth', 'operation before CONNECT');
+    if (this.requireConnect && (up(buf[start]) !== 0x43 || end === start))
+      throw new ParseError('auth', 'operation before CONNECT');
     const op = opCode(buf, start, opLen);
     if (op === Op.Unknown) throw new ParseError('unknown-op', 'unknown protocol operation');
     if (this.requireConnect && op !== Op.Connect) throw new ParseError('auth', 'operation before CONNECT');

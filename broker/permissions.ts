@@ -65,7 +65,8 @@ export class Authenticator {
     users: BrokerUser[] | undefined,
   ) {
     this.users = (users ?? []).map((user) => ({ user, permissions: compile(user) }));
-    if (token !== undefined && this.users.length > 0) throw new Error('broker: configure either token or users, not both');
+    if (token !== undefined && this.users.length > 0)
+      throw new Error('broker: configure either token or users, not both');
     for (const u of this.users) {
       const { token: t, user, password } = u.user;
       if (t === undefined && (user === undefined || password === undefined)) {
@@ -79,11 +80,13 @@ export class Authenticator {
   }
 
   authenticate(c: Credentials): AuthResult {
-    if (this.token !== undefined) return { ok: typeof c.auth_token === 'string' && same(c.auth_token, this.token), identity: 'token' };
+    if (this.token !== undefined)
+      return { ok: typeof c.auth_token === 'string' && same(c.auth_token, this.token), identity: 'token' };
     if (this.users.length === 0) return { ok: true };
     for (const { user, permissions } of this.users) {
       if (user.token !== undefined) {
-        if (typeof c.auth_token === 'string' && same(c.auth_token, user.token)) return { ok: true, identity: user.user ?? 'token-user', permissions };
+        if (typeof c.auth_token === 'string' && same(c.auth_token, user.token))
+          return { ok: true, identity: user.user ?? 'token-user', permissions };
         continue;
       }
       if (c.user === user.user && typeof c.pass === 'string' && same(c.pass, user.password ?? '')) {

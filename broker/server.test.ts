@@ -50,9 +50,20 @@ describe('embedded broker', () => {
   it('counts connections, subscriptions and messages', async () => {
     broker = await startBroker();
     const c = rawClient(broker.port);
-    c.socket.write('CONNECT {"verbose":false}\r\nSUB a 1\r\nSUB b q 2\r\nPUB a 3\r\nabc\r\nPUB b 2\r\nxy\r\nPUB none 1\r\nz\r\nPING\r\n');
+    c.socket.write(
+      'CONNECT {"verbose":false}\r\nSUB a 1\r\nSUB b q 2\r\nPUB a 3\r\nabc\r\nPUB b 2\r\nxy\r\nPUB none 1\r\nz\r\nPING\r\n',
+    );
     await until(() => c.text().includes('PONG'), 'PONG');
-    expect(broker.stats()).toMatchObject({ connections: 1, totalConnections: 1, subscriptions: 2, inMsgs: 3, inBytes: 6, outMsgs: 2, outBytes: 5, slowConsumers: 0 });
+    expect(broker.stats()).toMatchObject({
+      connections: 1,
+      totalConnections: 1,
+      subscriptions: 2,
+      inMsgs: 3,
+      inBytes: 6,
+      outMsgs: 2,
+      outBytes: 5,
+      slowConsumers: 0,
+    });
     c.socket.destroy();
     await until(() => broker.stats().connections === 0, 'disconnect');
     expect(broker.stats().subscriptions).toBe(0);
@@ -66,7 +77,9 @@ describe('embedded broker', () => {
     await broker.close();
     await c.closed;
     await expect(
-      new Promise((resolve, reject) => net.connect(broker.port, '127.0.0.1').on('connect', resolve).on('error', reject)),
+      new Promise((resolve, reject) =>
+        net.connect(broker.port, '127.0.0.1').on('connect', resolve).on('error', reject),
+      ),
     ).rejects.toThrow(/ECONNREFUSED/);
   });
 

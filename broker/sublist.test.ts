@@ -13,7 +13,14 @@ const ids = (subs: Sub[]): string[] => subs.map((s) => s.id).sort();
 describe('Sublist', () => {
   it('matches literal subjects, * and >', () => {
     const list = new Sublist<Sub>();
-    const all = [sub('lit', 'foo.bar'), sub('star', 'foo.*'), sub('gt', 'foo.>'), sub('root', '>'), sub('mid', '*.bar'), sub('deep', 'foo.*.baz')];
+    const all = [
+      sub('lit', 'foo.bar'),
+      sub('star', 'foo.*'),
+      sub('gt', 'foo.>'),
+      sub('root', '>'),
+      sub('mid', '*.bar'),
+      sub('deep', 'foo.*.baz'),
+    ];
     all.forEach((s) => list.insert(s));
     expect(ids(list.match('foo.bar').psubs)).toEqual(['gt', 'lit', 'mid', 'root', 'star']);
     expect(ids(list.match('foo.x').psubs)).toEqual(['gt', 'root', 'star']);
@@ -25,9 +32,13 @@ describe('Sublist', () => {
 
   it('groups queue subscribers by queue name across wildcard nodes', () => {
     const list = new Sublist<Sub>();
-    [sub('a1', 'fnmesh.call.ns.svc.*', 'g'), sub('a2', 'fnmesh.call.ns.svc.*', 'g'), sub('a3', 'fnmesh.call.ns.svc.fn', 'g'), sub('b1', 'fnmesh.call.>', 'h'), sub('p', 'fnmesh.call.ns.svc.fn')].forEach((s) =>
-      list.insert(s),
-    );
+    [
+      sub('a1', 'fnmesh.call.ns.svc.*', 'g'),
+      sub('a2', 'fnmesh.call.ns.svc.*', 'g'),
+      sub('a3', 'fnmesh.call.ns.svc.fn', 'g'),
+      sub('b1', 'fnmesh.call.>', 'h'),
+      sub('p', 'fnmesh.call.ns.svc.fn'),
+    ].forEach((s) => list.insert(s));
     const r = list.match('fnmesh.call.ns.svc.fn');
     expect(ids(r.psubs)).toEqual(['p']);
     expect(r.qsubs.map(ids).sort()).toEqual([['a1', 'a2', 'a3'], ['b1']]);

@@ -5,7 +5,8 @@ import type { CliIo } from './main';
 
 export async function runBroker(opts: { host: string; port: string; token?: string }, io: CliIo): Promise<void> {
   const port = readInt({ '--port': opts.port }, '--port', 4222, { min: 0, max: 65535 });
-  if (opts.host.trim() === '') throw new ConfigError('--host must not be empty: give an address such as 127.0.0.1 or 0.0.0.0');
+  if (opts.host.trim() === '')
+    throw new ConfigError('--host must not be empty: give an address such as 127.0.0.1 or 0.0.0.0');
   const logger = createLogger({ level: readLogLevel(io.env), defaultMeta: { component: 'broker' } });
   const broker = await startBroker({ host: opts.host, port, logger, ...(opts.token ? { token: opts.token } : {}) });
   let stopping = false;

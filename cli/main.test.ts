@@ -11,9 +11,20 @@ function io() {
 
 describe('fnmesh CLI', () => {
   it('maps flags onto the FNMESH_* variables, flags winning over env', () => {
-    const env = flagsToEnv({ listen: '0.0.0.0:9090', natsUrl: 'nats://n:4222', jwtSecret: 's' }, GATEWAY_FLAGS, { FNMESH_LISTEN: '1.2.3.4:1', OTHER: 'x' });
-    expect(env).toMatchObject({ FNMESH_LISTEN: '0.0.0.0:9090', FNMESH_NATS_URL: 'nats://n:4222', FNMESH_JWT_SECRET: 's', OTHER: 'x' });
-    expect(flagsToEnv({ functionPort: '3000', replicaId: 'a-0' }, SIDECAR_FLAGS, {})).toEqual({ FNMESH_FUNCTION_PORT: '3000', FNMESH_REPLICA_ID: 'a-0' });
+    const env = flagsToEnv({ listen: '0.0.0.0:9090', natsUrl: 'nats://n:4222', jwtSecret: 's' }, GATEWAY_FLAGS, {
+      FNMESH_LISTEN: '1.2.3.4:1',
+      OTHER: 'x',
+    });
+    expect(env).toMatchObject({
+      FNMESH_LISTEN: '0.0.0.0:9090',
+      FNMESH_NATS_URL: 'nats://n:4222',
+      FNMESH_JWT_SECRET: 's',
+      OTHER: 'x',
+    });
+    expect(flagsToEnv({ functionPort: '3000', replicaId: 'a-0' }, SIDECAR_FLAGS, {})).toEqual({
+      FNMESH_FUNCTION_PORT: '3000',
+      FNMESH_REPLICA_ID: 'a-0',
+    });
   });
 
   it('exits 2 with a clear error on an unknown flag or command', async () => {

@@ -18,34 +18,91 @@ export interface FlagSpec {
 
 export const GATEWAY_FLAGS: FlagSpec[] = [
   { flags: '--listen <host:port>', env: 'FNMESH_LISTEN', description: 'HTTP call API address' },
-  { flags: '--ops-listen <host:port>', env: 'FNMESH_OPS_LISTEN', description: 'separate address for /healthz /readyz /metrics' },
-  { flags: '--nats-url <urls>', env: 'FNMESH_NATS_URL', description: 'external NATS servers (comma list); unset runs the embedded broker' },
+  {
+    flags: '--ops-listen <host:port>',
+    env: 'FNMESH_OPS_LISTEN',
+    description: 'separate address for /healthz /readyz /metrics',
+  },
+  {
+    flags: '--nats-url <urls>',
+    env: 'FNMESH_NATS_URL',
+    description: 'external NATS servers (comma list); unset runs the embedded broker',
+  },
   { flags: '--nats-token <token>', env: 'FNMESH_NATS_TOKEN', description: 'NATS auth token' },
   { flags: '--broker-host <host>', env: 'FNMESH_BROKER_HOST', description: 'embedded broker host (default 127.0.0.1)' },
   { flags: '--broker-port <port>', env: 'FNMESH_BROKER_PORT', description: 'embedded broker port (default 4222)' },
-  { flags: '--manifests <paths>', env: 'FNMESH_MANIFESTS', description: 'FunctionService manifest files/folders (comma list)' },
-  { flags: '--rule-source <source>', env: 'FNMESH_RULE_SOURCE', description: 'where rules come from: files (FNMESH_MANIFESTS) or kubernetes (FunctionService objects)' },
-  { flags: '--kubeconfig <file>', env: 'FNMESH_KUBECONFIG', description: 'kubeconfig for the kubernetes rule source (default KUBECONFIG or in-cluster)' },
-  { flags: '--watch-namespace <ns>', env: 'FNMESH_WATCH_NAMESPACE', description: 'kubernetes rule source: watch only this namespace (default all)' },
+  {
+    flags: '--manifests <paths>',
+    env: 'FNMESH_MANIFESTS',
+    description: 'FunctionService manifest files/folders (comma list)',
+  },
+  {
+    flags: '--rule-source <source>',
+    env: 'FNMESH_RULE_SOURCE',
+    description: 'where rules come from: files (FNMESH_MANIFESTS) or kubernetes (FunctionService objects)',
+  },
+  {
+    flags: '--kubeconfig <file>',
+    env: 'FNMESH_KUBECONFIG',
+    description: 'kubeconfig for the kubernetes rule source (default KUBECONFIG or in-cluster)',
+  },
+  {
+    flags: '--watch-namespace <ns>',
+    env: 'FNMESH_WATCH_NAMESPACE',
+    description: 'kubernetes rule source: watch only this namespace (default all)',
+  },
   { flags: '--jwt-secret <secrets>', env: 'FNMESH_JWT_SECRET', description: 'HS256 secrets (comma list)' },
   { flags: '--jwks-file <file>', env: 'FNMESH_JWKS_FILE', description: 'JWKS file of public keys' },
   { flags: '--jwks-url <url>', env: 'FNMESH_JWKS_URL', description: 'JWKS URL of public keys' },
   { flags: '--jwt-issuer <iss>', env: 'FNMESH_JWT_ISSUER', description: 'required JWT issuer' },
   { flags: '--jwt-audience <aud>', env: 'FNMESH_JWT_AUDIENCE', description: 'required JWT audience' },
-  { flags: '--default-rule <json>', env: 'FNMESH_DEFAULT_RULE', description: 'gateway-wide default rule as JSON (default deny)' },
-  { flags: '--cors-origins <origins>', env: 'FNMESH_CORS_ORIGINS', description: 'allowed CORS origins ("*" or comma list)' },
+  {
+    flags: '--default-rule <json>',
+    env: 'FNMESH_DEFAULT_RULE',
+    description: 'gateway-wide default rule as JSON (default deny)',
+  },
+  {
+    flags: '--cors-origins <origins>',
+    env: 'FNMESH_CORS_ORIGINS',
+    description: 'allowed CORS origins ("*" or comma list)',
+  },
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
 
 export const LOCAL_FLAGS: FlagSpec[] = [
-  ...GATEWAY_FLAGS.filter((f) => !['FNMESH_MANIFESTS', 'FNMESH_OPS_LISTEN', 'FNMESH_RULE_SOURCE', 'FNMESH_KUBECONFIG', 'FNMESH_WATCH_NAMESPACE'].includes(f.env)),
-  { flags: '--ready-timeout-ms <ms>', env: 'FNMESH_LOCAL_READY_TIMEOUT_MS', description: 'print the summary after this long even if a replica is not ready (default 25000)' },
+  ...GATEWAY_FLAGS.filter(
+    (f) =>
+      ![
+        'FNMESH_MANIFESTS',
+        'FNMESH_OPS_LISTEN',
+        'FNMESH_RULE_SOURCE',
+        'FNMESH_KUBECONFIG',
+        'FNMESH_WATCH_NAMESPACE',
+      ].includes(f.env),
+  ),
+  {
+    flags: '--ready-timeout-ms <ms>',
+    env: 'FNMESH_LOCAL_READY_TIMEOUT_MS',
+    description: 'print the summary after this long even if a replica is not ready (default 25000)',
+  },
 ];
 
 export const CLUSTER_FLAGS: FlagSpec[] = [
-  { flags: '--listen <host:port>', env: 'FNMESH_LISTEN', description: "the gateway's HTTP call API address (default 127.0.0.1:8080)" },
-  { flags: '--broker-port <port>', env: 'FNMESH_BROKER_PORT', description: "the gateway's embedded broker port (default 4222; 0 picks a free one)" },
-  { flags: '--jwt-secret <secrets>', env: 'FNMESH_JWT_SECRET', description: 'HS256 secrets of the gateway (default: one generated for the run, with a token printed)' },
+  {
+    flags: '--listen <host:port>',
+    env: 'FNMESH_LISTEN',
+    description: "the gateway's HTTP call API address (default 127.0.0.1:8080)",
+  },
+  {
+    flags: '--broker-port <port>',
+    env: 'FNMESH_BROKER_PORT',
+    description: "the gateway's embedded broker port (default 4222; 0 picks a free one)",
+  },
+  {
+    flags: '--jwt-secret <secrets>',
+    env: 'FNMESH_JWT_SECRET',
+    description: 'HS256 secrets of the gateway (default: one generated for the run, with a token printed)',
+  },
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
 
@@ -55,7 +112,11 @@ export const SIDECAR_FLAGS: FlagSpec[] = [
   { flags: '--functions <names>', env: 'FNMESH_FUNCTIONS', description: 'declared function names (comma list)' },
   { flags: '--nats-url <urls>', env: 'FNMESH_NATS_URL', description: 'NATS servers (comma list, required)' },
   { flags: '--nats-token <token>', env: 'FNMESH_NATS_TOKEN', description: 'NATS auth token' },
-  { flags: '--function-port <port>', env: 'FNMESH_FUNCTION_PORT', description: 'port the function serves on 127.0.0.1' },
+  {
+    flags: '--function-port <port>',
+    env: 'FNMESH_FUNCTION_PORT',
+    description: 'port the function serves on 127.0.0.1',
+  },
   { flags: '--health-path <path>', env: 'FNMESH_HEALTH_PATH', description: "the function's health path" },
   { flags: '--concurrency <n>', env: 'FNMESH_CONCURRENCY', description: 'calls run at once by this replica' },
   { flags: '--timeout-ms <ms>', env: 'FNMESH_TIMEOUT_MS', description: 'default call deadline' },
@@ -66,17 +127,61 @@ export const SIDECAR_FLAGS: FlagSpec[] = [
 ];
 
 export const OPERATOR_FLAGS: FlagSpec[] = [
-  { flags: '--listen <host:port>', env: 'FNMESH_OPERATOR_LISTEN', description: '/healthz /readyz /metrics address (default 0.0.0.0:8081)' },
-  { flags: '--sidecar-image <image>', env: 'FNMESH_SIDECAR_IMAGE', description: 'image of the injected sidecar (required)' },
-  { flags: '--sidecar-nats-url <urls>', env: 'FNMESH_SIDECAR_NATS_URL', description: 'NATS servers the sidecars connect to (comma list, required)' },
-  { flags: '--sidecar-nats-token-secret <secret/key>', env: 'FNMESH_SIDECAR_NATS_TOKEN_SECRET', description: 'Secret key holding the NATS token sidecars use' },
-  { flags: '--watch-namespace <ns>', env: 'FNMESH_WATCH_NAMESPACE', description: 'watch only this namespace (default all)' },
-  { flags: '--leader-elect <bool>', env: 'FNMESH_LEADER_ELECT', description: 'elect a leader among replicas through a Lease (default true)' },
-  { flags: '--lease-namespace <ns>', env: 'FNMESH_LEASE_NAMESPACE', description: 'namespace of the leader Lease (default POD_NAMESPACE or fnmesh-system)' },
-  { flags: '--concurrent-reconciles <n>', env: 'FNMESH_CONCURRENT_RECONCILES', description: 'FunctionServices reconciled at once (default 16)' },
-  { flags: '--kube-api-connections <n>', env: 'FNMESH_KUBE_API_CONNECTIONS', description: 'keep-alive connections to the API server for requests (default 16)' },
-  { flags: '--status-progress-interval-ms <ms>', env: 'FNMESH_STATUS_PROGRESS_INTERVAL_MS', description: "a rollout's replica counts go to status at most this often (default 5000; 0 = every change)" },
-  { flags: '--resync-ms <ms>', env: 'FNMESH_RESYNC_MS', description: 'reconcile every object this often even without changes (default 300000)' },
+  {
+    flags: '--listen <host:port>',
+    env: 'FNMESH_OPERATOR_LISTEN',
+    description: '/healthz /readyz /metrics address (default 0.0.0.0:8081)',
+  },
+  {
+    flags: '--sidecar-image <image>',
+    env: 'FNMESH_SIDECAR_IMAGE',
+    description: 'image of the injected sidecar (required)',
+  },
+  {
+    flags: '--sidecar-nats-url <urls>',
+    env: 'FNMESH_SIDECAR_NATS_URL',
+    description: 'NATS servers the sidecars connect to (comma list, required)',
+  },
+  {
+    flags: '--sidecar-nats-token-secret <secret/key>',
+    env: 'FNMESH_SIDECAR_NATS_TOKEN_SECRET',
+    description: 'Secret key holding the NATS token sidecars use',
+  },
+  {
+    flags: '--watch-namespace <ns>',
+    env: 'FNMESH_WATCH_NAMESPACE',
+    description: 'watch only this namespace (default all)',
+  },
+  {
+    flags: '--leader-elect <bool>',
+    env: 'FNMESH_LEADER_ELECT',
+    description: 'elect a leader among replicas through a Lease (default true)',
+  },
+  {
+    flags: '--lease-namespace <ns>',
+    env: 'FNMESH_LEASE_NAMESPACE',
+    description: 'namespace of the leader Lease (default POD_NAMESPACE or fnmesh-system)',
+  },
+  {
+    flags: '--concurrent-reconciles <n>',
+    env: 'FNMESH_CONCURRENT_RECONCILES',
+    description: 'FunctionServices reconciled at once (default 16)',
+  },
+  {
+    flags: '--kube-api-connections <n>',
+    env: 'FNMESH_KUBE_API_CONNECTIONS',
+    description: 'keep-alive connections to the API server for requests (default 16)',
+  },
+  {
+    flags: '--status-progress-interval-ms <ms>',
+    env: 'FNMESH_STATUS_PROGRESS_INTERVAL_MS',
+    description: "a rollout's replica counts go to status at most this often (default 5000; 0 = every change)",
+  },
+  {
+    flags: '--resync-ms <ms>',
+    env: 'FNMESH_RESYNC_MS',
+    description: 'reconcile every object this often even without changes (default 300000)',
+  },
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
 
@@ -125,7 +230,9 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
   addFlags(
     program
       .command('local')
-      .description('run a local mesh: the gateway (with an embedded broker) and every service in the manifests, supervised and hot-reloaded')
+      .description(
+        'run a local mesh: the gateway (with an embedded broker) and every service in the manifests, supervised and hot-reloaded',
+      )
       .argument('[paths...]', 'FunctionService manifest files or folders', ['examples/']),
     LOCAL_FLAGS,
   ).action(async (paths: string[], opts: Record<string, unknown>) => {
@@ -136,34 +243,51 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
   addFlags(
     program
       .command('cluster')
-      .description('run Kubernetes on this machine (no Docker): a control plane, the operator, the gateway, and a node whose pods are local processes (needs root)')
-      .option('--image <image=folder...>', 'run IMAGE from FOLDER (which holds its Dockerfile); repeatable. The fnmesh image and the examples are built in', []),
+      .description(
+        'run Kubernetes on this machine (no Docker): a control plane, the operator, the gateway, and a node whose pods are local processes (needs root)',
+      )
+      .option(
+        '--image <image=folder...>',
+        'run IMAGE from FOLDER (which holds its Dockerfile); repeatable. The fnmesh image and the examples are built in',
+        [],
+      ),
     CLUSTER_FLAGS,
   ).action(async (opts: Record<string, unknown>) => {
     const { runCluster } = load<typeof import('../cluster/cluster')>('../cluster/cluster');
     await runCluster(flagsToEnv(opts, CLUSTER_FLAGS, io.env), (opts.image as string[] | undefined) ?? []);
   });
 
-  addFlags(program.command('gateway').description('run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)'), GATEWAY_FLAGS).action(
-    async (opts: Record<string, unknown>) => {
-      const { main } = load<typeof import('../gateway/main')>('../gateway/main');
-      await main(flagsToEnv(opts, GATEWAY_FLAGS, io.env));
-    },
-  );
+  addFlags(
+    program
+      .command('gateway')
+      .description('run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)'),
+    GATEWAY_FLAGS,
+  ).action(async (opts: Record<string, unknown>) => {
+    const { main } = load<typeof import('../gateway/main')>('../gateway/main');
+    await main(flagsToEnv(opts, GATEWAY_FLAGS, io.env));
+  });
 
-  addFlags(program.command('sidecar').description('run the sidecar beside a function (configured by FNMESH_* env or the flags below)'), SIDECAR_FLAGS).action(
-    async (opts: Record<string, unknown>) => {
-      const { main } = load<typeof import('../sidecar/main')>('../sidecar/main');
-      await main(flagsToEnv(opts, SIDECAR_FLAGS, io.env));
-    },
-  );
+  addFlags(
+    program
+      .command('sidecar')
+      .description('run the sidecar beside a function (configured by FNMESH_* env or the flags below)'),
+    SIDECAR_FLAGS,
+  ).action(async (opts: Record<string, unknown>) => {
+    const { main } = load<typeof import('../sidecar/main')>('../sidecar/main');
+    await main(flagsToEnv(opts, SIDECAR_FLAGS, io.env));
+  });
 
-  addFlags(program.command('operator').description('run the operator: FunctionServices → Deployments with the injected sidecar (KUBECONFIG or in-cluster)'), OPERATOR_FLAGS).action(
-    async (opts: Record<string, unknown>) => {
-      const { main } = load<typeof import('../operator/main')>('../operator/main');
-      await main(flagsToEnv(opts, OPERATOR_FLAGS, io.env));
-    },
-  );
+  addFlags(
+    program
+      .command('operator')
+      .description(
+        'run the operator: FunctionServices → Deployments with the injected sidecar (KUBECONFIG or in-cluster)',
+      ),
+    OPERATOR_FLAGS,
+  ).action(async (opts: Record<string, unknown>) => {
+    const { main } = load<typeof import('../operator/main')>('../operator/main');
+    await main(flagsToEnv(opts, OPERATOR_FLAGS, io.env));
+  });
 
   program
     .command('broker')
@@ -178,7 +302,9 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
 
   program
     .command('validate')
-    .description('validate FunctionService manifests and compile their rules; prints each error with file and field; exits 1 on errors')
+    .description(
+      'validate FunctionService manifests and compile their rules; prints each error with file and field; exits 1 on errors',
+    )
     .argument('<paths...>', 'manifest files or folders')
     .action(async (paths: string[]) => {
       const { validatePaths } = load<typeof import('./validate')>('./validate');
@@ -216,7 +342,11 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 if (require.main === module || process.argv[1]?.endsWith('fnmesh.js')) {
-  const io: CliIo = { env: process.env, out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
+  const io: CliIo = {
+    env: process.env,
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+  };
   run(process.argv.slice(2), io).then(
     (code) => {
       if (code !== 0) process.exit(code);

@@ -58,7 +58,9 @@ export async function validatePaths(paths: string[]): Promise<ValidationResult> 
       for (const fn of fs.spec.functions) {
         if (!fn.rule) continue;
         try {
-          compileRule(fn.rule, `${file}: ${serviceKey(fs)}: spec.functions[${fn.name}].rule`, { namespace: fs.metadata.namespace });
+          compileRule(fn.rule, `${file}: ${serviceKey(fs)}: spec.functions[${fn.name}].rule`, {
+            namespace: fs.metadata.namespace,
+          });
         } catch (err) {
           lines.push({ ok: false, text: errorMessage(err) });
           fileErrors++;

@@ -63,7 +63,10 @@ function checkNamespaces(): void {
     );
   }
   const ip = spawnSync('ip', ['-V'], { encoding: 'utf8' });
-  if (ip.error) throw new ConfigError('fnmesh cluster needs the `ip` command (Debian: apt-get install iproute2) to bring each pod\'s loopback up');
+  if (ip.error)
+    throw new ConfigError(
+      "fnmesh cluster needs the `ip` command (Debian: apt-get install iproute2) to bring each pod's loopback up",
+    );
 }
 
 async function serviceAccountKubeconfig(cp: ControlPlane, dir: string, account: string): Promise<string> {
@@ -72,7 +75,10 @@ async function serviceAccountKubeconfig(cp: ControlPlane, dir: string, account: 
     body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 7 * 24 * 3600 } },
   });
   const token = (r.body as { status?: { token?: string } }).status?.token;
-  if (r.status !== 201 || !token) throw new Error(`cannot get a token for ServiceAccount ${SYSTEM_NS}/${account}: ${r.status} ${JSON.stringify(r.body)}`);
+  if (r.status !== 201 || !token)
+    throw new Error(
+      `cannot get a token for ServiceAccount ${SYSTEM_NS}/${account}: ${r.status} ${JSON.stringify(r.body)}`,
+    );
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'fnmesh-cluster', server: cp.server, caFile: cp.caFile }],
@@ -117,17 +123,25 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   ] as const) {
     if (port === 0) continue;
     const problem = await portProblem(host, port);
-    if (problem) throw new ConfigError(`${what} cannot listen on ${host}:${port} (${problem}): stop what uses it, or choose another port, e.g. ${variable} npm run cluster`);
+    if (problem)
+      throw new ConfigError(
+        `${what} cannot listen on ${host}:${port} (${problem}): stop what uses it, or choose another port, e.g. ${variable} npm run cluster`,
+      );
   }
   const images = loadImages(root, [...BUILT_IN_IMAGES, ...options.images.map((v) => parseImageFlag(v, process.cwd()))]);
   const sandboxScript = path.join(root, 'dist', 'cluster', 'pod-sandbox.js');
-  if (!existsSync(sandboxScript)) throw new ConfigError(`${sandboxScript} is missing: build first (npm run build), or start with npm run cluster`);
+  if (!existsSync(sandboxScript))
+    throw new ConfigError(`${sandboxScript} is missing: build first (npm run build), or start with npm run cluster`);
 
   try {
     await k8sTools();
   } catch {
-    say('building the Kubernetes binaries once (kube-apiserver, controller-manager, scheduler, kubectl v1.35.4; several minutes on a fresh machine)...');
-    const built = spawnSync('bash', [path.join(root, 'scripts', 'k8s-tools.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    say(
+      'building the Kubernetes binaries once (kube-apiserver, controller-manager, scheduler, kubectl v1.35.4; several minutes on a fresh machine)...',
+    );
+    const built = spawnSync('bash', [path.join(root, 'scripts', 'k8s-tools.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     if (built.status !== 0) throw new Error('scripts/k8s-tools.sh failed (its messages are above)');
   }
   const tools = await k8sTools();
@@ -158,7 +172,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
     const childEnv = (own: Record<string, string>): NodeJS.ProcessEnv => {
       const out: NodeJS.ProcessEnv = {};
-      for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.startsWith('FNMESH_') && k !== 'KUBECONFIG') out[k] = v;
+      for (const [k, v] of Object.entries(env))
+        if (v !== undefined && !k.startsWith('FNMESH_') && k !== 'KUBECONFIG') out[k] = v;
       if (env.FNMESH_LOG_LEVEL) out.FNMESH_LOG_LEVEL = env.FNMESH_LOG_LEVEL;
       return { ...out, ...own };
     };
@@ -237,7 +252,10 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       '  kubectl get fsvc -w                  # until greeter, text and authz are Ready',
       `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
     ];
-    if (token) lines.push(`  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/whoami -H 'content-type: application/json' -H 'authorization: Bearer ${token}' -d '{}'`);
+    if (token)
+      lines.push(
+        `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/whoami -H 'content-type: application/json' -H 'authorization: Bearer ${token}' -d '{}'`,
+      );
     lines.push('', 'Ctrl-C stops the pods, the operator, the gateway and the control plane.', '');
     for (const l of lines) say(l);
     return { kubeconfig: cp.kubeconfig, gatewayUrl, controlPlane: cp, stop };

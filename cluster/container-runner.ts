@@ -89,7 +89,12 @@ export class ContainerRunner {
     const gen = ++this.generation;
     const handle = this.handle();
     const [cmd, ...args] = ['nsenter', `--net=/proc/${this.deps.sandboxPid()}/ns/net`, '--', ...this.plan.argv];
-    const child = spawn(cmd!, args, { cwd: this.plan.cwd, env: this.plan.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd!, args, {
+      cwd: this.plan.cwd,
+      env: this.plan.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child = child;
     this.startedAtMs = Date.now();
     this.started = false;
@@ -122,7 +127,10 @@ export class ContainerRunner {
       if (!readinessProbe) this.ready = this.plan.role !== 'init';
       this.deps.onChange();
       if (readinessProbe) this.probeLoop(gen, handle, readinessProbe, 'readiness', (ok) => this.setReady(gen, ok));
-      if (livenessProbe) this.probeLoop(gen, handle, livenessProbe, 'liveness', (ok, detail) => (ok ? undefined : this.restartUnhealthy(gen, `liveness probe failed: ${detail}`)));
+      if (livenessProbe)
+        this.probeLoop(gen, handle, livenessProbe, 'liveness', (ok, detail) =>
+          ok ? undefined : this.restartUnhealthy(gen, `liveness probe failed: ${detail}`),
+        );
     };
     if (startupProbe) {
       this.probeLoop(gen, handle, startupProbe, 'startup', (ok, detail, stop) => {
@@ -135,7 +143,12 @@ export class ContainerRunner {
   }
 
   private handle(): PodHandle {
-    return { ingressPath: this.deps.ingressPath, sandboxPid: this.deps.sandboxPid(), env: this.plan.env, cwd: this.plan.cwd };
+    return {
+      ingressPath: this.deps.ingressPath,
+      sandboxPid: this.deps.sandboxPid(),
+      env: this.plan.env,
+      cwd: this.plan.cwd,
+    };
   }
 
   private setReady(gen: number, ok: boolean): void {
@@ -173,7 +186,11 @@ export class ContainerRunner {
         successes = 0;
         failures++;
         if (failures >= probe.failureThreshold) {
-          if (kind !== 'readiness' || failures === probe.failureThreshold) this.deps.report('warn', `container ${this.plan.name}: ${kind} probe failed ${failures} times: ${r.detail}`);
+          if (kind !== 'readiness' || failures === probe.failureThreshold)
+            this.deps.report(
+              'warn',
+              `container ${this.plan.name}: ${kind} probe failed ${failures} times: ${r.detail}`,
+            );
           onVerdict(false, r.detail, stop);
         }
       }
@@ -223,13 +240,21 @@ export class ContainerRunner {
     }
     this.state = terminated;
     const ranMs = Date.now() - this.startedAtMs;
-    if (gen === this.generation) this.deps.report(exitCode === 0 || this.stopping ? 'info' : 'warn', `container ${this.plan.name} exited (${signal ? `signal ${signal}` : `code ${exitCode}`}) after ${ranMs} ms`);
+    if (gen === this.generation)
+      this.deps.report(
+        exitCode === 0 || this.stopping ? 'info' : 'warn',
+        `container ${this.plan.name} exited (${signal ? `signal ${signal}` : `code ${exitCode}`}) after ${ranMs} ms`,
+      );
     if (this.plan.role === 'init' && exitCode === 0) {
       for (const w of this.completionWaiters.splice(0)) w(true);
       this.deps.onChange();
       return;
     }
-    const restart = !this.stopping && (this.restartPolicy === 'Always' || this.plan.role === 'sidecar' || (this.restartPolicy === 'OnFailure' && exitCode !== 0));
+    const restart =
+      !this.stopping &&
+      (this.restartPolicy === 'Always' ||
+        this.plan.role === 'sidecar' ||
+        (this.restartPolicy === 'OnFailure' && exitCode !== 0));
     if (!restart) {
       this.deps.onChange();
       return;
@@ -252,8 +277,20 @@ export class ContainerRunner {
   }
 
   /** Sets the container waiting with a reason (a container that cannot be created). */
-  static waitingObservation(plan: { name: string; role: ContainerObserved['role']; image: string }, reason: string, message: string): ContainerObserved {
-    return { name: plan.name, role: plan.role, image: plan.image, state: { kind: 'waiting', reason, message }, started: false, ready: false, restartCount: 0 };
+  static waitingObservation(
+    plan: { name: string; role: ContainerObserved['role']; image: string },
+    reason: string,
+    message: string,
+  ): ContainerObserved {
+    return {
+      name: plan.name,
+      role: plan.role,
+      image: plan.image,
+      state: { kind: 'waiting', reason, message },
+      started: false,
+      ready: false,
+      restartCount: 0,
+    };
   }
 
   private signal(sig: NodeJS.Signals): void {

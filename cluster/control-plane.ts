@@ -434,18 +434,19 @@ async function startOnce(tools: K8sTools, options: ControlPlaneOptions): Promise
       `--secure-port=${schedPort}`,
       ...rate,
     ]);
-    if (withKwok) add('kwok', tools.kwokBin, [
-      `--kubeconfig=${kwokConfig}`,
-      '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-      '--manage-nodes-with-label-selector=',
-      '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
-      '--disregard-status-with-label-selector=',
-      '--cidr=10.0.0.1/24',
-      '--node-ip=10.0.0.1',
-      '--node-lease-duration-seconds=40',
-      ...stageFiles(tools.kwokStages).map((f) => `--config=${f}`),
-    ]);
+    if (withKwok)
+      add('kwok', tools.kwokBin, [
+        `--kubeconfig=${kwokConfig}`,
+        '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--manage-nodes-with-label-selector=',
+        '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
+        '--disregard-status-with-label-selector=',
+        '--cidr=10.0.0.1/24',
+        '--node-ip=10.0.0.1',
+        '--node-lease-duration-seconds=40',
+        ...stageFiles(tools.kwokStages).map((f) => `--config=${f}`),
+      ]);
 
     const kubectl = (args: string[], input?: string): Promise<KubectlResult> =>
       runKubectl(path.join(tools.kubeBinDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], input);
@@ -518,12 +519,7 @@ async function startOnce(tools: K8sTools, options: ControlPlaneOptions): Promise
  * Polls `ready` until it says true; fails at once if one of `procs` exits (with the end of its log), and at
  * the deadline with the end of each process's log.
  */
-async function until(
-  what: string,
-  timeoutMs: number,
-  procs: Proc[],
-  ready: () => Promise<boolean>,
-): Promise<void> {
+async function until(what: string, timeoutMs: number, procs: Proc[], ready: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -554,7 +550,12 @@ async function uniquePorts(n: number): Promise<number[]> {
 }
 
 /** Runs a kubectl binary; never throws on a non-zero exit. */
-export function runKubectl(bin: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<KubectlResult> {
+export function runKubectl(
+  bin: string,
+  args: string[],
+  input?: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let stdout = '';

@@ -10,8 +10,21 @@ describe('readImageConfig', () => {
   });
 
   test('reads WORKDIR, ENV, ENTRYPOINT and CMD in exec form', () => {
-    const config = readImageConfig(['FROM node:20', 'WORKDIR /app', 'ENV NODE_ENV=production', 'ENTRYPOINT ["node", "/app/bin/cli.js"]', 'CMD ["--help"]'].join('\n'));
-    expect(config).toEqual({ workdir: '/app', env: { NODE_ENV: 'production' }, entrypoint: ['node', '/app/bin/cli.js'], cmd: ['--help'] });
+    const config = readImageConfig(
+      [
+        'FROM node:20',
+        'WORKDIR /app',
+        'ENV NODE_ENV=production',
+        'ENTRYPOINT ["node", "/app/bin/cli.js"]',
+        'CMD ["--help"]',
+      ].join('\n'),
+    );
+    expect(config).toEqual({
+      workdir: '/app',
+      env: { NODE_ENV: 'production' },
+      entrypoint: ['node', '/app/bin/cli.js'],
+      cmd: ['--help'],
+    });
   });
 
   test('instructions are case-insensitive and surrounding whitespace is ignored', () => {
@@ -28,7 +41,10 @@ describe('readImageConfig', () => {
 
   test('ENTRYPOINT clears a CMD set before it, but not one set after it', () => {
     expect(readImageConfig('FROM a\nCMD ["old"]\nENTRYPOINT ["run"]')).toMatchObject({ entrypoint: ['run'], cmd: [] });
-    expect(readImageConfig('FROM a\nENTRYPOINT ["run"]\nCMD ["new"]')).toMatchObject({ entrypoint: ['run'], cmd: ['new'] });
+    expect(readImageConfig('FROM a\nENTRYPOINT ["run"]\nCMD ["new"]')).toMatchObject({
+      entrypoint: ['run'],
+      cmd: ['new'],
+    });
   });
 
   test('a later CMD or ENTRYPOINT replaces the earlier one', () => {
@@ -57,7 +73,15 @@ describe('readImageConfig', () => {
   });
 
   test('continuation lines are joined into one instruction', () => {
-    const text = ['FROM a', 'ENV A=1 \\', '    B=2', 'CMD ["node", \\', '     "server.js"]', 'RUN echo \\', '  done'].join('\n');
+    const text = [
+      'FROM a',
+      'ENV A=1 \\',
+      '    B=2',
+      'CMD ["node", \\',
+      '     "server.js"]',
+      'RUN echo \\',
+      '  done',
+    ].join('\n');
     const config = readImageConfig(text);
     expect(config.env).toEqual({ A: '1', B: '2' });
     expect(config.cmd).toEqual(['node', 'server.js']);
@@ -68,14 +92,25 @@ describe('readImageConfig', () => {
   });
 
   test('comment and blank lines are skipped; a # inside a value is not a comment', () => {
-    const text = ['# syntax=docker/dockerfile:1', '', 'FROM a', '   # CMD ["commented"]', '', 'ENV COLOR=#fff', 'CMD ["run"]'].join('\n');
+    const text = [
+      '# syntax=docker/dockerfile:1',
+      '',
+      'FROM a',
+      '   # CMD ["commented"]',
+      '',
+      'ENV COLOR=#fff',
+      'CMD ["run"]',
+    ].join('\n');
     const config = readImageConfig(text);
     expect(config.cmd).toEqual(['run']);
     expect(config.env).toEqual({ COLOR: '#fff' });
   });
 
   test('CRLF line endings are read like LF', () => {
-    expect(readImageConfig('FROM a\r\nWORKDIR /app\r\nCMD ["a", \\\r\n "b"]\r\n')).toMatchObject({ workdir: '/app', cmd: ['a', 'b'] });
+    expect(readImageConfig('FROM a\r\nWORKDIR /app\r\nCMD ["a", \\\r\n "b"]\r\n')).toMatchObject({
+      workdir: '/app',
+      cmd: ['a', 'b'],
+    });
   });
 
   test('ENV KEY=value pairs, with double and single quotes', () => {
@@ -98,8 +133,12 @@ ENV A=1 B="two words" C='single $quoted' D="esc \"q\" \\ back" E= F=x=y`);
   });
 
   test('an exec form that is not a JSON array of strings throws, saying how to write it', () => {
-    expect(() => readImageConfig('FROM a\nCMD ["node", server.js]')).toThrow('CMD ["node", server.js] is not a JSON array of strings: write it as ["executable", "arg"]');
-    expect(() => readImageConfig('FROM a\nENTRYPOINT ["node", 1]')).toThrow('ENTRYPOINT ["node", 1] is not a JSON array of strings');
+    expect(() => readImageConfig('FROM a\nCMD ["node", server.js]')).toThrow(
+      'CMD ["node", server.js] is not a JSON array of strings: write it as ["executable", "arg"]',
+    );
+    expect(() => readImageConfig('FROM a\nENTRYPOINT ["node", 1]')).toThrow(
+      'ENTRYPOINT ["node", 1] is not a JSON array of strings',
+    );
     expect(() => readImageConfig('FROM a\nCMD [{"a": 1}]')).toThrow(/^CMD .* is not a JSON array of strings/);
   });
 
@@ -109,7 +148,10 @@ ENV A=1 B="two words" C='single $quoted' D="esc \"q\" \\ back" E= F=x=y`);
   });
 
   test('comment and blank lines inside a continuation are dropped without ending it, as Docker does', () => {
-    expect(readImageConfig('FROM a\nCMD ["node", \\\n# the entry point\n  "server.js"]').cmd).toEqual(['node', 'server.js']);
+    expect(readImageConfig('FROM a\nCMD ["node", \\\n# the entry point\n  "server.js"]').cmd).toEqual([
+      'node',
+      'server.js',
+    ]);
     expect(readImageConfig('FROM a\nENV A=1 \\\n# note\n\n  B=2').env).toEqual({ A: '1', B: '2' });
   });
 

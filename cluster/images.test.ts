@@ -2,12 +2,25 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { containerArgv } from './dockerfile';
-import { BUILT_IN_IMAGES, findImage, imageRepository, loadImages, mapImagePath, parseImageFlag, type LocalImage } from './images';
+import {
+  BUILT_IN_IMAGES,
+  findImage,
+  imageRepository,
+  loadImages,
+  mapImagePath,
+  parseImageFlag,
+  type LocalImage,
+} from './images';
 
 const repoRoot = path.resolve(__dirname, '..');
 
 function localImage(workdir: string, root = '/home/me/hello'): LocalImage {
-  return { repository: 'ghcr.io/me/hello', root, dockerfile: path.join(root, 'Dockerfile'), config: { workdir, env: {}, entrypoint: [], cmd: [] } };
+  return {
+    repository: 'ghcr.io/me/hello',
+    root,
+    dockerfile: path.join(root, 'Dockerfile'),
+    config: { workdir, env: {}, entrypoint: [], cmd: [] },
+  };
 }
 
 describe('imageRepository', () => {
@@ -36,18 +49,25 @@ describe('parseImageFlag', () => {
   });
 
   test('an absolute folder stays; a registry port is kept; spaces around the parts are trimmed', () => {
-    expect(parseImageFlag(' localhost:5000/x:1 = /srv/x ', '/elsewhere')).toEqual({ repository: 'localhost:5000/x', root: '/srv/x', dockerfile: '/srv/x/Dockerfile' });
+    expect(parseImageFlag(' localhost:5000/x:1 = /srv/x ', '/elsewhere')).toEqual({
+      repository: 'localhost:5000/x',
+      root: '/srv/x',
+      dockerfile: '/srv/x/Dockerfile',
+    });
   });
 
   test('the folder may itself contain "="', () => {
     expect(parseImageFlag('a/b=dir=1', '/w')).toMatchObject({ repository: 'a/b', root: '/w/dir=1' });
   });
 
-  test.each(['ghcr.io/me/hello', '=./hello', 'ghcr.io/me/hello=', 'ghcr.io/me/hello=  ', ''])('"%s" is rejected with the expected form and an example', (value) => {
-    expect(() => parseImageFlag(value, '/w')).toThrow(
-      `--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`,
-    );
-  });
+  test.each(['ghcr.io/me/hello', '=./hello', 'ghcr.io/me/hello=', 'ghcr.io/me/hello=  ', ''])(
+    '"%s" is rejected with the expected form and an example',
+    (value) => {
+      expect(() => parseImageFlag(value, '/w')).toThrow(
+        `--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`,
+      );
+    },
+  );
 });
 
 describe('loadImages', () => {
@@ -63,7 +83,10 @@ describe('loadImages', () => {
 
   test('reads each Dockerfile; dockerfile and root are resolved against the given root', () => {
     mkdirSync(path.join(dir, 'hello'));
-    writeFileSync(path.join(dir, 'hello', 'Dockerfile'), 'FROM node:20\nWORKDIR /app\nENV PORT=8080\nCMD ["node", "index.js"]\n');
+    writeFileSync(
+      path.join(dir, 'hello', 'Dockerfile'),
+      'FROM node:20\nWORKDIR /app\nENV PORT=8080\nCMD ["node", "index.js"]\n',
+    );
     const images = loadImages(dir, [{ repository: 'ghcr.io/me/hello', dockerfile: 'hello/Dockerfile', root: 'hello' }]);
     expect([...images.keys()]).toEqual(['ghcr.io/me/hello']);
     expect(images.get('ghcr.io/me/hello')).toEqual({
@@ -142,7 +165,16 @@ describe('mapImagePath', () => {
   });
 
   test('other arguments are unchanged', () => {
-    for (const arg of ['/application/x', '/apps', '/opt/app/x', 'dist/index.js', 'app/x', '--config=/app/x', 'node', '']) {
+    for (const arg of [
+      '/application/x',
+      '/apps',
+      '/opt/app/x',
+      'dist/index.js',
+      'app/x',
+      '--config=/app/x',
+      'node',
+      '',
+    ]) {
       expect(mapImagePath(image, arg)).toBe(arg);
     }
   });
@@ -197,7 +229,7 @@ describe('the built-in images, loaded from this checkout', () => {
     });
   });
 
-  test('the fnmesh image runs this checkout\'s bin/fnmesh.js', () => {
+  test("the fnmesh image runs this checkout's bin/fnmesh.js", () => {
     const cli = path.join(repoRoot, 'bin', 'fnmesh.js');
     expect(argvOf('ghcr.io/fnmesh/fnmesh:0.1.0')).toEqual(['node', cli, '--help']);
     expect(argvOf('ghcr.io/fnmesh/fnmesh:0.1.0', undefined, ['sidecar'])).toEqual(['node', cli, 'sidecar']);
@@ -205,7 +237,10 @@ describe('the built-in images, loaded from this checkout', () => {
   });
 
   test('the TypeScript examples run their built dist/ entry from the checkout root', () => {
-    expect(images.get('ghcr.io/fnmesh/examples-greeter')!).toMatchObject({ root: repoRoot, config: { workdir: '/app', env: { NODE_ENV: 'production', PORT: '8080' } } });
+    expect(images.get('ghcr.io/fnmesh/examples-greeter')!).toMatchObject({
+      root: repoRoot,
+      config: { workdir: '/app', env: { NODE_ENV: 'production', PORT: '8080' } },
+    });
     expect(argvOf('ghcr.io/fnmesh/examples-greeter:0.1.0')).toEqual(['node', 'dist/examples/greeter/index.js']);
     expect(argvOf('ghcr.io/fnmesh/examples-authz:0.1.0')).toEqual(['node', 'dist/examples/authz/index.js']);
   });

@@ -45,14 +45,19 @@ export function parseImageFlag(value: string, cwd: string): { repository: string
   const repository = i > 0 ? imageRepository(value.slice(0, i).trim()) : '';
   const folder = i > 0 ? value.slice(i + 1).trim() : '';
   if (!repository || !folder) {
-    throw new ConfigError(`--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`);
+    throw new ConfigError(
+      `--image "${value}" is not valid: write IMAGE=FOLDER, for example ghcr.io/me/hello=./hello (FOLDER holds its Dockerfile)`,
+    );
   }
   const root = path.resolve(cwd, folder);
   return { repository, root, dockerfile: path.join(root, 'Dockerfile') };
 }
 
 /** Reads each Dockerfile; throws naming the file when one cannot be read. */
-export function loadImages(repoRoot: string, entries: ReadonlyArray<{ repository: string; dockerfile: string; root: string }>): Map<string, LocalImage> {
+export function loadImages(
+  repoRoot: string,
+  entries: ReadonlyArray<{ repository: string; dockerfile: string; root: string }>,
+): Map<string, LocalImage> {
   const images = new Map<string, LocalImage>();
   for (const e of entries) {
     const dockerfile = path.resolve(repoRoot, e.dockerfile);
@@ -60,7 +65,9 @@ export function loadImages(repoRoot: string, entries: ReadonlyArray<{ repository
     try {
       text = readFileSync(dockerfile, 'utf8');
     } catch (err) {
-      throw new ConfigError(`cannot read ${dockerfile} for image ${e.repository}: ${(err as Error).message}; pass --image ${e.repository}=FOLDER with a folder that holds its Dockerfile`);
+      throw new ConfigError(
+        `cannot read ${dockerfile} for image ${e.repository}: ${(err as Error).message}; pass --image ${e.repository}=FOLDER with a folder that holds its Dockerfile`,
+      );
     }
     let config: ImageConfig;
     try {

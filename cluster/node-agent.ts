@@ -97,8 +97,20 @@ export class NodeAgent {
     await this.registerNode();
     await this.renewLease();
     const leaseMs = ((this.options.leaseDurationSeconds ?? 40) * 1000) / 4;
-    this.leaseTimer = setInterval(() => void this.renewLease().catch((err: unknown) => this.log.warn(`renewing the node lease failed: ${errorMessage(err)}`)), leaseMs);
-    this.statusTimer = setInterval(() => void this.patchNodeStatus().catch((err: unknown) => this.log.warn(`updating the node status failed: ${errorMessage(err)}`)), 60_000);
+    this.leaseTimer = setInterval(
+      () =>
+        void this.renewLease().catch((err: unknown) =>
+          this.log.warn(`renewing the node lease failed: ${errorMessage(err)}`),
+        ),
+      leaseMs,
+    );
+    this.statusTimer = setInterval(
+      () =>
+        void this.patchNodeStatus().catch((err: unknown) =>
+          this.log.warn(`updating the node status failed: ${errorMessage(err)}`),
+        ),
+      60_000,
+    );
     this.informer = new ResilientInformer<V1Pod>({
       resource: 'pods',
       factory: jsonInformerFactory<V1Pod>({ client: this.client, path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' }),
@@ -133,7 +145,9 @@ export class NodeAgent {
   private startEgress(route: EgressRoute): Promise<void> {
     const socketPath = this.egressPath(route.port);
     rmSync(socketPath, { force: true });
-    const server = net.createServer((inbound) => relay(inbound, net.connect({ host: route.host, port: route.targetPort })));
+    const server = net.createServer((inbound) =>
+      relay(inbound, net.connect({ host: route.host, port: route.targetPort })),
+    );
     this.egressServers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -163,7 +177,11 @@ export class NodeAgent {
 
   private nodeStatus(): Record<string, unknown> {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const resources = { cpu: String(os.cpus().length), memory: `${Math.floor(os.totalmem() / 1024 / 1024)}Mi`, pods: '110' };
+    const resources = {
+      cpu: String(os.cpus().length),
+      memory: `${Math.floor(os.totalmem() / 1024 / 1024)}Mi`,
+      pods: '110',
+    };
     const cond = (type: string, status: string, reason: string, message: string): Record<string, string> => ({
       type,
       status,
@@ -180,7 +198,12 @@ export class NodeAgent {
         { type: 'Hostname', address: this.options.nodeName },
       ],
       conditions: [
-        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'fnmesh node agent has sufficient memory available'),
+        cond(
+          'MemoryPressure',
+          'False',
+          'KubeletHasSufficientMemory',
+          'fnmesh node agent has sufficient memory available',
+        ),
         cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'fnmesh node agent has no disk pressure'),
         cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'fnmesh node agent has sufficient PID available'),
         cond('Ready', 'True', 'KubeletReady', 'fnmesh node agent is posting ready status: pods run as local processes'),
@@ -211,23 +234,41 @@ export class NodeAgent {
   }
 
   private async patchNodeStatus(): Promise<void> {
-    await this.client.request('PATCH', `/api/v1/nodes/${this.options.nodeName}/status`, { body: { status: this.nodeStatus() }, contentType: MERGE_PATCH });
+    await this.client.request('PATCH', `/api/v1/nodes/${this.options.nodeName}/status`, {
+      body: { status: this.nodeStatus() },
+      contentType: MERGE_PATCH,
+    });
   }
 
   private async renewLease(): Promise<void> {
     const name = this.options.nodeName;
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`;
-    const spec = { holderIdentity: name, leaseDurationSeconds: this.options.leaseDurationSeconds ?? 40, renewTime: microTime() };
+    const spec = {
+      holderIdentity: name,
+      leaseDurationSeconds: this.options.leaseDurationSeconds ?? 40,
+      renewTime: microTime(),
+    };
     const patched = await this.call('PATCH', leasePath, { spec }, MERGE_PATCH);
     if (patched.status === 404) {
       await this.client.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
-        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec },
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace: 'kube-node-lease' },
+          spec,
+        },
       });
-    } else if (patched.status >= 300 || patched.status === 0) throw new Error(`PATCH ${leasePath}: ${patched.status} ${String(patched.body)}`);
+    } else if (patched.status >= 300 || patched.status === 0)
+      throw new Error(`PATCH ${leasePath}: ${patched.status} ${String(patched.body)}`);
   }
 
   /** A request whose failure is an answer: `ok`, the HTTP status (0 when it could not be sent) and the body. */
-  private async call<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<{ ok: true; status: number; body: T } | { ok: false; status: number; body: string }> {
+  private async call<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<{ ok: true; status: number; body: T } | { ok: false; status: number; body: string }> {
     try {
       return { ok: true, status: 200, body: await this.client.request<T>(method, path, { body, contentType }) };
     } catch (err) {
@@ -296,11 +337,23 @@ export class NodeAgent {
       const secrets = new Map<string, Record<string, string>>();
       const configMaps = new Map<string, Record<string, string>>();
       for (const name of refs.secrets) {
-        const r = await this.call<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/secrets/${name}`);
-        if (r.ok) secrets.set(name, Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])));
+        const r = await this.call<{ data?: Record<string, string> }>(
+          'GET',
+          `/api/v1/namespaces/${e.namespace}/secrets/${name}`,
+        );
+        if (r.ok)
+          secrets.set(
+            name,
+            Object.fromEntries(
+              Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+            ),
+          );
       }
       for (const name of refs.configMaps) {
-        const r = await this.call<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${e.namespace}/configmaps/${name}`);
+        const r = await this.call<{ data?: Record<string, string> }>(
+          'GET',
+          `/api/v1/namespaces/${e.namespace}/configmaps/${name}`,
+        );
         if (r.ok) configMaps.set(name, r.body.data ?? {});
       }
       const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
@@ -354,8 +407,14 @@ export class NodeAgent {
     const ns = pod.metadata?.namespace ?? 'default';
     const name = pod.metadata?.name ?? '';
     const p = `/api/v1/namespaces/${ns}/pods/${name}`;
-    const r = await this.call('DELETE', p, { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } });
-    if (!r.ok && r.status !== 404 && r.status !== 409) this.log.warn(`${ns}/${name}: the final delete failed: ${r.status} ${JSON.stringify(r.body)}`);
+    const r = await this.call('DELETE', p, {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      gracePeriodSeconds: 0,
+      preconditions: { uid: pod.metadata?.uid },
+    });
+    if (!r.ok && r.status !== 404 && r.status !== 409)
+      this.log.warn(`${ns}/${name}: the final delete failed: ${r.status} ${JSON.stringify(r.body)}`);
   }
 
   private onPodGone(pod: V1Pod): void {
@@ -398,10 +457,14 @@ export class NodeAgent {
           return; // the pod is gone (or replaced by a namesake)
         } else if (r.status >= 400 && r.status < 500 && r.status !== 429) {
           // Refused as written: retrying the same status cannot help; the next change writes again.
-          this.log.error(`${e.namespace}/${e.name}: the API server refused the pod status: ${r.status} ${JSON.stringify(r.body)}; status: ${json}`);
+          this.log.error(
+            `${e.namespace}/${e.name}: the API server refused the pod status: ${r.status} ${JSON.stringify(r.body)}; status: ${json}`,
+          );
           return;
         } else {
-          this.log.warn(`${e.namespace}/${e.name}: writing the pod status failed: ${r.status} ${JSON.stringify(r.body)}; retrying`);
+          this.log.warn(
+            `${e.namespace}/${e.name}: writing the pod status failed: ${r.status} ${JSON.stringify(r.body)}; retrying`,
+          );
           e.dirty = true;
           await new Promise((resolve) => setTimeout(resolve, 1_000));
         }
@@ -414,7 +477,14 @@ export class NodeAgent {
   private statusOf(e: PodEntry): PodStatusPatch {
     const observed = e.runner?.observed() ?? { sandboxReady: false, containers: [] };
     const status = podStatus(
-      { podName: e.name, sandboxReady: observed.sandboxReady, podIP: e.podIP, hostIP: HOST_IP, startTime: e.startTime, containers: observed.containers },
+      {
+        podName: e.name,
+        sandboxReady: observed.sandboxReady,
+        podIP: e.podIP,
+        hostIP: HOST_IP,
+        startTime: e.startTime,
+        containers: observed.containers,
+      },
       e.lastConditions,
       new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
     );
@@ -428,19 +498,19 @@ export class NodeAgent {
   private async event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     await this.call('POST', `/api/v1/namespaces/${e.namespace}/events`, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${e.name}.`, namespace: e.namespace },
-        involvedObject: { apiVersion: 'v1', kind: 'Pod', name: e.name, namespace: e.namespace, uid: e.uid },
-        type,
-        reason,
-        message,
-        source: { component: 'fnmesh-node-agent', host: this.options.nodeName },
-        reportingComponent: 'fnmesh-node-agent',
-        reportingInstance: this.options.nodeName,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${e.name}.`, namespace: e.namespace },
+      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: e.name, namespace: e.namespace, uid: e.uid },
+      type,
+      reason,
+      message,
+      source: { component: 'fnmesh-node-agent', host: this.options.nodeName },
+      reportingComponent: 'fnmesh-node-agent',
+      reportingInstance: this.options.nodeName,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
   }
 }

@@ -39,11 +39,17 @@ function httpGet(pod: PodHandle, port: number, path: string, timeoutMs: number):
       (res) => {
         res.resume();
         const status = res.statusCode ?? 0;
-        res.on('end', () => resolve({ ok: status >= 200 && status < 400, detail: `HTTP probe failed with statuscode: ${status}` }));
+        res.on('end', () =>
+          resolve({ ok: status >= 200 && status < 400, detail: `HTTP probe failed with statuscode: ${status}` }),
+        );
         res.on('error', (err) => resolve({ ok: false, detail: err.message }));
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`Get "http://127.0.0.1:${port}${path}": context deadline exceeded (timeout ${timeoutMs} ms)`)));
+    req.on('timeout', () =>
+      req.destroy(
+        new Error(`Get "http://127.0.0.1:${port}${path}": context deadline exceeded (timeout ${timeoutMs} ms)`),
+      ),
+    );
     req.on('error', (err) => resolve({ ok: false, detail: `Get "http://127.0.0.1:${port}${path}": ${err.message}` }));
     req.end();
   });
@@ -59,7 +65,10 @@ function tcpCheck(pod: PodHandle, port: number, timeoutMs: number): Promise<Acti
     s.on('close', () => {
       clearTimeout(timer);
       const ok = answer.startsWith('ok');
-      resolve({ ok, detail: ok ? '' : `dial tcp 127.0.0.1:${port}: ${answer.slice(3).trim() || 'connection refused'}` });
+      resolve({
+        ok,
+        detail: ok ? '' : `dial tcp 127.0.0.1:${port}: ${answer.slice(3).trim() || 'connection refused'}`,
+      });
     });
     s.on('error', () => undefined);
   });
@@ -67,7 +76,11 @@ function tcpCheck(pod: PodHandle, port: number, timeoutMs: number): Promise<Acti
 
 function execInPod(pod: PodHandle, argv: string[], timeoutMs: number): Promise<ActionResult> {
   return new Promise((resolve) => {
-    const child = spawn('nsenter', [`--net=/proc/${pod.sandboxPid}/ns/net`, '--', ...argv], { cwd: pod.cwd, env: pod.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('nsenter', [`--net=/proc/${pod.sandboxPid}/ns/net`, '--', ...argv], {
+      cwd: pod.cwd,
+      env: pod.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-1024)));
     child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-1024)));
@@ -78,7 +91,12 @@ function execInPod(pod: PodHandle, argv: string[], timeoutMs: number): Promise<A
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ ok: code === 0, detail: signal ? `command timed out after ${timeoutMs} ms` : `command exited with ${String(code)}: ${out.trim()}` });
+      resolve({
+        ok: code === 0,
+        detail: signal
+          ? `command timed out after ${timeoutMs} ms`
+          : `command exited with ${String(code)}: ${out.trim()}`,
+      });
     });
   });
 }

@@ -6,7 +6,16 @@ import { parseFunctionService } from '../common/manifest';
 import { loadOperatorConfig, type SidecarTemplateConfig } from '../operator/config';
 import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
 import { BUILT_IN_IMAGES, loadImages, type LocalImage } from './images';
-import { expandVars, isPlanError, planPod, referencedObjects, type ContainerError, type ContainerPlan, type PlanContext, type PodPlan } from './pod-plan';
+import {
+  expandVars,
+  isPlanError,
+  planPod,
+  referencedObjects,
+  type ContainerError,
+  type ContainerPlan,
+  type PlanContext,
+  type PodPlan,
+} from './pod-plan';
 
 const repoRoot = path.resolve(__dirname, '..');
 
@@ -66,7 +75,11 @@ function app(over: Partial<V1Container> = {}): V1Container {
 }
 
 /** Plans a pod whose only container is `c`. */
-function planOne(c: V1Container, ctx: PlanContext = context(), metadata?: V1Pod['metadata']): ContainerPlan | ContainerError {
+function planOne(
+  c: V1Container,
+  ctx: PlanContext = context(),
+  metadata?: V1Pod['metadata'],
+): ContainerPlan | ContainerError {
   const plan = planPod(podOf({ containers: [c] }, metadata), ctx);
   expect(plan.containers).toHaveLength(1);
   return plan.containers[0]!;
@@ -124,7 +137,11 @@ describe('referencedObjects', () => {
   test('the Secrets and ConfigMaps read through env and envFrom of init and main containers, sorted, once each', () => {
     const pod = podOf({
       initContainers: [
-        { name: 'init', env: [{ name: 'T', valueFrom: { secretKeyRef: { name: 'token', key: 't' } } }], envFrom: [{ configMapRef: { name: 'zeta' } }] },
+        {
+          name: 'init',
+          env: [{ name: 'T', valueFrom: { secretKeyRef: { name: 'token', key: 't' } } }],
+          envFrom: [{ configMapRef: { name: 'zeta' } }],
+        },
       ],
       containers: [
         {
@@ -136,28 +153,47 @@ describe('referencedObjects', () => {
             { name: 'L', value: 'literal' },
           ],
         },
-        { name: 'b', envFrom: [{ secretRef: { name: 'db' } }, { secretRef: { name: 'api' }, prefix: 'API_' }, { configMapRef: { name: 'settings' } }] },
+        {
+          name: 'b',
+          envFrom: [
+            { secretRef: { name: 'db' } },
+            { secretRef: { name: 'api' }, prefix: 'API_' },
+            { configMapRef: { name: 'settings' } },
+          ],
+        },
       ],
     });
     expect(referencedObjects(pod)).toEqual({ secrets: ['api', 'db', 'token'], configMaps: ['settings', 'zeta'] });
   });
 
   test('a pod that reads none, or has no spec', () => {
-    expect(referencedObjects(podOf({ containers: [app({ env: [{ name: 'A', value: '1' }] })] }))).toEqual({ secrets: [], configMaps: [] });
+    expect(referencedObjects(podOf({ containers: [app({ env: [{ name: 'A', value: '1' }] })] }))).toEqual({
+      secrets: [],
+      configMaps: [],
+    });
     expect(referencedObjects({})).toEqual({ secrets: [], configMaps: [] });
   });
 });
 
 describe('planPod: pod-level settings', () => {
   test('an empty pod: no containers, restartPolicy Always, 30 s grace', () => {
-    expect(planPod({}, context())).toEqual({ containers: [], restartPolicy: 'Always', terminationGracePeriodMs: 30_000 });
+    expect(planPod({}, context())).toEqual({
+      containers: [],
+      restartPolicy: 'Always',
+      terminationGracePeriodMs: 30_000,
+    });
   });
 
   test('restartPolicy and terminationGracePeriodSeconds are taken from the spec', () => {
-    const plan = planPod(podOf({ containers: [app()], restartPolicy: 'OnFailure', terminationGracePeriodSeconds: 45 }), context());
+    const plan = planPod(
+      podOf({ containers: [app()], restartPolicy: 'OnFailure', terminationGracePeriodSeconds: 45 }),
+      context(),
+    );
     expect(plan.restartPolicy).toBe('OnFailure');
     expect(plan.terminationGracePeriodMs).toBe(45_000);
-    expect(planPod(podOf({ containers: [app()], restartPolicy: 'Never', terminationGracePeriodSeconds: 0 }), context())).toMatchObject({
+    expect(
+      planPod(podOf({ containers: [app()], restartPolicy: 'Never', terminationGracePeriodSeconds: 0 }), context()),
+    ).toMatchObject({
       restartPolicy: 'Never',
       terminationGracePeriodMs: 0,
     });
@@ -166,7 +202,11 @@ describe('planPod: pod-level settings', () => {
   test('roles: init containers in order (restartPolicy Always makes a native sidecar), then the main containers', () => {
     const plan = planPod(
       podOf({
-        initContainers: [app({ name: 'migrate' }), app({ name: 'proxy', restartPolicy: 'Always' }), app({ name: 'warm' })],
+        initContainers: [
+          app({ name: 'migrate' }),
+          app({ name: 'proxy', restartPolicy: 'Always' }),
+          app({ name: 'warm' }),
+        ],
         containers: [app({ name: 'web' }), app({ name: 'worker' })],
       }),
       context(),
@@ -182,7 +222,13 @@ describe('planPod: pod-level settings', () => {
   });
 
   test('one container that cannot start does not stop the others from being planned', () => {
-    const plan = planPod(podOf({ initContainers: [app({ name: 'bad-init', image: 'nope:1', restartPolicy: 'Always' })], containers: [app({ name: 'good' })] }), context());
+    const plan = planPod(
+      podOf({
+        initContainers: [app({ name: 'bad-init', image: 'nope:1', restartPolicy: 'Always' })],
+        containers: [app({ name: 'good' })],
+      }),
+      context(),
+    );
     const [bad, good] = plan.containers;
     expect(bad).toMatchObject({ name: 'bad-init', role: 'sidecar', image: 'nope:1', reason: 'ErrImageNeverPull' });
     expect(isPlanError(bad!)).toBe(true);
@@ -210,16 +256,31 @@ describe('planPod: argv and working folder', () => {
       }),
     );
     // The image's ENV is not the kubelet's to expand from: $(FROM_IMAGE) stays.
-    expect(p.argv).toEqual(['node', `${APP_ROOT}/server.js`, '--port', '9000', `--name=${POD_NAME}`, '$(PORT)', '$(NOPE)', '$(FROM_IMAGE)']);
+    expect(p.argv).toEqual([
+      'node',
+      `${APP_ROOT}/server.js`,
+      '--port',
+      '9000',
+      `--name=${POD_NAME}`,
+      '$(PORT)',
+      '$(NOPE)',
+      '$(FROM_IMAGE)',
+    ]);
   });
 
   test('command replaces ENTRYPOINT and drops CMD; an expanded argument under WORKDIR is mapped too', () => {
-    const p = planOk(app({ env: [{ name: 'DIR', value: '/app/tools' }], command: ['$(DIR)/run.sh', '/app', '/etc/app.conf'] }));
+    const p = planOk(
+      app({ env: [{ name: 'DIR', value: '/app/tools' }], command: ['$(DIR)/run.sh', '/app', '/etc/app.conf'] }),
+    );
     expect(p.argv).toEqual([`${APP_ROOT}/tools/run.sh`, APP_ROOT, '/etc/app.conf']);
   });
 
   test('command and args together', () => {
-    expect(planOk(app({ command: ['python3'], args: ['/app/main.py', '-v'] })).argv).toEqual(['python3', `${APP_ROOT}/main.py`, '-v']);
+    expect(planOk(app({ command: ['python3'], args: ['/app/main.py', '-v'] })).argv).toEqual([
+      'python3',
+      `${APP_ROOT}/main.py`,
+      '-v',
+    ]);
   });
 
   test('an image without ENTRYPOINT or CMD needs a command', () => {
@@ -231,7 +292,10 @@ describe('planPod: argv and working folder', () => {
       reason: 'CreateContainerConfigError',
       message: 'no command: image ghcr.io/me/bare:1 has no ENTRYPOINT or CMD and the container sets no command',
     });
-    expect(planOk({ name: 'bare', image: 'ghcr.io/me/bare:1', command: ['sleep', '1'] })).toMatchObject({ argv: ['sleep', '1'], cwd: '/home/me/bare' });
+    expect(planOk({ name: 'bare', image: 'ghcr.io/me/bare:1', command: ['sleep', '1'] })).toMatchObject({
+      argv: ['sleep', '1'],
+      cwd: '/home/me/bare',
+    });
   });
 
   test('workingDir under WORKDIR maps to the image folder; another path is kept; none is the image folder', () => {
@@ -243,7 +307,12 @@ describe('planPod: argv and working folder', () => {
 
   test('an image with no local folder: ErrImageNeverPull, naming the image, the known ones and --image', () => {
     const err = planErr(app({ image: 'docker.io/library/redis:7' }));
-    expect(err).toMatchObject({ name: 'app', role: 'main', image: 'docker.io/library/redis:7', reason: 'ErrImageNeverPull' });
+    expect(err).toMatchObject({
+      name: 'app',
+      role: 'main',
+      image: 'docker.io/library/redis:7',
+      reason: 'ErrImageNeverPull',
+    });
     expect(err.message).toBe(
       'no local folder for image docker.io/library/redis:7 (fnmesh cluster runs images from folders: ghcr.io/me/app, ghcr.io/me/bare); start fnmesh cluster with --image docker.io/library/redis:7=FOLDER, FOLDER holding its Dockerfile',
     );
@@ -278,7 +347,13 @@ describe('planPod: environment', () => {
 
   test('each layer overrides the one below', () => {
     expect(envOf([]).SHARED).toBe('image');
-    expect(envOf([], { envFrom: [{ configMapRef: { name: 'shared' } }] }, context({ configMaps: new Map([['shared', { SHARED: 'cm', PATH: '/cm/bin' }]]) }))).toMatchObject({
+    expect(
+      envOf(
+        [],
+        { envFrom: [{ configMapRef: { name: 'shared' } }] },
+        context({ configMaps: new Map([['shared', { SHARED: 'cm', PATH: '/cm/bin' }]]) }),
+      ),
+    ).toMatchObject({
       SHARED: 'cm',
       PATH: '/cm/bin',
     });
@@ -286,9 +361,20 @@ describe('planPod: environment', () => {
   });
 
   test('a later envFrom source overrides an earlier one; env overrides both', () => {
-    const ctx = context({ configMaps: new Map([['one', { K: '1', A: 'a' }]]), secrets: new Map([['two', { K: '2', B: 'b' }]]) });
-    expect(envOf([], { envFrom: [{ configMapRef: { name: 'one' } }, { secretRef: { name: 'two' } }] }, ctx)).toMatchObject({ K: '2', A: 'a', B: 'b' });
-    expect(envOf([{ name: 'K', value: '3' }], { envFrom: [{ configMapRef: { name: 'one' } }, { secretRef: { name: 'two' } }] }, ctx).K).toBe('3');
+    const ctx = context({
+      configMaps: new Map([['one', { K: '1', A: 'a' }]]),
+      secrets: new Map([['two', { K: '2', B: 'b' }]]),
+    });
+    expect(
+      envOf([], { envFrom: [{ configMapRef: { name: 'one' } }, { secretRef: { name: 'two' } }] }, ctx),
+    ).toMatchObject({ K: '2', A: 'a', B: 'b' });
+    expect(
+      envOf(
+        [{ name: 'K', value: '3' }],
+        { envFrom: [{ configMapRef: { name: 'one' } }, { secretRef: { name: 'two' } }] },
+        ctx,
+      ).K,
+    ).toBe('3');
   });
 
   test('HOSTNAME is the pod name; env may still set it', () => {
@@ -297,7 +383,12 @@ describe('planPod: environment', () => {
   });
 
   test('a later env entry wins over an earlier one with the same name', () => {
-    expect(envOf([{ name: 'X', value: '1' }, { name: 'X', value: '2' }]).X).toBe('2');
+    expect(
+      envOf([
+        { name: 'X', value: '1' },
+        { name: 'X', value: '2' },
+      ]).X,
+    ).toBe('2');
   });
 
   test('$(VAR) in a value expands from what the pod spec defines before it: not after, not the image ENV', () => {
@@ -310,7 +401,9 @@ describe('planPod: environment', () => {
       { envFrom: [{ configMapRef: { name: 'settings' } }] },
     );
     expect(env.B).toBe('x-$(C)-$(FROM_IMAGE)-$(A)');
-    expect(envOf([{ name: 'M', value: 'mode=$(mode)' }], { envFrom: [{ configMapRef: { name: 'settings' } }] }).M).toBe('mode=fast');
+    expect(envOf([{ name: 'M', value: 'mode=$(mode)' }], { envFrom: [{ configMapRef: { name: 'settings' } }] }).M).toBe(
+      'mode=fast',
+    );
   });
 
   test('values from Secrets and ConfigMaps are not expanded', () => {
@@ -324,7 +417,14 @@ describe('planPod: environment', () => {
   test('the context is not modified', () => {
     const ctx = context();
     const before = structuredClone({ baseEnv: ctx.baseEnv, imageEnv: appImage.config.env });
-    envOf([{ name: 'SHARED', value: 'env' }, { name: 'PATH', value: '/x' }], {}, ctx);
+    envOf(
+      [
+        { name: 'SHARED', value: 'env' },
+        { name: 'PATH', value: '/x' },
+      ],
+      {},
+      ctx,
+    );
     expect({ baseEnv: ctx.baseEnv, imageEnv: appImage.config.env }).toEqual(before);
   });
 });
@@ -354,7 +454,9 @@ describe('planPod: fieldRef', () => {
   });
 
   test('an unsupported fieldRef: CreateContainerConfigError naming it', () => {
-    const err = planErr(app({ env: [{ name: 'F', valueFrom: { fieldRef: { fieldPath: 'spec.containers[0].image' } } }] }));
+    const err = planErr(
+      app({ env: [{ name: 'F', valueFrom: { fieldRef: { fieldPath: 'spec.containers[0].image' } } }] }),
+    );
     expect(err).toEqual({
       name: 'app',
       role: 'main',
@@ -367,13 +469,21 @@ describe('planPod: fieldRef', () => {
   test('an unsupported env source (resourceFieldRef): CreateContainerConfigError naming the variable', () => {
     const err = planErr(app({ env: [{ name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }] }));
     expect(err.reason).toBe('CreateContainerConfigError');
-    expect(err.message).toBe('env CPU: only value, fieldRef, secretKeyRef and configMapKeyRef are supported by fnmesh cluster');
+    expect(err.message).toBe(
+      'env CPU: only value, fieldRef, secretKeyRef and configMapKeyRef are supported by fnmesh cluster',
+    );
   });
 });
 
 describe('planPod: secretKeyRef and configMapKeyRef', () => {
-  const secret = (name: string, key: string, optional?: boolean): V1EnvVar => ({ name: 'S', valueFrom: { secretKeyRef: { name, key, ...(optional === undefined ? {} : { optional }) } } });
-  const configMap = (name: string, key: string, optional?: boolean): V1EnvVar => ({ name: 'C', valueFrom: { configMapKeyRef: { name, key, ...(optional === undefined ? {} : { optional }) } } });
+  const secret = (name: string, key: string, optional?: boolean): V1EnvVar => ({
+    name: 'S',
+    valueFrom: { secretKeyRef: { name, key, ...(optional === undefined ? {} : { optional }) } },
+  });
+  const configMap = (name: string, key: string, optional?: boolean): V1EnvVar => ({
+    name: 'C',
+    valueFrom: { configMapKeyRef: { name, key, ...(optional === undefined ? {} : { optional }) } },
+  });
 
   test('a present key gives its value', () => {
     expect(envOf([secret('db', 'password'), configMap('settings', 'mode')])).toMatchObject({ S: 's3cret', C: 'fast' });
@@ -391,12 +501,20 @@ describe('planPod: secretKeyRef and configMapKeyRef', () => {
   });
 
   test('a missing key: CreateContainerConfigError naming the key and the object', () => {
-    expect(planErr(app({ env: [secret('db', 'token')] })).message).toBe("couldn't find key token in Secret db: add the key or mark the reference optional");
-    expect(planErr(app({ env: [configMap('settings', 'speed')] })).message).toBe("couldn't find key speed in ConfigMap settings: add the key or mark the reference optional");
+    expect(planErr(app({ env: [secret('db', 'token')] })).message).toBe(
+      "couldn't find key token in Secret db: add the key or mark the reference optional",
+    );
+    expect(planErr(app({ env: [configMap('settings', 'speed')] })).message).toBe(
+      "couldn't find key speed in ConfigMap settings: add the key or mark the reference optional",
+    );
   });
 
   test('optional: a missing object or key leaves the variable unset (an earlier value stays)', () => {
-    const env = envOf([{ name: 'S', value: 'before' }, secret('nope', 'k', true), configMap('settings', 'speed', true)]);
+    const env = envOf([
+      { name: 'S', value: 'before' },
+      secret('nope', 'k', true),
+      configMap('settings', 'speed', true),
+    ]);
     expect(env.S).toBe('before');
     expect('C' in env).toBe(false);
     expect(envOf([secret('db', 'password', true)]).S).toBe('s3cret');
@@ -407,15 +525,23 @@ describe('planPod: secretKeyRef and configMapKeyRef', () => {
     expect(envOf([secret('e', 'k')], {}, context({ secrets: new Map([['e', { k: '' }]]) })).S).toBe('');
   });
 
-  test("a missing key named like an Object.prototype member (constructor) is reported as missing", () => {
+  test('a missing key named like an Object.prototype member (constructor) is reported as missing', () => {
     const p = planOne(app({ env: [secret('db', 'constructor')] }));
-    expect(p).toMatchObject({ reason: 'CreateContainerConfigError', message: "couldn't find key constructor in Secret db: add the key or mark the reference optional" });
+    expect(p).toMatchObject({
+      reason: 'CreateContainerConfigError',
+      message: "couldn't find key constructor in Secret db: add the key or mark the reference optional",
+    });
   });
 });
 
 describe('planPod: envFrom', () => {
   test('all keys of a ConfigMap or Secret, with the prefix', () => {
-    const env = envOf([], { envFrom: [{ configMapRef: { name: 'settings' }, prefix: 'CFG_' }, { secretRef: { name: 'db' }, prefix: 'DB_' }] });
+    const env = envOf([], {
+      envFrom: [
+        { configMapRef: { name: 'settings' }, prefix: 'CFG_' },
+        { secretRef: { name: 'db' }, prefix: 'DB_' },
+      ],
+    });
     expect(env).toMatchObject({ CFG_mode: 'fast', CFG_level: '3', DB_user: 'admin', DB_password: 's3cret' });
     expect('mode' in env).toBe(false);
   });
@@ -431,13 +557,17 @@ describe('planPod: envFrom', () => {
   });
 
   test('an optional missing source is skipped', () => {
-    const env = envOf([], { envFrom: [{ secretRef: { name: 'gone', optional: true } }, { configMapRef: { name: 'settings' } }] });
+    const env = envOf([], {
+      envFrom: [{ secretRef: { name: 'gone', optional: true } }, { configMapRef: { name: 'settings' } }],
+    });
     expect(env.mode).toBe('fast');
   });
 
   test('a Secret is looked up among Secrets and a ConfigMap among ConfigMaps', () => {
     // "settings" is a ConfigMap only; "db" a Secret only.
-    expect(planErr(app({ envFrom: [{ secretRef: { name: 'settings' } }] })).message).toContain('secret "settings" not found');
+    expect(planErr(app({ envFrom: [{ secretRef: { name: 'settings' } }] })).message).toContain(
+      'secret "settings" not found',
+    );
     expect(planErr(app({ envFrom: [{ configMapRef: { name: 'db' } }] })).message).toContain('configmap "db" not found');
   });
 });
@@ -470,21 +600,46 @@ describe('planPod: probes and preStop', () => {
   test('a numeric port, a string numeric port, no path, and every timing given', () => {
     const p = planOk(
       withPorts({
-        livenessProbe: { httpGet: { port: 9000 }, initialDelaySeconds: 5, periodSeconds: 2, timeoutSeconds: 3, failureThreshold: 4, successThreshold: 2 },
+        livenessProbe: {
+          httpGet: { port: 9000 },
+          initialDelaySeconds: 5,
+          periodSeconds: 2,
+          timeoutSeconds: 3,
+          failureThreshold: 4,
+          successThreshold: 2,
+        },
         startupProbe: { httpGet: { path: '/healthz', port: '8081', host: 'localhost' } },
       }),
     );
-    expect(p.livenessProbe).toEqual({ action: { kind: 'http', port: 9000, path: '/' }, initialDelayMs: 5000, periodMs: 2000, timeoutMs: 3000, failureThreshold: 4, successThreshold: 2 });
+    expect(p.livenessProbe).toEqual({
+      action: { kind: 'http', port: 9000, path: '/' },
+      initialDelayMs: 5000,
+      periodMs: 2000,
+      timeoutMs: 3000,
+      failureThreshold: 4,
+      successThreshold: 2,
+    });
     expect(p.startupProbe?.action).toEqual({ kind: 'http', port: 8081, path: '/healthz' });
   });
 
   test('tcpSocket with a named or numeric port', () => {
-    expect(planOk(withPorts({ livenessProbe: { tcpSocket: { port: 'admin' } } })).livenessProbe?.action).toEqual({ kind: 'tcp', port: 9901 });
-    expect(planOk(withPorts({ livenessProbe: { tcpSocket: { port: 5432 } } })).livenessProbe?.action).toEqual({ kind: 'tcp', port: 5432 });
+    expect(planOk(withPorts({ livenessProbe: { tcpSocket: { port: 'admin' } } })).livenessProbe?.action).toEqual({
+      kind: 'tcp',
+      port: 9901,
+    });
+    expect(planOk(withPorts({ livenessProbe: { tcpSocket: { port: 5432 } } })).livenessProbe?.action).toEqual({
+      kind: 'tcp',
+      port: 5432,
+    });
   });
 
   test('exec, with $(VAR) expanded from the container env (not mapped)', () => {
-    const p = planOk(withPorts({ env: [{ name: 'PORT', value: '8080' }], startupProbe: { exec: { command: ['/app/check', '--port=$(PORT)', '$(NOPE)'] } } }));
+    const p = planOk(
+      withPorts({
+        env: [{ name: 'PORT', value: '8080' }],
+        startupProbe: { exec: { command: ['/app/check', '--port=$(PORT)', '$(NOPE)'] } },
+      }),
+    );
     expect(p.startupProbe?.action).toEqual({ kind: 'exec', argv: ['/app/check', '--port=8080', '$(NOPE)'] });
   });
 
@@ -512,18 +667,30 @@ describe('planPod: probes and preStop', () => {
     expect(planErr(withPorts({ livenessProbe: { httpGet: { host: '10.0.0.1', port: 80 } } })).message).toBe(
       'container app livenessProbe: httpGet host 10.0.0.1 is not supported (fnmesh cluster probes the pod itself)',
     );
-    expect(planOk(withPorts({ livenessProbe: { httpGet: { host: '127.0.0.1', port: 80 } } })).livenessProbe?.action).toEqual({ kind: 'http', port: 80, path: '/' });
-    expect(planErr(withPorts({ livenessProbe: { periodSeconds: 5 } })).message).toBe('container app livenessProbe: needs httpGet, tcpSocket or exec');
-    expect(planErr(withPorts({ startupProbe: { exec: { command: [] } } })).message).toBe('container app startupProbe: needs httpGet, tcpSocket or exec');
+    expect(
+      planOk(withPorts({ livenessProbe: { httpGet: { host: '127.0.0.1', port: 80 } } })).livenessProbe?.action,
+    ).toEqual({ kind: 'http', port: 80, path: '/' });
+    expect(planErr(withPorts({ livenessProbe: { periodSeconds: 5 } })).message).toBe(
+      'container app livenessProbe: needs httpGet, tcpSocket or exec',
+    );
+    expect(planErr(withPorts({ startupProbe: { exec: { command: [] } } })).message).toBe(
+      'container app startupProbe: needs httpGet, tcpSocket or exec',
+    );
   });
 
   test('preStop httpGet with a numeric port; preStop exec', () => {
-    expect(planOk(app({ lifecycle: { preStop: { httpGet: { path: '/drain', port: 9090, scheme: 'HTTP' } } } })).preStop).toEqual({
+    expect(
+      planOk(app({ lifecycle: { preStop: { httpGet: { path: '/drain', port: 9090, scheme: 'HTTP' } } } })).preStop,
+    ).toEqual({
       kind: 'http',
       port: 9090,
       path: '/drain',
     });
-    expect(planOk(app({ env: [{ name: 'S', value: '5' }], lifecycle: { preStop: { exec: { command: ['sleep', '$(S)'] } } } })).preStop).toEqual({ kind: 'exec', argv: ['sleep', '5'] });
+    expect(
+      planOk(
+        app({ env: [{ name: 'S', value: '5' }], lifecycle: { preStop: { exec: { command: ['sleep', '$(S)'] } } } }),
+      ).preStop,
+    ).toEqual({ kind: 'exec', argv: ['sleep', '5'] });
   });
 
   test('a preStop on an unknown named port: CreateContainerConfigError naming preStop', () => {
@@ -533,7 +700,7 @@ describe('planPod: probes and preStop', () => {
   });
 });
 
-describe('planPod: the operator\'s Deployment for examples/greeter.yaml', () => {
+describe("planPod: the operator's Deployment for examples/greeter.yaml", () => {
   const podName = 'greeter-6f7d9c8b5-x2x7q';
   let cfg: SidecarTemplateConfig;
   let plan: PodPlan;
@@ -541,14 +708,23 @@ describe('planPod: the operator\'s Deployment for examples/greeter.yaml', () => 
   let ctx: PlanContext;
 
   function greeterPod(sidecar: SidecarTemplateConfig): V1Pod {
-    const fs = parseFunctionService(parse(readFileSync(path.join(repoRoot, 'examples', 'greeter.yaml'), 'utf8')), 'examples/greeter.yaml');
+    const fs = parseFunctionService(
+      parse(readFileSync(path.join(repoRoot, 'examples', 'greeter.yaml'), 'utf8')),
+      'examples/greeter.yaml',
+    );
     const cfs: ClusterFunctionService = { ...fs, metadata: { ...fs.metadata, uid: 'fs-uid' } };
     const template = desiredDeployment(cfs, sidecar).spec!.template;
-    return { metadata: { name: podName, namespace: 'default', uid: 'pod-uid', labels: template.metadata?.labels }, spec: template.spec };
+    return {
+      metadata: { name: podName, namespace: 'default', uid: 'pod-uid', labels: template.metadata?.labels },
+      spec: template.spec,
+    };
   }
 
   beforeAll(() => {
-    cfg = loadOperatorConfig({ FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0', FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222' }).sidecar;
+    cfg = loadOperatorConfig({
+      FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
+      FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
+    }).sidecar;
     pod = greeterPod(cfg);
     ctx = context({ images: loadImages(repoRoot, BUILT_IN_IMAGES), secrets: new Map(), configMaps: new Map() });
     plan = planPod(pod, ctx);
@@ -570,7 +746,7 @@ describe('planPod: the operator\'s Deployment for examples/greeter.yaml', () => 
     expect(plan.terminationGracePeriodMs).toBe(40_000);
   });
 
-  test('the sidecar runs this checkout\'s CLI as `fnmesh sidecar`, with its env', () => {
+  test("the sidecar runs this checkout's CLI as `fnmesh sidecar`, with its env", () => {
     const s = byName('fnmesh-sidecar');
     expect(s.image).toBe('ghcr.io/fnmesh/fnmesh:0.1.0');
     expect(s.argv).toEqual(['node', path.join(repoRoot, 'bin', 'fnmesh.js'), 'sidecar']);
@@ -592,9 +768,30 @@ describe('planPod: the operator\'s Deployment for examples/greeter.yaml', () => 
 
   test('the sidecar probes resolve the named ops port to 9090', () => {
     const s = byName('fnmesh-sidecar');
-    expect(s.startupProbe).toEqual({ action: { kind: 'http', port: 9090, path: '/healthz' }, initialDelayMs: 0, periodMs: 1000, timeoutMs: 1000, failureThreshold: 60, successThreshold: 1 });
-    expect(s.readinessProbe).toEqual({ action: { kind: 'http', port: 9090, path: '/readyz' }, initialDelayMs: 0, periodMs: 2000, timeoutMs: 1000, failureThreshold: 2, successThreshold: 1 });
-    expect(s.livenessProbe).toEqual({ action: { kind: 'http', port: 9090, path: '/healthz' }, initialDelayMs: 0, periodMs: 10_000, timeoutMs: 1000, failureThreshold: 3, successThreshold: 1 });
+    expect(s.startupProbe).toEqual({
+      action: { kind: 'http', port: 9090, path: '/healthz' },
+      initialDelayMs: 0,
+      periodMs: 1000,
+      timeoutMs: 1000,
+      failureThreshold: 60,
+      successThreshold: 1,
+    });
+    expect(s.readinessProbe).toEqual({
+      action: { kind: 'http', port: 9090, path: '/readyz' },
+      initialDelayMs: 0,
+      periodMs: 2000,
+      timeoutMs: 1000,
+      failureThreshold: 2,
+      successThreshold: 1,
+    });
+    expect(s.livenessProbe).toEqual({
+      action: { kind: 'http', port: 9090, path: '/healthz' },
+      initialDelayMs: 0,
+      periodMs: 10_000,
+      timeoutMs: 1000,
+      failureThreshold: 3,
+      successThreshold: 1,
+    });
     expect(s.preStop).toBeUndefined();
   });
 
@@ -603,7 +800,12 @@ describe('planPod: the operator\'s Deployment for examples/greeter.yaml', () => 
     expect(f.image).toBe('ghcr.io/fnmesh/examples-greeter:0.1.0');
     expect(f.argv).toEqual(['node', 'dist/examples/greeter/index.js']);
     expect(f.cwd).toBe(repoRoot);
-    expect(f.env).toMatchObject({ NODE_ENV: 'production', PORT: '8080', FNMESH_SIDECAR_URL: 'http://127.0.0.1:3500', HOSTNAME: podName });
+    expect(f.env).toMatchObject({
+      NODE_ENV: 'production',
+      PORT: '8080',
+      FNMESH_SIDECAR_URL: 'http://127.0.0.1:3500',
+      HOSTNAME: podName,
+    });
     expect(f.preStop).toEqual({ kind: 'http', port: 9090, path: '/drain' });
     expect(f.startupProbe).toBeUndefined();
     expect(f.readinessProbe).toBeUndefined();

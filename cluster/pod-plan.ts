@@ -16,9 +16,7 @@ import { findImage, mapImagePath, type LocalImages } from './images';
 export type ContainerRole = 'init' | 'sidecar' | 'main';
 
 export type Action =
-  | { kind: 'http'; port: number; path: string }
-  | { kind: 'tcp'; port: number }
-  | { kind: 'exec'; argv: string[] };
+  { kind: 'http'; port: number; path: string } | { kind: 'tcp'; port: number } | { kind: 'exec'; argv: string[] };
 
 export interface ProbePlan {
   action: Action;
@@ -130,10 +128,18 @@ function fieldValue(pod: V1Pod, fieldPath: string, ctx: PlanContext): string {
   }
 }
 
-function keyOf(source: 'Secret' | 'ConfigMap', data: Record<string, string> | undefined, name: string, key: string, optional: boolean): string | undefined {
+function keyOf(
+  source: 'Secret' | 'ConfigMap',
+  data: Record<string, string> | undefined,
+  name: string,
+  key: string,
+  optional: boolean,
+): string | undefined {
   if (!data) {
     if (optional) return undefined;
-    throw new ConfigError(`${source.toLowerCase()} "${name}" not found: create it in the pod's namespace or mark the reference optional`);
+    throw new ConfigError(
+      `${source.toLowerCase()} "${name}" not found: create it in the pod's namespace or mark the reference optional`,
+    );
   }
   if (!Object.hasOwn(data, key)) {
     if (optional) return undefined;
@@ -155,14 +161,21 @@ function envValue(pod: V1Pod, e: V1EnvVar, vars: Record<string, string>, ctx: Pl
     const r = from.configMapKeyRef;
     return keyOf('ConfigMap', ctx.configMaps.get(r.name ?? ''), r.name ?? '', r.key, r.optional ?? false);
   }
-  throw new ConfigError(`env ${e.name}: only value, fieldRef, secretKeyRef and configMapKeyRef are supported by fnmesh cluster`);
+  throw new ConfigError(
+    `env ${e.name}: only value, fieldRef, secretKeyRef and configMapKeyRef are supported by fnmesh cluster`,
+  );
 }
 
 /**
  * The container's environment, and the variables its pod spec defines (envFrom, env): `$(VAR)` in env values
  * and in the spec's command and args sees only those, as on a kubelet (not the image's ENV).
  */
-function containerEnv(pod: V1Pod, c: V1Container, imageEnv: Record<string, string>, ctx: PlanContext): { env: Record<string, string>; specVars: Record<string, string> } {
+function containerEnv(
+  pod: V1Pod,
+  c: V1Container,
+  imageEnv: Record<string, string>,
+  ctx: PlanContext,
+): { env: Record<string, string>; specVars: Record<string, string> } {
   const specVars: Record<string, string> = {};
   for (const f of c.envFrom ?? []) {
     const ref = f.secretRef ?? f.configMapRef;
@@ -170,7 +183,9 @@ function containerEnv(pod: V1Pod, c: V1Container, imageEnv: Record<string, strin
     const data = f.secretRef ? ctx.secrets.get(ref.name) : ctx.configMaps.get(ref.name);
     if (!data) {
       if (ref.optional) continue;
-      throw new ConfigError(`${f.secretRef ? 'secret' : 'configmap'} "${ref.name}" not found: create it in the pod's namespace or mark envFrom optional`);
+      throw new ConfigError(
+        `${f.secretRef ? 'secret' : 'configmap'} "${ref.name}" not found: create it in the pod's namespace or mark envFrom optional`,
+      );
     }
     for (const [k, v] of Object.entries(data)) specVars[`${f.prefix ?? ''}${k}`] = v;
   }
@@ -186,14 +201,23 @@ function resolvePort(c: V1Container, port: number | string | undefined, what: st
   if (typeof port === 'number') return port;
   if (port !== undefined && /^\d+$/.test(port)) return Number(port);
   const named = (c.ports ?? []).find((p) => p.name === port);
-  if (!named) throw new ConfigError(`${what}: port "${String(port)}" is not a number nor the name of one of container ${c.name}'s ports`);
+  if (!named)
+    throw new ConfigError(
+      `${what}: port "${String(port)}" is not a number nor the name of one of container ${c.name}'s ports`,
+    );
   return named.containerPort;
 }
 
-function actionOf(c: V1Container, h: Pick<V1LifecycleHandler, 'httpGet' | 'tcpSocket' | 'exec'>, what: string, vars: Record<string, string>): Action {
+function actionOf(
+  c: V1Container,
+  h: Pick<V1LifecycleHandler, 'httpGet' | 'tcpSocket' | 'exec'>,
+  what: string,
+  vars: Record<string, string>,
+): Action {
   if (h.httpGet) {
     const host = h.httpGet.host;
-    if (host && host !== 'localhost' && host !== '127.0.0.1') throw new ConfigError(`${what}: httpGet host ${host} is not supported (fnmesh cluster probes the pod itself)`);
+    if (host && host !== 'localhost' && host !== '127.0.0.1')
+      throw new ConfigError(`${what}: httpGet host ${host} is not supported (fnmesh cluster probes the pod itself)`);
     return { kind: 'http', port: resolvePort(c, h.httpGet.port as number | string, what), path: h.httpGet.path || '/' };
   }
   if (h.tcpSocket) return { kind: 'tcp', port: resolvePort(c, h.tcpSocket.port as number | string, what) };
@@ -201,7 +225,12 @@ function actionOf(c: V1Container, h: Pick<V1LifecycleHandler, 'httpGet' | 'tcpSo
   throw new ConfigError(`${what}: needs httpGet, tcpSocket or exec`);
 }
 
-function probePlan(c: V1Container, p: V1Probe | undefined, what: string, vars: Record<string, string>): ProbePlan | undefined {
+function probePlan(
+  c: V1Container,
+  p: V1Probe | undefined,
+  what: string,
+  vars: Record<string, string>,
+): ProbePlan | undefined {
   if (!p) return undefined;
   return {
     action: actionOf(c, p, what, vars),
@@ -213,7 +242,12 @@ function probePlan(c: V1Container, p: V1Probe | undefined, what: string, vars: R
   };
 }
 
-function planContainer(pod: V1Pod, c: V1Container, role: ContainerRole, ctx: PlanContext): ContainerPlan | ContainerError {
+function planContainer(
+  pod: V1Pod,
+  c: V1Container,
+  role: ContainerRole,
+  ctx: PlanContext,
+): ContainerPlan | ContainerError {
   const image = findImage(ctx.images, c.image ?? '');
   if (!image) {
     const known = [...ctx.images.keys()].sort().join(', ');
@@ -229,7 +263,8 @@ function planContainer(pod: V1Pod, c: V1Container, role: ContainerRole, ctx: Pla
     const { env, specVars } = containerEnv(pod, c, image.config.env, ctx);
     const expand = (list: string[] | undefined): string[] | undefined => list?.map((a) => expandVars(a, specVars));
     const argv = containerArgv(image.config, expand(c.command), expand(c.args)).map((a) => mapImagePath(image, a));
-    if (argv.length === 0) throw new ConfigError(`no command: image ${c.image} has no ENTRYPOINT or CMD and the container sets no command`);
+    if (argv.length === 0)
+      throw new ConfigError(`no command: image ${c.image} has no ENTRYPOINT or CMD and the container sets no command`);
     const cwd = c.workingDir ? mapImagePath(image, c.workingDir) : image.root;
     const plan: ContainerPlan = { name: c.name, role, image: c.image ?? '', argv, cwd, env };
     const startupProbe = probePlan(c, c.startupProbe, `container ${c.name} startupProbe`, env);
@@ -249,7 +284,8 @@ function planContainer(pod: V1Pod, c: V1Container, role: ContainerRole, ctx: Pla
 export function planPod(pod: V1Pod, ctx: PlanContext): PodPlan {
   const spec = pod.spec;
   const containers: PodPlan['containers'] = [];
-  for (const c of spec?.initContainers ?? []) containers.push(planContainer(pod, c, c.restartPolicy === 'Always' ? 'sidecar' : 'init', ctx));
+  for (const c of spec?.initContainers ?? [])
+    containers.push(planContainer(pod, c, c.restartPolicy === 'Always' ? 'sidecar' : 'init', ctx));
   for (const c of spec?.containers ?? []) containers.push(planContainer(pod, c, 'main', ctx));
   const restartPolicy = (spec?.restartPolicy ?? 'Always') as PodPlan['restartPolicy'];
   return { containers, restartPolicy, terminationGracePeriodMs: (spec?.terminationGracePeriodSeconds ?? 30) * 1000 };

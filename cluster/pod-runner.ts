@@ -62,12 +62,20 @@ export class PodRunner {
       else if (!(await runner.whenCompleted())) return;
       if (this.stopping) return;
     }
-    for (const e of this.errors.filter((x) => x.role === 'main')) this.deps.report('warn', `container ${e.name} cannot start: ${e.message}`);
+    for (const e of this.errors.filter((x) => x.role === 'main'))
+      this.deps.report('warn', `container ${e.name} cannot start: ${e.message}`);
     for (const r of this.runners.filter((x) => x.plan.role === 'main')) r.start();
   }
 
   private startSandbox(): Promise<void> {
-    const args = ['--net', '--', process.execPath, this.deps.sandboxScript, this.deps.ingressPath, ...this.deps.egress.map((e) => `${e.port}=${e.socketPath}`)];
+    const args = [
+      '--net',
+      '--',
+      process.execPath,
+      this.deps.sandboxScript,
+      this.deps.ingressPath,
+      ...this.deps.egress.map((e) => `${e.port}=${e.socketPath}`),
+    ];
     const child = spawn('unshare', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.sandbox = child;
     if (child.pid !== undefined) this.deps.groups?.added(child.pid);
@@ -75,7 +83,15 @@ export class PodRunner {
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     child.stdin!.on('error', () => undefined);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the pod sandbox did not start within ${this.deps.sandboxTimeoutMs ?? 10_000} ms: ${stderr.trim()}`)), this.deps.sandboxTimeoutMs ?? 10_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `the pod sandbox did not start within ${this.deps.sandboxTimeoutMs ?? 10_000} ms: ${stderr.trim()}`,
+            ),
+          ),
+        this.deps.sandboxTimeoutMs ?? 10_000,
+      );
       child.stdout!.on('data', (d: Buffer) => {
         if (!this.sandboxReady && d.toString().includes('ready')) {
           clearTimeout(timer);
@@ -94,11 +110,18 @@ export class PodRunner {
         const was = this.sandboxReady;
         this.sandboxReady = false;
         if (!was) {
-          reject(new Error(`the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network namespace (unshare --net)`));
+          reject(
+            new Error(
+              `the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network namespace (unshare --net)`,
+            ),
+          );
           return;
         }
         if (!this.stopping) {
-          this.deps.report('warn', `the pod sandbox exited unexpectedly (code ${String(code)}); stopping the pod's containers`);
+          this.deps.report(
+            'warn',
+            `the pod sandbox exited unexpectedly (code ${String(code)}); stopping the pod's containers`,
+          );
           for (const r of this.runners) r.kill();
           this.deps.onChange();
         }
@@ -117,7 +140,16 @@ export class PodRunner {
         const hook = r.plan.preStop;
         if (hook && r.running) {
           const left = Math.max(0, deadline - Date.now());
-          const res = await runAction({ ingressPath: this.deps.ingressPath, sandboxPid: this.sandbox?.pid ?? 0, env: r.plan.env, cwd: r.plan.cwd }, hook, left);
+          const res = await runAction(
+            {
+              ingressPath: this.deps.ingressPath,
+              sandboxPid: this.sandbox?.pid ?? 0,
+              env: r.plan.env,
+              cwd: r.plan.cwd,
+            },
+            hook,
+            left,
+          );
           if (!res.ok) this.deps.report('warn', `container ${r.name}: preStop hook failed: ${res.detail}`);
         }
         await r.terminate(deadline);

@@ -39,7 +39,8 @@ async function main(): Promise<void> {
   const [ingressPath, ...egressSpecs] = process.argv.slice(2);
   if (!ingressPath) fail('usage: pod-sandbox <ingress.sock> [<port>=<egress.sock> ...]');
   const lo = spawnSync('ip', ['link', 'set', 'lo', 'up'], { encoding: 'utf8' });
-  if (lo.status !== 0) fail(`cannot bring the pod's loopback up (ip link set lo up): ${lo.error?.message ?? lo.stderr.trim()}`);
+  if (lo.status !== 0)
+    fail(`cannot bring the pod's loopback up (ip link set lo up): ${lo.error?.message ?? lo.stderr.trim()}`);
 
   for (const spec of egressSpecs) {
     const i = spec.indexOf('=');
@@ -47,7 +48,9 @@ async function main(): Promise<void> {
     const target = spec.slice(i + 1);
     if (i <= 0 || !Number.isInteger(port) || !target) fail(`bad egress "${spec}": expected <port>=<unix socket path>`);
     const server = net.createServer((inbound) => relay(inbound, net.connect(target)));
-    await listen(server, { host: '127.0.0.1', port }).catch((err: Error) => fail(`cannot listen on 127.0.0.1:${port} in the pod: ${err.message}`));
+    await listen(server, { host: '127.0.0.1', port }).catch((err: Error) =>
+      fail(`cannot listen on 127.0.0.1:${port} in the pod: ${err.message}`),
+    );
   }
 
   rmSync(ingressPath, { force: true });
@@ -87,7 +90,9 @@ async function main(): Promise<void> {
     conn.on('data', onData);
     conn.on('error', () => conn.destroy());
   });
-  await listen(ingress, { path: ingressPath }).catch((err: Error) => fail(`cannot listen on ${ingressPath}: ${err.message}`));
+  await listen(ingress, { path: ingressPath }).catch((err: Error) =>
+    fail(`cannot listen on ${ingressPath}: ${err.message}`),
+  );
 
   process.stdin.on('end', () => process.exit(0));
   process.stdin.on('error', () => process.exit(0));

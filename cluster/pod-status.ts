@@ -8,7 +8,15 @@ import type { ContainerRole } from './pod-plan';
 export type ContainerState =
   | { kind: 'waiting'; reason: string; message?: string }
   | { kind: 'running'; startedAt: string }
-  | { kind: 'terminated'; exitCode: number; signal?: number; reason: string; message?: string; startedAt: string; finishedAt: string };
+  | {
+      kind: 'terminated';
+      exitCode: number;
+      signal?: number;
+      reason: string;
+      message?: string;
+      startedAt: string;
+      finishedAt: string;
+    };
 
 export interface ContainerObserved {
   name: string;
@@ -73,7 +81,12 @@ function stateJson(s: ContainerState): Record<string, unknown> {
     case 'running':
       return { running: { startedAt: s.startedAt } };
     case 'terminated': {
-      const t: Record<string, unknown> = { exitCode: s.exitCode, reason: s.reason, startedAt: s.startedAt, finishedAt: s.finishedAt };
+      const t: Record<string, unknown> = {
+        exitCode: s.exitCode,
+        reason: s.reason,
+        startedAt: s.startedAt,
+        finishedAt: s.finishedAt,
+      };
       if (s.message) t.message = s.message;
       if (s.signal) t.signal = s.signal;
       return { terminated: t };
@@ -96,10 +109,18 @@ function containerStatus(podName: string, c: ContainerObserved): StatusContainer
   return out;
 }
 
-function condition(type: string, ok: boolean, previous: ReadonlyArray<{ type: string; status: string; lastTransitionTime?: string | Date }>, now: string, reason?: string, message?: string): PodCondition {
+function condition(
+  type: string,
+  ok: boolean,
+  previous: ReadonlyArray<{ type: string; status: string; lastTransitionTime?: string | Date }>,
+  now: string,
+  reason?: string,
+  message?: string,
+): PodCondition {
   const status = ok ? 'True' : 'False';
   const prev = previous.find((c) => c.type === type);
-  const since = prev && prev.status === status && prev.lastTransitionTime ? new Date(prev.lastTransitionTime).toISOString() : now;
+  const since =
+    prev && prev.status === status && prev.lastTransitionTime ? new Date(prev.lastTransitionTime).toISOString() : now;
   const c: PodCondition = { type, status, lastTransitionTime: since, lastProbeTime: null };
   if (!ok && reason) c.reason = reason;
   if (!ok && message) c.message = message;
@@ -117,15 +138,31 @@ export function podStatus(
   // sidecar that crashes later is restarted without sending the pod back to Pending).
   const wasInitialized = previousConditions.some((c) => c.type === 'Initialized' && c.status === 'True');
   const initDone =
-    wasInitialized || init.every((c) => (c.role === 'init' ? c.state.kind === 'terminated' && c.state.exitCode === 0 : c.started && c.state.kind === 'running'));
+    wasInitialized ||
+    init.every((c) =>
+      c.role === 'init'
+        ? c.state.kind === 'terminated' && c.state.exitCode === 0
+        : c.started && c.state.kind === 'running',
+    );
   const unready = [...init.filter((c) => c.role === 'sidecar'), ...main].filter((c) => !c.ready).map((c) => c.name);
-  const pendingInit = init.filter((c) => (c.role === 'init' ? !(c.state.kind === 'terminated' && c.state.exitCode === 0) : !c.started)).map((c) => c.name);
-  const everyMainStarted = main.length > 0 && main.every((c) => c.state.kind === 'running' || c.restartCount > 0 || c.state.kind === 'terminated');
+  const pendingInit = init
+    .filter((c) => (c.role === 'init' ? !(c.state.kind === 'terminated' && c.state.exitCode === 0) : !c.started))
+    .map((c) => c.name);
+  const everyMainStarted =
+    main.length > 0 &&
+    main.every((c) => c.state.kind === 'running' || c.restartCount > 0 || c.state.kind === 'terminated');
   const ready = initDone && unready.length === 0;
   const notReadyMessage = `containers with unready status: [${unready.join(' ')}]`;
   const conditions = [
     condition('PodReadyToStartContainers', o.sandboxReady, previousConditions, now),
-    condition('Initialized', initDone, previousConditions, now, 'ContainersNotInitialized', `containers with incomplete status: [${pendingInit.join(' ')}]`),
+    condition(
+      'Initialized',
+      initDone,
+      previousConditions,
+      now,
+      'ContainersNotInitialized',
+      `containers with incomplete status: [${pendingInit.join(' ')}]`,
+    ),
     condition('Ready', ready, previousConditions, now, 'ContainersNotReady', notReadyMessage),
     condition('ContainersReady', ready, previousConditions, now, 'ContainersNotReady', notReadyMessage),
     condition('PodScheduled', true, previousConditions, now),

@@ -62,7 +62,10 @@ export function readLogLevel(env: Env, name = 'FNMESH_LOG_LEVEL'): LogLevel {
 export function readNatsServers(env: Env, name: string, fallback?: string): string[] | undefined {
   const v = raw(env, name) ?? fallback;
   if (v === undefined) return undefined;
-  const servers = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const s of servers) {
     let ok = false;
     try {
@@ -71,7 +74,10 @@ export function readNatsServers(env: Env, name: string, fallback?: string): stri
     } catch {
       ok = false;
     }
-    if (!ok) throw new ConfigError(`${name}="${v}" is not valid: it accepts comma-separated NATS URLs such as nats://127.0.0.1:4222`);
+    if (!ok)
+      throw new ConfigError(
+        `${name}="${v}" is not valid: it accepts comma-separated NATS URLs such as nats://127.0.0.1:4222`,
+      );
   }
   return servers;
 }
@@ -81,7 +87,10 @@ export function readListen(env: Env, name: string, fallback: string): { host: st
   const v = raw(env, name) ?? fallback;
   const m = /^(?:(.*):)?(\d{1,5})$/.exec(v);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`${name}="${v}" is not valid: it accepts host:port or a port, such as 0.0.0.0:8080 or 8080 (0 picks a free port)`);
+  if (!m || port > 65535)
+    throw new ConfigError(
+      `${name}="${v}" is not valid: it accepts host:port or a port, such as 0.0.0.0:8080 or 8080 (0 picks a free port)`,
+    );
   return { host: m[1] || '0.0.0.0', port };
 }
 

@@ -171,7 +171,9 @@ describe('the CRD mirrors common/manifest.ts', () => {
   const paths = fields.map((f) => f.path);
 
   test('the walk found the manifest fields (sanity)', () => {
-    expect(paths).toEqual(expect.arrayContaining(['.replicas', '.functions[].rule', '.container.env[].name', '.local.cwd']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['.replicas', '.functions[].rule', '.container.env[].name', '.local.cwd']),
+    );
   });
 
   test.each(paths)('spec%s is in the CRD with the same default and bounds', (p) => {
@@ -272,7 +274,8 @@ function validate(s: Schema, v: unknown, at: string, errors: string[]): boolean 
     for (const r of s.required ?? []) if (!(r in obj)) errors.push(`${at}.${r}: required`);
     if (s.properties || s.additionalProperties) {
       for (const [k, val] of Object.entries(obj)) {
-        const p = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
+        const p =
+          s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
         if (p) validate(p, val, `${at}.${k}`, errors);
         else if (s.type && !s['x-kubernetes-preserve-unknown-fields']) errors.push(`${at}.${k}: unknown field`);
       }
@@ -306,11 +309,17 @@ describe('the examples', () => {
   test('the validator itself refuses what it should (sanity)', () => {
     expect(valid(spec, { replica: 1 })).toEqual(['.replica: unknown field']);
     expect(valid(spec, { replicas: -1 })).toEqual(['.replicas: below 0']);
-    expect(valid(rule0, { rule: 'match', type: 'string', eval: '==', f1: 'arg.auth.sub', f2: 'x' })).toEqual(['.f1: matches no anyOf branch']);
-    expect(valid(rule0, { rule: 'match', type: 'string', eval: '==', f1: 'args.auth.sub' })).toEqual([': fails an allOf branch']);
+    expect(valid(rule0, { rule: 'match', type: 'string', eval: '==', f1: 'arg.auth.sub', f2: 'x' })).toEqual([
+      '.f1: matches no anyOf branch',
+    ]);
+    expect(valid(rule0, { rule: 'match', type: 'string', eval: '==', f1: 'args.auth.sub' })).toEqual([
+      ': fails an allOf branch',
+    ]);
     expect(valid(rule0, { rule: 'allow', f1: 'x' })).toEqual([': fails an allOf branch']);
     expect(valid(rule0, { rule: 'match', type: 'number', eval: '<', f1: 'args.params.n', f2: 3 })).toEqual([]);
-    expect(valid(rule0, { rule: 'match', type: 'bool', eval: '==', f1: 'utils.exists(args.x.y)', f2: true })).toHaveLength(1);
+    expect(
+      valid(rule0, { rule: 'match', type: 'bool', eval: '==', f1: 'utils.exists(args.x.y)', f2: true }),
+    ).toHaveLength(1);
   });
 });
 
@@ -395,7 +404,26 @@ describe('the mistyped-variable pattern agrees with the gateway', () => {
   });
 
   test('never refuses what the gateway accepts (random strings near the variable syntax)', () => {
-    const pieces = ['args', 'utils', 'arg', 'util', '.', '(', ')', 'auth', 'params', 'caller', 'now', 'exists', ' ', 'x', 'A', '0', '_', ''];
+    const pieces = [
+      'args',
+      'utils',
+      'arg',
+      'util',
+      '.',
+      '(',
+      ')',
+      'auth',
+      'params',
+      'caller',
+      'now',
+      'exists',
+      ' ',
+      'x',
+      'A',
+      '0',
+      '_',
+      '',
+    ];
     let seed = 42;
     const rnd = (n: number): number => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;

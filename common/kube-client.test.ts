@@ -17,7 +17,9 @@ import { waitFor } from '../test/helpers/wait';
 
 describe('withQuery', () => {
   test('adds the defined values, encoded', () => {
-    expect(withQuery('/a', { limit: 500, continue: undefined, labelSelector: 'a=b,c', watch: true })).toBe('/a?limit=500&labelSelector=a%3Db%2Cc&watch=true');
+    expect(withQuery('/a', { limit: 500, continue: undefined, labelSelector: 'a=b,c', watch: true })).toBe(
+      '/a?limit=500&labelSelector=a%3Db%2Cc&watch=true',
+    );
     expect(withQuery('/a', {})).toBe('/a');
     expect(withQuery('/a?x=1', { y: 2 })).toBe('/a?x=1&y=2');
   });
@@ -46,7 +48,8 @@ describe('KubeClient over HTTP', () => {
   let server: http.Server;
   let handler: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
   let client: KubeClient;
-  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string; port?: number }> = [];
+  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string; port?: number }> =
+    [];
   let token = 't1';
   let refreshes = 0;
 
@@ -55,7 +58,13 @@ describe('KubeClient over HTTP', () => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, port: req.socket.remotePort });
+        seen.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          body,
+          port: req.socket.remotePort,
+        });
         handler(req, res, body);
       });
     });
@@ -86,10 +95,22 @@ describe('KubeClient over HTTP', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"ok":true}');
     };
-    const out = await client.request('PATCH', '/apis/x', { query: { fieldManager: 'm' }, body: { a: 1 }, contentType: 'application/apply-patch+yaml' });
+    const out = await client.request('PATCH', '/apis/x', {
+      query: { fieldManager: 'm' },
+      body: { a: 1 },
+      contentType: 'application/apply-patch+yaml',
+    });
     expect(out).toEqual({ ok: true });
     expect(seen[0]).toEqual(
-      expect.objectContaining({ method: 'PATCH', url: '/prefix/apis/x?fieldManager=m', body: '{"a":1}', headers: expect.objectContaining({ authorization: 'Bearer t1', 'content-type': 'application/apply-patch+yaml' }) }),
+      expect.objectContaining({
+        method: 'PATCH',
+        url: '/prefix/apis/x?fieldManager=m',
+        body: '{"a":1}',
+        headers: expect.objectContaining({
+          authorization: 'Bearer t1',
+          'content-type': 'application/apply-patch+yaml',
+        }),
+      }),
     );
   });
 
@@ -147,7 +168,12 @@ describe('KubeClient over HTTP', () => {
     };
     const events: string[] = [];
     const done: unknown[] = [];
-    await client.watch('/w', { resourceVersion: '5' }, (type, obj) => events.push(`${type} ${JSON.stringify(obj)}`), (err) => done.push(err ?? 'ended'));
+    await client.watch(
+      '/w',
+      { resourceVersion: '5' },
+      (type, obj) => events.push(`${type} ${JSON.stringify(obj)}`),
+      (err) => done.push(err ?? 'ended'),
+    );
     await waitFor(() => done.length > 0, { what: 'the watch to end' });
     expect(seen[0]!.url).toBe('/prefix/w?resourceVersion=5&watch=true');
     expect(events).toEqual(['ADDED {"metadata":{"name":"a"}}', 'MODIFIED {"metadata":{"name":"a","x":"é"}}']);
@@ -159,7 +185,12 @@ describe('KubeClient over HTTP', () => {
     };
     const done2: unknown[] = [];
     const got: string[] = [];
-    const h = await client.watch('/w', {}, (type) => got.push(type), (err) => done2.push(err ?? 'ended'));
+    const h = await client.watch(
+      '/w',
+      {},
+      (type) => got.push(type),
+      (err) => done2.push(err ?? 'ended'),
+    );
     await waitFor(() => got.length > 0, { what: 'an event' });
     h.abort();
     await new Promise((r) => setTimeout(r, 50));
@@ -172,7 +203,12 @@ describe('KubeClient over HTTP', () => {
       res.end('{"kind":"Status","code":410}');
     };
     const done: unknown[] = [];
-    await client.watch('/w', {}, () => undefined, (err) => done.push(err));
+    await client.watch(
+      '/w',
+      {},
+      () => undefined,
+      (err) => done.push(err),
+    );
     await waitFor(() => done.length > 0, { what: 'the watch to end' });
     expect(done[0]).toMatchObject({ code: 410, statusCode: 410 });
   });
@@ -186,11 +222,34 @@ describe('KubeClient through an http proxy (the kubeconfig proxy-url): a CONNECT
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'kube-client-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    target = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(path.join(dir, 'cert.pem')) }, (req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ path: req.url, auth: req.headers.authorization }));
-    });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    target = https.createServer(
+      { key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(path.join(dir, 'cert.pem')) },
+      (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ path: req.url, auth: req.headers.authorization }));
+      },
+    );
     await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
     proxy = http.createServer((_req, res) => res.writeHead(405).end());
     proxy.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
@@ -219,12 +278,17 @@ describe('KubeClient through an http proxy (the kubeconfig proxy-url): a CONNECT
     const access: KubeAccess = {
       server: `https://localhost:${(target.address() as AddressInfo).port}`,
       proxyUrl: `http://user:pa%20ss@127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-      credentials: async () => ({ tls: { ca: readFileSync(path.join(dir, 'cert.pem')) }, headers: { authorization: 'Bearer t' } }),
+      credentials: async () => ({
+        tls: { ca: readFileSync(path.join(dir, 'cert.pem')) },
+        headers: { authorization: 'Bearer t' },
+      }),
     };
     const c = new KubeClient(access);
     try {
       expect(await c.request('GET', '/api')).toEqual({ path: '/api', auth: 'Bearer t' });
-      expect(tunnels).toEqual([`localhost:${(target.address() as AddressInfo).port} Basic ${Buffer.from('user:pa ss').toString('base64')}`]);
+      expect(tunnels).toEqual([
+        `localhost:${(target.address() as AddressInfo).port} Basic ${Buffer.from('user:pa ss').toString('base64')}`,
+      ]);
     } finally {
       await c.close();
     }
@@ -232,7 +296,11 @@ describe('KubeClient through an http proxy (the kubeconfig proxy-url): a CONNECT
 
   test('a proxy for a plain-http server, or a socks proxy, is refused with a clear error', () => {
     const creds = async (): Promise<Credentials> => ({ tls: {}, headers: {} });
-    expect(() => new KubeClient({ server: 'http://k:8080', proxyUrl: 'http://p:3128', credentials: creds })).toThrow(/only an http:\/\/ or https:\/\/ proxy in front of an https API server/);
-    expect(() => new KubeClient({ server: 'https://k', proxyUrl: 'socks5://p:1080', credentials: creds })).toThrow(/socks5:\/\/p:1080 is not supported/);
+    expect(() => new KubeClient({ server: 'http://k:8080', proxyUrl: 'http://p:3128', credentials: creds })).toThrow(
+      /only an http:\/\/ or https:\/\/ proxy in front of an https API server/,
+    );
+    expect(() => new KubeClient({ server: 'https://k', proxyUrl: 'socks5://p:1080', credentials: creds })).toThrow(
+      /socks5:\/\/p:1080 is not supported/,
+    );
   });
 });

@@ -142,8 +142,15 @@ class TunnelAgent extends https.Agent {
     super(options);
   }
 
-  override createConnection(options: tls.ConnectionOptions & { host?: string; port?: number }, done: (err: Error | null, socket?: Duplex) => void): undefined {
-    const auth = this.proxy.username ? { 'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(this.proxy.username)}:${decodeURIComponent(this.proxy.password)}`).toString('base64')}` } : {};
+  override createConnection(
+    options: tls.ConnectionOptions & { host?: string; port?: number },
+    done: (err: Error | null, socket?: Duplex) => void,
+  ): undefined {
+    const auth = this.proxy.username
+      ? {
+          'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(this.proxy.username)}:${decodeURIComponent(this.proxy.password)}`).toString('base64')}`,
+        }
+      : {};
     const target = `${options.host}:${options.port}`;
     const req = (this.proxy.protocol === 'https:' ? https : http).request({
       host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
@@ -186,14 +193,17 @@ export class KubeClient {
     this.o = options;
     this.url = new URL(access.server);
     this.secure = this.url.protocol === 'https:';
-    if (!this.secure && this.url.protocol !== 'http:') throw new Error(`the API server URL ${access.server} is neither https nor http`);
+    if (!this.secure && this.url.protocol !== 'http:')
+      throw new Error(`the API server URL ${access.server} is neither https nor http`);
     this.hostname = this.url.hostname.replace(/^\[|\]$/g, '');
     this.port = this.url.port ? Number(this.url.port) : this.secure ? 443 : 80;
     this.basePath = this.url.pathname.replace(/\/+$/, '');
     if (access.proxyUrl) {
       const proxy = new URL(access.proxyUrl);
       if (!/^https?:$/.test(proxy.protocol) || !this.secure) {
-        throw new Error(`the proxy ${access.proxyUrl} is not supported: only an http:// or https:// proxy in front of an https API server`);
+        throw new Error(
+          `the proxy ${access.proxyUrl} is not supported: only an http:// or https:// proxy in front of an https API server`,
+        );
       }
       this.proxy = proxy;
     }
@@ -204,7 +214,8 @@ export class KubeClient {
     const target = this.basePath + withQuery(path, options.query);
     this.o.onRequest?.(method, path);
     let body: string | undefined;
-    if (options.body !== undefined) body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    if (options.body !== undefined)
+      body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
     for (let attempt = 0; ; attempt++) {
       const creds = await this.access.credentials(attempt > 0);
       const headers: Record<string, string | number> = { accept: 'application/json', ...creds.headers };
@@ -225,7 +236,12 @@ export class KubeClient {
    * server closed it, an error, a status ≥ 400 as KubeApiError). Resolves once the response has started
    * (or failed). `abort()` ends it without `onDone`.
    */
-  async watch(path: string, query: Query, onEvent: WatchEventHandler, onDone: (err?: unknown) => void): Promise<WatchHandle> {
+  async watch(
+    path: string,
+    query: Query,
+    onEvent: WatchEventHandler,
+    onDone: (err?: unknown) => void,
+  ): Promise<WatchHandle> {
     let finished = false;
     let req: http.ClientRequest | undefined;
     const finish = (err?: unknown): void => {
@@ -268,7 +284,15 @@ export class KubeClient {
               res.on('data', (c: Buffer) => chunks.push(c));
               res.on('end', () => {
                 if (res.statusCode === 401) void this.access.credentials(true).catch(() => undefined);
-                finish(new KubeApiError('WATCH', path, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), headerRecord(res.headers)));
+                finish(
+                  new KubeApiError(
+                    'WATCH',
+                    path,
+                    res.statusCode ?? 0,
+                    Buffer.concat(chunks).toString('utf8'),
+                    headerRecord(res.headers),
+                  ),
+                );
               });
               res.on('error', (err) => finish(err));
               return;
@@ -300,7 +324,12 @@ export class KubeClient {
         if (finished) r.destroy();
         r.on('socket', (s) => s.setKeepAlive(true, 30_000));
         // The server ends the watch after timeoutSeconds; silence well past that means a dead connection.
-        if (timeoutSeconds !== undefined) r.setTimeout((timeoutSeconds + 60) * 1000, () => r.destroy(Object.assign(new Error(`watch ${path}: no data for ${timeoutSeconds + 60} s`), { code: 'ETIMEDOUT' })));
+        if (timeoutSeconds !== undefined)
+          r.setTimeout((timeoutSeconds + 60) * 1000, () =>
+            r.destroy(
+              Object.assign(new Error(`watch ${path}: no data for ${timeoutSeconds + 60} s`), { code: 'ETIMEDOUT' }),
+            ),
+          );
         r.on('error', (err) => {
           started();
           finish(err);
@@ -324,16 +353,33 @@ export class KubeClient {
     a?.watches.destroy();
   }
 
-  private send(agent: http.Agent, method: string, path: string, headers: Record<string, string | number>, body: string | undefined): Promise<RawResponse> {
+  private send(
+    agent: http.Agent,
+    method: string,
+    path: string,
+    headers: Record<string, string | number>,
+    body: string | undefined,
+  ): Promise<RawResponse> {
     const timeout = this.o.requestTimeoutMs ?? 60_000;
     return new Promise((resolve, reject) => {
-      const req = (this.secure ? https : http).request({ hostname: this.hostname, port: this.port, method, path, headers, agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: headerRecord(res.headers), text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(timeout, () => req.destroy(Object.assign(new Error(`${method} ${path}: no answer for ${timeout} ms`), { code: 'ETIMEDOUT' })));
+      const req = (this.secure ? https : http).request(
+        { hostname: this.hostname, port: this.port, method, path, headers, agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: headerRecord(res.headers),
+              text: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeout, () =>
+        req.destroy(Object.assign(new Error(`${method} ${path}: no answer for ${timeout} ms`), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -352,7 +398,13 @@ export class KubeClient {
     const next: Agents = {
       tls: creds.tls,
       // Idle connections close after 30 s, well before the API server's own idle timeout.
-      requests: make({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections, scheduling: 'lifo', timeout: 30_000 }),
+      requests: make({
+        keepAlive: true,
+        maxSockets: connections,
+        maxFreeSockets: connections,
+        scheduling: 'lifo',
+        timeout: 30_000,
+      }),
       watches: make({ keepAlive: false }),
     };
     this.agents = next;

@@ -163,7 +163,11 @@ export class ResilientInformer<T> {
     if (this.now() - this.startedAt >= (this.options.stableAfterMs ?? 60_000)) this.failures = 0;
     this.failures++;
     this.options.onRestart?.(err);
-    this.log.warn('informer failed; restarting', { error: errorMessage(err), failures: this.failures, restartInMs: this.backoffMs(this.failures) });
+    this.log.warn('informer failed; restarting', {
+      error: errorMessage(err),
+      failures: this.failures,
+      restartInMs: this.backoffMs(this.failures),
+    });
     if (this.starting) {
       // Restart only once start() has returned, so two runs never overlap.
       this.restartPending = true;

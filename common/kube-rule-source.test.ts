@@ -1,6 +1,12 @@
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { InformerLike } from './kube-informer';
-import { Debouncer, KubernetesRuleSource, describeListError, toFunctionService, type FunctionServiceObject } from './kube-rule-source';
+import {
+  Debouncer,
+  KubernetesRuleSource,
+  describeListError,
+  toFunctionService,
+  type FunctionServiceObject,
+} from './kube-rule-source';
 import type { Logger } from './logger';
 import type { FunctionService } from './manifest';
 
@@ -39,7 +45,11 @@ describe('toFunctionService', () => {
       resourceVersion: '7',
       annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
     });
-    expect(fs.spec).toMatchObject({ replicas: 1, timeoutMs: 10_000, functions: [{ name: 'go', rule: { rule: 'allow' } }] });
+    expect(fs.spec).toMatchObject({
+      replicas: 1,
+      timeoutMs: 10_000,
+      functions: [{ name: 'go', rule: { rule: 'allow' } }],
+    });
     expect(fs.status).toBeUndefined();
   });
 
@@ -51,9 +61,9 @@ describe('toFunctionService', () => {
   });
 
   test('an invalid object names its namespace/name and the field', () => {
-    expect(() => toFunctionService(fsObject('bad', '1', { functions: [{ name: 'go', rule: { rule: 'nope' } }] }, 'team-a'))).toThrow(
-      /^functionservice team-a\/bad: invalid FunctionService: spec\.functions\.0\.rule/,
-    );
+    expect(() =>
+      toFunctionService(fsObject('bad', '1', { functions: [{ name: 'go', rule: { rule: 'nope' } }] }, 'team-a')),
+    ).toThrow(/^functionservice team-a\/bad: invalid FunctionService: spec\.functions\.0\.rule/);
     expect(() => toFunctionService(fsObject('bad', '1', twice))).toThrow(/function "go" is listed twice/);
   });
 });
@@ -61,10 +71,18 @@ describe('toFunctionService', () => {
 describe('describeListError', () => {
   const where = 'in all namespaces of https://k';
   test.each([
-    [{ code: 404, body: '{"kind":"Status","message":"the server could not find the requested resource"}' }, true, /the FunctionService CRD is not installed: kubectl apply -f crds\/.*could not find/],
+    [
+      { code: 404, body: '{"kind":"Status","message":"the server could not find the requested resource"}' },
+      true,
+      /the FunctionService CRD is not installed: kubectl apply -f crds\/.*could not find/,
+    ],
     [{ statusCode: 403 }, true, /apply deploy\/rbac\/gateway\.yaml/],
     [{ code: 401 }, true, /refused the gateway's credentials/],
-    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), false, /not reachable.*ECONNREFUSED.*FNMESH_KUBECONFIG/],
+    [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      false,
+      /not reachable.*ECONNREFUSED.*FNMESH_KUBECONFIG/,
+    ],
     [{ code: 500, body: { message: 'etcd down' } }, false, /HTTP 500: etcd down/],
   ])('%j', (err, terminal, message) => {
     const d = describeListError(err, where);
@@ -149,7 +167,9 @@ function kubeConfig(): KubeConfig {
 }
 
 const rulesOf = (services: FunctionService[]): Record<string, unknown> =>
-  Object.fromEntries(services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s.spec.functions[0]?.rule?.rule]));
+  Object.fromEntries(
+    services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s.spec.functions[0]?.rule?.rule]),
+  );
 
 describe('KubernetesRuleSource (fake informer)', () => {
   const logs: Array<{ msg: string; meta: unknown }> = [];
@@ -168,7 +188,14 @@ describe('KubernetesRuleSource (fake informer)', () => {
   });
 
   function make(informer: FakeInformer, syncTimeoutMs = 2000): KubernetesRuleSource {
-    source = new KubernetesRuleSource({ kubeConfig: kubeConfig(), logger, debounceMs: 15, informerFactory: () => informer, syncTimeoutMs, initialBackoffMs: 10 });
+    source = new KubernetesRuleSource({
+      kubeConfig: kubeConfig(),
+      logger,
+      debounceMs: 15,
+      informerFactory: () => informer,
+      syncTimeoutMs,
+      initialBackoffMs: 10,
+    });
     return source;
   }
 
@@ -191,7 +218,10 @@ describe('KubernetesRuleSource (fake informer)', () => {
     await new Promise((r) => setTimeout(r, 60));
     expect(rulesOf(calls.at(-1)!)).toEqual({ 'default/a': 'deny', 'default/c': 'allow' });
     expect(logs).toEqual([
-      { msg: 'a FunctionService is not valid for the gateway; its last good version stays in use', meta: expect.objectContaining({ service: 'default/a', error: expect.stringMatching(/listed twice/) }) },
+      {
+        msg: 'a FunctionService is not valid for the gateway; its last good version stays in use',
+        meta: expect.objectContaining({ service: 'default/a', error: expect.stringMatching(/listed twice/) }),
+      },
     ]);
     // A new object that never validated is not routed.
     inf.set(fsObject('d', '1', twice));
@@ -218,14 +248,18 @@ describe('KubernetesRuleSource (fake informer)', () => {
     await expect(make(new FakeInformer([], { code: 404 })).start(() => undefined)).rejects.toThrow(
       'cannot list FunctionServices in all namespaces of https://127.0.0.1:1: the FunctionService CRD is not installed: kubectl apply -f crds/',
     );
-    await expect(make(new FakeInformer([], { statusCode: 403 })).start(() => undefined)).rejects.toThrow(/apply deploy\/rbac\/gateway\.yaml/);
+    await expect(make(new FakeInformer([], { statusCode: 403 })).start(() => undefined)).rejects.toThrow(
+      /apply deploy\/rbac\/gateway\.yaml/,
+    );
   });
 
   test('start retries an unreachable API server until the sync timeout, then rejects naming the problem', async () => {
     const started = Date.now();
-    await expect(make(new FakeInformer([], Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 300).start(() => undefined)).rejects.toThrow(
-      /not reachable or failing \(connect ECONNREFUSED\)/,
-    );
+    await expect(
+      make(new FakeInformer([], Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 300).start(
+        () => undefined,
+      ),
+    ).rejects.toThrow(/not reachable or failing \(connect ECONNREFUSED\)/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
   });
 });

@@ -34,7 +34,8 @@ export const FS_PLURAL = 'functionservices';
 /** The fix printed when the CRD is missing. */
 export const CRD_MISSING_FIX = 'the FunctionService CRD is not installed: kubectl apply -f crds/';
 /** The fix printed when RBAC forbids listing or watching. */
-export const RBAC_FIX = "the gateway's ServiceAccount may not list/watch functionservices: apply deploy/rbac/gateway.yaml";
+export const RBAC_FIX =
+  "the gateway's ServiceAccount may not list/watch functionservices: apply deploy/rbac/gateway.yaml";
 
 export interface KubernetesRuleSourceOptions {
   kubeConfig: KubeConfig;
@@ -132,7 +133,8 @@ function apiMessage(err: unknown): string {
       // not JSON
     }
   }
-  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
+  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string')
+    return (body as { message: string }).message;
   const msg = errorMessage(err);
   return msg.length > 300 ? `${msg.slice(0, 300)}…` : msg;
 }
@@ -146,9 +148,15 @@ export function describeListError(err: unknown, where: string): { terminal: bool
   const detail = apiMessage(err);
   switch (status) {
     case 404:
-      return { terminal: true, message: `cannot list FunctionServices ${where}: ${CRD_MISSING_FIX} (the API server answered 404: ${detail})` };
+      return {
+        terminal: true,
+        message: `cannot list FunctionServices ${where}: ${CRD_MISSING_FIX} (the API server answered 404: ${detail})`,
+      };
     case 403:
-      return { terminal: true, message: `cannot list FunctionServices ${where}: ${RBAC_FIX} (the API server answered 403: ${detail})` };
+      return {
+        terminal: true,
+        message: `cannot list FunctionServices ${where}: ${RBAC_FIX} (the API server answered 403: ${detail})`,
+      };
     case 401:
       return {
         terminal: true,
@@ -226,7 +234,9 @@ export class KubernetesRuleSource implements RuleSource {
         }
       } else if (Date.now() >= deadline) {
         await this.stop();
-        throw new ConfigError(`cannot list FunctionServices ${this.where()}: no answer within ${this.options.syncTimeoutMs ?? 30_000} ms`);
+        throw new ConfigError(
+          `cannot list FunctionServices ${this.where()}: no answer within ${this.options.syncTimeoutMs ?? 30_000} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -255,11 +265,22 @@ export class KubernetesRuleSource implements RuleSource {
   private realFactory(ns: string | undefined): InformerFactory<KubernetesObject> {
     const kc = this.options.kubeConfig;
     const custom = kc.makeApiClient(CustomObjectsApi);
-    const apiPath = ns ? `/apis/${FS_GROUP}/${FS_VERSION}/namespaces/${ns}/${FS_PLURAL}` : `/apis/${FS_GROUP}/${FS_VERSION}/${FS_PLURAL}`;
+    const apiPath = ns
+      ? `/apis/${FS_GROUP}/${FS_VERSION}/namespaces/${ns}/${FS_PLURAL}`
+      : `/apis/${FS_GROUP}/${FS_VERSION}/${FS_PLURAL}`;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> =>
       (ns
-        ? await custom.listNamespacedCustomObject({ group: FS_GROUP, version: FS_VERSION, namespace: ns, plural: FS_PLURAL })
-        : await custom.listClusterCustomObject({ group: FS_GROUP, version: FS_VERSION, plural: FS_PLURAL })) as KubernetesListObject<KubernetesObject>;
+        ? await custom.listNamespacedCustomObject({
+            group: FS_GROUP,
+            version: FS_VERSION,
+            namespace: ns,
+            plural: FS_PLURAL,
+          })
+        : await custom.listClusterCustomObject({
+            group: FS_GROUP,
+            version: FS_VERSION,
+            plural: FS_PLURAL,
+          })) as KubernetesListObject<KubernetesObject>;
     return kubeInformerFactory(kc, apiPath, list);
   }
 
@@ -311,10 +332,16 @@ export class KubernetesRuleSource implements RuleSource {
  * The KubeConfig to use: `file` (FNMESH_KUBECONFIG) when given; else KUBECONFIG, ~/.kube/config or the
  * in-cluster ServiceAccount, as kubectl does. Throws ConfigError when none exists or the file is bad.
  */
-export function loadKubeConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): KubeConfig {
+export function loadKubeConfig(
+  file: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): KubeConfig {
   const kc = new KubeConfig();
   if (file) {
-    if (!existsSync(file)) throw new ConfigError(`FNMESH_KUBECONFIG="${file}" does not exist: give the path of a kubeconfig file, or unset it to use KUBECONFIG or the in-cluster ServiceAccount`);
+    if (!existsSync(file))
+      throw new ConfigError(
+        `FNMESH_KUBECONFIG="${file}" does not exist: give the path of a kubeconfig file, or unset it to use KUBECONFIG or the in-cluster ServiceAccount`,
+      );
     try {
       kc.loadFromFile(file);
     } catch (err) {
@@ -322,7 +349,8 @@ export function loadKubeConfig(file: string | undefined, env: Record<string, str
     }
     return kc;
   }
-  const inCluster = env.KUBERNETES_SERVICE_HOST !== undefined && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
+  const inCluster =
+    env.KUBERNETES_SERVICE_HOST !== undefined && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
   const home = path.join(env.HOME ?? os.homedir(), '.kube', 'config');
   if (!env.KUBECONFIG && !inCluster && !existsSync(home)) {
     throw new ConfigError(
@@ -340,6 +368,7 @@ export function loadKubeConfig(file: string | undefined, env: Record<string, str
   } catch (err) {
     throw new ConfigError(`cannot load the Kubernetes configuration: ${errorMessage(err)}`);
   }
-  if (!kc.getCurrentCluster()) throw new ConfigError('the Kubernetes configuration has no current cluster: set its current-context');
+  if (!kc.getCurrentCluster())
+    throw new ConfigError('the Kubernetes configuration has no current cluster: set its current-context');
   return kc;
 }

@@ -83,7 +83,8 @@ export function specFromKubeconfig(doc: unknown, dir: string, where: string): Sp
   const clusterName = str(context, 'cluster');
   const cluster = clusterName ? named(doc.clusters, clusterName, 'cluster') : undefined;
   const server = cluster ? str(cluster, 'server') : undefined;
-  if (!cluster || !server) return { kind: 'unsupported', reason: `${where}: context ${contextName} has no cluster with a server` };
+  if (!cluster || !server)
+    return { kind: 'unsupported', reason: `${where}: context ${contextName} has no cluster with a server` };
   const userName = str(context, 'user');
   const user = (userName ? named(doc.users, userName, 'user') : undefined) ?? {};
   for (const k of ['exec', 'auth-provider', 'as', 'as-groups', 'as-uid', 'as-user-extra']) {
@@ -116,7 +117,11 @@ export function specFromKubeconfig(doc: unknown, dir: string, where: string): Sp
 export function inClusterSpec(host: string, port: string, dir = SERVICE_ACCOUNT_DIR): AccessSpec {
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const h = isIPv6(host) ? `[${host}]` : host;
-  return { server: `${scheme}://${h}:${port}`, ca: { file: path.join(dir, 'ca.crt') }, token: { file: path.join(dir, 'token') } };
+  return {
+    server: `${scheme}://${h}:${port}`,
+    ca: { file: path.join(dir, 'ca.crt') },
+    token: { file: path.join(dir, 'token') },
+  };
 }
 
 /** Finds the access spec as client-node's loadFromDefault would (see the header for what is supported). */
@@ -124,7 +129,8 @@ export function findAccessSpec(env: LoadEnv, serviceAccountDir = SERVICE_ACCOUNT
   let file: string | undefined;
   if (env.KUBECONFIG) {
     const files = env.KUBECONFIG.split(path.delimiter).filter(Boolean);
-    if (files.length > 1) return { kind: 'unsupported', reason: 'KUBECONFIG names several files (merging them needs client-node)' };
+    if (files.length > 1)
+      return { kind: 'unsupported', reason: 'KUBECONFIG names several files (merging them needs client-node)' };
     file = files[0];
   } else {
     const home = env.HOME ?? os.homedir();
@@ -136,12 +142,19 @@ export function findAccessSpec(env: LoadEnv, serviceAccountDir = SERVICE_ACCOUNT
     try {
       doc = parseYaml(readFileSync(file, 'utf8'));
     } catch (err) {
-      return { kind: 'unsupported', reason: `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}` };
+      return {
+        kind: 'unsupported',
+        reason: `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      };
     }
     return specFromKubeconfig(doc, path.dirname(file), file);
   }
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(path.join(serviceAccountDir, 'token'))) {
-    return { kind: 'spec', spec: inClusterSpec(env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT, serviceAccountDir), source: 'the pod service account' };
+    return {
+      kind: 'spec',
+      spec: inClusterSpec(env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT, serviceAccountDir),
+      source: 'the pod service account',
+    };
   }
   return { kind: 'unsupported', reason: 'no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a pod' };
 }
@@ -152,7 +165,10 @@ function read(s: Source | undefined, readFile: (file: string) => Buffer): Buffer
 }
 
 /** The credentials of a spec, reading its files now. */
-export function credentialsOf(spec: AccessSpec, readFile: (file: string) => Buffer = (f) => readFileSync(f)): Credentials {
+export function credentialsOf(
+  spec: AccessSpec,
+  readFile: (file: string) => Buffer = (f) => readFileSync(f),
+): Credentials {
   const tls: TlsMaterial = {};
   const ca = read(spec.ca, readFile);
   const cert = read(spec.cert, readFile);
@@ -165,12 +181,16 @@ export function credentialsOf(spec: AccessSpec, readFile: (file: string) => Buff
   const headers: Record<string, string> = {};
   const token = read(spec.token, readFile);
   if (token !== undefined) headers.authorization = `Bearer ${token.toString().trim()}`;
-  else if (spec.username !== undefined) headers.authorization = `Basic ${Buffer.from(`${spec.username}:${spec.password ?? ''}`).toString('base64')}`;
+  else if (spec.username !== undefined)
+    headers.authorization = `Basic ${Buffer.from(`${spec.username}:${spec.password ?? ''}`).toString('base64')}`;
   return { tls, headers };
 }
 
 /** A KubeAccess for a spec; files are read again after `refreshMs` or on `credentials(true)`. */
-export function accessFromSpec(spec: AccessSpec, options: { refreshMs?: number; readFile?: (file: string) => Buffer; now?: () => number } = {}): KubeAccess {
+export function accessFromSpec(
+  spec: AccessSpec,
+  options: { refreshMs?: number; readFile?: (file: string) => Buffer; now?: () => number } = {},
+): KubeAccess {
   const now = options.now ?? Date.now;
   let cached: { at: number; value: Credentials } | undefined;
   return {

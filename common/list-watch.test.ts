@@ -12,13 +12,21 @@ interface Obj {
   spec?: unknown;
 }
 
-const obj = (name: string, rv: string, ns = 'ns'): Obj => ({ metadata: { name, namespace: ns, resourceVersion: rv, managedFields: [{ big: true }] }, spec: { n: name } });
+const obj = (name: string, rv: string, ns = 'ns'): Obj => ({
+  metadata: { name, namespace: ns, resourceVersion: rv, managedFields: [{ big: true }] },
+  spec: { n: name },
+});
 
 /** A client whose list pages and watches the test scripts. */
 function scripted() {
   const pages: Array<{ metadata: { resourceVersion: string; continue?: string }; items: Obj[] }> = [];
   const listQueries: unknown[] = [];
-  const watches: Array<{ query: Record<string, unknown>; onEvent: WatchEventHandler; onDone: (err?: unknown) => void; aborted: boolean }> = [];
+  const watches: Array<{
+    query: Record<string, unknown>;
+    onEvent: WatchEventHandler;
+    onDone: (err?: unknown) => void;
+    aborted: boolean;
+  }> = [];
   const client = {
     async request<T>(_method: string, _path: string, options?: { query?: Record<string, unknown> }): Promise<T> {
       listQueries.push(options?.query);
@@ -26,7 +34,12 @@ function scripted() {
       if (!page) throw Object.assign(new Error('no page'), { code: 500 });
       return page as T;
     },
-    async watch(_path: string, query: Record<string, unknown>, onEvent: WatchEventHandler, onDone: (err?: unknown) => void): Promise<WatchHandle> {
+    async watch(
+      _path: string,
+      query: Record<string, unknown>,
+      onEvent: WatchEventHandler,
+      onDone: (err?: unknown) => void,
+    ): Promise<WatchHandle> {
       const w = { query, onEvent, onDone, aborted: false };
       watches.push(w);
       return { abort: () => void (w.aborted = true) };
@@ -42,7 +55,10 @@ function options(client: ListWatchOptions<Obj>['client']): ListWatchOptions<Obj>
     labelSelector: 'a=b',
     apiVersion: 'x/v1',
     kind: 'Thing',
-    transform: (o) => ({ ...o, metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion } }),
+    transform: (o) => ({
+      ...o,
+      metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion },
+    }),
     pageSize: 2,
     watchTimeoutSeconds: () => 300,
   };
@@ -53,7 +69,10 @@ const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 describe('listAll', () => {
   test('follows continue tokens, gives items apiVersion and kind, and transforms them', async () => {
     const s = scripted();
-    s.pages.push({ metadata: { resourceVersion: '10', continue: 'c1' }, items: [obj('a', '1'), obj('b', '2')] }, { metadata: { resourceVersion: '10' }, items: [{ ...obj('c', '3'), apiVersion: 'y/v1', kind: 'Y' }] });
+    s.pages.push(
+      { metadata: { resourceVersion: '10', continue: 'c1' }, items: [obj('a', '1'), obj('b', '2')] },
+      { metadata: { resourceVersion: '10' }, items: [{ ...obj('c', '3'), apiVersion: 'y/v1', kind: 'Y' }] },
+    );
     const out = await listAll(options(s.client));
     expect(out.resourceVersion).toBe('10');
     expect(out.items.map((i) => [i.metadata.name, i.apiVersion, i.kind, i.metadata.managedFields])).toEqual([
@@ -85,7 +104,12 @@ describe('JsonListWatch', () => {
     const t = started();
     t.s.pages.push({ metadata: { resourceVersion: '10' }, items: [obj('a', '1')] });
     await t.lw.start();
-    expect(t.s.watches[0]!.query).toEqual({ resourceVersion: '10', labelSelector: 'a=b', allowWatchBookmarks: true, timeoutSeconds: 300 });
+    expect(t.s.watches[0]!.query).toEqual({
+      resourceVersion: '10',
+      labelSelector: 'a=b',
+      allowWatchBookmarks: true,
+      timeoutSeconds: 300,
+    });
     const w = t.s.watches[0]!;
     w.onEvent('ADDED', obj('b', '11'));
     w.onEvent('MODIFIED', obj('a', '12'));

@@ -45,7 +45,9 @@ interface ListPage<T> {
 }
 
 /** A LIST of a whole collection in pages, each item given apiVersion/kind and transformed. */
-export async function listAll<T extends ObjectLike>(o: ListWatchOptions<T>): Promise<{ resourceVersion: string; items: T[] }> {
+export async function listAll<T extends ObjectLike>(
+  o: ListWatchOptions<T>,
+): Promise<{ resourceVersion: string; items: T[] }> {
   const items: T[] = [];
   let resourceVersion = '';
   let cont: string | undefined;
@@ -53,7 +55,8 @@ export async function listAll<T extends ObjectLike>(o: ListWatchOptions<T>): Pro
   do {
     const query: Query = { limit: o.pageSize ?? 100, labelSelector: o.labelSelector, continue: cont };
     const page = await o.client.request<ListPage<T>>('GET', o.path, { query });
-    for (const item of page.items ?? []) items.push(transform({ ...item, apiVersion: item.apiVersion ?? o.apiVersion, kind: item.kind ?? o.kind }));
+    for (const item of page.items ?? [])
+      items.push(transform({ ...item, apiVersion: item.apiVersion ?? o.apiVersion, kind: item.kind ?? o.kind }));
     resourceVersion = page.metadata?.resourceVersion ?? '';
     cont = page.metadata?.continue || undefined;
   } while (cont);
@@ -147,7 +150,12 @@ export class JsonListWatch<T extends ObjectLike> {
       allowWatchBookmarks: true,
       timeoutSeconds: (this.o.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300)))(),
     };
-    const handle = await this.o.client.watch(this.o.path, query, (type, obj) => this.onEvent(run, type, obj), (err) => this.onDone(run, err));
+    const handle = await this.o.client.watch(
+      this.o.path,
+      query,
+      (type, obj) => this.onEvent(run, type, obj),
+      (err) => this.onDone(run, err),
+    );
     if (this.current(run)) this.watch = handle;
     else handle.abort();
   }

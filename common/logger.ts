@@ -28,7 +28,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const logger = winston.createLogger({
     level: level === 'silent' ? 'error' : level,
     silent: level === 'silent',
-    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: false }), winston.format.json()),
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      winston.format.errors({ stack: false }),
+      winston.format.json(),
+    ),
     defaultMeta: options.defaultMeta,
     transports: [transport],
   });

@@ -96,7 +96,10 @@ export class ManifestFileSource implements RuleSource {
   async start(onChange: (services: FunctionService[]) => void): Promise<void> {
     if (this.paths.length === 0) throw new ConfigError('no manifest files or directories were given');
     for (const p of this.paths) {
-      if (await isMissing(p)) throw new ConfigError(`manifest path "${p}" does not exist: give existing FunctionService YAML files or directories`);
+      if (await isMissing(p))
+        throw new ConfigError(
+          `manifest path "${p}" does not exist: give existing FunctionService YAML files or directories`,
+        );
     }
     this.onChange = onChange;
     // Watch first, then load: a change during the first load triggers a reload instead of being missed.
@@ -208,9 +211,11 @@ export class ManifestFileSource implements RuleSource {
       this.timer = undefined;
       const batch = this.dirty;
       this.dirty = new Set();
-      this.loading = this.loading.then(() => this.reload(batch)).catch((err: unknown) => {
-        this.logger.error('cannot reload manifests', { error: errorMessage(err) });
-      });
+      this.loading = this.loading
+        .then(() => this.reload(batch))
+        .catch((err: unknown) => {
+          this.logger.error('cannot reload manifests', { error: errorMessage(err) });
+        });
     }, this.debounceMs);
   }
 
@@ -269,7 +274,9 @@ export class ManifestFileSource implements RuleSource {
       state.error = errorMessage(err);
       this.files.set(file, state);
       this.logger.error(
-        state.services ? 'manifest file is not valid; its last good contents stay in use' : 'manifest file is not valid; it is ignored until fixed',
+        state.services
+          ? 'manifest file is not valid; its last good contents stay in use'
+          : 'manifest file is not valid; it is ignored until fixed',
         { file, error: state.error },
       );
     }

@@ -92,7 +92,9 @@ export function parseFunctionService(value: unknown, source: string): FunctionSe
   const seen = new Set<string>();
   for (const fn of fs.spec.functions) {
     if (seen.has(fn.name)) {
-      throw new ConfigError(`${source}: invalid FunctionService: spec.functions: function "${fn.name}" is listed twice; list each function once`);
+      throw new ConfigError(
+        `${source}: invalid FunctionService: spec.functions: function "${fn.name}" is listed twice; list each function once`,
+      );
     }
     seen.add(fn.name);
   }

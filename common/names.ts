@@ -16,7 +16,9 @@ export function isFunctionName(value: string): boolean {
 }
 
 export const NAME_RULES = {
-  namespace: 'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
-  service: 'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
+  namespace:
+    'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
+  service:
+    'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
   function: 'letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters',
 } as const;

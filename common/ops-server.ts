@@ -24,7 +24,9 @@ export function handleOps(req: IncomingMessage, res: ServerResponse, options: Op
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (pathOnly === '/healthz' || pathOnly === '/readyz') {
     const state = pathOnly === '/healthz' ? (options.liveness?.() ?? { ready: true }) : options.readiness();
-    const body = JSON.stringify(state.ready ? { status: 'ok' } : { status: 'unavailable', reason: state.reason ?? 'not ready' });
+    const body = JSON.stringify(
+      state.ready ? { status: 'ok' } : { status: 'unavailable', reason: state.reason ?? 'not ready' },
+    );
     res.writeHead(state.ready ? 200 : 503, { 'content-type': 'application/json' });
     res.end(body);
     return true;

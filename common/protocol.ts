@@ -117,7 +117,10 @@ export function decodeCallHeaders(h: MsgHdrs | undefined, fallbackTimeoutMs: num
   if (timeoutRaw !== '') {
     timeoutMs = Number(timeoutRaw);
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new FnmeshError('bad_request', `header ${NATS_HEADERS.timeoutMs} must be a non-negative number of milliseconds, got "${timeoutRaw}"`);
+      throw new FnmeshError(
+        'bad_request',
+        `header ${NATS_HEADERS.timeoutMs} must be a non-negative number of milliseconds, got "${timeoutRaw}"`,
+      );
     }
   }
   const meta: CallMeta = { requestId, timeoutMs };
@@ -127,7 +130,8 @@ export function decodeCallHeaders(h: MsgHdrs | undefined, fallbackTimeoutMs: num
   if (claimsRaw) {
     try {
       const claims: unknown = JSON.parse(claimsRaw);
-      if (claims && typeof claims === 'object' && !Array.isArray(claims)) meta.claims = claims as Record<string, unknown>;
+      if (claims && typeof claims === 'object' && !Array.isArray(claims))
+        meta.claims = claims as Record<string, unknown>;
     } catch {
       throw new FnmeshError('bad_request', `header ${NATS_HEADERS.claims} is not valid JSON`);
     }
@@ -184,7 +188,9 @@ export function encodeClaimsHeader(claims: Record<string, unknown>): string {
 export function decodeClaimsHeader(value: string): Record<string, unknown> | undefined {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }

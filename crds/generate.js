@@ -43,7 +43,8 @@ const MAX_FUNCTIONS = 256;
 const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 const FUNCTION_NAME = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 // Kubernetes' resource.Quantity, as controller-gen writes it.
-const QUANTITY = '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+const QUANTITY =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
 const MATCH_TYPES = ['string', 'number', 'bool', 'date'];
 const MATCH_OPERATORS = ['==', '!=', '<', '<=', '>', '>=', 'in', 'notIn'];
@@ -60,11 +61,50 @@ const ALL_RULES = ['allow', 'deny', 'authenticated', 'match', 'and', 'or', 'func
  */
 const NEAR_MISSES = [
   // args
-  'arg', 'ags', 'ars', 'rgs', 'agrs', 'rags', 'arsg', 'aargs', 'arrgs', 'arggs', 'argss', 'args_', '_args',
-  'argz', 'arsg', 'atgs', 'arfs', 'afgs', 'arhs',
+  'arg',
+  'ags',
+  'ars',
+  'rgs',
+  'agrs',
+  'rags',
+  'arsg',
+  'aargs',
+  'arrgs',
+  'arggs',
+  'argss',
+  'args_',
+  '_args',
+  'argz',
+  'arsg',
+  'atgs',
+  'arfs',
+  'afgs',
+  'arhs',
   // utils
-  'util', 'utls', 'utis', 'tils', 'uils', 'utlis', 'utisl', 'uitls', 'tuils', 'uttils', 'utiils', 'utills',
-  'utilss', 'uutils', 'utils_', '_utils', 'utilz', 'utli', 'utiles', 'uitl', 'utul', 'utuls', 'itils', 'ytils',
+  'util',
+  'utls',
+  'utis',
+  'tils',
+  'uils',
+  'utlis',
+  'utisl',
+  'uitls',
+  'tuils',
+  'uttils',
+  'utiils',
+  'utills',
+  'utilss',
+  'uutils',
+  'utils_',
+  '_utils',
+  'utilz',
+  'utli',
+  'utiles',
+  'uitl',
+  'utul',
+  'utuls',
+  'itils',
+  'ytils',
 ];
 
 const esc = (s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
@@ -207,15 +247,15 @@ function ruleSchema(depth) {
     f1: operandSchema('f1', 'For match: the left operand.'),
     f2: operandSchema('f2', 'For match: the right operand; for "in"/"notIn" a list or a variable holding one.'),
     service: str(
-      'For func: the service of the function to ask (a DNS label). The function is called with this call\'s params, ' +
+      "For func: the service of the function to ask (a DNS label). The function is called with this call's params, " +
         'claims and caller, within the same deadline, and allows only by answering {"ack": true}. Example: authz.',
       { pattern: DNS_LABEL, maxLength: 63 },
     ),
     func: str('For func: the function to ask. Example: canGreet.', { pattern: FUNCTION_NAME, maxLength: 63 }),
-    namespace: str(
-      'For func: the namespace of that service. Default: the namespace of this FunctionService.',
-      { pattern: DNS_LABEL, maxLength: 63 },
-    ),
+    namespace: str('For func: the namespace of that service. Default: the namespace of this FunctionService.', {
+      pattern: DNS_LABEL,
+      maxLength: 63,
+    }),
   };
   if (!leafOnly) {
     properties.clauses = {
@@ -232,7 +272,8 @@ function ruleSchema(depth) {
   const validations = [
     {
       rule: "self.rule != 'match' || (has(self.type) && has(self.eval))",
-      message: 'a match rule needs type, eval, f1 and f2, e.g. {rule: match, type: string, eval: ==, f1: args.auth.sub, f2: root}',
+      message:
+        'a match rule needs type, eval, f1 and f2, e.g. {rule: match, type: string, eval: ==, f1: args.auth.sub, f2: root}',
       fieldPath: '.type',
       reason: 'FieldValueRequired',
     },
@@ -266,14 +307,15 @@ function ruleSchema(depth) {
   if (!leafOnly) {
     validations.splice(2, 0, {
       rule: "(self.rule != 'and' && self.rule != 'or') == !has(self.clauses)",
-      message: 'and/or rules need a non-empty clauses list, e.g. {rule: and, clauses: [{rule: authenticated}]}, and only and/or rules take clauses',
+      message:
+        'and/or rules need a non-empty clauses list, e.g. {rule: and, clauses: [{rule: authenticated}]}, and only and/or rules take clauses',
       fieldPath: '.clauses',
     });
   }
   return {
     type: 'object',
     description:
-      'A rule (Space Cloud\'s rule language): {rule: allow}, {rule: deny}, {rule: authenticated}, ' +
+      "A rule (Space Cloud's rule language): {rule: allow}, {rule: deny}, {rule: authenticated}, " +
       '{rule: match, type, eval, f1, f2}, {rule: and|or, clauses: [rules]}, or {rule: func, service, func, namespace?}. ' +
       nestingNote,
     required: ['rule'],
@@ -283,7 +325,12 @@ function ruleSchema(depth) {
       // a match rule needs f1 and f2
       { anyOf: [{ required: ['f1', 'f2'] }, { properties: { rule: { pattern: NOT_MATCH } } }] },
       // f1 and f2 belong to match rules only
-      { anyOf: [{ not: { anyOf: [{ required: ['f1'] }, { required: ['f2'] }] } }, { properties: { rule: { pattern: MATCH_ONLY } } }] },
+      {
+        anyOf: [
+          { not: { anyOf: [{ required: ['f1'] }, { required: ['f2'] }] } },
+          { properties: { rule: { pattern: MATCH_ONLY } } },
+        ],
+      },
     ],
     'x-kubernetes-validations': validations,
   };
@@ -305,43 +352,58 @@ function specSchema() {
     type: 'object',
     description:
       'What to run and how calls to it are authorized. The operator runs it as a Deployment whose pods hold the ' +
-      'function container plus the injected fnmesh sidecar; the gateway takes the functions\' rules from here.',
+      "function container plus the injected fnmesh sidecar; the gateway takes the functions' rules from here.",
     properties: {
-      replicas: int('How many replicas (pods) run the service; calls are load-balanced across them. 0 stops it. Default: 1. Also set by `kubectl scale fsvc NAME --replicas=N`.', {
-        format: 'int32',
-        minimum: 0,
-        maximum: 1000,
-        default: 1,
-      }),
-      port: int('The port the function process serves HTTP on, on 127.0.0.1 in its pod (POST /<function> with the params as JSON). Default: 8080.', {
-        format: 'int32',
-        minimum: 1,
-        maximum: 65535,
-        default: 8080,
-      }),
-      healthPath: str('The function\'s health path on that port; any answer below 500 means the function is up. Must start with "/". Default: /healthz.', {
-        pattern: '^/',
-        maxLength: 1024,
-        default: '/healthz',
-      }),
-      concurrency: int('Calls one replica runs at once; calls beyond that are answered "overloaded" (HTTP 429). Default: 64.', {
-        format: 'int32',
-        minimum: 1,
-        maximum: 100000,
-        default: 64,
-      }),
-      timeoutMs: int('The default deadline of every function of the service, in milliseconds, when the caller gives none; a function\'s own timeoutMs overrides it. Default: 10000 (10 s); at most 3600000 (1 h).', {
-        format: 'int32',
-        minimum: 1,
-        maximum: 3600000,
-        default: 10000,
-      }),
+      replicas: int(
+        'How many replicas (pods) run the service; calls are load-balanced across them. 0 stops it. Default: 1. Also set by `kubectl scale fsvc NAME --replicas=N`.',
+        {
+          format: 'int32',
+          minimum: 0,
+          maximum: 1000,
+          default: 1,
+        },
+      ),
+      port: int(
+        'The port the function process serves HTTP on, on 127.0.0.1 in its pod (POST /<function> with the params as JSON). Default: 8080.',
+        {
+          format: 'int32',
+          minimum: 1,
+          maximum: 65535,
+          default: 8080,
+        },
+      ),
+      healthPath: str(
+        'The function\'s health path on that port; any answer below 500 means the function is up. Must start with "/". Default: /healthz.',
+        {
+          pattern: '^/',
+          maxLength: 1024,
+          default: '/healthz',
+        },
+      ),
+      concurrency: int(
+        'Calls one replica runs at once; calls beyond that are answered "overloaded" (HTTP 429). Default: 64.',
+        {
+          format: 'int32',
+          minimum: 1,
+          maximum: 100000,
+          default: 64,
+        },
+      ),
+      timeoutMs: int(
+        "The default deadline of every function of the service, in milliseconds, when the caller gives none; a function's own timeoutMs overrides it. Default: 10000 (10 s); at most 3600000 (1 h).",
+        {
+          format: 'int32',
+          minimum: 1,
+          maximum: 3600000,
+          default: 10000,
+        },
+      ),
       functions: {
         type: 'array',
         description:
           `The service's functions and who may call them (at most ${MAX_FUNCTIONS}, each name once). A function ` +
           'named "default" gives the rule for any function of the service that is not listed; a function with no ' +
-          'rule of its own falls back to it, then to the gateway\'s default rule (deny unless configured). Default: [].',
+          "rule of its own falls back to it, then to the gateway's default rule (deny unless configured). Default: [].",
         maxItems: MAX_FUNCTIONS,
         default: [],
         'x-kubernetes-list-type': 'map',
@@ -351,27 +413,42 @@ function specSchema() {
           description: 'One function: its name, its deadline and its rule.',
           required: ['name'],
           properties: {
-            name: str('The function name, the last segment of its call path (POST /v1/api/{namespace}/functions/{service}/{name}): letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters. "default" names the fallback rule of the service. Example: hello.', {
-              pattern: FUNCTION_NAME,
-              maxLength: 63,
-            }),
-            timeoutMs: int('This function\'s deadline in milliseconds when the caller gives none, and the cap on what a caller may ask. Default: the service\'s timeoutMs.', {
-              format: 'int32',
-              minimum: 1,
-              maximum: 3600000,
-            }),
+            name: str(
+              'The function name, the last segment of its call path (POST /v1/api/{namespace}/functions/{service}/{name}): letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters. "default" names the fallback rule of the service. Example: hello.',
+              {
+                pattern: FUNCTION_NAME,
+                maxLength: 63,
+              },
+            ),
+            timeoutMs: int(
+              "This function's deadline in milliseconds when the caller gives none, and the cap on what a caller may ask. Default: the service's timeoutMs.",
+              {
+                format: 'int32',
+                minimum: 1,
+                maximum: 3600000,
+              },
+            ),
             rule: ruleSchema(0),
           },
         },
       },
       container: {
         type: 'object',
-        description: 'The container that runs the function process in Kubernetes; the operator injects the fnmesh sidecar beside it. Needed to run in a cluster; `fnmesh local` uses spec.local instead.',
+        description:
+          'The container that runs the function process in Kubernetes; the operator injects the fnmesh sidecar beside it. Needed to run in a cluster; `fnmesh local` uses spec.local instead.',
         required: ['image'],
         properties: {
           image: str('The container image. Example: ghcr.io/fnmesh/examples-greeter:0.1.0.', { minLength: 1 }),
-          command: { type: 'array', description: 'Overrides the image\'s entrypoint. Example: [node, index.js].', items: str('One word of the command.') },
-          args: { type: 'array', description: 'Arguments to the entrypoint (or to command).', items: str('One argument.') },
+          command: {
+            type: 'array',
+            description: "Overrides the image's entrypoint. Example: [node, index.js].",
+            items: str('One word of the command.'),
+          },
+          args: {
+            type: 'array',
+            description: 'Arguments to the entrypoint (or to command).',
+            items: str('One argument.'),
+          },
           env: {
             type: 'array',
             description: 'Environment variables of the function container, as in a Pod (each name once).',
@@ -379,14 +456,15 @@ function specSchema() {
             'x-kubernetes-list-map-keys': ['name'],
             items: {
               type: 'object',
-              description: 'One environment variable: a value, or a valueFrom source as in a Pod\'s container.',
+              description: "One environment variable: a value, or a valueFrom source as in a Pod's container.",
               required: ['name'],
               properties: {
                 name: str('The variable name. Example: LOG_LEVEL.', { minLength: 1 }),
                 value: str('The value. Example: debug.'),
                 valueFrom: {
                   type: 'object',
-                  description: 'Where the value comes from, exactly as a Pod\'s env[].valueFrom (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef). Example: {secretKeyRef: {name: db, key: password}}.',
+                  description:
+                    "Where the value comes from, exactly as a Pod's env[].valueFrom (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef). Example: {secretKeyRef: {name: db, key: password}}.",
                   'x-kubernetes-preserve-unknown-fields': true,
                 },
               },
@@ -404,12 +482,22 @@ function specSchema() {
       },
       local: {
         type: 'object',
-        description: 'How `fnmesh local` starts one replica\'s function process on a developer\'s machine. Ignored in a cluster.',
+        description:
+          "How `fnmesh local` starts one replica's function process on a developer's machine. Ignored in a cluster.",
         required: ['command'],
         properties: {
-          command: { type: 'array', description: 'The program and its arguments (at least the program). Example: [node, dist/index.js].', minItems: 1, items: str('One word of the command line (not empty).', { minLength: 1 }) },
-          cwd: str('Working directory, relative to the manifest file\'s folder. Default: that folder.'),
-          env: { type: 'object', description: 'Extra environment variables of the process. Example: {LOG_LEVEL: debug}.', additionalProperties: str('The value of the variable.') },
+          command: {
+            type: 'array',
+            description: 'The program and its arguments (at least the program). Example: [node, dist/index.js].',
+            minItems: 1,
+            items: str('One word of the command line (not empty).', { minLength: 1 }),
+          },
+          cwd: str("Working directory, relative to the manifest file's folder. Default: that folder."),
+          env: {
+            type: 'object',
+            description: 'Extra environment variables of the process. Example: {LOG_LEVEL: debug}.',
+            additionalProperties: str('The value of the variable.'),
+          },
         },
       },
     },
@@ -422,15 +510,21 @@ function statusSchema() {
     type: 'object',
     description: 'What the operator last saw. Written by the operator only.',
     properties: {
-      observedGeneration: int('The metadata.generation of the spec this status describes; when it is less than metadata.generation, the operator has not yet acted on the latest spec.', { format: 'int64' }),
+      observedGeneration: int(
+        'The metadata.generation of the spec this status describes; when it is less than metadata.generation, the operator has not yet acted on the latest spec.',
+        { format: 'int64' },
+      ),
       replicas: count('Replicas (pods) that exist for the service.'),
       readyReplicas: count('Replicas whose function and sidecar are both ready to take calls.'),
       updatedReplicas: count('Replicas running the latest spec.'),
-      availableReplicas: count('Replicas ready for at least the Deployment\'s minReadySeconds.'),
-      selector: str('The label selector of the service\'s pods, in the string form (`kubectl get pods -l <selector>`); used by the scale subresource.'),
+      availableReplicas: count("Replicas ready for at least the Deployment's minReadySeconds."),
+      selector: str(
+        "The label selector of the service's pods, in the string form (`kubectl get pods -l <selector>`); used by the scale subresource.",
+      ),
       conditions: {
         type: 'array',
-        description: 'The latest observations: Ready (replicas are ready to take calls), Progressing (a rollout is under way), Degraded (the operator cannot realise the spec; see reason and message).',
+        description:
+          'The latest observations: Ready (replicas are ready to take calls), Progressing (a rollout is under way), Degraded (the operator cannot realise the spec; see reason and message).',
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['type'],
         items: {
@@ -438,11 +532,22 @@ function statusSchema() {
           description: 'One condition, in the standard Kubernetes shape (metav1.Condition).',
           required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
           properties: {
-            type: str('The condition: Ready, Progressing or Degraded.', { maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
+            type: str('The condition: Ready, Progressing or Degraded.', {
+              maxLength: 316,
+              pattern:
+                '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+            }),
             status: str('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
-            observedGeneration: int('The metadata.generation the condition was set for.', { format: 'int64', minimum: 0 }),
+            observedGeneration: int('The metadata.generation the condition was set for.', {
+              format: 'int64',
+              minimum: 0,
+            }),
             lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
-            reason: str('Why, in one CamelCase word. Example: MinimumReplicasAvailable.', { maxLength: 1024, minLength: 1, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+            reason: str('Why, in one CamelCase word. Example: MinimumReplicasAvailable.', {
+              maxLength: 1024,
+              minLength: 1,
+              pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+            }),
             message: str('Why, for humans.', { maxLength: 32768 }),
           },
         },
@@ -477,13 +582,33 @@ function crd() {
           storage: true,
           subresources: {
             status: {},
-            scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
+            scale: {
+              specReplicasPath: '.spec.replicas',
+              statusReplicasPath: '.status.replicas',
+              labelSelectorPath: '.status.selector',
+            },
           },
           additionalPrinterColumns: [
-            { name: 'Ready', type: 'integer', description: 'Replicas ready to take calls.', jsonPath: '.status.readyReplicas' },
+            {
+              name: 'Ready',
+              type: 'integer',
+              description: 'Replicas ready to take calls.',
+              jsonPath: '.status.readyReplicas',
+            },
             { name: 'Desired', type: 'integer', description: 'Replicas asked for.', jsonPath: '.spec.replicas' },
-            { name: 'Status', type: 'string', description: 'The Ready condition.', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            { name: 'Reason', type: 'string', description: 'Why the service is (not) ready.', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+            {
+              name: 'Status',
+              type: 'string',
+              description: 'The Ready condition.',
+              jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+            },
+            {
+              name: 'Reason',
+              type: 'string',
+              description: 'Why the service is (not) ready.',
+              jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+              priority: 1,
+            },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {
@@ -493,7 +618,7 @@ function crd() {
                 'A FunctionService is a group of related functions run as long-lived replicas behind the fnmesh ' +
                 'gateway: POST /v1/api/{namespace}/functions/{metadata.name}/{function} calls a function when its ' +
                 'rule allows. The name is a DNS label (it becomes a NATS subject token). Fields that this schema does ' +
-                'not define are refused by kubectl\'s default strict field validation (kubectl --validate=strict, ' +
+                "not define are refused by kubectl's default strict field validation (kubectl --validate=strict, " +
                 'the fieldValidation=Strict API parameter) and dropped otherwise; they are never kept.',
               required: ['spec'],
               properties: {
@@ -502,7 +627,10 @@ function crd() {
                 metadata: {
                   type: 'object',
                   properties: {
-                    name: str('The service name: a DNS label (lowercase letters, digits and "-", at most 63 characters).', { maxLength: 63, pattern: DNS_LABEL }),
+                    name: str(
+                      'The service name: a DNS label (lowercase letters, digits and "-", at most 63 characters).',
+                      { maxLength: 63, pattern: DNS_LABEL },
+                    ),
                   },
                 },
                 spec: specSchema(),
@@ -532,7 +660,17 @@ function render() {
   return HEADER + YAML.stringify(crd(), { lineWidth: 0 });
 }
 
-module.exports = { crd, render, typoPattern, OUTPUT, RULE_NESTING, MAX_CLAUSES, MAX_FUNCTIONS, NEAR_MISSES, OPERAND_HELP };
+module.exports = {
+  crd,
+  render,
+  typoPattern,
+  OUTPUT,
+  RULE_NESTING,
+  MAX_CLAUSES,
+  MAX_FUNCTIONS,
+  NEAR_MISSES,
+  OPERAND_HELP,
+};
 
 if (require.main === module) {
   const text = render();

@@ -20,7 +20,10 @@ const decoder = new TextDecoder();
 export function makeFuncCaller(conn: Connection, deadline: number, identity: CallIdentity): FuncCaller {
   return async (target, args) => {
     if (!isNamespaceName(target.namespace) || !isServiceName(target.service) || !isFunctionName(target.function)) {
-      throw new FnmeshError('internal', `the func rule names an invalid target ${target.namespace}/${target.service}.${target.function}`);
+      throw new FnmeshError(
+        'internal',
+        `the func rule names an invalid target ${target.namespace}/${target.service}.${target.function}`,
+      );
     }
     const timeoutMs = Math.floor(deadline - performance.now());
     const payload = Buffer.from(JSON.stringify(args.params === undefined ? null : args.params));
@@ -32,12 +35,21 @@ export function makeFuncCaller(conn: Connection, deadline: number, identity: Cal
       ...(args.caller ? { caller: args.caller } : {}),
       ...(identity.token ? { token: identity.token } : {}),
     };
-    const body = await invoke(conn, callSubject(target.namespace, target.service, target.function), target, payload, meta);
+    const body = await invoke(
+      conn,
+      callSubject(target.namespace, target.service, target.function),
+      target,
+      payload,
+      meta,
+    );
     if (body.length === 0) return null;
     try {
       return JSON.parse(decoder.decode(body)) as unknown;
     } catch {
-      throw new FnmeshError('function_failed', `the rule function ${target.namespace}/${target.service}.${target.function} did not answer JSON`);
+      throw new FnmeshError(
+        'function_failed',
+        `the rule function ${target.namespace}/${target.service}.${target.function} did not answer JSON`,
+      );
     }
   };
 }
@@ -56,7 +68,12 @@ export async function evaluateRule(fn: ResolvedFunction, input: RuleInput, callF
  * The error for a denied call: 401 when the call carried no end-user token and the rule reads the caller's
  * identity (signing in may change the answer), else 403.
  */
-export function denialError(fn: ResolvedFunction, reason: string, exposeReasons: boolean, anonymous: boolean): FnmeshError {
+export function denialError(
+  fn: ResolvedFunction,
+  reason: string,
+  exposeReasons: boolean,
+  anonymous: boolean,
+): FnmeshError {
   if (anonymous && fn.rule.needsAuth) {
     const base = `the rule of ${fn.namespace}/${fn.service}.${fn.function} needs a signed-in caller: send Authorization: Bearer <JWT>`;
     return new FnmeshError('unauthenticated', exposeReasons && reason ? `${base} (${reason})` : base);

@@ -1,5 +1,13 @@
 import { FnmeshError } from '../common';
-import { computeTimeoutMs, isJsonContentType, parseCallBody, parseCallRoute, pickRequestId, pickTraceparent, resultEnvelope } from './call-path';
+import {
+  computeTimeoutMs,
+  isJsonContentType,
+  parseCallBody,
+  parseCallRoute,
+  pickRequestId,
+  pickTraceparent,
+  resultEnvelope,
+} from './call-path';
 
 function err(fn: () => unknown): FnmeshError {
   try {
@@ -13,8 +21,16 @@ function err(fn: () => unknown): FnmeshError {
 
 describe('parseCallRoute', () => {
   it('parses the call route and ignores the query string', () => {
-    expect(parseCallRoute('/v1/api/default/functions/greeter/hello')).toEqual({ namespace: 'default', service: 'greeter', function: 'hello' });
-    expect(parseCallRoute('/v1/api/ns-1/functions/svc/do_it?x=1')).toEqual({ namespace: 'ns-1', service: 'svc', function: 'do_it' });
+    expect(parseCallRoute('/v1/api/default/functions/greeter/hello')).toEqual({
+      namespace: 'default',
+      service: 'greeter',
+      function: 'hello',
+    });
+    expect(parseCallRoute('/v1/api/ns-1/functions/svc/do_it?x=1')).toEqual({
+      namespace: 'ns-1',
+      service: 'svc',
+      function: 'do_it',
+    });
   });
   it('returns undefined for paths that are not the call route', () => {
     expect(parseCallRoute('/v1/services')).toBeUndefined();
@@ -26,15 +42,23 @@ describe('parseCallRoute', () => {
     const e1 = err(() => parseCallRoute('/v1/api/Default/functions/greeter/hello'));
     expect(e1.status).toBe(400);
     expect(e1.message).toMatch(/^namespace "Default" in the path is not valid/);
-    expect(err(() => parseCallRoute('/v1/api/default/functions/gr.eeter/hello')).message).toMatch(/^service "gr.eeter"/);
-    expect(err(() => parseCallRoute('/v1/api/default/functions/greeter/he*llo')).message).toMatch(/^function "he\*llo"/);
+    expect(err(() => parseCallRoute('/v1/api/default/functions/gr.eeter/hello')).message).toMatch(
+      /^service "gr.eeter"/,
+    );
+    expect(err(() => parseCallRoute('/v1/api/default/functions/greeter/he*llo')).message).toMatch(
+      /^function "he\*llo"/,
+    );
     expect(err(() => parseCallRoute('/v1/api/default/functions/greeter/')).message).toMatch(/^function ""/);
   });
 });
 
 describe('parseCallBody', () => {
   it('accepts params, timeout and unknown keys', () => {
-    expect(parseCallBody(Buffer.from('{"params":{"a":1},"timeout":500,"extra":true}'))).toEqual({ params: { a: 1 }, paramsJson: '{"a":1}', timeoutMs: 500 });
+    expect(parseCallBody(Buffer.from('{"params":{"a":1},"timeout":500,"extra":true}'))).toEqual({
+      params: { a: 1 },
+      paramsJson: '{"a":1}',
+      timeoutMs: 500,
+    });
   });
   it('treats an empty body and missing params as null', () => {
     expect(parseCallBody(Buffer.alloc(0))).toEqual({ params: null, paramsJson: 'null' });
@@ -91,7 +115,9 @@ describe('request ids and traceparent', () => {
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     expect(pickTraceparent(tp)).toBe(tp);
     expect(pickTraceparent('garbage')).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-    expect(pickTraceparent('00-00000000000000000000000000000000-00f067aa0ba902b7-01')).not.toContain('0000000000000000000000000000');
+    expect(pickTraceparent('00-00000000000000000000000000000000-00f067aa0ba902b7-01')).not.toContain(
+      '0000000000000000000000000000',
+    );
     expect(pickTraceparent(undefined)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
 });

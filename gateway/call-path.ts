@@ -25,9 +25,21 @@ export function parseCallRoute(url: string): CallRoute | undefined {
   const parts = path.slice(CALL_ROUTE_PREFIX.length).split('/');
   if (parts.length !== 4 || parts[1] !== 'functions') return undefined;
   const [namespace, , service, fn] = parts as [string, string, string, string];
-  if (!isNamespaceName(namespace)) throw new FnmeshError('bad_request', `namespace ${quote(namespace)} in the path is not valid: it must be ${NAME_RULES.namespace}`);
-  if (!isServiceName(service)) throw new FnmeshError('bad_request', `service ${quote(service)} in the path is not valid: it must be ${NAME_RULES.service}`);
-  if (!isFunctionName(fn)) throw new FnmeshError('bad_request', `function ${quote(fn)} in the path is not valid: it must be ${NAME_RULES.function}`);
+  if (!isNamespaceName(namespace))
+    throw new FnmeshError(
+      'bad_request',
+      `namespace ${quote(namespace)} in the path is not valid: it must be ${NAME_RULES.namespace}`,
+    );
+  if (!isServiceName(service))
+    throw new FnmeshError(
+      'bad_request',
+      `service ${quote(service)} in the path is not valid: it must be ${NAME_RULES.service}`,
+    );
+  if (!isFunctionName(fn))
+    throw new FnmeshError(
+      'bad_request',
+      `function ${quote(fn)} in the path is not valid: it must be ${NAME_RULES.function}`,
+    );
   return { namespace, service, function: fn };
 }
 
@@ -62,7 +74,10 @@ export function parseCallBody(raw: Buffer | string): CallBody {
     throw new FnmeshError('bad_request', `request body is not valid JSON: ${(err as Error).message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new FnmeshError('bad_request', `request body must be a JSON object such as {"params": {...}, "timeout": 5000}, got ${describe(value)}`);
+    throw new FnmeshError(
+      'bad_request',
+      `request body must be a JSON object such as {"params": {...}, "timeout": 5000}, got ${describe(value)}`,
+    );
   }
   const obj = value as Record<string, unknown>;
   const params = obj.params === undefined ? null : obj.params;
@@ -70,7 +85,10 @@ export function parseCallBody(raw: Buffer | string): CallBody {
   const timeout = obj.timeout;
   if (timeout !== undefined && timeout !== null) {
     if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout <= 0) {
-      throw new FnmeshError('bad_request', `field "timeout" must be a positive whole number of milliseconds, got ${describe(timeout)}`);
+      throw new FnmeshError(
+        'bad_request',
+        `field "timeout" must be a positive whole number of milliseconds, got ${describe(timeout)}`,
+      );
     }
     body.timeoutMs = timeout;
   }
@@ -89,7 +107,11 @@ function describe(value: unknown): string {
  * The one deadline of a call: the caller's timeout capped by the function's timeoutMs (which is also the
  * default) and by the gateway's absolute cap. Returns milliseconds (≥ 1).
  */
-export function computeTimeoutMs(requested: number | undefined, functionTimeoutMs: number, maxTimeoutMs: number): number {
+export function computeTimeoutMs(
+  requested: number | undefined,
+  functionTimeoutMs: number,
+  maxTimeoutMs: number,
+): number {
   const cap = Math.min(functionTimeoutMs, maxTimeoutMs);
   const t = requested === undefined ? cap : Math.min(requested, cap);
   return Math.max(1, Math.floor(t));
@@ -112,7 +134,13 @@ export function pickRequestId(incoming: string | string[] | undefined): string {
 export function pickTraceparent(incoming: string | string[] | undefined): string {
   if (typeof incoming === 'string') {
     const t = incoming.trim().toLowerCase();
-    if (TRACEPARENT.test(t) && !t.startsWith('ff') && t.slice(3, 35) !== '0'.repeat(32) && t.slice(36, 52) !== '0'.repeat(16)) return t;
+    if (
+      TRACEPARENT.test(t) &&
+      !t.startsWith('ff') &&
+      t.slice(3, 35) !== '0'.repeat(32) &&
+      t.slice(36, 52) !== '0'.repeat(16)
+    )
+      return t;
   }
   return newTraceparent();
 }

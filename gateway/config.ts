@@ -74,7 +74,9 @@ export function readDefaultRule(env: Env, name = 'FNMESH_DEFAULT_RULE'): Rule | 
     const detail = parsed.error.issues
       .map((i) => `${i.path.length ? i.path.join('.') : '(rule)'}: ${i.message}`)
       .join('; ');
-    throw new ConfigError(`${name} is not a valid rule: ${detail}; for example {"rule":"allow"} or {"rule":"authenticated"}`);
+    throw new ConfigError(
+      `${name} is not a valid rule: ${detail}; for example {"rule":"allow"} or {"rule":"authenticated"}`,
+    );
   }
   return parsed.data;
 }
@@ -82,7 +84,10 @@ export function readDefaultRule(env: Env, name = 'FNMESH_DEFAULT_RULE'): Rule | 
 function readCorsOrigins(env: Env): string[] | '*' {
   const list = readList(env, 'FNMESH_CORS_ORIGINS');
   if (list.includes('*')) {
-    if (list.length > 1) throw new ConfigError(`FNMESH_CORS_ORIGINS="${env.FNMESH_CORS_ORIGINS}" is not valid: use "*" alone or a comma list of origins`);
+    if (list.length > 1)
+      throw new ConfigError(
+        `FNMESH_CORS_ORIGINS="${env.FNMESH_CORS_ORIGINS}" is not valid: use "*" alone or a comma list of origins`,
+      );
     return '*';
   }
   for (const origin of list) {
@@ -115,9 +120,16 @@ function readRuleSource(env: Env): Pick<GatewayConfig, 'ruleSource' | 'manifests
       );
     }
     if (watchNamespace !== undefined && !isNamespaceName(watchNamespace)) {
-      throw new ConfigError(`FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not a valid namespace name: lowercase letters, digits and "-", at most 63 characters; unset it to watch all namespaces`);
+      throw new ConfigError(
+        `FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not a valid namespace name: lowercase letters, digits and "-", at most 63 characters; unset it to watch all namespaces`,
+      );
     }
-    return { ruleSource, manifests, ...(kubeconfig ? { kubeconfig } : {}), ...(watchNamespace ? { watchNamespace } : {}) };
+    return {
+      ruleSource,
+      manifests,
+      ...(kubeconfig ? { kubeconfig } : {}),
+      ...(watchNamespace ? { watchNamespace } : {}),
+    };
   }
   // FNMESH_KUBECONFIG / FNMESH_WATCH_NAMESPACE mean nothing to the file source (the operator shares the
   // namespace variable): main.ts warns that they are ignored.

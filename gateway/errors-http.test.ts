@@ -5,8 +5,15 @@ import { NOT_CONNECTED_MESSAGE, mapRequestError } from './invoke';
 
 describe('toHttpError', () => {
   it('maps FnmeshError codes and custom 4xx statuses', () => {
-    expect(toHttpError(new FnmeshError('forbidden', 'no'))).toMatchObject({ status: 403, body: '{"error":"no"}', unexpected: false });
-    expect(toHttpError(new FnmeshError('bad_request', 'teapot', 418))).toMatchObject({ status: 418, code: 'bad_request' });
+    expect(toHttpError(new FnmeshError('forbidden', 'no'))).toMatchObject({
+      status: 403,
+      body: '{"error":"no"}',
+      unexpected: false,
+    });
+    expect(toHttpError(new FnmeshError('bad_request', 'teapot', 418))).toMatchObject({
+      status: 418,
+      code: 'bad_request',
+    });
     expect(toHttpError(new FnmeshError('function_failed'))).toMatchObject({ status: 502 });
   });
   it('hides unexpected errors', () => {
@@ -18,7 +25,11 @@ describe('toHttpError', () => {
 describe('mapRequestError', () => {
   const target = { namespace: 'default', service: 'greeter', function: 'hello' };
   it('maps no responders to a 503 naming the service', () => {
-    const e = mapRequestError(new natsErrors.RequestError('503', { cause: new natsErrors.NoRespondersError('s') }), target, 100);
+    const e = mapRequestError(
+      new natsErrors.RequestError('503', { cause: new natsErrors.NoRespondersError('s') }),
+      target,
+      100,
+    );
     expect(e.status).toBe(503);
     expect(e.message).toBe('no ready replica of default/greeter is subscribed');
   });

@@ -17,7 +17,19 @@ export interface HttpError {
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof FnmeshError) {
     const status = Number.isInteger(err.status) && err.status >= 400 && err.status <= 599 ? err.status : 500;
-    return { status, code: err.code, message: err.message, body: JSON.stringify({ error: err.message }), unexpected: false };
+    return {
+      status,
+      code: err.code,
+      message: err.message,
+      body: JSON.stringify({ error: err.message }),
+      unexpected: false,
+    };
   }
-  return { status: 500, code: 'internal', message: 'internal error', body: '{"error":"internal error"}', unexpected: true };
+  return {
+    status: 500,
+    code: 'internal',
+    message: 'internal error',
+    body: '{"error":"internal error"}',
+    unexpected: true,
+  };
 }

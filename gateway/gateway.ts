@@ -105,7 +105,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       servers = [broker.url];
       logger.info('embedded NATS broker started', { url: broker.url });
     }
-    nc = await connectNats({ servers, name: 'fnmesh-gateway', ...(config.natsToken ? { token: config.natsToken } : {}), logger });
+    nc = await connectNats({
+      servers,
+      name: 'fnmesh-gateway',
+      ...(config.natsToken ? { token: config.natsToken } : {}),
+      logger,
+    });
     const conn = nc;
     let natsConnected = true;
     const newLost = (): { promise: Promise<never>; reject: (err: Error) => void } => {
@@ -129,7 +134,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         }
       }
     })().catch(() => undefined);
-    const connection: Connection = { nc: conn, connected: () => natsConnected && !conn.isClosed(), lost: () => lost.promise };
+    const connection: Connection = {
+      nc: conn,
+      connected: () => natsConnected && !conn.isClosed(),
+      lost: () => lost.promise,
+    };
 
     // Rules.
     let registry: Registry = EMPTY_REGISTRY;
@@ -197,7 +206,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         await subscription?.drain().catch(() => undefined);
         const deadline = Date.now() + config.shutdownTimeoutMs;
         while (internal.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        await deps.ruleSource.stop().catch((err: unknown) => logger.warn('rule source did not stop cleanly', { error: errorMessage(err) }));
+        await deps.ruleSource
+          .stop()
+          .catch((err: unknown) => logger.warn('rule source did not stop cleanly', { error: errorMessage(err) }));
         verifier.close();
         await conn.drain().catch(() => conn.close());
         if (opsServer) {

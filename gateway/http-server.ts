@@ -79,7 +79,11 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     httpInFlight.inc();
     let finished = false;
 
-    const finish = (status: number, body: string | Buffer, err?: { code: string; message: string; unexpected?: boolean; reason?: string }): void => {
+    const finish = (
+      status: number,
+      body: string | Buffer,
+      err?: { code: string; message: string; unexpected?: boolean; reason?: string },
+    ): void => {
       if (finished) return;
       finished = true;
       inFlight--;
@@ -110,7 +114,12 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     const fail = (err: unknown, reason?: string): void => {
       const h = toHttpError(err);
       if (h.unexpected) logger.error('unexpected error in the call path', { requestId, error: errorMessage(err) });
-      finish(h.status, h.body, { code: h.code, message: h.message, unexpected: h.unexpected, ...(reason ? { reason } : {}) });
+      finish(h.status, h.body, {
+        code: h.code,
+        message: h.message,
+        unexpected: h.unexpected,
+        ...(reason ? { reason } : {}),
+      });
     };
 
     if (req.method === 'OPTIONS') {
@@ -132,7 +141,9 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     }
     if (req.method !== 'POST') {
       headers['allow'] = 'POST';
-      fail(new FnmeshError('method_not_allowed', `method ${req.method} is not allowed on ${url.split('?')[0]}: use POST`));
+      fail(
+        new FnmeshError('method_not_allowed', `method ${req.method} is not allowed on ${url.split('?')[0]}: use POST`),
+      );
       return;
     }
     const found = deps.registry().lookup(route.namespace, route.service, route.function);
@@ -142,13 +153,23 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     }
     if (found.kind === 'no-function') {
       const known = found.known.length ? `its functions are: ${found.known.join(', ')}` : 'it declares no functions';
-      fail(new FnmeshError('not_found', `service ${route.namespace}/${route.service} has no function "${route.function}"; ${known}`));
+      fail(
+        new FnmeshError(
+          'not_found',
+          `service ${route.namespace}/${route.service} has no function "${route.function}"; ${known}`,
+        ),
+      );
       return;
     }
     fn = found.fn;
     const target = fn;
     if (!isJsonContentType(req.headers['content-type'])) {
-      fail(new FnmeshError('unsupported_media_type', `the request body must be JSON (content-type application/json), got content-type "${req.headers['content-type']}"`));
+      fail(
+        new FnmeshError(
+          'unsupported_media_type',
+          `the request body must be JSON (content-type application/json), got content-type "${req.headers['content-type']}"`,
+        ),
+      );
       return;
     }
     const limit = config.maxBodyBytes;

@@ -1,8 +1,34 @@
 export { loadGatewayConfig, readDefaultRule, type GatewayConfig, type ListenAddress } from './config';
-export { buildRegistry, compileService, describeRegistry, Registry, EMPTY_REGISTRY, SOURCE_ANNOTATION, type ResolvedFunction, type ServiceEntry, type Lookup, type RegistryError, type RuleOrigin } from './registry';
-export { parseCallRoute, parseCallBody, computeTimeoutMs, pickRequestId, pickTraceparent, resultEnvelope, type CallRoute, type CallBody } from './call-path';
+export {
+  buildRegistry,
+  compileService,
+  describeRegistry,
+  Registry,
+  EMPTY_REGISTRY,
+  SOURCE_ANNOTATION,
+  type ResolvedFunction,
+  type ServiceEntry,
+  type Lookup,
+  type RegistryError,
+  type RuleOrigin,
+} from './registry';
+export {
+  parseCallRoute,
+  parseCallBody,
+  computeTimeoutMs,
+  pickRequestId,
+  pickTraceparent,
+  resultEnvelope,
+  type CallRoute,
+  type CallBody,
+} from './call-path';
 export { toHttpError, type HttpError } from './errors-http';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics';
 export { startGateway, type Gateway, type GatewayDeps } from './gateway';
 export { main } from './main';
-export { ManifestFileSource, StaticRuleSource, SOURCE_FILE_ANNOTATION, type RuleSource } from '../common/manifest-source';
+export {
+  ManifestFileSource,
+  StaticRuleSource,
+  SOURCE_FILE_ANNOTATION,
+  type RuleSource,
+} from '../common/manifest-source';

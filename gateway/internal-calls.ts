@@ -38,7 +38,10 @@ export interface InternalDeps {
 
 const decoder = new TextDecoder();
 
-export function subscribeInternalCalls(nc: NatsConnection, deps: InternalDeps): { subscription: Subscription; inFlight: () => number } {
+export function subscribeInternalCalls(
+  nc: NatsConnection,
+  deps: InternalDeps,
+): { subscription: Subscription; inFlight: () => number } {
   let inFlight = 0;
   const subscription = nc.subscribe(INTERNAL_WILDCARD, {
     queue: GATEWAY_QUEUE_GROUP,
@@ -78,7 +81,8 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
   };
   const reject = (err: unknown, reason?: string): void => {
     const e = err instanceof FnmeshError ? err : new FnmeshError('internal', 'internal error');
-    if (!(err instanceof FnmeshError)) logger.error('unexpected error in an internal call', { requestId, error: errorMessage(err) });
+    if (!(err instanceof FnmeshError))
+      logger.error('unexpected error in an internal call', { requestId, error: errorMessage(err) });
     if (msg.reply) {
       const reply = encodeErrorReply(e);
       msg.respond(reply.data, { headers: reply.headers });
@@ -96,14 +100,21 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
       !isServiceName(parsed.target.service) ||
       !isFunctionName(parsed.target.function)
     ) {
-      throw new FnmeshError('bad_request', `internal call subject "${msg.subject}" is not fnmesh.gw.{callerNs}.{callerSvc}.{namespace}.{service}.{function}`);
+      throw new FnmeshError(
+        'bad_request',
+        `internal call subject "${msg.subject}" is not fnmesh.gw.{callerNs}.{callerSvc}.{namespace}.{service}.{function}`,
+      );
     }
     caller = `${parsed.caller.namespace}/${parsed.caller.service}`;
     const { target } = parsed;
     const found = deps.registry().lookup(target.namespace, target.service, target.function);
-    if (found.kind === 'no-service') throw new FnmeshError('not_found', `service "${target.service}" is not in namespace "${target.namespace}"`);
+    if (found.kind === 'no-service')
+      throw new FnmeshError('not_found', `service "${target.service}" is not in namespace "${target.namespace}"`);
     if (found.kind === 'no-function') {
-      throw new FnmeshError('not_found', `service ${target.namespace}/${target.service} has no function "${target.function}"; its functions are: ${found.known.join(', ') || '(none)'}`);
+      throw new FnmeshError(
+        'not_found',
+        `service ${target.namespace}/${target.service} has no function "${target.function}"; its functions are: ${found.known.join(', ') || '(none)'}`,
+      );
     }
     fn = found.fn;
     const meta = decodeCallHeaders(msg.headers, fn.timeoutMs);
@@ -118,11 +129,18 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
       try {
         params = JSON.parse(decoder.decode(msg.data));
       } catch (err) {
-        throw new FnmeshError('bad_request', `the internal call's params are not valid JSON: ${(err as Error).message}`);
+        throw new FnmeshError(
+          'bad_request',
+          `the internal call's params are not valid JSON: ${(err as Error).message}`,
+        );
       }
     }
     const identity = { requestId, traceparent, ...(meta.token ? { token: meta.token } : {}) };
-    const decision = await evaluateRule(fn, { ...(claims ? { auth: claims } : {}), params, caller }, makeFuncCaller(deps.conn, deadline, identity));
+    const decision = await evaluateRule(
+      fn,
+      { ...(claims ? { auth: claims } : {}), params, caller },
+      makeFuncCaller(deps.conn, deadline, identity),
+    );
     if (!decision.allow) {
       metrics.forCall(fn, 'internal').denied();
       reject(denialError(fn, decision.reason, deps.exposeRuleReasons, claims === undefined), decision.reason);

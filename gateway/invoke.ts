@@ -13,7 +13,8 @@ export interface Target {
 }
 
 export const NOT_CONNECTED_MESSAGE = 'the gateway is not connected to NATS; retrying';
-export const CONNECTION_LOST_MESSAGE = 'the gateway lost its NATS connection during the call (the function may or may not have run); retrying';
+export const CONNECTION_LOST_MESSAGE =
+  'the gateway lost its NATS connection during the call (the function may or may not have run); retrying';
 
 function causes(err: unknown): unknown[] {
   const out: unknown[] = [];
@@ -35,7 +36,10 @@ export function mapRequestError(err: unknown, target: Target, timeoutMs: number)
       return new FnmeshError('unavailable', `no ready replica of ${svc} is subscribed`);
     }
     if (e instanceof natsErrors.TimeoutError) {
-      return new FnmeshError('deadline_exceeded', `the call to ${svc}.${target.function} did not finish within ${timeoutMs} ms`);
+      return new FnmeshError(
+        'deadline_exceeded',
+        `the call to ${svc}.${target.function} did not finish within ${timeoutMs} ms`,
+      );
     }
   }
   for (const e of chain) {
@@ -82,7 +86,10 @@ function noResponders(target: Target): FnmeshError {
 }
 
 function timedOut(target: Target, timeoutMs: number): FnmeshError {
-  return new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}.${target.function} did not finish within ${timeoutMs} ms`);
+  return new FnmeshError(
+    'deadline_exceeded',
+    `the call to ${target.namespace}/${target.service}.${target.function} did not finish within ${timeoutMs} ms`,
+  );
 }
 
 /**
@@ -114,7 +121,12 @@ class RequestMux {
     // A publish the server refuses (permissions) fails the requests to that subject at once, as nc.request() does.
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type !== 'error' || !(s.error instanceof natsErrors.PermissionViolationError) || s.error.operation !== 'publish') continue;
+        if (
+          s.type !== 'error' ||
+          !(s.error instanceof natsErrors.PermissionViolationError) ||
+          s.error.operation !== 'publish'
+        )
+          continue;
         const refused = s.error;
         for (const [token, p] of this.pending) {
           if (p.subject !== refused.subject) continue;
@@ -208,10 +220,23 @@ class RequestMux {
 const muxes = new WeakMap<Connection, RequestMux>();
 
 /** Sends one request; resolves with the raw reply message or rejects with a FnmeshError. */
-export function requestRaw(conn: Connection, subject: string, target: Target, payload: Uint8Array, meta: CallMeta): Promise<Msg> {
+export function requestRaw(
+  conn: Connection,
+  subject: string,
+  target: Target,
+  payload: Uint8Array,
+  meta: CallMeta,
+): Promise<Msg> {
   const timeoutMs = Math.floor(meta.timeoutMs);
-  if (timeoutMs < 1) return Promise.reject(new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}.${target.function} had no time left before its deadline`));
-  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining()) return Promise.reject(new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
+  if (timeoutMs < 1)
+    return Promise.reject(
+      new FnmeshError(
+        'deadline_exceeded',
+        `the call to ${target.namespace}/${target.service}.${target.function} had no time left before its deadline`,
+      ),
+    );
+  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining())
+    return Promise.reject(new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
   let headers: MsgHdrs;
   try {
     headers = encodeCallHeaders(meta);
@@ -228,7 +253,13 @@ export function requestRaw(conn: Connection, subject: string, target: Target, pa
 }
 
 /** Sends one request and decodes the reply: resolves with the result bytes, rejects with a FnmeshError. */
-export async function invoke(conn: Connection, subject: string, target: Target, payload: Uint8Array, meta: CallMeta): Promise<Uint8Array> {
+export async function invoke(
+  conn: Connection,
+  subject: string,
+  target: Target,
+  payload: Uint8Array,
+  meta: CallMeta,
+): Promise<Uint8Array> {
   const msg = await requestRaw(conn, subject, target, payload, meta);
   const reply = decodeReply(msg.data, msg.headers);
   if (!reply.ok) throw reply.error;

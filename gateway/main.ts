@@ -8,11 +8,16 @@ import { loadGatewayConfig, type GatewayConfig } from './config';
 import { startGateway, type Gateway } from './gateway';
 
 /** The rule source the configuration chooses: FunctionService objects in Kubernetes, manifest files, or none. */
-export async function buildRuleSource(config: GatewayConfig, logger: Logger, env: Record<string, string | undefined> = process.env): Promise<RuleSource> {
+export async function buildRuleSource(
+  config: GatewayConfig,
+  logger: Logger,
+  env: Record<string, string | undefined> = process.env,
+): Promise<RuleSource> {
   if (config.ruleSource === 'kubernetes') {
     // Loaded only when used: @kubernetes/client-node is large and the file source does not need it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { KubernetesRuleSource, loadKubeConfig } = require('../common/kube-rule-source') as typeof import('../common/kube-rule-source');
+    const { KubernetesRuleSource, loadKubeConfig } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('../common/kube-rule-source') as typeof import('../common/kube-rule-source');
     return new KubernetesRuleSource({
       kubeConfig: loadKubeConfig(config.kubeconfig, env),
       ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}),
@@ -20,7 +25,8 @@ export async function buildRuleSource(config: GatewayConfig, logger: Logger, env
     });
   }
   for (const name of ['FNMESH_KUBECONFIG', 'FNMESH_WATCH_NAMESPACE']) {
-    if (env[name]) logger.warn(`${name} is ignored: the rule source is files (set FNMESH_RULE_SOURCE=kubernetes to use it)`);
+    if (env[name])
+      logger.warn(`${name} is ignored: the rule source is files (set FNMESH_RULE_SOURCE=kubernetes to use it)`);
   }
   if (config.manifests.length === 0) {
     logger.warn('FNMESH_MANIFESTS is not set: no services are routed (or set FNMESH_RULE_SOURCE=kubernetes)');

@@ -1,9 +1,19 @@
 import { parseFunctionService, type FunctionService } from '../common';
 import { SOURCE_ANNOTATION, buildRegistry, describeRegistry } from './registry';
 
-function svc(name: string, functions: unknown[], extra: Record<string, unknown> = {}, namespace = 'default'): FunctionService {
+function svc(
+  name: string,
+  functions: unknown[],
+  extra: Record<string, unknown> = {},
+  namespace = 'default',
+): FunctionService {
   return parseFunctionService(
-    { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name, namespace, annotations: { [SOURCE_ANNOTATION]: `/m/${name}.yaml` } }, spec: { functions, ...extra } },
+    {
+      apiVersion: 'fnmesh.io/v1alpha1',
+      kind: 'FunctionService',
+      metadata: { name, namespace, annotations: { [SOURCE_ANNOTATION]: `/m/${name}.yaml` } },
+      spec: { functions, ...extra },
+    },
     `${name}.yaml`,
   );
 }
@@ -67,7 +77,11 @@ describe('buildRegistry', () => {
 
   it('computes timeouts: function timeoutMs, else the service timeoutMs', () => {
     const { registry } = buildRegistry(
-      [svc('t', [{ name: 'fast', timeoutMs: 100 }, { name: 'slow' }, { name: 'default', timeoutMs: 300 }], { timeoutMs: 2000 })],
+      [
+        svc('t', [{ name: 'fast', timeoutMs: 100 }, { name: 'slow' }, { name: 'default', timeoutMs: 300 }], {
+          timeoutMs: 2000,
+        }),
+      ],
       undefined,
     );
     const get = (fn: string): number => {
@@ -83,7 +97,10 @@ describe('buildRegistry', () => {
   it('keeps the previous good version of a service whose rules do not compile, and names the file', () => {
     const good = svc('greeter', [{ name: 'hello', rule: { rule: 'allow' } }]);
     const first = buildRegistry([good], undefined);
-    const bad = svc('greeter', [{ name: 'hello', rule: { rule: 'match', type: 'string', eval: '==', f1: 'args.nope.x', f2: 'a' } }, { name: 'new' }]);
+    const bad = svc('greeter', [
+      { name: 'hello', rule: { rule: 'match', type: 'string', eval: '==', f1: 'args.nope.x', f2: 'a' } },
+      { name: 'new' },
+    ]);
     const second = buildRegistry([bad], undefined, first.registry);
     expect(second.errors).toHaveLength(1);
     expect(second.errors[0]!.service).toBe('default/greeter');
@@ -108,13 +125,26 @@ describe('buildRegistry', () => {
   });
 
   it('separates namespaces and lists services', () => {
-    const { registry } = buildRegistry([svc('greeter', [{ name: 'hello' }], {}, 'prod'), svc('greeter', [{ name: 'hi' }, { name: 'default' }])], undefined);
+    const { registry } = buildRegistry(
+      [svc('greeter', [{ name: 'hello' }], {}, 'prod'), svc('greeter', [{ name: 'hi' }, { name: 'default' }])],
+      undefined,
+    );
     expect(registry.lookup('prod', 'greeter', 'hello').kind).toBe('ok');
     expect(registry.lookup('default', 'greeter', 'hello').kind).toBe('ok');
     expect(registry.lookup('prod', 'greeter', 'hi').kind).toBe('no-function');
     expect(describeRegistry(registry)).toEqual([
-      { namespace: 'default', name: 'greeter', functions: [{ name: 'hi', timeoutMs: 10000, rule: 'gateway-default' }], acceptsOtherFunctions: true },
-      { namespace: 'prod', name: 'greeter', functions: [{ name: 'hello', timeoutMs: 10000, rule: 'gateway-default' }], acceptsOtherFunctions: false },
+      {
+        namespace: 'default',
+        name: 'greeter',
+        functions: [{ name: 'hi', timeoutMs: 10000, rule: 'gateway-default' }],
+        acceptsOtherFunctions: true,
+      },
+      {
+        namespace: 'prod',
+        name: 'greeter',
+        functions: [{ name: 'hello', timeoutMs: 10000, rule: 'gateway-default' }],
+        acceptsOtherFunctions: false,
+      },
     ]);
   });
 });

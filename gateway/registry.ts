@@ -36,9 +36,7 @@ export interface ServiceEntry {
 }
 
 export type Lookup =
-  | { kind: 'ok'; fn: ResolvedFunction }
-  | { kind: 'no-service' }
-  | { kind: 'no-function'; known: string[] };
+  { kind: 'ok'; fn: ResolvedFunction } | { kind: 'no-service' } | { kind: 'no-function'; known: string[] };
 
 export interface RegistryError {
   /** `namespace/name` of the service. */
@@ -103,15 +101,24 @@ export function compileService(fs: FunctionService, gatewayDefault: (namespace: 
   const specs = fs.spec.functions;
   const defaultIndex = specs.findIndex((f) => f.name === DEFAULT_FUNCTION);
   const defaultSpec = defaultIndex >= 0 ? specs[defaultIndex] : undefined;
-  const serviceDefault = defaultSpec?.rule ? compile(defaultSpec.rule, `spec.functions[${defaultIndex}].rule`) : undefined;
+  const serviceDefault = defaultSpec?.rule
+    ? compile(defaultSpec.rule, `spec.functions[${defaultIndex}].rule`)
+    : undefined;
   const inherited = serviceDefault
     ? { rule: serviceDefault, ruleOrigin: 'service-default' as const }
     : { rule: gatewayDefault(namespace), ruleOrigin: 'gateway-default' as const };
 
   const functions = new Map<string, ResolvedFunction>();
   specs.forEach((spec, i) => {
-    const own = spec.name === DEFAULT_FUNCTION ? serviceDefault : spec.rule ? compile(spec.rule, `spec.functions[${i}].rule`) : undefined;
-    const chosen = own ? { rule: own, ruleOrigin: (spec.name === DEFAULT_FUNCTION ? 'service-default' : 'function') as RuleOrigin } : inherited;
+    const own =
+      spec.name === DEFAULT_FUNCTION
+        ? serviceDefault
+        : spec.rule
+          ? compile(spec.rule, `spec.functions[${i}].rule`)
+          : undefined;
+    const chosen = own
+      ? { rule: own, ruleOrigin: (spec.name === DEFAULT_FUNCTION ? 'service-default' : 'function') as RuleOrigin }
+      : inherited;
     functions.set(spec.name, {
       namespace,
       service: name,
@@ -160,7 +167,10 @@ export function buildRegistry(
   for (const fs of services) {
     const key = serviceKey(fs);
     if (entries.has(key)) {
-      errors.push({ service: key, message: `${sourceOf(fs)}: the service ${key} is defined twice; the first definition is used` });
+      errors.push({
+        service: key,
+        message: `${sourceOf(fs)}: the service ${key} is defined twice; the first definition is used`,
+      });
       continue;
     }
     try {

@@ -4,7 +4,9 @@ describe('restart back-off', () => {
   const policy: BackoffPolicy = { initialMs: 200, maxMs: 10_000, resetAfterMs: 30_000, crashLoopAfter: 5 };
 
   it('doubles from 200 ms and caps at 10 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => delayFor(n, policy))).toEqual([200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => delayFor(n, policy))).toEqual([
+      200, 400, 800, 1600, 3200, 6400, 10_000, 10_000,
+    ]);
     expect(delayFor(0, policy)).toBe(0);
     expect(delayFor(5000, policy)).toBe(10_000);
   });

@@ -11,7 +11,12 @@ export interface BackoffPolicy {
   crashLoopAfter: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 10_000, resetAfterMs: 30_000, crashLoopAfter: 5 };
+export const DEFAULT_BACKOFF: BackoffPolicy = {
+  initialMs: 200,
+  maxMs: 10_000,
+  resetAfterMs: 30_000,
+  crashLoopAfter: 5,
+};
 
 export interface BackoffState {
   /** Crashes in a row without a healthy run between them. */

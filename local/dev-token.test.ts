@@ -14,7 +14,15 @@ describe('local dev token', () => {
 
   it('carries the example claims with an expiry', () => {
     const now = Date.UTC(2026, 0, 1);
-    const claims = JSON.parse(Buffer.from(devToken('s'.repeat(40), now).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
-    expect(claims).toMatchObject({ sub: 'ada', role: 'admin', adminUntil: '2026-01-01T08:00:00.000Z', iat: now / 1000, exp: now / 1000 + 8 * 3600 });
+    const claims = JSON.parse(
+      Buffer.from(devToken('s'.repeat(40), now).split('.')[1]!, 'base64url').toString(),
+    ) as Record<string, unknown>;
+    expect(claims).toMatchObject({
+      sub: 'ada',
+      role: 'admin',
+      adminUntil: '2026-01-01T08:00:00.000Z',
+      iat: now / 1000,
+      exp: now / 1000 + 8 * 3600,
+    });
   });
 });

@@ -18,7 +18,14 @@ export function signHs256(claims: Record<string, unknown>, secret: string): stri
 export function devToken(secret: string, nowMs = Date.now(), hours = 8): string {
   const now = Math.floor(nowMs / 1000);
   return signHs256(
-    { sub: 'ada', name: 'Ada Lovelace', role: 'admin', adminUntil: new Date(nowMs + hours * 3600_000).toISOString(), iat: now, exp: now + hours * 3600 },
+    {
+      sub: 'ada',
+      name: 'Ada Lovelace',
+      role: 'admin',
+      adminUntil: new Date(nowMs + hours * 3600_000).toISOString(),
+      iat: now,
+      exp: now + hours * 3600,
+    },
     secret,
   );
 }

@@ -5,7 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, createLogger, errorMessage, readInt, type Env, type FunctionService, type Logger } from '../common';
+import {
+  ConfigError,
+  createLogger,
+  errorMessage,
+  readInt,
+  type Env,
+  type FunctionService,
+  type Logger,
+} from '../common';
 import { ManifestFileSource } from '../common/manifest-source';
 import { loadGatewayConfig, startGateway } from '../gateway';
 import { ManifestFileIndex } from './manifest-files';
@@ -122,13 +130,16 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   const say = (message: string): void => prefixer.line('mesh', 'mesh', message);
   const paths = options.paths.length > 0 ? options.paths : ['examples/'];
   for (const p of paths) {
-    if (!existsSync(p)) throw new ConfigError(`"${p}" does not exist: give manifest files or folders, e.g. fnmesh local examples/`);
+    if (!existsSync(p))
+      throw new ConfigError(`"${p}" does not exist: give manifest files or folders, e.g. fnmesh local examples/`);
   }
   const absPaths = paths.map((p) => path.resolve(p));
 
   const env: Env = { ...options.env, FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? '127.0.0.1:8080' };
   // Signed-in calls work out of the box: a random HS256 secret for this run unless one (or a JWKS) is set.
-  const hasVerifier = [env.FNMESH_JWT_SECRET, env.FNMESH_JWKS_FILE, env.FNMESH_JWKS_URL].some((v) => v !== undefined && v.trim() !== '');
+  const hasVerifier = [env.FNMESH_JWT_SECRET, env.FNMESH_JWKS_FILE, env.FNMESH_JWKS_URL].some(
+    (v) => v !== undefined && v.trim() !== '',
+  );
   if (!hasVerifier) env.FNMESH_JWT_SECRET = randomSecret();
   const config = loadGatewayConfig(env);
   // A token is printed only for the generated secret: never sign with (or reveal tokens of) a secret of yours.
@@ -151,7 +162,11 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
     }
   }
 
-  const logger: Logger = createLogger({ level: config.logLevel, stream: prefixer.stream('gateway', 'gateway'), defaultMeta: { component: 'gateway' } });
+  const logger: Logger = createLogger({
+    level: config.logLevel,
+    stream: prefixer.stream('gateway', 'gateway'),
+    defaultMeta: { component: 'gateway' },
+  });
   const sourceLogger = humanLogger((line) => prefixer.line('manifests', 'mesh', line), config.logLevel === 'debug');
   const source = new SharedSource(new ManifestFileSource(absPaths, { logger: sourceLogger }));
   const fileIndex = new ManifestFileIndex(absPaths);
@@ -206,9 +221,12 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
       if (skippedWarned.get(s.key) !== s.reason) say(`warning: ${s.key}: ${s.reason}`);
       skippedWarned.set(s.key, s.reason);
     }
-    for (const key of [...skippedWarned.keys()]) if (!desired.skipped.some((s) => s.key === key)) skippedWarned.delete(key);
+    for (const key of [...skippedWarned.keys()])
+      if (!desired.skipped.some((s) => s.key === key)) skippedWarned.delete(key);
 
-    const running = new Map([...replicas].map(([key, list]) => [key, list.map((r) => ({ index: r.index, fingerprint: r.plan.fingerprint }))]));
+    const running = new Map(
+      [...replicas].map(([key, list]) => [key, list.map((r) => ({ index: r.index, fingerprint: r.plan.fingerprint }))]),
+    );
     const actions = diff(desired.services, running);
     if (actions.length === 0) return;
     const stops: Promise<void>[] = [];
@@ -217,7 +235,9 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
       if (a.type === 'stop') {
         const r = takeReplica(a.key, a.index);
         if (r) {
-          say(`${a.key}: stopping replica ${r.id}${desired.services.has(a.key) ? ' (scale down)' : ' (manifest removed)'}`);
+          say(
+            `${a.key}: stopping replica ${r.id}${desired.services.has(a.key) ? ' (scale down)' : ' (manifest removed)'}`,
+          );
           stops.push(stopReplica(r));
         }
       } else if (a.type === 'start') {
@@ -242,7 +262,8 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
           if (old) await stopReplica(old);
           const r = await createReplica(plan, index);
           addReplica(r);
-          if (!(await waitReplicaReady(r, 30_000))) say(`warning: ${r.id} is not ready after 30 s; continuing the restart`);
+          if (!(await waitReplicaReady(r, 30_000)))
+            say(`warning: ${r.id} is not ready after 30 s; continuing the restart`);
         }
       }),
     ]);
@@ -297,7 +318,8 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
     const [program, ...args] = plan.command;
     const fnLabel = `${id} fn`;
     const scLabel = `${id} sc`;
-    const report = (level: 'info' | 'warn' | 'error', message: string): void => say(level === 'info' ? message : `${level === 'warn' ? 'warning' : 'error'}: ${message}`);
+    const report = (level: 'info' | 'warn' | 'error', message: string): void =>
+      say(level === 'info' ? message : `${level === 'warn' ? 'warning' : 'error'}: ${message}`);
     const r: Replica = {
       key: plan.key,
       index,
@@ -334,7 +356,8 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
         onStart: () => pollReady(r),
       }),
     };
-    if (!existsSync(plan.cwd)) say(`warning: ${id}: spec.local.cwd ${plan.cwd} does not exist (manifest ${plan.manifestFile ?? '?'})`);
+    if (!existsSync(plan.cwd))
+      say(`warning: ${id}: spec.local.cwd ${plan.cwd} does not exist (manifest ${plan.manifestFile ?? '?'})`);
     r.fn.start();
     r.sc.start();
     return r;
@@ -352,7 +375,9 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
           if (res.status === 200) {
             if (generation !== r.pollGeneration || r.stopping) return;
             r.ready = true;
-            say(`${r.id} ready (function pid ${r.fn.pid ?? '-'}, sidecar pid ${r.sc.pid ?? '-'}, sidecar ops http://127.0.0.1:${r.opsPort})`);
+            say(
+              `${r.id} ready (function pid ${r.fn.pid ?? '-'}, sidecar pid ${r.sc.pid ?? '-'}, sidecar ops http://127.0.0.1:${r.opsPort})`,
+            );
             return;
           }
         } catch {
@@ -399,11 +424,16 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
       if (settled && (waiting.length === 0 || Date.now() >= deadline)) break;
       if (Date.now() - warnedAt >= warnEvery) {
         warnedAt = Date.now();
-        say(`still waiting after ${Math.round((Date.now() - started) / 1000)} s for: ${[...(gwReady.ready ? [] : [`gateway (${gwReady.reason ?? 'not ready'})`]), ...waiting].join(', ') || 'the manifests'}`);
+        say(
+          `still waiting after ${Math.round((Date.now() - started) / 1000)} s for: ${[...(gwReady.ready ? [] : [`gateway (${gwReady.reason ?? 'not ready'})`]), ...waiting].join(', ') || 'the manifests'}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    if (waiting.length > 0) say(`warning: not ready after ${Math.round((Date.now() - started) / 1000)} s: ${waiting.join(', ')} (see their output above); the rest of the mesh is up`);
+    if (waiting.length > 0)
+      say(
+        `warning: not ready after ${Math.round((Date.now() - started) / 1000)} s: ${waiting.join(', ')} (see their output above); the rest of the mesh is up`,
+      );
     write(banner(gatewayUrl, natsUrl, !config.natsServers, latest ?? [], replicas, token, new Set(waiting)));
   })();
 
@@ -435,22 +465,37 @@ function banner(
   token: string | undefined,
   notReady: Set<string>,
 ): string {
-  const lines: string[] = ['', 'fnmesh local is ready', `  gateway   ${gatewayUrl}   (POST /v1/api/{namespace}/functions/{service}/{function})`, `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}`, '  services'];
+  const lines: string[] = [
+    '',
+    'fnmesh local is ready',
+    `  gateway   ${gatewayUrl}   (POST /v1/api/{namespace}/functions/{service}/{function})`,
+    `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}`,
+    '  services',
+  ];
   for (const fs of services) {
     const key = `${fs.metadata.namespace}/${fs.metadata.name}`;
     const list = replicas.get(key) ?? [];
     const fns = fs.spec.functions.map((f) => `${f.name}${f.rule ? ` (${f.rule.rule})` : ''}`).join(', ');
-    lines.push(`    ${key.padEnd(24)} ${fs.spec.local ? `${list.length} replica(s): ${list.map((r) => (notReady.has(r.id) ? `${r.id} (not ready)` : r.id)).join(' ') || '-'}` : 'rules only (no spec.local)'}`);
+    lines.push(
+      `    ${key.padEnd(24)} ${fs.spec.local ? `${list.length} replica(s): ${list.map((r) => (notReady.has(r.id) ? `${r.id} (not ready)` : r.id)).join(' ') || '-'}` : 'rules only (no spec.local)'}`,
+    );
     if (fns) lines.push(`    ${''.padEnd(24)} functions: ${fns}`);
   }
-  if (services.length === 0) lines.push('    (none: see the manifest errors above, or give folders that hold FunctionService YAML)');
+  if (services.length === 0)
+    lines.push('    (none: see the manifest errors above, or give folders that hold FunctionService YAML)');
   const example = exampleCall(services, replicas);
   if (example) {
-    lines.push('', 'Call a function (no token needed: its rule is allow):', `curl -s -X POST ${gatewayUrl}/v1/api/${example.namespace}/functions/${example.service}/${example.fn} -H 'content-type: application/json' -d '${JSON.stringify({ params: example.params })}'`);
+    lines.push(
+      '',
+      'Call a function (no token needed: its rule is allow):',
+      `curl -s -X POST ${gatewayUrl}/v1/api/${example.namespace}/functions/${example.service}/${example.fn} -H 'content-type: application/json' -d '${JSON.stringify({ params: example.params })}'`,
+    );
   } else {
     lines.push('', 'No running function has an allow rule to show a ready-to-paste call.');
   }
-  const signedIn = services.find((fs) => fs.metadata.name === 'greeter' && fs.spec.functions.some((f) => f.name === 'whoami'));
+  const signedIn = services.find(
+    (fs) => fs.metadata.name === 'greeter' && fs.spec.functions.some((f) => f.name === 'whoami'),
+  );
   if (token && signedIn && (replicas.get(`${signedIn.metadata.namespace}/greeter`) ?? []).length > 0) {
     lines.push(
       '',
@@ -462,13 +507,21 @@ function banner(
   return lines.join('\n');
 }
 
-function exampleCall(services: FunctionService[], replicas: Map<string, Replica[]>): { namespace: string; service: string; fn: string; params: unknown } | undefined {
+function exampleCall(
+  services: FunctionService[],
+  replicas: Map<string, Replica[]>,
+): { namespace: string; service: string; fn: string; params: unknown } | undefined {
   const candidates: { namespace: string; service: string; fn: string; params: unknown }[] = [];
   for (const fs of services) {
     if ((replicas.get(`${fs.metadata.namespace}/${fs.metadata.name}`) ?? []).length === 0) continue;
     for (const f of fs.spec.functions) {
       if (f.rule?.rule !== 'allow' || f.name === 'default') continue;
-      const params = fs.metadata.name === 'greeter' && f.name === 'hello' ? { name: 'Ada' } : fs.metadata.name === 'text' ? { text: 'hello mesh' } : {};
+      const params =
+        fs.metadata.name === 'greeter' && f.name === 'hello'
+          ? { name: 'Ada' }
+          : fs.metadata.name === 'text'
+            ? { text: 'hello mesh' }
+            : {};
       candidates.push({ namespace: fs.metadata.namespace, service: fs.metadata.name, fn: f.name, params });
     }
   }
@@ -482,5 +535,10 @@ export async function runLocal(paths: string[], env: Env): Promise<void> {
   const state: { mesh?: RunningMesh } = {};
   stopOnSignals('fnmesh local', () => state.mesh);
   const readyDeadlineMs = readInt(env, 'FNMESH_LOCAL_READY_TIMEOUT_MS', 25_000, { min: 0, max: 3_600_000 });
-  state.mesh = await startLocalMesh({ paths, env, readyDeadlineMs, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
+  state.mesh = await startLocalMesh({
+    paths,
+    env,
+    readyDeadlineMs,
+    colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR,
+  });
 }

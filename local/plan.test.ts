@@ -3,7 +3,10 @@ import { parseFunctionService, type FunctionService } from '../common/manifest';
 import { NO_LOCAL_COMMAND, desiredState, diff, replicaId, type RunningState } from './plan';
 
 function fsvc(name: string, spec: Record<string, unknown>, namespace = 'default'): FunctionService {
-  return parseFunctionService({ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name, namespace }, spec }, `${name}.yaml`);
+  return parseFunctionService(
+    { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name, namespace }, spec },
+    `${name}.yaml`,
+  );
 }
 
 const local = { command: ['node', 'index.js'] };
@@ -12,7 +15,10 @@ describe('desiredState', () => {
   it('resolves spec.local.cwd against the manifest folder and skips services without spec.local', () => {
     const state = desiredState(
       [
-        { service: fsvc('greeter', { replicas: 2, local: { ...local, cwd: '../app' }, functions: [{ name: 'hello' }] }), file: '/m/greeter/greeter.yaml' },
+        {
+          service: fsvc('greeter', { replicas: 2, local: { ...local, cwd: '../app' }, functions: [{ name: 'hello' }] }),
+          file: '/m/greeter/greeter.yaml',
+        },
         { service: fsvc('text', { local: { command: ['python3', 'server.py'] } }), file: '/m/text/text.yaml' },
         { service: fsvc('remote', { container: { image: 'x' } }) },
       ],
@@ -33,7 +39,9 @@ describe('desiredState', () => {
   });
 
   it('changes the fingerprint for command, env, functions, port and limits, not for rules or replicas', () => {
-    const fp = (spec: Record<string, unknown>): string => desiredState([{ service: fsvc('a', { local, ...spec }), file: '/m/a.yaml' }], '/').services.get('default/a')!.fingerprint;
+    const fp = (spec: Record<string, unknown>): string =>
+      desiredState([{ service: fsvc('a', { local, ...spec }), file: '/m/a.yaml' }], '/').services.get('default/a')!
+        .fingerprint;
     const base = fp({ functions: [{ name: 'f', rule: { rule: 'allow' } }] });
     expect(fp({ functions: [{ name: 'f', rule: { rule: 'deny' } }] })).toBe(base);
     expect(fp({ replicas: 5, functions: [{ name: 'f', rule: { rule: 'allow' } }] })).toBe(base);
@@ -55,8 +63,16 @@ describe('diff', () => {
       })),
       '/',
     ).services;
-  const running = (entries: Record<string, number[]>, fingerprints = plans(Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.length])))): RunningState =>
-    new Map(Object.entries(entries).map(([name, idx]) => [`default/${name}`, idx.map((index) => ({ index, fingerprint: fingerprints.get(`default/${name}`)?.fingerprint ?? 'old' }))]));
+  const running = (
+    entries: Record<string, number[]>,
+    fingerprints = plans(Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, v.length]))),
+  ): RunningState =>
+    new Map(
+      Object.entries(entries).map(([name, idx]) => [
+        `default/${name}`,
+        idx.map((index) => ({ index, fingerprint: fingerprints.get(`default/${name}`)?.fingerprint ?? 'old' })),
+      ]),
+    );
 
   it('starts every replica from nothing', () => {
     expect(diff(plans({ a: 2, b: 1 }), new Map())).toEqual([

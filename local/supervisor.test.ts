@@ -41,13 +41,18 @@ describe('Supervisor (real processes)', () => {
       'warn: t-0 fn exited with code 3; restarting in 20 ms',
       'warn: t-0 fn exited with code 3; restarting in 40 ms',
     ]);
-    expect(h.reports.find((r) => r.startsWith('error:'))).toContain('t-0 fn exited with code 3; it keeps crashing (3 times in a row); restarting in 80 ms');
+    expect(h.reports.find((r) => r.startsWith('error:'))).toContain(
+      't-0 fn exited with code 3; it keeps crashing (3 times in a row); restarting in 80 ms',
+    );
     expect(h.out.filter((l) => l === 'up').length).toBeGreaterThanOrEqual(3);
     expect(new Set(h.pids).size).toBe(h.pids.length);
   });
 
   it('stops gracefully with SIGTERM, and does not restart after stop', async () => {
-    const h = harness(['-e', "process.on('SIGTERM', () => { console.log('draining'); process.exit(0); }); console.log('ready'); setInterval(() => {}, 1000);"]);
+    const h = harness([
+      '-e',
+      "process.on('SIGTERM', () => { console.log('draining'); process.exit(0); }); console.log('ready'); setInterval(() => {}, 1000);",
+    ]);
     h.sup.start();
     await until(() => h.out.includes('ready'));
     expect(await h.sup.stop()).toEqual({ code: 0, signal: null });
@@ -57,7 +62,10 @@ describe('Supervisor (real processes)', () => {
   });
 
   it('kills with SIGKILL after the grace period when SIGTERM is ignored', async () => {
-    const h = harness(['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000);"], 200);
+    const h = harness(
+      ['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000);"],
+      200,
+    );
     h.sup.start();
     await until(() => h.out.includes('ready'));
     expect(await h.sup.stop()).toEqual({ code: null, signal: 'SIGKILL' });

@@ -14,7 +14,8 @@
  * - Transport failures (node-fetch 2 `FetchError`): `.code`/`.errno` = `ECONNREFUSED`, `ECONNRESET`, ...,
  *   `type: 'system'`; aborts are `AbortError`.
  */
-export type ApiErrorClass = 'not-found' | 'conflict' | 'invalid' | 'forbidden' | 'gone' | 'throttled' | 'server' | 'network';
+export type ApiErrorClass =
+  'not-found' | 'conflict' | 'invalid' | 'forbidden' | 'gone' | 'throttled' | 'server' | 'network';
 
 export interface ClassifiedApiError {
   class: ApiErrorClass;
@@ -116,13 +117,24 @@ export function classifyApiError(err: unknown, now: number = Date.now()): Classi
   if (!isObject(err)) return { class: 'server', message: String(err) };
   const status = parseStatus(err.body) ?? parseStatus(err);
   const httpCode =
-    typeof err.code === 'number' ? err.code : typeof err.statusCode === 'number' ? err.statusCode : typeof status?.code === 'number' ? status.code : undefined;
+    typeof err.code === 'number'
+      ? err.code
+      : typeof err.statusCode === 'number'
+        ? err.statusCode
+        : typeof status?.code === 'number'
+          ? status.code
+          : undefined;
   if (httpCode !== undefined && httpCode >= 400) {
     const reason = typeof status?.reason === 'string' ? status.reason : undefined;
     const cls = classOfStatus(httpCode, reason);
-    const text = typeof err.body === 'string' && err.body.trim() !== '' ? `HTTP ${httpCode}: ${err.body.trim().slice(0, 300)}` : undefined;
+    const text =
+      typeof err.body === 'string' && err.body.trim() !== ''
+        ? `HTTP ${httpCode}: ${err.body.trim().slice(0, 300)}`
+        : undefined;
     const fallback =
-      httpCode === 401 ? "Unauthorized: the operator's credentials were not accepted" : (text ?? (err instanceof Error ? firstLine(err.message) : `HTTP ${httpCode}`));
+      httpCode === 401
+        ? "Unauthorized: the operator's credentials were not accepted"
+        : (text ?? (err instanceof Error ? firstLine(err.message) : `HTTP ${httpCode}`));
     const out: ClassifiedApiError = { class: cls, status: httpCode, message: statusMessage(status) ?? fallback };
     if (reason !== undefined) out.reason = reason;
     else if (httpCode === 401) out.reason = 'Unauthorized';

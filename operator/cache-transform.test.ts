@@ -13,8 +13,13 @@ describe('slimDeployment', () => {
       generation: 2,
       creationTimestamp: '2026-01-01T00:00:00Z',
       labels: { a: 'b' },
-      annotations: { 'deployment.kubernetes.io/revision': '1', 'kubectl.kubernetes.io/last-applied-configuration': '{"huge":true}' },
-      ownerReferences: [{ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'svc', uid: 'f', controller: true }],
+      annotations: {
+        'deployment.kubernetes.io/revision': '1',
+        'kubectl.kubernetes.io/last-applied-configuration': '{"huge":true}',
+      },
+      ownerReferences: [
+        { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'svc', uid: 'f', controller: true },
+      ],
       managedFields: [{ manager: 'fnmesh-operator', fieldsV1: { 'f:spec': {} } }],
     },
     spec: { replicas: 1, template: { spec: { containers: [{ name: 'function', image: 'x' }] } } },
@@ -24,7 +29,16 @@ describe('slimDeployment', () => {
       readyReplicas: 1,
       updatedReplicas: 1,
       availableReplicas: 1,
-      conditions: [{ type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: 'm', lastUpdateTime: 't', lastTransitionTime: 't' }],
+      conditions: [
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'NewReplicaSetAvailable',
+          message: 'm',
+          lastUpdateTime: 't',
+          lastTransitionTime: 't',
+        },
+      ],
     },
   } as unknown as V1Deployment;
 
@@ -65,7 +79,16 @@ describe('slimFunctionService', () => {
     const slim = slimFunctionService({
       apiVersion: 'fnmesh.io/v1alpha1',
       kind: 'FunctionService',
-      metadata: { name: 'svc', namespace: 'ns', uid: 'u', generation: 3, resourceVersion: '9', managedFields: [{}], ownerReferences: [{}], labels: { x: 'y' } },
+      metadata: {
+        name: 'svc',
+        namespace: 'ns',
+        uid: 'u',
+        generation: 3,
+        resourceVersion: '9',
+        managedFields: [{}],
+        ownerReferences: [{}],
+        labels: { x: 'y' },
+      },
       spec: { replicas: 1 },
       status: { replicas: 1 },
     });

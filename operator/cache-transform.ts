@@ -20,7 +20,15 @@ type Meta = Record<string, unknown>;
 function slimMeta(m: Meta | undefined, keepOwners: boolean): Meta {
   const out: Meta = {};
   if (!m) return out;
-  for (const k of ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'deletionTimestamp', 'labels'] as const) {
+  for (const k of [
+    'name',
+    'namespace',
+    'uid',
+    'resourceVersion',
+    'generation',
+    'deletionTimestamp',
+    'labels',
+  ] as const) {
     if (m[k] !== undefined) out[k] = m[k];
   }
   const annotations = m.annotations as Record<string, string> | undefined;
@@ -43,7 +51,14 @@ export function slimFunctionService(obj: FunctionServiceObject): FunctionService
 
 function slimDeploymentStatus(s: V1DeploymentStatus): V1DeploymentStatus {
   const out: V1DeploymentStatus = {};
-  for (const k of ['observedGeneration', 'replicas', 'readyReplicas', 'updatedReplicas', 'availableReplicas', 'unavailableReplicas'] as const) {
+  for (const k of [
+    'observedGeneration',
+    'replicas',
+    'readyReplicas',
+    'updatedReplicas',
+    'availableReplicas',
+    'unavailableReplicas',
+  ] as const) {
     if (s[k] !== undefined) out[k] = s[k];
   }
   if (s.conditions) {

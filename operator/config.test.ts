@@ -15,7 +15,14 @@ describe('loadOperatorConfig', () => {
         drainTimeoutMs: 30_000,
       },
       listen: { host: '0.0.0.0', port: 8081 },
-      leaderElection: { enabled: true, leaseName: 'fnmesh-operator', leaseNamespace: 'fnmesh-system', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      leaderElection: {
+        enabled: true,
+        leaseName: 'fnmesh-operator',
+        leaseNamespace: 'fnmesh-system',
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+      },
       concurrentReconciles: 16,
       apiConnections: 16,
       resyncMs: 300_000,
@@ -62,7 +69,14 @@ describe('loadOperatorConfig', () => {
       },
       watchNamespace: 'team-a',
       listen: { host: '127.0.0.1', port: 0 },
-      leaderElection: { enabled: false, leaseName: 'my-lease', leaseNamespace: 'ops', leaseDurationMs: 6000, renewDeadlineMs: 4000, retryPeriodMs: 1000 },
+      leaderElection: {
+        enabled: false,
+        leaseName: 'my-lease',
+        leaseNamespace: 'ops',
+        leaseDurationMs: 6000,
+        renewDeadlineMs: 4000,
+        retryPeriodMs: 1000,
+      },
       concurrentReconciles: 32,
       apiConnections: 8,
       resyncMs: 0,
@@ -73,23 +87,42 @@ describe('loadOperatorConfig', () => {
 
   test('the lease namespace defaults to the pod namespace', () => {
     expect(loadOperatorConfig({ ...base, POD_NAMESPACE: 'fnmesh' }).leaderElection.leaseNamespace).toBe('fnmesh');
-    expect(loadOperatorConfig({ ...base, POD_NAMESPACE: 'fnmesh', FNMESH_LEASE_NAMESPACE: 'other' }).leaderElection.leaseNamespace).toBe('other');
+    expect(
+      loadOperatorConfig({ ...base, POD_NAMESPACE: 'fnmesh', FNMESH_LEASE_NAMESPACE: 'other' }).leaderElection
+        .leaseNamespace,
+    ).toBe('other');
   });
 
   test.each<[string, Record<string, string>, string]>([
     ['no image', { FNMESH_SIDECAR_IMAGE: '' }, 'FNMESH_SIDECAR_IMAGE is required'],
     ['no NATS URL', { FNMESH_SIDECAR_NATS_URL: '' }, 'FNMESH_SIDECAR_NATS_URL is required'],
     ['a bad NATS URL', { FNMESH_SIDECAR_NATS_URL: 'http://x' }, 'FNMESH_SIDECAR_NATS_URL="http://x" is not valid'],
-    ['a token secret without a key', { FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth' }, 'FNMESH_SIDECAR_NATS_TOKEN_SECRET="nats-auth" is not valid'],
+    [
+      'a token secret without a key',
+      { FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth' },
+      'FNMESH_SIDECAR_NATS_TOKEN_SECRET="nats-auth" is not valid',
+    ],
     ['a bad quantity', { FNMESH_SIDECAR_MEMORY_LIMIT: '128MB' }, 'FNMESH_SIDECAR_MEMORY_LIMIT="128MB" is not valid'],
     ['a bad port', { FNMESH_SIDECAR_OPS_PORT: '70000' }, 'FNMESH_SIDECAR_OPS_PORT="70000" is not valid'],
-    ['one port for both', { FNMESH_SIDECAR_OPS_PORT: '3500' }, 'FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both 3500'],
+    [
+      'one port for both',
+      { FNMESH_SIDECAR_OPS_PORT: '3500' },
+      'FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both 3500',
+    ],
     ['a bad watch namespace', { FNMESH_WATCH_NAMESPACE: 'Team_A' }, 'FNMESH_WATCH_NAMESPACE="Team_A" is not valid'],
     ['a bad listen address', { FNMESH_OPERATOR_LISTEN: 'x:y' }, 'FNMESH_OPERATOR_LISTEN="x:y" is not valid'],
     ['a bad boolean', { FNMESH_LEADER_ELECT: 'maybe' }, 'FNMESH_LEADER_ELECT="maybe" is not valid'],
     ['a bad lease namespace', { FNMESH_LEASE_NAMESPACE: '-x' }, 'FNMESH_LEASE_NAMESPACE="-x" is not valid'],
-    ['a renew deadline past the lease', { FNMESH_RENEW_DEADLINE_MS: '15000' }, 'FNMESH_RENEW_DEADLINE_MS (15000) must be less than FNMESH_LEASE_DURATION_MS'],
-    ['a retry period too close to the deadline', { FNMESH_RETRY_PERIOD_MS: '9000' }, 'FNMESH_RETRY_PERIOD_MS (9000) is too long'],
+    [
+      'a renew deadline past the lease',
+      { FNMESH_RENEW_DEADLINE_MS: '15000' },
+      'FNMESH_RENEW_DEADLINE_MS (15000) must be less than FNMESH_LEASE_DURATION_MS',
+    ],
+    [
+      'a retry period too close to the deadline',
+      { FNMESH_RETRY_PERIOD_MS: '9000' },
+      'FNMESH_RETRY_PERIOD_MS (9000) is too long',
+    ],
     ['zero workers', { FNMESH_CONCURRENT_RECONCILES: '0' }, 'FNMESH_CONCURRENT_RECONCILES="0" is not valid'],
     ['a bad log level', { FNMESH_LOG_LEVEL: 'loud' }, 'FNMESH_LOG_LEVEL="loud" is not valid'],
   ])('refuses %s, naming the variable', (_name, env, message) => {

@@ -11,7 +11,16 @@
  */
 import { ConfigError } from '../common/errors';
 import { DNS_LABEL, NAME_RULES } from '../common/names';
-import { readBool, readInt, readListen, readLogLevel, readNatsServers, readString, requireString, type Env } from '../common/config';
+import {
+  readBool,
+  readInt,
+  readListen,
+  readLogLevel,
+  readNatsServers,
+  readString,
+  requireString,
+  type Env,
+} from '../common/config';
 import type { LogLevel } from '../common/logger';
 
 export interface SecretKeyRef {
@@ -73,7 +82,9 @@ function readQuantity(env: Env, name: string, fallback: string | undefined): str
   if (v === undefined) return fallback;
   if (v.toLowerCase() === 'none') return undefined;
   if (!QUANTITY.test(v)) {
-    throw new ConfigError(`${name}="${v}" is not valid: it accepts a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value`);
+    throw new ConfigError(
+      `${name}="${v}" is not valid: it accepts a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value`,
+    );
   }
   return v;
 }
@@ -83,8 +94,17 @@ function readSecretKeyRef(env: Env, name: string): SecretKeyRef | undefined {
   if (v === undefined) return undefined;
   const parts = v.split('/');
   const [secret, key] = parts;
-  if (parts.length !== 2 || !secret || !key || !DNS_SUBDOMAIN.test(secret) || secret.length > 253 || !SECRET_KEY.test(key)) {
-    throw new ConfigError(`${name}="${v}" is not valid: it accepts SECRET/KEY, a Secret name and a key in it, such as nats-auth/token`);
+  if (
+    parts.length !== 2 ||
+    !secret ||
+    !key ||
+    !DNS_SUBDOMAIN.test(secret) ||
+    secret.length > 253 ||
+    !SECRET_KEY.test(key)
+  ) {
+    throw new ConfigError(
+      `${name}="${v}" is not valid: it accepts SECRET/KEY, a Secret name and a key in it, such as nats-auth/token`,
+    );
   }
   return { name: secret, key };
 }
@@ -97,15 +117,20 @@ function readDnsLabel(env: Env, name: string, fallback: string): string {
 
 function readSidecar(env: Env): SidecarTemplateConfig {
   const image = requireString(env, 'FNMESH_SIDECAR_IMAGE', 'the sidecar image, such as ghcr.io/fnmesh/fnmesh:0.1.0');
-  if (/\s/.test(image)) throw new ConfigError(`FNMESH_SIDECAR_IMAGE="${image}" is not valid: it accepts an image reference without spaces`);
+  if (/\s/.test(image))
+    throw new ConfigError(`FNMESH_SIDECAR_IMAGE="${image}" is not valid: it accepts an image reference without spaces`);
   const servers = readNatsServers(env, 'FNMESH_SIDECAR_NATS_URL');
   if (!servers || servers.length === 0) {
-    throw new ConfigError('FNMESH_SIDECAR_NATS_URL is required: set it to the NATS URLs sidecars connect to, such as nats://nats.fnmesh-system:4222');
+    throw new ConfigError(
+      'FNMESH_SIDECAR_NATS_URL is required: set it to the NATS URLs sidecars connect to, such as nats://nats.fnmesh-system:4222',
+    );
   }
   const opsPort = readInt(env, 'FNMESH_SIDECAR_OPS_PORT', 9090, { min: 1, max: 65535 });
   const callPort = readInt(env, 'FNMESH_SIDECAR_CALL_PORT', 3500, { min: 1, max: 65535 });
   if (opsPort === callPort) {
-    throw new ConfigError(`FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both ${opsPort}: the sidecar needs two different ports`);
+    throw new ConfigError(
+      `FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both ${opsPort}: the sidecar needs two different ports`,
+    );
   }
   const requests: QuantityPair = {};
   const limits: QuantityPair = {};
@@ -133,7 +158,9 @@ function readSidecar(env: Env): SidecarTemplateConfig {
 function readLeaderElection(env: Env): LeaderElectionConfig {
   const leaseName = readString(env, 'FNMESH_LEASE_NAME', 'fnmesh-operator');
   if (!DNS_SUBDOMAIN.test(leaseName) || leaseName.length > 253) {
-    throw new ConfigError(`FNMESH_LEASE_NAME="${leaseName}" is not valid: it accepts a DNS subdomain name such as fnmesh-operator`);
+    throw new ConfigError(
+      `FNMESH_LEASE_NAME="${leaseName}" is not valid: it accepts a DNS subdomain name such as fnmesh-operator`,
+    );
   }
   const leaseNamespace = readDnsLabel(env, 'FNMESH_LEASE_NAMESPACE', readString(env, 'POD_NAMESPACE', 'fnmesh-system'));
   const leaseDurationMs = readInt(env, 'FNMESH_LEASE_DURATION_MS', 15_000, { min: 1000, max: 3_600_000 });
@@ -177,7 +204,9 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
   const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');
   if (watchNamespace !== undefined) {
     if (!DNS_LABEL.test(watchNamespace)) {
-      throw new ConfigError(`FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not valid: it accepts ${NAME_RULES.namespace}, or unset for all namespaces`);
+      throw new ConfigError(
+        `FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not valid: it accepts ${NAME_RULES.namespace}, or unset for all namespaces`,
+      );
     }
     config.watchNamespace = watchNamespace;
   }

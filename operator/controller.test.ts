@@ -5,13 +5,25 @@ import { Controller, TerminalError, failurePolicy, type Reconciler } from './con
 import { WorkQueue } from './workqueue';
 
 function apiError(code: number, reason: string): ApiException<string> {
-  return new ApiException(code, 'Unknown API Status Code!', JSON.stringify({ kind: 'Status', code, reason, message: `${reason} happened` }), {});
+  return new ApiException(
+    code,
+    'Unknown API Status Code!',
+    JSON.stringify({ kind: 'Status', code, reason, message: `${reason} happened` }),
+    {},
+  );
 }
 
 /** A logger that records each line with the meta of its children. */
 function recordingLogger(lines: Array<Record<string, unknown>>, meta: Record<string, unknown> = {}): Logger {
-  const at = (level: string) => (message: string, m?: Record<string, unknown>) => void lines.push({ level, message, ...meta, ...m });
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (m) => recordingLogger(lines, { ...meta, ...m }) };
+  const at = (level: string) => (message: string, m?: Record<string, unknown>) =>
+    void lines.push({ level, message, ...meta, ...m });
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (m) => recordingLogger(lines, { ...meta, ...m }),
+  };
 }
 
 describe('Controller', () => {
@@ -21,7 +33,12 @@ describe('Controller', () => {
     controller = undefined;
   });
 
-  function run(reconcile: Reconciler, workers = 2, logger: Logger = silentLogger, queue = new WorkQueue({ baseDelayMs: 1, maxDelayMs: 20 })) {
+  function run(
+    reconcile: Reconciler,
+    workers = 2,
+    logger: Logger = silentLogger,
+    queue = new WorkQueue({ baseDelayMs: 1, maxDelayMs: 20 }),
+  ) {
     controller = new Controller({ name: 'test', queue, reconcile, workers, logger });
     controller.start();
     return queue;
@@ -95,10 +112,14 @@ describe('Controller', () => {
   ])('%s is not retried', async (_name, err) => {
     let calls = 0;
     const lines: Array<Record<string, unknown>> = [];
-    const queue = run(async () => {
-      calls++;
-      throw err;
-    }, 1, recordingLogger(lines));
+    const queue = run(
+      async () => {
+        calls++;
+        throw err;
+      },
+      1,
+      recordingLogger(lines),
+    );
     queue.add('ns/a');
     await waitFor(() => lines.some((l) => l.level === 'error'), { what: 'the failure reported' });
     await waitFor(() => queue.inProgress() === 0, { what: 'done' });
@@ -157,7 +178,12 @@ describe('failurePolicy', () => {
   test.each<[string, unknown, string, string]>([
     ['conflict', apiError(409, 'Conflict'), 'conflict', 'retry-now'],
     ['invalid', apiError(422, 'Invalid'), 'invalid', 'terminal'],
-    ['throttled', new ApiException(429, 'x', '{"kind":"Status","code":429,"reason":"TooManyRequests"}', { 'retry-after': '2' }), 'throttled', 'retry-after'],
+    [
+      'throttled',
+      new ApiException(429, 'x', '{"kind":"Status","code":429,"reason":"TooManyRequests"}', { 'retry-after': '2' }),
+      'throttled',
+      'retry-after',
+    ],
     ['network', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'network', 'backoff'],
     ['terminal', new TerminalError('no'), 'terminal', 'terminal'],
   ])('%s', (_name, err, cls, kind) => {

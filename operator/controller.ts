@@ -41,7 +41,11 @@ export interface ControllerOptions {
 }
 
 /** What a failed reconcile leads to: the error's class, and the retry policy (terminal: none). */
-export function failurePolicy(err: unknown): { class: ApiErrorClass | 'terminal'; message: string; policy: RetryPolicy } {
+export function failurePolicy(err: unknown): {
+  class: ApiErrorClass | 'terminal';
+  message: string;
+  policy: RetryPolicy;
+} {
   if (err instanceof TerminalError) return { class: 'terminal', message: err.message, policy: { kind: 'terminal' } };
   const c = classifyApiError(err);
   return { class: c.class, message: c.message, policy: retryPolicy(c) };
@@ -53,7 +57,8 @@ export class Controller {
   private running: Promise<void>[] = [];
 
   constructor(options: ControllerOptions) {
-    if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a whole number of at least 1, not ${options.workers}`);
+    if (!Number.isInteger(options.workers) || options.workers < 1)
+      throw new Error(`workers must be a whole number of at least 1, not ${options.workers}`);
     this.options = options;
     // A random prefix per controller and a counter: unique, and no random bytes per reconcile.
     const prefix = randomBytes(3).toString('hex');
@@ -99,11 +104,18 @@ export class Controller {
         outcome = 'requeue';
         queue.addAfter(key, result.requeueAfterMs);
       }
-      log.debug('reconciled', { durationMs: Math.round(performance.now() - started), requeueAfterMs: result?.requeueAfterMs });
+      log.debug('reconciled', {
+        durationMs: Math.round(performance.now() - started),
+        requeueAfterMs: result?.requeueAfterMs,
+      });
     } catch (err) {
       const failure = failurePolicy(err);
       metrics?.reconcileErrors.labels(name, failure.class).inc();
-      const meta = { errorClass: failure.class, error: failure.message || errorMessage(err), retries: queue.numRequeues(key) };
+      const meta = {
+        errorClass: failure.class,
+        error: failure.message || errorMessage(err),
+        retries: queue.numRequeues(key),
+      };
       switch (failure.policy.kind) {
         case 'terminal':
           outcome = 'terminal';
@@ -120,7 +132,10 @@ export class Controller {
           outcome = 'retry';
           // A conflict goes back at the queue's first, millisecond back-off step; only repeated
           // failures wait longer, so a hot loop cannot form.
-          log[failure.policy.kind === 'retry-now' ? 'info' : 'warn']('reconcile failed; retrying', { ...meta, retryInMs: queue.nextDelayMs(key) });
+          log[failure.policy.kind === 'retry-now' ? 'info' : 'warn']('reconcile failed; retrying', {
+            ...meta,
+            retryInMs: queue.nextDelayMs(key),
+          });
           queue.addRateLimited(key);
           break;
       }

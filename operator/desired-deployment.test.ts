@@ -2,7 +2,13 @@ import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
 import { parseFunctionService } from '../common/manifest';
 import { loadSidecarConfig } from '../sidecar/config';
 import { loadOperatorConfig, type SidecarTemplateConfig } from './config';
-import { GRACE_MARGIN_SECONDS, InvalidSpecError, desiredDeployment, sidecarContainer, type ClusterFunctionService } from './desired-deployment';
+import {
+  GRACE_MARGIN_SECONDS,
+  InvalidSpecError,
+  desiredDeployment,
+  sidecarContainer,
+  type ClusterFunctionService,
+} from './desired-deployment';
 import { SIDECAR_CONTAINER_NAME, hasNativeSidecar } from './sidecar-injection';
 
 const cfg: SidecarTemplateConfig = loadOperatorConfig({
@@ -19,7 +25,13 @@ function service(spec: Record<string, unknown> = {}, metadata: Record<string, un
       spec: {
         replicas: 2,
         port: 8000,
-        container: { image: 'example/orders:1', command: ['node'], args: ['server.js'], env: [{ name: 'MODE', value: 'prod' }], resources: { limits: { memory: '256Mi' } } },
+        container: {
+          image: 'example/orders:1',
+          command: ['node'],
+          args: ['server.js'],
+          env: [{ name: 'MODE', value: 'prod' }],
+          resources: { limits: { memory: '256Mi' } },
+        },
         functions: [{ name: 'create' }, { name: 'default', rule: { rule: 'deny' } }, { name: 'list_all' }],
         ...spec,
       },
@@ -59,8 +71,21 @@ describe('desiredDeployment', () => {
     expect(d.metadata).toEqual({
       name: 'orders',
       namespace: 'shop',
-      labels: { 'app.kubernetes.io/name': 'orders', 'app.kubernetes.io/managed-by': 'fnmesh-operator', 'fnmesh.io/service': 'orders' },
-      ownerReferences: [{ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'orders', uid: 'uid-1234', controller: true, blockOwnerDeletion: true }],
+      labels: {
+        'app.kubernetes.io/name': 'orders',
+        'app.kubernetes.io/managed-by': 'fnmesh-operator',
+        'fnmesh.io/service': 'orders',
+      },
+      ownerReferences: [
+        {
+          apiVersion: 'fnmesh.io/v1alpha1',
+          kind: 'FunctionService',
+          name: 'orders',
+          uid: 'uid-1234',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     });
     expect(d.spec!.replicas).toBe(2);
     expect(d.spec!.selector).toEqual({ matchLabels: { 'fnmesh.io/service': 'orders' } });
@@ -109,15 +134,30 @@ describe('desiredDeployment', () => {
 
   test('sets only variables the sidecar reads', () => {
     const readBySidecar = new Set([
-      'FNMESH_NAMESPACE', 'FNMESH_SERVICE', 'FNMESH_FUNCTIONS', 'FNMESH_NATS_URL', 'FNMESH_NATS_TOKEN', 'FNMESH_FUNCTION_PORT',
-      'FNMESH_HEALTH_PATH', 'FNMESH_CONCURRENCY', 'FNMESH_TIMEOUT_MS', 'FNMESH_OPS_LISTEN', 'FNMESH_CALL_LISTEN', 'FNMESH_DRAIN_TIMEOUT_MS', 'FNMESH_REPLICA_ID',
+      'FNMESH_NAMESPACE',
+      'FNMESH_SERVICE',
+      'FNMESH_FUNCTIONS',
+      'FNMESH_NATS_URL',
+      'FNMESH_NATS_TOKEN',
+      'FNMESH_FUNCTION_PORT',
+      'FNMESH_HEALTH_PATH',
+      'FNMESH_CONCURRENCY',
+      'FNMESH_TIMEOUT_MS',
+      'FNMESH_OPS_LISTEN',
+      'FNMESH_CALL_LISTEN',
+      'FNMESH_DRAIN_TIMEOUT_MS',
+      'FNMESH_REPLICA_ID',
     ]);
     const withToken = { ...cfg, natsTokenSecret: { name: 'nats-auth', key: 'token' } };
     for (const name of Object.keys(envMap(sidecarOf(service(), withToken).env))) expect(readBySidecar).toContain(name);
   });
 
   test.each([
-    ['spec values', { healthPath: '/up', concurrency: 8, timeoutMs: 2500, port: 9000 }, { healthPath: '/up', concurrency: 8, timeoutMs: 2500, functionPort: 9000 }],
+    [
+      'spec values',
+      { healthPath: '/up', concurrency: 8, timeoutMs: 2500, port: 9000 },
+      { healthPath: '/up', concurrency: 8, timeoutMs: 2500, functionPort: 9000 },
+    ],
     ['no declared functions', { functions: [] }, { functions: [] }],
     ['only the default rule', { functions: [{ name: 'default', rule: { rule: 'allow' } }] }, { functions: [] }],
   ])('the sidecar env follows %s', (_name, spec, expected) => {
@@ -127,7 +167,10 @@ describe('desiredDeployment', () => {
   test('the NATS token comes from the configured Secret key, never as a literal', () => {
     const c = sidecarOf(service(), { ...cfg, natsTokenSecret: { name: 'nats-auth', key: 'token' } });
     const token = c.env!.find((e) => e.name === 'FNMESH_NATS_TOKEN');
-    expect(token).toEqual({ name: 'FNMESH_NATS_TOKEN', valueFrom: { secretKeyRef: { name: 'nats-auth', key: 'token' } } });
+    expect(token).toEqual({
+      name: 'FNMESH_NATS_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'nats-auth', key: 'token' } },
+    });
     expect(loadSidecarConfig(envMap(c.env)).natsToken).toBe('secret-sample');
   });
 
@@ -159,10 +202,20 @@ describe('desiredDeployment', () => {
 
   test('the function container: the spec container, its port, the sidecar URL and a security default', () => {
     const c = functionOf(service());
-    expect(c).toMatchObject({ name: 'function', image: 'example/orders:1', command: ['node'], args: ['server.js'], resources: { limits: { memory: '256Mi' } } });
+    expect(c).toMatchObject({
+      name: 'function',
+      image: 'example/orders:1',
+      command: ['node'],
+      args: ['server.js'],
+      resources: { limits: { memory: '256Mi' } },
+    });
     expect(c.ports).toEqual([{ name: 'http', containerPort: 8000, protocol: 'TCP' }]);
     expect(envMap(c.env)).toEqual({ MODE: 'prod', PORT: '8000', FNMESH_SIDECAR_URL: 'http://127.0.0.1:3500' });
-    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   test('keeps env entries that read from elsewhere (valueFrom) as they are', () => {
@@ -170,12 +223,14 @@ describe('desiredDeployment', () => {
     expect(functionOf(service({ container: { image: 'x', env } })).env![0]).toEqual(env[0]);
   });
 
-  test('the grace period covers the preStop drain plus the function\'s own stop', () => {
+  test("the grace period covers the preStop drain plus the function's own stop", () => {
     for (const drainTimeoutMs of [0, 1, 30_000, 45_500]) {
       const pod = desiredDeployment(service(), { ...cfg, drainTimeoutMs }).spec!.template.spec!;
       // The preStop hook's time counts against the grace period: after a full drain the function keeps
       // GRACE_MARGIN_SECONDS to stop, and the sidecar closes after that.
-      expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThanOrEqual(drainTimeoutMs + GRACE_MARGIN_SECONDS * 1000);
+      expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThanOrEqual(
+        drainTimeoutMs + GRACE_MARGIN_SECONDS * 1000,
+      );
       expect(pod.terminationGracePeriodSeconds).toBe(Math.ceil(drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS);
     }
     expect(GRACE_MARGIN_SECONDS).toBeGreaterThanOrEqual(10);
@@ -187,7 +242,9 @@ describe('desiredDeployment', () => {
     // The kubelet resolves a named hook port against the function container's own ports, which do not
     // include the sidecar's: the hook must use the sidecar's number, the one the sidecar listens on.
     const sidecar = sidecarOf(service());
-    expect(sidecar.ports!.find((p) => p.name === 'fnmesh-ops')!.containerPort).toBe(c.lifecycle!.preStop!.httpGet!.port);
+    expect(sidecar.ports!.find((p) => p.name === 'fnmesh-ops')!.containerPort).toBe(
+      c.lifecycle!.preStop!.httpGet!.port,
+    );
     expect(loadSidecarConfig(envMap(sidecar.env)).opsListen).toEqual({ host: '0.0.0.0', port: 9090 });
     expect(c.ports!.map((p) => p.name)).not.toContain('fnmesh-ops');
     // Only the function has the hook: the sidecar must not drain itself on its own (later) stop.
@@ -200,15 +257,49 @@ describe('desiredDeployment', () => {
     const sc = loadSidecarConfig(envMap(sidecarOf(service(), c).env));
     expect(sc.opsListen.port).toBe(9191);
     expect(sc.callListen).toEqual({ host: '127.0.0.1', port: 3600 });
-    expect(envMap(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.env).FNMESH_SIDECAR_URL).toBe('http://127.0.0.1:3600');
-    expect(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.lifecycle!.preStop!.httpGet).toEqual({ path: '/drain', port: 9191, scheme: 'HTTP' });
+    expect(envMap(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.env).FNMESH_SIDECAR_URL).toBe(
+      'http://127.0.0.1:3600',
+    );
+    expect(desiredDeployment(service(), c).spec!.template.spec!.containers[0]!.lifecycle!.preStop!.httpGet).toEqual({
+      path: '/drain',
+      port: 9191,
+      scheme: 'HTTP',
+    });
   });
 
   test.each([
     ['no container', { container: undefined }, 'spec.container'],
-    ['a reserved PORT', { container: { image: 'x', env: [{ name: 'PORT', value: '1' }] } }, 'spec.container.env[0].name'],
-    ['a reserved FNMESH_SIDECAR_URL', { container: { image: 'x', env: [{ name: 'A', value: '1' }, { name: 'FNMESH_SIDECAR_URL', value: 'x' }] } }, 'spec.container.env[1].name'],
-    ['a variable listed twice', { container: { image: 'x', env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] } }, 'spec.container.env[1].name'],
+    [
+      'a reserved PORT',
+      { container: { image: 'x', env: [{ name: 'PORT', value: '1' }] } },
+      'spec.container.env[0].name',
+    ],
+    [
+      'a reserved FNMESH_SIDECAR_URL',
+      {
+        container: {
+          image: 'x',
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'FNMESH_SIDECAR_URL', value: 'x' },
+          ],
+        },
+      },
+      'spec.container.env[1].name',
+    ],
+    [
+      'a variable listed twice',
+      {
+        container: {
+          image: 'x',
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'A', value: '2' },
+          ],
+        },
+      },
+      'spec.container.env[1].name',
+    ],
     ['the port the sidecar serves ops on', { port: 9090 }, 'spec.port'],
     ['the port of the call API', { port: 3500 }, 'spec.port'],
   ])('refuses a spec with %s, naming the field', (_name, spec, field) => {

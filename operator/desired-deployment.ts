@@ -6,7 +6,14 @@
  * The sidecar's env is the sidecar's contract (sidecar/config.ts): every variable it reads that the
  * operator decides is set here, and nothing else.
  */
-import type { V1Container, V1Deployment, V1EnvVar, V1PodSpec, V1Probe, V1SecurityContext } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1PodSpec,
+  V1Probe,
+  V1SecurityContext,
+} from '@kubernetes/client-node';
 import { DEFAULT_FUNCTION, API_VERSION, KIND, type FunctionService } from '../common/manifest';
 import type { SidecarTemplateConfig } from './config';
 import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
@@ -98,7 +105,10 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
     { name: 'FNMESH_NATS_URL', value: cfg.natsUrl },
   ];
   if (cfg.natsTokenSecret) {
-    env.push({ name: 'FNMESH_NATS_TOKEN', valueFrom: { secretKeyRef: { name: cfg.natsTokenSecret.name, key: cfg.natsTokenSecret.key } } });
+    env.push({
+      name: 'FNMESH_NATS_TOKEN',
+      valueFrom: { secretKeyRef: { name: cfg.natsTokenSecret.name, key: cfg.natsTokenSecret.key } },
+    });
   }
   env.push(
     { name: 'FNMESH_FUNCTION_PORT', value: String(spec.port) },
@@ -133,9 +143,13 @@ function functionEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[
   const seen = new Set<string>();
   user.forEach((e, i) => {
     if ((RESERVED_FUNCTION_ENV as readonly string[]).includes(e.name)) {
-      throw new InvalidSpecError(`spec.container.env[${i}].name`, `${e.name} is set by the operator (the function's port and the sidecar's call API); remove it`);
+      throw new InvalidSpecError(
+        `spec.container.env[${i}].name`,
+        `${e.name} is set by the operator (the function's port and the sidecar's call API); remove it`,
+      );
     }
-    if (seen.has(e.name)) throw new InvalidSpecError(`spec.container.env[${i}].name`, `${e.name} is listed twice; list each variable once`);
+    if (seen.has(e.name))
+      throw new InvalidSpecError(`spec.container.env[${i}].name`, `${e.name} is listed twice; list each variable once`);
     seen.add(e.name);
   });
   return [
@@ -147,9 +161,16 @@ function functionEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[
 
 function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1Container {
   const c = fs.spec.container;
-  if (!c) throw new InvalidSpecError('spec.container', 'is required in a cluster: it names the image that runs the functions');
+  if (!c)
+    throw new InvalidSpecError(
+      'spec.container',
+      'is required in a cluster: it names the image that runs the functions',
+    );
   if (fs.spec.port === cfg.opsPort || fs.spec.port === cfg.callPort) {
-    throw new InvalidSpecError('spec.port', `${fs.spec.port} is taken by the fnmesh sidecar (ops ${cfg.opsPort}, call API ${cfg.callPort}); choose another port`);
+    throw new InvalidSpecError(
+      'spec.port',
+      `${fs.spec.port} is taken by the fnmesh sidecar (ops ${cfg.opsPort}, call API ${cfg.callPort}); choose another port`,
+    );
   }
   const container: V1Container = { name: FUNCTION_CONTAINER_NAME, image: c.image };
   if (c.command) container.command = [...c.command];
@@ -187,7 +208,9 @@ export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTempla
       name,
       namespace: fs.metadata.namespace,
       labels: serviceLabels(name),
-      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name, uid: fs.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: API_VERSION, kind: KIND, name, uid: fs.metadata.uid, controller: true, blockOwnerDeletion: true },
+      ],
     },
     spec: {
       replicas: fs.spec.replicas,

@@ -4,10 +4,19 @@ import { loadOperatorConfig } from './config';
 import { desiredDeployment, type ClusterFunctionService } from './desired-deployment';
 import { driftPaths, quantityValue } from './drift';
 
-const cfg = loadOperatorConfig({ FNMESH_SIDECAR_IMAGE: 'fnmesh:1', FNMESH_SIDECAR_NATS_URL: 'nats://nats:4222', FNMESH_SIDECAR_CPU_REQUEST: '0.05' }).sidecar;
+const cfg = loadOperatorConfig({
+  FNMESH_SIDECAR_IMAGE: 'fnmesh:1',
+  FNMESH_SIDECAR_NATS_URL: 'nats://nats:4222',
+  FNMESH_SIDECAR_CPU_REQUEST: '0.05',
+}).sidecar;
 const fs = {
   ...parseFunctionService(
-    { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name: 'orders', namespace: 'shop' }, spec: { container: { image: 'orders:1', args: ['--fast'] }, functions: [{ name: 'create' }] } },
+    {
+      apiVersion: 'fnmesh.io/v1alpha1',
+      kind: 'FunctionService',
+      metadata: { name: 'orders', namespace: 'shop' },
+      spec: { container: { image: 'orders:1', args: ['--fast'] }, functions: [{ name: 'create' }] },
+    },
     't',
   ),
   metadata: { name: 'orders', namespace: 'shop', uid: 'u1' },
@@ -50,16 +59,36 @@ describe('driftPaths', () => {
   });
 
   test.each<[string, (d: V1Deployment) => void, string[]]>([
-    ['the sidecar stripped', (d) => (pod(d).initContainers = []), ['spec.template.spec.initContainers[fnmesh-sidecar]']],
+    [
+      'the sidecar stripped',
+      (d) => (pod(d).initContainers = []),
+      ['spec.template.spec.initContainers[fnmesh-sidecar]'],
+    ],
     ['replicas edited', (d) => (d.spec!.replicas = 5), ['spec.replicas']],
     ['the image edited', (d) => (fn(d).image = 'orders:2'), ['spec.template.spec.containers[function].image']],
-    ['an env var removed', (d) => (fn(d).env = fn(d).env!.slice(1)), ['spec.template.spec.containers[function].env[PORT]']],
+    [
+      'an env var removed',
+      (d) => (fn(d).env = fn(d).env!.slice(1)),
+      ['spec.template.spec.containers[function].env[PORT]'],
+    ],
     ['args changed', (d) => fn(d).args!.push('--slow'), ['spec.template.spec.containers[function].args']],
     ['a label removed', (d) => delete d.metadata!.labels!['fnmesh.io/service'], ['metadata.labels.fnmesh.io/service']],
     ['the owner reference removed', (d) => (d.metadata!.ownerReferences = []), ['metadata.ownerReferences[orders]']],
-    ['a memory limit changed', (d) => (sidecar(d).resources!.limits!.memory = '256Mi'), ['spec.template.spec.initContainers[fnmesh-sidecar].resources.limits.memory']],
-    ['the security context loosened', (d) => (sidecar(d).securityContext!.capabilities!.drop = []), ['spec.template.spec.initContainers[fnmesh-sidecar].securityContext.capabilities.drop']],
-    ['an extra container added by hand (not ours to remove)', (d) => pod(d).containers.push({ name: 'debug', image: 'busybox' }), []],
+    [
+      'a memory limit changed',
+      (d) => (sidecar(d).resources!.limits!.memory = '256Mi'),
+      ['spec.template.spec.initContainers[fnmesh-sidecar].resources.limits.memory'],
+    ],
+    [
+      'the security context loosened',
+      (d) => (sidecar(d).securityContext!.capabilities!.drop = []),
+      ['spec.template.spec.initContainers[fnmesh-sidecar].securityContext.capabilities.drop'],
+    ],
+    [
+      'an extra container added by hand (not ours to remove)',
+      (d) => pod(d).containers.push({ name: 'debug', image: 'busybox' }),
+      [],
+    ],
   ])('%s', (_name, edit, paths) => {
     const observed = asServerReturns();
     edit(observed);

@@ -1,7 +1,13 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { EventRecorder, type InvolvedObject } from './events';
 
-const obj = (uid: string, name = 'svc'): InvolvedObject => ({ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name, namespace: 'ns', uid });
+const obj = (uid: string, name = 'svc'): InvolvedObject => ({
+  apiVersion: 'fnmesh.io/v1alpha1',
+  kind: 'FunctionService',
+  name,
+  namespace: 'ns',
+  uid,
+});
 
 /** A sink whose creates stay pending until released. */
 function gatedSink() {
@@ -30,7 +36,15 @@ describe('EventRecorder', () => {
     void r.record(obj('a'), 'Normal', 'Created', 'made');
     void r.record(obj('b'), 'Normal', 'Created', 'made');
     expect(s.sent.map((e) => e.involvedObject.uid)).toEqual(['a', 'b']);
-    expect(s.sent[0]).toEqual(expect.objectContaining({ type: 'Normal', reason: 'Created', message: 'made', reportingInstance: 'i', metadata: { generateName: 'svc.', namespace: 'ns' } }));
+    expect(s.sent[0]).toEqual(
+      expect.objectContaining({
+        type: 'Normal',
+        reason: 'Created',
+        message: 'made',
+        reportingInstance: 'i',
+        metadata: { generateName: 'svc.', namespace: 'ns' },
+      }),
+    );
     r.forget('a');
     void r.record(obj('a'), 'Normal', 'Created', 'made');
     expect(s.sent).toHaveLength(3);

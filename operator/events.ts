@@ -93,7 +93,13 @@ export class EventRecorder {
     const now = (this.o.now ?? (() => new Date()))();
     const event: CoreV1Event = {
       metadata: { generateName: `${obj.name}.`, namespace: obj.namespace },
-      involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.name, namespace: obj.namespace, uid: obj.uid },
+      involvedObject: {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: obj.name,
+        namespace: obj.namespace,
+        uid: obj.uid,
+      },
       type,
       reason,
       message: text,
@@ -110,7 +116,10 @@ export class EventRecorder {
         const oldest = this.backlog.shift()!;
         this.unremember(oldest.id);
         this.dropped++;
-        this.log.warn('too many events waiting; dropped the oldest', { reason: oldest.event.reason, object: `${oldest.namespace}/${oldest.event.involvedObject.name}` });
+        this.log.warn('too many events waiting; dropped the oldest', {
+          reason: oldest.event.reason,
+          object: `${oldest.namespace}/${oldest.event.involvedObject.name}`,
+        });
         oldest.done();
       }
       this.pump();
@@ -137,7 +146,11 @@ export class EventRecorder {
     } catch (err) {
       // Forget it, so that a later reconcile tries again.
       this.unremember(item.id);
-      this.log.warn('recording an event failed', { reason: event.reason, object: `${item.namespace}/${event.involvedObject.name}`, error: errorMessage(err) });
+      this.log.warn('recording an event failed', {
+        reason: event.reason,
+        object: `${item.namespace}/${event.involvedObject.name}`,
+        error: errorMessage(err),
+      });
     }
   }
 

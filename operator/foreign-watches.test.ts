@@ -2,7 +2,13 @@ import type { WatchEventHandler, WatchHandle } from '../common/kube-client';
 import { ForeignDeploymentWatches } from './foreign-watches';
 
 function setup(max = 2) {
-  const watches: Array<{ path: string; query: Record<string, unknown>; onEvent: WatchEventHandler; onDone: (err?: unknown) => void; aborted: boolean }> = [];
+  const watches: Array<{
+    path: string;
+    query: Record<string, unknown>;
+    onEvent: WatchEventHandler;
+    onDone: (err?: unknown) => void;
+    aborted: boolean;
+  }> = [];
   const queued: string[] = [];
   const later: Array<[string, number]> = [];
   let now = 0;

@@ -61,11 +61,20 @@ export class ForeignDeploymentWatches {
       if (lived < minLifetime) this.o.enqueueAfter(key, minLifetime - lived);
       else this.o.enqueue(key);
     };
-    const query = { fieldSelector: `metadata.name=${name}`, resourceVersion, timeoutSeconds: 600 + Math.floor(Math.random() * 300) };
+    const query = {
+      fieldSelector: `metadata.name=${name}`,
+      resourceVersion,
+      timeoutSeconds: 600 + Math.floor(Math.random() * 300),
+    };
     this.o.client
-      .watch(deploymentPath(namespace), query, (type) => {
-        if (!entry.released && type !== 'BOOKMARK') this.o.enqueue(key);
-      }, ended)
+      .watch(
+        deploymentPath(namespace),
+        query,
+        (type) => {
+          if (!entry.released && type !== 'BOOKMARK') this.o.enqueue(key);
+        },
+        ended,
+      )
       .then(
         (handle) => {
           if (entry.released) handle.abort();

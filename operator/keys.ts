@@ -22,12 +22,15 @@ export function objectKey(obj: ObjectMetaLike): string | undefined {
 /** The key of the FunctionService that controls this object (its controller owner reference), if any. */
 export function ownerKey(obj: ObjectMetaLike): string | undefined {
   const namespace = obj.metadata?.namespace;
-  const owner = obj.metadata?.ownerReferences?.find((r) => r.controller === true && r.kind === KIND && r.apiVersion.split('/')[0] === API_VERSION.split('/')[0]);
+  const owner = obj.metadata?.ownerReferences?.find(
+    (r) => r.controller === true && r.kind === KIND && r.apiVersion.split('/')[0] === API_VERSION.split('/')[0],
+  );
   return owner && namespace ? `${namespace}/${owner.name}` : undefined;
 }
 
 export function splitKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf('/');
-  if (i <= 0 || i === key.length - 1 || key.indexOf('/', i + 1) !== -1) throw new Error(`"${key}" is not a namespace/name key`);
+  if (i <= 0 || i === key.length - 1 || key.indexOf('/', i + 1) !== -1)
+    throw new Error(`"${key}" is not a namespace/name key`);
   return { namespace: key.slice(0, i), name: key.slice(i + 1) };
 }

@@ -55,11 +55,15 @@ export function kubeWriter(client: KubeClient): KubeWriter {
       });
     },
     async patchStatus(namespace, name, status) {
-      const out = await client.request<{ metadata?: { resourceVersion?: string } }>('PATCH', `${functionServicePath(namespace, name)}/status`, {
-        query: { fieldManager: FIELD_MANAGER },
-        body: { status },
-        contentType: MERGE_PATCH,
-      });
+      const out = await client.request<{ metadata?: { resourceVersion?: string } }>(
+        'PATCH',
+        `${functionServicePath(namespace, name)}/status`,
+        {
+          query: { fieldManager: FIELD_MANAGER },
+          body: { status },
+          contentType: MERGE_PATCH,
+        },
+      );
       return out?.metadata?.resourceVersion;
     },
     async readDeployment(namespace, name) {

@@ -1,5 +1,16 @@
 import { ApiException } from '@kubernetes/client-node';
-import { LeaderElector, jsonLeaseClient, leaseDecision, leaseExpiry, microTime, releasedLeaseSpec, type LeaseClient, type LeaseLike, type LeaseSpecLike, type LeaseTiming } from './leader-election';
+import {
+  LeaderElector,
+  jsonLeaseClient,
+  leaseDecision,
+  leaseExpiry,
+  microTime,
+  releasedLeaseSpec,
+  type LeaseClient,
+  type LeaseLike,
+  type LeaseSpecLike,
+  type LeaseTiming,
+} from './leader-election';
 
 const timing: LeaseTiming = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 const T = Date.parse('2026-11-25T10:00:00Z');
@@ -10,23 +21,111 @@ function lease(spec: LeaseSpecLike, resourceVersion = '7'): LeaseLike {
 
 describe('leaseDecision', () => {
   test.each<[string, LeaseLike | undefined, number, Record<string, unknown>]>([
-    ['no lease: create it', undefined, T, { action: 'acquire', reason: 'absent', spec: { holderIdentity: 'me', leaseDurationSeconds: 15, acquireTime: microTime(T), renewTime: microTime(T), leaseTransitions: 0 } }],
-    ['released (no holder): take it', lease({ leaseDurationSeconds: 1, renewTime: microTime(T - 500), leaseTransitions: 3 }), T, { action: 'acquire', reason: 'free', spec: { holderIdentity: 'me', leaseTransitions: 4 } }],
-    ['an empty holder: take it', lease({ holderIdentity: '', leaseDurationSeconds: 15, renewTime: microTime(T), leaseTransitions: 1 }), T, { action: 'acquire', reason: 'free' }],
-    ['held by another, fresh: wait', lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: microTime(T - 5_000) }), T, { action: 'wait', holder: 'other', expiresAt: T + 10_000 }],
-    ['held by another, renewed exactly lease-duration ago: still wait', lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: microTime(T - 15_000) }), T, { action: 'wait', holder: 'other' }],
-    ['held by another, expired: take over', lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: microTime(T - 15_001), leaseTransitions: 2 }), T, { action: 'acquire', reason: 'expired', spec: { holderIdentity: 'me', leaseTransitions: 3, acquireTime: microTime(T) } }],
-    ['held by another, never renewed, acquired long ago: take over', lease({ holderIdentity: 'other', leaseDurationSeconds: 15, acquireTime: new Date(T - 60_000) }), T, { action: 'acquire', reason: 'expired' }],
-    ['held by me: renew, keeping acquireTime and transitions', lease({ holderIdentity: 'me', leaseDurationSeconds: 15, acquireTime: microTime(T - 60_000), renewTime: microTime(T - 2_000), leaseTransitions: 5 }), T, { action: 'renew', spec: { holderIdentity: 'me', acquireTime: microTime(T - 60_000), renewTime: microTime(T), leaseTransitions: 5, leaseDurationSeconds: 15 } }],
-    ['held by me even when expired: renew', lease({ holderIdentity: 'me', leaseDurationSeconds: 15, renewTime: microTime(T - 60_000) }), T, { action: 'renew' }],
-    ['times as Date objects (what a client may hand back)', lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: new Date(T - 1000) }), T, { action: 'wait', expiresAt: T + 14_000 }],
+    [
+      'no lease: create it',
+      undefined,
+      T,
+      {
+        action: 'acquire',
+        reason: 'absent',
+        spec: {
+          holderIdentity: 'me',
+          leaseDurationSeconds: 15,
+          acquireTime: microTime(T),
+          renewTime: microTime(T),
+          leaseTransitions: 0,
+        },
+      },
+    ],
+    [
+      'released (no holder): take it',
+      lease({ leaseDurationSeconds: 1, renewTime: microTime(T - 500), leaseTransitions: 3 }),
+      T,
+      { action: 'acquire', reason: 'free', spec: { holderIdentity: 'me', leaseTransitions: 4 } },
+    ],
+    [
+      'an empty holder: take it',
+      lease({ holderIdentity: '', leaseDurationSeconds: 15, renewTime: microTime(T), leaseTransitions: 1 }),
+      T,
+      { action: 'acquire', reason: 'free' },
+    ],
+    [
+      'held by another, fresh: wait',
+      lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: microTime(T - 5_000) }),
+      T,
+      { action: 'wait', holder: 'other', expiresAt: T + 10_000 },
+    ],
+    [
+      'held by another, renewed exactly lease-duration ago: still wait',
+      lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: microTime(T - 15_000) }),
+      T,
+      { action: 'wait', holder: 'other' },
+    ],
+    [
+      'held by another, expired: take over',
+      lease({
+        holderIdentity: 'other',
+        leaseDurationSeconds: 15,
+        renewTime: microTime(T - 15_001),
+        leaseTransitions: 2,
+      }),
+      T,
+      {
+        action: 'acquire',
+        reason: 'expired',
+        spec: { holderIdentity: 'me', leaseTransitions: 3, acquireTime: microTime(T) },
+      },
+    ],
+    [
+      'held by another, never renewed, acquired long ago: take over',
+      lease({ holderIdentity: 'other', leaseDurationSeconds: 15, acquireTime: new Date(T - 60_000) }),
+      T,
+      { action: 'acquire', reason: 'expired' },
+    ],
+    [
+      'held by me: renew, keeping acquireTime and transitions',
+      lease({
+        holderIdentity: 'me',
+        leaseDurationSeconds: 15,
+        acquireTime: microTime(T - 60_000),
+        renewTime: microTime(T - 2_000),
+        leaseTransitions: 5,
+      }),
+      T,
+      {
+        action: 'renew',
+        spec: {
+          holderIdentity: 'me',
+          acquireTime: microTime(T - 60_000),
+          renewTime: microTime(T),
+          leaseTransitions: 5,
+          leaseDurationSeconds: 15,
+        },
+      },
+    ],
+    [
+      'held by me even when expired: renew',
+      lease({ holderIdentity: 'me', leaseDurationSeconds: 15, renewTime: microTime(T - 60_000) }),
+      T,
+      { action: 'renew' },
+    ],
+    [
+      'times as Date objects (what a client may hand back)',
+      lease({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: new Date(T - 1000) }),
+      T,
+      { action: 'wait', expiresAt: T + 14_000 },
+    ],
   ])('%s', (_name, l, now, expected) => {
     expect(leaseDecision(l, 'me', now, timing)).toMatchObject(expected);
   });
 
   test('lease duration is whole seconds, at least 1', () => {
-    expect(leaseDecision(undefined, 'me', T, { ...timing, leaseDurationMs: 1500 })).toMatchObject({ spec: { leaseDurationSeconds: 2 } });
-    expect(leaseDecision(undefined, 'me', T, { ...timing, leaseDurationMs: 100 })).toMatchObject({ spec: { leaseDurationSeconds: 1 } });
+    expect(leaseDecision(undefined, 'me', T, { ...timing, leaseDurationMs: 1500 })).toMatchObject({
+      spec: { leaseDurationSeconds: 2 },
+    });
+    expect(leaseDecision(undefined, 'me', T, { ...timing, leaseDurationMs: 100 })).toMatchObject({
+      spec: { leaseDurationSeconds: 1 },
+    });
   });
 
   test('microTime is metav1.MicroTime format', () => {
@@ -34,8 +133,16 @@ describe('leaseDecision', () => {
   });
 
   test('a released lease has no holder and expires in a second', () => {
-    const released = releasedLeaseSpec(lease({ holderIdentity: 'me', acquireTime: microTime(T - 10), leaseTransitions: 2 }), T);
-    expect(released).toEqual({ leaseDurationSeconds: 1, acquireTime: microTime(T - 10), renewTime: microTime(T), leaseTransitions: 2 });
+    const released = releasedLeaseSpec(
+      lease({ holderIdentity: 'me', acquireTime: microTime(T - 10), leaseTransitions: 2 }),
+      T,
+    );
+    expect(released).toEqual({
+      leaseDurationSeconds: 1,
+      acquireTime: microTime(T - 10),
+      renewTime: microTime(T),
+      leaseTransitions: 2,
+    });
     expect(leaseExpiry(lease(released))).toBe(T + 1000);
     expect(leaseDecision(lease(released), 'next', T, timing)).toMatchObject({ action: 'acquire', reason: 'free' });
   });
@@ -48,7 +155,13 @@ class MemoryLeases {
   down = false;
 
   client(): LeaseClient {
-    const conflict = () => new ApiException(409, 'x', JSON.stringify({ kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' }), {});
+    const conflict = () =>
+      new ApiException(
+        409,
+        'x',
+        JSON.stringify({ kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' }),
+        {},
+      );
     const check = () => {
       if (this.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     };
@@ -125,11 +238,21 @@ describe('LeaderElector', () => {
       get: async () => {
         const l = await client.get();
         // Another replica writes between this read and our write.
-        store.lease = lease({ holderIdentity: 'b', leaseDurationSeconds: 15, renewTime: microTime(clock.now) }, 'b-wrote');
+        store.lease = lease(
+          { holderIdentity: 'b', leaseDurationSeconds: 15, renewTime: microTime(clock.now) },
+          'b-wrote',
+        );
         return l;
       },
     };
-    const a = new LeaderElector({ client: racing, identity: 'a', timing, now: () => clock.now, onStartedLeading: () => log.push('a started'), onStoppedLeading: () => log.push('a stopped') });
+    const a = new LeaderElector({
+      client: racing,
+      identity: 'a',
+      timing,
+      now: () => clock.now,
+      onStartedLeading: () => log.push('a started'),
+      onStoppedLeading: () => log.push('a stopped'),
+    });
     expect(await a.tryOnce()).toBe(false);
     expect(log).toEqual([]);
   });
@@ -174,7 +297,11 @@ describe('jsonLeaseClient', () => {
       {
         async request<T>(method: string, path: string, options?: { body?: unknown }): Promise<T> {
           calls.push([method, path, options?.body]);
-          if (method === 'GET' && missing) throw Object.assign(new Error('not found'), { code: 404, body: JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound' }) });
+          if (method === 'GET' && missing)
+            throw Object.assign(new Error('not found'), {
+              code: 404,
+              body: JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound' }),
+            });
           return { metadata: { resourceVersion: '2' } } as T;
         },
       },
@@ -184,7 +311,13 @@ describe('jsonLeaseClient', () => {
     expect(await client.get()).toBeUndefined();
     missing = false;
     expect(await client.get()).toEqual({ metadata: { resourceVersion: '2' } });
-    const spec = { holderIdentity: 'me', leaseDurationSeconds: 15, acquireTime: microTime(T), renewTime: microTime(T), leaseTransitions: 0 };
+    const spec = {
+      holderIdentity: 'me',
+      leaseDurationSeconds: 15,
+      acquireTime: microTime(T),
+      renewTime: microTime(T),
+      leaseTransitions: 0,
+    };
     await client.create(spec);
     await client.replace('2', spec);
     expect(calls.map(([m, p]) => `${m} ${p}`)).toEqual([
@@ -193,6 +326,11 @@ describe('jsonLeaseClient', () => {
       'POST /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases',
       'PUT /apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/lease',
     ]);
-    expect(calls[3]![2]).toEqual({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'lease', namespace: 'fnmesh-system', resourceVersion: '2' }, spec });
+    expect(calls[3]![2]).toEqual({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'lease', namespace: 'fnmesh-system', resourceVersion: '2' },
+      spec,
+    });
   });
 });

@@ -71,11 +71,26 @@ export function leaseExpiry(lease: LeaseLike): number {
 }
 
 /** What this replica should do about the lease as read (undefined: the lease does not exist). */
-export function leaseDecision(lease: LeaseLike | undefined, identity: string, now: number, timing: LeaseTiming): LeaseDecision {
+export function leaseDecision(
+  lease: LeaseLike | undefined,
+  identity: string,
+  now: number,
+  timing: LeaseTiming,
+): LeaseDecision {
   const duration = leaseDurationSeconds(timing);
   const nowTime = microTime(now);
   if (!lease) {
-    return { action: 'acquire', reason: 'absent', spec: { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: nowTime, renewTime: nowTime, leaseTransitions: 0 } };
+    return {
+      action: 'acquire',
+      reason: 'absent',
+      spec: {
+        holderIdentity: identity,
+        leaseDurationSeconds: duration,
+        acquireTime: nowTime,
+        renewTime: nowTime,
+        leaseTransitions: 0,
+      },
+    };
   }
   const spec = lease.spec ?? {};
   const transitions = spec.leaseTransitions ?? 0;
@@ -84,13 +99,25 @@ export function leaseDecision(lease: LeaseLike | undefined, identity: string, no
     const acquired = timeOf(spec.acquireTime);
     return {
       action: 'renew',
-      spec: { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: acquired !== undefined ? microTime(acquired) : nowTime, renewTime: nowTime, leaseTransitions: transitions },
+      spec: {
+        holderIdentity: identity,
+        leaseDurationSeconds: duration,
+        acquireTime: acquired !== undefined ? microTime(acquired) : nowTime,
+        renewTime: nowTime,
+        leaseTransitions: transitions,
+      },
     };
   }
   const takeOver = (reason: 'free' | 'expired'): LeaseDecision => ({
     action: 'acquire',
     reason,
-    spec: { holderIdentity: identity, leaseDurationSeconds: duration, acquireTime: nowTime, renewTime: nowTime, leaseTransitions: transitions + 1 },
+    spec: {
+      holderIdentity: identity,
+      leaseDurationSeconds: duration,
+      acquireTime: nowTime,
+      renewTime: nowTime,
+      leaseTransitions: transitions + 1,
+    },
   });
   if (holder === '') return takeOver('free');
   const expiresAt = leaseExpiry(lease);
@@ -99,7 +126,10 @@ export function leaseDecision(lease: LeaseLike | undefined, identity: string, no
 }
 
 /** The spec that releases a lease this replica holds: no holder, and a 1-second duration. */
-export function releasedLeaseSpec(lease: LeaseLike, now: number): Omit<LeaseSpecWrite, 'holderIdentity'> & { holderIdentity?: string } {
+export function releasedLeaseSpec(
+  lease: LeaseLike,
+  now: number,
+): Omit<LeaseSpecWrite, 'holderIdentity'> & { holderIdentity?: string } {
   const spec = lease.spec ?? {};
   const acquired = timeOf(spec.acquireTime);
   return {
@@ -139,7 +169,9 @@ export function jsonLeaseClient(client: Pick<KubeClient, 'request'>, namespace: 
       return client.request<LeaseLike>('POST', collection, { body: body(spec) });
     },
     async replace(resourceVersion, spec) {
-      return client.request<LeaseLike>('PUT', `${collection}/${encodeURIComponent(name)}`, { body: body(spec, resourceVersion) });
+      return client.request<LeaseLike>('PUT', `${collection}/${encodeURIComponent(name)}`, {
+        body: body(spec, resourceVersion),
+      });
     },
   };
 }
@@ -260,7 +292,9 @@ export class LeaderElector {
       await this.o.client.replace(lease.metadata?.resourceVersion ?? '', releasedLeaseSpec(lease, this.now()));
       this.log.info('released the lease');
     } catch (err) {
-      this.log.warn('releasing the lease failed; another replica takes over when it expires', { error: errorMessage(err) });
+      this.log.warn('releasing the lease failed; another replica takes over when it expires', {
+        error: errorMessage(err),
+      });
     }
   }
 }

@@ -62,15 +62,17 @@ function loadAccess(env: Record<string, string | undefined>, logger: Logger): Ku
   }
   // What the small loader does not cover: client-node's KubeConfig (loaded only now).
   logger.debug('API server access through client-node', { why: found.reason });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { KubeConfig: ClientNodeKubeConfig } = require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
+  const { KubeConfig: ClientNodeKubeConfig } =
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
   const kubeConfig: KubeConfig = new ClientNodeKubeConfig();
   try {
     kubeConfig.loadFromDefault();
   } catch (err) {
     throw new ConfigError(`cannot load the kubeconfig (KUBECONFIG="${env.KUBECONFIG ?? ''}"): ${errorMessage(err)}`);
   }
-  if (!kubeConfig.getCurrentCluster()) throw new ConfigError('no Kubernetes cluster configured: set KUBECONFIG or run in a pod with a service account');
+  if (!kubeConfig.getCurrentCluster())
+    throw new ConfigError('no Kubernetes cluster configured: set KUBECONFIG or run in a pod with a service account');
   return accessFromKubeConfig(kubeConfig);
 }
 

@@ -20,16 +20,68 @@ export class OperatorMetrics {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.reconciles = new Counter({ name: 'fnmesh_operator_reconciles_total', help: 'Reconciles by controller and outcome (ok, requeue, retry, terminal)', labelNames: ['controller', 'outcome'], registers });
-    this.reconcileErrors = new Counter({ name: 'fnmesh_operator_reconcile_errors_total', help: 'Failed reconciles by controller and error class', labelNames: ['controller', 'class'], registers });
-    this.reconcileDuration = new Histogram({ name: 'fnmesh_operator_reconcile_duration_seconds', help: 'Time one reconcile took', labelNames: ['controller'], buckets: LATENCY_BUCKETS, registers });
-    this.queueDepth = new Gauge({ name: 'fnmesh_operator_workqueue_depth', help: 'Keys waiting in the work queue', labelNames: ['controller'], registers });
-    this.queueAdds = new Counter({ name: 'fnmesh_operator_workqueue_adds_total', help: 'Keys added to the work queue', labelNames: ['controller'], registers });
-    this.queueRetries = new Counter({ name: 'fnmesh_operator_workqueue_retries_total', help: 'Keys re-added after a back-off', labelNames: ['controller'], registers });
-    this.queueWorkDuration = new Histogram({ name: 'fnmesh_operator_workqueue_work_duration_seconds', help: 'Time from taking a key to done', labelNames: ['controller'], buckets: LATENCY_BUCKETS, registers });
-    this.queueWait = new Histogram({ name: 'fnmesh_operator_workqueue_queue_duration_seconds', help: 'Time a key waited in the queue', labelNames: ['controller'], buckets: LATENCY_BUCKETS, registers });
-    this.leader = new Gauge({ name: 'fnmesh_operator_leader', help: '1 while this replica holds the leader lease', registers });
-    this.informerRestarts = new Counter({ name: 'fnmesh_operator_informer_restarts_total', help: 'Informer restarts after an error, by resource', labelNames: ['resource'], registers });
+    this.reconciles = new Counter({
+      name: 'fnmesh_operator_reconciles_total',
+      help: 'Reconciles by controller and outcome (ok, requeue, retry, terminal)',
+      labelNames: ['controller', 'outcome'],
+      registers,
+    });
+    this.reconcileErrors = new Counter({
+      name: 'fnmesh_operator_reconcile_errors_total',
+      help: 'Failed reconciles by controller and error class',
+      labelNames: ['controller', 'class'],
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'fnmesh_operator_reconcile_duration_seconds',
+      help: 'Time one reconcile took',
+      labelNames: ['controller'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'fnmesh_operator_workqueue_depth',
+      help: 'Keys waiting in the work queue',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueAdds = new Counter({
+      name: 'fnmesh_operator_workqueue_adds_total',
+      help: 'Keys added to the work queue',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueRetries = new Counter({
+      name: 'fnmesh_operator_workqueue_retries_total',
+      help: 'Keys re-added after a back-off',
+      labelNames: ['controller'],
+      registers,
+    });
+    this.queueWorkDuration = new Histogram({
+      name: 'fnmesh_operator_workqueue_work_duration_seconds',
+      help: 'Time from taking a key to done',
+      labelNames: ['controller'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: 'fnmesh_operator_workqueue_queue_duration_seconds',
+      help: 'Time a key waited in the queue',
+      labelNames: ['controller'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.leader = new Gauge({
+      name: 'fnmesh_operator_leader',
+      help: '1 while this replica holds the leader lease',
+      registers,
+    });
+    this.informerRestarts = new Counter({
+      name: 'fnmesh_operator_informer_restarts_total',
+      help: 'Informer restarts after an error, by resource',
+      labelNames: ['resource'],
+      registers,
+    });
   }
 
   /** The hooks a controller's work queue reports to. */

@@ -221,7 +221,11 @@ export class Operator {
       this.elector = new LeaderElector({
         client: jsonLeaseClient(this.client, le.leaseNamespace, le.leaseName),
         identity: this.identity,
-        timing: { leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs },
+        timing: {
+          leaseDurationMs: le.leaseDurationMs,
+          renewDeadlineMs: le.renewDeadlineMs,
+          retryPeriodMs: le.retryPeriodMs,
+        },
         logger: this.log,
         onStartedLeading: () => this.startLeading(),
         onStoppedLeading: () => {
@@ -324,7 +328,10 @@ export class Operator {
       if (key) this.queue.add(key);
     }
     this.controller.start();
-    this.log.info('leading: reconciling', { functionServices: this.fsInformer.list().length, workers: this.o.config.concurrentReconciles });
+    this.log.info('leading: reconciling', {
+      functionServices: this.fsInformer.list().length,
+      workers: this.o.config.concurrentReconciles,
+    });
   }
 
   private async listen(): Promise<void> {

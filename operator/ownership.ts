@@ -45,24 +45,36 @@ export type DeploymentOwnership =
 /** Status/Event reason for a Deployment the operator does not own. */
 export const NOT_OWNED_REASON = 'DeploymentNotOwned';
 
-export function deploymentOwnership(ownerUid: string, deployment: DeploymentLike | undefined, ownerKind = 'FunctionService'): DeploymentOwnership {
+export function deploymentOwnership(
+  ownerUid: string,
+  deployment: DeploymentLike | undefined,
+  ownerKind = 'FunctionService',
+): DeploymentOwnership {
   if (!deployment) return { kind: 'absent' };
   const m = deployment.metadata ?? {};
   const controllerRef = (m.ownerReferences ?? []).find((r) => r.controller === true);
   if (controllerRef && controllerRef.uid === ownerUid) return { kind: 'owned' };
   const name = `${m.namespace ?? ''}/${m.name ?? ''}`;
   const deleting = m.deletionTimestamp !== undefined && m.deletionTimestamp !== null;
-  const controller = controllerRef ? { kind: controllerRef.kind ?? '?', name: controllerRef.name ?? '?', uid: controllerRef.uid ?? '?' } : undefined;
+  const controller = controllerRef
+    ? { kind: controllerRef.kind ?? '?', name: controllerRef.name ?? '?', uid: controllerRef.uid ?? '?' }
+    : undefined;
   let message: string;
   if (controller && controller.kind === ownerKind && controller.name === m.name) {
     message =
       `Deployment ${name} belongs to an earlier ${ownerKind} of the same name (uid ${controller.uid}), not to this one; ` +
-      (deleting ? 'it is being deleted, and the operator creates a new one once it is gone' : 'delete that Deployment and the operator creates a new one');
+      (deleting
+        ? 'it is being deleted, and the operator creates a new one once it is gone'
+        : 'delete that Deployment and the operator creates a new one');
   } else {
-    const who = controller ? `is controlled by ${controller.kind} ${controller.name} (uid ${controller.uid})` : 'was not created by this operator (it has no controller)';
+    const who = controller
+      ? `is controlled by ${controller.kind} ${controller.name} (uid ${controller.uid})`
+      : 'was not created by this operator (it has no controller)';
     message =
       `Deployment ${name} already exists and ${who}; the operator does not take over a Deployment it does not own` +
-      (deleting ? ': it is being deleted, and the operator creates its own once it is gone' : `: delete or rename that Deployment, or rename the ${ownerKind}`);
+      (deleting
+        ? ': it is being deleted, and the operator creates its own once it is gone'
+        : `: delete or rename that Deployment, or rename the ${ownerKind}`);
   }
   return { kind: 'foreign', deployment: name, ...(controller ? { controller } : {}), deleting, message };
 }

@@ -50,7 +50,10 @@ function setup(obj: FunctionServiceObject | undefined, watchLimit = 10, statusPr
     async applyDeployment(desired, { force }) {
       applied.push(desired);
       forced.push(force);
-      return { ...structuredClone(desired), metadata: { ...desired.metadata, resourceVersion: String(++rv), generation: 1, uid: 'dep-uid' } };
+      return {
+        ...structuredClone(desired),
+        metadata: { ...desired.metadata, resourceVersion: String(++rv), generation: 1, uid: 'dep-uid' },
+      };
     },
     async patchStatus(_ns, _name, status) {
       statuses.push(status);
@@ -89,8 +92,19 @@ function foreignDeployment(ownerReferences?: V1OwnerReference[]): V1Deployment {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: 'svc', namespace: 'ns', uid: 'other-uid', resourceVersion: '5', generation: 1, ...(ownerReferences ? { ownerReferences } : {}) },
-    spec: { replicas: 1, selector: { matchLabels: { app: 'svc' } }, template: { metadata: { labels: { app: 'svc' } }, spec: { containers: [{ name: 'c', image: 'theirs:1' }] } } },
+    metadata: {
+      name: 'svc',
+      namespace: 'ns',
+      uid: 'other-uid',
+      resourceVersion: '5',
+      generation: 1,
+      ...(ownerReferences ? { ownerReferences } : {}),
+    },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'svc' } },
+      template: { metadata: { labels: { app: 'svc' } }, spec: { containers: [{ name: 'c', image: 'theirs:1' }] } },
+    },
   };
 }
 
@@ -126,7 +140,10 @@ describe('FunctionServiceReconciler', () => {
   test('once the cache holds the applied Deployment, a reconcile writes nothing', async () => {
     const t = setup(fsvc(spec));
     await t.run();
-    t.state.deployment = { ...structuredClone(t.applied[0]!), metadata: { ...t.applied[0]!.metadata, resourceVersion: '11', generation: 1 } };
+    t.state.deployment = {
+      ...structuredClone(t.applied[0]!),
+      metadata: { ...t.applied[0]!.metadata, resourceVersion: '11', generation: 1 },
+    };
     t.reconciler.deploymentChanged('ns/svc');
     // The status write is in the cache too.
     t.state.fs = fsvc(spec, '12', t.statuses[0]);
@@ -177,16 +194,27 @@ describe('FunctionServiceReconciler', () => {
   test('once in sync, a Deployment status update only recomputes the status: no desired Deployment, no drift check', async () => {
     const t = setup(fsvc(spec));
     await t.run();
-    const synced: V1Deployment = { ...structuredClone(t.applied[0]!), metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 } };
+    const synced: V1Deployment = {
+      ...structuredClone(t.applied[0]!),
+      metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 },
+    };
     t.state.deployment = synced;
     t.state.fs = fsvc(spec, '12', t.statuses[0]);
     await t.run(); // the drift check finds none and remembers it
     // The cached Deployment's spec is changed behind the generation's back: only a new generation (or new
     // labels, annotations, owners) makes the reconciler look at the spec again.
-    t.state.deployment = { ...synced, metadata: { ...synced.metadata, resourceVersion: '13' }, spec: { ...synced.spec!, replicas: 9 }, status: { observedGeneration: 1, replicas: 2 } };
+    t.state.deployment = {
+      ...synced,
+      metadata: { ...synced.metadata, resourceVersion: '13' },
+      spec: { ...synced.spec!, replicas: 9 },
+      status: { observedGeneration: 1, replicas: 2 },
+    };
     await t.run();
     expect(t.applied).toHaveLength(1);
-    t.state.deployment = { ...t.state.deployment, metadata: { ...t.state.deployment.metadata, resourceVersion: '14', generation: 2 } };
+    t.state.deployment = {
+      ...t.state.deployment,
+      metadata: { ...t.state.deployment.metadata, resourceVersion: '14', generation: 2 },
+    };
     await t.run();
     expect(t.applied).toHaveLength(2);
   });
@@ -195,12 +223,22 @@ describe('FunctionServiceReconciler', () => {
     const t = setup(fsvc(spec), 10, 5000);
     expect(await t.run()).toEqual({ requeueAfterMs: 5000 }); // created; in progress: held
     expect(t.statuses).toHaveLength(0);
-    const created: V1Deployment = { ...structuredClone(t.applied[0]!), metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 } };
-    t.state.deployment = { ...created, status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0 } };
+    const created: V1Deployment = {
+      ...structuredClone(t.applied[0]!),
+      metadata: { ...t.applied[0]!.metadata, uid: 'dep-uid', resourceVersion: '11', generation: 1 },
+    };
+    t.state.deployment = {
+      ...created,
+      status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0 },
+    };
     t.reconciler.deploymentChanged('ns/svc');
     t.clock.now = new Date('2026-01-01T00:00:02Z');
     expect(await t.run()).toEqual({ requeueAfterMs: 3000 });
-    t.state.deployment = { ...created, metadata: { ...created.metadata, resourceVersion: '12' }, status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2 } };
+    t.state.deployment = {
+      ...created,
+      metadata: { ...created.metadata, resourceVersion: '12' },
+      status: { observedGeneration: 1, replicas: 2, readyReplicas: 2, updatedReplicas: 2, availableReplicas: 2 },
+    };
     expect(await t.run()).toBeUndefined();
     expect(t.statuses).toHaveLength(1);
     expect(condition(t.statuses[0], 'Ready')?.status).toBe('True');
@@ -217,7 +255,9 @@ describe('FunctionServiceReconciler', () => {
       expect(degraded).toEqual(expect.objectContaining({ status: 'True', reason: 'DeploymentNotOwned' }));
       expect(degraded!.message).toContain('Deployment ns/svc');
       expect(degraded!.message).toContain('delete or rename');
-      expect(condition(t.statuses[0], 'Ready')).toEqual(expect.objectContaining({ status: 'False', reason: 'DeploymentNotOwned' }));
+      expect(condition(t.statuses[0], 'Ready')).toEqual(
+        expect.objectContaining({ status: 'False', reason: 'DeploymentNotOwned' }),
+      );
       expect(t.statuses[0]!.replicas).toBe(0);
       expect(t.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'DeploymentNotOwned' })]);
       expect([...t.watches]).toEqual([['ns/svc', '5']]);
@@ -238,7 +278,9 @@ describe('FunctionServiceReconciler', () => {
 
     test('one controlled by another object is not touched even with the operator label, and needs no watch (the informer sees it)', async () => {
       const t = setup(fsvc(spec));
-      t.state.deployment = foreignDeployment([{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'x', uid: 'rs-uid', controller: true }]);
+      t.state.deployment = foreignDeployment([
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'x', uid: 'rs-uid', controller: true },
+      ]);
       await t.run();
       expect(t.applied).toHaveLength(0);
       expect(t.reads).toEqual([]);
@@ -248,7 +290,9 @@ describe('FunctionServiceReconciler', () => {
 
     test('the Deployment of an earlier FunctionService of the same name (another uid) is waited for, not adopted', async () => {
       const t = setup(fsvc(spec));
-      t.state.deployment = foreignDeployment([{ apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'svc', uid: 'old-uid', controller: true }]);
+      t.state.deployment = foreignDeployment([
+        { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', name: 'svc', uid: 'old-uid', controller: true },
+      ]);
       t.state.deployment.metadata!.deletionTimestamp = new Date('2026-01-01T00:00:00Z');
       await t.run();
       expect(t.applied).toHaveLength(0);
@@ -269,7 +313,9 @@ describe('FunctionServiceReconciler', () => {
     await expect(t.run()).rejects.toThrow(/spec\.container/);
     expect(t.applied).toHaveLength(0);
     expect(t.statuses).toHaveLength(1);
-    expect(t.statuses[0]!.conditions.find((c) => c.type === 'Degraded')).toEqual(expect.objectContaining({ status: 'True', reason: 'InvalidSpec' }));
+    expect(t.statuses[0]!.conditions.find((c) => c.type === 'Degraded')).toEqual(
+      expect.objectContaining({ status: 'True', reason: 'InvalidSpec' }),
+    );
     expect(t.events).toHaveLength(1);
     expect(t.events[0]).toEqual(expect.objectContaining({ type: 'Warning', reason: 'InvalidSpec' }));
   });
@@ -282,7 +328,10 @@ describe('FunctionServiceReconciler', () => {
 
   test('an apply the API server refuses as invalid is Degraded/ApplyFailed and terminal', async () => {
     const t = setup(fsvc(spec));
-    const err = Object.assign(new Error('HTTP-Code: 422'), { code: 422, body: JSON.stringify({ kind: 'Status', reason: 'Invalid', code: 422, message: 'bad image' }) });
+    const err = Object.assign(new Error('HTTP-Code: 422'), {
+      code: 422,
+      body: JSON.stringify({ kind: 'Status', reason: 'Invalid', code: 422, message: 'bad image' }),
+    });
     const failing = new FunctionServiceReconciler({
       functionServices: { get: () => t.state.fs },
       deployments: { get: () => undefined },
@@ -306,10 +355,16 @@ describe('FunctionServiceReconciler', () => {
 describe('resourceOfPath', () => {
   test.each([
     ['/apis/apps/v1/namespaces/ns/deployments/svc', { resource: 'deployments', namespace: 'ns' }],
-    ['/apis/fnmesh.io/v1alpha1/namespaces/ns/functionservices/svc/status', { resource: 'functionservices/status', namespace: 'ns' }],
+    [
+      '/apis/fnmesh.io/v1alpha1/namespaces/ns/functionservices/svc/status',
+      { resource: 'functionservices/status', namespace: 'ns' },
+    ],
     ['/api/v1/namespaces/ns/events', { resource: 'events', namespace: 'ns' }],
     ['/apis/apps/v1/deployments', { resource: 'deployments' }],
-    ['/apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/fnmesh-operator', { resource: 'leases', namespace: 'fnmesh-system' }],
+    [
+      '/apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/fnmesh-operator',
+      { resource: 'leases', namespace: 'fnmesh-system' },
+    ],
   ])('%s', (p, expected) => {
     expect(resourceOfPath(p)).toEqual(expected);
   });

@@ -178,8 +178,11 @@ export class FunctionServiceReconciler {
 
     // Neither spec changed since a check found the Deployment in sync (a Deployment status update, a resync):
     // only the status can need a write.
-    const fingerprint = observedDeployment ? syncFingerprint(uid, obj.metadata.generation ?? obj.metadata.resourceVersion, observedDeployment) : undefined;
-    if (fingerprint !== undefined && this.inSync.get(key) === fingerprint) return this.writeStatus(key, obj, subject, { deployment: observedDeployment }, log);
+    const fingerprint = observedDeployment
+      ? syncFingerprint(uid, obj.metadata.generation ?? obj.metadata.resourceVersion, observedDeployment)
+      : undefined;
+    if (fingerprint !== undefined && this.inSync.get(key) === fingerprint)
+      return this.writeStatus(key, obj, subject, { deployment: observedDeployment }, log);
     this.inSync.delete(key);
 
     let desired: V1Deployment;
@@ -211,7 +214,10 @@ export class FunctionServiceReconciler {
     }
     const ownership = deploymentOwnership(uid, observed);
     if (ownership.kind === 'foreign') {
-      log.info('a Deployment the operator does not own is in the way; leaving it alone', { deployment: ownership.deployment, controller: ownership.controller });
+      log.info('a Deployment the operator does not own is in the way; leaving it alone', {
+        deployment: ownership.deployment,
+        controller: ownership.controller,
+      });
       if (!readLive) this.o.foreignWatches?.release(key);
       void this.o.events.record(involved, 'Warning', NOT_OWNED_REASON, ownership.message);
       await this.writeStatus(key, obj, subject, { notOwned: { message: ownership.message } }, log); // settled: written at once
@@ -226,14 +232,17 @@ export class FunctionServiceReconciler {
     let deployment: V1Deployment | undefined = observed;
     const drift = observed ? driftPaths(comparedPart(desired), observed) : ['(the Deployment does not exist)'];
     if (drift.length === 0 && !readLive && fingerprint !== undefined) this.inSync.set(key, fingerprint);
-    if (drift.length > 0) log.debug('the Deployment differs from the desired one', { drift: drift.slice(0, 20), alreadyApplied });
+    if (drift.length > 0)
+      log.debug('the Deployment differs from the desired one', { drift: drift.slice(0, 20), alreadyApplied });
     if (drift.length > 0 && alreadyApplied) {
       // Applied already; the cache has not caught up. Its watch event queues this key again.
       log.debug('the Deployment was applied; waiting for the cache');
       return;
     }
     if (drift.length > 0) {
-      log.info(observed ? 'the Deployment drifted; applying' : 'creating the Deployment', { drift: drift.slice(0, 20) });
+      log.info(observed ? 'the Deployment drifted; applying' : 'creating the Deployment', {
+        drift: drift.slice(0, 20),
+      });
       try {
         // Force only over a Deployment this FunctionService controls; a create must not take over one that
         // appeared since the read (the apply then fails with a conflict and the next reconcile reports it).
@@ -242,23 +251,44 @@ export class FunctionServiceReconciler {
         const c = classifyApiError(err);
         if (c.class !== 'invalid' && c.class !== 'forbidden') throw err;
         const applyError = { reason: c.reason ?? c.class, message: c.message };
-        void this.o.events.record(involved, 'Warning', 'ApplyFailed', `the API server refused the Deployment (${applyError.reason}): ${c.message}`);
+        void this.o.events.record(
+          involved,
+          'Warning',
+          'ApplyFailed',
+          `the API server refused the Deployment (${applyError.reason}): ${c.message}`,
+        );
         await this.writeStatus(key, obj, subject, { deployment: observed, applyError }, log);
         throw new TerminalError(`applying the Deployment failed (${applyError.reason}): ${c.message}`);
       }
       this.appliedDeployments.set(key, { basedOn, value: desiredJson });
       this.lastActivity.set(key, this.now().getTime());
       if (observed) {
-        void this.o.events.record(involved, 'Normal', 'Updated', `Deployment ${name} updated: ${shortList(drift)} put back to the spec (generation ${deployment.metadata?.generation ?? '?'})`);
+        void this.o.events.record(
+          involved,
+          'Normal',
+          'Updated',
+          `Deployment ${name} updated: ${shortList(drift)} put back to the spec (generation ${deployment.metadata?.generation ?? '?'})`,
+        );
       } else {
-        void this.o.events.record(involved, 'Normal', 'Created', `Deployment ${name} created (uid ${deployment.metadata?.uid ?? '?'})`);
+        void this.o.events.record(
+          involved,
+          'Normal',
+          'Created',
+          `Deployment ${name} created (uid ${deployment.metadata?.uid ?? '?'})`,
+        );
       }
     }
     return this.writeStatus(key, obj, subject, { deployment }, log);
   };
 
   /** Writes the status when status-pacing.ts says so; asks to come back when it holds a progress update. */
-  private async writeStatus(key: string, obj: FunctionServiceObject, subject: StatusSubject, observed: Observed, log: Logger): Promise<ReconcileResult | undefined> {
+  private async writeStatus(
+    key: string,
+    obj: FunctionServiceObject,
+    subject: StatusSubject,
+    observed: Observed,
+    log: Logger,
+  ): Promise<ReconcileResult | undefined> {
     const rv = obj.metadata?.resourceVersion ?? '';
     let written = this.writtenStatuses.get(key);
     if (written && written.basedOn !== rv) {
@@ -270,7 +300,11 @@ export class FunctionServiceReconciler {
     const previous = written ? written.value : writtenPart(obj.status);
     const now = this.now();
     const next = computeStatus(subject, observed, now, previous);
-    const decision = statusWrite(previous, next, { now: now.getTime(), lastActivityAt: this.lastActivity.get(key), intervalMs: this.o.statusProgressIntervalMs ?? 0 });
+    const decision = statusWrite(previous, next, {
+      now: now.getTime(),
+      lastActivityAt: this.lastActivity.get(key),
+      intervalMs: this.o.statusProgressIntervalMs ?? 0,
+    });
     if (decision.kind === 'none') return undefined;
     if (decision.kind === 'later') {
       log.debug('status progress held back', { inMs: decision.inMs });

@@ -9,10 +9,30 @@ const oldSidecar: V1Container = { name: SIDECAR_CONTAINER_NAME, image: 'fnmesh:1
 describe('injectSidecar', () => {
   test.each<[string, V1PodSpec, string[], string[]]>([
     ['no init containers', { containers: [fn] }, [SIDECAR_CONTAINER_NAME], ['function']],
-    ['other init containers: goes first', { containers: [fn], initContainers: [migrate] }, [SIDECAR_CONTAINER_NAME, 'migrate'], ['function']],
-    ['an older sidecar: replaced in place', { containers: [fn], initContainers: [migrate, oldSidecar] }, ['migrate', SIDECAR_CONTAINER_NAME], ['function']],
-    ['two sidecars: one kept', { containers: [fn], initContainers: [oldSidecar, migrate, oldSidecar] }, [SIDECAR_CONTAINER_NAME, 'migrate'], ['function']],
-    ['a sidecar among the main containers: moved', { containers: [fn, oldSidecar] }, [SIDECAR_CONTAINER_NAME], ['function']],
+    [
+      'other init containers: goes first',
+      { containers: [fn], initContainers: [migrate] },
+      [SIDECAR_CONTAINER_NAME, 'migrate'],
+      ['function'],
+    ],
+    [
+      'an older sidecar: replaced in place',
+      { containers: [fn], initContainers: [migrate, oldSidecar] },
+      ['migrate', SIDECAR_CONTAINER_NAME],
+      ['function'],
+    ],
+    [
+      'two sidecars: one kept',
+      { containers: [fn], initContainers: [oldSidecar, migrate, oldSidecar] },
+      [SIDECAR_CONTAINER_NAME, 'migrate'],
+      ['function'],
+    ],
+    [
+      'a sidecar among the main containers: moved',
+      { containers: [fn, oldSidecar] },
+      [SIDECAR_CONTAINER_NAME],
+      ['function'],
+    ],
   ])('%s', (_name, pod, init, main) => {
     const out = injectSidecar(pod, sidecar);
     expect(out.initContainers!.map((c) => c.name)).toEqual(init);
@@ -38,6 +58,8 @@ describe('injectSidecar', () => {
   test('hasNativeSidecar sees a stripped or misplaced sidecar', () => {
     expect(hasNativeSidecar({ containers: [fn] })).toBe(false);
     expect(hasNativeSidecar({ containers: [fn, sidecar] })).toBe(false);
-    expect(hasNativeSidecar({ containers: [fn], initContainers: [{ ...sidecar, restartPolicy: undefined }] })).toBe(false);
+    expect(hasNativeSidecar({ containers: [fn], initContainers: [{ ...sidecar, restartPolicy: undefined }] })).toBe(
+      false,
+    );
   });
 });

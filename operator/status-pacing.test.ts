@@ -1,8 +1,22 @@
 import type { Condition, FunctionServiceStatus } from './status';
 import { isSettled, isTransition, statusWrite } from './status-pacing';
 
-function status(gen: number, ready: string, progressing: string, degraded = 'False', counts = 0, reason = 'R'): FunctionServiceStatus {
-  const c = (type: Condition['type'], s: string): Condition => ({ type, status: s as Condition['status'], reason, message: 'm', lastTransitionTime: 't', observedGeneration: gen });
+function status(
+  gen: number,
+  ready: string,
+  progressing: string,
+  degraded = 'False',
+  counts = 0,
+  reason = 'R',
+): FunctionServiceStatus {
+  const c = (type: Condition['type'], s: string): Condition => ({
+    type,
+    status: s as Condition['status'],
+    reason,
+    message: 'm',
+    lastTransitionTime: 't',
+    observedGeneration: gen,
+  });
   return {
     observedGeneration: gen,
     replicas: counts,
@@ -14,7 +28,11 @@ function status(gen: number, ready: string, progressing: string, degraded = 'Fal
   };
 }
 
-const ctx = (now: number, lastActivityAt?: number) => ({ now, intervalMs: 5000, ...(lastActivityAt !== undefined ? { lastActivityAt } : {}) });
+const ctx = (now: number, lastActivityAt?: number) => ({
+  now,
+  intervalMs: 5000,
+  ...(lastActivityAt !== undefined ? { lastActivityAt } : {}),
+});
 
 describe('statusWrite', () => {
   const rolling = status(1, 'False', 'True');
@@ -47,7 +65,9 @@ describe('statusWrite', () => {
     const more = status(1, 'False', 'True', 'False', 2);
     expect(statusWrite(rolling, more, ctx(3000, 1000))).toEqual({ kind: 'later', inMs: 3000 });
     expect(statusWrite(rolling, more, ctx(6000, 1000))).toEqual({ kind: 'now' });
-    expect(statusWrite(rolling, status(1, 'False', 'True', 'False', 0, 'Other'), ctx(60_000, 0))).toEqual({ kind: 'none' });
+    expect(statusWrite(rolling, status(1, 'False', 'True', 'False', 0, 'Other'), ctx(60_000, 0))).toEqual({
+      kind: 'none',
+    });
   });
 
   test('an interval of 0 writes every change at once', () => {

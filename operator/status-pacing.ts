@@ -38,7 +38,8 @@ export function isSettled(s: Partial<FunctionServiceStatus>): boolean {
 /** Another observed generation, or a condition whose status (not only its reason or message) changed. */
 export function isTransition(previous: Partial<FunctionServiceStatus>, next: Partial<FunctionServiceStatus>): boolean {
   if (previous.observedGeneration !== next.observedGeneration) return true;
-  for (const type of ['Ready', 'Progressing', 'Degraded']) if (conditionStatus(previous, type) !== conditionStatus(next, type)) return true;
+  for (const type of ['Ready', 'Progressing', 'Degraded'])
+    if (conditionStatus(previous, type) !== conditionStatus(next, type)) return true;
   return false;
 }
 
@@ -52,7 +53,11 @@ export function countsChanged(previous: Partial<FunctionServiceStatus>, next: Pa
   );
 }
 
-export function statusWrite(previous: Partial<FunctionServiceStatus> | undefined, next: FunctionServiceStatus, ctx: PacingContext): StatusWrite {
+export function statusWrite(
+  previous: Partial<FunctionServiceStatus> | undefined,
+  next: FunctionServiceStatus,
+  ctx: PacingContext,
+): StatusWrite {
   if (statusEqual(previous, next)) return { kind: 'none' };
   if (ctx.intervalMs <= 0 || isSettled(next)) return { kind: 'now' };
   const stored = previous?.conditions?.length ? previous : undefined;

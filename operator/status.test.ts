@@ -1,5 +1,12 @@
 import type { V1DeploymentCondition } from '@kubernetes/client-node';
-import { computeStatus, kubeTime, statusEqual, type Condition, type ObservedDeployment, type StatusSubject } from './status';
+import {
+  computeStatus,
+  kubeTime,
+  statusEqual,
+  type Condition,
+  type ObservedDeployment,
+  type StatusSubject,
+} from './status';
 
 const fs: StatusSubject = { metadata: { name: 'orders', generation: 4 }, spec: { replicas: 3 } };
 const t0 = new Date('2026-11-25T10:00:00.456Z');
@@ -25,16 +32,30 @@ function deployment(
   };
 }
 
-const progressing = (status: string, reason: string, message = `Progressing ${reason}`): V1DeploymentCondition => ({ type: 'Progressing', status, reason, message });
-const replicaFailure: V1DeploymentCondition = { type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'pods "orders-x" is forbidden: exceeded quota' };
+const progressing = (status: string, reason: string, message = `Progressing ${reason}`): V1DeploymentCondition => ({
+  type: 'Progressing',
+  status,
+  reason,
+  message,
+});
+const replicaFailure: V1DeploymentCondition = {
+  type: 'ReplicaFailure',
+  status: 'True',
+  reason: 'FailedCreate',
+  message: 'pods "orders-x" is forbidden: exceeded quota',
+};
 
 function conditions(c: Condition[]): Record<string, string> {
   return Object.fromEntries(c.map((x) => [x.type, `${x.status}/${x.reason}`]));
 }
 
-describe('computeStatus through a Deployment\'s life', () => {
+describe("computeStatus through a Deployment's life", () => {
   test.each<[string, Parameters<typeof computeStatus>[1], Record<string, string>, StatusSubject?]>([
-    ['no Deployment yet', {}, { Ready: 'False/DeploymentNotFound', Progressing: 'True/Creating', Degraded: 'False/AsExpected' }],
+    [
+      'no Deployment yet',
+      {},
+      { Ready: 'False/DeploymentNotFound', Progressing: 'True/Creating', Degraded: 'False/AsExpected' },
+    ],
     [
       'created, not yet seen by the Deployment controller',
       { deployment: deployment({ observedGeneration: 6 }) },
@@ -42,37 +63,69 @@ describe('computeStatus through a Deployment\'s life', () => {
     ],
     [
       'progressing',
-      { deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [progressing('True', 'ReplicaSetUpdated')]) },
+      {
+        deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [
+          progressing('True', 'ReplicaSetUpdated'),
+        ]),
+      },
       { Ready: 'False/ReplicasNotAvailable', Progressing: 'True/ReplicaSetUpdated', Degraded: 'False/AsExpected' },
     ],
     [
       'available',
-      { deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, [progressing('True', 'NewReplicaSetAvailable')]) },
+      {
+        deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, [
+          progressing('True', 'NewReplicaSetAvailable'),
+        ]),
+      },
       { Ready: 'True/Available', Progressing: 'False/RolloutComplete', Degraded: 'False/AsExpected' },
     ],
     [
       'rolling: old replicas still running beside the new',
-      { deployment: deployment({ replicas: 4, ready: 4, updated: 3, available: 3 }, [progressing('True', 'ReplicaSetUpdated')]) },
+      {
+        deployment: deployment({ replicas: 4, ready: 4, updated: 3, available: 3 }, [
+          progressing('True', 'ReplicaSetUpdated'),
+        ]),
+      },
       { Ready: 'False/ReplicasNotAvailable', Progressing: 'True/ReplicaSetUpdated', Degraded: 'False/AsExpected' },
     ],
     [
       'stuck past the progress deadline',
-      { deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [progressing('False', 'ProgressDeadlineExceeded', 'ReplicaSet "orders-1" has timed out progressing.')]) },
-      { Ready: 'False/ProgressDeadlineExceeded', Progressing: 'False/ProgressDeadlineExceeded', Degraded: 'True/ReplicasUnavailable' },
+      {
+        deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [
+          progressing('False', 'ProgressDeadlineExceeded', 'ReplicaSet "orders-1" has timed out progressing.'),
+        ]),
+      },
+      {
+        Ready: 'False/ProgressDeadlineExceeded',
+        Progressing: 'False/ProgressDeadlineExceeded',
+        Degraded: 'True/ReplicasUnavailable',
+      },
     ],
     [
       'pods cannot be created',
-      { deployment: deployment({ replicas: 0, updated: 0, available: 0 }, [progressing('True', 'NewReplicaSetCreated'), replicaFailure]) },
+      {
+        deployment: deployment({ replicas: 0, updated: 0, available: 0 }, [
+          progressing('True', 'NewReplicaSetCreated'),
+          replicaFailure,
+        ]),
+      },
       { Ready: 'False/ReplicasNotAvailable', Progressing: 'True/NewReplicaSetCreated', Degraded: 'True/FailedCreate' },
     ],
     [
       'a Deployment of that name the operator does not own',
       { notOwned: { message: 'Deployment ns/orders already exists and was not created by this operator' } },
-      { Ready: 'False/DeploymentNotOwned', Progressing: 'False/DeploymentNotOwned', Degraded: 'True/DeploymentNotOwned' },
+      {
+        Ready: 'False/DeploymentNotOwned',
+        Progressing: 'False/DeploymentNotOwned',
+        Degraded: 'True/DeploymentNotOwned',
+      },
     ],
     [
       'an invalid spec, with the old Deployment still running',
-      { specError: 'spec.container.env[0].name: PORT is set by the operator', deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }) },
+      {
+        specError: 'spec.container.env[0].name: PORT is set by the operator',
+        deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }),
+      },
       { Ready: 'False/InvalidSpec', Progressing: 'False/InvalidSpec', Degraded: 'True/InvalidSpec' },
     ],
     [
@@ -107,7 +160,12 @@ describe('computeStatus through a Deployment\'s life', () => {
   test('replica counts come from the Deployment', () => {
     const s = computeStatus(fs, { deployment: deployment({ replicas: 4, ready: 2, updated: 3, available: 1 }) }, t0);
     expect(s).toMatchObject({ replicas: 4, readyReplicas: 2, updatedReplicas: 3, availableReplicas: 1 });
-    expect(computeStatus(fs, {}, t0)).toMatchObject({ replicas: 0, readyReplicas: 0, updatedReplicas: 0, availableReplicas: 0 });
+    expect(computeStatus(fs, {}, t0)).toMatchObject({
+      replicas: 0,
+      readyReplicas: 0,
+      updatedReplicas: 0,
+      availableReplicas: 0,
+    });
   });
 
   test('messages say what is wrong', () => {
@@ -123,8 +181,16 @@ describe('computeStatus through a Deployment\'s life', () => {
 });
 
 describe('lastTransitionTime and statusEqual', () => {
-  const progressingObs = { deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [progressing('True', 'ReplicaSetUpdated')]) };
-  const availableObs = { deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, [progressing('True', 'NewReplicaSetAvailable')]) };
+  const progressingObs = {
+    deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [
+      progressing('True', 'ReplicaSetUpdated'),
+    ]),
+  };
+  const availableObs = {
+    deployment: deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, [
+      progressing('True', 'NewReplicaSetAvailable'),
+    ]),
+  };
 
   test('the same observation later gives an equal status (no write needed)', () => {
     const first = computeStatus(fs, progressingObs, t0);
@@ -168,25 +234,43 @@ describe('lastTransitionTime and statusEqual', () => {
 });
 
 describe('replicas lost after the service was Ready', () => {
-  const complete = [progressing('True', 'NewReplicaSetAvailable', 'ReplicaSet "orders-1" has successfully progressed.')];
+  const complete = [
+    progressing('True', 'NewReplicaSetAvailable', 'ReplicaSet "orders-1" has successfully progressed.'),
+  ];
   const healthy = deployment({ replicas: 3, ready: 3, updated: 3, available: 3 }, complete);
   const failing = deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, complete);
 
   test('at the generation it was Ready: Degraded, the rollout complete, not Progressing; and it stays so until the replicas are back', () => {
     const ready = computeStatus(fs, { deployment: healthy }, t0);
     const lost = computeStatus(fs, { deployment: failing }, t1, ready);
-    expect(conditions(lost.conditions)).toEqual({ Ready: 'False/ReplicasNotAvailable', Progressing: 'False/RolloutComplete', Degraded: 'True/ReplicasUnavailable' });
+    expect(conditions(lost.conditions)).toEqual({
+      Ready: 'False/ReplicasNotAvailable',
+      Progressing: 'False/RolloutComplete',
+      Degraded: 'True/ReplicasUnavailable',
+    });
     expect(lost.conditions.find((c) => c.type === 'Degraded')?.message).toContain('1/3 replicas available');
     const still = computeStatus(fs, { deployment: failing }, t1, lost);
     expect(statusEqual(lost, still)).toBe(true);
     const back = computeStatus(fs, { deployment: healthy }, t1, still);
-    expect(conditions(back.conditions)).toEqual({ Ready: 'True/Available', Progressing: 'False/RolloutComplete', Degraded: 'False/AsExpected' });
+    expect(conditions(back.conditions)).toEqual({
+      Ready: 'True/Available',
+      Progressing: 'False/RolloutComplete',
+      Degraded: 'False/AsExpected',
+    });
   });
 
   test('after a spec change (a new generation, such as a scale-up) the same counts are a rollout in progress', () => {
-    const readyBefore = computeStatus({ ...fs, metadata: { name: 'orders', generation: 3 } }, { deployment: healthy }, t0);
+    const readyBefore = computeStatus(
+      { ...fs, metadata: { name: 'orders', generation: 3 } },
+      { deployment: healthy },
+      t0,
+    );
     const scaling = computeStatus(fs, { deployment: failing }, t1, readyBefore);
-    expect(conditions(scaling.conditions)).toEqual({ Ready: 'False/ReplicasNotAvailable', Progressing: 'True/NewReplicaSetAvailable', Degraded: 'False/AsExpected' });
+    expect(conditions(scaling.conditions)).toEqual({
+      Ready: 'False/ReplicasNotAvailable',
+      Progressing: 'True/NewReplicaSetAvailable',
+      Degraded: 'False/AsExpected',
+    });
   });
 
   test('never Ready at this generation: not Degraded', () => {

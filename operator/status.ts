@@ -69,14 +69,24 @@ type Draft = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 const MAX_MESSAGE = 4096;
 
 function cond(type: ConditionType, status: ConditionStatus, reason: string, message: string): Draft {
-  return { type, status, reason, message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message };
+  return {
+    type,
+    status,
+    reason,
+    message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message,
+  };
 }
 
 function plural(n: number): string {
   return n === 1 ? 'replica' : 'replicas';
 }
 
-export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, previous?: Partial<FunctionServiceStatus>): FunctionServiceStatus {
+export function computeStatus(
+  fs: StatusSubject,
+  observed: Observed,
+  now: Date,
+  previous?: Partial<FunctionServiceStatus>,
+): FunctionServiceStatus {
   const d = observed.deployment;
   const desired = fs.spec?.replicas ?? d?.spec?.replicas ?? 1;
   const replicas = d?.status?.replicas ?? 0;
@@ -88,7 +98,12 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
   const replicaFailure = deploymentCondition(d, 'ReplicaFailure');
   const deadlineExceeded = progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded';
   const rolledOut =
-    d !== undefined && depCurrent && updatedReplicas === desired && availableReplicas === desired && replicas === desired && (d.spec?.replicas ?? desired) === desired;
+    d !== undefined &&
+    depCurrent &&
+    updatedReplicas === desired &&
+    availableReplicas === desired &&
+    replicas === desired &&
+    (d.spec?.replicas ?? desired) === desired;
   const counts = `${availableReplicas}/${desired} ${plural(desired)} available, ${updatedReplicas} updated`;
   const generation = fs.metadata.generation;
   // Replicas lost after the service was Ready at this same generation (pods crash-looping, failing their
@@ -110,7 +125,8 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
     updatedReplicas === desired &&
     replicas === desired &&
     (d.spec?.replicas ?? desired) === desired &&
-    (prevReady?.status === 'True' || (prevDegraded?.status === 'True' && prevDegraded.reason === 'ReplicasUnavailable'));
+    (prevReady?.status === 'True' ||
+      (prevDegraded?.status === 'True' && prevDegraded.reason === 'ReplicasUnavailable'));
 
   let ready: Draft;
   let prog: Draft;
@@ -137,24 +153,47 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
     degraded = cond('Degraded', 'False', 'AsExpected', 'no failure observed');
   } else {
     if (rolledOut) {
-      ready = desired === 0 ? cond('Ready', 'True', 'ScaledToZero', 'scaled to 0 replicas') : cond('Ready', 'True', 'Available', counts);
+      ready =
+        desired === 0
+          ? cond('Ready', 'True', 'ScaledToZero', 'scaled to 0 replicas')
+          : cond('Ready', 'True', 'Available', counts);
       prog = cond('Progressing', 'False', 'RolloutComplete', desired === 0 ? 'scaled to 0 replicas' : counts);
     } else if (deadlineExceeded) {
       ready = cond('Ready', 'False', 'ProgressDeadlineExceeded', counts);
-      prog = cond('Progressing', 'False', 'ProgressDeadlineExceeded', progressing.message ?? 'the rollout made no progress within its deadline');
+      prog = cond(
+        'Progressing',
+        'False',
+        'ProgressDeadlineExceeded',
+        progressing.message ?? 'the rollout made no progress within its deadline',
+      );
     } else if (lostReplicas) {
       ready = cond('Ready', 'False', 'ReplicasNotAvailable', counts);
       prog = cond('Progressing', 'False', 'RolloutComplete', `the rollout is complete; ${counts}`);
     } else {
-      ready = cond('Ready', 'False', depCurrent ? 'ReplicasNotAvailable' : 'DeploymentNotObserved', depCurrent ? counts : 'the Deployment controller has not seen the latest Deployment yet');
+      ready = cond(
+        'Ready',
+        'False',
+        depCurrent ? 'ReplicasNotAvailable' : 'DeploymentNotObserved',
+        depCurrent ? counts : 'the Deployment controller has not seen the latest Deployment yet',
+      );
       prog = cond('Progressing', 'True', progressing?.reason ?? 'RolloutInProgress', progressing?.message ?? counts);
     }
     if (replicaFailure?.status === 'True') {
-      degraded = cond('Degraded', 'True', replicaFailure.reason ?? 'ReplicaFailure', replicaFailure.message ?? 'pods of the service cannot be created');
+      degraded = cond(
+        'Degraded',
+        'True',
+        replicaFailure.reason ?? 'ReplicaFailure',
+        replicaFailure.message ?? 'pods of the service cannot be created',
+      );
     } else if (deadlineExceeded && availableReplicas < desired) {
       degraded = cond('Degraded', 'True', 'ReplicasUnavailable', `${counts}; the rollout passed its progress deadline`);
     } else if (lostReplicas) {
-      degraded = cond('Degraded', 'True', 'ReplicasUnavailable', `${counts}; replicas became unavailable after the service was ready (pods failing or not ready)`);
+      degraded = cond(
+        'Degraded',
+        'True',
+        'ReplicasUnavailable',
+        `${counts}; replicas became unavailable after the service was ready (pods failing or not ready)`,
+      );
     } else {
       degraded = cond('Degraded', 'False', 'AsExpected', 'no failure observed');
     }
@@ -166,7 +205,8 @@ export function computeStatus(fs: StatusSubject, observed: Observed, now: Date, 
     const c: Condition = {
       type: draft.type,
       status: draft.status,
-      lastTransitionTime: prev && prev.status === draft.status && prev.lastTransitionTime ? prev.lastTransitionTime : timestamp,
+      lastTransitionTime:
+        prev && prev.status === draft.status && prev.lastTransitionTime ? prev.lastTransitionTime : timestamp,
       reason: draft.reason,
       message: draft.message,
     };
@@ -208,7 +248,11 @@ function sortedConditions(s: Partial<FunctionServiceStatus> | undefined): unknow
  * True when two statuses say the same: same fields and the same conditions, in any order. The status as
  * read back from the API server may carry fields this operator does not write; pass only what it wrote.
  */
-export function statusEqual(a: Partial<FunctionServiceStatus> | undefined, b: Partial<FunctionServiceStatus> | undefined): boolean {
-  const strip = (s: Partial<FunctionServiceStatus> | undefined) => canonical({ ...(s ?? {}), conditions: sortedConditions(s) });
+export function statusEqual(
+  a: Partial<FunctionServiceStatus> | undefined,
+  b: Partial<FunctionServiceStatus> | undefined,
+): boolean {
+  const strip = (s: Partial<FunctionServiceStatus> | undefined) =>
+    canonical({ ...(s ?? {}), conditions: sortedConditions(s) });
   return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }

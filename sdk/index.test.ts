@@ -1,7 +1,13 @@
 import http from 'node:http';
 import { serve, FunctionError } from './index';
 
-function request(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function request(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
       let text = '';
@@ -39,19 +45,28 @@ describe('serve', () => {
       expect(await request(h.port, 'GET', '/healthz')).toMatchObject({ status: 200 });
       expect(await request(h.port, 'POST', '/add', '{"a":1,"b":2}')).toMatchObject({ status: 200, body: '3' });
       expect(await request(h.port, 'POST', '/none', '')).toMatchObject({ status: 200, body: 'null' });
-      expect(await request(h.port, 'POST', '/bad', '{}')).toMatchObject({ status: 409, body: '{"error":"conflict here"}' });
+      expect(await request(h.port, 'POST', '/bad', '{}')).toMatchObject({
+        status: 409,
+        body: '{"error":"conflict here"}',
+      });
       expect(await request(h.port, 'POST', '/boom', '{}')).toMatchObject({ status: 500, body: '{"error":"kaput"}' });
       expect((await request(h.port, 'POST', '/circular', '{}')).status).toBe(500);
       const nf = await request(h.port, 'POST', '/nope', '{}');
       expect(nf.status).toBe(404);
-      expect(JSON.parse(nf.body)).toEqual({ error: 'no function "nope" in this service; it has: add, none, bad, boom, circular, ctx' });
+      expect(JSON.parse(nf.body)).toEqual({
+        error: 'no function "nope" in this service; it has: add, none, bad, boom, circular, ctx',
+      });
       expect((await request(h.port, 'POST', '/toString', '{}')).status).toBe(404);
       const badJson = await request(h.port, 'POST', '/add', '{oops');
       expect(badJson.status).toBe(400);
       expect(JSON.parse(badJson.body).error).toMatch(/not valid JSON/);
       expect((await request(h.port, 'GET', '/add')).status).toBe(405);
       const claims = Buffer.from(JSON.stringify({ sub: 'u' })).toString('base64url');
-      const c = await request(h.port, 'POST', '/ctx', '{}', { 'x-fnmesh-request-id': 'r1', 'x-fnmesh-deadline': '1234567890000', 'x-fnmesh-claims': claims });
+      const c = await request(h.port, 'POST', '/ctx', '{}', {
+        'x-fnmesh-request-id': 'r1',
+        'x-fnmesh-deadline': '1234567890000',
+        'x-fnmesh-claims': claims,
+      });
       expect(JSON.parse(c.body)).toEqual({ id: 'r1', claims: { sub: 'u' }, deadline: 1234567890000 });
     } finally {
       await h.close();

@@ -97,7 +97,9 @@ function decodeClaims(value: string | undefined): Record<string, unknown> | unde
   if (!value) return undefined;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -134,7 +136,12 @@ function errorBody(message: string): string {
 
 /** Makes `ctx.call` for one inbound call. */
 function makeCall(sidecarUrl: string, requestId: string, signal: AbortSignal) {
-  return async function call<T = unknown>(service: string, fn: string, params?: unknown, options: CallOptions = {}): Promise<T> {
+  return async function call<T = unknown>(
+    service: string,
+    fn: string,
+    params?: unknown,
+    options: CallOptions = {},
+  ): Promise<T> {
     const path = options.namespace
       ? `/v1/call/${encodeURIComponent(options.namespace)}/${encodeURIComponent(service)}/${encodeURIComponent(fn)}`
       : `/v1/call/${encodeURIComponent(service)}/${encodeURIComponent(fn)}`;
@@ -149,8 +156,12 @@ function makeCall(sidecarUrl: string, requestId: string, signal: AbortSignal) {
         signal,
       });
     } catch (err) {
-      if (signal.aborted) throw new CallError(504, `the call to ${service}/${fn} was cut off at the deadline of this call`);
-      throw new CallError(503, `the fnmesh sidecar is not reachable at ${sidecarUrl}: ${(err as Error).cause ? String((err as Error).cause) : String(err)}`);
+      if (signal.aborted)
+        throw new CallError(504, `the call to ${service}/${fn} was cut off at the deadline of this call`);
+      throw new CallError(
+        503,
+        `the fnmesh sidecar is not reachable at ${sidecarUrl}: ${(err as Error).cause ? String((err as Error).cause) : String(err)}`,
+      );
     }
     const text = await res.text();
     let parsed: unknown;
@@ -176,13 +187,23 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
   const list = names.length > 0 ? names.join(', ') : '(none)';
   const maxBody = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
-  const sidecarUrl = (options.sidecarUrl ?? process.env.FNMESH_SIDECAR_URL ?? 'http://127.0.0.1:3500').replace(/\/+$/, '');
-  const onError = options.onError ?? ((err: unknown, fn: string) => console.error(`fnmesh: function "${fn}" failed:`, err));
+  const sidecarUrl = (options.sidecarUrl ?? process.env.FNMESH_SIDECAR_URL ?? 'http://127.0.0.1:3500').replace(
+    /\/+$/,
+    '',
+  );
+  const onError =
+    options.onError ?? ((err: unknown, fn: string) => console.error(`fnmesh: function "${fn}" failed:`, err));
   let closing = false;
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
 
-  const run = async (fn: FnmeshFunction, name: string, req: IncomingMessage, res: ServerResponse, raw: Buffer): Promise<void> => {
+  const run = async (
+    fn: FnmeshFunction,
+    name: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+  ): Promise<void> => {
     let params: unknown = null;
     if (raw.length > 0) {
       try {
@@ -195,7 +216,10 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
     const requestId = header(req, H.requestId) || randomUUID();
     const deadline = deadlineOf(req, defaultTimeoutMs);
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, Math.min(deadline - Date.now(), MAX_TIMER_MS)));
+    const timer = setTimeout(
+      () => controller.abort(new Error('deadline exceeded')),
+      Math.max(0, Math.min(deadline - Date.now(), MAX_TIMER_MS)),
+    );
     const onClose = (): void => {
       if (!res.writableEnded) controller.abort(new Error('the caller went away'));
     };
@@ -218,7 +242,12 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
       try {
         body = JSON.stringify(result === undefined ? null : result);
       } catch (err) {
-        send(res, 500, errorBody(`the result of function "${name}" cannot be turned into JSON: ${(err as Error).message}`), closing);
+        send(
+          res,
+          500,
+          errorBody(`the result of function "${name}" cannot be turned into JSON: ${(err as Error).message}`),
+          closing,
+        );
         return;
       }
       send(res, 200, body, closing);

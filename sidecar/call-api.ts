@@ -58,15 +58,22 @@ export function parseCallPath(url: string, defaultNamespace: string): CallAddres
     return new FnmeshError('bad_request', `the path ${path} is not validly percent-encoded`);
   }
   const [namespace, service, fn] = decoded.length === 3 ? decoded : [defaultNamespace, ...decoded];
-  if (!isNamespaceName(namespace!)) return new FnmeshError('bad_request', `namespace "${namespace}" is not valid: it must be ${NAME_RULES.namespace}`);
-  if (!isServiceName(service!)) return new FnmeshError('bad_request', `service "${service}" is not valid: it must be ${NAME_RULES.service}`);
-  if (!isFunctionName(fn!)) return new FnmeshError('bad_request', `function "${fn}" is not valid: it must be ${NAME_RULES.function}`);
+  if (!isNamespaceName(namespace!))
+    return new FnmeshError('bad_request', `namespace "${namespace}" is not valid: it must be ${NAME_RULES.namespace}`);
+  if (!isServiceName(service!))
+    return new FnmeshError('bad_request', `service "${service}" is not valid: it must be ${NAME_RULES.service}`);
+  if (!isFunctionName(fn!))
+    return new FnmeshError('bad_request', `function "${fn}" is not valid: it must be ${NAME_RULES.function}`);
   return { namespace: namespace!, service: service!, function: fn! };
 }
 
 /** Validates the body; returns the request or a 400 error naming what is wrong. */
 export function parseCallBody(text: string): CallRequest | FnmeshError {
-  if (text.trim() === '') return new FnmeshError('bad_request', 'the request body is empty: send {"params": <any JSON>, "timeout": <ms, optional>}');
+  if (text.trim() === '')
+    return new FnmeshError(
+      'bad_request',
+      'the request body is empty: send {"params": <any JSON>, "timeout": <ms, optional>}',
+    );
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -74,13 +81,19 @@ export function parseCallBody(text: string): CallRequest | FnmeshError {
     return new FnmeshError('bad_request', `the request body is not valid JSON: ${errorMessage(err)}`);
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    return new FnmeshError('bad_request', 'the request body must be a JSON object such as {"params": {...}, "timeout": 5000}');
+    return new FnmeshError(
+      'bad_request',
+      'the request body must be a JSON object such as {"params": {...}, "timeout": 5000}',
+    );
   }
   const b = body as { params?: unknown; timeout?: unknown };
   const req: CallRequest = { params: b.params === undefined ? null : b.params };
   if (b.timeout !== undefined && b.timeout !== null) {
     if (typeof b.timeout !== 'number' || !Number.isInteger(b.timeout) || b.timeout <= 0) {
-      return new FnmeshError('bad_request', `"timeout" must be a positive whole number of milliseconds, got ${JSON.stringify(b.timeout)}`);
+      return new FnmeshError(
+        'bad_request',
+        `"timeout" must be a positive whole number of milliseconds, got ${JSON.stringify(b.timeout)}`,
+      );
     }
     req.timeout = b.timeout;
   }
@@ -94,7 +107,9 @@ function isNoResponders(err: unknown): boolean {
 }
 
 function isTimeout(err: unknown): boolean {
-  return err instanceof natsErrors.TimeoutError || (err instanceof Error && err.cause instanceof natsErrors.TimeoutError);
+  return (
+    err instanceof natsErrors.TimeoutError || (err instanceof Error && err.cause instanceof natsErrors.TimeoutError)
+  );
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
@@ -109,7 +124,12 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
   const { nc, inbound, metrics } = deps;
   const caller = { namespace: deps.namespace, service: deps.service };
 
-  const call = async (target: CallAddress, body: CallRequest, parentId: string | undefined, res: ServerResponse): Promise<void> => {
+  const call = async (
+    target: CallAddress,
+    body: CallRequest,
+    parentId: string | undefined,
+    res: ServerResponse,
+  ): Promise<void> => {
     const parent = inbound.get(parentId);
     let timeoutMs: number;
     const meta: CallMeta = { requestId: randomUUID(), timeoutMs: 0 };
@@ -123,7 +143,13 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     }
     if (timeoutMs < 1) {
       metrics.outboundCalls.labels('deadline_exceeded').inc();
-      sendError(res, new FnmeshError('deadline_exceeded', `no time is left before the deadline of the inbound call ${parentId} to call ${target.service}/${target.function}`));
+      sendError(
+        res,
+        new FnmeshError(
+          'deadline_exceeded',
+          `no time is left before the deadline of the inbound call ${parentId} to call ${target.service}/${target.function}`,
+        ),
+      );
       return;
     }
     meta.timeoutMs = timeoutMs;
@@ -134,7 +160,10 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
       const reply = decodeReply(msg.data, msg.headers);
       if (reply.ok) {
         metrics.outboundCalls.labels('ok').inc();
-        const result = reply.body.length === 0 ? 'null' : Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength);
+        const result =
+          reply.body.length === 0
+            ? 'null'
+            : Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength);
         res.writeHead(200, JSON_HEADERS);
         res.write('{"result":');
         res.write(result);
@@ -145,9 +174,18 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
       }
     } catch (err) {
       let e: FnmeshError;
-      if (isNoResponders(err)) e = new FnmeshError('unavailable', 'no fnmesh gateway is answering internal calls on NATS');
-      else if (isTimeout(err)) e = new FnmeshError('deadline_exceeded', `the call to ${target.namespace}/${target.service}/${target.function} did not finish within ${timeoutMs} ms`);
-      else e = new FnmeshError('unavailable', `the call to ${target.namespace}/${target.service}/${target.function} could not be sent over NATS: ${errorMessage(err)}`);
+      if (isNoResponders(err))
+        e = new FnmeshError('unavailable', 'no fnmesh gateway is answering internal calls on NATS');
+      else if (isTimeout(err))
+        e = new FnmeshError(
+          'deadline_exceeded',
+          `the call to ${target.namespace}/${target.service}/${target.function} did not finish within ${timeoutMs} ms`,
+        );
+      else
+        e = new FnmeshError(
+          'unavailable',
+          `the call to ${target.namespace}/${target.service}/${target.function} could not be sent over NATS: ${errorMessage(err)}`,
+        );
       metrics.outboundCalls.labels(e.code).inc();
       sendError(res, e);
     }
@@ -156,12 +194,20 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
   return (req, res) => {
     const target = parseCallPath(req.url ?? '/', deps.namespace);
     if (target === undefined) {
-      sendError(res, new FnmeshError('not_found', `no such path ${req.method} ${req.url}; use POST /v1/call/{service}/{function} or POST /v1/call/{namespace}/{service}/{function}`));
+      sendError(
+        res,
+        new FnmeshError(
+          'not_found',
+          `no such path ${req.method} ${req.url}; use POST /v1/call/{service}/{function} or POST /v1/call/{namespace}/{service}/{function}`,
+        ),
+      );
       req.resume();
       return;
     }
     if (req.method !== 'POST') {
-      sendError(res, new FnmeshError('method_not_allowed', `method ${req.method} is not allowed here; use POST`), { allow: 'POST' });
+      sendError(res, new FnmeshError('method_not_allowed', `method ${req.method} is not allowed here; use POST`), {
+        allow: 'POST',
+      });
       req.resume();
       return;
     }
@@ -172,7 +218,14 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_CALL_BODY) {
-      sendError(res, new FnmeshError('payload_too_large', `the request body is ${declared} bytes; the limit is ${MAX_CALL_BODY} bytes`), { connection: 'close' });
+      sendError(
+        res,
+        new FnmeshError(
+          'payload_too_large',
+          `the request body is ${declared} bytes; the limit is ${MAX_CALL_BODY} bytes`,
+        ),
+        { connection: 'close' },
+      );
       req.resume();
       return;
     }
@@ -184,7 +237,11 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
       size += chunk.length;
       if (size > MAX_CALL_BODY) {
         tooLarge = true;
-        sendError(res, new FnmeshError('payload_too_large', `the request body is larger than the limit of ${MAX_CALL_BODY} bytes`), { connection: 'close' });
+        sendError(
+          res,
+          new FnmeshError('payload_too_large', `the request body is larger than the limit of ${MAX_CALL_BODY} bytes`),
+          { connection: 'close' },
+        );
         return;
       }
       chunks.push(chunk);

@@ -33,7 +33,11 @@ describe('mapFunctionResponse', () => {
   });
   test('5xx and other statuses → 502 function_failed', () => {
     const a = mapFunctionResponse('f', 500, b('{"error":"boom"}'));
-    expect(!a.ok && [a.error.status, a.error.code, a.error.message]).toEqual([502, 'function_failed', 'function "f" failed with status 500: boom']);
+    expect(!a.ok && [a.error.status, a.error.code, a.error.message]).toEqual([
+      502,
+      'function_failed',
+      'function "f" failed with status 500: boom',
+    ]);
     const c = mapFunctionResponse('f', 302, b(''));
     expect(!c.ok && c.error.status).toBe(502);
   });
@@ -46,9 +50,17 @@ test('functionErrorText truncates long text and reads {"error": {"message"}}', (
 });
 
 test('describeConnectionError names what happened', () => {
-  expect(describeConnectionError({ code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:8080' }, '127.0.0.1:8080', 'f')).toBe(
-    'function process not reachable on 127.0.0.1:8080: connect ECONNREFUSED',
+  expect(
+    describeConnectionError(
+      { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:8080' },
+      '127.0.0.1:8080',
+      'f',
+    ),
+  ).toBe('function process not reachable on 127.0.0.1:8080: connect ECONNREFUSED');
+  expect(
+    describeConnectionError({ code: 'UND_ERR_SOCKET', message: 'other side closed' }, '127.0.0.1:8080', 'f'),
+  ).toMatch(/closed the connection.*other side closed/);
+  expect(describeConnectionError(new Error('weird'), '127.0.0.1:1', 'f')).toBe(
+    'calling function "f" on 127.0.0.1:1 failed: weird',
   );
-  expect(describeConnectionError({ code: 'UND_ERR_SOCKET', message: 'other side closed' }, '127.0.0.1:8080', 'f')).toMatch(/closed the connection.*other side closed/);
-  expect(describeConnectionError(new Error('weird'), '127.0.0.1:1', 'f')).toBe('calling function "f" on 127.0.0.1:1 failed: weird');
 });

@@ -65,7 +65,11 @@ export function functionErrorText(body: Buffer): string {
 }
 
 /** Maps a finished HTTP answer from the function to the reply bytes or an error. */
-export function mapFunctionResponse(fn: string, status: number, body: Buffer): { ok: true; data: Buffer } | { ok: false; error: FnmeshError } {
+export function mapFunctionResponse(
+  fn: string,
+  status: number,
+  body: Buffer,
+): { ok: true; data: Buffer } | { ok: false; error: FnmeshError } {
   if (status >= 200 && status < 300) {
     if (body.length === 0) return { ok: true, data: NULL_JSON };
     try {
@@ -83,11 +87,21 @@ export function mapFunctionResponse(fn: string, status: number, body: Buffer): {
   }
   const text = functionErrorText(body);
   if (status >= 400 && status < 500) {
-    return { ok: false, error: new FnmeshError(codeForStatus(status), text || `function "${fn}" rejected the call with status ${status}`, status) };
+    return {
+      ok: false,
+      error: new FnmeshError(
+        codeForStatus(status),
+        text || `function "${fn}" rejected the call with status ${status}`,
+        status,
+      ),
+    };
   }
   return {
     ok: false,
-    error: new FnmeshError('function_failed', `function "${fn}" failed with status ${status}${text ? `: ${text}` : ''}`),
+    error: new FnmeshError(
+      'function_failed',
+      `function "${fn}" failed with status ${status}${text ? `: ${text}` : ''}`,
+    ),
   };
 }
 
@@ -133,14 +147,29 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       }
     }
   };
-  const reply = (msg: Msg, fn: string, started: number, error: FnmeshError | undefined, data?: Uint8Array, release = false): void => {
+  const reply = (
+    msg: Msg,
+    fn: string,
+    started: number,
+    error: FnmeshError | undefined,
+    data?: Uint8Array,
+    release = false,
+  ): void => {
     const ms = performance.now() - started;
     metrics.call(fn, error ? error.code : 'ok', ms / 1000);
     stats.record(fn, ms, error);
     if (replies.push({ msg, fn, error, data, release }) === 1) setImmediate(sendReplies);
   };
 
-  const run = async (msg: Msg, fn: string, started: number, timeoutMs: number, headers: FunctionHeaders, entry: InboundCall | undefined, requestId: string): Promise<void> => {
+  const run = async (
+    msg: Msg,
+    fn: string,
+    started: number,
+    timeoutMs: number,
+    headers: FunctionHeaders,
+    entry: InboundCall | undefined,
+    requestId: string,
+  ): Promise<void> => {
     let error: FnmeshError | undefined;
     let data: Uint8Array | undefined;
     try {
@@ -149,21 +178,33 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       if (performance.now() - started >= timeoutMs) {
         // One deadline: an answer that lands after it (e.g. a function that gives up at ctx.signal) is a 504,
         // as the caller has stopped waiting at the same instant.
-        error = new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
+        error = new FnmeshError(
+          'deadline_exceeded',
+          `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
+        );
       } else if (res.tooLarge) {
-        error = new FnmeshError('function_failed', `function "${fn}" answered more than ${maxPayload} bytes, the largest message NATS carries here`);
+        error = new FnmeshError(
+          'function_failed',
+          `function "${fn}" answered more than ${maxPayload} bytes, the largest message NATS carries here`,
+        );
       } else {
         const mapped = mapFunctionResponse(fn, res.status, res.body);
         if (mapped.ok) data = mapped.data;
         else if (res.status >= 500 && performance.now() - started >= timeoutMs - DEADLINE_SKEW_MS) {
           // x-fnmesh-deadline is whole epoch ms: a function that gives up at it (the SDK's ctx.signal) fails
           // a moment before this timer; that failure is the deadline's, not the function's.
-          error = new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
+          error = new FnmeshError(
+            'deadline_exceeded',
+            `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
+          );
         } else error = mapped.error;
       }
     } catch (err) {
       if (isDeadlineError(err)) {
-        error = new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
+        error = new FnmeshError(
+          'deadline_exceeded',
+          `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
+        );
       } else {
         error = new FnmeshError('function_failed', describeConnectionError(err, client.address, fn));
       }
@@ -196,12 +237,25 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       return;
     }
     if (meta.timeoutMs <= 0) {
-      reply(msg, fn, started, new FnmeshError('deadline_exceeded', `the call to "${fn}" arrived with no time left before its deadline`));
+      reply(
+        msg,
+        fn,
+        started,
+        new FnmeshError('deadline_exceeded', `the call to "${fn}" arrived with no time left before its deadline`),
+      );
       return;
     }
     if (!inFlight.tryAcquire()) {
       metrics.overloaded.inc();
-      reply(msg, fn, started, new FnmeshError('overloaded', `replica of ${deps.namespace}/${deps.service} is at its concurrency limit of ${inFlight.limit} calls; retry later`));
+      reply(
+        msg,
+        fn,
+        started,
+        new FnmeshError(
+          'overloaded',
+          `replica of ${deps.namespace}/${deps.service} is at its concurrency limit of ${inFlight.limit} calls; retry later`,
+        ),
+      );
       return;
     }
     metrics.inFlight.inc();

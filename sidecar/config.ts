@@ -72,7 +72,9 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     .filter(Boolean);
   for (const fn of functions) {
     if (!isFunctionName(fn)) {
-      throw new ConfigError(`FNMESH_FUNCTIONS: "${fn}" is not a valid function name: it accepts ${NAME_RULES.function}`);
+      throw new ConfigError(
+        `FNMESH_FUNCTIONS: "${fn}" is not a valid function name: it accepts ${NAME_RULES.function}`,
+      );
     }
   }
   const natsServers = readNatsServers(env, 'FNMESH_NATS_URL');
@@ -81,7 +83,9 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   }
   const healthPath = readString(env, 'FNMESH_HEALTH_PATH', '/healthz');
   if (!healthPath.startsWith('/') || /\s/.test(healthPath)) {
-    throw new ConfigError(`FNMESH_HEALTH_PATH="${healthPath}" is not valid: it accepts a URL path starting with "/", such as /healthz`);
+    throw new ConfigError(
+      `FNMESH_HEALTH_PATH="${healthPath}" is not valid: it accepts a URL path starting with "/", such as /healthz`,
+    );
   }
   const callListen = readListen(env, 'FNMESH_CALL_LISTEN', '127.0.0.1:3500');
   if (!isLoopbackHost(callListen.host)) {
@@ -92,7 +96,9 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   }
   const replicaId = readString(env, 'FNMESH_REPLICA_ID') ?? randomReplicaId();
   if (!REPLICA_ID.test(replicaId)) {
-    throw new ConfigError(`FNMESH_REPLICA_ID="${replicaId}" is not valid: it accepts letters, digits, "-" and "_" (at most 128)`);
+    throw new ConfigError(
+      `FNMESH_REPLICA_ID="${replicaId}" is not valid: it accepts letters, digits, "-" and "_" (at most 128)`,
+    );
   }
   const config: SidecarConfig = {
     namespace,
@@ -115,7 +121,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   if (token) config.natsToken = token;
   if (user) config.natsUser = user;
   if (password) config.natsPassword = password;
-  if (password && !user) throw new ConfigError('FNMESH_NATS_PASSWORD is set but FNMESH_NATS_USER is not: set both or neither');
+  if (password && !user)
+    throw new ConfigError('FNMESH_NATS_PASSWORD is set but FNMESH_NATS_USER is not: set both or neither');
   return config;
 }
-

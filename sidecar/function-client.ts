@@ -25,7 +25,11 @@ interface Deadline {
 }
 
 function deadlineError(): Error {
-  return Object.assign(new Error('the call was aborted at its deadline'), { name: 'AbortError', code: 'ABORT_ERR', deadline: true });
+  return Object.assign(new Error('the call was aborted at its deadline'), {
+    name: 'AbortError',
+    code: 'ABORT_ERR',
+    deadline: true,
+  });
 }
 
 /** True for the rejection of a call or health check whose time ran out. */
@@ -61,7 +65,13 @@ export class FunctionClient {
       timeout: options.keepAliveTimeout ?? 30_000,
       noDelay: true,
     } as http.AgentOptions);
-    this.healthAgent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: 5_000, noDelay: true } as http.AgentOptions);
+    this.healthAgent = new http.Agent({
+      keepAlive: true,
+      maxSockets: 1,
+      maxFreeSockets: 1,
+      timeout: 5_000,
+      noDelay: true,
+    } as http.AgentOptions);
   }
 
   private request(
@@ -97,7 +107,12 @@ export class FunctionClient {
           if (size > maxBody) {
             settled = true;
             res.destroy();
-            resolve({ status: res.statusCode ?? 0, headers: wantHeaders ? res.headers : undefined, body: Buffer.alloc(0), tooLarge: true });
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: wantHeaders ? res.headers : undefined,
+              body: Buffer.alloc(0),
+              tooLarge: true,
+            });
             return;
           }
           chunks.push(chunk);
@@ -115,13 +130,17 @@ export class FunctionClient {
         });
         res.on('error', fail);
         res.on('close', () => {
-          if (!res.complete) fail(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
+          if (!res.complete)
+            fail(
+              Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }),
+            );
         });
       });
       deadline.req = req;
       req.on('error', (err: NodeJS.ErrnoException) => {
         // reset on a reused connection before any byte of an answer: the function closed it while idle
-        if (req.reusedSocket && !responded && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) Object.assign(err, { staleSocket: true });
+        if (req.reusedSocket && !responded && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
+          Object.assign(err, { staleSocket: true });
         fail(err);
       });
       req.on('socket', (socket) => {
@@ -153,7 +172,13 @@ export class FunctionClient {
    * `deadline` is true (see isDeadlineError) when `timeoutMs` passes first. A body larger than `maxBody` is
    * cut off and flagged.
    */
-  async call(fn: string, body: Uint8Array, headers: FunctionHeaders, timeoutMs: number, maxBody: number): Promise<FunctionResponse & { tooLarge: boolean }> {
+  async call(
+    fn: string,
+    body: Uint8Array,
+    headers: FunctionHeaders,
+    timeoutMs: number,
+    maxBody: number,
+  ): Promise<FunctionResponse & { tooLarge: boolean }> {
     this.active++;
     const deadline = this.deadline(timeoutMs);
     try {
@@ -184,7 +209,17 @@ export class FunctionClient {
   async health(path: string, timeoutMs: number): Promise<{ status: number; headers: IncomingHttpHeaders }> {
     const deadline = this.deadline(timeoutMs, true); // like AbortSignal.timeout: never keeps the process up
     try {
-      const res = await this.request(this.healthAgent, 'GET', path, {}, undefined, deadline, HEALTH_CONNECT_TIMEOUT_MS, 1024 * 1024, true);
+      const res = await this.request(
+        this.healthAgent,
+        'GET',
+        path,
+        {},
+        undefined,
+        deadline,
+        HEALTH_CONNECT_TIMEOUT_MS,
+        1024 * 1024,
+        true,
+      );
       return { status: res.status, headers: res.headers ?? {} };
     } catch (err) {
       throw deadline.expired ? Object.assign(deadlineError(), { code: 'ETIMEDOUT' }) : err;

@@ -14,7 +14,10 @@ export class SidecarMetrics {
   readonly natsConnected: Gauge;
   readonly outboundCalls: Counter<'outcome'>;
   /** Per function label: its duration child and its call counter child per outcome. */
-  private readonly children = new Map<string, { label: string; duration: { observe(v: number): void }; outcomes: Map<string, { inc(): void }> }>();
+  private readonly children = new Map<
+    string,
+    { label: string; duration: { observe(v: number): void }; outcomes: Map<string, { inc(): void }> }
+  >();
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -31,7 +34,11 @@ export class SidecarMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.inFlight = new Gauge({ name: 'fnmesh_sidecar_inflight_calls', help: 'Calls running on this replica now', registers });
+    this.inFlight = new Gauge({
+      name: 'fnmesh_sidecar_inflight_calls',
+      help: 'Calls running on this replica now',
+      registers,
+    });
     this.overloaded = new Counter({
       name: 'fnmesh_sidecar_overloaded_total',
       help: 'Calls refused at once because the concurrency limit was reached',
@@ -42,7 +49,11 @@ export class SidecarMetrics {
       help: '1 when the function answers its health check with a status below 500',
       registers,
     });
-    this.natsConnected = new Gauge({ name: 'fnmesh_sidecar_nats_connected', help: '1 when connected to NATS', registers });
+    this.natsConnected = new Gauge({
+      name: 'fnmesh_sidecar_nats_connected',
+      help: '1 when connected to NATS',
+      registers,
+    });
     this.outboundCalls = new Counter({
       name: 'fnmesh_sidecar_outbound_calls_total',
       help: 'Calls made by the function through the localhost call API, by outcome',

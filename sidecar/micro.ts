@@ -21,7 +21,11 @@ export function microServiceName(namespace: string, service: string): string {
 }
 
 export function microSubjects(verb: 'PING' | 'INFO' | 'STATS', name: string, id: string): string[] {
-  return [`${MICRO_API_PREFIX}.${verb}`, `${MICRO_API_PREFIX}.${verb}.${name}`, `${MICRO_API_PREFIX}.${verb}.${name}.${id}`];
+  return [
+    `${MICRO_API_PREFIX}.${verb}`,
+    `${MICRO_API_PREFIX}.${verb}.${name}`,
+    `${MICRO_API_PREFIX}.${verb}.${name}.${id}`,
+  ];
 }
 
 interface EndpointCounters {
@@ -38,7 +42,8 @@ export class CallStats {
   private static readonly MAX_ENTRIES = 500;
 
   constructor(declared: readonly string[]) {
-    for (const fn of declared) this.byFunction.set(fn, { numRequests: 0, numErrors: 0, lastError: '', processingMs: 0 });
+    for (const fn of declared)
+      this.byFunction.set(fn, { numRequests: 0, numErrors: 0, lastError: '', processingMs: 0 });
   }
 
   record(fn: string, ms: number, error?: FnmeshError): void {
@@ -102,7 +107,13 @@ export class MicroDiscovery {
     this.metadata = { namespace: identity.namespace, service: identity.service, replica: identity.replicaId };
   }
 
-  private base(type: string): { name: string; id: string; version: string; metadata: Record<string, string>; type: string } {
+  private base(type: string): {
+    name: string;
+    id: string;
+    version: string;
+    metadata: Record<string, string>;
+    type: string;
+  } {
     return { name: this.name, id: this.id, version: SIDECAR_VERSION, metadata: this.metadata, type };
   }
 

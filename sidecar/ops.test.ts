@@ -26,18 +26,31 @@ async function start(): Promise<Harness> {
     drained ??= done;
     return drained;
   };
-  server = http.createServer(createOpsHandler({ registry: createRegistry('sidecar-ops-test'), readiness: () => h.ready, drain, logger: silentLogger }));
+  server = http.createServer(
+    createOpsHandler({
+      registry: createRegistry('sidecar-ops-test'),
+      readiness: () => h.ready,
+      drain,
+      logger: silentLogger,
+    }),
+  );
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   h.port = (server.address() as AddressInfo).port;
   return h;
 }
 
-function request(port: number, method: string, path: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function request(
+  port: number,
+  method: string,
+  path: string,
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -45,14 +58,17 @@ function request(port: number, method: string, path: string): Promise<{ status: 
 }
 
 describe('sidecar ops server', () => {
-  test.each(['POST', 'PUT', 'DELETE', 'HEAD'])('%s /drain → 405 with Allow: GET, and no drain starts', async (method) => {
-    const h = await start();
-    const r = await request(h.port, method, '/drain');
-    expect(r.status).toBe(405);
-    expect(r.headers.allow).toBe('GET');
-    if (method !== 'HEAD') expect(JSON.parse(r.body)).toEqual({ error: expect.stringContaining('use GET') });
-    expect(h.drains).toBe(0);
-  });
+  test.each(['POST', 'PUT', 'DELETE', 'HEAD'])(
+    '%s /drain → 405 with Allow: GET, and no drain starts',
+    async (method) => {
+      const h = await start();
+      const r = await request(h.port, method, '/drain');
+      expect(r.status).toBe(405);
+      expect(r.headers.allow).toBe('GET');
+      if (method !== 'HEAD') expect(JSON.parse(r.body)).toEqual({ error: expect.stringContaining('use GET') });
+      expect(h.drains).toBe(0);
+    },
+  );
 
   test('GET /drain answers when the drain completes; a second GET waits for the same drain', async () => {
     const h = await start();

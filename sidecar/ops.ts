@@ -36,7 +36,11 @@ export function createOpsHandler(options: SidecarOpsOptions): (req: IncomingMess
       req.resume();
       if (req.method !== 'GET') {
         res.writeHead(405, { ...JSON_HEADERS, allow: 'GET' });
-        res.end(JSON.stringify({ error: `method ${req.method} is not allowed on ${DRAIN_PATH}; use GET (the kubelet's preStop httpGet)` }));
+        res.end(
+          JSON.stringify({
+            error: `method ${req.method} is not allowed on ${DRAIN_PATH}; use GET (the kubelet's preStop httpGet)`,
+          }),
+        );
         return;
       }
       options.logger.info('drain requested', { remote: req.socket.remoteAddress });

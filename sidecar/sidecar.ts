@@ -152,7 +152,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     () => undefined,
   );
 
-  const micro = new MicroDiscovery({ namespace: config.namespace, service: config.service, replicaId: config.replicaId, functions: config.functions }, stats);
+  const micro = new MicroDiscovery(
+    { namespace: config.namespace, service: config.service, replicaId: config.replicaId, functions: config.functions },
+    stats,
+  );
   if (!draining) micro.start(conn, log);
 
   const callApi = createCallApiServer({
@@ -235,7 +238,12 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   };
   void checkHealth().finally(scheduleHealth);
 
-  log.info('sidecar started', { opsPort, callPort, functionPort: config.functionPort, concurrency: config.concurrency });
+  log.info('sidecar started', {
+    opsPort,
+    callPort,
+    functionPort: config.functionPort,
+    concurrency: config.concurrency,
+  });
 
   drainImpl = async (): Promise<DrainResult> => {
     draining = true;
@@ -253,7 +261,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     const idle = await inFlight.idle(Math.max(0, config.drainTimeoutMs - (Date.now() - started)));
     const tookMs = Date.now() - started;
     if (!idle) {
-      log.warn('drain timeout passed with calls still running', { inFlight: inFlight.size, drainTimeoutMs: config.drainTimeoutMs, tookMs });
+      log.warn('drain timeout passed with calls still running', {
+        inFlight: inFlight.size,
+        drainTimeoutMs: config.drainTimeoutMs,
+        tookMs,
+      });
       return { status: 'timeout', inFlight: inFlight.size };
     }
     log.info('drained: no calls in flight', { tookMs });

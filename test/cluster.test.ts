@@ -14,7 +14,6 @@ import { ROOT, startCli } from './helpers/cli-process';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
-
 interface Running {
   child: ChildProcess;
   lines: string[];
@@ -62,7 +61,8 @@ async function pods(service: string): Promise<Pod[]> {
   return (await kubectlJson<{ items: Pod[] }>(['get', 'pods', '-l', `fnmesh.io/service=${service}`])).items;
 }
 
-const isReady = (p: Pod): boolean => (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const isReady = (p: Pod): boolean =>
+  (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 /** The process id in a container status (`fnmesh://<pod>/<container>/<pid>`). */
 function pidOf(s: ContainerStatus | undefined): number {
@@ -82,7 +82,12 @@ function environ(pid: number): Record<string, string> {
   return out;
 }
 
-async function call(service: string, fn: string, params: unknown, bearer?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  service: string,
+  fn: string,
+  params: unknown,
+  bearer?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${cluster.gateway}/v1/api/default/functions/${service}/${fn}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
@@ -96,15 +101,28 @@ function output(): string {
 }
 
 async function fsvcReady(name: string): Promise<boolean> {
-  const fs = await kubectlJson<{ status?: { readyReplicas?: number; conditions?: { type: string; status: string }[] }; spec: { replicas: number } }>(['get', 'fsvc', name]);
-  return (fs.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') && fs.status?.readyReplicas === fs.spec.replicas;
+  const fs = await kubectlJson<{
+    status?: { readyReplicas?: number; conditions?: { type: string; status: string }[] };
+    spec: { replicas: number };
+  }>(['get', 'fsvc', name]);
+  return (
+    (fs.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') &&
+    fs.status?.readyReplicas === fs.spec.replicas
+  );
 }
 
 beforeAll(async () => {
-  if (!existsSync(path.join(ROOT, 'dist', 'cluster', 'pod-sandbox.js'))) throw new Error('dist/ is missing: run `npm run build`');
+  if (!existsSync(path.join(ROOT, 'dist', 'cluster', 'pod-sandbox.js')))
+    throw new Error('dist/ is missing: run `npm run build`');
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_BROKER_PORT: '0', NO_COLOR: '1' };
-  for (const k of Object.keys(env)) if (k.startsWith('FNMESH_') && !['FNMESH_LISTEN', 'FNMESH_BROKER_PORT'].includes(k)) delete env[k];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    FNMESH_LISTEN: `127.0.0.1:${port}`,
+    FNMESH_BROKER_PORT: '0',
+    NO_COLOR: '1',
+  };
+  for (const k of Object.keys(env))
+    if (k.startsWith('FNMESH_') && !['FNMESH_LISTEN', 'FNMESH_BROKER_PORT'].includes(k)) delete env[k];
   delete env.KUBECONFIG;
   const { child, lines, exit } = startCli(['cluster'], env);
   cluster = { child, lines, exit, gateway: `http://127.0.0.1:${port}` };
@@ -135,7 +153,9 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     expect(existsSync(kubeconfig)).toBe(true);
     expect(existsSync(kubectlBin)).toBe(true);
     expect(token).not.toBe('');
-    const nodes = await kubectlJson<{ items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[] } }[] }>(['get', 'nodes']);
+    const nodes = await kubectlJson<{
+      items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[] } }[];
+    }>(['get', 'nodes']);
     expect(nodes.items.map((n) => n.metadata.name)).toEqual(['fnmesh-local']);
     expect(nodes.items[0]!.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
   });
@@ -146,7 +166,11 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
     for (const name of ['greeter', 'text', 'authz']) {
-      await waitFor(() => fsvcReady(name), { timeoutMs: 90_000, intervalMs: 250, what: `FunctionService ${name} to be Ready` }).catch((err: Error) => {
+      await waitFor(() => fsvcReady(name), {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        what: `FunctionService ${name} to be Ready`,
+      }).catch((err: Error) => {
         throw new Error(`${err.message}\n${output()}`);
       });
     }
@@ -180,7 +204,9 @@ describe('fnmesh cluster (story 6, end to end)', () => {
       // The fnmesh image's ENTRYPOINT and the sidecar container's args from the operator.
       expect(cmdline(sc)).toEqual(['node', path.join(ROOT, 'bin', 'fnmesh.js'), 'sidecar']);
       const fnEnv = environ(fn);
-      const specEnv = Object.fromEntries((pod.spec.containers.find((c) => c.name === 'function')!.env ?? []).map((e) => [e.name, e.value]));
+      const specEnv = Object.fromEntries(
+        (pod.spec.containers.find((c) => c.name === 'function')!.env ?? []).map((e) => [e.name, e.value]),
+      );
       expect(fnEnv.PORT).toBe(specEnv.PORT);
       expect(fnEnv.FNMESH_SIDECAR_URL).toBe(specEnv.FNMESH_SIDECAR_URL);
       expect(fnEnv.NODE_ENV).toBe('production'); // the image's ENV
@@ -229,7 +255,11 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     expect(before.every(alive)).toBe(true);
     const deleted = await kubectl(['delete', 'fsvc', 'greeter', '--wait=false']);
     expect(deleted.code).toBe(0);
-    await waitFor(async () => (await pods('greeter')).length === 0, { timeoutMs: 90_000, intervalMs: 250, what: 'the greeter pods to be gone' }).catch((err: Error) => {
+    await waitFor(async () => (await pods('greeter')).length === 0, {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+      what: 'the greeter pods to be gone',
+    }).catch((err: Error) => {
       throw new Error(`${err.message}\n${output()}`);
     });
     await waitFor(() => before.every((p) => !alive(p)), { timeoutMs: 10_000, what: 'the greeter processes to exit' });
@@ -245,7 +275,10 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     ]);
     expect(left.length).toBeGreaterThanOrEqual(8);
     cluster.child.kill('SIGINT');
-    const exited = await Promise.race([cluster.exit, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
+    const exited = await Promise.race([
+      cluster.exit,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000)),
+    ]);
     expect(exited).toEqual({ code: 0, signal: null });
     expect(left.filter(alive)).toEqual([]);
     expect(existsSync(kubeconfig)).toBe(false);

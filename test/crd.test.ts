@@ -89,7 +89,16 @@ describe('kubectl explain', () => {
       },
       { timeoutMs: 30_000, what: 'kubectl explain functionservice.spec' },
     );
-    for (const field of ['replicas', 'port', 'healthPath', 'concurrency', 'timeoutMs', 'functions', 'container', 'local']) {
+    for (const field of [
+      'replicas',
+      'port',
+      'healthPath',
+      'concurrency',
+      'timeoutMs',
+      'functions',
+      'container',
+      'local',
+    ]) {
       expect(text).toMatch(new RegExp(`^  ${field}\\s`, 'm'));
     }
     expect(text).toContain('Default: 8080');
@@ -146,7 +155,15 @@ describe('a FunctionService object', () => {
     expect(wide.split('\n')[0]).toMatch(/^NAME\s+READY\s+DESIRED\s+STATUS\s+REASON\s+AGE$/);
     expect(wide).toMatch(/^greeter\s+1\s+2\s+False\s+ReplicasNotReady\s+\d+s$/m);
     // A bad status is refused too.
-    const bad = await cp.kubectl(['patch', 'fsvc', 'greeter', '--subresource=status', '--type=merge', '-p', '{"status":{"conditions":[{"type":"Ready","status":"Maybe"}]}}']);
+    const bad = await cp.kubectl([
+      'patch',
+      'fsvc',
+      'greeter',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"conditions":[{"type":"Ready","status":"Maybe"}]}}',
+    ]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('status.conditions[0].status');
     expect(await ok(['get', 'fnmesh'])).toContain('greeter');
@@ -155,7 +172,9 @@ describe('a FunctionService object', () => {
   test('kubectl scale changes spec.replicas through the scale subresource', async () => {
     await ok(['scale', 'fsvc', 'greeter', '--replicas=3']);
     expect(await ok(['get', 'fsvc', 'greeter', '-o', 'jsonpath={.spec.replicas}'])).toBe('3');
-    const scale = JSON.parse(await ok(['get', '--raw', '/apis/fnmesh.io/v1alpha1/namespaces/default/functionservices/greeter/scale'])) as {
+    const scale = JSON.parse(
+      await ok(['get', '--raw', '/apis/fnmesh.io/v1alpha1/namespaces/default/functionservices/greeter/scale']),
+    ) as {
       spec: { replicas: number };
       status: { replicas: number; selector?: string };
     };
@@ -206,7 +225,7 @@ describe('a FunctionService object', () => {
 });
 
 describe('invalid objects are refused with a message naming the field', () => {
-  test('an unknown field (kubectl --validate=strict, also kubectl\'s default)', async () => {
+  test("an unknown field (kubectl --validate=strict, also kubectl's default)", async () => {
     const bad = fsvc('typo', '  replica: 2');
     const strict = await dryRun(bad, ['--validate=strict']);
     expect(strict.code).not.toBe(0);
@@ -231,7 +250,11 @@ describe('invalid objects are refused with a message naming the field', () => {
   });
 
   test('a function listed twice', async () => {
-    await expectRefused(fsvc('twice', '  functions: [{ name: f }, { name: f }]'), 'spec.functions[1]', 'Duplicate value');
+    await expectRefused(
+      fsvc('twice', '  functions: [{ name: f }, { name: f }]'),
+      'spec.functions[1]',
+      'Duplicate value',
+    );
   });
 
   test('negative replicas and out-of-range numbers', async () => {
@@ -259,15 +282,31 @@ describe('invalid objects are refused with a message naming the field', () => {
   });
 
   test('and/or without clauses, with empty clauses, leaf rules with clauses', async () => {
-    await expectRefused(withRule('{ rule: and }'), 'spec.functions[0].rule.clauses', 'and/or rules need a non-empty clauses list');
+    await expectRefused(
+      withRule('{ rule: and }'),
+      'spec.functions[0].rule.clauses',
+      'and/or rules need a non-empty clauses list',
+    );
     await expectRefused(withRule('{ rule: or, clauses: [] }'), 'spec.functions[0].rule.clauses');
     await expectRefused(withRule('{ rule: allow, clauses: [{ rule: deny }] }'), 'spec.functions[0].rule.clauses');
   });
 
   test('fields of another rule kind', async () => {
-    await expectRefused(withRule('{ rule: allow, type: string }'), 'spec.functions[0].rule', 'type and eval belong to match rules only');
-    await expectRefused(withRule('{ rule: allow, f1: x }'), 'spec.functions[0].rule', 'f1 and f2 belong to match rules only');
-    await expectRefused(withRule('{ rule: func, service: authz }'), 'spec.functions[0].rule.service', 'a func rule needs service and func');
+    await expectRefused(
+      withRule('{ rule: allow, type: string }'),
+      'spec.functions[0].rule',
+      'type and eval belong to match rules only',
+    );
+    await expectRefused(
+      withRule('{ rule: allow, f1: x }'),
+      'spec.functions[0].rule',
+      'f1 and f2 belong to match rules only',
+    );
+    await expectRefused(
+      withRule('{ rule: func, service: authz }'),
+      'spec.functions[0].rule.service',
+      'a func rule needs service and func',
+    );
     await expectRefused(withRule('{ rule: func, service: Authz.x, func: f }'), 'spec.functions[0].rule.service');
   });
 
@@ -294,11 +333,21 @@ describe('invalid objects are refused with a message naming the field', () => {
   });
 
   test('an ordering operator on a bool or a string, a non-== operator on a bool', async () => {
-    const m = (type: string, op: string): string => withRule(`{ rule: match, type: ${type}, eval: '${op}', f1: args.params.x, f2: true }`);
+    const m = (type: string, op: string): string =>
+      withRule(`{ rule: match, type: ${type}, eval: '${op}', f1: args.params.x, f2: true }`);
     await expectRefused(m('bool', '<'), 'spec.functions[0].rule.eval', 'type bool takes only the operators == and !=');
     await expectRefused(m('bool', 'in'), 'spec.functions[0].rule.eval');
-    await expectRefused(m('string', '>='), 'spec.functions[0].rule.eval', 'the ordering operators <, <=, >, >= need type number or date');
-    for (const [type, op] of [['number', '<'], ['date', '>='], ['bool', '!='], ['string', 'notIn']] as const) {
+    await expectRefused(
+      m('string', '>='),
+      'spec.functions[0].rule.eval',
+      'the ordering operators <, <=, >, >= need type number or date',
+    );
+    for (const [type, op] of [
+      ['number', '<'],
+      ['date', '>='],
+      ['bool', '!='],
+      ['string', 'notIn'],
+    ] as const) {
       const r = await dryRun(m(type, op));
       expect(out(r)).toContain('created (server dry run)');
     }

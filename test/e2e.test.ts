@@ -96,7 +96,10 @@ const MANIFESTS = [
 ].join('');
 
 const hotManifest = (goRule: string, withFresh: boolean): string =>
-  svc('hot', `    - { name: go, rule: { rule: ${goRule} } }\n${withFresh ? `    - { name: fresh, rule: ${ALLOW} }\n` : ''}`);
+  svc(
+    'hot',
+    `    - { name: go, rule: { rule: ${goRule} } }\n${withFresh ? `    - { name: fresh, rule: ${ALLOW} }\n` : ''}`,
+  );
 
 async function token(claims: Record<string, unknown>, expired = false): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
@@ -119,7 +122,10 @@ function hangUntilAborted(ctx: Context): Promise<never> {
 async function withDeadline<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what())), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what())), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -134,7 +140,13 @@ interface LoadResult {
 }
 
 /** `workers` loops calling `route` until stop() is called; every answer is recorded. */
-function steadyLoad(gatewayUrl: string, route: string, workers: number, timeout: number, paceMs = 0): { results: LoadResult[]; stop(): Promise<void> } {
+function steadyLoad(
+  gatewayUrl: string,
+  route: string,
+  workers: number,
+  timeout: number,
+  paceMs = 0,
+): { results: LoadResult[]; stop(): Promise<void> } {
   const results: LoadResult[] = [];
   let running = true;
   const loops = Array.from({ length: workers }, async () => {
@@ -169,10 +181,16 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
   let manifestDir: string;
   const cleanups: Array<() => Promise<unknown>> = [];
 
-  const call = (route: string, body: unknown = { params: null }, headers: Record<string, string> = {}): Promise<Answer> =>
-    callGateway(gw.url, `${NS}/functions/${route}`, body, headers);
+  const call = (
+    route: string,
+    body: unknown = { params: null },
+    headers: Record<string, string> = {},
+  ): Promise<Answer> => callGateway(gw.url, `${NS}/functions/${route}`, body, headers);
 
-  async function replica(service: string, functions: Parameters<typeof startReplica>[0]['functions']): Promise<Replica> {
+  async function replica(
+    service: string,
+    functions: Parameters<typeof startReplica>[0]['functions'],
+  ): Promise<Replica> {
     const r = await startReplica({ natsUrl: broker.url, namespace: NS, service, functions });
     cleanups.push(() => r.stop());
     return r;
@@ -254,7 +272,11 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     const anonymous = await call('prof/admin');
     expect(anonymous.status).toBe(401);
 
-    const expired = await call('prof/admin', { params: null }, bearer(await token({ sub: 'ada', role: 'admin' }, true)));
+    const expired = await call(
+      'prof/admin',
+      { params: null },
+      bearer(await token({ sub: 'ada', role: 'admin' }, true)),
+    );
     expect(expired.status).toBe(401);
     expect(expired.body.error).toEqual(expect.any(String));
 
@@ -373,7 +395,12 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
         try {
           return { ok: true, result: await ctx.call('b', 'secret') };
         } catch (err) {
-          return { ok: false, isCallError: err instanceof CallError, status: (err as CallError).status, message: (err as Error).message };
+          return {
+            ok: false,
+            isCallError: err instanceof CallError,
+            status: (err as CallError).status,
+            message: (err as Error).message,
+          };
         }
       },
     });
@@ -441,7 +468,10 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
 
     const relay = await call('trace/relay', { params: null }, { 'x-request-id': 'e2e-req-2', traceparent: tp });
     expect(relay.status).toBe(200);
-    const rr = relay.body.result as { outer: { requestId: string; traceparent: string }; inner: { traceparent: string } };
+    const rr = relay.body.result as {
+      outer: { requestId: string; traceparent: string };
+      inner: { traceparent: string };
+    };
     expect(rr.outer.requestId).toBe('e2e-req-2');
     expect(rr.inner.traceparent.split('-')[1]).toBe(traceId);
   });
@@ -485,18 +515,32 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     let exitedAt = 0;
     let signalledAt = 0;
     try {
-      await waitFor(() => load.results.filter((r) => r.replica === 'proc').length >= 30 && load.results.some((r) => r.startedAt > loadStart + 1000), {
-        what: 'the process replica to take calls for a second',
-      });
+      await waitFor(
+        () =>
+          load.results.filter((r) => r.replica === 'proc').length >= 30 &&
+          load.results.some((r) => r.startedAt > loadStart + 1000),
+        {
+          what: 'the process replica to take calls for a second',
+        },
+      );
       signalledAt = Date.now();
       expect(sc.proc.child.kill('SIGTERM')).toBe(true);
-      const exit = await withDeadline(sc.proc.exit, 10_000, () => `the sidecar did not exit within 10 s after SIGTERM: ${sc.proc.output()}`);
+      const exit = await withDeadline(
+        sc.proc.exit,
+        10_000,
+        () => `the sidecar did not exit within 10 s after SIGTERM: ${sc.proc.output()}`,
+      );
       exitedAt = Date.now();
       expect(exit).toEqual({ code: 0, signal: null });
       expect(exitedAt - signalledAt).toBeLessThan(8000);
-      await waitFor(() => load.results.filter((r) => r.startedAt > exitedAt).length >= 100 && load.results.some((r) => r.startedAt > exitedAt + 1000), {
-        what: 'a second of calls after the replica stopped',
-      });
+      await waitFor(
+        () =>
+          load.results.filter((r) => r.startedAt > exitedAt).length >= 100 &&
+          load.results.some((r) => r.startedAt > exitedAt + 1000),
+        {
+          what: 'a second of calls after the replica stopped',
+        },
+      );
     } finally {
       await load.stop();
     }
@@ -507,7 +551,9 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     expect(after.every((r) => r.replica === 'inproc')).toBe(true);
     expect(load.results.filter((r) => r.replica === 'proc').length).toBeGreaterThanOrEqual(30);
     // calls that were in flight at the stopping replica when SIGTERM came were finished by it
-    expect(load.results.filter((r) => r.replica === 'proc' && r.startedAt <= signalledAt && r.endedAt > signalledAt).length).toBeGreaterThan(0);
+    expect(
+      load.results.filter((r) => r.replica === 'proc' && r.startedAt <= signalledAt && r.endedAt > signalledAt).length,
+    ).toBeGreaterThan(0);
     // the function process is still there and stops on SIGTERM too
     await expect(fn.proc.stop('SIGTERM')).resolves.toEqual({ code: 0, signal: null });
   });
@@ -522,10 +568,14 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     let startedAt = 0;
     let recoveredAt = 0;
     try {
-      await waitFor(() => load.results.filter((r) => r.status === 200).length >= 20, { what: 'steady calls before the outage' });
+      await waitFor(() => load.results.filter((r) => r.status === 200).length >= 20, {
+        what: 'steady calls before the outage',
+      });
       killedAt = Date.now();
       await broker.kill();
-      await waitFor(() => load.results.filter((r) => r.startedAt > killedAt + 200).length >= 20, { what: 'calls during the outage' });
+      await waitFor(() => load.results.filter((r) => r.startedAt > killedAt + 200).length >= 20, {
+        what: 'calls during the outage',
+      });
       startedAt = Date.now();
       await broker.start();
       const firstOk = await waitFor(() => load.results.find((r) => r.startedAt > startedAt && r.status === 200), {
@@ -533,7 +583,9 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
         what: 'a successful call after the broker came back',
       });
       recoveredAt = firstOk.endedAt;
-      await waitFor(() => load.results.filter((r) => r.startedAt > recoveredAt).length >= 50, { what: 'calls after recovery' });
+      await waitFor(() => load.results.filter((r) => r.startedAt > recoveredAt).length >= 50, {
+        what: 'calls after recovery',
+      });
     } finally {
       await load.stop();
     }

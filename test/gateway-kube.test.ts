@@ -111,7 +111,14 @@ async function call(g: Gateway, target: string, namespace = 'default'): Promise<
   return res.status;
 }
 
-async function until(g: Gateway, target: string, status: number, what: string, namespace = 'default', timeoutMs = 10_000): Promise<number> {
+async function until(
+  g: Gateway,
+  target: string,
+  status: number,
+  what: string,
+  namespace = 'default',
+  timeoutMs = 10_000,
+): Promise<number> {
   const started = Date.now();
   await waitFor(async () => (await call(g, target, namespace)) === status, { timeoutMs, intervalMs: 10, what });
   return Date.now() - started;
@@ -132,10 +139,12 @@ beforeAll(async () => {
   cp = await startControlPlane();
   // Before the CRD exists: start() must say so, with the fix.
   const early = ruleSource(adminKubeConfig());
-  crdMissing = await early.start(() => undefined).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
+  crdMissing = await early
+    .start(() => undefined)
+    .then(
+      () => undefined,
+      (err: unknown) => err,
+    );
   await kubectl(['apply', '-f', path.join(repo, 'crds')]);
   await kubectl(['wait', '--for=condition=Established', 'crd/functionservices.fnmesh.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', SYSTEM_NS]);
@@ -157,7 +166,9 @@ afterAll(async () => {
 
 test('start() without the CRD installed fails with the fix', () => {
   expect(crdMissing).toBeInstanceOf(Error);
-  expect((crdMissing as Error).message).toMatch(/^cannot list FunctionServices in all namespaces of https:\/\/127\.0\.0\.1:\d+: the FunctionService CRD is not installed: kubectl apply -f crds\//);
+  expect((crdMissing as Error).message).toMatch(
+    /^cannot list FunctionServices in all namespaces of https:\/\/127\.0\.0\.1:\d+: the FunctionService CRD is not installed: kubectl apply -f crds\//,
+  );
 });
 
 test('rules follow kubectl apply: deny → 403, edit to allow → 200, an invalid edit keeps the last good version, delete → 404', async () => {
@@ -171,10 +182,14 @@ test('rules follow kubectl apply: deny → 403, edit to allow → 200, an invali
   // The CRD accepts any JSON as an operand (x-kubernetes-preserve-unknown-fields); the gateway's schema does not.
   const errorsBefore = errors.length;
   await apply(manifest('rules', { rule: 'match', type: 'string', eval: '==', f1: { not: 'an operand' }, f2: 'x' }));
-  await waitFor(() => errors.slice(errorsBefore).find((e) => e.meta?.service === 'default/rules'), { what: 'the invalid version to be logged' });
+  await waitFor(() => errors.slice(errorsBefore).find((e) => e.meta?.service === 'default/rules'), {
+    what: 'the invalid version to be logged',
+  });
   const logged = errors.slice(errorsBefore).find((e) => e.meta?.service === 'default/rules')!;
   expect(logged.msg).toBe('a FunctionService is not valid for the gateway; its last good version stays in use');
-  expect(logged.meta?.error).toMatch(/^functionservice default\/rules: invalid FunctionService: spec\.functions\.0\.rule/);
+  expect(logged.meta?.error).toMatch(
+    /^functionservice default\/rules: invalid FunctionService: spec\.functions\.0\.rule/,
+  );
   expect(await call(gw, 'rules/go')).toBe(200);
 
   await kubectl(['delete', 'functionservice', 'rules', '-n', 'default']);
@@ -184,9 +199,13 @@ test('rules follow kubectl apply: deny → 403, edit to allow → 200, an invali
 test('a burst of applies reaches the gateway as a whole', async () => {
   const docs = Array.from({ length: 20 }, (_, i) => manifest(`burst-${i}`, { rule: 'allow' })).join('\n');
   await apply(docs);
-  await waitFor(() => [...gw.registry().services.keys()].filter((k) => k.startsWith('default/burst-')).length === 20, { what: 'all 20 services routed' });
+  await waitFor(() => [...gw.registry().services.keys()].filter((k) => k.startsWith('default/burst-')).length === 20, {
+    what: 'all 20 services routed',
+  });
   await kubectl(['delete', 'functionservice', ...Array.from({ length: 20 }, (_, i) => `burst-${i}`)]);
-  await waitFor(() => [...gw.registry().services.keys()].every((k) => !k.startsWith('default/burst-')), { what: 'all 20 services unrouted' });
+  await waitFor(() => [...gw.registry().services.keys()].every((k) => !k.startsWith('default/burst-')), {
+    what: 'all 20 services unrouted',
+  });
 });
 
 test('FNMESH_WATCH_NAMESPACE: a gateway watching one namespace routes only its services', async () => {
@@ -209,7 +228,8 @@ describe('with only deploy/rbac/gateway.yaml (a ServiceAccount token)', () => {
 
   test('the RBAC grants reading FunctionServices and nothing more', async () => {
     const as = ['--as', `system:serviceaccount:${SYSTEM_NS}:fnmesh-gateway`];
-    for (const verb of ['get', 'list', 'watch']) expect((await kubectl(['auth', 'can-i', verb, 'functionservices.fnmesh.io', '-A', ...as])).trim()).toBe('yes');
+    for (const verb of ['get', 'list', 'watch'])
+      expect((await kubectl(['auth', 'can-i', verb, 'functionservices.fnmesh.io', '-A', ...as])).trim()).toBe('yes');
     for (const args of [
       ['create', 'functionservices.fnmesh.io'],
       ['patch', 'functionservices.fnmesh.io', '--subresource=status'],
@@ -254,7 +274,9 @@ test('after the API server restarts, later edits still reach the gateway (the in
   const followMs = await until(gw, 'restart/go', 403, 'the deny rule after the API server restart', 'default', 30_000);
   await kubectl(['delete', 'functionservice', 'restart']);
   await until(gw, 'restart/go', 404, 'the delete after the API server restart', 'default', 30_000);
-  console.error(`API server restart took ${restartMs} ms; the gateway followed the next edit ${followMs} ms after kubectl apply returned`);
+  console.error(
+    `API server restart took ${restartMs} ms; the gateway followed the next edit ${followMs} ms after kubectl apply returned`,
+  );
 });
 
 describe('gateway configuration (FNMESH_RULE_SOURCE)', () => {
@@ -262,22 +284,42 @@ describe('gateway configuration (FNMESH_RULE_SOURCE)', () => {
     expect(() => loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_MANIFESTS: 'examples/' })).toThrow(
       /FNMESH_RULE_SOURCE=kubernetes and FNMESH_MANIFESTS are both set: choose one source of rules/,
     );
-    expect(() => loadGatewayConfig({ FNMESH_RULE_SOURCE: 'k8s' })).toThrow('FNMESH_RULE_SOURCE="k8s" is not valid: it accepts one of files, kubernetes');
-    expect(() => loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_WATCH_NAMESPACE: 'Bad_NS' })).toThrow(/FNMESH_WATCH_NAMESPACE="Bad_NS" is not a valid namespace name/);
+    expect(() => loadGatewayConfig({ FNMESH_RULE_SOURCE: 'k8s' })).toThrow(
+      'FNMESH_RULE_SOURCE="k8s" is not valid: it accepts one of files, kubernetes',
+    );
+    expect(() => loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_WATCH_NAMESPACE: 'Bad_NS' })).toThrow(
+      /FNMESH_WATCH_NAMESPACE="Bad_NS" is not a valid namespace name/,
+    );
   });
 
   test('defaults to files; kubernetes reads FNMESH_KUBECONFIG and FNMESH_WATCH_NAMESPACE', async () => {
-    expect(loadGatewayConfig({ FNMESH_MANIFESTS: 'a.yaml,b/' })).toMatchObject({ ruleSource: 'files', manifests: ['a.yaml', 'b/'] });
-    const c = loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_KUBECONFIG: cp.kubeconfig, FNMESH_WATCH_NAMESPACE: 'team-a' });
-    expect(c).toMatchObject({ ruleSource: 'kubernetes', manifests: [], kubeconfig: cp.kubeconfig, watchNamespace: 'team-a' });
+    expect(loadGatewayConfig({ FNMESH_MANIFESTS: 'a.yaml,b/' })).toMatchObject({
+      ruleSource: 'files',
+      manifests: ['a.yaml', 'b/'],
+    });
+    const c = loadGatewayConfig({
+      FNMESH_RULE_SOURCE: 'kubernetes',
+      FNMESH_KUBECONFIG: cp.kubeconfig,
+      FNMESH_WATCH_NAMESPACE: 'team-a',
+    });
+    expect(c).toMatchObject({
+      ruleSource: 'kubernetes',
+      manifests: [],
+      kubeconfig: cp.kubeconfig,
+      watchNamespace: 'team-a',
+    });
     const source = await buildRuleSource(c, silentLogger, {});
     expect(source).toBeInstanceOf(KubernetesRuleSource);
   });
 
   test('kubernetes with a missing kubeconfig, or none at all, is refused with the fix', async () => {
     const c = loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_KUBECONFIG: '/nonexistent/kubeconfig' });
-    await expect(buildRuleSource(c, silentLogger, {})).rejects.toThrow('FNMESH_KUBECONFIG="/nonexistent/kubeconfig" does not exist');
+    await expect(buildRuleSource(c, silentLogger, {})).rejects.toThrow(
+      'FNMESH_KUBECONFIG="/nonexistent/kubeconfig" does not exist',
+    );
     const none = loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes' });
-    await expect(buildRuleSource(none, silentLogger, { HOME: '/nonexistent' })).rejects.toThrow(/no Kubernetes configuration was found: set FNMESH_KUBECONFIG or KUBECONFIG/);
+    await expect(buildRuleSource(none, silentLogger, { HOME: '/nonexistent' })).rejects.toThrow(
+      /no Kubernetes configuration was found: set FNMESH_KUBECONFIG or KUBECONFIG/,
+    );
   });
 });

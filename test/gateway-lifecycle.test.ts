@@ -38,7 +38,11 @@ describe('gateway lifecycle', () => {
     });
     await nc.flush();
     // an undeclared function is routed through the `default` entry with the gateway default rule (allow)
-    const inFlight = fetch(`${gw.url}/v1/api/default/functions/greeter/other`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"params":1}' });
+    const inFlight = fetch(`${gw.url}/v1/api/default/functions/greeter/other`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"params":1}',
+    });
     await new Promise((r) => setTimeout(r, 100));
     const stopping = gw.stop();
     expect(gw.readiness().ready).toBe(false);

@@ -41,7 +41,9 @@ describe('ManifestFileSource', () => {
   it('rejects a path that does not exist with a ConfigError', async () => {
     source = new ManifestFileSource([path.join(dir, 'missing.yaml')]);
     await expect(source.start(() => undefined)).rejects.toThrow(ConfigError);
-    await expect(new ManifestFileSource([path.join(dir, 'missing')]).start(() => undefined)).rejects.toThrow(/does not exist/);
+    await expect(new ManifestFileSource([path.join(dir, 'missing')]).start(() => undefined)).rejects.toThrow(
+      /does not exist/,
+    );
   });
 
   it('loads directories (recursively) and files, then follows adds, edits, bad edits and deletes', async () => {
@@ -62,7 +64,9 @@ describe('ManifestFileSource', () => {
     });
     expect(emits).toBe(1);
     expect(keys(latest)).toEqual(['default/a', 'default/b', 'default/c']);
-    expect(latest!.find((s) => s.metadata.name === 'a')!.metadata.annotations?.[SOURCE_FILE_ANNOTATION]).toBe(path.join(dir, 'a.yaml'));
+    expect(latest!.find((s) => s.metadata.name === 'a')!.metadata.annotations?.[SOURCE_FILE_ANNOTATION]).toBe(
+      path.join(dir, 'a.yaml'),
+    );
 
     // edit: replica count followed
     writeFileSync(path.join(dir, 'a.yaml'), manifest('a', 3));
@@ -70,7 +74,9 @@ describe('ManifestFileSource', () => {
 
     // a bad edit keeps the last good contents and logs an error naming the file and the field
     writeFileSync(path.join(dir, 'a.yaml'), manifest('a', 3).replace('replicas: 3', 'replicas: lots'));
-    await waitFor(() => lines.some((l) => l.level === 'error' && String(l.meta?.error).includes('spec.replicas')), { what: 'the error log' });
+    await waitFor(() => lines.some((l) => l.level === 'error' && String(l.meta?.error).includes('spec.replicas')), {
+      what: 'the error log',
+    });
     const err = lines.find((l) => l.level === 'error')!;
     expect(String(err.meta?.error)).toContain(path.join(dir, 'a.yaml'));
     expect(err.message).toContain('last good');
@@ -90,7 +96,9 @@ describe('ManifestFileSource', () => {
     rmSync(path.join(dir, 'sub', 'b.yml'));
     rmSync(path.join(dir, 'dup.yaml'));
     rmSync(single);
-    await waitFor(() => !keys(latest).includes('default/c') && !keys(latest).includes('default/b'), { what: 'the deletes' });
+    await waitFor(() => !keys(latest).includes('default/c') && !keys(latest).includes('default/b'), {
+      what: 'the deletes',
+    });
     expect(keys(latest)).toEqual(['default/a', 'default/d']);
     rmSync(extra, { recursive: true, force: true });
   }, 30_000);

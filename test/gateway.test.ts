@@ -83,7 +83,11 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** Plays the function side of a service: answers each call by function name. */
-function serveService(nc: NatsConnection, service: string, handler: (fn: string, params: unknown, msg: Msg) => unknown): void {
+function serveService(
+  nc: NatsConnection,
+  service: string,
+  handler: (fn: string, params: unknown, msg: Msg) => unknown,
+): void {
   nc.subscribe(serviceCallWildcard('default', service), {
     queue: serviceQueueGroup('default', service),
     callback: (_err, msg) => {
@@ -94,7 +98,9 @@ function serveService(nc: NatsConnection, service: string, handler: (fn: string,
         if (result === undefined) return; // never answer
         msg.respond(enc.encode(JSON.stringify(result)));
       } catch (err) {
-        const reply = encodeErrorReply(err instanceof FnmeshError ? err : new FnmeshError('function_failed', String(err)));
+        const reply = encodeErrorReply(
+          err instanceof FnmeshError ? err : new FnmeshError('function_failed', String(err)),
+        );
         msg.respond(reply.data, { headers: reply.headers });
       }
     },
@@ -102,7 +108,11 @@ function serveService(nc: NatsConnection, service: string, handler: (fn: string,
 }
 
 async function token(claims: Record<string, unknown>, expiresIn = '1h'): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(enc.encode(SECRET));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(enc.encode(SECRET));
 }
 
 interface Answer {
@@ -118,7 +128,11 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
   let nc: NatsConnection;
   let dir: string;
 
-  async function call(fnPath: string, body: unknown = { params: null }, headers: Record<string, string> = {}): Promise<Answer> {
+  async function call(
+    fnPath: string,
+    body: unknown = { params: null },
+    headers: Record<string, string> = {},
+  ): Promise<Answer> {
     const started = Date.now();
     const res = await fetch(`${gw.url}/v1/api/default/functions/${fnPath}`, {
       method: 'POST',
@@ -126,7 +140,12 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Answer['body']) : {}, ms: Date.now() - started };
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: text ? (JSON.parse(text) as Answer['body']) : {},
+      ms: Date.now() - started,
+    };
   }
 
   beforeAll(async () => {
@@ -142,14 +161,18 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       FNMESH_MAX_BODY_BYTES: '10000',
       FNMESH_SHUTDOWN_TIMEOUT_MS: '2000',
     });
-    gw = await startGateway(config, { logger: silentLogger, ruleSource: new ManifestFileSource([dir], { debounceMs: 20 }) });
+    gw = await startGateway(config, {
+      logger: silentLogger,
+      ruleSource: new ManifestFileSource([dir], { debounceMs: 20 }),
+    });
     nc = await connectNats({ servers: [broker.url], name: 'test-functions', logger: silentLogger });
     serveService(nc, 'greeter', (fn, params, msg) => {
       switch (fn) {
         case 'slow':
           return undefined;
         case 'fail':
-          if ((params as { kind?: string })?.kind === 'client') throw new FnmeshError('bad_request', 'name is required', 422);
+          if ((params as { kind?: string })?.kind === 'client')
+            throw new FnmeshError('bad_request', 'name is required', 422);
           throw new FnmeshError('function_failed', 'the function crashed');
         default:
           return {
@@ -206,20 +229,31 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       const a = await call('greeter/admin', { params: {} }, { authorization: `Bearer ${t}` });
       expect(a.status).toBe(200);
       expect(a.body.result).toMatchObject({ claims: { sub: 'u1', role: 'admin' } });
-      const u = await call('greeter/admin', { params: {} }, { authorization: `Bearer ${await token({ sub: 'u2', role: 'user' })}` });
+      const u = await call(
+        'greeter/admin',
+        { params: {} },
+        { authorization: `Bearer ${await token({ sub: 'u2', role: 'user' })}` },
+      );
       expect(u.status).toBe(403);
       expect(u.body.error).toBe('the rule of default/greeter.admin denies this call');
       expect((await call('greeter/whoami', { params: {} }, { authorization: `Bearer ${t}` })).status).toBe(200);
       // anonymous and the rule reads the identity: 401, since signing in may change the answer
       const anon = await call('greeter/whoami');
       expect(anon.status).toBe(401);
-      expect(anon.body.error).toBe('the rule of default/greeter.whoami needs a signed-in caller: send Authorization: Bearer <JWT>');
+      expect(anon.body.error).toBe(
+        'the rule of default/greeter.whoami needs a signed-in caller: send Authorization: Bearer <JWT>',
+      );
     });
 
     it('answers 401 for expired, garbage and alg-none tokens, even on an allow rule', async () => {
-      const expired = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 3600).sign(enc.encode(SECRET));
+      const expired = await new SignJWT({ sub: 'u' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
+        .sign(enc.encode(SECRET));
       const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"admin","role":"admin"}').toString('base64url')}.`;
-      const wrongKey = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).sign(enc.encode('another-secret-another-secret-another-secret'));
+      const wrongKey = await new SignJWT({ sub: 'u' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(enc.encode('another-secret-another-secret-another-secret'));
       for (const t of [expired, 'garbage', none, wrongKey]) {
         const a = await call('greeter/hello', { params: {} }, { authorization: `Bearer ${t}` });
         expect(a.status).toBe(401);
@@ -247,12 +281,17 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect((await call('reloadme/go')).status).toBe(403);
       writeFileSync(path.join(dir, 'reload.yaml'), reloadManifest('allow'));
       await waitFor(async () => (await call('reloadme/go')).status === 200, { what: 'the allow rule to load' });
-      writeFileSync(path.join(dir, 'reload.yaml'), 'apiVersion: fnmesh.io/v1alpha1\nkind: FunctionService\nmetadata: {name: reloadme}\nspec: {functions: [{name: go, rule: {rule: maybe}}]}\n');
+      writeFileSync(
+        path.join(dir, 'reload.yaml'),
+        'apiVersion: fnmesh.io/v1alpha1\nkind: FunctionService\nmetadata: {name: reloadme}\nspec: {functions: [{name: go, rule: {rule: maybe}}]}\n',
+      );
       writeFileSync(path.join(dir, 'marker.yaml'), reloadManifest('deny').replace('reloadme', 'marker'));
       await waitFor(async () => (await call('marker/go')).status === 403, { what: 'the marker service to load' });
       expect((await call('reloadme/go')).status).toBe(200);
       rmSync(path.join(dir, 'marker.yaml'));
-      await waitFor(async () => (await call('marker/go')).status === 404, { what: 'the deleted file to drop its service' });
+      await waitFor(async () => (await call('marker/go')).status === 404, {
+        what: 'the deleted file to drop its service',
+      });
     });
   });
 
@@ -296,10 +335,19 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect(big.status).toBe(413);
       const url = new URL(`${gw.url}/v1/api/default/functions/greeter/hello`);
       const status = await new Promise<number>((resolve, reject) => {
-        const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.write('{"params":"');
         const chunk = 'y'.repeat(4096);
@@ -349,7 +397,11 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
     it('answers preflight for allowed origins and tags answers', async () => {
       const pre = await fetch(`${gw.url}/v1/api/default/functions/greeter/hello`, {
         method: 'OPTIONS',
-        headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+        headers: {
+          origin: ORIGIN,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type',
+        },
       });
       expect(pre.status).toBe(204);
       expect(pre.headers.get('access-control-allow-origin')).toBe(ORIGIN);
@@ -374,13 +426,24 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
   });
 
   describe('internal calls', () => {
-    async function internal(caller: string, fnPath: string, params: unknown, extra: { token?: string } = {}): Promise<{ status: number; body: unknown }> {
-      const msg = await nc.request(`fnmesh.gw.default.${caller}.default.${fnPath.replace('/', '.')}`, enc.encode(JSON.stringify(params)), {
-        timeout: 3000,
-        headers: encodeCallHeaders({ requestId: 'int-1', timeoutMs: 2000, ...extra }),
-      });
+    async function internal(
+      caller: string,
+      fnPath: string,
+      params: unknown,
+      extra: { token?: string } = {},
+    ): Promise<{ status: number; body: unknown }> {
+      const msg = await nc.request(
+        `fnmesh.gw.default.${caller}.default.${fnPath.replace('/', '.')}`,
+        enc.encode(JSON.stringify(params)),
+        {
+          timeout: 3000,
+          headers: encodeCallHeaders({ requestId: 'int-1', timeoutMs: 2000, ...extra }),
+        },
+      );
       const reply = decodeReply(msg.data, msg.headers);
-      return reply.ok ? { status: 200, body: JSON.parse(dec.decode(reply.body)) as unknown } : { status: reply.error.status, body: reply.error.message };
+      return reply.ok
+        ? { status: 200, body: JSON.parse(dec.decode(reply.body)) as unknown }
+        : { status: reply.error.status, body: reply.error.message };
     }
 
     it('applies the target rule with args.caller and forwards Fnmesh-Caller', async () => {
@@ -419,7 +482,10 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
     expect(down.ms).toBeLessThan(1000);
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
     await broker.start();
-    await waitFor(async () => (await call('greeter/hello', { params: 1 })).status === 200, { timeoutMs: 20_000, what: 'calls to work again' });
+    await waitFor(async () => (await call('greeter/hello', { params: 1 })).status === 200, {
+      timeoutMs: 20_000,
+      what: 'calls to work again',
+    });
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
   }, 30_000);
 
@@ -428,14 +494,24 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
     let running = true;
     const load = (async () => {
       while (running) {
-        const results = await Promise.all(Array.from({ length: 5 }, () => call('greeter/hello', { params: 1, timeout: 1000 }).then((a) => a.status, () => 0)));
+        const results = await Promise.all(
+          Array.from({ length: 5 }, () =>
+            call('greeter/hello', { params: 1, timeout: 1000 }).then(
+              (a) => a.status,
+              () => 0,
+            ),
+          ),
+        );
         statuses.push(...results);
       }
     })();
     await waitFor(() => statuses.filter((s) => s === 200).length > 20, { what: 'load before the restart' });
     await broker.restart();
     const before = statuses.length;
-    await waitFor(() => statuses.slice(before).filter((s) => s === 200).length > 20, { timeoutMs: 20_000, what: 'calls to succeed again after the restart' });
+    await waitFor(() => statuses.slice(before).filter((s) => s === 200).length > 20, {
+      timeoutMs: 20_000,
+      what: 'calls to succeed again after the restart',
+    });
     running = false;
     await load;
     expect(statuses.filter((s) => ![200, 503, 504].includes(s))).toEqual([]);

@@ -47,8 +47,13 @@ function copyExamples(dir: string): void {
   }
 }
 
-function editManifest(file: string, edit: (doc: { spec: { replicas: number; functions: { name: string; rule?: unknown }[] } }) => void): void {
-  const doc = parse(readFileSync(file, 'utf8')) as { spec: { replicas: number; functions: { name: string; rule?: unknown }[] } };
+function editManifest(
+  file: string,
+  edit: (doc: { spec: { replicas: number; functions: { name: string; rule?: unknown }[] } }) => void,
+): void {
+  const doc = parse(readFileSync(file, 'utf8')) as {
+    spec: { replicas: number; functions: { name: string; rule?: unknown }[] };
+  };
   edit(doc);
   writeFileSync(file, stringify(doc));
 }
@@ -56,17 +61,30 @@ function editManifest(file: string, edit: (doc: { spec: { replicas: number; func
 async function startMesh(dir: string, extraEnv: Record<string, string> = {}): Promise<Mesh> {
   const port = await freePort();
   const brokerPort = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_BROKER_PORT: String(brokerPort), NO_COLOR: '1', ...extraEnv };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    FNMESH_LISTEN: `127.0.0.1:${port}`,
+    FNMESH_BROKER_PORT: String(brokerPort),
+    NO_COLOR: '1',
+    ...extraEnv,
+  };
   delete env.FNMESH_NATS_URL;
   const { child, lines, exit } = startCli(['local', dir], env);
   return { child, lines, exit, gateway: `http://127.0.0.1:${port}`, brokerPort };
 }
 
 /** The first line at or after `from` that matches, waiting for it. */
-async function waitLine(mesh: Mesh, re: RegExp, what: string, from = 0, timeoutMs = 60_000): Promise<{ line: string; index: number; match: RegExpExecArray }> {
+async function waitLine(
+  mesh: Mesh,
+  re: RegExp,
+  what: string,
+  from = 0,
+  timeoutMs = 60_000,
+): Promise<{ line: string; index: number; match: RegExpExecArray }> {
   return waitFor(
     () => {
-      if (mesh.child.exitCode !== null) throw new Error(`fnmesh local exited (${mesh.child.exitCode}); output:\n${mesh.lines.slice(-40).join('\n')}`);
+      if (mesh.child.exitCode !== null)
+        throw new Error(`fnmesh local exited (${mesh.child.exitCode}); output:\n${mesh.lines.slice(-40).join('\n')}`);
       for (let i = from; i < mesh.lines.length; i++) {
         const m = re.exec(mesh.lines[i]!);
         if (m) return { line: mesh.lines[i]!, index: i, match: m };
@@ -79,7 +97,13 @@ async function waitLine(mesh: Mesh, re: RegExp, what: string, from = 0, timeoutM
   });
 }
 
-async function call(mesh: Mesh, service: string, fn: string, params: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  mesh: Mesh,
+  service: string,
+  fn: string,
+  params: unknown,
+  token?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${mesh.gateway}/v1/api/default/functions/${service}/${fn}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -118,8 +142,10 @@ describe('fnmesh local (end to end)', () => {
   let mesh: Mesh | undefined;
 
   beforeAll(() => {
-    if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` before this suite (npm test does it)`);
-    if (!existsSync(path.join(ROOT, 'dist', 'examples', 'greeter', 'index.js'))) throw new Error('dist/examples/greeter/index.js is missing: run `npm run build`');
+    if (!existsSync(BUILT))
+      throw new Error(`${BUILT} is missing: run \`npm run build\` before this suite (npm test does it)`);
+    if (!existsSync(path.join(ROOT, 'dist', 'examples', 'greeter', 'index.js')))
+      throw new Error('dist/examples/greeter/index.js is missing: run `npm run build`');
   });
 
   beforeEach(() => {
@@ -152,10 +178,16 @@ describe('fnmesh local (end to end)', () => {
     expect(brokerLine).toBe(`nats://127.0.0.1:${m.brokerPort}`);
 
     // 2. Calls through the mesh, including function → function (greeter.shout → text.upper, Python).
-    expect(await call(m, 'greeter', 'hello', { name: 'Grace' })).toEqual({ status: 200, body: { result: { greeting: 'Hello, Grace!' } } });
+    expect(await call(m, 'greeter', 'hello', { name: 'Grace' })).toEqual({
+      status: 200,
+      body: { result: { greeting: 'Hello, Grace!' } },
+    });
     const shout = await call(m, 'greeter', 'shout', { name: 'Ada' });
     expect(shout).toEqual({ status: 200, body: { result: { greeting: 'HELLO, ADA!', via: 'default/text.upper' } } });
-    expect(await call(m, 'text', 'count', { text: 'a b c' })).toMatchObject({ status: 200, body: { result: { words: 3, characters: 5 } } });
+    expect(await call(m, 'text', 'count', { text: 'a b c' })).toMatchObject({
+      status: 200,
+      body: { result: { words: 3, characters: 5 } },
+    });
     // text.upper admits only default/greeter or a signed-in user: an anonymous outside call is refused
     // with 401, since the rule reads the caller's identity and signing in may change the answer.
     expect((await call(m, 'text', 'upper', { text: 'x' })).status).toBe(401);
@@ -165,7 +197,10 @@ describe('fnmesh local (end to end)', () => {
     expect(String(bad.body.error)).toContain('params.name');
 
     // A func rule: greeter.welcome asks authz.canGreet, which refuses some names.
-    expect(await call(m, 'greeter', 'welcome', { name: 'Ada' })).toEqual({ status: 200, body: { result: { message: 'Welcome, Ada!' } } });
+    expect(await call(m, 'greeter', 'welcome', { name: 'Ada' })).toEqual({
+      status: 200,
+      body: { result: { message: 'Welcome, Ada!' } },
+    });
     expect((await call(m, 'greeter', 'welcome', { name: 'Mallory' })).status).toBe(403);
     expect((await call(m, 'authz', 'canGreet', { name: 'Ada' })).status).toBe(403);
 
@@ -178,9 +213,15 @@ describe('fnmesh local (end to end)', () => {
     const me = await call(m, 'greeter', 'whoami', {}, token);
     expect(me.status).toBe(200);
     expect((me.body.result as { claims: Record<string, unknown> }).claims).toMatchObject({ sub: 'ada', role: 'admin' });
-    expect(await call(m, 'greeter', 'admin', {}, token)).toMatchObject({ status: 200, body: { result: { welcome: 'admin ada', role: 'admin' } } });
+    expect(await call(m, 'greeter', 'admin', {}, token)).toMatchObject({
+      status: 200,
+      body: { result: { welcome: 'admin ada', role: 'admin' } },
+    });
     // A signed-in user may call text.upper directly (its rule: caller is default/greeter OR authenticated).
-    expect(await call(m, 'text', 'upper', { text: 'abc' }, token)).toMatchObject({ status: 200, body: { result: { text: 'ABC' } } });
+    expect(await call(m, 'text', 'upper', { text: 'abc' }, token)).toMatchObject({
+      status: 200,
+      body: { result: { text: 'ABC' } },
+    });
     // An undeclared function falls to greeter's `default` entry: deny.
     expect((await call(m, 'greeter', 'nope', {}, token)).status).toBe(403);
 
@@ -196,22 +237,35 @@ describe('fnmesh local (end to end)', () => {
     // Every call succeeds again (both replicas take calls in turn): ten in a row.
     await waitFor(
       async () => {
-        for (let i = 0; i < 10; i++) if ((await call(m, 'greeter', 'hello', { name: 'Ada' })).status !== 200) return false;
+        for (let i = 0; i < 10; i++)
+          if ((await call(m, 'greeter', 'hello', { name: 'Ada' })).status !== 200) return false;
         return true;
       },
       { timeoutMs: 20_000, intervalMs: 100, what: 'ten successful calls in a row after the restart' },
     );
 
     // 5. Hot reload: text replicas 2 → 3 and count's rule allow → deny.
-    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 2, { timeoutMs: 10_000, intervalMs: 100, what: '2 text replicas answering $SRV.PING' });
+    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 2, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: '2 text replicas answering $SRV.PING',
+    });
     const beforeEdit = m.lines.length;
     editManifest(path.join(dir, 'text.yaml'), (doc) => {
       doc.spec.replicas = 3;
       doc.spec.functions.find((f) => f.name === 'count')!.rule = { rule: 'deny' };
     });
-    await waitFor(async () => (await call(m, 'text', 'count', { text: 'a' })).status === 403, { timeoutMs: 20_000, intervalMs: 100, what: 'the new deny rule' });
+    await waitFor(async () => (await call(m, 'text', 'count', { text: 'a' })).status === 403, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: 'the new deny rule',
+    });
     await waitLine(m, /text-2 ready/, 'the third text replica', beforeEdit, 30_000);
-    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 3, { timeoutMs: 10_000, intervalMs: 100, what: '3 text replicas answering $SRV.PING' });
+    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 3, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: '3 text replicas answering $SRV.PING',
+    });
     // The other replicas were not restarted by a replicas/rule edit.
     expect(m.lines.slice(beforeEdit).some((l) => /text-[01] (fn|sc) started/.test(l))).toBe(false);
     // greeter.shout still reaches text.upper through the new set of replicas.
@@ -248,7 +302,10 @@ describe('fnmesh local (end to end)', () => {
         apiVersion: 'fnmesh.io/v1alpha1',
         kind: 'FunctionService',
         metadata: { name: 'broken' },
-        spec: { local: { command: ['node', '-e', "console.error('boom'); process.exit(3)"] }, functions: [{ name: 'f', rule: { rule: 'allow' } }] },
+        spec: {
+          local: { command: ['node', '-e', "console.error('boom'); process.exit(3)"] },
+          functions: [{ name: 'f', rule: { rule: 'allow' } }],
+        },
       }),
     );
     writeFileSync(
@@ -262,13 +319,27 @@ describe('fnmesh local (end to end)', () => {
     );
     mesh = await startMesh(dir, { FNMESH_LOCAL_READY_TIMEOUT_MS: '3000' });
     const m = mesh;
-    await waitLine(m, /default\/remote: no spec\.local\.command: fnmesh local cannot start it; it only gets its rules/, 'the rules-only warning');
+    await waitLine(
+      m,
+      /default\/remote: no spec\.local\.command: fnmesh local cannot start it; it only gets its rules/,
+      'the rules-only warning',
+    );
     // A crash-looping service does not hold back the banner, and is reported as such.
     await waitLine(m, /^curl /, 'the curl line');
-    await waitLine(m, /broken-0 fn exited with code 3; it keeps crashing \(\d+ times in a row\)/, 'the crash-loop report', 0, 20_000);
+    await waitLine(
+      m,
+      /broken-0 fn exited with code 3; it keeps crashing \(\d+ times in a row\)/,
+      'the crash-loop report',
+      0,
+      20_000,
+    );
     expect(m.lines.some((l) => /broken-0 fn\s+\| boom/.test(l))).toBe(true);
     const broker = `nats://127.0.0.1:${m.brokerPort}`;
-    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 3, { timeoutMs: 20_000, intervalMs: 100, what: '3 text replicas' });
+    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 3, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: '3 text replicas',
+    });
 
     // Scale down 3 → 1: the highest indices stop, each sidecar before its function.
     let mark = m.lines.length;
@@ -285,7 +356,11 @@ describe('fnmesh local (end to end)', () => {
       expect(after.findIndex((l) => l.includes(`${id} stopped`))).toBeGreaterThan(sc);
     }
     expect(after.some((l) => /text-0 (fn|sc) started/.test(l))).toBe(false);
-    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 1, { timeoutMs: 10_000, intervalMs: 100, what: '1 text replica' });
+    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 1, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: '1 text replica',
+    });
     expect((await call(m, 'text', 'count', { text: 'a b' })).status).toBe(200);
 
     // A changed spec.local restarts greeter's replicas one at a time: greeter-1 stops only once greeter-0 is back.
@@ -305,7 +380,11 @@ describe('fnmesh local (end to end)', () => {
     mark = m.lines.length;
     rmSync(path.join(dir, 'text.yaml'));
     await waitLine(m, /text-0 stopped/, 'text-0 stopped', mark, 30_000);
-    await waitFor(async () => (await call(m, 'text', 'count', { text: 'a' })).status === 404, { timeoutMs: 10_000, intervalMs: 100, what: 'text unrouted' });
+    await waitFor(async () => (await call(m, 'text', 'count', { text: 'a' })).status === 404, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: 'text unrouted',
+    });
 
     const pids = m.lines.flatMap((l) => {
       const r = /(?:fn|sc) started \(pid (\d+)\)/.exec(l);
@@ -327,7 +406,11 @@ describe('fnmesh local (end to end)', () => {
     expect(pids.length).toBeGreaterThanOrEqual(10);
     m.child.kill('SIGKILL');
     await m.exit;
-    await waitFor(() => pids.filter(alive).length === 0, { timeoutMs: 15_000, intervalMs: 50, what: `every child of the killed mesh to exit (${pids.join(' ')})` });
+    await waitFor(() => pids.filter(alive).length === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `every child of the killed mesh to exit (${pids.join(' ')})`,
+    });
   });
 
   it('says which port is taken and how to pick another', async () => {

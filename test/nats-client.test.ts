@@ -60,7 +60,10 @@ class RawClient {
   }
 }
 
-async function rawConnected(port: number, connectJson = '{"verbose":false,"headers":true,"no_responders":true}'): Promise<RawClient> {
+async function rawConnected(
+  port: number,
+  connectJson = '{"verbose":false,"headers":true,"no_responders":true}',
+): Promise<RawClient> {
   const c = new RawClient(port);
   await c.waitFor('INFO ');
   c.write(`CONNECT ${connectJson}\r\nPING\r\n`);
@@ -143,7 +146,9 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
     const N = 300;
     const members = await Promise.all([client(main), client(main), client(main)]);
     const perMember: number[][] = members.map(() => []);
-    members.forEach((nc, i) => nc.subscribe('work.items', { queue: 'workers', callback: (_e, m) => void perMember[i]!.push(Number(dec(m))) }));
+    members.forEach((nc, i) =>
+      nc.subscribe('work.items', { queue: 'workers', callback: (_e, m) => void perMember[i]!.push(Number(dec(m))) }),
+    );
     const other: number[] = [];
     members[0]!.subscribe('work.items', { queue: 'auditors', callback: (_e, m) => void other.push(Number(dec(m))) });
     const plain: number[] = [];
@@ -153,7 +158,9 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
     const pub = await client(main);
     for (let i = 0; i < N; i++) pub.publish('work.items', String(i));
     await pub.flush();
-    await waitFor(() => plain.length === N && other.length === N && perMember.flat().length >= N, { what: 'all deliveries' });
+    await waitFor(() => plain.length === N && other.length === N && perMember.flat().length >= N, {
+      what: 'all deliveries',
+    });
     await Promise.all(members.map((nc) => nc.flush()));
     const all = perMember.flat().sort((a, b) => a - b);
     expect(all).toEqual([...Array(N).keys()]);
@@ -269,15 +276,25 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
     await c.waitFor('INFO ');
     const info = JSON.parse(c.text.slice(5, c.text.indexOf('\r\n'))) as Record<string, unknown>;
     expect(c.text.slice(0, c.text.indexOf('\r\n') + 2)).toMatch(/^INFO \{.*\} \r\n$/);
-    expect(info).toMatchObject({ proto: 1, headers: true, max_payload: 1024 * 1024, host: '127.0.0.1', port: main.port });
+    expect(info).toMatchObject({
+      proto: 1,
+      headers: true,
+      max_payload: 1024 * 1024,
+      host: '127.0.0.1',
+      port: main.port,
+    });
     expect(typeof info.server_id).toBe('string');
     expect(typeof info.client_id).toBe('number');
-    const input = Buffer.from('CONNECT {"verbose":true}\r\nsub split.x 1\r\nPUB split.x 5\r\nhello\r\nPUB split.x r 0\r\n\r\nPING\r\n');
+    const input = Buffer.from(
+      'CONNECT {"verbose":true}\r\nsub split.x 1\r\nPUB split.x 5\r\nhello\r\nPUB split.x r 0\r\n\r\nPING\r\n',
+    );
     for (let i = 0; i < input.length; i++) {
       await new Promise<void>((resolve) => c.socket.write(input.subarray(i, i + 1), () => resolve()));
     }
     await c.waitFor('PONG\r\n');
-    expect(c.afterInfo).toBe('+OK\r\n+OK\r\n+OK\r\nMSG split.x 1 5\r\nhello\r\n+OK\r\nMSG split.x 1 r 0\r\n\r\nPONG\r\n');
+    expect(c.afterInfo).toBe(
+      '+OK\r\n+OK\r\n+OK\r\nMSG split.x 1 5\r\nhello\r\n+OK\r\nMSG split.x 1 r 0\r\n\r\nPONG\r\n',
+    );
   });
 
   it('answers protocol errors with the nats-server texts', async () => {
@@ -347,7 +364,9 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
     });
 
     it('refuses a wrong or missing token with an authorization error', async () => {
-      await expect(connect({ servers: secured.url, token: 'wrong', maxReconnectAttempts: 0 })).rejects.toThrow(/authorization/i);
+      await expect(connect({ servers: secured.url, token: 'wrong', maxReconnectAttempts: 0 })).rejects.toThrow(
+        /authorization/i,
+      );
       await expect(connect({ servers: secured.url, maxReconnectAttempts: 0 })).rejects.toThrow(/authorization/i);
       const c = new RawClient(secured.port);
       raws.push(c);
@@ -386,7 +405,9 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
       })();
       alpha.publish('fnmesh.gw.ns.beta.fn', 'forged');
       alpha.publish('fnmesh.gw.ns.alpha.fn', 'genuine');
-      await waitFor(() => seen.includes('fnmesh.gw.ns.alpha.fn') && errors.length > 0, { what: 'allowed message and error' });
+      await waitFor(() => seen.includes('fnmesh.gw.ns.alpha.fn') && errors.length > 0, {
+        what: 'allowed message and error',
+      });
       expect(seen).toEqual(['fnmesh.gw.ns.alpha.fn']);
       expect(errors[0]).toMatch(/Permissions Violation for Publish to "fnmesh.gw.ns.beta.fn"/);
       // the connection is still usable, including requests (replies go to _INBOX)
@@ -401,7 +422,9 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
 
     it('answers with the exact -ERR texts', async () => {
       const c = await raw(perm, '{"verbose":false,"user":"alpha","pass":"alpha-pass"}');
-      c.write('PUB fnmesh.gw.ns.beta.x 1\r\nx\r\nSUB fnmesh.call.ns.beta.> 1\r\nSUB fnmesh.call.ns.beta.> q 2\r\nPING\r\n');
+      c.write(
+        'PUB fnmesh.gw.ns.beta.x 1\r\nx\r\nSUB fnmesh.call.ns.beta.> 1\r\nSUB fnmesh.call.ns.beta.> q 2\r\nPING\r\n',
+      );
       await c.waitFor(
         `-ERR 'Permissions Violation for Publish to "fnmesh.gw.ns.beta.x"'\r\n` +
           `-ERR 'Permissions Violation for Subscription to "fnmesh.call.ns.beta.>"'\r\n` +
@@ -440,7 +463,10 @@ describe.each(BROKER_TARGETS)('NATS client protocol against the $name', (target:
         if (i % 2 === 1) await pub.flush();
       }
       await pub.flush();
-      await waitFor(() => healthyCount === COUNT, { what: 'the healthy subscriber to get everything', timeoutMs: 20_000 });
+      await waitFor(() => healthyCount === COUNT, {
+        what: 'the healthy subscriber to get everything',
+        timeoutMs: 20_000,
+      });
       const answer = await pub.request('still.there', '', { timeout: 5_000 });
       expect(answer.string()).toBe('yes');
       stuck.socket.resume();

@@ -34,7 +34,11 @@ function driftLogger(into: string[][]): Logger {
 }
 
 function runOperator(identity: string, logger: Logger = silentLogger): Promise<Operator> {
-  const config = testOperatorConfig({ FNMESH_LEADER_ELECT: 'false', FNMESH_RESYNC_MS: String(RESYNC_MS), FNMESH_CONCURRENT_RECONCILES: '2' });
+  const config = testOperatorConfig({
+    FNMESH_LEADER_ELECT: 'false',
+    FNMESH_RESYNC_MS: String(RESYNC_MS),
+    FNMESH_CONCURRENT_RECONCILES: '2',
+  });
   return operators.start({ config, logger, identity, serveOps: false, waitLeading: true });
 }
 
@@ -42,9 +46,21 @@ async function waitReady(name: string): Promise<void> {
   await waitFor(
     async () => {
       const r = await cp.request(`/apis/fnmesh.io/v1alpha1/namespaces/${NS}/functionservices/${name}`);
-      const fs = r.body as { metadata: { generation: number }; status?: { observedGeneration?: number; readyReplicas?: number; conditions?: Array<{ type: string; status: string }> } };
+      const fs = r.body as {
+        metadata: { generation: number };
+        status?: {
+          observedGeneration?: number;
+          readyReplicas?: number;
+          conditions?: Array<{ type: string; status: string }>;
+        };
+      };
       const ready = fs.status?.conditions?.find((c) => c.type === 'Ready');
-      return r.status === 200 && ready?.status === 'True' && fs.status?.readyReplicas === 1 && fs.status.observedGeneration === fs.metadata.generation;
+      return (
+        r.status === 200 &&
+        ready?.status === 'True' &&
+        fs.status?.readyReplicas === 1 &&
+        fs.status.observedGeneration === fs.metadata.generation
+      );
     },
     { timeoutMs: 30_000, what: `FunctionService ${name} Ready` },
   );
@@ -67,7 +83,11 @@ test('after a restart, the operator makes no Deployment writes across resyncs', 
       apiVersion: 'fnmesh.io/v1alpha1',
       kind: 'FunctionService',
       metadata: { name, namespace: NS },
-      spec: { replicas: 1, functions: [{ name: 'hello', rule: { rule: 'allow' } }], container: { image: 'example.com/fn:1' } },
+      spec: {
+        replicas: 1,
+        functions: [{ name: 'hello', rule: { rule: 'allow' } }],
+        container: { image: 'example.com/fn:1' },
+      },
     };
     const r = await cp.request(`/apis/fnmesh.io/v1alpha1/namespaces/${NS}/functionservices`, { method: 'POST', body });
     if (r.status !== 201) throw new Error(`creating ${name}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
@@ -78,9 +98,15 @@ test('after a restart, the operator makes no Deployment writes across resyncs', 
   const drifts: string[][] = [];
   const second = await runOperator('second', driftLogger(drifts));
   const isDeployment = (r: { resource: string }): boolean => r.resource === 'deployments';
-  await waitFor(() => second.reconcileCount() >= 4 * NAMES.length, { timeoutMs: 30_000, intervalMs: 50, what: 'several resyncs' });
+  await waitFor(() => second.reconcileCount() >= 4 * NAMES.length, {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+    what: 'several resyncs',
+  });
   const writes = second.writes(isDeployment);
-  console.error(`restarted operator: ${second.reconcileCount()} reconciles, ${writes.length} Deployment writes; drift seen: ${JSON.stringify(drifts.slice(0, 4))}`);
+  console.error(
+    `restarted operator: ${second.reconcileCount()} reconciles, ${writes.length} Deployment writes; drift seen: ${JSON.stringify(drifts.slice(0, 4))}`,
+  );
   expect(drifts).toEqual([]);
   expect(writes).toEqual([]);
 });

@@ -36,11 +36,21 @@ function operatorConfig() {
 function testLogger(identity: string): Logger {
   const file = process.env.FNMESH_TEST_OPERATOR_LOG;
   if (!file) return silentLogger;
-  return createLogger({ level: 'debug', stream: createWriteStream(file, { flags: 'a' }), defaultMeta: { component: 'operator', test: identity } });
+  return createLogger({
+    level: 'debug',
+    stream: createWriteStream(file, { flags: 'a' }),
+    defaultMeta: { component: 'operator', test: identity },
+  });
 }
 
 async function runOperator(kc: KubeConfig | undefined, identity: string): Promise<Operator> {
-  return operators.start({ config: operatorConfig(), kubeConfig: kc, logger: testLogger(identity), identity, onLostLeadership: () => void lostLeadership.push(identity) });
+  return operators.start({
+    config: operatorConfig(),
+    kubeConfig: kc,
+    logger: testLogger(identity),
+    identity,
+    onLostLeadership: () => void lostLeadership.push(identity),
+  });
 }
 
 const stopOperator = (op: Operator): Promise<void> => operators.stop(op);
@@ -59,7 +69,11 @@ interface Container {
 }
 
 interface Deployment {
-  metadata: { uid: string; generation: number; ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }> };
+  metadata: {
+    uid: string;
+    generation: number;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }>;
+  };
   spec: { replicas: number; template: { spec: { containers: Container[]; initContainers?: Container[] } } };
   status?: { readyReplicas?: number };
 }
@@ -98,8 +112,10 @@ function envOf(c: Container | undefined): Record<string, string | undefined> {
   return Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value]));
 }
 
-const sidecarOf = (d: Deployment): Container | undefined => d.spec.template.spec.initContainers?.find((c) => c.name === 'fnmesh-sidecar');
-const functionOf = (d: Deployment): Container | undefined => d.spec.template.spec.containers.find((c) => c.name === 'function');
+const sidecarOf = (d: Deployment): Container | undefined =>
+  d.spec.template.spec.initContainers?.find((c) => c.name === 'fnmesh-sidecar');
+const functionOf = (d: Deployment): Container | undefined =>
+  d.spec.template.spec.containers.find((c) => c.name === 'function');
 
 function fsvcBody(name: string, spec: Record<string, unknown>): Record<string, unknown> {
   return { apiVersion: 'fnmesh.io/v1alpha1', kind: 'FunctionService', metadata: { name, namespace: NS }, spec };
@@ -112,8 +128,12 @@ const baseSpec = (image = 'example.com/fn:1'): Record<string, unknown> => ({
 });
 
 async function createFsvc(name: string, spec: Record<string, unknown> = baseSpec()): Promise<void> {
-  const r = await cp.request(`/apis/fnmesh.io/v1alpha1/namespaces/${NS}/functionservices`, { method: 'POST', body: fsvcBody(name, spec) });
-  if (r.status !== 201) throw new Error(`creating FunctionService ${name}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
+  const r = await cp.request(`/apis/fnmesh.io/v1alpha1/namespaces/${NS}/functionservices`, {
+    method: 'POST',
+    body: fsvcBody(name, spec),
+  });
+  if (r.status !== 201)
+    throw new Error(`creating FunctionService ${name}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
 }
 
 async function waitReady(name: string, replicas: number): Promise<FunctionServiceJson> {
@@ -121,7 +141,11 @@ async function waitReady(name: string, replicas: number): Promise<FunctionServic
     async () => {
       const fs = await getFsvc(name);
       const ready = condition(fs, 'Ready');
-      return ready?.status === 'True' && fs.status?.readyReplicas === replicas && fs.status.observedGeneration === fs.metadata.generation ? fs : undefined;
+      return ready?.status === 'True' &&
+        fs.status?.readyReplicas === replicas &&
+        fs.status.observedGeneration === fs.metadata.generation
+        ? fs
+        : undefined;
     },
     { timeoutMs: 30_000, what: `FunctionService ${name} Ready with ${replicas} ready replicas` },
   );
@@ -141,7 +165,10 @@ beforeAll(async () => {
   crdInstalledAt = Date.now();
   await kubectl(['create', 'namespace', LEASE_NS]);
   op = await runOperator(undefined, 'admin-operator');
-  await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: 'the operator to lead with synced caches' });
+  await waitFor(() => op.isLeader() && op.synced(), {
+    timeoutMs: 20_000,
+    what: 'the operator to lead with synced caches',
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -180,7 +207,9 @@ describe('a FunctionService becomes a Deployment', () => {
     expect(init[0]?.image).toBe(SIDECAR_IMAGE);
     expect(d.spec.template.spec.containers.map((c) => c.name)).toEqual(['function']);
     expect(functionOf(d)?.image).toBe('example.com/fn:1');
-    expect(d.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'FunctionService', name: 'latency-0', uid: fs.metadata.uid, controller: true })]);
+    expect(d.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'FunctionService', name: 'latency-0', uid: fs.metadata.uid, controller: true }),
+    ]);
     expect(envOf(init[0])).toEqual(
       expect.objectContaining({
         FNMESH_NAMESPACE: NS,
@@ -191,7 +220,9 @@ describe('a FunctionService becomes a Deployment', () => {
         FNMESH_TIMEOUT_MS: '10000',
       }),
     );
-    expect(envOf(functionOf(d))).toEqual(expect.objectContaining({ PORT: '8080', FNMESH_SIDECAR_URL: 'http://127.0.0.1:3500' }));
+    expect(envOf(functionOf(d))).toEqual(
+      expect.objectContaining({ PORT: '8080', FNMESH_SIDECAR_URL: 'http://127.0.0.1:3500' }),
+    );
   });
 
   test('the status turns Ready once kwok makes the pods ready, with observedGeneration and replica counts', async () => {
@@ -199,7 +230,18 @@ describe('a FunctionService becomes a Deployment', () => {
     expect(fs.status?.replicas).toBe(1);
     expect(condition(fs, 'Degraded')?.status).toBe('False');
     expect(condition(fs, 'Progressing')?.reason).toBe('RolloutComplete');
-    const events = JSON.parse(await kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=latency-0,reason=Created', '-o', 'json'])) as { items: unknown[] };
+    const events = JSON.parse(
+      await kubectl([
+        'get',
+        'events',
+        '-n',
+        NS,
+        '--field-selector',
+        'involvedObject.name=latency-0,reason=Created',
+        '-o',
+        'json',
+      ]),
+    ) as { items: unknown[] };
     expect(events.items).toHaveLength(1);
   });
 });
@@ -228,7 +270,12 @@ describe('the Deployment follows the spec', () => {
     const d = await waitFor(
       async () => {
         const d = await getDeployment(name);
-        return d && d.spec.replicas === 2 && functionOf(d)?.image === 'example.com/fn:2' && envOf(sidecarOf(d)).FNMESH_TIMEOUT_MS === '2500' ? d : undefined;
+        return d &&
+          d.spec.replicas === 2 &&
+          functionOf(d)?.image === 'example.com/fn:2' &&
+          envOf(sidecarOf(d)).FNMESH_TIMEOUT_MS === '2500'
+          ? d
+          : undefined;
       },
       { what: 'the Deployment to follow the new spec' },
     );
@@ -239,7 +286,9 @@ describe('the Deployment follows the spec', () => {
 
   test('kubectl scale fsvc scales the Deployment', async () => {
     await kubectl(['scale', 'fsvc', name, '-n', NS, '--replicas=3']);
-    await waitFor(async () => (await getDeployment(name))?.spec.replicas === 3, { what: 'the Deployment to have 3 replicas' });
+    await waitFor(async () => (await getDeployment(name))?.spec.replicas === 3, {
+      what: 'the Deployment to have 3 replicas',
+    });
     await waitReady(name, 3);
   });
 });
@@ -273,11 +322,25 @@ describe('drift is corrected', () => {
   });
 
   test('a sidecar stripped from the Deployment is put back', async () => {
-    await kubectl(['patch', 'deployment', name, '-n', NS, '--type', 'json', '-p', JSON.stringify([{ op: 'remove', path: '/spec/template/spec/initContainers' }])]);
+    await kubectl([
+      'patch',
+      'deployment',
+      name,
+      '-n',
+      NS,
+      '--type',
+      'json',
+      '-p',
+      JSON.stringify([{ op: 'remove', path: '/spec/template/spec/initContainers' }]),
+    ]);
     await waitFor(
       async () => {
         const d = await getDeployment(name);
-        return d && sidecarOf(d)?.restartPolicy === 'Always' && d.spec.template.spec.initContainers?.[0]?.name === 'fnmesh-sidecar';
+        return (
+          d &&
+          sidecarOf(d)?.restartPolicy === 'Always' &&
+          d.spec.template.spec.initContainers?.[0]?.name === 'fnmesh-sidecar'
+        );
       },
       { what: 'the sidecar to be put back' },
     );
@@ -306,26 +369,59 @@ test('a spec the operator cannot run is reported Degraded/InvalidSpec with one E
   const windowStart = Date.now();
   await waitFor(() => Date.now() - windowStart > RESYNC_MS + 1500, { intervalMs: 100, what: 'the observation period' });
   const during = op.reconcileCount(key) - start;
-  console.error(`invalid spec: ${op.reconcileCount(key)} reconciles in total, ${during} in a ${RESYNC_MS + 1500} ms window (resync every ${RESYNC_MS} ms)`);
+  console.error(
+    `invalid spec: ${op.reconcileCount(key)} reconciles in total, ${during} in a ${RESYNC_MS + 1500} ms window (resync every ${RESYNC_MS} ms)`,
+  );
   expect(op.reconcileCount(key)).toBeLessThanOrEqual(6);
   expect(during).toBeLessThanOrEqual(3);
 
-  const events = JSON.parse(await kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${name},reason=InvalidSpec`, '-o', 'json'])) as {
+  const events = JSON.parse(
+    await kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      `involvedObject.name=${name},reason=InvalidSpec`,
+      '-o',
+      'json',
+    ]),
+  ) as {
     items: Array<{ type: string; message: string; count?: number; involvedObject: { kind: string; uid: string } }>;
   };
   expect(events.items).toHaveLength(1);
-  expect(events.items[0]).toEqual(expect.objectContaining({ type: 'Warning', involvedObject: expect.objectContaining({ kind: 'FunctionService', uid: fs.metadata.uid }) }));
+  expect(events.items[0]).toEqual(
+    expect.objectContaining({
+      type: 'Warning',
+      involvedObject: expect.objectContaining({ kind: 'FunctionService', uid: fs.metadata.uid }),
+    }),
+  );
   expect(events.items[0]!.message).toContain('spec.container');
 
   // Fixing the spec recovers it.
-  await kubectl(['patch', 'fsvc', name, '-n', NS, '--type', 'merge', '-p', JSON.stringify({ spec: { container: { image: 'example.com/fn:1' } } })]);
+  await kubectl([
+    'patch',
+    'fsvc',
+    name,
+    '-n',
+    NS,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { container: { image: 'example.com/fn:1' } } }),
+  ]);
   const fixed = await waitReady(name, 1);
   expect(condition(fixed, 'Degraded')?.status).toBe('False');
 });
 
 describe('a Deployment of the same name that the operator does not own', () => {
   interface Owned {
-    metadata: { generation: number; labels?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }>; managedFields?: Array<{ manager: string }> };
+    metadata: {
+      generation: number;
+      labels?: Record<string, string>;
+      ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }>;
+      managedFields?: Array<{ manager: string }>;
+    };
     spec: { template: { spec: { containers: Container[]; initContainers?: Container[] } } };
   }
 
@@ -344,7 +440,18 @@ describe('a Deployment of the same name that the operator does not own', () => {
   }
 
   async function notOwnedEvents(name: string): Promise<Array<{ type: string; message: string }>> {
-    const list = JSON.parse(await kubectl(['get', 'events', '-n', NS, '--field-selector', `involvedObject.name=${name},reason=DeploymentNotOwned`, '-o', 'json'])) as {
+    const list = JSON.parse(
+      await kubectl([
+        'get',
+        'events',
+        '-n',
+        NS,
+        '--field-selector',
+        `involvedObject.name=${name},reason=DeploymentNotOwned`,
+        '-o',
+        'json',
+      ]),
+    ) as {
       items: Array<{ type: string; message: string; involvedObject: { kind: string } }>;
     };
     return list.items.filter((e) => e.involvedObject.kind === 'FunctionService');
@@ -355,7 +462,11 @@ describe('a Deployment of the same name that the operator does not own', () => {
     await waitFor(
       async () => {
         const d = await getOwned(name);
-        return d?.metadata.ownerReferences?.some((r) => r.kind === 'FunctionService' && r.uid === uid && r.controller === true) ? d : undefined;
+        return d?.metadata.ownerReferences?.some(
+          (r) => r.kind === 'FunctionService' && r.uid === uid && r.controller === true,
+        )
+          ? d
+          : undefined;
       },
       { what: `the operator's own Deployment ${name}` },
     );
@@ -367,7 +478,9 @@ describe('a Deployment of the same name that the operator does not own', () => {
     const key = `${NS}/${name}`;
     await kubectl(['create', 'deployment', name, '-n', NS, '--image=example.com/theirs:1']);
     // Settled (its pods ready), so that nothing changes it from here on but the operator, if it did.
-    await waitFor(async () => ((await getDeployment(name))?.status?.readyReplicas ?? 0) === 1, { what: `Deployment ${name} ready` });
+    await waitFor(async () => ((await getDeployment(name))?.status?.readyReplicas ?? 0) === 1, {
+      what: `Deployment ${name} ready`,
+    });
     const before = (await getOwned(name))!;
     await createFsvc(name);
     const fs = await waitNotOwned(name);
@@ -381,7 +494,10 @@ describe('a Deployment of the same name that the operator does not own', () => {
     // Over a period longer than a resync: a handful of reconciles at most, one Event, and the Deployment as it was.
     const start = op.reconcileCount(key);
     const windowStart = Date.now();
-    await waitFor(() => Date.now() - windowStart > RESYNC_MS + 1500, { intervalMs: 100, what: 'the observation period' });
+    await waitFor(() => Date.now() - windowStart > RESYNC_MS + 1500, {
+      intervalMs: 100,
+      what: 'the observation period',
+    });
     expect(op.reconcileCount(key) - start).toBeLessThanOrEqual(3);
     const events = await notOwnedEvents(name);
     expect(events).toHaveLength(1);
@@ -401,7 +517,9 @@ describe('a Deployment of the same name that the operator does not own', () => {
 
   test('one controlled by another object is not modified, even with the operator label; deleting it lets the operator create its own', async () => {
     const name = 'controlled';
-    const cm = JSON.parse(await kubectl(['create', 'configmap', `${name}-owner`, '-n', NS, '-o', 'json'])) as { metadata: { uid: string } };
+    const cm = JSON.parse(await kubectl(['create', 'configmap', `${name}-owner`, '-n', NS, '-o', 'json'])) as {
+      metadata: { uid: string };
+    };
     const body = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -409,12 +527,17 @@ describe('a Deployment of the same name that the operator does not own', () => {
         name,
         namespace: NS,
         labels: { 'app.kubernetes.io/managed-by': 'fnmesh-operator', app: name },
-        ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: `${name}-owner`, uid: cm.metadata.uid, controller: true }],
+        ownerReferences: [
+          { apiVersion: 'v1', kind: 'ConfigMap', name: `${name}-owner`, uid: cm.metadata.uid, controller: true },
+        ],
       },
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: name } },
-        template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'example.com/theirs:1' }] } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name: 'c', image: 'example.com/theirs:1' }] },
+        },
       },
     };
     const r = await cp.request(`/apis/apps/v1/namespaces/${NS}/deployments`, { method: 'POST', body });
@@ -425,7 +548,9 @@ describe('a Deployment of the same name that the operator does not own', () => {
     expect(condition(fs, 'Degraded')!.message).toContain(`is controlled by ConfigMap ${name}-owner`);
     const after = (await getOwned(name))!;
     expect(after.metadata.generation).toBe(before.metadata.generation);
-    expect(after.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'ConfigMap', uid: cm.metadata.uid })]);
+    expect(after.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'ConfigMap', uid: cm.metadata.uid }),
+    ]);
     expect((after.metadata.managedFields ?? []).map((m) => m.manager)).not.toContain('fnmesh-operator');
 
     await kubectl(['delete', 'deployment', name, '-n', NS, '--wait=false']);
@@ -499,7 +624,18 @@ describe('with only its RBAC (deploy/rbac/operator.yaml), two replicas', () => {
     await waitReady('rbac', 1);
     await waitFor(
       async () => {
-        const events = JSON.parse(await kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=rbac,reason=Created', '-o', 'json'])) as { items: unknown[] };
+        const events = JSON.parse(
+          await kubectl([
+            'get',
+            'events',
+            '-n',
+            NS,
+            '--field-selector',
+            'involvedObject.name=rbac,reason=Created',
+            '-o',
+            'json',
+          ]),
+        ) as { items: unknown[] };
         return events.items.length === 1;
       },
       { what: 'the Created event' },
@@ -516,7 +652,11 @@ describe('with only its RBAC (deploy/rbac/operator.yaml), two replicas', () => {
     expect(b.reconcileCount()).toBe(0);
     const t0 = Date.now();
     await stopOperator(a);
-    await waitFor(() => b.isLeader(), { timeoutMs: 3000, intervalMs: 10, what: 'operator b to take over within the 3 s lease' });
+    await waitFor(() => b.isLeader(), {
+      timeoutMs: 3000,
+      intervalMs: 10,
+      what: 'operator b to take over within the 3 s lease',
+    });
     console.error(`leader stopped → standby leading in ${Date.now() - t0} ms (lease 3000 ms, retry 500 ms)`);
     expect(await leaseHolder()).toBe('sa-operator-b');
     await createFsvc('failover');
@@ -535,17 +675,31 @@ test('deleting a FunctionService garbage-collects its Deployment through the rea
   // The controller-manager's garbage collector re-reads API discovery every 30 s (fixed in its code), so for
   // a CRD installed moments ago it may first answer "unable to get REST mapping" and retry with back-off.
   // That is the GC learning the kind, not the operator: the deadline allows for it, and the time is logged.
-  await waitFor(async () => (await getDeployment(name)) === undefined, { timeoutMs: 90_000, intervalMs: 100, what: 'the Deployment to be garbage-collected' });
-  console.error(`FunctionService deleted → Deployment garbage-collected in ${Date.now() - t0} ms (CRD installed ${Date.now() - crdInstalledAt} ms ago)`);
+  await waitFor(async () => (await getDeployment(name)) === undefined, {
+    timeoutMs: 90_000,
+    intervalMs: 100,
+    what: 'the Deployment to be garbage-collected',
+  });
+  console.error(
+    `FunctionService deleted → Deployment garbage-collected in ${Date.now() - t0} ms (CRD installed ${Date.now() - crdInstalledAt} ms ago)`,
+  );
 });
 
 describe('the operator process (fnmesh operator)', () => {
   // Built by `npm run build` (scripts/test.sh builds before Jest); FNMESH_TEST_CLI points elsewhere.
   const cli = process.env.FNMESH_TEST_CLI ?? path.join(repo, 'dist', 'cli', 'main.js');
 
-  function spawnOperator(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  function spawnOperator(env: Record<string, string>): {
+    child: ChildProcess;
+    stdout: () => string;
+    stderr: () => string;
+    exited: Promise<number | null>;
+  } {
     if (!existsSync(cli)) throw new Error(`${cli} does not exist: run npm run build first`);
-    const child = spawn(process.execPath, [cli, 'operator'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'operator'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -579,8 +733,14 @@ describe('the operator process (fnmesh operator)', () => {
       FNMESH_RETRY_PERIOD_MS: '500',
     });
     try {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { timeoutMs: 20_000, what: `/readyz (stderr: ${p.stderr()})` });
-      await waitFor(async () => (await leaseHolder()) === 'process-operator', { timeoutMs: 10_000, what: 'the process to hold the lease' });
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
+        timeoutMs: 20_000,
+        what: `/readyz (stderr: ${p.stderr()})`,
+      });
+      await waitFor(async () => (await leaseHolder()) === 'process-operator', {
+        timeoutMs: 10_000,
+        what: 'the process to hold the lease',
+      });
       await createFsvc('process');
       await waitReady('process', 1);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -589,9 +749,15 @@ describe('the operator process (fnmesh operator)', () => {
       p.child.kill('SIGTERM');
       expect(await p.exited).toBe(0);
       expect(await leaseHolder()).toBe('');
-      const lines = p.stdout().trim().split('\n').map((l) => JSON.parse(l) as { component?: string; message?: string });
+      const lines = p
+        .stdout()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { component?: string; message?: string });
       expect(lines.every((l) => l.component === 'operator')).toBe(true);
-      expect(lines.map((l) => l.message)).toEqual(expect.arrayContaining(['became the leader', 'released the lease', 'operator stopped']));
+      expect(lines.map((l) => l.message)).toEqual(
+        expect.arrayContaining(['became the leader', 'released the lease', 'operator stopped']),
+      );
     } finally {
       if (p.child.exitCode === null) p.child.kill('SIGKILL');
     }

@@ -41,7 +41,11 @@ function uniqueService(): string {
   return `svc${svcCounter}`;
 }
 
-async function sidecarFor(service: string, functionPort: number, env: Record<string, string> = {}): Promise<{ sidecar: Sidecar; config: SidecarConfig }> {
+async function sidecarFor(
+  service: string,
+  functionPort: number,
+  env: Record<string, string> = {},
+): Promise<{ sidecar: Sidecar; config: SidecarConfig }> {
   const config = loadSidecarConfig({
     FNMESH_NAMESPACE: NS,
     FNMESH_SERVICE: service,
@@ -64,9 +68,17 @@ async function replica(
   env: Record<string, string> = {},
 ): Promise<{ fn: ServeHandle; sidecar: Sidecar; config: SidecarConfig; callPort: number }> {
   const callPort = await freePort();
-  const fn = await serve(functions, { port: 0, handleSignals: false, sidecarUrl: `http://127.0.0.1:${callPort}`, onError: () => undefined });
+  const fn = await serve(functions, {
+    port: 0,
+    handleSignals: false,
+    sidecarUrl: `http://127.0.0.1:${callPort}`,
+    onError: () => undefined,
+  });
   cleanups.push(() => fn.close());
-  const { sidecar, config } = await sidecarFor(service, fn.port, { FNMESH_CALL_LISTEN: `127.0.0.1:${callPort}`, ...env });
+  const { sidecar, config } = await sidecarFor(service, fn.port, {
+    FNMESH_CALL_LISTEN: `127.0.0.1:${callPort}`,
+    ...env,
+  });
   await waitFor(() => sidecar.readiness().ready, { what: `sidecar of ${service} ready` });
   return { fn, sidecar, config, callPort };
 }
@@ -74,26 +86,56 @@ async function replica(
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function call(service: string, fn: string, params: unknown, meta: Partial<CallMeta> = {}, natsTimeout = 5000): Promise<Msg> {
-  const headers = encodeCallHeaders({ requestId: meta.requestId ?? `req-${Math.random().toString(36).slice(2)}`, timeoutMs: meta.timeoutMs ?? 5000, ...meta });
-  return nc.request(callSubject(NS, service, fn), enc.encode(JSON.stringify(params)), { headers, timeout: natsTimeout });
+async function call(
+  service: string,
+  fn: string,
+  params: unknown,
+  meta: Partial<CallMeta> = {},
+  natsTimeout = 5000,
+): Promise<Msg> {
+  const headers = encodeCallHeaders({
+    requestId: meta.requestId ?? `req-${Math.random().toString(36).slice(2)}`,
+    timeoutMs: meta.timeoutMs ?? 5000,
+    ...meta,
+  });
+  return nc.request(callSubject(NS, service, fn), enc.encode(JSON.stringify(params)), {
+    headers,
+    timeout: natsTimeout,
+  });
 }
 
 /**
  * A replica (drain timeout 200 ms) whose function `stuck` never answers, with one call to it in flight;
  * `pending` settles when that call ends (with the error it gets).
  */
-async function stuckCall(): Promise<{ sidecar: Awaited<ReturnType<typeof replica>>['sidecar']; pending: Promise<unknown> }> {
+async function stuckCall(): Promise<{
+  sidecar: Awaited<ReturnType<typeof replica>>['sidecar'];
+  pending: Promise<unknown>;
+}> {
   const service = uniqueService();
   let started = false;
-  const { sidecar } = await replica(service, { stuck: () => { started = true; return new Promise(() => undefined); } }, { FNMESH_DRAIN_TIMEOUT_MS: '200' });
+  const { sidecar } = await replica(
+    service,
+    {
+      stuck: () => {
+        started = true;
+        return new Promise(() => undefined);
+      },
+    },
+    { FNMESH_DRAIN_TIMEOUT_MS: '200' },
+  );
   const pending = call(service, 'stuck', {}, { timeoutMs: 60_000 }, 1_000).catch((err: unknown) => err);
   await waitFor(() => started);
   return { sidecar, pending };
 }
 
 /** Eight callers calling `service.work` in a loop until `stop()`; counts answers by the replica that gave them. */
-function callLoad(service: string): { readonly ok: number; failures: string[]; byReplica: Record<string, number>; stop(): Promise<void> } {
+function callLoad(service: string): {
+  readonly ok: number;
+  failures: string[];
+  byReplica: Record<string, number>;
+  stop(): Promise<void>;
+} {
   const state = { ok: 0, failures: [] as string[], byReplica: {} as Record<string, number>, running: true };
   const worker = async (): Promise<void> => {
     while (state.running) {
@@ -134,13 +176,24 @@ function errorOf(msg: Msg): { status: number; code: string; message: string } {
   return { status: r.error.status, code: r.error.code, message: r.error.message };
 }
 
-async function httpRequest(port: number, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+async function httpRequest(
+  port: number,
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path, headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+        );
+      },
+    );
     req.on('error', reject);
     if (body !== undefined) req.write(body);
     req.end();
@@ -183,7 +236,14 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     const before = Date.now();
     const msg = await nc.request(callSubject(NS, service, 'checkout'), enc.encode(params), {
       timeout: 5000,
-      headers: encodeCallHeaders({ requestId: 'req-123', timeoutMs: 4000, traceparent, claims: { sub: 'user-1', roles: ['a'] }, caller: 'test/other', token: 'secret-token' }),
+      headers: encodeCallHeaders({
+        requestId: 'req-123',
+        timeoutMs: 4000,
+        traceparent,
+        claims: { sub: 'user-1', roles: ['a'] },
+        caller: 'test/other',
+        token: 'secret-token',
+      }),
     });
     expect(msg.headers?.get(NATS_HEADERS.status) ?? '').toBe('');
     expect(dec.decode(msg.data)).toBe('{"total": 42,  "items":[1,2]}');
@@ -221,9 +281,21 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     });
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const before = Date.now();
-    const msg = await call(service, 'whoami', { echo: 'hi' }, { requestId: 'r-9', timeoutMs: 3000, claims: { sub: 'u' }, caller: 'test/x', traceparent, token: 't' });
+    const msg = await call(
+      service,
+      'whoami',
+      { echo: 'hi' },
+      { requestId: 'r-9', timeoutMs: 3000, claims: { sub: 'u' }, caller: 'test/x', traceparent, token: 't' },
+    );
     const body = json(msg) as Record<string, unknown>;
-    expect(body).toMatchObject({ echo: 'hi', claims: { sub: 'u' }, requestId: 'r-9', caller: 'test/x', traceparent, aborted: false });
+    expect(body).toMatchObject({
+      echo: 'hi',
+      claims: { sub: 'u' },
+      requestId: 'r-9',
+      caller: 'test/x',
+      traceparent,
+      aborted: false,
+    });
     expect(body.deadline as number).toBeGreaterThanOrEqual(before + 3000 - 50);
     expect(body.deadline as number).toBeLessThanOrEqual(Date.now() + 3000);
     expect(json(await call(service, 'nothing', null))).toBeNull();
@@ -243,7 +315,11 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     const boom = errorOf(await call(service, 'boom', {}));
     expect(boom).toMatchObject({ status: 502, code: 'function_failed' });
     expect(boom.message).toContain('database exploded');
-    expect(errorOf(await call(service, 'picky', {}))).toEqual({ status: 422, code: 'bad_request', message: 'sku is required' });
+    expect(errorOf(await call(service, 'picky', {}))).toEqual({
+      status: 422,
+      code: 'bad_request',
+      message: 'sku is required',
+    });
     expect(json(await call(service, 'picky', { sku: 'x' }))).toBe('x');
     const missing = errorOf(await call(service, 'nope', {}));
     expect(missing).toMatchObject({ status: 404, code: 'not_found' });
@@ -275,7 +351,11 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     expect(text.status).toBe(502);
     expect(text.message).toMatch(/must answer JSON/);
     expect(json(await call(service, 'empty', {}))).toBeNull();
-    expect(errorOf(await call(service, 'plain404', {}))).toEqual({ status: 404, code: 'not_found', message: 'not here' });
+    expect(errorOf(await call(service, 'plain404', {}))).toEqual({
+      status: 404,
+      code: 'not_found',
+      message: 'not here',
+    });
   });
 
   test('a function hanging past the deadline → 504 near the deadline, and ctx.signal aborts', async () => {
@@ -328,7 +408,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       },
       { FNMESH_CONCURRENCY: '2' },
     );
-    const pending = Array.from({ length: 5 }, () => call(service, 'slow', {}, { timeoutMs: 10_000 }, 10_000).then((m) => ({ m, at: Date.now() })));
+    const pending = Array.from({ length: 5 }, () =>
+      call(service, 'slow', {}, { timeoutMs: 10_000 }, 10_000).then((m) => ({ m, at: Date.now() })),
+    );
     const t0 = Date.now();
     await waitFor(() => started === 2);
     // The three refused ones come back while the two admitted ones are still held.
@@ -368,7 +450,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     nc.publish(callSubject(NS, service, 'ok'), enc.encode('{}'));
     const h = encodeCallHeaders({ requestId: 'x', timeoutMs: 1 });
     h.set(NATS_HEADERS.timeoutMs, 'soon');
-    const bad = errorOf(await nc.request(callSubject(NS, service, 'ok'), enc.encode('{}'), { headers: h, timeout: 2000 }));
+    const bad = errorOf(
+      await nc.request(callSubject(NS, service, 'ok'), enc.encode('{}'), { headers: h, timeout: 2000 }),
+    );
     expect(bad.status).toBe(400);
     expect(bad.message).toContain('Fnmesh-Timeout-Ms');
     expect(json(await call(service, 'ok', {}))).toBe('ok');
@@ -431,7 +515,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     await replica(service, { work: async () => (await new Promise((r) => setTimeout(r, 20)), 'b') });
     const load = callLoad(service);
     const { failures, byReplica } = load;
-    await waitFor(() => load.ok >= 100 && aCalls.running > 0, { what: '100 calls, and calls running on the replica to drain' });
+    await waitFor(() => load.ok >= 100 && aCalls.running > 0, {
+      what: '100 calls, and calls running on the replica to drain',
+    });
 
     const drainStarted = Date.now();
     const drain = await httpRequest(a.sidecar.opsPort, 'GET', '/drain');
@@ -445,7 +531,10 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
 
     const readyz = await httpRequest(a.sidecar.opsPort, 'GET', '/readyz');
     expect(readyz.status).toBe(503);
-    expect(JSON.parse(readyz.body)).toMatchObject({ status: 'unavailable', reason: expect.stringContaining('draining') });
+    expect(JSON.parse(readyz.body)).toMatchObject({
+      status: 'unavailable',
+      reason: expect.stringContaining('draining'),
+    });
     expect(a.sidecar.readiness().ready).toBe(false);
 
     // The other replica takes every call from now on; the drained one gets none.
@@ -470,7 +559,9 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     await a.sidecar.stop();
     expect(Date.now() - t0).toBeLessThan(1_000);
     // Closed (a kept-alive socket of the test's agent may see a hang-up instead of a refusal).
-    await expect(httpRequest(a.sidecar.opsPort, 'GET', '/healthz')).rejects.toThrow(/ECONNREFUSED|socket hang up|ECONNRESET/);
+    await expect(httpRequest(a.sidecar.opsPort, 'GET', '/healthz')).rejects.toThrow(
+      /ECONNREFUSED|socket hang up|ECONNRESET/,
+    );
   });
 
   test('GET /drain is bounded by FNMESH_DRAIN_TIMEOUT_MS and answers with the calls left; stop() then closes at once', async () => {
@@ -527,7 +618,11 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
 
     test('ctx.call goes to the gateway subject with the inherited token, traceparent and budget', async () => {
       const service = uniqueService();
-      const gw = playGateway((s) => (s.subject.endsWith('.deny') ? new FnmeshError('forbidden', 'rule says no') : { ok: { reserved: JSON.parse(s.body) } }));
+      const gw = playGateway((s) =>
+        s.subject.endsWith('.deny')
+          ? new FnmeshError('forbidden', 'rule says no')
+          : { ok: { reserved: JSON.parse(s.body) } },
+      );
       await replica(service, {
         order: async (p: { sku: string }, ctx) => {
           const inner = await ctx.call('inventory', 'reserve', { sku: p.sku });
@@ -542,7 +637,12 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         },
       });
       const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-      const msg = await call(service, 'order', { sku: 'S1' }, { requestId: 'in-1', timeoutMs: 4000, token: 'user-token', traceparent });
+      const msg = await call(
+        service,
+        'order',
+        { sku: 'S1' },
+        { requestId: 'in-1', timeoutMs: 4000, token: 'user-token', traceparent },
+      );
       expect(json(msg)).toEqual({
         inner: { reserved: { sku: 'S1' } },
         other: { reserved: null },
@@ -573,11 +673,21 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       const ok = await httpRequest(callPort, 'POST', '/v1/call/target/fn', '{"params": {"a": 1}}');
       expect(ok).toMatchObject({ status: 200 });
       expect(JSON.parse(ok.body)).toEqual({ result: [1, 2] });
-      expect(gw.seen[0]).toMatchObject({ subject: `fnmesh.gw.${NS}.${service}.${NS}.target.fn`, timeoutMs: 7000, body: '{"a":1}' });
+      expect(gw.seen[0]).toMatchObject({
+        subject: `fnmesh.gw.${NS}.${service}.${NS}.target.fn`,
+        timeoutMs: 7000,
+        body: '{"a":1}',
+      });
       expect(gw.seen[0]!.token).toBeUndefined();
-      const withTimeout = await httpRequest(callPort, 'POST', '/v1/call/other/target/fn', '{"timeout": 1234}', { 'x-fnmesh-request-id': 'unknown' });
+      const withTimeout = await httpRequest(callPort, 'POST', '/v1/call/other/target/fn', '{"timeout": 1234}', {
+        'x-fnmesh-request-id': 'unknown',
+      });
       expect(withTimeout.status).toBe(200);
-      expect(gw.seen[1]).toMatchObject({ subject: `fnmesh.gw.${NS}.${service}.other.target.fn`, timeoutMs: 1234, body: 'null' });
+      expect(gw.seen[1]).toMatchObject({
+        subject: `fnmesh.gw.${NS}.${service}.other.target.fn`,
+        timeoutMs: 1234,
+        body: 'null',
+      });
 
       const cases: Array<[string, string | undefined, number, RegExp]> = [
         ['/v1/call/t/f', 'not json', 400, /not valid JSON/],
@@ -599,7 +709,12 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       const get = await httpRequest(callPort, 'GET', '/v1/call/t/f');
       expect(get.status).toBe(405);
       expect(get.headers.allow).toBe('POST');
-      const big = await httpRequest(callPort, 'POST', '/v1/call/t/f', JSON.stringify({ params: 'x'.repeat(1024 * 1024) }));
+      const big = await httpRequest(
+        callPort,
+        'POST',
+        '/v1/call/t/f',
+        JSON.stringify({ params: 'x'.repeat(1024 * 1024) }),
+      );
       expect(big.status).toBe(413);
       gw.stop();
       await nc.flush();
@@ -608,31 +723,36 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       expect(JSON.parse(none.body)).toEqual({ error: 'no fnmesh gateway is answering internal calls on NATS' });
     });
 
-    test.each(['stop()', 'GET /drain'])('during a graceful %s the call API keeps working for the calls still running', async (how) => {
-      const service = uniqueService();
-      playGateway(() => ({ ok: 'inner' }));
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      let started = false;
-      const a = await replica(service, {
-        order: async (_p, ctx) => {
-          started = true;
-          await gate;
-          return ctx.call('inventory', 'reserve', {});
-        },
-      });
-      const pending = call(service, 'order', {}, { timeoutMs: 5000 });
-      await waitFor(() => started);
-      let stopped = false;
-      const stopping = (how === 'stop()' ? a.sidecar.stop() : httpRequest(a.sidecar.opsPort, 'GET', '/drain')).then(() => (stopped = true));
-      await waitFor(() => !a.sidecar.readiness().ready);
-      expect(stopped).toBe(false);
-      release();
-      expect(json(await pending)).toBe('inner');
-      await stopping;
-      expect(stopped).toBe(true);
-      if (how === 'GET /drain') await a.sidecar.stop();
-    });
+    test.each(['stop()', 'GET /drain'])(
+      'during a graceful %s the call API keeps working for the calls still running',
+      async (how) => {
+        const service = uniqueService();
+        playGateway(() => ({ ok: 'inner' }));
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let started = false;
+        const a = await replica(service, {
+          order: async (_p, ctx) => {
+            started = true;
+            await gate;
+            return ctx.call('inventory', 'reserve', {});
+          },
+        });
+        const pending = call(service, 'order', {}, { timeoutMs: 5000 });
+        await waitFor(() => started);
+        let stopped = false;
+        const stopping = (how === 'stop()' ? a.sidecar.stop() : httpRequest(a.sidecar.opsPort, 'GET', '/drain')).then(
+          () => (stopped = true),
+        );
+        await waitFor(() => !a.sidecar.readiness().ready);
+        expect(stopped).toBe(false);
+        release();
+        expect(json(await pending)).toBe('inner');
+        await stopping;
+        expect(stopped).toBe(true);
+        if (how === 'GET /drain') await a.sidecar.stop();
+      },
+    );
 
     test('a gateway that does not answer in time → 504', async () => {
       const service = uniqueService();
@@ -646,7 +766,16 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
 
   test('NATS micro discovery: $SRV.PING / INFO / STATS', async () => {
     const service = uniqueService();
-    await replica(service, { add: (p: { a: number; b: number }) => p.a + p.b, fail: () => { throw new Error('nope'); } }, { FNMESH_FUNCTIONS: 'add,fail', FNMESH_REPLICA_ID: 'rep-1' });
+    await replica(
+      service,
+      {
+        add: (p: { a: number; b: number }) => p.a + p.b,
+        fail: () => {
+          throw new Error('nope');
+        },
+      },
+      { FNMESH_FUNCTIONS: 'add,fail', FNMESH_REPLICA_ID: 'rep-1' },
+    );
     expect(json(await call(service, 'add', { a: 1, b: 2 }))).toBe(3);
     errorOf(await call(service, 'fail', {}));
     errorOf(await call(service, 'undeclared', {}));
@@ -655,7 +784,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
 
     const collect = async (subject: string): Promise<Array<Record<string, unknown>>> => {
       const out: Array<Record<string, unknown>> = [];
-      for await (const m of await nc.requestMany(subject, undefined, { strategy: 'stall', stall: 150, maxWait: 2000 })) out.push(JSON.parse(dec.decode(m.data)) as Record<string, unknown>);
+      for await (const m of await nc.requestMany(subject, undefined, { strategy: 'stall', stall: 150, maxWait: 2000 }))
+        out.push(JSON.parse(dec.decode(m.data)) as Record<string, unknown>);
       return out;
     };
     const identity = { name, id: 'rep-1', version: '0.1.0', metadata: { namespace: NS, service, replica: 'rep-1' } };
@@ -685,7 +815,18 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     const endpoints = stats!.endpoints as Array<Record<string, unknown>>;
     expect(endpoints.map((e) => e.name)).toEqual(['add', 'fail', 'undeclared']);
     for (const e of endpoints) {
-      expect(Object.keys(e).sort()).toEqual(['average_processing_time', 'last_error', 'name', 'num_errors', 'num_requests', 'processing_time', 'queue_group', 'subject'].sort());
+      expect(Object.keys(e).sort()).toEqual(
+        [
+          'average_processing_time',
+          'last_error',
+          'name',
+          'num_errors',
+          'num_requests',
+          'processing_time',
+          'queue_group',
+          'subject',
+        ].sort(),
+      );
       expect(Number.isInteger(e.processing_time)).toBe(true);
       expect(Number.isInteger(e.average_processing_time)).toBe(true);
       expect(typeof e.last_error).toBe('string');

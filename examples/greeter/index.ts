@@ -6,7 +6,8 @@ import { FunctionError, serve, type Context } from '../../sdk';
 
 function nameOf(params: unknown): string {
   const name = (params as { name?: unknown } | null)?.name;
-  if (typeof name !== 'string' || name.trim() === '') throw new FunctionError(400, 'params.name must be a non-empty string, e.g. {"name": "Ada"}');
+  if (typeof name !== 'string' || name.trim() === '')
+    throw new FunctionError(400, 'params.name must be a non-empty string, e.g. {"name": "Ada"}');
   if (name.length > 200) throw new FunctionError(400, 'params.name must be at most 200 characters');
   return name.trim();
 }
@@ -29,7 +30,10 @@ export const functions = {
   welcome: (params: unknown) => ({ message: `Welcome, ${nameOf(params)}!` }),
 
   /** Rule and/or/match (see greeter.yaml): only admins and owners whose admin access has not expired. */
-  admin: (_params: unknown, ctx: Context) => ({ welcome: `admin ${String(ctx.claims?.sub ?? 'unknown')}`, role: ctx.claims?.role ?? null }),
+  admin: (_params: unknown, ctx: Context) => ({
+    welcome: `admin ${String(ctx.claims?.sub ?? 'unknown')}`,
+    role: ctx.claims?.role ?? null,
+  }),
 };
 
 if (require.main === module) {

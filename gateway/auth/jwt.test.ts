@@ -32,8 +32,10 @@ async function sign(claims: JWTPayload, key: CryptoKey | Uint8Array, alg: string
   if (claims.exp === undefined) jwt.setExpirationTime('1h');
   return jwt.sign(key);
 }
-const hs = (claims: JWTPayload = { sub: 'u1' }, secret = SECRET): Promise<string> => sign(claims, enc.encode(secret), 'HS256');
-const rs = (claims: JWTPayload = { sub: 'u1' }, key = rsa.privateKey, kid = 'rsa-1'): Promise<string> => sign(claims, key, 'RS256', kid);
+const hs = (claims: JWTPayload = { sub: 'u1' }, secret = SECRET): Promise<string> =>
+  sign(claims, enc.encode(secret), 'HS256');
+const rs = (claims: JWTPayload = { sub: 'u1' }, key = rsa.privateKey, kid = 'rsa-1'): Promise<string> =>
+  sign(claims, key, 'RS256', kid);
 const es = (claims: JWTPayload = { sub: 'u1' }): Promise<string> => sign(claims, ec.privateKey, 'ES256', 'ec-1');
 
 /** A token whose parts are written by hand, signed with HS256 over exactly those bytes. */
@@ -73,7 +75,9 @@ beforeAll(async () => {
   rsa = await generateKeyPair('RS256', { extractable: true });
   rsaOther = await generateKeyPair('RS256', { extractable: true });
   ec = await generateKeyPair('ES256', { extractable: true });
-  const jwks = { keys: [await publicJwk(rsa.publicKey, 'rsa-1', 'RS256'), await publicJwk(ec.publicKey, 'ec-1', 'ES256')] };
+  const jwks = {
+    keys: [await publicJwk(rsa.publicKey, 'rsa-1', 'RS256'), await publicJwk(ec.publicKey, 'ec-1', 'ES256')],
+  };
   jwksPath = join(dir, 'jwks.json');
   writeFileSync(jwksPath, JSON.stringify(jwks));
   server = createServer((_req, res) => {
@@ -112,7 +116,9 @@ describe('valid tokens', () => {
   });
   it('accepts matching issuer and audience', async () => {
     const v = await verifier({ secrets: [SECRET], issuer: 'https://id.example.com', audience: 'fnmesh' });
-    expect(await v.verify(await hs({ sub: 'u1', iss: 'https://id.example.com', aud: ['other', 'fnmesh'] }))).toMatchObject({ sub: 'u1' });
+    expect(
+      await v.verify(await hs({ sub: 'u1', iss: 'https://id.example.com', aud: ['other', 'fnmesh'] })),
+    ).toMatchObject({ sub: 'u1' });
   });
   it('accepts a token expired by less than the clock tolerance', async () => {
     const v = await verifier({ secrets: [SECRET], clockToleranceSec: 30 });
@@ -132,12 +138,18 @@ describe('rejected tokens', () => {
 
   it('expired: names the expiry time', async () => {
     const exp = nowSec() - 60;
-    await expectUnauthenticated(both.verify(await hs({ exp })), new RegExp(`^the token expired at ${new Date(exp * 1000).toISOString()}$`));
+    await expectUnauthenticated(
+      both.verify(await hs({ exp })),
+      new RegExp(`^the token expired at ${new Date(exp * 1000).toISOString()}$`),
+    );
     await expectUnauthenticated(both.verify(await rs({ exp })), /^the token expired at /);
   });
   it('not yet valid: names the start time', async () => {
     const nbf = nowSec() + 120;
-    await expectUnauthenticated(both.verify(await hs({ nbf })), new RegExp(`not yet valid: it is valid from ${new Date(nbf * 1000).toISOString()}`));
+    await expectUnauthenticated(
+      both.verify(await hs({ nbf })),
+      new RegExp(`not yet valid: it is valid from ${new Date(nbf * 1000).toISOString()}`),
+    );
   });
   it('wrong secret', async () => {
     await expectUnauthenticated(both.verify(await hs({ sub: 'x' }, OTHER_SECRET)), /signature is invalid/);
@@ -150,15 +162,22 @@ describe('rejected tokens', () => {
   });
   it('alg "none", crafted by hand, is refused by every verifier', async () => {
     const token = `${b64u('{"alg":"none","typ":"JWT"}')}.${b64u(JSON.stringify({ sub: 'admin', exp: nowSec() + 600 }))}.`;
-    for (const v of [both, secretOnly, jwksOnly]) await expectUnauthenticated(v.verify(token), /unsupported algorithm "none"/);
+    for (const v of [both, secretOnly, jwksOnly])
+      await expectUnauthenticated(v.verify(token), /unsupported algorithm "none"/);
     const upper = `${b64u('{"alg":"NONE"}')}.${b64u('{"sub":"admin"}')}.`;
     await expectUnauthenticated(both.verify(upper), /unsupported algorithm "none"/);
   });
   it('HS256 against a JWKS-only verifier', async () => {
-    await expectUnauthenticated(jwksOnly.verify(await hs()), /unsupported algorithm "HS256": this gateway verifies only .* against its JWKS/);
+    await expectUnauthenticated(
+      jwksOnly.verify(await hs()),
+      /unsupported algorithm "HS256": this gateway verifies only .* against its JWKS/,
+    );
   });
   it('RS256 against a secret-only verifier', async () => {
-    await expectUnauthenticated(secretOnly.verify(await rs()), /unsupported algorithm "RS256": this gateway has only HS256 shared secrets/);
+    await expectUnauthenticated(
+      secretOnly.verify(await rs()),
+      /unsupported algorithm "RS256": this gateway has only HS256 shared secrets/,
+    );
   });
   it('HS256 signed with the RSA public key PEM as the secret (algorithm confusion)', async () => {
     const pem = await exportSPKI(rsa.publicKey);
@@ -170,7 +189,10 @@ describe('rejected tokens', () => {
     }
   });
   it('an unknown algorithm', async () => {
-    await expectUnauthenticated(both.verify(handMade('{"alg":"HS999"}', '{}')), /unsupported algorithm "HS999": accepted are HS256, RS256/);
+    await expectUnauthenticated(
+      both.verify(handMade('{"alg":"HS999"}', '{}')),
+      /unsupported algorithm "HS999": accepted are HS256, RS256/,
+    );
   });
   const malformed: [string, string, RegExp][] = [
     ['not three parts (two)', 'abc.def', /three dot-separated parts.*this one has 2/],
@@ -191,7 +213,10 @@ describe('rejected tokens', () => {
   });
   it('issuer mismatch', async () => {
     const v = await verifier({ secrets: [SECRET], issuer: 'https://id.example.com' });
-    await expectUnauthenticated(v.verify(await hs({ iss: 'https://evil.example.com' })), /issuer "https:\/\/evil\.example\.com" is not the one/);
+    await expectUnauthenticated(
+      v.verify(await hs({ iss: 'https://evil.example.com' })),
+      /issuer "https:\/\/evil\.example\.com" is not the one/,
+    );
     await expectUnauthenticated(v.verify(await hs({})), /issuer null is not the one/);
   });
   it('audience mismatch', async () => {
@@ -201,7 +226,10 @@ describe('rejected tokens', () => {
   it('no verifier configured', async () => {
     const v = await verifier({});
     expect(v.enabled).toBe(false);
-    await expectUnauthenticated(v.verify(await hs()), /^this gateway has no JWT secret or JWKS configured; set FNMESH_JWT_SECRET or FNMESH_JWKS_FILE$/);
+    await expectUnauthenticated(
+      v.verify(await hs()),
+      /^this gateway has no JWT secret or JWKS configured; set FNMESH_JWT_SECRET or FNMESH_JWKS_FILE$/,
+    );
   });
   it('a JWKS URL that does not answer is "unavailable", not the caller\'s fault', async () => {
     const dead = createServer();
@@ -218,10 +246,16 @@ describe('rejected tokens', () => {
 
 describe('configuration errors', () => {
   it('a too-short secret says how long and how to generate one', async () => {
-    await expectConfigError(createJwtVerifier({ secrets: ['short'] }), /secret #1 is 5 bytes; HS256 needs at least 32 bytes.*openssl rand -base64 48/);
+    await expectConfigError(
+      createJwtVerifier({ secrets: ['short'] }),
+      /secret #1 is 5 bytes; HS256 needs at least 32 bytes.*openssl rand -base64 48/,
+    );
   });
   it('an unreadable JWKS file', async () => {
-    await expectConfigError(createJwtVerifier({ jwksFile: join(dir, 'missing.json') }), /missing\.json \(FNMESH_JWKS_FILE\) cannot be read/);
+    await expectConfigError(
+      createJwtVerifier({ jwksFile: join(dir, 'missing.json') }),
+      /missing\.json \(FNMESH_JWKS_FILE\) cannot be read/,
+    );
   });
   const bad: [string, string, RegExp][] = [
     ['not JSON', '{keys:', /is not valid JSON/],
@@ -229,8 +263,16 @@ describe('configuration errors', () => {
     ['empty keys', '{"keys":[]}', /has no keys/],
     ['a symmetric key', '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}', /symmetric \(oct\) key.*FNMESH_JWT_SECRET/],
     ['an unknown kty', '{"keys":[{"kty":"XYZ"}]}', /kty "XYZ"/],
-    ['a short RSA key', '{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB","alg":"RS256"}]}', /keys\[0\] is an RSA key of 24 bits; RSA keys must have at least 2048 bits/],
-    ['an invalid EC key', '{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"AAAA"}]}', /keys\[0\] \(kid "k1"\) is not a valid ES256 public key/],
+    [
+      'a short RSA key',
+      '{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB","alg":"RS256"}]}',
+      /keys\[0\] is an RSA key of 24 bits; RSA keys must have at least 2048 bits/,
+    ],
+    [
+      'an invalid EC key',
+      '{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"AAAA","y":"AAAA"}]}',
+      /keys\[0\] \(kid "k1"\) is not a valid ES256 public key/,
+    ],
   ];
   it.each(bad)('a JWKS file that is %s', async (_n, text, message) => {
     const p = join(dir, `bad-${Math.random()}.json`);
@@ -240,10 +282,16 @@ describe('configuration errors', () => {
   it('a JWKS with private key material', async () => {
     const p = join(dir, 'private.json');
     writeFileSync(p, JSON.stringify({ keys: [{ ...(await exportJWK(rsa.privateKey)), kid: 'k' }] }));
-    await expectConfigError(createJwtVerifier({ jwksFile: p }), /private key material \("d"\); publish only the public key/);
+    await expectConfigError(
+      createJwtVerifier({ jwksFile: p }),
+      /private key material \("d"\); publish only the public key/,
+    );
   });
   it('a bad JWKS URL', async () => {
-    await expectConfigError(createJwtVerifier({ jwksUrl: 'ftp://x/jwks' }), /FNMESH_JWKS_URL="ftp:\/\/x\/jwks" is not valid/);
+    await expectConfigError(
+      createJwtVerifier({ jwksUrl: 'ftp://x/jwks' }),
+      /FNMESH_JWKS_URL="ftp:\/\/x\/jwks" is not valid/,
+    );
     await expectConfigError(createJwtVerifier({ jwksUrl: 'not a url' }), /is not valid: it accepts an http\(s\) URL/);
   });
 });
@@ -288,7 +336,10 @@ describe('JWKS file reload', () => {
     writeFileSync(p, JSON.stringify({ keys: [await publicJwk(rsa.publicKey, 'rsa-1', 'RS256')] }));
     const reloads: (Error | undefined)[] = [];
     let notify: () => void = () => undefined;
-    const v = await verifier({ jwksFile: p }, { reloadDebounceMs: 20, onJwksReload: (e) => (reloads.push(e), notify()) });
+    const v = await verifier(
+      { jwksFile: p },
+      { reloadDebounceMs: 20, onJwksReload: (e) => (reloads.push(e), notify()) },
+    );
     const oldToken = await rs();
     expect(await v.verify(oldToken)).toMatchObject({ sub: 'u1' });
     const newToken = await rs({ sub: 'u2' }, rsaOther.privateKey, 'rsa-2');

@@ -73,7 +73,18 @@ export interface JwtVerifierOptions {
 }
 
 export const HMAC_ALGORITHMS = ['HS256'] as const;
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
 const MIN_SECRET_BYTES = 32;
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const NO_VERIFIER = 'this gateway has no JWT secret or JWKS configured; set FNMESH_JWT_SECRET or FNMESH_JWKS_FILE';
@@ -104,19 +115,29 @@ function checkJwks(value: unknown, source: string): JSONWebKeySet {
     if (k === null || typeof k !== 'object') throw new ConfigError(`${source}: keys[${i}] is not a JWK object`);
     const jwk = k as Record<string, unknown>;
     if (jwk.kty === 'oct') {
-      throw new ConfigError(`${source}: keys[${i}] is a symmetric (oct) key; a JWKS holds public keys only; put shared HS256 secrets in FNMESH_JWT_SECRET`);
+      throw new ConfigError(
+        `${source}: keys[${i}] is a symmetric (oct) key; a JWKS holds public keys only; put shared HS256 secrets in FNMESH_JWT_SECRET`,
+      );
     }
     if (!['RSA', 'EC', 'OKP'].includes(String(jwk.kty))) {
-      throw new ConfigError(`${source}: keys[${i}] has kty ${JSON.stringify(jwk.kty)}; supported are RSA, EC and OKP public keys`);
+      throw new ConfigError(
+        `${source}: keys[${i}] has kty ${JSON.stringify(jwk.kty)}; supported are RSA, EC and OKP public keys`,
+      );
     }
     if (jwk.kty === 'RSA' && typeof jwk.n === 'string' && Buffer.from(jwk.n, 'base64url').length < 256) {
-      throw new ConfigError(`${source}: keys[${i}] is an RSA key of ${Buffer.from(jwk.n, 'base64url').length * 8} bits; RSA keys must have at least 2048 bits`);
+      throw new ConfigError(
+        `${source}: keys[${i}] is an RSA key of ${Buffer.from(jwk.n, 'base64url').length * 8} bits; RSA keys must have at least 2048 bits`,
+      );
     }
     if ('d' in jwk) {
-      throw new ConfigError(`${source}: keys[${i}] contains private key material ("d"); publish only the public key (export it with exportJWK(publicKey))`);
+      throw new ConfigError(
+        `${source}: keys[${i}] contains private key material ("d"); publish only the public key (export it with exportJWK(publicKey))`,
+      );
     }
     if (typeof jwk.alg === 'string' && !(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(jwk.alg)) {
-      throw new ConfigError(`${source}: keys[${i}] has alg ${JSON.stringify(jwk.alg)}; supported are ${ASYMMETRIC_ALGORITHMS.join(', ')}`);
+      throw new ConfigError(
+        `${source}: keys[${i}] has alg ${JSON.stringify(jwk.alg)}; supported are ${ASYMMETRIC_ALGORITHMS.join(', ')}`,
+      );
     }
   });
   return value as JSONWebKeySet;
@@ -128,11 +149,21 @@ async function importAll(jwks: JSONWebKeySet, source: string): Promise<void> {
     const crv = (jwk as JWK).crv;
     const alg =
       jwk.alg ??
-      (jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : crv === 'P-384' ? 'ES384' : crv === 'P-521' ? 'ES512' : 'ES256');
+      (jwk.kty === 'RSA'
+        ? 'RS256'
+        : jwk.kty === 'OKP'
+          ? 'EdDSA'
+          : crv === 'P-384'
+            ? 'ES384'
+            : crv === 'P-521'
+              ? 'ES512'
+              : 'ES256');
     try {
       await importJWK(jwk as JWK, alg);
     } catch (err) {
-      throw new ConfigError(`${source}: keys[${i}]${jwk.kid ? ` (kid ${JSON.stringify(jwk.kid)})` : ''} is not a valid ${alg} public key: ${errorMessage(err)}`);
+      throw new ConfigError(
+        `${source}: keys[${i}]${jwk.kid ? ` (kid ${JSON.stringify(jwk.kid)})` : ''} is not a valid ${alg} public key: ${errorMessage(err)}`,
+      );
     }
   }
 }
@@ -143,7 +174,9 @@ async function loadJwksFile(path: string): Promise<JWTVerifyGetKey> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`${source} cannot be read: ${errorMessage(err)}; check the path and that the file is mounted`);
+    throw new ConfigError(
+      `${source} cannot be read: ${errorMessage(err)}; check the path and that the file is mounted`,
+    );
   }
   let json: unknown;
   try {
@@ -210,7 +243,8 @@ function deepFreeze<T>(value: T): T {
 
 // ------------------------------------------------------------------------------------------- errors
 
-const iso = (sec: unknown): string => (typeof sec === 'number' && Number.isFinite(sec) ? new Date(sec * 1000).toISOString() : String(sec));
+const iso = (sec: unknown): string =>
+  typeof sec === 'number' && Number.isFinite(sec) ? new Date(sec * 1000).toISOString() : String(sec);
 
 /** jose's errors → one clear sentence each; nothing else (no stack) leaves. */
 function mapJoseError(err: unknown, jwksUrl?: string): FnmeshError {
@@ -220,13 +254,22 @@ function mapJoseError(err: unknown, jwksUrl?: string): FnmeshError {
     case 'ERR_JWT_EXPIRED':
       return unauthenticated(`the token expired at ${iso(e.payload?.exp)}`);
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      if (e.claim === 'nbf') return unauthenticated(`the token is not yet valid: it is valid from ${iso(e.payload?.nbf)}`);
-      if (e.claim === 'iss') return unauthenticated(`the token's issuer ${JSON.stringify(e.payload?.iss ?? null)} is not the one this gateway accepts`);
-      if (e.claim === 'aud') return unauthenticated(`the token's audience ${JSON.stringify(e.payload?.aud ?? null)} does not include the one this gateway accepts`);
+      if (e.claim === 'nbf')
+        return unauthenticated(`the token is not yet valid: it is valid from ${iso(e.payload?.nbf)}`);
+      if (e.claim === 'iss')
+        return unauthenticated(
+          `the token's issuer ${JSON.stringify(e.payload?.iss ?? null)} is not the one this gateway accepts`,
+        );
+      if (e.claim === 'aud')
+        return unauthenticated(
+          `the token's audience ${JSON.stringify(e.payload?.aud ?? null)} does not include the one this gateway accepts`,
+        );
       if (e.claim === 'iat') return unauthenticated('the token is issued in the future (iat)');
       return unauthenticated(`the token's "${e.claim ?? '?'}" claim is invalid: ${e.message ?? 'check failed'}`);
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-      return unauthenticated('the token signature is invalid: it was not signed by a key or secret this gateway trusts');
+      return unauthenticated(
+        'the token signature is invalid: it was not signed by a key or secret this gateway trusts',
+      );
     case 'ERR_JWKS_NO_MATCHING_KEY':
       return unauthenticated('the token signature is invalid: no key in the JWKS matches its kid and algorithm');
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
@@ -238,12 +281,21 @@ function mapJoseError(err: unknown, jwksUrl?: string): FnmeshError {
     case 'ERR_JWT_INVALID':
       return unauthenticated(`the token is malformed: ${e.message ?? 'not a JWT'}`);
     case 'ERR_JWKS_TIMEOUT':
-      return new FnmeshError('unavailable', `the JWKS at ${jwksUrl ?? '?'} did not answer in time; the token cannot be verified now`);
+      return new FnmeshError(
+        'unavailable',
+        `the JWKS at ${jwksUrl ?? '?'} did not answer in time; the token cannot be verified now`,
+      );
     case 'ERR_JWKS_INVALID':
-      return new FnmeshError('unavailable', `the JWKS at ${jwksUrl ?? '?'} is not a valid JWKS; the token cannot be verified now`);
+      return new FnmeshError(
+        'unavailable',
+        `the JWKS at ${jwksUrl ?? '?'} is not a valid JWKS; the token cannot be verified now`,
+      );
     default:
       if (jwksUrl && (e.code === undefined || e.code === 'ERR_JOSE_GENERIC')) {
-        return new FnmeshError('unavailable', `the JWKS at ${jwksUrl} could not be fetched (${errorMessage(err)}); the token cannot be verified now`);
+        return new FnmeshError(
+          'unavailable',
+          `the JWKS at ${jwksUrl} could not be fetched (${errorMessage(err)}); the token cannot be verified now`,
+        );
       }
       return unauthenticated(`the token cannot be verified: ${errorMessage(err)}`);
   }
@@ -258,7 +310,7 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
     if (bytes.length < MIN_SECRET_BYTES) {
       throw new ConfigError(
         `FNMESH_JWT_SECRET: secret #${i + 1} is ${bytes.length} bytes; HS256 needs at least ${MIN_SECRET_BYTES} bytes (256 bits). ` +
-          'Generate one with `openssl rand -base64 48` (or `node -e "console.log(require(\'crypto\').randomBytes(48).toString(\'base64url\'))"`)',
+          "Generate one with `openssl rand -base64 48` (or `node -e \"console.log(require('crypto').randomBytes(48).toString('base64url'))\"`)",
       );
     }
     return bytes;
@@ -292,7 +344,10 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
           logger.info('reloaded the JWKS file', { path });
           options.onJwksReload?.();
         } catch (err) {
-          logger.error('the changed JWKS file is not valid; keeping the previous keys', { path, error: errorMessage(err) });
+          logger.error('the changed JWKS file is not valid; keeping the previous keys', {
+            path,
+            error: errorMessage(err),
+          });
           options.onJwksReload?.(err as Error);
         }
       };
@@ -320,7 +375,9 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
       url = new URL(jwksUrl);
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http(s)');
     } catch {
-      throw new ConfigError(`FNMESH_JWKS_URL="${jwksUrl}" is not valid: it accepts an http(s) URL of a JWKS document, such as https://issuer.example.com/.well-known/jwks.json`);
+      throw new ConfigError(
+        `FNMESH_JWKS_URL="${jwksUrl}" is not valid: it accepts an http(s) URL of a JWKS document, such as https://issuer.example.com/.well-known/jwks.json`,
+      );
     }
     urlKeys = createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
   }
@@ -329,10 +386,13 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
   const enabled = secrets.length > 0 || hasJwks;
 
   const verifyUncached = async (token: string): Promise<JWTPayload> => {
-    if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated(`the token is malformed: it is longer than ${MAX_TOKEN_LENGTH} characters`);
+    if (token.length > MAX_TOKEN_LENGTH)
+      throw unauthenticated(`the token is malformed: it is longer than ${MAX_TOKEN_LENGTH} characters`);
     const parts = token.split('.');
     if (parts.length !== 3) {
-      throw unauthenticated(`the token is malformed: a JWT has three dot-separated parts (header.payload.signature), this one has ${parts.length}`);
+      throw unauthenticated(
+        `the token is malformed: a JWT has three dot-separated parts (header.payload.signature), this one has ${parts.length}`,
+      );
     }
     let alg: unknown;
     try {
@@ -341,11 +401,14 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
       throw unauthenticated('the token is malformed: its header is not base64url-encoded JSON');
     }
     if (typeof alg !== 'string') throw unauthenticated('the token is malformed: its header has no "alg"');
-    if (alg.toLowerCase() === 'none') throw unauthenticated('the token uses the unsupported algorithm "none": unsigned tokens are never accepted');
+    if (alg.toLowerCase() === 'none')
+      throw unauthenticated('the token uses the unsupported algorithm "none": unsigned tokens are never accepted');
 
     if ((HMAC_ALGORITHMS as readonly string[]).includes(alg)) {
       if (secrets.length === 0) {
-        throw unauthenticated(`the token uses the unsupported algorithm "${alg}": this gateway verifies only ${ASYMMETRIC_ALGORITHMS.join('/')} tokens against its JWKS`);
+        throw unauthenticated(
+          `the token uses the unsupported algorithm "${alg}": this gateway verifies only ${ASYMMETRIC_ALGORITHMS.join('/')} tokens against its JWKS`,
+        );
       }
       let lastErr: unknown;
       for (const secret of secrets) {
@@ -360,10 +423,15 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
     }
     if ((ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
       if (!hasJwks) {
-        throw unauthenticated(`the token uses the unsupported algorithm "${alg}": this gateway has only HS256 shared secrets, no JWKS`);
+        throw unauthenticated(
+          `the token uses the unsupported algorithm "${alg}": this gateway has only HS256 shared secrets, no JWKS`,
+        );
       }
       let lastErr: unknown;
-      for (const [keys, url] of [[fileKeys, undefined], [urlKeys, jwksUrl]] as const) {
+      for (const [keys, url] of [
+        [fileKeys, undefined],
+        [urlKeys, jwksUrl],
+      ] as const) {
         if (!keys) continue;
         try {
           return (await jwtVerify(token, keys, asymOptions)).payload;
@@ -371,12 +439,15 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
           lastErr = err;
           const code = (err as { code?: string }).code;
           // Try the next source only when this one has no key for the token.
-          if (code !== 'ERR_JWKS_NO_MATCHING_KEY' && code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw mapJoseError(err, url);
+          if (code !== 'ERR_JWKS_NO_MATCHING_KEY' && code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')
+            throw mapJoseError(err, url);
         }
       }
       throw mapJoseError(lastErr);
     }
-    throw unauthenticated(`the token uses the unsupported algorithm ${JSON.stringify(alg)}: accepted are ${[...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS].join(', ')}`);
+    throw unauthenticated(
+      `the token uses the unsupported algorithm ${JSON.stringify(alg)}: accepted are ${[...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS].join(', ')}`,
+    );
   };
 
   return {

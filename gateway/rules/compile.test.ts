@@ -116,14 +116,22 @@ describe('match: allowing and denying per type and operator', () => {
     ['date ISO < utils.now() (true)', m('date', '<', 'args.auth.joined', 'utils.now()'), true],
     ['date ISO > utils.now() (false)', m('date', '>', 'args.auth.joined', 'utils.now()'), false],
     ['date epoch ms == ISO same instant', m('date', '==', 'args.auth.joinedMs', '2020-01-01T00:00:00Z'), true],
-    ['date ISO with offset == ISO Z same instant', m('date', '==', '2020-01-01T01:00:00+01:00', 'args.auth.joined'), true],
+    [
+      'date ISO with offset == ISO Z same instant',
+      m('date', '==', '2020-01-01T01:00:00+01:00', 'args.auth.joined'),
+      true,
+    ],
     ['date != (true)', m('date', '!=', 'args.auth.joined', '2021-01-01'), true],
     ['date != (false)', m('date', '!=', 'args.auth.joined', '2020-01-01'), false],
     ['date-only param > now', m('date', '>', 'args.params.when', 'utils.now()'), true],
     ['date <= literal ISO (true)', m('date', '<=', 'utils.now()', future), true],
     ['date <= literal ISO (false)', m('date', '<=', 'utils.now()', past), false],
     ['date >= epoch literal', m('date', '>=', 'args.auth.joined', 1577836800000), true],
-    ['date in literal list (instants compared)', m('date', 'in', 'args.auth.joined', ['2019-01-01', '2020-01-01T00:00:00.000Z']), true],
+    [
+      'date in literal list (instants compared)',
+      m('date', 'in', 'args.auth.joined', ['2019-01-01', '2020-01-01T00:00:00.000Z']),
+      true,
+    ],
     ['date notIn literal list', m('date', 'notIn', 'args.auth.joined', ['2019-01-01']), true],
     // literal on both sides
     ['two literals', m('number', '<', 1, 2), true],
@@ -149,22 +157,67 @@ describe('match: missing data and wrong types never allow', () => {
   const cases: [string, Rule, RuleInput, RegExp][] = [
     ['== with an absent claim', m('string', '==', 'args.auth.email', 'x'), input(), /args\.auth\.email is not set/],
     ['!= with an absent claim', m('string', '!=', 'args.auth.email', 'x'), input(), /args\.auth\.email is not set/],
-    ['notIn with an absent claim', m('string', 'notIn', 'args.auth.email', ['x']), input(), /args\.auth\.email is not set/],
-    ['notIn with an absent list', m('string', 'notIn', 'x', 'args.auth.blocked'), input(), /args\.auth\.blocked is not set/],
+    [
+      'notIn with an absent claim',
+      m('string', 'notIn', 'args.auth.email', ['x']),
+      input(),
+      /args\.auth\.email is not set/,
+    ],
+    [
+      'notIn with an absent list',
+      m('string', 'notIn', 'x', 'args.auth.blocked'),
+      input(),
+      /args\.auth\.blocked is not set/,
+    ],
     ['in with an absent list', m('string', 'in', 'x', 'args.auth.blocked'), input(), /args\.auth\.blocked is not set/],
     ['a null claim', m('string', '!=', 'args.auth.nothing', 'x'), input(), /args\.auth\.nothing is not set/],
     ['no token at all', m('string', '!=', 'args.auth.sub', 'x'), noAuth, /args\.auth\.sub is not set/],
-    ['args.caller on an external call', m('string', '!=', 'args.caller', 'x'), { ...input(), caller: undefined }, /args\.caller is not set/],
+    [
+      'args.caller on an external call',
+      m('string', '!=', 'args.caller', 'x'),
+      { ...input(), caller: undefined },
+      /args\.caller is not set/,
+    ],
     ['a path through a string', m('string', '!=', 'args.auth.role.x', 'x'), input(), /not set/],
-    ['a numeric string for type number', m('number', '==', 'args.auth.levelStr', 3), input(), /args\.auth\.levelStr is the string "3", not a number/],
+    [
+      'a numeric string for type number',
+      m('number', '==', 'args.auth.levelStr', 3),
+      input(),
+      /args\.auth\.levelStr is the string "3", not a number/,
+    ],
     ['a number for type string', m('string', '!=', 'args.auth.level', 'x'), input(), /is the number 3, not a string/],
     ['a string for type bool', m('bool', '!=', 'args.auth.role', true), input(), /not a bool/],
     ['an unparsable date', m('date', '<', 'args.auth.role', 'utils.now()'), input(), /not a date/],
-    ['a zone-less date-time', m('date', '<', 'args.params.t', 'utils.now()'), { params: { t: '2020-01-01T00:00:00' } }, /not a date/],
-    ['an impossible calendar date', m('date', '<', 'args.params.t', 'utils.now()'), { params: { t: '2020-02-30' } }, /not a date/],
-    ['in with a non-array variable', m('string', 'in', 'x', 'args.auth.role'), input(), /args\.auth\.role is the string "user", not an array/],
-    ['in with a wrongly typed element', m('string', 'in', 'user', 'args.auth.mixed'), input(), /element 1 of args\.auth\.mixed is the number 7/],
-    ['notIn with a wrongly typed element', m('string', 'notIn', 'x', 'args.auth.mixed'), input(), /element 1 of args\.auth\.mixed/],
+    [
+      'a zone-less date-time',
+      m('date', '<', 'args.params.t', 'utils.now()'),
+      { params: { t: '2020-01-01T00:00:00' } },
+      /not a date/,
+    ],
+    [
+      'an impossible calendar date',
+      m('date', '<', 'args.params.t', 'utils.now()'),
+      { params: { t: '2020-02-30' } },
+      /not a date/,
+    ],
+    [
+      'in with a non-array variable',
+      m('string', 'in', 'x', 'args.auth.role'),
+      input(),
+      /args\.auth\.role is the string "user", not an array/,
+    ],
+    [
+      'in with a wrongly typed element',
+      m('string', 'in', 'user', 'args.auth.mixed'),
+      input(),
+      /element 1 of args\.auth\.mixed is the number 7/,
+    ],
+    [
+      'notIn with a wrongly typed element',
+      m('string', 'notIn', 'x', 'args.auth.mixed'),
+      input(),
+      /element 1 of args\.auth\.mixed/,
+    ],
     ['an inherited property', m('bool', '==', 'utils.exists(args.params.constructor)', true), input(), /false/],
     ['an index on an object', m('string', '!=', 'args.params.items.x', 'x'), input(), /not set/],
   ];
@@ -184,7 +237,14 @@ describe('and / or', () => {
     ['or with one true', { rule: 'or', clauses: [F, F, T] }, true],
     ['or of all false', { rule: 'or', clauses: [F, { rule: 'deny' }] }, false],
     ['or inside and', { rule: 'and', clauses: [T, { rule: 'or', clauses: [F, T] }] }, true],
-    ['and inside or inside and, deep', { rule: 'and', clauses: [T, { rule: 'or', clauses: [F, { rule: 'and', clauses: [T, { rule: 'or', clauses: [F, F] }] }] }] }, false],
+    [
+      'and inside or inside and, deep',
+      {
+        rule: 'and',
+        clauses: [T, { rule: 'or', clauses: [F, { rule: 'and', clauses: [T, { rule: 'or', clauses: [F, F] }] }] }],
+      },
+      false,
+    ],
   ];
   it.each(cases)('%s', (_n, rule, expected) => {
     expect(evalSync(rule).allow).toBe(expected);
@@ -229,7 +289,12 @@ describe('func', () => {
   });
   const answers: [string, unknown, boolean, RegExp][] = [
     ['ack true with extra keys allows', { ack: true, reason: 'ok' }, true, /acknowledged/],
-    ['ack false denies', { ack: false, reason: 'nope' }, false, /answered \{"ack":false,"reason":"nope"\}, not \{"ack": true\}/],
+    [
+      'ack false denies',
+      { ack: false, reason: 'nope' },
+      false,
+      /answered \{"ack":false,"reason":"nope"\}, not \{"ack": true\}/,
+    ],
     ['ack "true" (a string) denies', { ack: 'true' }, false, /not \{"ack": true\}/],
     ['true alone denies', true, false, /answered true/],
     ['null denies', null, false, /answered null/],
@@ -246,8 +311,14 @@ describe('func', () => {
       throw new Error('boom');
     };
     const c = compileRule(funcRule, WHERE, ctx);
-    expect(await c.evaluate(input(), rejecting)).toEqual({ allow: false, reason: 'func default/policy.check failed: no ready replica' });
-    expect(await c.evaluate(input(), throwing)).toEqual({ allow: false, reason: 'func default/policy.check failed: boom' });
+    expect(await c.evaluate(input(), rejecting)).toEqual({
+      allow: false,
+      reason: 'func default/policy.check failed: no ready replica',
+    });
+    expect(await c.evaluate(input(), throwing)).toEqual({
+      allow: false,
+      reason: 'func default/policy.check failed: boom',
+    });
   });
 
   it('does not call a func when an earlier or later sync clause of an and denies', async () => {
@@ -267,10 +338,14 @@ describe('func', () => {
   it('stops at the first func that decides', async () => {
     const call = jest.fn<Promise<unknown>, Parameters<FuncCaller>>((t) => Promise.resolve({ ack: t.function === 'a' }));
     const f = (fn: string): Rule => ({ rule: 'func', service: 'policy', func: fn });
-    expect((await compileRule({ rule: 'or', clauses: [f('a'), f('b')] }, WHERE, ctx).evaluate(input(), call)).allow).toBe(true);
+    expect(
+      (await compileRule({ rule: 'or', clauses: [f('a'), f('b')] }, WHERE, ctx).evaluate(input(), call)).allow,
+    ).toBe(true);
     expect(call).toHaveBeenCalledTimes(1);
     call.mockClear();
-    expect((await compileRule({ rule: 'and', clauses: [f('b'), f('a')] }, WHERE, ctx).evaluate(input(), call)).allow).toBe(false);
+    expect(
+      (await compileRule({ rule: 'and', clauses: [f('b'), f('a')] }, WHERE, ctx).evaluate(input(), call)).allow,
+    ).toBe(false);
     expect(call).toHaveBeenCalledTimes(1);
   });
   it('evaluates and inside or inside and with a func deep down', async () => {
@@ -297,7 +372,9 @@ describe('func', () => {
     const d = await c.evaluate(input({ auth: { role: 'user', level: 1 } }), call);
     expect(d.allow).toBe(false);
     expect(call).not.toHaveBeenCalled();
-    expect(d.reason).toMatch(/^clauses\[1\]: no clause of or allowed: clauses\[0\]: .*; clauses\[1\]: clauses\[1\]: match failed: args\.auth\.level \(1\) >= 3 is false$/);
+    expect(d.reason).toMatch(
+      /^clauses\[1\]: no clause of or allowed: clauses\[0\]: .*; clauses\[1\]: clauses\[1\]: match failed: args\.auth\.level \(1\) >= 3 is false$/,
+    );
     // func denies deep down
     call.mockImplementation(() => Promise.resolve({ ack: false }));
     const d2 = await c.evaluate(input(), call);
@@ -310,31 +387,106 @@ describe('compile-time errors name the location and the fix', () => {
   const cases: [string, Rule, string, RegExp][] = [
     ['typo in args', m('string', '==', 'arg.auth.id', 'x'), '.f1', /"arg\.auth\.id".*did you mean "args\.auth\.id"/],
     ['capitalised Args', m('string', '==', 'x', 'Args.auth.id'), '.f2', /did you mean "args\.auth\.id"/],
-    ['typo in a root', m('string', '==', 'args.auht.id', 'x'), '.f1', /"args\.auht" is not a root; did you mean args\.auth\?/],
+    [
+      'typo in a root',
+      m('string', '==', 'args.auht.id', 'x'),
+      '.f1',
+      /"args\.auht" is not a root; did you mean args\.auth\?/,
+    ],
     ['params without s', m('string', '==', 'args.param.x', 'x'), '.f1', /did you mean args\.params\?/],
-    ['unknown root', m('string', '==', 'args.headers.x', 'x'), '.f1', /the roots are args\.auth.*args\.params.*args\.caller/],
+    [
+      'unknown root',
+      m('string', '==', 'args.headers.x', 'x'),
+      '.f1',
+      /the roots are args\.auth.*args\.params.*args\.caller/,
+    ],
     ['bare args', m('string', '==', 'args', 'x'), '.f1', /name a root/],
     ['empty path segment', m('string', '==', 'args.auth..x', 'x'), '.f1', /empty/],
     ['fields of args.caller', m('string', '==', 'args.caller.ns', 'x'), '.f1', /args\.caller is a string/],
-    ['typo in a util', m('bool', '==', 'utils.exist(args.auth.x)', true), '.f1', /did you mean "utils\.exists\(args\.auth\.x\)"/],
-    ['typo inside exists', m('bool', '==', 'utils.exists(arg.auth.x)', true), '.f1', /did you mean "utils\.exists\(args\.auth\.x\)"/],
-    ['typo inside exists with an unknown root', m('bool', '==', 'utils.exists(arg.x)', true), '.f1', /did you mean "utils\.exists\(args\.x\)"\? utils\.exists takes a variable/],
-    ['typo in a util with an unknown root', m('bool', '==', 'utils.exist(args.x)', true), '.f1', /did you mean "utils\.exists\(args\.x\)"/],
-    ['a variable with leading whitespace', m('string', '==', ' args.auth.id', 'x'), '.f1', /remove the leading whitespace.*did you mean "args\.auth\.id"/],
-    ['typo in utils', m('bool', '==', 'util.exists(args.auth.x)', true), '.f1', /did you mean "utils\.exists\(args\.auth\.x\)"/],
+    [
+      'typo in a util',
+      m('bool', '==', 'utils.exist(args.auth.x)', true),
+      '.f1',
+      /did you mean "utils\.exists\(args\.auth\.x\)"/,
+    ],
+    [
+      'typo inside exists',
+      m('bool', '==', 'utils.exists(arg.auth.x)', true),
+      '.f1',
+      /did you mean "utils\.exists\(args\.auth\.x\)"/,
+    ],
+    [
+      'typo inside exists with an unknown root',
+      m('bool', '==', 'utils.exists(arg.x)', true),
+      '.f1',
+      /did you mean "utils\.exists\(args\.x\)"\? utils\.exists takes a variable/,
+    ],
+    [
+      'typo in a util with an unknown root',
+      m('bool', '==', 'utils.exist(args.x)', true),
+      '.f1',
+      /did you mean "utils\.exists\(args\.x\)"/,
+    ],
+    [
+      'a variable with leading whitespace',
+      m('string', '==', ' args.auth.id', 'x'),
+      '.f1',
+      /remove the leading whitespace.*did you mean "args\.auth\.id"/,
+    ],
+    [
+      'typo in utils',
+      m('bool', '==', 'util.exists(args.auth.x)', true),
+      '.f1',
+      /did you mean "utils\.exists\(args\.auth\.x\)"/,
+    ],
     ['unknown util', m('date', '<', 'utils.today()', 'utils.now()'), '.f1', /utils\.today is not a function/],
-    ['utils without call', m('date', '<', 'utils.now', 'utils.now()'), '.f1', /utils\.exists\(<variable>\) and utils\.now\(\)/],
-    ['typo inside an in list', m('string', 'in', 'args.auth.role', ['admin', 'agrs.auth.x']), '.f2', /did you mean "args\.auth\.x"/],
-    ['< on bool', m('bool', '<', 'args.auth.admin', true), '.eval', /"<" is not allowed for type "bool": type bool supports == !=/],
+    [
+      'utils without call',
+      m('date', '<', 'utils.now', 'utils.now()'),
+      '.f1',
+      /utils\.exists\(<variable>\) and utils\.now\(\)/,
+    ],
+    [
+      'typo inside an in list',
+      m('string', 'in', 'args.auth.role', ['admin', 'agrs.auth.x']),
+      '.f2',
+      /did you mean "args\.auth\.x"/,
+    ],
+    [
+      '< on bool',
+      m('bool', '<', 'args.auth.admin', true),
+      '.eval',
+      /"<" is not allowed for type "bool": type bool supports == !=/,
+    ],
     ['in on bool', m('bool', 'in', 'args.auth.admin', [true]), '.eval', /not allowed for type "bool"/],
-    ['> on string', m('string', '>', 'args.auth.role', 'a'), '.eval', /type string supports == != in notIn; to order values use type number or date/],
-    ['in with a literal string', m('string', 'in', 'args.auth.role', 'admin'), '.f2', /"in" needs a list: write an array/],
+    [
+      '> on string',
+      m('string', '>', 'args.auth.role', 'a'),
+      '.eval',
+      /type string supports == != in notIn; to order values use type number or date/,
+    ],
+    [
+      'in with a literal string',
+      m('string', 'in', 'args.auth.role', 'admin'),
+      '.f2',
+      /"in" needs a list: write an array/,
+    ],
     ['notIn with utils.now()', m('date', 'notIn', 'args.auth.joined', 'utils.now()'), '.f2', /needs a list/],
     ['array with ==', m('string', '==', 'args.auth.role', ['a']), '.f2', /use eval "in"/],
     ['array as f1', m('string', 'in', ['a'], ['a']), '.f1', /f1 must be a single value/],
     ['nested array', m('string', 'in', 'args.auth.role', [['a']]), '.f2[0]', /nested arrays/],
-    ['numeric string for type number', m('number', '==', 'args.auth.level', '3'), '.f2', /write it as a JSON number: 3/],
-    ['number in a string list', m('string', 'in', 'args.auth.role', ['a', 5]), '.f2[1]', /write it as a JSON string: "5"/],
+    [
+      'numeric string for type number',
+      m('number', '==', 'args.auth.level', '3'),
+      '.f2',
+      /write it as a JSON number: 3/,
+    ],
+    [
+      'number in a string list',
+      m('string', 'in', 'args.auth.role', ['a', 5]),
+      '.f2[1]',
+      /write it as a JSON string: "5"/,
+    ],
     ['string for bool', m('bool', '==', 'args.auth.admin', 'true'), '.f2', /write it as a JSON boolean: true/],
     ['bad date literal', m('date', '<', 'args.auth.joined', 'tomorrow'), '.f2', /ISO-8601/],
     ['zone-less date-time literal', m('date', '<', 'args.auth.joined', '2020-01-01T00:00:00'), '.f2', /with a zone/],
@@ -350,7 +502,13 @@ describe('compile-time errors name the location and the fix', () => {
     ['bad func namespace', { rule: 'func', service: 'p', func: 'f', namespace: 'A_B' }, '.namespace', /DNS label/],
     [
       'an error deep inside and/or',
-      { rule: 'or', clauses: [{ rule: 'allow' }, { rule: 'and', clauses: [{ rule: 'deny' }, m('string', '==', 'args.auht.id', 'x')] }] },
+      {
+        rule: 'or',
+        clauses: [
+          { rule: 'allow' },
+          { rule: 'and', clauses: [{ rule: 'deny' }, m('string', '==', 'args.auht.id', 'x')] },
+        ],
+      },
       '.clauses[1].clauses[1].f1',
       /did you mean args\.auth\?/,
     ],

@@ -185,7 +185,8 @@ const TYPE_HELP: Record<MatchType, string> = {
 };
 
 function literalFix(type: MatchType, value: unknown): string {
-  if (value === null) return 'null is not a value; to test whether a value is present, use type bool with utils.exists(<variable>) == true';
+  if (value === null)
+    return 'null is not a value; to test whether a value is present, use type bool with utils.exists(<variable>) == true';
   switch (type) {
     case 'string':
       return `write it as a JSON string: ${JSON.stringify(String(value))}`;
@@ -202,7 +203,8 @@ function literalFix(type: MatchType, value: unknown): string {
   }
 }
 
-const fmt = (type: MatchType, v: Value): string => (type === 'date' ? new Date(v as number).toISOString() : JSON.stringify(v));
+const fmt = (type: MatchType, v: Value): string =>
+  type === 'date' ? new Date(v as number).toISOString() : JSON.stringify(v);
 
 /** Reads one side of a match: the typed value, or a string explaining why there is none. */
 class Fail {
@@ -285,11 +287,17 @@ class Compiler {
   private logic(rule: Extract<Rule, { rule: 'and' | 'or' }>, where: string): Node {
     const isAnd = rule.rule === 'and';
     if (!Array.isArray(rule.clauses) || rule.clauses.length === 0) {
-      throw new ConfigError(`${where}.clauses: "${rule.rule}" needs a non-empty list of rules in "clauses", e.g. [{"rule": "authenticated"}]`);
+      throw new ConfigError(
+        `${where}.clauses: "${rule.rule}" needs a non-empty list of rules in "clauses", e.g. [{"rule": "authenticated"}]`,
+      );
     }
     const compiled = rule.clauses.map((c, i) => ({ i, node: this.node(c, `${where}.clauses[${i}]`) }));
-    const syncs = compiled.filter((c) => !c.node.usesFunc).map((c) => ({ i: c.i, run: (c.node as SyncNode).run, label: `clauses[${c.i}]` }));
-    const asyncs = compiled.filter((c) => c.node.usesFunc).map((c) => ({ i: c.i, run: (c.node as AsyncNode).run, label: `clauses[${c.i}]` }));
+    const syncs = compiled
+      .filter((c) => !c.node.usesFunc)
+      .map((c) => ({ i: c.i, run: (c.node as SyncNode).run, label: `clauses[${c.i}]` }));
+    const asyncs = compiled
+      .filter((c) => c.node.usesFunc)
+      .map((c) => ({ i: c.i, run: (c.node as AsyncNode).run, label: `clauses[${c.i}]` }));
 
     if (isAnd) {
       const ok = allowed('and: every clause allowed');
@@ -355,13 +363,19 @@ class Compiler {
   private func(rule: Extract<Rule, { rule: 'func' }>, where: string): AsyncNode {
     const namespace = rule.namespace ?? this.namespace;
     if (typeof namespace !== 'string' || !isNamespaceName(namespace)) {
-      throw new ConfigError(`${where}.namespace: ${short(namespace)} is not a valid namespace: it must be ${NAME_RULES.namespace}`);
+      throw new ConfigError(
+        `${where}.namespace: ${short(namespace)} is not a valid namespace: it must be ${NAME_RULES.namespace}`,
+      );
     }
     if (typeof rule.service !== 'string' || !isServiceName(rule.service)) {
-      throw new ConfigError(`${where}.service: ${short(rule.service)} is not a valid service name: it must be ${NAME_RULES.service}`);
+      throw new ConfigError(
+        `${where}.service: ${short(rule.service)} is not a valid service name: it must be ${NAME_RULES.service}`,
+      );
     }
     if (typeof rule.func !== 'string' || !isFunctionName(rule.func)) {
-      throw new ConfigError(`${where}.func: ${short(rule.func)} is not a valid function name: it must be ${NAME_RULES.function}`);
+      throw new ConfigError(
+        `${where}.func: ${short(rule.func)} is not a valid function name: it must be ${NAME_RULES.function}`,
+      );
     }
     const target: FuncTarget = Object.freeze({ namespace, service: rule.service, function: rule.func });
     const label = `${namespace}/${rule.service}.${rule.func}`;
@@ -375,7 +389,12 @@ class Compiler {
         } catch (err) {
           return denied(`func ${label} failed: ${errorMessage(err)}`);
         }
-        if (result !== null && typeof result === 'object' && !Array.isArray(result) && (result as { ack?: unknown }).ack === true) {
+        if (
+          result !== null &&
+          typeof result === 'object' &&
+          !Array.isArray(result) &&
+          (result as { ack?: unknown }).ack === true
+        ) {
           return ok;
         }
         return denied(`func ${label} answered ${short(result)}, not {"ack": true}`);
@@ -405,17 +424,23 @@ class Compiler {
         type === 'bool'
           ? '; for a list use type string/number, and to test presence compare utils.exists(<variable>) == true'
           : '; to order values use type number or date';
-      throw new ConfigError(`${where}.eval: "${op}" is not allowed for type "${type}": type ${type} supports ${allowedOps[type].join(' ')}${extra}`);
+      throw new ConfigError(
+        `${where}.eval: "${op}" is not allowed for type "${type}": type ${type} supports ${allowedOps[type].join(' ')}${extra}`,
+      );
     }
 
     const p1 = this.parse(rule.f1, `${where}.f1`);
     const p2 = this.parse(rule.f2, `${where}.f2`);
     const isList = op === 'in' || op === 'notIn';
     if (p1.kind === 'array') {
-      throw new ConfigError(`${where}.f1: an array is only allowed as f2 of "in"/"notIn"; f1 must be a single value or variable`);
+      throw new ConfigError(
+        `${where}.f1: an array is only allowed as f2 of "in"/"notIn"; f1 must be a single value or variable`,
+      );
     }
     if (!isList && p2.kind === 'array') {
-      throw new ConfigError(`${where}.f2: an array is only allowed with "in"/"notIn"; use eval "in" to test membership`);
+      throw new ConfigError(
+        `${where}.f2: an array is only allowed with "in"/"notIn"; use eval "in" to test membership`,
+      );
     }
     if (isList && p2.kind !== 'array' && p2.kind !== 'var') {
       throw new ConfigError(
@@ -475,18 +500,24 @@ class Compiler {
       case 'literal': {
         const v = p.value === null ? NOT_OF_TYPE : coercers[type](p.value);
         if (v === NOT_OF_TYPE) {
-          throw new ConfigError(`${where}: ${short(p.value)} is not a ${type} (${TYPE_HELP[type]}): ${literalFix(type, p.value)}`);
+          throw new ConfigError(
+            `${where}: ${short(p.value)} is not a ${type} (${TYPE_HELP[type]}): ${literalFix(type, p.value)}`,
+          );
         }
         return { constant: true, read: () => v };
       }
       case 'now':
         if (type !== 'date') {
-          throw new ConfigError(`${where}: utils.now() is a date: use type "date" to compare it (or, for epoch seconds claims such as exp, type number with a literal)`);
+          throw new ConfigError(
+            `${where}: utils.now() is a date: use type "date" to compare it (or, for epoch seconds claims such as exp, type number with a literal)`,
+          );
         }
         return { constant: false, variable: 'utils.now()', read: () => Date.now() };
       case 'exists': {
         if (type !== 'bool') {
-          throw new ConfigError(`${where}: ${p.text} is true or false: use type "bool" and compare it with true or false`);
+          throw new ConfigError(
+            `${where}: ${p.text} is true or false: use type "bool" and compare it with true or false`,
+          );
         }
         const get = makeGetter(p.target.root, p.target.path);
         return { constant: false, variable: p.text, read: (i) => get(i) != null };
@@ -500,7 +531,8 @@ class Compiler {
           variable: text,
           read: (i) => {
             const raw = get(i);
-            if (raw === undefined || raw === null) return new Fail(`${text} is not set (a missing value never matches)`);
+            if (raw === undefined || raw === null)
+              return new Fail(`${text} is not set (a missing value never matches)`);
             const v = coerce(raw);
             return v === NOT_OF_TYPE ? new Fail(`${text} is ${describe(raw)}, not a ${type} (${TYPE_HELP[type]})`) : v;
           },
@@ -513,7 +545,8 @@ class Compiler {
   private list(p: ParsedOperand, type: MatchType, where: string): (input: RuleInput, v: Value) => boolean | Fail {
     if (p.kind === 'array') {
       const items = p.items.map((item, k) => {
-        if (item.kind === 'array') throw new ConfigError(`${where}[${k}]: nested arrays are not allowed; write a flat list`);
+        if (item.kind === 'array')
+          throw new ConfigError(`${where}[${k}]: nested arrays are not allowed; write a flat list`);
         return this.side(item, type, `${where}[${k}]`);
       });
       if (items.every((s) => s.constant)) {
@@ -580,7 +613,12 @@ export function compileRule(rule: Rule, where: string, context: { namespace: str
     return Object.freeze({ evaluate: (input: RuleInput) => run(input), usesFunc: false, needsAuth, source: rule });
   }
   const run = root.run;
-  return Object.freeze({ evaluate: (input: RuleInput, callFunc: FuncCaller) => run(input, callFunc), usesFunc: true, needsAuth, source: rule });
+  return Object.freeze({
+    evaluate: (input: RuleInput, callFunc: FuncCaller) => run(input, callFunc),
+    usesFunc: true,
+    needsAuth,
+    source: rule,
+  });
 }
 
 const DENY_ALL_DECISION: Decision = Object.freeze({

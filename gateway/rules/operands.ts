@@ -23,7 +23,9 @@ export class OperandError extends Error {}
 export function editDistance(a: string, b: string): number {
   const rows = a.length + 1;
   const cols = b.length + 1;
-  const d: number[][] = Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i < rows; i++) {
     for (let j = 1; j < cols; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -90,7 +92,9 @@ function parseArgsPath(text: string, whole: string): { text: string; root: ArgRo
   // text starts with "args"
   const segs = text.split('.');
   if (segs.length < 2 || segs[1] === '') {
-    throw new OperandError(`"${whole}" is not a valid variable: name a root after "args.", one of args.auth, args.params, args.caller (${VARIABLE_HELP})`);
+    throw new OperandError(
+      `"${whole}" is not a valid variable: name a root after "args.", one of args.auth, args.params, args.caller (${VARIABLE_HELP})`,
+    );
   }
   const rootName = segs[1]!;
   if (!(ARG_ROOTS as readonly string[]).includes(rootName)) {
@@ -104,10 +108,14 @@ function parseArgsPath(text: string, whole: string): { text: string; root: ArgRo
   const path = segs.slice(2);
   const empty = path.findIndex((s) => s.trim() === '' || s !== s.trim());
   if (empty >= 0) {
-    throw new OperandError(`"${whole}" is not a valid variable: path segment ${empty + 3} is empty or has spaces; write dotted names such as args.${root}.items.0.id`);
+    throw new OperandError(
+      `"${whole}" is not a valid variable: path segment ${empty + 3} is empty or has spaces; write dotted names such as args.${root}.items.0.id`,
+    );
   }
   if (root === 'caller' && path.length > 0) {
-    throw new OperandError(`"${whole}" is not a valid variable: args.caller is a string ("namespace/service"), it has no fields; use args.caller itself`);
+    throw new OperandError(
+      `"${whole}" is not a valid variable: args.caller is a string ("namespace/service"), it has no fields; use args.caller itself`,
+    );
   }
   return { text, root, path };
 }
@@ -116,27 +124,37 @@ function parseArgsPath(text: string, whole: string): { text: string; root: ArgRo
 export function parseOperand(op: unknown): ParsedOperand {
   if (Array.isArray(op)) return { kind: 'array', items: op.map(parseOperand) };
   if (op === null || typeof op === 'number' || typeof op === 'boolean') return { kind: 'literal', value: op };
-  if (typeof op !== 'string') throw new OperandError(`${JSON.stringify(op) ?? String(op)} is not an operand: use a string, number, boolean or array`);
+  if (typeof op !== 'string')
+    throw new OperandError(
+      `${JSON.stringify(op) ?? String(op)} is not an operand: use a string, number, boolean or array`,
+    );
 
   if (op === 'args' || op.startsWith('args.')) return { kind: 'var', ...parseArgsPath(op, op) };
   if (op === 'utils' || op.startsWith('utils.')) {
     const m = /^utils\.([A-Za-z_]*)\((.*)\)$/s.exec(op);
     if (!m) {
-      throw new OperandError(`"${op}" is not a valid variable: ${hint(op)}the functions are utils.exists(<variable>) and utils.now() (${VARIABLE_HELP})`);
+      throw new OperandError(
+        `"${op}" is not a valid variable: ${hint(op)}the functions are utils.exists(<variable>) and utils.now() (${VARIABLE_HELP})`,
+      );
     }
     const fn = m[1]!;
     const inner = m[2]!;
     if (fn === 'now') {
-      if (inner.trim() !== '') throw new OperandError(`"${op}" is not a valid variable: utils.now() takes no argument; write "utils.now()"`);
+      if (inner.trim() !== '')
+        throw new OperandError(`"${op}" is not a valid variable: utils.now() takes no argument; write "utils.now()"`);
       return { kind: 'now', text: op };
     }
     if (fn === 'exists') {
       if (!inner.startsWith('args.')) {
-        throw new OperandError(`"${op}" is not a valid variable: ${hint(op)}utils.exists takes a variable such as utils.exists(args.params.id)`);
+        throw new OperandError(
+          `"${op}" is not a valid variable: ${hint(op)}utils.exists takes a variable such as utils.exists(args.params.id)`,
+        );
       }
       return { kind: 'exists', text: op, target: parseArgsPath(inner, op) };
     }
-    throw new OperandError(`"${op}" is not a valid variable: utils.${fn} is not a function; ${hint(op)}the functions are utils.exists(<variable>) and utils.now()`);
+    throw new OperandError(
+      `"${op}" is not a valid variable: utils.${fn} is not a function; ${hint(op)}the functions are utils.exists(<variable>) and utils.now()`,
+    );
   }
   // A near miss of "args"/"utils" in the first dotted segment is a typo, never a literal.
   const m = /^\s*([A-Za-z_]+)\s*[.(]/.exec(op);

@@ -20,7 +20,8 @@ export const BUILT_SDK = path.join(ROOT, 'dist', 'sdk', 'index.js');
 /** Throws a clear error when the compiled CLI/SDK are missing (the process scenarios run them). */
 export function requireBuilt(): void {
   for (const file of [BUILT_CLI, BUILT_SDK]) {
-    if (!existsSync(file)) throw new Error(`${path.relative(ROOT, file)} is missing: run \`npm run build\` first (\`npm test\` does it)`);
+    if (!existsSync(file))
+      throw new Error(`${path.relative(ROOT, file)} is missing: run \`npm run build\` first (\`npm test\` does it)`);
   }
 }
 
@@ -70,7 +71,12 @@ export async function startReplica(options: {
   env?: Record<string, string>;
 }): Promise<Replica> {
   const callPort = await freePort();
-  const fn = await serve(options.functions, { port: 0, handleSignals: false, sidecarUrl: `http://127.0.0.1:${callPort}`, onError: () => undefined });
+  const fn = await serve(options.functions, {
+    port: 0,
+    handleSignals: false,
+    sidecarUrl: `http://127.0.0.1:${callPort}`,
+    onError: () => undefined,
+  });
   let sidecar: Sidecar;
   try {
     sidecar = await startSidecar(
@@ -102,7 +108,12 @@ export async function startReplica(options: {
 }
 
 /** A real sidecar in this process for a function served elsewhere (e.g. a child process). */
-export async function startSidecarFor(options: { natsUrl: string; namespace: string; service: string; functionPort: number }): Promise<Sidecar> {
+export async function startSidecarFor(options: {
+  natsUrl: string;
+  namespace: string;
+  service: string;
+  functionPort: number;
+}): Promise<Sidecar> {
   const sidecar = await startSidecar(
     loadSidecarConfig({
       FNMESH_NAMESPACE: options.namespace,
@@ -171,7 +182,10 @@ serve({
 `;
 
 /** Starts the function of a process replica; resolves with its port once it listens. */
-export async function spawnFunctionProcess(dir: string, env: Record<string, string>): Promise<{ proc: Proc; port: number }> {
+export async function spawnFunctionProcess(
+  dir: string,
+  env: Record<string, string>,
+): Promise<{ proc: Proc; port: number }> {
   requireBuilt();
   const script = path.join(dir, 'function.js');
   if (!existsSync(script)) writeFileSync(script, FUNCTION_SCRIPT);
@@ -183,7 +197,8 @@ export async function spawnFunctionProcess(dir: string, env: Record<string, stri
   const proc = track(child);
   const port = await waitFor(
     () => {
-      if (child.exitCode !== null) throw new Error(`the function process exited with ${child.exitCode}: ${proc.output()}`);
+      if (child.exitCode !== null)
+        throw new Error(`the function process exited with ${child.exitCode}: ${proc.output()}`);
       const m = /LISTENING (\d+)/.exec(proc.output());
       return m ? Number(m[1]) : undefined;
     },
@@ -210,7 +225,8 @@ export async function spawnSidecarProcess(env: Record<string, string>): Promise<
   const proc = track(child);
   await waitFor(
     async () => {
-      if (child.exitCode !== null) throw new Error(`the sidecar process exited with ${child.exitCode}: ${proc.output()}`);
+      if (child.exitCode !== null)
+        throw new Error(`the sidecar process exited with ${child.exitCode}: ${proc.output()}`);
       const res = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
       await res.arrayBuffer();
       return res.status === 200;

@@ -79,7 +79,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     });
     const exited = new Promise<never>((_, reject) => {
       child!.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${stderr}`)));
-      child!.once('error', (err) => reject(new Error(`cannot start nats-server (${natsServerBinary()}): ${err.message}; install it with: apt-get install -y nats-server`)));
+      child!.once('error', (err) =>
+        reject(
+          new Error(
+            `cannot start nats-server (${natsServerBinary()}): ${err.message}; install it with: apt-get install -y nats-server`,
+          ),
+        ),
+      );
     });
     exited.catch(() => undefined);
     await Promise.race([waitForPort(port, 10_000), exited]);

@@ -14,7 +14,11 @@ export const LEASE_NS = 'fnmesh-system';
 export const SIDECAR_IMAGE = 'ghcr.io/fnmesh/fnmesh:test';
 export const NATS_URL = 'nats://nats.fnmesh-system:4222';
 /** A 3 s lease, 2 s renew deadline, 0.5 s retry: fail-over within seconds. */
-export const LEASE_ENV = { FNMESH_LEASE_DURATION_MS: '3000', FNMESH_RENEW_DEADLINE_MS: '2000', FNMESH_RETRY_PERIOD_MS: '500' };
+export const LEASE_ENV = {
+  FNMESH_LEASE_DURATION_MS: '3000',
+  FNMESH_RENEW_DEADLINE_MS: '2000',
+  FNMESH_RETRY_PERIOD_MS: '500',
+};
 
 /** The tests' operator configuration: LEASE_ENV's lease, plus `env`. */
 export function testOperatorConfig(env: Record<string, string> = {}): OperatorConfig {
@@ -62,7 +66,11 @@ export class OperatorSet {
       onLostLeadership: o.onLostLeadership ?? (() => undefined),
     });
     this.running.push(op);
-    if (o.waitLeading) await waitFor(() => op.isLeader() && op.synced(), { timeoutMs: 20_000, what: `operator ${o.identity} to lead with synced caches` });
+    if (o.waitLeading)
+      await waitFor(() => op.isLeader() && op.synced(), {
+        timeoutMs: 20_000,
+        what: `operator ${o.identity} to lead with synced caches`,
+      });
     return op;
   }
 
