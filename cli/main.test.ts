@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GATEWAY_FLAGS, SIDECAR_FLAGS, flagsToEnv, run } from './main';
+import { GATEWAY_FLAGS, OPERATOR_FLAGS, SIDECAR_FLAGS, flagsToEnv, run } from './main';
 
 function io() {
   const out: string[] = [];
@@ -25,6 +25,14 @@ describe('fnmesh CLI', () => {
       FNMESH_FUNCTION_PORT: '3000',
       FNMESH_REPLICA_ID: 'a-0',
     });
+  });
+
+  it('--kubeconfig is FNMESH_KUBECONFIG for the gateway and the operator alike', () => {
+    for (const flags of [GATEWAY_FLAGS, OPERATOR_FLAGS])
+      expect(flagsToEnv({ kubeconfig: '/k' }, flags, { KUBECONFIG: '/other' })).toEqual({
+        FNMESH_KUBECONFIG: '/k',
+        KUBECONFIG: '/other',
+      });
   });
 
   it('exits 2 with a clear error on an unknown flag or command', async () => {

@@ -7,6 +7,8 @@ import { Command, CommanderError, Option } from 'commander';
 // the error module and the config types only: the common barrel would load zod and yaml into every process
 import { ConfigError, errorMessage } from '../common/errors';
 import type { Env } from '../common/config';
+// a constant of a module that loads nothing (types only)
+import { KUBECONFIG_VAR } from '../common/kube-access';
 import { fnmeshVersion } from './version';
 
 /** One flag: its commander spelling, help text and the env variable it sets. */
@@ -15,6 +17,13 @@ export interface FlagSpec {
   env: string;
   description: string;
 }
+
+/** The kubeconfig setting, the same for every part that talks to the API server. */
+const KUBECONFIG_FLAG: FlagSpec = {
+  flags: '--kubeconfig <file>',
+  env: KUBECONFIG_VAR,
+  description: 'kubeconfig file (default KUBECONFIG, ~/.kube/config, else the pod ServiceAccount)',
+};
 
 export const GATEWAY_FLAGS: FlagSpec[] = [
   { flags: '--listen <host:port>', env: 'FNMESH_LISTEN', description: 'HTTP call API address' },
@@ -41,11 +50,7 @@ export const GATEWAY_FLAGS: FlagSpec[] = [
     env: 'FNMESH_RULE_SOURCE',
     description: 'where rules come from: files (FNMESH_MANIFESTS) or kubernetes (FunctionService objects)',
   },
-  {
-    flags: '--kubeconfig <file>',
-    env: 'FNMESH_KUBECONFIG',
-    description: 'kubeconfig for the kubernetes rule source (default KUBECONFIG or in-cluster)',
-  },
+  { ...KUBECONFIG_FLAG, description: `the kubernetes rule source's ${KUBECONFIG_FLAG.description}` },
   {
     flags: '--watch-namespace <ns>',
     env: 'FNMESH_WATCH_NAMESPACE',
@@ -76,7 +81,7 @@ export const LOCAL_FLAGS: FlagSpec[] = [
         'FNMESH_MANIFESTS',
         'FNMESH_OPS_LISTEN',
         'FNMESH_RULE_SOURCE',
-        'FNMESH_KUBECONFIG',
+        KUBECONFIG_VAR,
         'FNMESH_WATCH_NAMESPACE',
       ].includes(f.env),
   ),
@@ -127,6 +132,7 @@ export const SIDECAR_FLAGS: FlagSpec[] = [
 ];
 
 export const OPERATOR_FLAGS: FlagSpec[] = [
+  KUBECONFIG_FLAG,
   {
     flags: '--listen <host:port>',
     env: 'FNMESH_OPERATOR_LISTEN',
@@ -281,7 +287,7 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
     program
       .command('operator')
       .description(
-        'run the operator: FunctionServices → Deployments with the injected sidecar (KUBECONFIG or in-cluster)',
+        'run the operator: FunctionServices → Deployments with the injected sidecar (--kubeconfig, KUBECONFIG or in-cluster)',
       ),
     OPERATOR_FLAGS,
   ).action(async (opts: Record<string, unknown>) => {

@@ -1,13 +1,22 @@
 /**
  * How to reach and authenticate to a Kubernetes API server: its URL, TLS material and auth headers. The
  * plain-JSON client (kube-client.ts) takes one of these. Two sources:
- * - `loadKubeAccess` (kubeconfig.ts): reads a kubeconfig or the pod's service account itself, without
- *   loading @kubernetes/client-node (whose generated API alone is ~60 MB of memory);
- * - `accessFromKubeConfig`: a client-node KubeConfig, for everything it supports (exec plugins, auth
- *   providers), and for callers that already hold one (the tests).
+ * - `loadKubeAccess` (kubeconfig.ts): the one resolver every part uses (FNMESH_KUBECONFIG, then KUBECONFIG,
+ *   then ~/.kube/config, then the pod's ServiceAccount), reading the kubeconfig itself without loading
+ *   @kubernetes/client-node (whose generated API alone is ~60 MB of memory);
+ * - `accessFromKubeConfig`: a client-node KubeConfig, the resolver's fallback for what it does not read
+ *   itself (exec plugins, auth providers, impersonation, several KUBECONFIG files).
+ *
+ * This module loads nothing at run time (types only), so the CLI can import the setting's name.
  */
 import type https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+
+/**
+ * The kubeconfig setting of every part that talks to the API server (gateway, operator): a kubeconfig file.
+ * Unset: KUBECONFIG, ~/.kube/config, else the pod's ServiceAccount (kubeconfig.ts, `findAccessSpec`).
+ */
+export const KUBECONFIG_VAR = 'FNMESH_KUBECONFIG';
 
 export interface TlsMaterial {
   ca?: Buffer | string;

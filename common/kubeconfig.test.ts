@@ -1,7 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { accessFromSpec, credentialsOf, findAccessSpec, inClusterSpec, specFromKubeconfig } from './kubeconfig';
+import { ConfigError } from './errors';
+import {
+  accessFromSpec,
+  credentialsOf,
+  findAccessSpec,
+  inClusterSpec,
+  loadKubeAccess,
+  specFromKubeconfig,
+} from './kubeconfig';
 
 const kubeconfig = (
   user: Record<string, unknown>,
@@ -122,6 +130,7 @@ describe('findAccessSpec and credentials', () => {
     expect(findAccessSpec({ KUBECONFIG: `${file}${path.delimiter}${file}` })).toEqual({
       kind: 'unsupported',
       reason: expect.stringContaining('several files'),
+      files: [file, file],
     });
   });
 
@@ -135,10 +144,10 @@ describe('findAccessSpec and credentials', () => {
     write('token', 'sa-token\n');
     const inPod = findAccessSpec(
       { HOME: path.join(dir, 'nohome'), KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' },
-      dir,
+      { serviceAccountDir: dir },
     );
     expect(inPod).toMatchObject({ kind: 'spec', spec: { server: 'https://10.96.0.1:443' } });
-    expect(findAccessSpec({ HOME: path.join(dir, 'nohome') }, dir).kind).toBe('unsupported');
+    expect(findAccessSpec({ HOME: path.join(dir, 'nohome') }, { serviceAccountDir: dir }).kind).toBe('none');
   });
 
   test('credentials: a bearer token from a file (trimmed), TLS from files, basic auth', () => {
@@ -170,5 +179,97 @@ describe('findAccessSpec and credentials', () => {
     write('tok', 'three');
     now = 2000;
     expect((await access.credentials()).headers.authorization).toBe('Bearer three');
+  });
+});
+
+describe('the kubeconfig setting: FNMESH_KUBECONFIG, then KUBECONFIG, then ~/.kube/config, then the ServiceAccount', () => {
+  let dir: string;
+  let home: string;
+  let saDir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'kubeconfig-order-'));
+    home = path.join(dir, 'home');
+    saDir = path.join(dir, 'sa');
+    mkdirSync(path.join(home, '.kube'), { recursive: true });
+    mkdirSync(saDir);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A kubeconfig whose server names it, so the test sees which one was chosen. */
+  const config = (file: string, server: string, user: Record<string, unknown> = { token: 't' }): string => {
+    writeFileSync(file, JSON.stringify(kubeconfig(user, { server })));
+    return file;
+  };
+  const serverOf = (r: ReturnType<typeof findAccessSpec>): string | undefined =>
+    r.kind === 'spec' ? r.spec.server : undefined;
+
+  test('each source is used only when every source before it is absent', () => {
+    const setting = config(path.join(dir, 'setting'), 'https://setting:1');
+    const kubeconfigEnv = config(path.join(dir, 'env'), 'https://kubeconfig-env:1');
+    config(path.join(home, '.kube', 'config'), 'https://home:1');
+    writeFileSync(path.join(saDir, 'token'), 'sa');
+    const env = {
+      KUBECONFIG: kubeconfigEnv,
+      HOME: home,
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+    };
+    const find = (e: typeof env | Partial<typeof env>, kubeconfig?: string) =>
+      serverOf(findAccessSpec(e, { serviceAccountDir: saDir, ...(kubeconfig ? { kubeconfig } : {}) }));
+    expect(find(env, setting)).toBe('https://setting:1');
+    expect(find(env)).toBe('https://kubeconfig-env:1');
+    expect(find({ ...env, KUBECONFIG: '' })).toBe('https://home:1');
+    expect(find({ ...env, KUBECONFIG: '', HOME: path.join(dir, 'nohome') })).toBe('https://10.96.0.1:443');
+  });
+
+  test('KUBECONFIG skips its files that do not exist, as kubectl', () => {
+    const file = config(path.join(dir, 'env'), 'https://kubeconfig-env:1');
+    const missing = path.join(dir, 'missing');
+    expect(serverOf(findAccessSpec({ KUBECONFIG: `${missing}${path.delimiter}${file}`, HOME: home }))).toBe(
+      'https://kubeconfig-env:1',
+    );
+  });
+
+  test('a named file that does not exist, or nothing at all, is a ConfigError with the fix', () => {
+    const missing = path.join(dir, 'missing');
+    expect(() => loadKubeAccess({ kubeconfig: missing, env: { HOME: home } })).toThrow(
+      new ConfigError(
+        `FNMESH_KUBECONFIG="${missing}" does not exist: give the path of a kubeconfig file, or unset it to use KUBECONFIG or the in-cluster ServiceAccount`,
+      ),
+    );
+    expect(() => loadKubeAccess({ env: { KUBECONFIG: missing, HOME: home } })).toThrow(
+      /^KUBECONFIG=".*missing" names no file that exists/,
+    );
+    writeFileSync(path.join(dir, 'bad'), 'a: [');
+    expect(() => loadKubeAccess({ kubeconfig: path.join(dir, 'bad'), env: {} })).toThrow(
+      /^cannot read the kubeconfig .*bad: /,
+    );
+    expect(() => loadKubeAccess({ env: { HOME: path.join(dir, 'nohome') }, serviceAccountDir: saDir })).toThrow(
+      'no Kubernetes configuration was found: set FNMESH_KUBECONFIG or KUBECONFIG to a kubeconfig file (flag --kubeconfig), or run it in a pod with a ServiceAccount',
+    );
+  });
+
+  test('client-node is loaded only for what the small loader does not read (an exec plugin)', () => {
+    let loads = 0;
+    jest.doMock('@kubernetes/client-node', () => {
+      loads++;
+      return jest.requireActual('@kubernetes/client-node');
+    });
+    try {
+      const token = config(path.join(dir, 'token'), 'https://token:1');
+      const exec = config(path.join(dir, 'exec'), 'https://exec:1', {
+        exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'true' },
+      });
+      jest.isolateModules(() => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { loadKubeAccess: load } = require('./kubeconfig') as typeof import('./kubeconfig');
+        expect(load({ kubeconfig: token, env: {} }).server).toBe('https://token:1');
+        expect(loads).toBe(0);
+        expect(load({ kubeconfig: exec, env: {} }).server).toBe('https://exec:1');
+        expect(loads).toBe(1);
+      });
+    } finally {
+      jest.dontMock('@kubernetes/client-node');
+    }
   });
 });

@@ -1,12 +1,16 @@
 /**
- * Reads the Kubernetes access of a process without @kubernetes/client-node, for the common cases: a
- * kubeconfig file (KUBECONFIG naming one file, else ~/.kube/config) whose user has a token, a token file,
- * a client certificate or a user name and password; or, with no kubeconfig, the pod's service account
- * (KUBERNETES_SERVICE_HOST/PORT and /var/run/secrets/kubernetes.io/serviceaccount), which is how the
- * operator runs in a cluster. The same order as client-node's KubeConfig.loadFromDefault.
+ * The one way every part finds its Kubernetes API server (`loadKubeAccess`), in this order:
+ * 1. FNMESH_KUBECONFIG (`KUBECONFIG_VAR`, flag `--kubeconfig`), read by the part's config: that file, which must exist;
+ * 2. KUBECONFIG (its files that exist), as kubectl;
+ * 3. ~/.kube/config;
+ * 4. the pod's service account (KUBERNETES_SERVICE_HOST/PORT and /var/run/secrets/kubernetes.io/serviceaccount),
+ *    which is how the gateway and the operator run in a cluster.
+ * Nothing found, or a named file missing or unparsable, is a ConfigError naming the fix.
  *
- * Anything else (several KUBECONFIG files, exec credential plugins, auth providers, impersonation) is
- * `unsupported` with the reason: the caller then uses client-node's KubeConfig, which handles all of it.
+ * The kubeconfig is read here, without @kubernetes/client-node, for the common cases: a user with a token, a
+ * token file, a client certificate or a user name and password. Anything else (several KUBECONFIG files, exec
+ * credential plugins, auth providers, impersonation) is `unsupported` with the reason: only then is
+ * client-node's KubeConfig loaded, which handles all of it.
  *
  * Files (token, certificates) are read again every `refreshMs` (default 60 s, as client-go does for a
  * service account token, which the kubelet rotates), and at once after a 401.
@@ -16,7 +20,15 @@ import { isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Credentials, KubeAccess, TlsMaterial } from './kube-access';
+import { ConfigError, errorMessage } from './errors';
+import {
+  KUBECONFIG_VAR,
+  accessFromKubeConfig,
+  type Credentials,
+  type KubeAccess,
+  type TlsMaterial,
+} from './kube-access';
+import { silentLogger, type Logger } from './logger';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -37,7 +49,14 @@ export interface AccessSpec {
   password?: string;
 }
 
-export type SpecResult = { kind: 'spec'; spec: AccessSpec; source: string } | { kind: 'unsupported'; reason: string };
+export type SpecResult =
+  | { kind: 'spec'; spec: AccessSpec; source: string }
+  /** What only client-node reads; `files`: the kubeconfig files it should load (merged in this order). */
+  | { kind: 'unsupported'; reason: string; files?: string[] }
+  /** A named kubeconfig that does not exist or does not parse: the reason says what to fix. */
+  | { kind: 'invalid'; reason: string }
+  /** Nothing to read: no kubeconfig and not in a pod. */
+  | { kind: 'none'; reason: string };
 
 export interface LoadEnv {
   KUBECONFIG?: string;
@@ -124,31 +143,63 @@ export function inClusterSpec(host: string, port: string, dir = SERVICE_ACCOUNT_
   };
 }
 
-/** Finds the access spec as client-node's loadFromDefault would (see the header for what is supported). */
-export function findAccessSpec(env: LoadEnv, serviceAccountDir = SERVICE_ACCOUNT_DIR): SpecResult {
-  let file: string | undefined;
-  if (env.KUBECONFIG) {
-    const files = env.KUBECONFIG.split(path.delimiter).filter(Boolean);
-    if (files.length > 1)
-      return { kind: 'unsupported', reason: 'KUBECONFIG names several files (merging them needs client-node)' };
-    file = files[0];
-  } else {
-    const home = env.HOME ?? os.homedir();
-    const config = home ? path.join(home, '.kube', 'config') : undefined;
-    if (config && existsSync(config)) file = config;
+export interface FindOptions {
+  /** The FNMESH_KUBECONFIG setting (KUBECONFIG_VAR) as the part's config read it: this file, and it must exist. */
+  kubeconfig?: string;
+  serviceAccountDir?: string;
+}
+
+/** The kubeconfig file(s) to read, in the order of the precedence in the header; undefined: none. */
+function kubeconfigFiles(env: LoadEnv, kubeconfig: string | undefined): { files: string[] } | SpecResult | undefined {
+  if (kubeconfig) {
+    if (!existsSync(kubeconfig))
+      return {
+        kind: 'invalid',
+        reason: `${KUBECONFIG_VAR}="${kubeconfig}" does not exist: give the path of a kubeconfig file, or unset it to use KUBECONFIG or the in-cluster ServiceAccount`,
+      };
+    return { files: [kubeconfig] };
   }
-  if (file) {
+  if (env.KUBECONFIG) {
+    // As kubectl: the files of KUBECONFIG that do not exist are skipped.
+    const files = env.KUBECONFIG.split(path.delimiter).filter((f) => f && existsSync(f));
+    if (files.length === 0)
+      return {
+        kind: 'invalid',
+        reason: `KUBECONFIG="${env.KUBECONFIG}" names no file that exists: fix it, or unset it to use ~/.kube/config or the in-cluster ServiceAccount`,
+      };
+    return { files };
+  }
+  const home = env.HOME ?? os.homedir();
+  const config = home ? path.join(home, '.kube', 'config') : undefined;
+  return config && existsSync(config) ? { files: [config] } : undefined;
+}
+
+/**
+ * Finds the access spec: FNMESH_KUBECONFIG (`options.kubeconfig`), else KUBECONFIG, else ~/.kube/config, else
+ * the pod's ServiceAccount. `unsupported` carries the files for client-node; `invalid` and `none` say what
+ * to fix.
+ */
+export function findAccessSpec(env: LoadEnv, options: FindOptions = {}): SpecResult {
+  const found = kubeconfigFiles(env, options.kubeconfig);
+  if (found && 'kind' in found) return found;
+  if (found) {
+    const { files } = found;
+    if (files.length > 1)
+      return { kind: 'unsupported', reason: 'KUBECONFIG names several files (merging them needs client-node)', files };
+    const file = files[0]!;
     let doc: unknown;
     try {
       doc = parseYaml(readFileSync(file, 'utf8'));
     } catch (err) {
       return {
-        kind: 'unsupported',
-        reason: `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+        kind: 'invalid',
+        reason: `cannot read the kubeconfig ${file}: ${err instanceof Error ? err.message : String(err)}`,
       };
     }
-    return specFromKubeconfig(doc, path.dirname(file), file);
+    const result = specFromKubeconfig(doc, path.dirname(file), file);
+    return result.kind === 'unsupported' ? { ...result, files } : result;
   }
+  const serviceAccountDir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(path.join(serviceAccountDir, 'token'))) {
     return {
       kind: 'spec',
@@ -156,7 +207,10 @@ export function findAccessSpec(env: LoadEnv, serviceAccountDir = SERVICE_ACCOUNT
       source: 'the pod service account',
     };
   }
-  return { kind: 'unsupported', reason: 'no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a pod' };
+  return {
+    kind: 'none',
+    reason: `no Kubernetes configuration was found: set ${KUBECONFIG_VAR} or KUBECONFIG to a kubeconfig file (flag --kubeconfig), or run it in a pod with a ServiceAccount`,
+  };
 }
 
 function read(s: Source | undefined, readFile: (file: string) => Buffer): Buffer | string | undefined {
@@ -202,4 +256,49 @@ export function accessFromSpec(
       return cached.value;
     },
   };
+}
+
+/** A client-node KubeConfig of `files` (merged in order, as its loadFromDefault does); loads client-node now. */
+function clientNodeAccess(files: string[]): KubeAccess {
+  const { KubeConfig } =
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromFile(files[0]!);
+    for (const file of files.slice(1)) {
+      const next = new KubeConfig();
+      next.loadFromFile(file);
+      kc.mergeConfig(next);
+    }
+  } catch (err) {
+    throw new ConfigError(`cannot load the kubeconfig ${files.join(path.delimiter)}: ${errorMessage(err)}`);
+  }
+  if (!kc.getCurrentCluster())
+    throw new ConfigError(
+      `the kubeconfig ${files.join(path.delimiter)} has no current cluster: set its current-context (kubectl config use-context)`,
+    );
+  return accessFromKubeConfig(kc);
+}
+
+export interface LoadKubeAccessOptions extends FindOptions {
+  env?: LoadEnv;
+  logger?: Logger;
+}
+
+/** The part's API server access, found as the header says. Throws ConfigError with the fix. */
+export function loadKubeAccess(options: LoadKubeAccessOptions = {}): KubeAccess {
+  const log = options.logger ?? silentLogger;
+  const found = findAccessSpec(options.env ?? process.env, options);
+  switch (found.kind) {
+    case 'spec':
+      log.debug('API server access', { server: found.spec.server, from: found.source });
+      return accessFromSpec(found.spec);
+    case 'unsupported':
+      if (!found.files) throw new ConfigError(`cannot use the Kubernetes configuration: ${found.reason}`);
+      log.debug('API server access through client-node', { why: found.reason, files: found.files });
+      return clientNodeAccess(found.files);
+    default:
+      throw new ConfigError(found.reason);
+  }
 }

@@ -18,6 +18,7 @@ import {
   type LogLevel,
   type Rule,
 } from '../common';
+import { KUBECONFIG_VAR } from '../common/kube-access';
 import type { JwtConfig } from './auth';
 
 export interface ListenAddress {
@@ -111,7 +112,7 @@ function readCorsOrigins(env: Env): string[] | '*' {
 function readRuleSource(env: Env): Pick<GatewayConfig, 'ruleSource' | 'manifests' | 'kubeconfig' | 'watchNamespace'> {
   const ruleSource = readEnum(env, 'FNMESH_RULE_SOURCE', RULE_SOURCES, 'files');
   const manifests = readList(env, 'FNMESH_MANIFESTS');
-  const kubeconfig = readString(env, 'FNMESH_KUBECONFIG');
+  const kubeconfig = readString(env, KUBECONFIG_VAR);
   const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');
   if (ruleSource === 'kubernetes') {
     if (manifests.length > 0) {

@@ -44,6 +44,7 @@ describe('loadOperatorConfig', () => {
       FNMESH_SIDECAR_CALL_PORT: '3600',
       FNMESH_SIDECAR_DRAIN_TIMEOUT_MS: '5000',
       FNMESH_WATCH_NAMESPACE: 'team-a',
+      FNMESH_KUBECONFIG: '/etc/fnmesh/kubeconfig',
       FNMESH_OPERATOR_LISTEN: '127.0.0.1:0',
       FNMESH_LEADER_ELECT: 'false',
       FNMESH_LEASE_NAME: 'my-lease',
@@ -67,6 +68,7 @@ describe('loadOperatorConfig', () => {
         callPort: 3600,
         drainTimeoutMs: 5000,
       },
+      kubeconfig: '/etc/fnmesh/kubeconfig',
       watchNamespace: 'team-a',
       listen: { host: '127.0.0.1', port: 0 },
       leaderElection: {

@@ -10,6 +10,7 @@
  * FunctionService again this often.
  */
 import { ConfigError } from '../common/errors';
+import { KUBECONFIG_VAR } from '../common/kube-access';
 import { DNS_LABEL, NAME_RULES } from '../common/names';
 import {
   readBool,
@@ -58,6 +59,8 @@ export interface LeaderElectionConfig {
 
 export interface OperatorConfig {
   sidecar: SidecarTemplateConfig;
+  /** FNMESH_KUBECONFIG; absent: KUBECONFIG, ~/.kube/config or in-cluster (common/kubeconfig.ts). */
+  kubeconfig?: string;
   /** Only this namespace is watched; all namespaces when undefined. */
   watchNamespace?: string;
   listen: { host: string; port: number };
@@ -201,6 +204,8 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     statusProgressIntervalMs: readInt(env, 'FNMESH_STATUS_PROGRESS_INTERVAL_MS', 5_000, { min: 0, max: 3_600_000 }),
     logLevel: readLogLevel(env),
   };
+  const kubeconfig = readString(env, KUBECONFIG_VAR);
+  if (kubeconfig !== undefined) config.kubeconfig = kubeconfig;
   const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');
   if (watchNamespace !== undefined) {
     if (!DNS_LABEL.test(watchNamespace)) {
