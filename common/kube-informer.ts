@@ -1,22 +1,21 @@
 /**
- * A list-watch cache that does not die. client-node's informer (`makeInformer`, a `ListWatch`) re-lists by
- * itself only after a 410; after any other error (API server down, connection reset, 403, a failed list)
- * it reports the error and stops. This wrapper restarts it after every error with exponential back-off,
- * keeps the last cache meanwhile, and every `resyncMs` calls the update handler for every cached object,
- * so that level-based reconciles recover from any event that was missed.
+ * A list-watch cache that does not die. The list-watch (list-watch.ts) re-lists by itself only after a 410;
+ * after any other error (API server down, connection reset, 403, a failed list) it reports the error and
+ * stops. This wrapper restarts it after every error with exponential back-off, keeps the last cache
+ * meanwhile, and every `resyncMs` calls the update handler for every cached object, so that level-based
+ * reconciles recover from any event that was missed. The operator, the gateway's Kubernetes rule source and
+ * the node agent of `fnmesh cluster` all use it.
  *
- * The informer comes from a factory (the seam the unit tests replace); `kubeInformerFactory` (client-node
- * all the way) and `jsonInformerFactory` (the plain-JSON client, with a transform of every cached object)
- * are the real ones.
+ * The informer comes from a factory (the seam the unit tests replace); `jsonInformerFactory` (the plain-JSON
+ * client, with a transform of every cached object) is the real one.
  */
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { errorMessage } from './errors';
 import { JsonListWatch, type ListWatchOptions, type ObjectLike } from './list-watch';
 import { silentLogger, type Logger } from './logger';
 
 type ObjectVerb = 'add' | 'update' | 'delete';
 
-/** The part of client-node's `Informer & ObjectCache` this wrapper uses. */
+/** What this wrapper uses of a list-watch (the shape of client-node's `Informer & ObjectCache`). */
 export interface InformerLike<T> {
   on(verb: ObjectVerb, cb: (obj: T) => void): void;
   on(verb: 'error', cb: (err?: unknown) => void): void;
@@ -140,7 +139,7 @@ export class ResilientInformer<T> {
     try {
       await informer.start();
     } catch (err) {
-      // client-node reports through 'error'; a throw is treated the same way.
+      // A list-watch reports through 'error'; a throw is treated the same way.
       this.starting = false;
       this.onError(err);
       return;
@@ -208,22 +207,6 @@ export class ResilientInformer<T> {
       this.log.error('informer handler threw', { verb, error: errorMessage(err) });
     }
   }
-}
-
-/**
- * The real informer: client-node's `makeInformer` for `path` (for example `/apis/fnmesh.io/v1alpha1/functionservices`
- * or `/apis/apps/v1/namespaces/{ns}/deployments`), listing with `listFn`.
- */
-export function kubeInformerFactory<T extends KubernetesObject>(
-  kc: KubeConfig,
-  path: string,
-  listFn: () => Promise<KubernetesListObject<T>>,
-  labelSelector?: string,
-): InformerFactory<T> {
-  // Loaded here, not at the top: a process on the plain-JSON informers never loads client-node's API.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { makeInformer } = require('@kubernetes/client-node') as typeof import('@kubernetes/client-node');
-  return () => makeInformer<T>(kc, path, listFn, labelSelector) as InformerLike<T>;
 }
 
 /**

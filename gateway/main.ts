@@ -3,6 +3,7 @@
  * A ConfigError prints its message (no stack) to stderr and exits with status 2.
  */
 import { ConfigError, createLogger, errorMessage, type Logger } from '../common';
+import { KUBECONFIG_VAR } from '../common/kube-access';
 import { ManifestFileSource, StaticRuleSource, type RuleSource } from '../common/manifest-source';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { startGateway, type Gateway } from './gateway';
@@ -14,17 +15,22 @@ export async function buildRuleSource(
   env: Record<string, string | undefined> = process.env,
 ): Promise<RuleSource> {
   if (config.ruleSource === 'kubernetes') {
-    // Loaded only when used: @kubernetes/client-node is large and the file source does not need it.
-    const { KubernetesRuleSource, loadKubeConfig } =
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      require('../common/kube-rule-source') as typeof import('../common/kube-rule-source');
+    // Loaded only when used: the file source needs neither the Kubernetes client nor the kubeconfig reader.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { KubernetesRuleSource } = require('./kube-rule-source') as typeof import('./kube-rule-source');
+    const { loadKubeAccess } = require('../common/kubeconfig') as typeof import('../common/kubeconfig');
+    /* eslint-enable @typescript-eslint/no-require-imports */
     return new KubernetesRuleSource({
-      kubeConfig: loadKubeConfig(config.kubeconfig, env),
+      kubeAccess: loadKubeAccess({
+        env,
+        logger,
+        ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+      }),
       ...(config.watchNamespace ? { namespace: config.watchNamespace } : {}),
       logger: logger.child({ part: 'kubernetes-rules' }),
     });
   }
-  for (const name of ['FNMESH_KUBECONFIG', 'FNMESH_WATCH_NAMESPACE']) {
+  for (const name of [KUBECONFIG_VAR, 'FNMESH_WATCH_NAMESPACE']) {
     if (env[name])
       logger.warn(`${name} is ignored: the rule source is files (set FNMESH_RULE_SOURCE=kubernetes to use it)`);
   }

@@ -10,7 +10,6 @@ export * from './foreign-watches';
 export * from './api-errors';
 export * from './workqueue';
 export * from './controller';
-export * from './informer';
 export * from './leader-election';
 export * from './metrics';
 export * from './drift';

@@ -32,7 +32,7 @@ import { FIELD_MANAGER, MANAGED_BY_LABEL } from './desired-deployment';
 import { slimDeployment, slimFunctionService } from './cache-transform';
 import { EventRecorder, jsonEventSink } from './events';
 import { ForeignDeploymentWatches } from './foreign-watches';
-import { ResilientInformer, jsonInformerFactory } from './informer';
+import { ResilientInformer, jsonInformerFactory } from '../common/kube-informer';
 import { objectKey, ownerKey, splitKey } from './keys';
 import { GROUP, PLURAL, VERSION, kubeWriter } from './kube-writer';
 import { LeaderElector, jsonLeaseClient } from './leader-election';

@@ -9,11 +9,12 @@
  * function side is a plain NATS queue subscriber on the embedded broker.
  */
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats, serviceCallWildcard, serviceQueueGroup, silentLogger, type Logger } from '../common';
-import { KubernetesRuleSource } from '../common/kube-rule-source';
+import type { KubeAccess } from '../common/kube-access';
+import { accessFromSpec, loadKubeAccess } from '../common/kubeconfig';
 import { loadGatewayConfig, startGateway, type Gateway } from '../gateway';
+import { KubernetesRuleSource } from '../gateway/kube-rule-source';
 import { buildRuleSource } from '../gateway/main';
 import { BROKER_TARGETS, type RunningBroker } from './helpers/brokers';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
@@ -49,26 +50,17 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-function adminKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  return kc;
+function adminAccess(): KubeAccess {
+  return loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} });
 }
 
-function tokenKubeConfig(token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'test', server: cp.server, caFile: cp.caFile }],
-    users: [{ name: 'sa', token }],
-    contexts: [{ name: 'test', cluster: 'test', user: 'sa' }],
-    currentContext: 'test',
-  });
-  return kc;
+function tokenAccess(token: string): KubeAccess {
+  return accessFromSpec({ server: cp.server, ca: { file: cp.caFile }, token: { data: token } });
 }
 
-function ruleSource(kc: KubeConfig, extra: { namespace?: string; logger?: Logger } = {}): KubernetesRuleSource {
+function ruleSource(access: KubeAccess, extra: { namespace?: string; logger?: Logger } = {}): KubernetesRuleSource {
   return new KubernetesRuleSource({
-    kubeConfig: kc,
+    kubeAccess: access,
     debounceMs: 10,
     resyncMs: 5_000,
     initialBackoffMs: 200,
@@ -138,7 +130,7 @@ const apply = (text: string): Promise<string> => kubectl(['apply', '-f', '-'], t
 beforeAll(async () => {
   cp = await startControlPlane();
   // Before the CRD exists: start() must say so, with the fix.
-  const early = ruleSource(adminKubeConfig());
+  const early = ruleSource(adminAccess());
   crdMissing = await early
     .start(() => undefined)
     .then(
@@ -154,7 +146,7 @@ beforeAll(async () => {
   for (const s of ['rules', 'other', 'sa', 'restart']) serveService('default', s);
   serveService('team-a', 'scoped');
   await nc.flush();
-  gw = await runGateway(ruleSource(adminKubeConfig(), { logger: recordingLogger }));
+  gw = await runGateway(ruleSource(adminAccess(), { logger: recordingLogger }));
 }, 300_000);
 
 afterAll(async () => {
@@ -209,7 +201,7 @@ test('a burst of applies reaches the gateway as a whole', async () => {
 });
 
 test('FNMESH_WATCH_NAMESPACE: a gateway watching one namespace routes only its services', async () => {
-  const scoped = await runGateway(ruleSource(adminKubeConfig(), { namespace: 'team-a' }));
+  const scoped = await runGateway(ruleSource(adminAccess(), { namespace: 'team-a' }));
   await apply(manifest('scoped', { rule: 'allow' }, 'team-a'));
   await apply(manifest('other', { rule: 'allow' }));
   await until(scoped, 'scoped/go', 200, 'team-a/scoped through the scoped gateway', 'team-a');
@@ -242,7 +234,7 @@ describe('with only deploy/rbac/gateway.yaml (a ServiceAccount token)', () => {
   });
 
   test('the gateway runs on the ServiceAccount token and follows edits', async () => {
-    const saGw = await runGateway(ruleSource(tokenKubeConfig(token)));
+    const saGw = await runGateway(ruleSource(tokenAccess(token)));
     await apply(manifest('sa', { rule: 'deny' }));
     await until(saGw, 'sa/go', 403, 'the deny rule through the ServiceAccount gateway');
     await apply(manifest('sa', { rule: 'allow' }));
@@ -252,7 +244,7 @@ describe('with only deploy/rbac/gateway.yaml (a ServiceAccount token)', () => {
   test('a ServiceAccount without the binding: start() fails with the RBAC fix', async () => {
     await kubectl(['create', 'serviceaccount', 'nobody', '-n', SYSTEM_NS]);
     const nobody = (await kubectl(['create', 'token', 'nobody', '-n', SYSTEM_NS, '--duration=1h'])).trim();
-    const source = ruleSource(tokenKubeConfig(nobody));
+    const source = ruleSource(tokenAccess(nobody));
     const started = Date.now();
     await expect(source.start(() => undefined)).rejects.toThrow(
       /the gateway's ServiceAccount may not list\/watch functionservices: apply deploy\/rbac\/gateway\.yaml \(the API server answered 403: .*forbidden/,

@@ -1,31 +1,30 @@
 /**
  * The Kubernetes rule source: every FunctionService object in the cluster (or in one namespace), live.
  *
- * A resilient informer (common/kube-informer.ts: restart with back-off after any error, periodic resync)
- * lists and watches `functionservices.fnmesh.io`; each object is converted to the manifest type with
- * `parseFunctionService`. An object that fails validation (the CRD accepts something the gateway cannot use)
- * is logged with its namespace/name and the field, and skipped: its last good version stays in use, as the
- * file source keeps a broken file's last good contents. Every add/update/delete calls `onChange` with the
- * whole set, debounced so that a burst of events (the first list, a `kubectl apply -f dir/`) emits once.
+ * The plain-JSON list-watch (common/list-watch.ts, on common/kube-client.ts: one keep-alive client, paged
+ * lists, watches with bookmarks) under the resilient informer (common/kube-informer.ts: restart with
+ * back-off after any error, periodic resync) lists and watches `functionservices.fnmesh.io`; each object is
+ * converted to the manifest type with `parseFunctionService`. An object that fails validation (the CRD
+ * accepts something the gateway cannot use) is logged with its namespace/name and the field, and skipped:
+ * its last good version stays in use, as the file source keeps a broken file's last good contents. Every
+ * add/update/delete calls `onChange` with the whole set, debounced so that a burst of events (the first
+ * list, a `kubectl apply -f dir/`) emits once.
  *
  * `start()` resolves after the first list, having called `onChange` once; it rejects with the problem and
  * its fix when the list cannot succeed (the CRD not installed, RBAC missing, credentials refused) or the API
  * server stays unreachable for `syncTimeoutMs`.
+ *
+ * Only the gateway reads rules from Kubernetes, so this lives in gateway/. It never loads
+ * @kubernetes/client-node: the access comes from common/kubeconfig.ts's `loadKubeAccess`, which loads it only
+ * for a kubeconfig it cannot read itself (an exec plugin, an auth provider).
  */
-import {
-  CustomObjectsApi,
-  KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ConfigError, errorMessage } from './errors';
-import { ResilientInformer, kubeInformerFactory, type InformerFactory } from './kube-informer';
-import { silentLogger, type Logger } from './logger';
-import { API_VERSION, KIND, parseFunctionService, type FunctionService } from './manifest';
-import type { RuleSource } from './manifest-source';
+import { ConfigError, errorMessage } from '../common/errors';
+import { KUBECONFIG_VAR, type KubeAccess } from '../common/kube-access';
+import { KubeClient } from '../common/kube-client';
+import { ResilientInformer, jsonInformerFactory, type InformerFactory } from '../common/kube-informer';
+import { silentLogger, type Logger } from '../common/logger';
+import { API_VERSION, KIND, parseFunctionService, type FunctionService } from '../common/manifest';
+import type { RuleSource } from '../common/manifest-source';
 
 export const FS_GROUP = 'fnmesh.io';
 export const FS_VERSION = 'v1alpha1';
@@ -38,7 +37,8 @@ export const RBAC_FIX =
   "the gateway's ServiceAccount may not list/watch functionservices: apply deploy/rbac/gateway.yaml";
 
 export interface KubernetesRuleSourceOptions {
-  kubeConfig: KubeConfig;
+  /** How to reach the API server (common/kubeconfig.ts's `loadKubeAccess`). */
+  kubeAccess: KubeAccess;
   /** Watch only this namespace; all namespaces when absent. */
   namespace?: string;
   logger?: Logger;
@@ -51,17 +51,36 @@ export interface KubernetesRuleSourceOptions {
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** Replaces the real informer (unit tests). */
-  informerFactory?: InformerFactory<KubernetesObject>;
+  informerFactory?: InformerFactory<FunctionServiceObject>;
 }
 
-/** The part of an API object the conversion reads. */
-export interface FunctionServiceObject extends KubernetesObject {
+/** A FunctionService as the API server sends it (plain JSON); the conversion reads metadata and spec. */
+export interface FunctionServiceObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [field: string]: unknown;
+  };
   spec?: unknown;
   status?: unknown;
 }
 
+/** What the informer caches of an object: neither its status nor its managedFields, which the gateway never reads. Pure. */
+export function slimObject(obj: FunctionServiceObject): FunctionServiceObject {
+  const { status: _status, ...rest } = obj;
+  const { managedFields: _managedFields, ...metadata } = obj.metadata ?? {};
+  return { ...rest, metadata };
+}
+
 /** `namespace/name` of an API object, for logs. */
-export function objectName(obj: KubernetesObject): string {
+export function objectName(obj: FunctionServiceObject): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
@@ -113,7 +132,7 @@ export class Debouncer {
   }
 }
 
-/** HTTP status of what client-node throws or reports (ApiException `.code`, watch `.statusCode`, a Status). */
+/** HTTP status of what the client throws or a watch reports (KubeApiError `.code`/`.statusCode`). */
 export function statusOf(err: unknown): number | undefined {
   if (err === null || typeof err !== 'object') return undefined;
   const e = err as { code?: unknown; statusCode?: unknown; body?: unknown };
@@ -122,7 +141,7 @@ export function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
-/** The API server's own message inside what client-node throws, when there is one. */
+/** The API server's own message inside what the client throws (a Status as the body), when there is one. */
 function apiMessage(err: unknown): string {
   const body = (err as { body?: unknown } | null)?.body;
   if (typeof body === 'string') {
@@ -160,12 +179,12 @@ export function describeListError(err: unknown, where: string): { terminal: bool
     case 401:
       return {
         terminal: true,
-        message: `cannot list FunctionServices ${where}: the API server refused the gateway's credentials (401): check the token or client certificate in FNMESH_KUBECONFIG / KUBECONFIG, or the pod's ServiceAccount token`,
+        message: `cannot list FunctionServices ${where}: the API server refused the gateway's credentials (401): check the token or client certificate in ${KUBECONFIG_VAR} / KUBECONFIG, or the pod's ServiceAccount token`,
       };
     default:
       return {
         terminal: false,
-        message: `cannot list FunctionServices ${where}: the Kubernetes API server is not reachable or failing (${status ? `HTTP ${status}: ` : ''}${detail}); check FNMESH_KUBECONFIG / KUBECONFIG or the in-cluster configuration`,
+        message: `cannot list FunctionServices ${where}: the Kubernetes API server is not reachable or failing (${status ? `HTTP ${status}: ` : ''}${detail}); check ${KUBECONFIG_VAR} / KUBECONFIG or the in-cluster configuration`,
       };
   }
 }
@@ -183,7 +202,8 @@ export class KubernetesRuleSource implements RuleSource {
   private readonly logger: Logger;
   private readonly entries = new Map<string, Entry>();
   private readonly debouncer: Debouncer;
-  private informer: ResilientInformer<KubernetesObject> | undefined;
+  private informer: ResilientInformer<FunctionServiceObject> | undefined;
+  private client: KubeClient | undefined;
   private onChange: ((services: FunctionService[]) => void) | undefined;
   private lastError: unknown;
   private stopped = false;
@@ -197,7 +217,7 @@ export class KubernetesRuleSource implements RuleSource {
 
   /** Where this source looks, for messages: `in all namespaces of https://…` or `in namespace x of …`. */
   private where(): string {
-    const server = this.options.kubeConfig.getCurrentCluster()?.server ?? '(no cluster)';
+    const server = this.options.kubeAccess.server;
     return `${this.options.namespace ? `in namespace "${this.options.namespace}"` : 'in all namespaces'} of ${server}`;
   }
 
@@ -205,7 +225,7 @@ export class KubernetesRuleSource implements RuleSource {
     this.onChange = onChange;
     const ns = this.options.namespace;
     const factory = this.options.informerFactory ?? this.realFactory(ns);
-    const informer = new ResilientInformer<KubernetesObject>({
+    const informer = new ResilientInformer<FunctionServiceObject>({
       resource: FS_PLURAL,
       factory,
       handlers: {
@@ -249,6 +269,7 @@ export class KubernetesRuleSource implements RuleSource {
     this.stopped = true;
     this.debouncer.cancel();
     await this.informer?.stop();
+    await this.client?.close();
     this.onChange = undefined;
   }
 
@@ -262,29 +283,21 @@ export class KubernetesRuleSource implements RuleSource {
     return out;
   }
 
-  private realFactory(ns: string | undefined): InformerFactory<KubernetesObject> {
-    const kc = this.options.kubeConfig;
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const apiPath = ns
-      ? `/apis/${FS_GROUP}/${FS_VERSION}/namespaces/${ns}/${FS_PLURAL}`
-      : `/apis/${FS_GROUP}/${FS_VERSION}/${FS_PLURAL}`;
-    const list = async (): Promise<KubernetesListObject<KubernetesObject>> =>
-      (ns
-        ? await custom.listNamespacedCustomObject({
-            group: FS_GROUP,
-            version: FS_VERSION,
-            namespace: ns,
-            plural: FS_PLURAL,
-          })
-        : await custom.listClusterCustomObject({
-            group: FS_GROUP,
-            version: FS_VERSION,
-            plural: FS_PLURAL,
-          })) as KubernetesListObject<KubernetesObject>;
-    return kubeInformerFactory(kc, apiPath, list);
+  private realFactory(ns: string | undefined): InformerFactory<FunctionServiceObject> {
+    // A LIST now and then and one watch: two connections are plenty.
+    this.client ??= new KubeClient(this.options.kubeAccess, { connections: 2 });
+    return jsonInformerFactory<FunctionServiceObject>({
+      client: this.client,
+      path: ns
+        ? `/apis/${FS_GROUP}/${FS_VERSION}/namespaces/${ns}/${FS_PLURAL}`
+        : `/apis/${FS_GROUP}/${FS_VERSION}/${FS_PLURAL}`,
+      apiVersion: API_VERSION,
+      kind: KIND,
+      transform: slimObject,
+    });
   }
 
-  private upsert(obj: KubernetesObject): void {
+  private upsert(obj: FunctionServiceObject): void {
     if (this.stopped) return;
     const key = objectName(obj);
     const entry = this.entries.get(key) ?? {};
@@ -293,7 +306,7 @@ export class KubernetesRuleSource implements RuleSource {
     if (rv !== undefined && entry.resourceVersion === rv && this.entries.has(key)) return;
     entry.resourceVersion = rv;
     try {
-      entry.good = toFunctionService(obj as FunctionServiceObject);
+      entry.good = toFunctionService(obj);
       delete entry.error;
     } catch (err) {
       entry.error = errorMessage(err);
@@ -308,7 +321,7 @@ export class KubernetesRuleSource implements RuleSource {
     this.changed();
   }
 
-  private remove(obj: KubernetesObject): void {
+  private remove(obj: FunctionServiceObject): void {
     if (this.stopped) return;
     if (this.entries.delete(objectName(obj))) this.changed();
   }
@@ -326,49 +339,4 @@ export class KubernetesRuleSource implements RuleSource {
       this.logger.error('the FunctionService change handler failed', { error: errorMessage(err) });
     }
   }
-}
-
-/**
- * The KubeConfig to use: `file` (FNMESH_KUBECONFIG) when given; else KUBECONFIG, ~/.kube/config or the
- * in-cluster ServiceAccount, as kubectl does. Throws ConfigError when none exists or the file is bad.
- */
-export function loadKubeConfig(
-  file: string | undefined,
-  env: Record<string, string | undefined> = process.env,
-): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) {
-    if (!existsSync(file))
-      throw new ConfigError(
-        `FNMESH_KUBECONFIG="${file}" does not exist: give the path of a kubeconfig file, or unset it to use KUBECONFIG or the in-cluster ServiceAccount`,
-      );
-    try {
-      kc.loadFromFile(file);
-    } catch (err) {
-      throw new ConfigError(`FNMESH_KUBECONFIG="${file}" is not a valid kubeconfig: ${errorMessage(err)}`);
-    }
-    return kc;
-  }
-  const inCluster =
-    env.KUBERNETES_SERVICE_HOST !== undefined && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
-  const home = path.join(env.HOME ?? os.homedir(), '.kube', 'config');
-  if (!env.KUBECONFIG && !inCluster && !existsSync(home)) {
-    throw new ConfigError(
-      'FNMESH_RULE_SOURCE=kubernetes but no Kubernetes configuration was found: set FNMESH_KUBECONFIG or KUBECONFIG to a kubeconfig file, or run the gateway in a pod with a ServiceAccount',
-    );
-  }
-  try {
-    if (env.KUBECONFIG && env !== process.env) {
-      const first = env.KUBECONFIG.split(path.delimiter).find((f) => f && existsSync(f));
-      if (!first) throw new Error(`no file of KUBECONFIG="${env.KUBECONFIG}" exists`);
-      kc.loadFromFile(first);
-    } else {
-      kc.loadFromDefault();
-    }
-  } catch (err) {
-    throw new ConfigError(`cannot load the Kubernetes configuration: ${errorMessage(err)}`);
-  }
-  if (!kc.getCurrentCluster())
-    throw new ConfigError('the Kubernetes configuration has no current cluster: set its current-context');
-  return kc;
 }

@@ -1,10 +1,10 @@
-import { ResilientInformer, type InformerLike } from './informer';
+import { ResilientInformer, type InformerLike } from './kube-informer';
 
 interface Obj {
   metadata: { name: string; namespace: string };
 }
 
-/** A scripted stand-in for client-node's ListWatch: the restart logic is what is under test here. */
+/** A scripted stand-in for the list-watch: the restart logic is what is under test here. */
 class ScriptedInformer implements InformerLike<Obj> {
   starts = 0;
   stops = 0;

@@ -1,14 +1,18 @@
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { InformerLike } from './kube-informer';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { InformerLike } from '../common/kube-informer';
+import { accessFromSpec } from '../common/kubeconfig';
+import { silentLogger, type Logger } from '../common/logger';
+import type { FunctionService } from '../common/manifest';
 import {
   Debouncer,
   KubernetesRuleSource,
   describeListError,
+  slimObject,
   toFunctionService,
   type FunctionServiceObject,
 } from './kube-rule-source';
-import type { Logger } from './logger';
-import type { FunctionService } from './manifest';
 
 function fsObject(name: string, rv: string, spec: unknown, namespace = 'default'): FunctionServiceObject {
   return {
@@ -116,11 +120,11 @@ describe('Debouncer', () => {
 });
 
 /** An informer whose list and events the test drives. */
-class FakeInformer implements InformerLike<KubernetesObject> {
+class FakeInformer implements InformerLike<FunctionServiceObject> {
   handlers: Record<string, Array<(x: never) => void>> = {};
-  objects = new Map<string, KubernetesObject>();
+  objects = new Map<string, FunctionServiceObject>();
   constructor(
-    private readonly initial: KubernetesObject[],
+    private readonly initial: FunctionServiceObject[],
     private readonly failWith?: unknown,
   ) {}
   on(verb: string, cb: (x: never) => void): void {
@@ -137,34 +141,25 @@ class FakeInformer implements InformerLike<KubernetesObject> {
     for (const o of this.initial) this.set(o);
   }
   async stop(): Promise<void> {}
-  list(): ReadonlyArray<KubernetesObject> {
+  list(): ReadonlyArray<FunctionServiceObject> {
     return [...this.objects.values()];
   }
-  get(name: string, namespace?: string): KubernetesObject | undefined {
+  get(name: string, namespace?: string): FunctionServiceObject | undefined {
     return this.objects.get(`${namespace}/${name}`);
   }
-  set(o: KubernetesObject): void {
+  set(o: FunctionServiceObject): void {
     const key = `${o.metadata!.namespace}/${o.metadata!.name}`;
     const had = this.objects.has(key);
     this.objects.set(key, o);
     this.fire(had ? 'update' : 'add', o);
   }
-  remove(o: KubernetesObject): void {
+  remove(o: FunctionServiceObject): void {
     this.objects.delete(`${o.metadata!.namespace}/${o.metadata!.name}`);
     this.fire('delete', o);
   }
 }
 
-function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
+const kubeAccess = accessFromSpec({ server: 'https://127.0.0.1:1', token: { data: 't' } });
 
 const rulesOf = (services: FunctionService[]): Record<string, unknown> =>
   Object.fromEntries(
@@ -189,7 +184,7 @@ describe('KubernetesRuleSource (fake informer)', () => {
 
   function make(informer: FakeInformer, syncTimeoutMs = 2000): KubernetesRuleSource {
     source = new KubernetesRuleSource({
-      kubeConfig: kubeConfig(),
+      kubeAccess,
       logger,
       debounceMs: 15,
       informerFactory: () => informer,
@@ -261,5 +256,52 @@ describe('KubernetesRuleSource (fake informer)', () => {
       ),
     ).rejects.toThrow(/not reachable or failing \(connect ECONNREFUSED\)/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+});
+
+describe('what the informer caches', () => {
+  test('an object without its status and managedFields; what the conversion reads is kept', () => {
+    const obj = fsObject('a', '1', allow);
+    const slim = slimObject(obj);
+    expect(slim).not.toHaveProperty('status');
+    expect(slim.metadata).not.toHaveProperty('managedFields');
+    expect(toFunctionService(slim)).toEqual(toFunctionService(obj));
+  });
+});
+
+describe('memory: the gateway on a token kubeconfig never loads @kubernetes/client-node', () => {
+  test('buildRuleSource makes the Kubernetes rule source without it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rule-source-'));
+    let loads = 0;
+    jest.doMock('@kubernetes/client-node', () => {
+      loads++;
+      return jest.requireActual('@kubernetes/client-node');
+    });
+    try {
+      const file = path.join(dir, 'kubeconfig');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          'current-context': 'c',
+          contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+          clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:1' } }],
+          users: [{ name: 'u', user: { token: 't' } }],
+        }),
+      );
+      let built: object | undefined;
+      await jest.isolateModulesAsync(async () => {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        const { buildRuleSource } = require('./main') as typeof import('./main');
+        const { loadGatewayConfig } = require('./config') as typeof import('./config');
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        const config = loadGatewayConfig({ FNMESH_RULE_SOURCE: 'kubernetes', FNMESH_KUBECONFIG: file });
+        built = await buildRuleSource(config, silentLogger, {});
+      });
+      expect(built?.constructor.name).toBe('KubernetesRuleSource');
+      expect(loads).toBe(0);
+    } finally {
+      jest.dontMock('@kubernetes/client-node');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
