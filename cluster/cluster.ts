@@ -14,8 +14,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, errorMessage } from '../common/errors';
+import { KUBECONFIG_VAR } from '../common/kube-access';
+import { loadKubeAccess } from '../common/kubeconfig';
 import { readInt, readListen, readString, type Env } from '../common/config';
 import { devToken, randomSecret } from '../local/dev-token';
 import { humanLogger } from '../local/human-logger';
@@ -26,7 +27,7 @@ import { stopOnSignals } from '../local/stop-on-signals';
 import { repoRoot } from '../local/repo-root';
 import { Supervisor, killAllChildren, setChildListener, type ChildListener } from '../local/supervisor';
 import { fnmeshVersion } from '../cli/version';
-import { k8sTools, startControlPlane, type ControlPlane } from './control-plane';
+import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
 import { NodeAgent } from './node-agent';
 
@@ -79,15 +80,8 @@ async function serviceAccountKubeconfig(cp: ControlPlane, dir: string, account: 
     throw new Error(
       `cannot get a token for ServiceAccount ${SYSTEM_NS}/${account}: ${r.status} ${JSON.stringify(r.body)}`,
     );
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fnmesh-cluster', server: cp.server, caFile: cp.caFile }],
-    users: [{ name: account, token }],
-    contexts: [{ name: account, cluster: 'fnmesh-cluster', user: account }],
-    currentContext: account,
-  });
   const file = path.join(dir, `${account}.kubeconfig`);
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  writeFileSync(file, kubeconfigYaml(cp.server, cp.caFile, account, token), { mode: 0o600 });
   return file;
 }
 
@@ -199,23 +193,21 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       FNMESH_BROKER_HOST: '127.0.0.1',
       FNMESH_BROKER_PORT: String(actualBrokerPort),
       FNMESH_RULE_SOURCE: 'kubernetes',
-      FNMESH_KUBECONFIG: gatewayConfig,
+      [KUBECONFIG_VAR]: gatewayConfig,
       FNMESH_JWT_SECRET: jwtSecret,
     });
     const operatorPort = await freePort();
     supervise('operator', ['operator'], {
-      KUBECONFIG: operatorConfig,
+      [KUBECONFIG_VAR]: operatorConfig,
       FNMESH_OPERATOR_LISTEN: `127.0.0.1:${operatorPort}`,
       FNMESH_SIDECAR_IMAGE: `${BUILT_IN_IMAGES[0]!.repository}:${fnmeshVersion()}`,
       FNMESH_SIDECAR_NATS_URL: `nats://127.0.0.1:${POD_NATS_PORT}`,
       FNMESH_LEASE_NAMESPACE: SYSTEM_NS,
     });
 
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfig);
     const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), env.FNMESH_LOG_LEVEL === 'debug');
     agent = new NodeAgent({
-      kc,
+      access: loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} }),
       nodeName: NODE_NAME,
       runDir,
       images,

@@ -194,7 +194,8 @@ function track(p: Proc): void {
   }
 }
 
-function kubeconfigYaml(server: string, caFile: string, user: string, token: string): string {
+/** A kubeconfig for `user` with a bearer token, verifying the API server with `caFile`. Pure. */
+export function kubeconfigYaml(server: string, caFile: string, user: string, token: string): string {
   return [
     'apiVersion: v1',
     'kind: Config',

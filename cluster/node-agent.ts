@@ -14,8 +14,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdirSync, rmSync } from 'node:fs';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { accessFromKubeConfig } from '../common/kube-access';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { KubeAccess } from '../common/kube-access';
 import { KubeApiError, KubeClient } from '../common/kube-client';
 import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer';
 import { errorMessage } from '../common/errors';
@@ -36,7 +36,8 @@ export interface EgressRoute {
 }
 
 export interface NodeAgentOptions {
-  kc: KubeConfig;
+  /** How to reach the API server (common/kubeconfig.ts's `loadKubeAccess`). */
+  access: KubeAccess;
   nodeName: string;
   /** Sockets live here (keep the path short: Unix socket paths are limited to 107 bytes). */
   runDir: string;
@@ -87,7 +88,7 @@ export class NodeAgent {
   private readonly log: Logger;
 
   constructor(private readonly options: NodeAgentOptions) {
-    this.client = new KubeClient(accessFromKubeConfig(options.kc), { connections: 4 });
+    this.client = new KubeClient(options.access, { connections: 4 });
     this.log = options.logger.child({ node: options.nodeName });
   }
 
