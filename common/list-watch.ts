@@ -23,6 +23,28 @@ export interface ObjectLike {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
 
+/** The metadata fields fnmesh reads of an API object (plain JSON); the others stay as they came. */
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  deletionTimestamp?: unknown;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** An API object as the API server sends it (a FunctionService, a Deployment), without typed models. */
+export interface ApiObject<Spec = unknown, Status = unknown> {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: Spec;
+  status?: Status;
+}
+
 export interface ListWatchOptions<T> {
   client: Pick<KubeClient, 'request' | 'watch'>;
   /** The collection, e.g. `/apis/apps/v1/deployments` or `/apis/fnmesh.io/v1alpha1/namespaces/ns/functionservices`. */

@@ -22,6 +22,7 @@ import { ConfigError, errorMessage } from '../common/errors';
 import { KUBECONFIG_VAR, type KubeAccess } from '../common/kube-access';
 import { KubeClient } from '../common/kube-client';
 import { ResilientInformer, jsonInformerFactory, type InformerFactory } from '../common/kube-informer';
+import type { ApiObject } from '../common/list-watch';
 import { silentLogger, type Logger } from '../common/logger';
 import { API_VERSION, KIND, parseFunctionService, type FunctionService } from '../common/manifest';
 import type { RuleSource } from '../common/manifest-source';
@@ -55,22 +56,7 @@ export interface KubernetesRuleSourceOptions {
 }
 
 /** A FunctionService as the API server sends it (plain JSON); the conversion reads metadata and spec. */
-export interface FunctionServiceObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    [field: string]: unknown;
-  };
-  spec?: unknown;
-  status?: unknown;
-}
+export type FunctionServiceObject = ApiObject;
 
 /** What the informer caches of an object: neither its status nor its managedFields, which the gateway never reads. Pure. */
 export function slimObject(obj: FunctionServiceObject): FunctionServiceObject {

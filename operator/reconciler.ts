@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { ConfigError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
+import type { ApiObject } from '../common/list-watch';
 import { API_VERSION, KIND, parseFunctionService } from '../common/manifest';
 import { classifyApiError } from './api-errors';
 import type { SidecarTemplateConfig } from './config';
@@ -36,21 +37,7 @@ import { computeStatus, type FunctionServiceStatus, type Observed, type StatusSu
 import { statusWrite } from './status-pacing';
 
 /** A FunctionService as the API server (and the informer cache) holds it. */
-export interface FunctionServiceObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    generation?: number;
-    resourceVersion?: string;
-    deletionTimestamp?: unknown;
-    [k: string]: unknown;
-  };
-  spec?: Record<string, unknown>;
-  status?: Partial<FunctionServiceStatus>;
-}
+export type FunctionServiceObject = ApiObject<Record<string, unknown>, Partial<FunctionServiceStatus>>;
 
 export interface Cache<T> {
   get(namespace: string, name: string): T | undefined;
