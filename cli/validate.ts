@@ -70,7 +70,9 @@ export async function validatePaths(paths: string[]): Promise<ValidationResult> 
     errors += fileErrors;
     services += parsed.length;
     if (fileErrors === 0) {
-      const names = parsed.map((fs) => `${serviceKey(fs)} (${fs.spec.functions.length} function(s))`).join(', ');
+      const names = parsed
+        .map((fs) => `${serviceKey(fs)} (${fs.spec.functions.map((f) => f.name).join(', ') || 'no functions'})`)
+        .join(', ');
       lines.push({ ok: true, text: `ok  ${file}: ${parsed.length === 0 ? 'no FunctionService documents' : names}` });
     }
   }

@@ -21,7 +21,7 @@ import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { toHttpError } from './errors-http';
 import { invoke, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
-import { describeRegistry, type Registry, type ResolvedFunction } from './registry';
+import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import { bearerToken, type JwtVerifier } from './auth';
 
 export interface HttpDeps {
@@ -152,13 +152,11 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       return;
     }
     if (found.kind === 'no-function') {
-      const known = found.known.length ? `its functions are: ${found.known.join(', ')}` : 'it declares no functions';
-      fail(
-        new FnmeshError(
-          'not_found',
-          `service ${route.namespace}/${route.service} has no function "${route.function}"; ${known}`,
-        ),
-      );
+      logger.debug('call to an undeclared function', {
+        function: `${route.namespace}/${route.service}.${route.function}`,
+        declared: found.known,
+      });
+      fail(unknownFunctionError(route.namespace, route.service, route.function));
       return;
     }
     fn = found.fn;

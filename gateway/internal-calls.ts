@@ -23,7 +23,7 @@ import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
 import { requestRaw, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
-import type { Registry, ResolvedFunction } from './registry';
+import { unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import type { JwtVerifier } from './auth';
 
 export interface InternalDeps {
@@ -111,10 +111,12 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     if (found.kind === 'no-service')
       throw new FnmeshError('not_found', `service "${target.service}" is not in namespace "${target.namespace}"`);
     if (found.kind === 'no-function') {
-      throw new FnmeshError(
-        'not_found',
-        `service ${target.namespace}/${target.service} has no function "${target.function}"; its functions are: ${found.known.join(', ') || '(none)'}`,
-      );
+      logger.debug('internal call to an undeclared function', {
+        caller,
+        function: `${target.namespace}/${target.service}.${target.function}`,
+        declared: found.known,
+      });
+      throw unknownFunctionError(target.namespace, target.service, target.function);
     }
     fn = found.fn;
     const meta = decodeCallHeaders(msg.headers, fn.timeoutMs);

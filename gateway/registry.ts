@@ -3,7 +3,15 @@
  * deadlines out, plus the errors of services whose rules did not compile (their previous good version is
  * kept, so one bad edit never opens or closes a running service by accident).
  */
-import { DEFAULT_FUNCTION, callSubject, errorMessage, serviceKey, type FunctionService, type Rule } from '../common';
+import {
+  DEFAULT_FUNCTION,
+  FnmeshError,
+  callSubject,
+  errorMessage,
+  serviceKey,
+  type FunctionService,
+  type Rule,
+} from '../common';
 import { DENY_ALL, compileRule, type CompiledRule } from './rules';
 
 /** Annotation a rule source may set so that errors name the file a service came from. */
@@ -37,6 +45,18 @@ export interface ServiceEntry {
 
 export type Lookup =
   { kind: 'ok'; fn: ResolvedFunction } | { kind: 'no-service' } | { kind: 'no-function'; known: string[] };
+
+/**
+ * The 404 of a function the service does not declare. It names what was asked for and the fix, never the
+ * service's other functions: callers may be anonymous, and the names of internal functions are not theirs
+ * to learn (the gateway's debug log and `fnmesh validate` list them).
+ */
+export function unknownFunctionError(namespace: string, service: string, fn: string): FnmeshError {
+  return new FnmeshError(
+    'not_found',
+    `service ${namespace}/${service} has no function "${fn}": check the function name, or declare "${fn}" (or a "default" function) in the service's manifest under spec.functions`,
+  );
+}
 
 export interface RegistryError {
   /** `namespace/name` of the service. */

@@ -302,7 +302,10 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect(s.body.error).toBe('service "nope" is not in namespace "default"');
       const f = await call('greeter/nope');
       expect(f.status).toBe(404);
-      expect(f.body.error).toContain('hello, whoami');
+      expect(f.body.error).toBe(
+        'service default/greeter has no function "nope": check the function name, or declare "nope" (or a "default" function) in the service\'s manifest under spec.functions',
+      );
+      expect(f.body.error).not.toContain('hello');
       const other = await fetch(`${gw.url}/v2/whatever`);
       expect(other.status).toBe(404);
       expect(((await other.json()) as { error: string }).error).toContain('/v1/api/{namespace}/functions');
