@@ -12,6 +12,7 @@ describe('loadGatewayConfig', () => {
       maxBodyBytes: 1048576,
       maxTimeoutMs: 60000,
       corsOrigins: [],
+      corsCredentials: true,
       exposeRuleReasons: false,
       logLevel: 'info',
     });
@@ -29,7 +30,8 @@ describe('loadGatewayConfig', () => {
       FNMESH_JWT_ISSUER: 'iss',
       FNMESH_JWT_AUDIENCE: 'aud',
       FNMESH_DEFAULT_RULE: '{"rule":"authenticated"}',
-      FNMESH_CORS_ORIGINS: 'https://app.example.com,http://localhost:3000',
+      FNMESH_CORS_ORIGINS: 'https://app.example.com,http://localhost:3000,http://127.0.0.1:*',
+      FNMESH_CORS_CREDENTIALS: 'false',
       FNMESH_EXPOSE_RULE_REASONS: 'true',
     });
     expect(c).toMatchObject({
@@ -40,7 +42,8 @@ describe('loadGatewayConfig', () => {
       manifests: ['a.yaml', 'dir/'],
       jwt: { secrets: ['s1', 's2'], issuer: 'iss', audience: 'aud' },
       defaultRule: { rule: 'authenticated' },
-      corsOrigins: ['https://app.example.com', 'http://localhost:3000'],
+      corsOrigins: ['https://app.example.com', 'http://localhost:3000', 'http://127.0.0.1:*'],
+      corsCredentials: false,
       exposeRuleReasons: true,
     });
   });
@@ -50,6 +53,12 @@ describe('loadGatewayConfig', () => {
     [{ FNMESH_MAX_BODY_BYTES: '1MB' }, /FNMESH_MAX_BODY_BYTES="1MB"/],
     [{ FNMESH_CORS_ORIGINS: 'https://a.com/' }, /FNMESH_CORS_ORIGINS: "https:\/\/a.com\/"/],
     [{ FNMESH_CORS_ORIGINS: '*,https://a.com' }, /use "\*" alone/],
+    [{ FNMESH_CORS_ORIGINS: 'http://*.a.com' }, /FNMESH_CORS_ORIGINS: "http:\/\/\*\.a\.com".*http:\/\/localhost:\*/],
+    [
+      { FNMESH_CORS_ORIGINS: '*', FNMESH_CORS_CREDENTIALS: 'true' },
+      /FNMESH_CORS_CREDENTIALS=true cannot be used with FNMESH_CORS_ORIGINS="\*".*list the origins in FNMESH_CORS_ORIGINS/,
+    ],
+    [{ FNMESH_CORS_CREDENTIALS: 'sometimes' }, /FNMESH_CORS_CREDENTIALS="sometimes"/],
     [{ FNMESH_LISTEN: 'x:y' }, /FNMESH_LISTEN/],
     [{ FNMESH_NATS_URL: 'http://x' }, /FNMESH_NATS_URL/],
     [{ FNMESH_JWKS_URL: 'ftp://x' }, /FNMESH_JWKS_URL/],
@@ -57,5 +66,16 @@ describe('loadGatewayConfig', () => {
   ])('rejects %j', (env, message) => {
     expect(() => loadGatewayConfig(env)).toThrow(ConfigError);
     expect(() => loadGatewayConfig(env)).toThrow(message);
+  });
+});
+
+describe('FNMESH_CORS_CREDENTIALS', () => {
+  test.each<[string, Record<string, string>, boolean]>([
+    ['on by default for a list of origins', { FNMESH_CORS_ORIGINS: 'https://a.com' }, true],
+    ['switched off for a list', { FNMESH_CORS_ORIGINS: 'https://a.com', FNMESH_CORS_CREDENTIALS: 'false' }, false],
+    ['off with "*" when unset', { FNMESH_CORS_ORIGINS: '*' }, false],
+    ['off with "*" when set false', { FNMESH_CORS_ORIGINS: '*', FNMESH_CORS_CREDENTIALS: 'false' }, false],
+  ])('%s', (_name, env, credentials) => {
+    expect(loadGatewayConfig(env).corsCredentials).toBe(credentials);
   });
 });

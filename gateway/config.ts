@@ -20,6 +20,7 @@ import {
 } from '../common';
 import { KUBECONFIG_VAR } from '../common/kube-access';
 import type { JwtConfig } from './auth';
+import { parseOriginPattern } from './cors';
 
 export interface ListenAddress {
   host: string;
@@ -51,8 +52,10 @@ export interface GatewayConfig {
   maxBodyBytes: number;
   /** Absolute cap on any call's deadline, milliseconds. */
   maxTimeoutMs: number;
-  /** Allowed CORS origins; '*' allows any; empty disables CORS. */
+  /** Allowed CORS origins, exact or `scheme://host:*` (any port); '*' allows any; empty disables CORS. */
   corsOrigins: string[] | '*';
+  /** Listed origins are answered with Access-Control-Allow-Credentials: true; always false with '*'. */
+  corsCredentials: boolean;
   exposeRuleReasons: boolean;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -92,20 +95,24 @@ function readCorsOrigins(env: Env): string[] | '*' {
     return '*';
   }
   for (const origin of list) {
-    let ok = false;
-    try {
-      const u = new URL(origin);
-      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === origin;
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
+    if (!parseOriginPattern(origin)) {
       throw new ConfigError(
-        `FNMESH_CORS_ORIGINS: "${origin}" is not a valid origin: it accepts "*" or comma-separated origins such as https://app.example.com (scheme, host and optional port, no path or trailing slash)`,
+        `FNMESH_CORS_ORIGINS: "${origin}" is not a valid origin: it accepts "*" or comma-separated origins such as https://app.example.com (scheme, host and optional port, no path or trailing slash), or http://localhost:* for any port of one scheme and host`,
       );
     }
   }
   return list;
+}
+
+/** On by default for a list of origins; off with "*", where a browser refuses credentials. */
+function readCorsCredentials(env: Env, origins: string[] | '*'): boolean {
+  if (origins !== '*') return readBool(env, 'FNMESH_CORS_CREDENTIALS', true);
+  if (readBool(env, 'FNMESH_CORS_CREDENTIALS', false)) {
+    throw new ConfigError(
+      'FNMESH_CORS_CREDENTIALS=true cannot be used with FNMESH_CORS_ORIGINS="*": browsers refuse credentials (cookies, credentials: "include") from a wildcard origin; list the origins in FNMESH_CORS_ORIGINS (http://localhost:* allows any port of a host), or unset FNMESH_CORS_CREDENTIALS',
+    );
+  }
+  return false;
 }
 
 /** FNMESH_RULE_SOURCE and the settings of the chosen source, checked against each other. */
@@ -167,6 +174,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const audience = readString(env, 'FNMESH_JWT_AUDIENCE');
   if (audience) jwt.audience = audience;
 
+  const corsOrigins = readCorsOrigins(env);
   const config: GatewayConfig = {
     listen,
     broker,
@@ -175,7 +183,8 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     defaultRule: readDefaultRule(env),
     maxBodyBytes: readInt(env, 'FNMESH_MAX_BODY_BYTES', 1024 * 1024, { min: 16, max: 64 * 1024 * 1024 }),
     maxTimeoutMs: readInt(env, 'FNMESH_MAX_TIMEOUT_MS', 60_000, { min: 1, max: 3_600_000 }),
-    corsOrigins: readCorsOrigins(env),
+    corsOrigins,
+    corsCredentials: readCorsCredentials(env, corsOrigins),
     exposeRuleReasons: readBool(env, 'FNMESH_EXPOSE_RULE_REASONS', false),
     shutdownTimeoutMs: readInt(env, 'FNMESH_SHUTDOWN_TIMEOUT_MS', 10_000, { min: 0, max: 600_000 }),
     logLevel: readLogLevel(env),

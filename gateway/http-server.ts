@@ -23,9 +23,13 @@ import { invoke, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
 import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import { bearerToken, type JwtVerifier } from './auth';
+import { corsDecider } from './cors';
 
 export interface HttpDeps {
-  config: Pick<GatewayConfig, 'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'exposeRuleReasons'>;
+  config: Pick<
+    GatewayConfig,
+    'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'corsCredentials' | 'exposeRuleReasons'
+  >;
   registry: () => Registry;
   conn: Connection;
   verifier: JwtVerifier;
@@ -40,38 +44,22 @@ export interface HttpDeps {
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const ROUTE_HINT = 'calls are POST /v1/api/{namespace}/functions/{service}/{function}';
-const PREFLIGHT_HEADERS = {
-  'access-control-allow-methods': 'POST',
-  'access-control-allow-headers': 'authorization, content-type, x-request-id, traceparent',
-  'access-control-max-age': '600',
-};
-
 export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; inFlight: () => number } {
   const { config, conn, verifier, metrics, logger } = deps;
-  const allowedOrigins = config.corsOrigins === '*' ? undefined : new Set(config.corsOrigins);
-  const corsEnabled = config.corsOrigins === '*' || config.corsOrigins.length > 0;
+  const cors = corsDecider({ origins: config.corsOrigins, credentials: config.corsCredentials });
   let inFlight = 0;
   const httpInFlight = metrics.inFlightOf('http');
   const app = createOpsApp(deps);
-
-  function corsFor(origin: string | undefined, headers: OutgoingHttpHeaders): void {
-    if (!corsEnabled || origin === undefined) return;
-    if (allowedOrigins === undefined) {
-      headers['access-control-allow-origin'] = '*';
-    } else if (allowedOrigins.has(origin)) {
-      headers['access-control-allow-origin'] = origin;
-      headers['vary'] = 'Origin';
-    } else {
-      return;
-    }
-    headers['access-control-expose-headers'] = 'x-request-id';
-  }
 
   function handleCall(req: IncomingMessage, res: ServerResponse, url: string): void {
     const started = performance.now();
     const requestId = pickRequestId(req.headers['x-request-id']);
     const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', 'x-request-id': requestId };
-    corsFor(req.headers.origin, headers);
+    const preflight = req.method === 'OPTIONS';
+    Object.assign(
+      headers,
+      cors({ origin: req.headers.origin, preflight, requestHeaders: req.headers['access-control-request-headers'] }),
+    );
     if (deps.stopping()) headers['connection'] = 'close';
     // eslint-disable-next-line prefer-const -- assigned once the route resolves, read by finish() before that
     let fn: ResolvedFunction | undefined;
@@ -122,8 +110,8 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       });
     };
 
-    if (req.method === 'OPTIONS') {
-      Object.assign(headers, PREFLIGHT_HEADERS, { allow: 'POST, OPTIONS' });
+    if (preflight) {
+      headers['allow'] = 'POST, OPTIONS';
       delete headers['content-type'];
       finish(204, '');
       return;
