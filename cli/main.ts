@@ -10,6 +10,7 @@ import type { Env } from '../common/config';
 // a constant of a module that loads nothing (types only)
 import { KUBECONFIG_VAR } from '../common/kube-access';
 import { fnmeshVersion } from './version';
+import { DEV_CORS_ORIGINS } from '../local/dev-origins';
 
 /** One flag: its commander spelling, help text and the env variable it sets. */
 export interface FlagSpec {
@@ -69,13 +70,25 @@ export const GATEWAY_FLAGS: FlagSpec[] = [
   {
     flags: '--cors-origins <origins>',
     env: 'FNMESH_CORS_ORIGINS',
-    description: 'allowed CORS origins ("*" or comma list)',
+    description: 'browser origins allowed to call ("*" or comma list; http://localhost:* allows any port)',
+  },
+  {
+    flags: '--cors-credentials <bool>',
+    env: 'FNMESH_CORS_CREDENTIALS',
+    description: 'answer listed origins with Access-Control-Allow-Credentials (default true; never with "*")',
   },
   { flags: '--log-level <level>', env: 'FNMESH_LOG_LEVEL', description: 'debug, info, warn, error or silent' },
 ];
 
 export const LOCAL_FLAGS: FlagSpec[] = [
-  ...GATEWAY_FLAGS.filter(
+  ...GATEWAY_FLAGS.map((f) =>
+    f.env === 'FNMESH_CORS_ORIGINS'
+      ? {
+          ...f,
+          description: `${f.description.replace(/\)$/, '')}; default ${DEV_CORS_ORIGINS}; '' allows none)`,
+        }
+      : f,
+  ).filter(
     (f) =>
       ![
         'FNMESH_MANIFESTS',

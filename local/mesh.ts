@@ -18,6 +18,7 @@ import { ManifestFileSource } from '../common/manifest-source';
 import { loadGatewayConfig, startGateway } from '../gateway';
 import { ManifestFileIndex } from './manifest-files';
 import { devToken, randomSecret } from './dev-token';
+import { corsSummary, withDevOrigins } from './dev-origins';
 import { Prefixer } from './log-prefix';
 import { desiredState, diff, replicaId, type ServicePlan } from './plan';
 import { freePort, portProblem } from './ports';
@@ -135,7 +136,7 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   }
   const absPaths = paths.map((p) => path.resolve(p));
 
-  const env: Env = { ...options.env, FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? '127.0.0.1:8080' };
+  const env: Env = withDevOrigins({ ...options.env, FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? '127.0.0.1:8080' });
   // Signed-in calls work out of the box: a random HS256 secret for this run unless one (or a JWKS) is set.
   const hasVerifier = [env.FNMESH_JWT_SECRET, env.FNMESH_JWKS_FILE, env.FNMESH_JWKS_URL].some(
     (v) => v !== undefined && v.trim() !== '',
@@ -434,7 +435,18 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
       say(
         `warning: not ready after ${Math.round((Date.now() - started) / 1000)} s: ${waiting.join(', ')} (see their output above); the rest of the mesh is up`,
       );
-    write(banner(gatewayUrl, natsUrl, !config.natsServers, latest ?? [], replicas, token, new Set(waiting)));
+    write(
+      banner(
+        gatewayUrl,
+        natsUrl,
+        !config.natsServers,
+        latest ?? [],
+        replicas,
+        token,
+        new Set(waiting),
+        corsSummary(config.corsOrigins, config.corsCredentials),
+      ),
+    );
   })();
 
   let stopping: Promise<void> | undefined;
@@ -464,12 +476,14 @@ function banner(
   replicas: Map<string, Replica[]>,
   token: string | undefined,
   notReady: Set<string>,
+  browsers: string,
 ): string {
   const lines: string[] = [
     '',
     'fnmesh local is ready',
     `  gateway   ${gatewayUrl}   (POST /v1/api/{namespace}/functions/{service}/{function})`,
     `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}`,
+    browsers,
     '  services',
   ];
   for (const fs of services) {
