@@ -32,6 +32,13 @@ describe('parseCallRoute', () => {
       function: 'do_it',
     });
   });
+  it("takes Space Cloud's path (space-api 0.19 posts to /v1/api/{project}/services/{service}/{function})", () => {
+    expect(parseCallRoute('/v1/api/default/services/greeter/hello')).toEqual({
+      namespace: 'default',
+      service: 'greeter',
+      function: 'hello',
+    });
+  });
   it('returns undefined for paths that are not the call route', () => {
     expect(parseCallRoute('/v1/services')).toBeUndefined();
     expect(parseCallRoute('/v1/api/default/functions/greeter')).toBeUndefined();

@@ -6,6 +6,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { FnmeshError, NAME_RULES, TRACEPARENT, isFunctionName, isNamespaceName, isServiceName } from '../common';
 
 export const CALL_ROUTE_PREFIX = '/v1/api/';
+/**
+ * The second segment of a call route. `functions` is fnmesh's own; `services` is the same route as Space
+ * Cloud's client sends it (`space-api` 0.19: `api.call(service, fn, …)` posts to /v1/api/{project}/services/…).
+ */
+export const CALL_ROUTE_SEGMENTS: readonly string[] = ['functions', 'services'];
 
 export interface CallRoute {
   namespace: string;
@@ -14,7 +19,7 @@ export interface CallRoute {
 }
 
 /**
- * Parses `/v1/api/{namespace}/functions/{service}/{function}` (query string ignored).
+ * Parses `/v1/api/{namespace}/functions/{service}/{function}` (or `.../services/...`; query string ignored).
  * Returns undefined when the path is not a call route at all (→ 404 by the caller);
  * throws FnmeshError('bad_request') naming the segment when it is the route with a bad name.
  */
@@ -23,7 +28,7 @@ export function parseCallRoute(url: string): CallRoute | undefined {
   const path = q === -1 ? url : url.slice(0, q);
   if (!path.startsWith(CALL_ROUTE_PREFIX)) return undefined;
   const parts = path.slice(CALL_ROUTE_PREFIX.length).split('/');
-  if (parts.length !== 4 || parts[1] !== 'functions') return undefined;
+  if (parts.length !== 4 || !CALL_ROUTE_SEGMENTS.includes(parts[1]!)) return undefined;
   const [namespace, , service, fn] = parts as [string, string, string, string];
   if (!isNamespaceName(namespace))
     throw new FnmeshError(
