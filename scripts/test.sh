@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server and
-# iproute2 from Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+# The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server,
+# iproute2 and chromium from Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,8 @@ command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 # nsenter, iproute2's ip).
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+# test/browser.test.ts drives headless Chromium (puppeteer-core downloads no browser of its own).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test: installing ${need_apt[*]} from Debian's packages"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
