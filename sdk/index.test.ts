@@ -54,7 +54,8 @@ describe('serve', () => {
       const nf = await request(h.port, 'POST', '/nope', '{}');
       expect(nf.status).toBe(404);
       expect(JSON.parse(nf.body)).toEqual({
-        error: 'no function "nope" in this service; it has: add, none, bad, boom, circular, ctx',
+        error:
+          'no function "nope" in this service: serve it from this process (and declare it in the manifest\'s spec.functions) or call another name',
       });
       expect((await request(h.port, 'POST', '/toString', '{}')).status).toBe(404);
       const badJson = await request(h.port, 'POST', '/add', '{oops');

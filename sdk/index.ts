@@ -182,9 +182,11 @@ function makeCall(sidecarUrl: string, requestId: string, signal: AbortSignal) {
   };
 }
 
+function unknownFunctionMessage(name: string): string {
+  return `no function "${name}" in this service: serve it from this process (and declare it in the manifest's spec.functions) or call another name`;
+}
+
 export async function serve(functions: Functions, options: ServeOptions = {}): Promise<ServeHandle> {
-  const names = Object.keys(functions).filter((k) => typeof functions[k] === 'function');
-  const list = names.length > 0 ? names.join(', ') : '(none)';
   const maxBody = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
   const sidecarUrl = (options.sidecarUrl ?? process.env.FNMESH_SIDECAR_URL ?? 'http://127.0.0.1:3500').replace(
@@ -282,7 +284,8 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
       name = path.slice(1);
     }
     if (!Object.prototype.hasOwnProperty.call(functions, name) || typeof functions[name] !== 'function') {
-      send(res, 404, errorBody(`no function "${name}" in this service; it has: ${list}`), closing);
+      // The answer may reach an anonymous caller (through a `default` rule): it names no other function.
+      send(res, 404, errorBody(unknownFunctionMessage(name)), closing);
       req.resume();
       return;
     }

@@ -86,7 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length > 0 else b""
         fn = FUNCTIONS.get(name)
         if fn is None:
-            self.send_json(404, {"error": 'no function "%s"; this service has %s' % (name, ", ".join(sorted(FUNCTIONS)))})
+            # Names no other function: through a "default" rule the answer may reach an anonymous caller.
+            self.send_json(404, {"error": 'no function "%s" in this service: serve it here (and declare it in the manifest) or call another name' % name})
             return
         try:
             params = json.loads(raw.decode("utf-8")) if raw else None
