@@ -411,10 +411,20 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect(pre.headers.get('access-control-allow-methods')).toBe('POST');
       expect(pre.headers.get('access-control-allow-headers')).toContain('authorization');
       expect(pre.headers.get('access-control-max-age')).toBeTruthy();
+      expect(pre.headers.get('access-control-allow-credentials')).toBe('true');
+      expect(pre.headers.get('vary')).toContain('Origin');
       const a = await call('greeter/hello', { params: 1 }, { origin: ORIGIN });
       expect(a.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+      expect(a.headers.get('access-control-allow-credentials')).toBe('true');
+      expect(a.headers.get('vary')).toBe('Origin');
       const other = await call('greeter/hello', { params: 1 }, { origin: 'https://evil.example.com' });
       expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      expect(other.headers.get('vary')).toBe('Origin');
+      const evilPre = await fetch(`${gw.url}/v1/api/default/functions/greeter/hello`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' },
+      });
+      expect([...evilPre.headers.keys()].filter((h) => h.startsWith('access-control-'))).toEqual([]);
     });
 
     it('serves healthz, readyz, metrics and the service listing', async () => {
