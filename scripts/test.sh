@@ -17,7 +17,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null; fi
 fi
-[ -d node_modules ] || npm ci --no-audit --no-fund
+# npm ci when node_modules is missing or older than the lock file (a pull that added a package).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
 # etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for the Kubernetes suites: built once
 # with Go and cached outside the repo (~/.cache/fnmesh/tools), keyed by version; a few minutes the first time.
 bash scripts/k8s-tools.sh
