@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { API_VERSION, KIND } from '../common/crd-names';
 import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
 export const root = path.resolve(__dirname, '..', '..');
@@ -12,8 +13,8 @@ export const cli = path.join(root, 'bin', 'fnmesh.js');
 export const ECHO_CALL_PATH = '/v1/api/bench/functions/echo/echo';
 
 const ECHO_MANIFEST = [
-  'apiVersion: fnmesh.io/v1alpha1',
-  'kind: FunctionService',
+  `apiVersion: ${API_VERSION}`,
+  `kind: ${KIND}`,
   'metadata: {name: echo, namespace: bench}',
   'spec:',
   '  replicas: 1',

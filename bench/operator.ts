@@ -21,6 +21,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { API_VERSION, CRD_PATH, KIND, functionServicePath } from '../common/crd-names';
 import { parseFunctionService } from '../common/manifest';
 import { loadOperatorConfig } from '../operator/config';
 import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
@@ -224,8 +225,8 @@ async function addNodes(api: Api, pods: number): Promise<number> {
 }
 
 const fsvcBody = (ns: string, name: string): unknown => ({
-  apiVersion: 'fnmesh.io/v1alpha1',
-  kind: 'FunctionService',
+  apiVersion: API_VERSION,
+  kind: KIND,
   metadata: { name, namespace: ns },
   spec: {
     replicas: 1,
@@ -367,7 +368,7 @@ async function main(): Promise<void> {
     const applied = await cp.kubectl(['apply', '-f', path.join(root, 'crds')]);
     if (applied.code !== 0) throw new Error(`kubectl apply -f crds/ failed: ${applied.stderr}`);
     await until('the FunctionService CRD to be Established', 60_000, async () => {
-      const r = await api('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/functionservices.fnmesh.io');
+      const r = await api(CRD_PATH);
       return !!(r.body as Obj).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
     });
     const nodes = await addNodes(api, N);
@@ -422,12 +423,7 @@ async function main(): Promise<void> {
       if (due > now) await sleep(due - now);
       const name = `l-${i}`;
       const a = performance.now();
-      await must(
-        api,
-        `/apis/fnmesh.io/v1alpha1/namespaces/${ns1}/functionservices`,
-        { method: 'POST', body: fsvcBody(ns1, name) },
-        [201],
-      );
+      await must(api, functionServicePath(ns1), { method: 'POST', body: fsvcBody(ns1, name) }, [201]);
       const created = performance.now();
       posts.push(created - a);
       const at = seen.get(name);
@@ -488,8 +484,8 @@ async function main(): Promise<void> {
     const before = await scrape(metricsUrl);
     const fs = await burst(kc, api, {
       ns: nsFs,
-      collection: `/apis/fnmesh.io/v1alpha1/namespaces/${nsFs}/functionservices`,
-      watchPath: `/apis/fnmesh.io/v1alpha1/namespaces/${nsFs}/functionservices`,
+      collection: functionServicePath(nsFs),
+      watchPath: functionServicePath(nsFs),
       body: fsvcBody,
       done: fsvcReady,
       n: N,

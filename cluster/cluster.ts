@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CRD_PATH } from '../common/crd-names';
 import { ConfigError, errorMessage } from '../common/errors';
 import { KUBECONFIG_VAR } from '../common/kube-access';
 import { loadKubeAccess } from '../common/kubeconfig';
@@ -93,7 +94,7 @@ async function kubectlOk(cp: ControlPlane, args: string[], input?: string): Prom
 
 async function waitEstablished(cp: ControlPlane, deadlineMs: number): Promise<void> {
   for (;;) {
-    const r = await cp.request('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/functionservices.fnmesh.io');
+    const r = await cp.request(CRD_PATH);
     const conds = (r.body as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
     if (conds.some((c) => c.type === 'Established' && c.status === 'True')) return;
     if (Date.now() > deadlineMs) throw new Error('the FunctionService CRD did not become Established within 60 s');

@@ -1,6 +1,7 @@
 export * from './errors';
 export * from './logger';
 export * from './names';
+export * from './crd-names';
 export * from './protocol';
 export * from './rule';
 export * from './manifest';

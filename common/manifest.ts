@@ -6,12 +6,11 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { API_VERSION, KIND } from './crd-names';
 import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
 import { ruleSchema } from './rule';
 import { ConfigError } from './errors';
 
-export const API_VERSION = 'fnmesh.io/v1alpha1';
-export const KIND = 'FunctionService';
 /** The function name whose rule applies to functions of the service that have no rule of their own. */
 export const DEFAULT_FUNCTION = 'default';
 

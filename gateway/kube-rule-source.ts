@@ -24,12 +24,9 @@ import { KubeClient } from '../common/kube-client';
 import { ResilientInformer, jsonInformerFactory, type InformerFactory } from '../common/kube-informer';
 import type { ApiObject } from '../common/list-watch';
 import { silentLogger, type Logger } from '../common/logger';
-import { API_VERSION, KIND, parseFunctionService, type FunctionService } from '../common/manifest';
+import { API_VERSION, CRD_PLURAL, KIND, functionServicePath } from '../common/crd-names';
+import { parseFunctionService, type FunctionService } from '../common/manifest';
 import type { RuleSource } from '../common/manifest-source';
-
-export const FS_GROUP = 'fnmesh.io';
-export const FS_VERSION = 'v1alpha1';
-export const FS_PLURAL = 'functionservices';
 
 /** The fix printed when the CRD is missing. */
 export const CRD_MISSING_FIX = 'the FunctionService CRD is not installed: kubectl apply -f crds/';
@@ -212,7 +209,7 @@ export class KubernetesRuleSource implements RuleSource {
     const ns = this.options.namespace;
     const factory = this.options.informerFactory ?? this.realFactory(ns);
     const informer = new ResilientInformer<FunctionServiceObject>({
-      resource: FS_PLURAL,
+      resource: CRD_PLURAL,
       factory,
       handlers: {
         add: (obj) => this.upsert(obj),
@@ -274,9 +271,7 @@ export class KubernetesRuleSource implements RuleSource {
     this.client ??= new KubeClient(this.options.kubeAccess, { connections: 2 });
     return jsonInformerFactory<FunctionServiceObject>({
       client: this.client,
-      path: ns
-        ? `/apis/${FS_GROUP}/${FS_VERSION}/namespaces/${ns}/${FS_PLURAL}`
-        : `/apis/${FS_GROUP}/${FS_VERSION}/${FS_PLURAL}`,
+      path: functionServicePath(ns),
       apiVersion: API_VERSION,
       kind: KIND,
       transform: slimObject,

@@ -14,7 +14,8 @@ import type {
   V1Probe,
   V1SecurityContext,
 } from '@kubernetes/client-node';
-import { DEFAULT_FUNCTION, API_VERSION, KIND, type FunctionService } from '../common/manifest';
+import { API_VERSION, KIND } from '../common/crd-names';
+import { DEFAULT_FUNCTION, type FunctionService } from '../common/manifest';
 import type { SidecarTemplateConfig } from './config';
 import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
 

@@ -3,7 +3,7 @@
  * (a FunctionService into its own key, a Deployment into its controlling FunctionService's key); the
  * reconciler splits the key and reads the current state itself. Pure.
  */
-import { API_VERSION, KIND } from '../common/manifest';
+import { API_VERSION, KIND } from '../common/crd-names';
 
 interface ObjectMetaLike {
   metadata?: {

@@ -5,14 +5,10 @@
  * cache does not hold (it holds only Deployments with the operator's label).
  */
 import type { V1Deployment } from '@kubernetes/client-node';
-import { API_VERSION } from '../common/manifest';
+import { functionServicePath } from '../common/crd-names';
 import { KubeApiError, type KubeClient } from '../common/kube-client';
 import { FIELD_MANAGER } from './desired-deployment';
 import type { FunctionServiceStatus } from './status';
-
-export const GROUP = API_VERSION.split('/')[0]!;
-export const VERSION = API_VERSION.split('/')[1]!;
-export const PLURAL = 'functionservices';
 
 export interface ApplyOptions {
   /**
@@ -37,10 +33,6 @@ export const MERGE_PATCH = 'application/merge-patch+json';
 
 export function deploymentPath(namespace: string, name?: string): string {
   return `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
-}
-
-export function functionServicePath(namespace: string, name?: string): string {
-  return `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
 }
 
 export function kubeWriter(client: KubeClient): KubeWriter {

@@ -22,7 +22,7 @@ import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { accessFromKubeConfig, type KubeAccess } from '../common/kube-access';
 import { KubeClient } from '../common/kube-client';
-import { API_VERSION, KIND } from '../common/manifest';
+import { API_VERSION, CRD_PLURAL, KIND, functionServicePath } from '../common/crd-names';
 import type { Logger } from '../common/logger';
 import { createRegistry } from '../common/metrics';
 import { handleOps, type Readiness } from '../common/ops-server';
@@ -34,7 +34,7 @@ import { EventRecorder, jsonEventSink } from './events';
 import { ForeignDeploymentWatches } from './foreign-watches';
 import { ResilientInformer, jsonInformerFactory } from '../common/kube-informer';
 import { objectKey, ownerKey, splitKey } from './keys';
-import { GROUP, PLURAL, VERSION, kubeWriter } from './kube-writer';
+import { kubeWriter } from './kube-writer';
 import { LeaderElector, jsonLeaseClient } from './leader-election';
 import { OperatorMetrics } from './metrics';
 import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
@@ -145,10 +145,10 @@ export class Operator {
       if (key) this.queue.add(key);
     };
     this.fsInformer = new ResilientInformer<FunctionServiceObject>({
-      resource: 'functionservices',
+      resource: CRD_PLURAL,
       factory: jsonInformerFactory<FunctionServiceObject>({
         client: this.client,
-        path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+        path: functionServicePath(ns),
         apiVersion: API_VERSION,
         kind: KIND,
         transform: slimFunctionService,
@@ -167,7 +167,7 @@ export class Operator {
       },
       resyncMs: config.resyncMs,
       logger: this.log,
-      onRestart: () => this.metrics.informerRestarts.labels('functionservices').inc(),
+      onRestart: () => this.metrics.informerRestarts.labels(CRD_PLURAL).inc(),
     });
     // A Deployment queues the FunctionService that controls it, or else (one in the way: ownership.ts) the
     // one of its name, if any.

@@ -4,6 +4,7 @@
  * ("accessor error: <nil>") when it looks before the API server has written any condition.
  */
 import path from 'node:path';
+import { CRD_NAME } from '../../common/crd-names';
 import type { ControlPlane } from './control-plane';
 import { waitFor } from './wait';
 
@@ -14,7 +15,7 @@ export async function installCrds(cp: Pick<ControlPlane, 'kubectl'>, timeoutMs =
   if (applied.code !== 0) throw new Error(`kubectl apply -f crds/ failed: ${applied.stderr}`);
   await waitFor(
     async () => {
-      const got = await cp.kubectl(['get', 'crd/functionservices.fnmesh.io', '-o', 'json']);
+      const got = await cp.kubectl(['get', `crd/${CRD_NAME}`, '-o', 'json']);
       if (got.code !== 0) return false;
       const crd = JSON.parse(got.stdout) as { status?: { conditions?: { type: string; status: string }[] } };
       return (crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True');
