@@ -17,7 +17,7 @@ module.exports = {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cluster,cli,operator}/**/*.test.ts'],
+      testMatch: ['<rootDir>/{common,broker,gateway,sidecar,sdk,local,cluster,cli,operator,crds}/**/*.test.ts'],
     },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.test.ts'], slowTestThreshold: 30 },
   ],

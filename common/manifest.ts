@@ -14,14 +14,14 @@ import { ConfigError } from './errors';
 /** The function name whose rule applies to functions of the service that have no rule of their own. */
 export const DEFAULT_FUNCTION = 'default';
 
-const functionSpec = z.strictObject({
+export const functionSpecSchema = z.strictObject({
   name: z.string().regex(FUNCTION_NAME, `must be ${NAME_RULES.function}`),
   /** Deadline for one call when the caller gives none, and the cap on what a caller may ask. */
   timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   rule: ruleSchema.optional(),
 });
 
-const envVar = z.strictObject({ name: z.string().min(1), value: z.string().optional() }).passthrough();
+export const envVarSchema = z.strictObject({ name: z.string().min(1), value: z.string().optional() }).passthrough();
 
 export const functionServiceSpecSchema = z.strictObject({
   replicas: z.number().int().min(0).max(1000).default(1),
@@ -33,14 +33,14 @@ export const functionServiceSpecSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(100_000).default(64),
   /** Default deadline of every function in the service, milliseconds. */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(10_000),
-  functions: z.array(functionSpec).default([]),
+  functions: z.array(functionSpecSchema).default([]),
   /** The container that runs the function in Kubernetes (the operator injects the sidecar beside it). */
   container: z
     .strictObject({
       image: z.string().min(1),
       command: z.array(z.string()).optional(),
       args: z.array(z.string()).optional(),
-      env: z.array(envVar).optional(),
+      env: z.array(envVarSchema).optional(),
       resources: z.record(z.string(), z.unknown()).optional(),
     })
     .optional(),

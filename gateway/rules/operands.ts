@@ -3,10 +3,9 @@
  * (`args.auth.sub`, `utils.exists(args.params.x)`, `utils.now()`) or a literal, and refuses strings that
  * look like a mistyped variable instead of letting them silently become literals (Space Cloud's defect).
  */
+import { ARG_ROOTS, UTIL_FUNCTIONS, type ArgRoot } from '../../common/rule';
 
-export const ARG_ROOTS = ['auth', 'params', 'caller'] as const;
-export type ArgRoot = (typeof ARG_ROOTS)[number];
-const UTIL_FUNCTIONS = ['exists', 'now'] as const;
+export { ARG_ROOTS, type ArgRoot };
 
 /** A parsed operand. `path` holds the precomputed segments after the root. */
 export type ParsedOperand =

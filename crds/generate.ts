@@ -1,13 +1,16 @@
-#!/usr/bin/env node
 /**
  * Generates crds/fnmesh.io_functionservices.yaml, the FunctionService CRD, from one description of the schema.
  *
- *   node crds/generate.js          rewrite the YAML
- *   node crds/generate.js --check  exit 1 when the committed YAML differs from what this script generates
+ *   npm run generate               build, then rewrite the YAML
+ *   npm run generate -- --check    exit 1 when the committed YAML differs from what this generator writes
  *
- * Plain CommonJS so that it runs with no build step; common/crd.test.ts regenerates the YAML in memory and
- * fails when the committed file has drifted, and compares the schema with common/manifest.ts (the zod schema
- * that `fnmesh local` and the gateway use), so the two cannot silently disagree.
+ * crds/generate.test.ts renders the YAML in memory and fails when the committed file has drifted, and
+ * compares the schema with common/manifest.ts (the zod schema that `fnmesh local` and the gateway use), so
+ * the two cannot silently disagree. The names (group, kind, plural), the name patterns and the rule kinds,
+ * types and operators come from common/; the leaves of the spec (numbers with their bounds and defaults,
+ * strings with their patterns, the match types and operators) are taken from the zod schema by
+ * `z.toJSONSchema`. What only Kubernetes needs is written here: descriptions (`kubectl explain`), int32
+ * formats, maxLength bounds (CEL's cost estimate), the x-kubernetes-* markers and the CEL rules.
  *
  * Why a generator: rules nest (`and`/`or` clauses hold any rule) but a structural OpenAPI schema cannot be
  * recursive, so the rule schema is unrolled to a fixed depth; and the mistyped-variable check is a regular
@@ -22,34 +25,84 @@
  *   only (not for the items of an `in` list). The gateway compiles every rule it loads and refuses (and
  *   reports) anything this schema lets through.
  */
-'use strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import {
+  API_VERSION,
+  CRD_CATEGORIES,
+  CRD_GROUP,
+  CRD_NAME,
+  CRD_PLURAL,
+  CRD_SHORT_NAMES,
+  CRD_SINGULAR,
+  CRD_VERSION,
+  KIND,
+  LIST_KIND,
+} from '../common/crd-names';
+import { envVarSchema, functionServiceSpecSchema, functionSpecSchema } from '../common/manifest';
+import { DNS_LABEL, FUNCTION_NAME } from '../common/names';
+import {
+  ARG_ROOTS,
+  LOGIC_RULE_KINDS,
+  RULE_KINDS,
+  UTIL_FUNCTIONS,
+  matchOperatorSchema,
+  matchTypeSchema,
+} from '../common/rule';
 
-const fs = require('node:fs');
-const path = require('node:path');
-const YAML = require('yaml');
+/** The part of a structural OpenAPI v3 schema (with Kubernetes' extensions) that the CRD uses. */
+export interface Schema {
+  type?: string;
+  description?: string;
+  format?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+  required?: string[];
+  enum?: unknown[];
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  default?: unknown;
+  anyOf?: Schema[];
+  allOf?: Schema[];
+  not?: Schema;
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+  'x-kubernetes-int-or-string'?: boolean;
+  'x-kubernetes-list-type'?: string;
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-validations'?: Validation[];
+}
 
-const GROUP = 'fnmesh.io';
-const VERSION = 'v1alpha1';
-const KIND = 'FunctionService';
-const PLURAL = 'functionservices';
-const OUTPUT = path.join(__dirname, `${GROUP}_${PLURAL}.yaml`);
+/** One CEL rule; `messageExpression` (CEL too) builds the message from the bad value. */
+export interface Validation {
+  rule: string;
+  message?: string;
+  messageExpression?: string;
+  fieldPath?: string;
+  reason?: string;
+}
+
+/** The file this generator writes, in the crds/ folder of the checkout. */
+export const CRD_FILE = `${CRD_GROUP}_${CRD_PLURAL}.yaml`;
 
 /** Deepest `and`/`or` nesting: a rule at depth RULE_NESTING (counting the function's rule as 0) must be a leaf. */
-const RULE_NESTING = 4;
-const MAX_CLAUSES = 6;
-const MAX_FUNCTIONS = 256;
+export const RULE_NESTING = 4;
+export const MAX_CLAUSES = 6;
+export const MAX_FUNCTIONS = 256;
 
-// The same expressions as common/names.ts (DNS_LABEL, FUNCTION_NAME); common/crd.test.ts checks they agree.
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
-const FUNCTION_NAME = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 // Kubernetes' resource.Quantity, as controller-gen writes it.
 const QUANTITY =
   '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
-const MATCH_TYPES = ['string', 'number', 'bool', 'date'];
-const MATCH_OPERATORS = ['==', '!=', '<', '<=', '>', '>=', 'in', 'notIn'];
-const LEAF_RULES = ['allow', 'deny', 'authenticated', 'match', 'func'];
-const ALL_RULES = ['allow', 'deny', 'authenticated', 'match', 'and', 'or', 'func'];
+const ALL_RULES: readonly string[] = RULE_KINDS;
+const LEAF_RULES = RULE_KINDS.filter((k) => !(LOGIC_RULE_KINDS as readonly string[]).includes(k));
 
 // ------------------------------------------------------------------------------------ mistyped variables
 
@@ -57,9 +110,9 @@ const ALL_RULES = ['allow', 'deny', 'authenticated', 'match', 'and', 'or', 'func
  * Near misses of `args`/`utils` that are refused as the first dotted segment of a string operand (compared
  * case-insensitively). The gateway refuses every word within edit distance 2; this list holds the common
  * slips (a dropped, doubled or swapped letter). Every string this pattern refuses, the gateway refuses too
- * (common/crd.test.ts checks that against gateway/rules/operands.ts).
+ * (crds/generate.test.ts checks that against gateway/rules/operands.ts).
  */
-const NEAR_MISSES = [
+export const NEAR_MISSES: readonly string[] = [
   // args
   'arg',
   'ags',
@@ -107,14 +160,15 @@ const NEAR_MISSES = [
   'ytils',
 ];
 
-const esc = (s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+const esc = (s: string): string => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 /** A letter matched in either case, as a class (RE2 and JavaScript agree on this, unlike inline flags). */
-const ci = (s) => [...s].map((c) => (/[a-z]/i.test(c) ? `[${c.toUpperCase()}${c.toLowerCase()}]` : esc(c))).join('');
+const ci = (s: string): string =>
+  [...s].map((c) => (/[a-z]/i.test(c) ? `[${c.toUpperCase()}${c.toLowerCase()}]` : esc(c))).join('');
 /** Every spelling of `word` in mixed case except the all-lowercase one. */
-function notAllLower(word) {
-  const alts = [];
+function notAllLower(word: string): string {
+  const alts: string[] = [];
   for (let i = 0; i < word.length; i++) {
-    alts.push(esc(word.slice(0, i)) + word[i].toUpperCase() + ci(word.slice(i + 1)));
+    alts.push(esc(word.slice(0, i)) + word[i]!.toUpperCase() + ci(word.slice(i + 1)));
   }
   return `(?:${alts.join('|')})`;
 }
@@ -124,18 +178,22 @@ function notAllLower(word) {
  * complement is spelled out through a trie). `other(chars)` gives a class of the alphabet minus `chars`;
  * `any` is the alphabet's class.
  */
-function notOneOf(words, any, other) {
-  const trie = { word: false, next: new Map() };
+interface Trie {
+  word: boolean;
+  next: Map<string, Trie>;
+}
+function notOneOf(words: readonly string[], any: string, other: (chars: string[]) => string): string {
+  const trie: Trie = { word: false, next: new Map() };
   for (const w of words) {
     let n = trie;
     for (const c of w) {
       if (!n.next.has(c)) n.next.set(c, { word: false, next: new Map() });
-      n = n.next.get(c);
+      n = n.next.get(c)!;
     }
     n.word = true;
   }
-  const walk = (n) => {
-    const alts = [];
+  const walk = (n: Trie): string => {
+    const alts: string[] = [];
     if (!n.word) alts.push('');
     alts.push(`${other([...n.next.keys()])}${any}*`);
     for (const [c, child] of n.next) alts.push(esc(c) + walk(child));
@@ -143,16 +201,15 @@ function notOneOf(words, any, other) {
   };
   return walk(trie);
 }
-const segmentOther = (chars) => `[^.${chars.map(esc).join('')}]`;
+const segmentOther = (chars: string[]): string => `[^.${chars.map(esc).join('')}]`;
 const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_';
-const letterOther = (chars) => `[${[...LETTERS].filter((c) => !chars.includes(c)).join('')}]`;
+const letterOther = (chars: string[]): string => `[${[...LETTERS].filter((c) => !chars.includes(c)).join('')}]`;
 
 /** The strings that are refused as operands: mistyped variables (a subset of what the gateway refuses). */
-function typoPattern() {
-  const ARG_ROOTS = ['auth', 'params', 'caller'];
+export function typoPattern(): string {
   const notRoot = notOneOf(ARG_ROOTS, '[^.]', segmentOther);
   /** After `args.` (at `end` = `$` or the closing parenthesis of utils.exists): a bad root or path. */
-  const badArgsPath = (end) => [
+  const badArgsPath = (end: string): string[] => [
     `${notRoot}(?:\\.|${end})`, // unknown (or empty) root: args.auht.sub
     'caller\\.', // args.caller has no fields
     `(?:[^.]*\\.)+(?:\\s[^.]*|[^.]*\\s)?(?:\\.|${end})`, // an empty segment, or one with spaces around it
@@ -161,7 +218,7 @@ function typoPattern() {
     // Any text that does not begin with "args." (for utils.exists(<inner>)).
     const p = 'args.';
     let rx = '';
-    for (let i = p.length - 1; i >= 0; i--) rx = `(?:|[^${esc(p[i])}][\\s\\S]*|${esc(p[i])}${rx})`;
+    for (let i = p.length - 1; i >= 0; i--) rx = `(?:|[^${esc(p[i]!)}][\\s\\S]*|${esc(p[i]!)}${rx})`;
     return rx;
   })();
   const heads = NEAR_MISSES.map(ci).join('|');
@@ -176,7 +233,7 @@ function typoPattern() {
     ...badArgsPath('$').map((p) => `^args\\.${p}`),
     // utils.<fn> not called, an unknown function, a missing closing parenthesis
     '^utils\\.[A-Za-z_]*(?:[^A-Za-z_(]|$)',
-    `^utils\\.${notOneOf(['now', 'exists'], '[A-Za-z_]', letterOther)}\\(`,
+    `^utils\\.${notOneOf(UTIL_FUNCTIONS, '[A-Za-z_]', letterOther)}\\(`,
     '^utils\\.[A-Za-z_]*\\((?:[\\s\\S]*[^)])?$',
     // utils.now(x), utils.exists(<not a variable>), utils.exists(args.auht.x)
     '^utils\\.now\\([\\s\\S]*\\S[\\s\\S]*\\)$',
@@ -190,7 +247,7 @@ function typoPattern() {
  * A pattern that no string matches ([^\s\S] is the empty class), written as a sentence: when a string operand
  * is refused, the API server's message quotes the pattern, so the sentence tells the user why.
  */
-const OPERAND_HELP =
+export const OPERAND_HELP =
   '^must not look like a mistyped variable; the variables are args.auth.<claim>, args.params.<path>, args.caller, utils.exists(<variable>) and utils.now()[^\\s\\S]';
 
 /** Sentence-patterns, quoted by the API server when a match rule lacks f1 or f2 (any other kind passes). */
@@ -200,10 +257,59 @@ const MATCH_ONLY = '^match$|^(f1 and f2 belong to match rules only)[^\\s\\S]';
 
 // ------------------------------------------------------------------------------------ schema pieces
 
-const str = (description, extra = {}) => ({ type: 'string', description, ...extra });
-const int = (description, extra = {}) => ({ type: 'integer', description, ...extra });
+const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
+const int = (description: string, extra: Schema = {}): Schema => ({ type: 'integer', description, ...extra });
 
-function operandSchema(name, role) {
+/** What z.toJSONSchema may give for a leaf that a structural schema takes as it is. */
+const LEAF_KEYWORDS = new Set([
+  'type',
+  'enum',
+  'pattern',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'items',
+  'default',
+]);
+
+/** A zod leaf's JSON schema as a CRD leaf: type and description first, then Kubernetes' keywords, then zod's. */
+function leaf(json: Record<string, unknown>, description: string, kube: Schema): Schema {
+  const { type, ...rest } = json;
+  return { type: type as string, description, ...kube, ...rest };
+}
+
+/**
+ * A leaf of the CRD taken from the zod schema of common/: its type, enum, pattern, bounds and default (and
+ * for a list of scalars, those of its items), with `description` and the Kubernetes-only keywords of `kube`
+ * (`kube.items` describes the items of a list) added. Throws when zod gives anything that a leaf of a
+ * structural schema cannot hold, so a change of the zod schema that needs more shows here.
+ */
+function fromZod(schema: z.ZodType, description: string, kube: Schema = {}): Schema {
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' }) as Record<string, unknown>;
+  delete json.$schema;
+  if (json.format === 'starts_with') delete json.format; // zod's name for startsWith(); its pattern says the same
+  const { items, ...rest } = json as { items?: Record<string, unknown> };
+  const unknown = [
+    ...Object.keys(rest).filter((k) => !LEAF_KEYWORDS.has(k)),
+    ...Object.keys(items ?? {}).filter((k) => k === 'items' || !LEAF_KEYWORDS.has(k)),
+  ];
+  if (unknown.length > 0) throw new Error(`zod gives ${unknown.join(', ')} for the CRD leaf ${JSON.stringify(json)}`);
+  const { items: kubeItems, ...kubeRest } = kube;
+  const out = leaf(rest, description, kubeRest);
+  if (items) {
+    const { description: itemDescription, ...itemKube } = kubeItems ?? {};
+    if (!itemDescription) throw new Error(`describe the items of the CRD list "${description}"`);
+    out.items = leaf(items, itemDescription, itemKube);
+  }
+  return out;
+}
+
+const INT32 = { format: 'int32' } as const;
+
+function operandSchema(name: 'f1' | 'f2', role: string): Schema {
   return {
     description:
       `${role} A literal (a string, a number, true/false, or for "in"/"notIn" in f2 a list) or a variable: ` +
@@ -219,41 +325,41 @@ function operandSchema(name, role) {
 }
 
 /** The schema of a rule at `depth` (0 = a function's rule); at RULE_NESTING only leaf rules are allowed. */
-function ruleSchema(depth) {
+function ruleSchema(depth: number): Schema {
   const leafOnly = depth >= RULE_NESTING;
-  const kinds = leafOnly ? LEAF_RULES : ALL_RULES;
+  const kinds: readonly string[] = leafOnly ? LEAF_RULES : ALL_RULES;
   const nestingNote = leafOnly
     ? `This rule is nested ${depth} levels deep, the most the API server accepts, so it cannot be "and" or "or".`
     : `Rules nest through "and"/"or" up to ${RULE_NESTING} levels deep (this one is at level ${depth}).`;
-  const properties = {
+  const properties: Record<string, Schema> = {
     rule: str(
       'The kind of rule. allow: always allows. deny: never allows. authenticated: allows a call that carries a valid ' +
         'JWT. match: allows when "f1 eval f2" holds for the given type. and/or: allows when all/any of "clauses" ' +
         'allow. func: asks another function, which must answer {"ack": true}. ' +
         nestingNote,
-      { enum: kinds },
+      { enum: [...kinds] },
     ),
-    type: str(
+    type: fromZod(
+      matchTypeSchema,
       'For match: how f1 and f2 are compared, with no coercion. string: JSON strings. number: finite JSON numbers ' +
         '(a claim "42" is not 42). bool: true/false. date: ISO-8601 dates or date-times with a zone ' +
         '("2025-01-31T12:00:00Z"), epoch milliseconds, or utils.now() (JWT exp/iat are seconds: compare them as number).',
-      { enum: MATCH_TYPES },
     ),
-    eval: str(
+    eval: fromZod(
+      matchOperatorSchema,
       'For match: the operator. == and != for every type; <, <=, >, >= for number and date only; in and notIn ' +
         '(f1 is one of the list f2) for string, number and date. Example: "==".',
-      { enum: MATCH_OPERATORS },
     ),
     f1: operandSchema('f1', 'For match: the left operand.'),
     f2: operandSchema('f2', 'For match: the right operand; for "in"/"notIn" a list or a variable holding one.'),
     service: str(
       "For func: the service of the function to ask (a DNS label). The function is called with this call's params, " +
         'claims and caller, within the same deadline, and allows only by answering {"ack": true}. Example: authz.',
-      { pattern: DNS_LABEL, maxLength: 63 },
+      { pattern: DNS_LABEL.source, maxLength: 63 },
     ),
-    func: str('For func: the function to ask. Example: canGreet.', { pattern: FUNCTION_NAME, maxLength: 63 }),
+    func: str('For func: the function to ask. Example: canGreet.', { pattern: FUNCTION_NAME.source, maxLength: 63 }),
     namespace: str('For func: the namespace of that service. Default: the namespace of this FunctionService.', {
-      pattern: DNS_LABEL,
+      pattern: DNS_LABEL.source,
       maxLength: 63,
     }),
   };
@@ -269,7 +375,7 @@ function ruleSchema(depth) {
       items: ruleSchema(depth + 1),
     };
   }
-  const validations = [
+  const validations: Validation[] = [
     {
       rule: "self.rule != 'match' || (has(self.type) && has(self.eval))",
       message:
@@ -336,7 +442,7 @@ function ruleSchema(depth) {
   };
 }
 
-const quantity = (what) => ({
+const quantity = (what: string): Schema => ({
   type: 'object',
   description: `${what} Keys are resource names (cpu, memory, ephemeral-storage, ...), values quantities. Example: {cpu: 100m, memory: 128Mi}.`,
   additionalProperties: {
@@ -347,56 +453,41 @@ const quantity = (what) => ({
   },
 });
 
-function specSchema() {
+function specSchema(): Schema {
+  const spec = functionServiceSpecSchema.shape;
+  const fn = functionSpecSchema.shape;
+  const container = spec.container.unwrap().shape;
+  const local = spec.local.unwrap().shape;
   return {
     type: 'object',
     description:
       'What to run and how calls to it are authorized. The operator runs it as a Deployment whose pods hold the ' +
       "function container plus the injected fnmesh sidecar; the gateway takes the functions' rules from here.",
     properties: {
-      replicas: int(
-        'How many replicas (pods) run the service; calls are load-balanced across them. 0 stops it. Default: 1. Also set by `kubectl scale fsvc NAME --replicas=N`.',
-        {
-          format: 'int32',
-          minimum: 0,
-          maximum: 1000,
-          default: 1,
-        },
+      replicas: fromZod(
+        spec.replicas,
+        `How many replicas (pods) run the service; calls are load-balanced across them. 0 stops it. Default: 1. Also set by \`kubectl scale ${CRD_SHORT_NAMES[0]} NAME --replicas=N\`.`,
+        INT32,
       ),
-      port: int(
+      port: fromZod(
+        spec.port,
         'The port the function process serves HTTP on, on 127.0.0.1 in its pod (POST /<function> with the params as JSON). Default: 8080.',
-        {
-          format: 'int32',
-          minimum: 1,
-          maximum: 65535,
-          default: 8080,
-        },
+        INT32,
       ),
-      healthPath: str(
+      healthPath: fromZod(
+        spec.healthPath,
         'The function\'s health path on that port; any answer below 500 means the function is up. Must start with "/". Default: /healthz.',
-        {
-          pattern: '^/',
-          maxLength: 1024,
-          default: '/healthz',
-        },
+        { maxLength: 1024 },
       ),
-      concurrency: int(
+      concurrency: fromZod(
+        spec.concurrency,
         'Calls one replica runs at once; calls beyond that are answered "overloaded" (HTTP 429). Default: 64.',
-        {
-          format: 'int32',
-          minimum: 1,
-          maximum: 100000,
-          default: 64,
-        },
+        INT32,
       ),
-      timeoutMs: int(
+      timeoutMs: fromZod(
+        spec.timeoutMs,
         "The default deadline of every function of the service, in milliseconds, when the caller gives none; a function's own timeoutMs overrides it. Default: 10000 (10 s); at most 3600000 (1 h).",
-        {
-          format: 'int32',
-          minimum: 1,
-          maximum: 3600000,
-          default: 10000,
-        },
+        INT32,
       ),
       functions: {
         type: 'array',
@@ -413,20 +504,15 @@ function specSchema() {
           description: 'One function: its name, its deadline and its rule.',
           required: ['name'],
           properties: {
-            name: str(
+            name: fromZod(
+              fn.name,
               'The function name, the last segment of its call path (POST /v1/api/{namespace}/functions/{service}/{name}): letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters. "default" names the fallback rule of the service. Example: hello.',
-              {
-                pattern: FUNCTION_NAME,
-                maxLength: 63,
-              },
+              { maxLength: 63 },
             ),
-            timeoutMs: int(
+            timeoutMs: fromZod(
+              fn.timeoutMs,
               "This function's deadline in milliseconds when the caller gives none, and the cap on what a caller may ask. Default: the service's timeoutMs.",
-              {
-                format: 'int32',
-                minimum: 1,
-                maximum: 3600000,
-              },
+              INT32,
             ),
             rule: ruleSchema(0),
           },
@@ -438,17 +524,13 @@ function specSchema() {
           'The container that runs the function process in Kubernetes; the operator injects the fnmesh sidecar beside it. Needed to run in a cluster; `fnmesh local` uses spec.local instead.',
         required: ['image'],
         properties: {
-          image: str('The container image. Example: ghcr.io/fnmesh/examples-greeter:0.1.0.', { minLength: 1 }),
-          command: {
-            type: 'array',
-            description: "Overrides the image's entrypoint. Example: [node, index.js].",
-            items: str('One word of the command.'),
-          },
-          args: {
-            type: 'array',
-            description: 'Arguments to the entrypoint (or to command).',
-            items: str('One argument.'),
-          },
+          image: fromZod(container.image, 'The container image. Example: ghcr.io/fnmesh/examples-greeter:0.1.0.'),
+          command: fromZod(container.command, "Overrides the image's entrypoint. Example: [node, index.js].", {
+            items: { description: 'One word of the command.' },
+          }),
+          args: fromZod(container.args, 'Arguments to the entrypoint (or to command).', {
+            items: { description: 'One argument.' },
+          }),
           env: {
             type: 'array',
             description: 'Environment variables of the function container, as in a Pod (each name once).',
@@ -459,8 +541,8 @@ function specSchema() {
               description: "One environment variable: a value, or a valueFrom source as in a Pod's container.",
               required: ['name'],
               properties: {
-                name: str('The variable name. Example: LOG_LEVEL.', { minLength: 1 }),
-                value: str('The value. Example: debug.'),
+                name: fromZod(envVarSchema.shape.name, 'The variable name. Example: LOG_LEVEL.'),
+                value: fromZod(envVarSchema.shape.value, 'The value. Example: debug.'),
                 valueFrom: {
                   type: 'object',
                   description:
@@ -486,13 +568,12 @@ function specSchema() {
           "How `fnmesh local` starts one replica's function process on a developer's machine. Ignored in a cluster.",
         required: ['command'],
         properties: {
-          command: {
-            type: 'array',
-            description: 'The program and its arguments (at least the program). Example: [node, dist/index.js].',
-            minItems: 1,
-            items: str('One word of the command line (not empty).', { minLength: 1 }),
-          },
-          cwd: str("Working directory, relative to the manifest file's folder. Default: that folder."),
+          command: fromZod(
+            local.command,
+            'The program and its arguments (at least the program). Example: [node, dist/index.js].',
+            { items: { description: 'One word of the command line (not empty).' } },
+          ),
+          cwd: fromZod(local.cwd, "Working directory, relative to the manifest file's folder. Default: that folder."),
           env: {
             type: 'object',
             description: 'Extra environment variables of the process. Example: {LOG_LEVEL: debug}.',
@@ -504,8 +585,8 @@ function specSchema() {
   };
 }
 
-function statusSchema() {
-  const count = (d) => int(d, { format: 'int32', minimum: 0 });
+function statusSchema(): Schema {
+  const count = (d: string): Schema => int(d, { format: 'int32', minimum: 0 });
   return {
     type: 'object',
     description: 'What the operator last saw. Written by the operator only.',
@@ -556,28 +637,29 @@ function statusSchema() {
   };
 }
 
-function crd() {
+/** The CRD object. */
+export function crd(): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${PLURAL}.${GROUP}`,
+      name: CRD_NAME,
       labels: { 'app.kubernetes.io/name': 'fnmesh', 'app.kubernetes.io/part-of': 'fnmesh' },
     },
     spec: {
-      group: GROUP,
+      group: CRD_GROUP,
       scope: 'Namespaced',
       names: {
         kind: KIND,
-        listKind: `${KIND}List`,
-        plural: PLURAL,
-        singular: 'functionservice',
-        shortNames: ['fsvc'],
-        categories: ['fnmesh'],
+        listKind: LIST_KIND,
+        plural: CRD_PLURAL,
+        singular: CRD_SINGULAR,
+        shortNames: [...CRD_SHORT_NAMES],
+        categories: [...CRD_CATEGORIES],
       },
       versions: [
         {
-          name: VERSION,
+          name: CRD_VERSION,
           served: true,
           storage: true,
           subresources: {
@@ -622,14 +704,14 @@ function crd() {
                 'the fieldValidation=Strict API parameter) and dropped otherwise; they are never kept.',
               required: ['spec'],
               properties: {
-                apiVersion: str('fnmesh.io/v1alpha1'),
-                kind: str('FunctionService'),
+                apiVersion: str(API_VERSION),
+                kind: str(KIND),
                 metadata: {
                   type: 'object',
                   properties: {
                     name: str(
                       'The service name: a DNS label (lowercase letters, digits and "-", at most 63 characters).',
-                      { maxLength: 63, pattern: DNS_LABEL },
+                      { maxLength: 63, pattern: DNS_LABEL.source },
                     ),
                   },
                 },
@@ -652,35 +734,34 @@ function crd() {
 }
 
 const HEADER =
-  '# GENERATED by crds/generate.js (`node crds/generate.js`); do not edit by hand: common/crd.test.ts fails when\n' +
+  '# GENERATED by crds/generate.ts (`npm run generate`); do not edit by hand: crds/generate.test.ts fails when\n' +
   '# this file and the generator disagree. Install with `kubectl apply -f crds/`.\n';
 
 /** The CRD as YAML text, exactly as committed. */
-function render() {
+export function render(): string {
   return HEADER + YAML.stringify(crd(), { lineWidth: 0 });
 }
 
-module.exports = {
-  crd,
-  render,
-  typoPattern,
-  OUTPUT,
-  RULE_NESTING,
-  MAX_CLAUSES,
-  MAX_FUNCTIONS,
-  NEAR_MISSES,
-  OPERAND_HELP,
-};
-
-if (require.main === module) {
-  const text = render();
-  if (process.argv.includes('--check')) {
-    const current = fs.existsSync(OUTPUT) ? fs.readFileSync(OUTPUT, 'utf8') : '';
-    if (current !== text) {
-      console.error(`${path.relative(process.cwd(), OUTPUT)} is out of date: run node crds/generate.js`);
-      process.exit(1);
-    }
-  } else {
-    fs.writeFileSync(OUTPUT, text);
-  }
+/**
+ * The crds/ folder of the checkout: this file's folder when run from the sources, or ../../crds from its
+ * compiled copy in dist/crds/.
+ */
+function crdsFolder(): string {
+  const parent = path.dirname(__dirname);
+  return path.basename(parent) === 'dist' ? path.join(path.dirname(parent), 'crds') : __dirname;
 }
+
+/** `node dist/crds/generate.js [--check]`: rewrites the YAML, or with --check exits 1 when it is out of date. */
+function main(argv: string[]): number {
+  const output = path.join(crdsFolder(), CRD_FILE);
+  const text = render();
+  if (!argv.includes('--check')) {
+    writeFileSync(output, text);
+    return 0;
+  }
+  if ((existsSync(output) ? readFileSync(output, 'utf8') : '') === text) return 0;
+  console.error(`${path.relative(process.cwd(), output)} is out of date: run npm run generate`);
+  return 1;
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
