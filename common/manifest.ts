@@ -75,17 +75,43 @@ export type FunctionService = z.infer<typeof functionServiceSchema>;
 export type FunctionServiceSpec = FunctionService['spec'];
 export type FunctionSpec = FunctionServiceSpec['functions'][number];
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(document)'}: ${issue.message}`)
-    .join('; ');
+/**
+ * A field's path as people read it, like the rule compiler and the API server write it: list items in
+ * brackets, and a function by its name, `spec.functions[admin].rule.clauses[1].eval` (by its index when the
+ * name is missing, invalid or listed twice).
+ */
+export function fieldPath(path: readonly PropertyKey[], value: unknown): string {
+  let out = '';
+  let node: unknown = value;
+  path.forEach((segment, i) => {
+    if (typeof segment === 'number') {
+      const list = Array.isArray(node) ? (node as unknown[]) : [];
+      const name = (list[segment] as { name?: unknown } | undefined)?.name;
+      const byName =
+        i === 2 &&
+        path[0] === 'spec' &&
+        path[1] === 'functions' &&
+        typeof name === 'string' &&
+        FUNCTION_NAME.test(name) &&
+        list.filter((f) => (f as { name?: unknown } | null)?.name === name).length === 1;
+      out += `[${byName ? name : segment}]`;
+    } else {
+      out += `${out ? '.' : ''}${String(segment)}`;
+    }
+    node = node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[segment] : undefined;
+  });
+  return out || '(document)';
+}
+
+function describeIssues(error: z.ZodError, value: unknown): string {
+  return error.issues.map((issue) => `${fieldPath(issue.path, value)}: ${issue.message}`).join('; ');
 }
 
 /** Validates one parsed object; throws ConfigError naming the source and each bad field. */
 export function parseFunctionService(value: unknown, source: string): FunctionService {
   const result = functionServiceSchema.safeParse(value);
   if (!result.success) {
-    throw new ConfigError(`${source}: invalid FunctionService: ${describeIssues(result.error)}`);
+    throw new ConfigError(`${source}: invalid FunctionService: ${describeIssues(result.error, value)}`);
   }
   const fs = result.data;
   const seen = new Set<string>();

@@ -67,7 +67,9 @@ describe('toFunctionService', () => {
   test('an invalid object names its namespace/name and the field', () => {
     expect(() =>
       toFunctionService(fsObject('bad', '1', { functions: [{ name: 'go', rule: { rule: 'nope' } }] }, 'team-a')),
-    ).toThrow(/^functionservice team-a\/bad: invalid FunctionService: spec\.functions\.0\.rule/);
+    ).toThrow(
+      /^functionservice team-a\/bad: invalid FunctionService: spec\.functions\[go\]\.rule\.rule: "nope" is not a rule type/,
+    );
     expect(() => toFunctionService(fsObject('bad', '1', twice))).toThrow(/function "go" is listed twice/);
   });
 });

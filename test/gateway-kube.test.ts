@@ -180,7 +180,7 @@ test('rules follow kubectl apply: deny → 403, edit to allow → 200, an invali
   const logged = errors.slice(errorsBefore).find((e) => e.meta?.service === 'default/rules')!;
   expect(logged.msg).toBe('a FunctionService is not valid for the gateway; its last good version stays in use');
   expect(logged.meta?.error).toMatch(
-    /^functionservice default\/rules: invalid FunctionService: spec\.functions\.0\.rule/,
+    /^functionservice default\/rules: invalid FunctionService: spec\.functions\[go\]\.rule\.f1: \{"not":"an operand"\} is not an operand/,
   );
   expect(await call(gw, 'rules/go')).toBe(200);
 

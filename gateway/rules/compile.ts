@@ -48,7 +48,15 @@
  */
 import { ConfigError, errorMessage } from '../../common/errors';
 import { isFunctionName, isNamespaceName, isServiceName, NAME_RULES } from '../../common/names';
-import { MATCH_OPERATORS, MATCH_TYPES, type MatchOperator, type MatchType, type Rule } from '../../common/rule';
+import {
+  MATCH_OPERATORS,
+  MATCH_TYPES,
+  RULE_MESSAGES,
+  quote,
+  type MatchOperator,
+  type MatchType,
+  type Rule,
+} from '../../common/rule';
 import { OperandError, parseOperand, type ArgRoot, type ParsedOperand } from './operands';
 
 export interface RuleInput {
@@ -112,24 +120,14 @@ type Node = SyncNode | AsyncNode;
 const allowed = (reason: string): Decision => Object.freeze({ allow: true, reason });
 const denied = (reason: string): Decision => ({ allow: false, reason });
 
-function short(value: unknown, max = 80): string {
-  let s: string;
-  try {
-    s = JSON.stringify(value) ?? String(value);
-  } catch {
-    s = String(value);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   switch (typeof value) {
     case 'string':
-      return `the string ${short(value)}`;
+      return `the string ${quote(value)}`;
     case 'number':
-      return `the number ${short(value)}`;
+      return `the number ${quote(value)}`;
     case 'boolean':
       return `the boolean ${String(value)}`;
     case 'object':
@@ -253,7 +251,7 @@ class Compiler {
 
   node(rule: Rule, where: string): Node {
     if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) {
-      throw new ConfigError(`${where}: a rule must be an object such as {"rule": "allow"}, got ${short(rule)}`);
+      throw new ConfigError(`${where}: ${RULE_MESSAGES.notARule(rule)}`);
     }
     const kind = (rule as { rule?: unknown }).rule;
     switch (kind) {
@@ -278,18 +276,14 @@ class Compiler {
       case 'func':
         return this.func(rule as Extract<Rule, { rule: 'func' }>, where);
       default:
-        throw new ConfigError(
-          `${where}.rule: ${short(kind)} is not a rule type; use one of allow, deny, authenticated, match, and, or, func`,
-        );
+        throw new ConfigError(`${where}.rule: ${RULE_MESSAGES.kind(kind)}`);
     }
   }
 
   private logic(rule: Extract<Rule, { rule: 'and' | 'or' }>, where: string): Node {
     const isAnd = rule.rule === 'and';
     if (!Array.isArray(rule.clauses) || rule.clauses.length === 0) {
-      throw new ConfigError(
-        `${where}.clauses: "${rule.rule}" needs a non-empty list of rules in "clauses", e.g. [{"rule": "authenticated"}]`,
-      );
+      throw new ConfigError(`${where}.clauses: ${RULE_MESSAGES.clauses(rule.rule)}`);
     }
     const compiled = rule.clauses.map((c, i) => ({ i, node: this.node(c, `${where}.clauses[${i}]`) }));
     const syncs = compiled
@@ -364,17 +358,17 @@ class Compiler {
     const namespace = rule.namespace ?? this.namespace;
     if (typeof namespace !== 'string' || !isNamespaceName(namespace)) {
       throw new ConfigError(
-        `${where}.namespace: ${short(namespace)} is not a valid namespace: it must be ${NAME_RULES.namespace}`,
+        `${where}.namespace: ${quote(namespace)} is not a valid namespace: it must be ${NAME_RULES.namespace}`,
       );
     }
     if (typeof rule.service !== 'string' || !isServiceName(rule.service)) {
       throw new ConfigError(
-        `${where}.service: ${short(rule.service)} is not a valid service name: it must be ${NAME_RULES.service}`,
+        `${where}.service: ${quote(rule.service)} is not a valid service name: it must be ${NAME_RULES.service}`,
       );
     }
     if (typeof rule.func !== 'string' || !isFunctionName(rule.func)) {
       throw new ConfigError(
-        `${where}.func: ${short(rule.func)} is not a valid function name: it must be ${NAME_RULES.function}`,
+        `${where}.func: ${quote(rule.func)} is not a valid function name: it must be ${NAME_RULES.function}`,
       );
     }
     const target: FuncTarget = Object.freeze({ namespace, service: rule.service, function: rule.func });
@@ -397,7 +391,7 @@ class Compiler {
         ) {
           return ok;
         }
-        return denied(`func ${label} answered ${short(result)}, not {"ack": true}`);
+        return denied(`func ${label} answered ${quote(result)}, not {"ack": true}`);
       },
     };
   }
@@ -408,10 +402,10 @@ class Compiler {
     const type = rule.type;
     const op = rule.eval;
     if (!(MATCH_TYPES as readonly unknown[]).includes(type)) {
-      throw new ConfigError(`${where}.type: ${short(type)} is not a match type; use one of ${MATCH_TYPES.join(', ')}`);
+      throw new ConfigError(`${where}.type: ${RULE_MESSAGES.matchType(type)}`);
     }
     if (!(MATCH_OPERATORS as readonly unknown[]).includes(op)) {
-      throw new ConfigError(`${where}.eval: ${short(op)} is not an operator; use one of ${MATCH_OPERATORS.join(' ')}`);
+      throw new ConfigError(`${where}.eval: ${RULE_MESSAGES.operator(op)}`);
     }
     const allowedOps: Record<MatchType, readonly MatchOperator[]> = {
       string: ['==', '!=', 'in', 'notIn'],
@@ -444,7 +438,7 @@ class Compiler {
     }
     if (isList && p2.kind !== 'array' && p2.kind !== 'var') {
       throw new ConfigError(
-        `${where}.f2: "${op}" needs a list: write an array such as ["admin", "editor"] or a variable that holds an array such as "args.auth.roles" (got ${short(rule.f2)})`,
+        `${where}.f2: "${op}" needs a list: write an array such as ["admin", "editor"] or a variable that holds an array such as "args.auth.roles" (got ${quote(rule.f2)})`,
       );
     }
     const left = this.side(p1, type, `${where}.f1`);
@@ -469,7 +463,7 @@ class Compiler {
 
     const negate = op === 'notIn';
     const ok = allowed('match');
-    const listLabel = p2.kind === 'var' ? p2.text : short(rule.f2, 120);
+    const listLabel = p2.kind === 'var' ? p2.text : quote(rule.f2, 120);
     const contains = this.list(p2, type, `${where}.f2`);
     return {
       usesFunc: false,
@@ -501,7 +495,7 @@ class Compiler {
         const v = p.value === null ? NOT_OF_TYPE : coercers[type](p.value);
         if (v === NOT_OF_TYPE) {
           throw new ConfigError(
-            `${where}: ${short(p.value)} is not a ${type} (${TYPE_HELP[type]}): ${literalFix(type, p.value)}`,
+            `${where}: ${quote(p.value)} is not a ${type} (${TYPE_HELP[type]}): ${literalFix(type, p.value)}`,
           );
         }
         return { constant: true, read: () => v };
