@@ -67,6 +67,26 @@ describe('the committed CRD', () => {
     expect(nameRule).toContain('size(self.metadata.name) <= 63');
   });
 
+  test('CEL messages quote only bounded fields and keep a plain message for when they cannot be evaluated', () => {
+    const quoted: string[] = [];
+    const walk = (s: Schema, at: string): void => {
+      for (const v of s['x-kubernetes-validations'] ?? []) {
+        if (!v.messageExpression) continue;
+        expect(v.message).toBeTruthy();
+        for (const [, field] of v.messageExpression.matchAll(/(?<!has\()self\.(\w+)/g)) {
+          const f = field === 'metadata' ? s.properties!.metadata!.properties!.name! : s.properties![field!]!;
+          quoted.push(`${at}.${field}`);
+          // The API server estimates a message's CEL cost from the quoted string's maxLength.
+          expect([`${at}.${field}`, f.maxLength]).toEqual([`${at}.${field}`, expect.any(Number)]);
+        }
+      }
+      for (const [name, p] of Object.entries(s.properties ?? {})) walk(p, `${at}.${name}`);
+      if (s.items) walk(s.items, `${at}[]`);
+    };
+    walk(root, '');
+    expect(quoted).toEqual(expect.arrayContaining(['.metadata', '.spec.functions[].rule.rule']));
+  });
+
   test('unrolls rules to the advertised depth; the deepest level takes leaf rules only', () => {
     let level = rule0;
     let depth = 0;

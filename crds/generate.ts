@@ -46,6 +46,8 @@ import { DNS_LABEL, FUNCTION_NAME } from '../common/names';
 import {
   ARG_ROOTS,
   LOGIC_RULE_KINDS,
+  MATCH_OPERATORS,
+  MATCH_TYPES,
   RULE_KINDS,
   UTIL_FUNCTIONS,
   matchOperatorSchema,
@@ -96,6 +98,10 @@ export const CRD_FILE = `${CRD_GROUP}_${CRD_PLURAL}.yaml`;
 export const RULE_NESTING = 4;
 export const MAX_CLAUSES = 6;
 export const MAX_FUNCTIONS = 256;
+
+/** Why a service name is refused (CEL quotes it after the name; no single quotes, it sits in a CEL string). */
+const NAME_HELP =
+  'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters (the service name becomes a NATS subject token, so dots are not allowed)';
 
 // Kubernetes' resource.Quantity, as controller-gen writes it.
 const QUANTITY =
@@ -308,6 +314,11 @@ function fromZod(schema: z.ZodType, description: string, kube: Schema = {}): Sch
 }
 
 const INT32 = { format: 'int32' } as const;
+/**
+ * The length of the longest of `values`: the maxLength of an enum, which bounds the CEL cost the API server
+ * estimates for the messages that quote the field (it does not read the bound from the enum itself).
+ */
+const longest = (values: readonly string[]): number => Math.max(...values.map((v) => v.length));
 
 function operandSchema(name: 'f1' | 'f2', role: string): Schema {
   return {
@@ -337,18 +348,20 @@ function ruleSchema(depth: number): Schema {
         'JWT. match: allows when "f1 eval f2" holds for the given type. and/or: allows when all/any of "clauses" ' +
         'allow. func: asks another function, which must answer {"ack": true}. ' +
         nestingNote,
-      { enum: [...kinds] },
+      { enum: [...kinds], maxLength: longest(kinds) },
     ),
     type: fromZod(
       matchTypeSchema,
       'For match: how f1 and f2 are compared, with no coercion. string: JSON strings. number: finite JSON numbers ' +
         '(a claim "42" is not 42). bool: true/false. date: ISO-8601 dates or date-times with a zone ' +
         '("2025-01-31T12:00:00Z"), epoch milliseconds, or utils.now() (JWT exp/iat are seconds: compare them as number).',
+      { maxLength: longest(MATCH_TYPES) },
     ),
     eval: fromZod(
       matchOperatorSchema,
       'For match: the operator. == and != for every type; <, <=, >, >= for number and date only; in and notIn ' +
         '(f1 is one of the list f2) for string, number and date. Example: "==".',
+      { maxLength: longest(MATCH_OPERATORS) },
     ),
     f1: operandSchema('f1', 'For match: the left operand.'),
     f2: operandSchema('f2', 'For match: the right operand; for "in"/"notIn" a list or a variable holding one.'),
@@ -386,6 +399,7 @@ function ruleSchema(depth: number): Schema {
     {
       rule: "self.rule == 'match' || (!has(self.type) && !has(self.eval))",
       message: 'type and eval belong to match rules only',
+      messageExpression: `'type and eval belong to match rules only, not to "' + self.rule + '" rules'`,
       reason: 'FieldValueForbidden',
     },
     {
@@ -397,16 +411,21 @@ function ruleSchema(depth: number): Schema {
     {
       rule: "self.rule == 'func' || (!has(self.service) && !has(self.func) && !has(self.namespace))",
       message: 'service, func and namespace belong to func rules only',
+      messageExpression: `'service, func and namespace belong to func rules only, not to "' + self.rule + '" rules'`,
       reason: 'FieldValueForbidden',
     },
     {
       rule: "!has(self.type) || self.type != 'bool' || !has(self.eval) || self.eval == '==' || self.eval == '!='",
       message: 'type bool takes only the operators == and !=',
+      messageExpression: `'type bool takes only the operators == and !=, not "' + self.eval + '"'`,
       fieldPath: '.eval',
     },
     {
       rule: "!has(self.type) || self.type != 'string' || !has(self.eval) || !(self.eval in ['<', '<=', '>', '>='])",
       message: 'type string takes ==, !=, in and notIn; the ordering operators <, <=, >, >= need type number or date',
+      messageExpression:
+        `'type string takes ==, !=, in and notIn, not "' + self.eval + '"; ` +
+        `the ordering operators <, <=, >, >= need type number or date'`,
       fieldPath: '.eval',
     },
   ];
@@ -415,6 +434,9 @@ function ruleSchema(depth: number): Schema {
       rule: "(self.rule != 'and' && self.rule != 'or') == !has(self.clauses)",
       message:
         'and/or rules need a non-empty clauses list, e.g. {rule: and, clauses: [{rule: authenticated}]}, and only and/or rules take clauses',
+      messageExpression:
+        `has(self.clauses) ? 'only and/or rules take clauses, not "' + self.rule + '" rules' : ` +
+        `'and/or rules need a non-empty clauses list, e.g. {rule: ' + self.rule + ', clauses: [{rule: authenticated}]}'`,
       fieldPath: '.clauses',
     });
   }
@@ -721,8 +743,8 @@ export function crd(): Record<string, unknown> {
               'x-kubernetes-validations': [
                 {
                   rule: "size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
-                  message:
-                    'metadata.name must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters (the service name becomes a NATS subject token, so dots are not allowed)',
+                  message: `metadata.name ${NAME_HELP}`,
+                  messageExpression: `'metadata.name "' + self.metadata.name + '" ${NAME_HELP}'`,
                 },
               ],
             },

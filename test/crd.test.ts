@@ -242,7 +242,12 @@ describe('invalid objects are refused with a message naming the field', () => {
   });
 
   test('a service name with a dot gets the DNS-label message', async () => {
-    await expectRefused(fsvc('my.service', '  replicas: 1'), 'metadata.name', 'must be a DNS label');
+    await expectRefused(
+      fsvc('my.service', '  replicas: 1'),
+      'metadata.name',
+      'must be a DNS label',
+      'metadata.name "my.service" must be a DNS label',
+    );
   });
 
   test.each(['bad.name', '1st', 'has space', 'a*'])('the function name %s', async (name) => {
@@ -264,8 +269,18 @@ describe('invalid objects are refused with a message naming the field', () => {
     await expectRefused(fsvc('health', '  healthPath: healthz'), 'spec.healthPath');
   });
 
-  test('an unknown rule type', async () => {
+  test('an unknown rule type, match type or operator: the message quotes it', async () => {
     await expectRefused(withRule('{ rule: allw }'), 'spec.functions[0].rule.rule', 'Unsupported value: "allw"');
+    await expectRefused(
+      withRule('{ rule: match, type: integer, eval: ==, f1: 1, f2: 1 }'),
+      'spec.functions[0].rule.type',
+      'Unsupported value: "integer"',
+    );
+    await expectRefused(
+      withRule('{ rule: match, type: number, eval: =, f1: 1, f2: 1 }'),
+      'spec.functions[0].rule.eval',
+      'Unsupported value: "="',
+    );
   });
 
   test('match without f2, or without type', async () => {
@@ -286,16 +301,26 @@ describe('invalid objects are refused with a message naming the field', () => {
       withRule('{ rule: and }'),
       'spec.functions[0].rule.clauses',
       'and/or rules need a non-empty clauses list',
+      'e.g. {rule: and, clauses: [{rule: authenticated}]}',
     );
     await expectRefused(withRule('{ rule: or, clauses: [] }'), 'spec.functions[0].rule.clauses');
-    await expectRefused(withRule('{ rule: allow, clauses: [{ rule: deny }] }'), 'spec.functions[0].rule.clauses');
+    await expectRefused(
+      withRule('{ rule: allow, clauses: [{ rule: deny }] }'),
+      'spec.functions[0].rule.clauses',
+      'only and/or rules take clauses, not "allow" rules',
+    );
   });
 
   test('fields of another rule kind', async () => {
     await expectRefused(
       withRule('{ rule: allow, type: string }'),
       'spec.functions[0].rule',
-      'type and eval belong to match rules only',
+      'type and eval belong to match rules only, not to "allow" rules',
+    );
+    await expectRefused(
+      withRule('{ rule: deny, service: authz }'),
+      'spec.functions[0].rule',
+      'service, func and namespace belong to func rules only, not to "deny" rules',
     );
     await expectRefused(
       withRule('{ rule: allow, f1: x }'),
@@ -335,12 +360,25 @@ describe('invalid objects are refused with a message naming the field', () => {
   test('an ordering operator on a bool or a string, a non-== operator on a bool', async () => {
     const m = (type: string, op: string): string =>
       withRule(`{ rule: match, type: ${type}, eval: '${op}', f1: args.params.x, f2: true }`);
-    await expectRefused(m('bool', '<'), 'spec.functions[0].rule.eval', 'type bool takes only the operators == and !=');
+    await expectRefused(
+      m('bool', '<'),
+      'spec.functions[0].rule.eval',
+      'type bool takes only the operators == and !=, not "<"',
+    );
     await expectRefused(m('bool', 'in'), 'spec.functions[0].rule.eval');
     await expectRefused(
       m('string', '>='),
       'spec.functions[0].rule.eval',
+      'type string takes ==, !=, in and notIn, not ">="',
       'the ordering operators <, <=, >, >= need type number or date',
+    );
+    // deep inside and/or, the path follows the clauses
+    await expectRefused(
+      withRule(
+        "{ rule: or, clauses: [{ rule: allow }, { rule: and, clauses: [{ rule: deny }, { rule: match, type: bool, eval: '>', f1: args.params.x, f2: true }] }] }",
+      ),
+      'spec.functions[0].rule.clauses[1].clauses[1].eval',
+      'type bool takes only the operators == and !=, not ">"',
     );
     for (const [type, op] of [
       ['number', '<'],
