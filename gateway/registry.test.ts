@@ -105,7 +105,7 @@ describe('buildRegistry', () => {
     expect(second.errors).toHaveLength(1);
     expect(second.errors[0]!.service).toBe('default/greeter');
     expect(second.errors[0]!.message).toContain('/m/greeter.yaml');
-    expect(second.errors[0]!.message).toContain('spec.functions[0].rule');
+    expect(second.errors[0]!.message).toContain('spec.functions[hello].rule.f1');
     expect(second.errors[0]!.message).toContain('previous version stays');
     expect(second.registry.lookup('default', 'greeter', 'hello').kind).toBe('ok');
     expect(second.registry.lookup('default', 'greeter', 'new').kind).toBe('no-function');

@@ -119,22 +119,21 @@ export function compileService(fs: FunctionService, gatewayDefault: (namespace: 
   const compile = (rule: Rule, field: string): CompiledRule => compileRule(rule, `${where}: ${field}`, { namespace });
 
   const specs = fs.spec.functions;
-  const defaultIndex = specs.findIndex((f) => f.name === DEFAULT_FUNCTION);
-  const defaultSpec = defaultIndex >= 0 ? specs[defaultIndex] : undefined;
+  const defaultSpec = specs.find((f) => f.name === DEFAULT_FUNCTION);
   const serviceDefault = defaultSpec?.rule
-    ? compile(defaultSpec.rule, `spec.functions[${defaultIndex}].rule`)
+    ? compile(defaultSpec.rule, `spec.functions[${DEFAULT_FUNCTION}].rule`)
     : undefined;
   const inherited = serviceDefault
     ? { rule: serviceDefault, ruleOrigin: 'service-default' as const }
     : { rule: gatewayDefault(namespace), ruleOrigin: 'gateway-default' as const };
 
   const functions = new Map<string, ResolvedFunction>();
-  specs.forEach((spec, i) => {
+  specs.forEach((spec) => {
     const own =
       spec.name === DEFAULT_FUNCTION
         ? serviceDefault
         : spec.rule
-          ? compile(spec.rule, `spec.functions[${i}].rule`)
+          ? compile(spec.rule, `spec.functions[${spec.name}].rule`)
           : undefined;
     const chosen = own
       ? { rule: own, ruleOrigin: (spec.name === DEFAULT_FUNCTION ? 'service-default' : 'function') as RuleOrigin }
