@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { listManifestFiles } from '../local/manifest-files';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import * as generator from './generate';
 import type { Schema } from './generate';
 import { parseOperand } from '../gateway/rules/operands';
@@ -103,6 +103,39 @@ describe('the committed CRD', () => {
 });
 
 // ------------------------------------------------------------------------------------ zod ↔ CRD
+
+describe('leaves from zod', () => {
+  test('a number, a string and a list of strings take their bounds, pattern and default from zod', () => {
+    expect(generator.fromZod(z.number().int().min(1).max(9).default(3), 'n', { format: 'int32' })).toEqual({
+      type: 'integer',
+      description: 'n',
+      format: 'int32',
+      default: 3,
+      minimum: 1,
+      maximum: 9,
+    });
+    expect(generator.fromZod(z.string().regex(/^a$/), 's', { maxLength: 1 })).toEqual({
+      type: 'string',
+      description: 's',
+      maxLength: 1,
+      pattern: '^a$',
+    });
+    expect(generator.fromZod(z.array(z.string().min(1)).min(1), 'l', { items: { description: 'i' } })).toEqual({
+      type: 'array',
+      description: 'l',
+      minItems: 1,
+      items: { type: 'string', description: 'i', minLength: 1 },
+    });
+  });
+
+  test('refuses what a leaf of a structural schema cannot hold, and undescribed items', () => {
+    expect(() => generator.fromZod(z.strictObject({ a: z.string() }), 'o')).toThrow(
+      'zod gives properties, required, additionalProperties for the CRD leaf',
+    );
+    expect(() => generator.fromZod(z.union([z.string(), z.number()]), 'u')).toThrow('zod gives no single type');
+    expect(() => generator.fromZod(z.array(z.string()), 'l')).toThrow('describe the items of the CRD list "l"');
+  });
+});
 
 type ZodDef = {
   type: string;

@@ -266,7 +266,7 @@ const MATCH_ONLY = '^match$|^(f1 and f2 belong to match rules only)[^\\s\\S]';
 const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
 const int = (description: string, extra: Schema = {}): Schema => ({ type: 'integer', description, ...extra });
 
-/** What z.toJSONSchema may give for a leaf that a structural schema takes as it is. */
+/** What z.toJSONSchema may give for a leaf (or a list's items) that a structural schema takes as it is. */
 const LEAF_KEYWORDS = new Set([
   'type',
   'enum',
@@ -277,7 +277,6 @@ const LEAF_KEYWORDS = new Set([
   'maxLength',
   'minItems',
   'maxItems',
-  'items',
   'default',
 ]);
 
@@ -293,14 +292,15 @@ function leaf(json: Record<string, unknown>, description: string, kube: Schema):
  * (`kube.items` describes the items of a list) added. Throws when zod gives anything that a leaf of a
  * structural schema cannot hold, so a change of the zod schema that needs more shows here.
  */
-function fromZod(schema: z.ZodType, description: string, kube: Schema = {}): Schema {
+export function fromZod(schema: z.ZodType, description: string, kube: Schema = {}): Schema {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' }) as Record<string, unknown>;
   delete json.$schema;
   if (json.format === 'starts_with') delete json.format; // zod's name for startsWith(); its pattern says the same
-  const { items, ...rest } = json as { items?: Record<string, unknown> };
+  const { items, ...rest } = json as { items?: Record<string, unknown> } & Record<string, unknown>;
   const unknown = [
     ...Object.keys(rest).filter((k) => !LEAF_KEYWORDS.has(k)),
-    ...Object.keys(items ?? {}).filter((k) => k === 'items' || !LEAF_KEYWORDS.has(k)),
+    ...Object.keys(items ?? {}).filter((k) => !LEAF_KEYWORDS.has(k)),
+    ...[rest, ...(items ? [items] : [])].filter((j) => typeof j.type !== 'string').map(() => 'no single type'),
   ];
   if (unknown.length > 0) throw new Error(`zod gives ${unknown.join(', ')} for the CRD leaf ${JSON.stringify(json)}`);
   const { items: kubeItems, ...kubeRest } = kube;
