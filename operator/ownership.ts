@@ -8,6 +8,7 @@
  * removed yet (a controller reference with another uid). Server-side apply with force would silently take
  * such a Deployment over; instead the reconciler leaves it untouched and reports why, with the fix.
  */
+import { KIND } from '../common/crd-names';
 
 export interface OwnerReferenceLike {
   apiVersion?: string;
@@ -48,7 +49,7 @@ export const NOT_OWNED_REASON = 'DeploymentNotOwned';
 export function deploymentOwnership(
   ownerUid: string,
   deployment: DeploymentLike | undefined,
-  ownerKind = 'FunctionService',
+  ownerKind: string = KIND,
 ): DeploymentOwnership {
   if (!deployment) return { kind: 'absent' };
   const m = deployment.metadata ?? {};
