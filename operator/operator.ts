@@ -18,9 +18,9 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
-import { accessFromKubeConfig, type KubeAccess } from '../common/kube-access';
+import type { KubeAccess } from '../common/kube-access';
 import { KubeClient } from '../common/kube-client';
 import { API_VERSION, CRD_PLURAL, KIND, functionServicePath } from '../common/crd-names';
 import type { Logger } from '../common/logger';
@@ -45,10 +45,8 @@ export const DEPLOYMENT_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
 
 export interface OperatorOptions {
   config: OperatorConfig;
-  /** How to reach the API server (main: common/kubeconfig.ts's loader); or else: */
-  kubeAccess?: KubeAccess;
-  /** A client-node KubeConfig (what the tests hold). One of the two is required. */
-  kubeConfig?: KubeConfig;
+  /** How to reach the API server: common/kubeconfig.ts's `loadKubeAccess` (main, the tests). */
+  kubeAccess: KubeAccess;
   logger: Logger;
   /** Default: a fresh registry with the process metrics. */
   registry?: Registry;
@@ -113,7 +111,7 @@ export class Operator {
 
   constructor(options: OperatorOptions) {
     this.o = options;
-    const { config, kubeConfig: kc } = options;
+    const { config } = options;
     this.identity = options.identity ?? `${os.hostname()}_${randomBytes(4).toString('hex')}`;
     this.log = options.logger.child({ identity: this.identity });
     this.registry = options.registry ?? createRegistry('operator');
@@ -124,9 +122,7 @@ export class Operator {
       labelNames: ['verb', 'resource'],
       registers: [this.registry],
     });
-    const access = options.kubeAccess ?? (kc ? accessFromKubeConfig(kc) : undefined);
-    if (!access) throw new Error('the operator needs kubeAccess or kubeConfig');
-    this.client = new KubeClient(access, {
+    this.client = new KubeClient(options.kubeAccess, {
       connections: config.apiConnections,
       onRequest: (method, path) => this.countRequest(method, path),
     });

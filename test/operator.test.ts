@@ -9,9 +9,10 @@
  */
 import { installCrds } from './helpers/crds';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
+import type { KubeAccess } from '../common/kube-access';
+import { accessFromSpec } from '../common/kubeconfig';
 import { createLogger, silentLogger, type Logger } from '../common/logger';
 import type { Operator } from '../operator/operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
@@ -43,10 +44,10 @@ function testLogger(identity: string): Logger {
   });
 }
 
-async function runOperator(kc: KubeConfig | undefined, identity: string): Promise<Operator> {
+async function runOperator(kubeAccess: KubeAccess | undefined, identity: string): Promise<Operator> {
   return operators.start({
     config: operatorConfig(),
-    kubeConfig: kc,
+    ...(kubeAccess ? { kubeAccess } : {}),
     logger: testLogger(identity),
     identity,
     onLostLeadership: () => void lostLeadership.push(identity),
@@ -589,15 +590,9 @@ test('at steady state the operator makes no API writes, across resyncs', async (
   expect(writes).toEqual([]);
 });
 
-function serviceAccountKubeConfig(token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'test', server: cp.server, caFile: cp.caFile }],
-    users: [{ name: 'fnmesh-operator', token }],
-    contexts: [{ name: 'test', cluster: 'test', user: 'fnmesh-operator' }],
-    currentContext: 'test',
-  });
-  return kc;
+/** What a pod of the operator's ServiceAccount holds: the API server's CA and a token of that account. */
+function serviceAccountAccess(token: string): KubeAccess {
+  return accessFromSpec({ server: cp.server, ca: { file: cp.caFile }, token: { data: token } });
 }
 
 async function leaseHolder(): Promise<string> {
@@ -613,9 +608,9 @@ describe('with only its RBAC (deploy/rbac/operator.yaml), two replicas', () => {
     const token = (await kubectl(['create', 'token', 'fnmesh-operator', '-n', LEASE_NS, '--duration=1h'])).trim();
     // The admin operator steps down (it releases the lease); from here on only ServiceAccount operators run.
     await stopOperator(op);
-    a = await runOperator(serviceAccountKubeConfig(token), 'sa-operator-a');
+    a = await runOperator(serviceAccountAccess(token), 'sa-operator-a');
     await waitFor(() => a.isLeader() && a.synced(), { timeoutMs: 20_000, what: 'operator a to lead' });
-    b = await runOperator(serviceAccountKubeConfig(token), 'sa-operator-b');
+    b = await runOperator(serviceAccountAccess(token), 'sa-operator-b');
     await waitFor(() => b.synced(), { timeoutMs: 20_000, what: 'operator b to sync its caches' });
   });
 

@@ -3,7 +3,8 @@
  * election, loopback ops port), started and stopped through an `OperatorSet` that stops whatever is left
  * in `afterAll`.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../common/kube-access';
+import { loadKubeAccess } from '../../common/kubeconfig';
 import { silentLogger, type Logger } from '../../common/logger';
 import { loadOperatorConfig, type OperatorConfig } from '../../operator/config';
 import { startOperator, type Operator } from '../../operator/operator';
@@ -32,18 +33,16 @@ export function testOperatorConfig(env: Record<string, string> = {}): OperatorCo
   });
 }
 
-/** The control plane's admin kubeconfig. */
-export function adminKubeConfig(cp: Pick<ControlPlane, 'kubeconfig'>): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cp.kubeconfig);
-  return kc;
+/** The control plane's admin access, through the operator's own loader (as FNMESH_KUBECONFIG names it). */
+export function adminKubeAccess(cp: Pick<ControlPlane, 'kubeconfig'>): KubeAccess {
+  return loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} });
 }
 
 export interface RunOptions {
   identity: string;
   config: OperatorConfig;
   /** Default: the control plane's admin. */
-  kubeConfig?: KubeConfig;
+  kubeAccess?: KubeAccess;
   logger?: Logger;
   serveOps?: boolean;
   onLostLeadership?: () => void;
@@ -59,7 +58,7 @@ export class OperatorSet {
   async start(o: RunOptions): Promise<Operator> {
     const op = await startOperator({
       config: o.config,
-      kubeConfig: o.kubeConfig ?? adminKubeConfig(this.cp()),
+      kubeAccess: o.kubeAccess ?? adminKubeAccess(this.cp()),
       logger: o.logger ?? silentLogger,
       identity: o.identity,
       ...(o.serveOps === undefined ? {} : { serveOps: o.serveOps }),
