@@ -1,24 +1,23 @@
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from '../common/kube-client';
 import { classifyApiError, retryPolicy, type ApiErrorClass } from './api-errors';
 
 function status(code: number, reason: string, message: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message, ...extra });
 }
 
-function apiException(
-  code: number,
-  body: string | undefined,
-  headers: Record<string, string> = {},
-): ApiException<unknown> {
-  return new ApiException(code, code === 401 ? 'Unauthorized' : 'Unknown API Status Code!', body, headers);
+/** What the operator's client (common/kube-client.ts) throws for a response with this status. */
+function apiError(code: number, body: string | undefined, headers: Record<string, string> = {}): KubeApiError {
+  return new KubeApiError('PATCH', '/apis/apps/v1/namespaces/default/deployments/orders', code, body ?? '', headers);
 }
 
+/** Node's error for a failed connection, as node:https rejects the client's request with it. */
 function systemError(code: string): Error {
-  return Object.assign(new Error(`request to https://127.0.0.1:6443/api failed, reason: connect ${code}`), {
-    name: 'FetchError',
-    type: 'system',
+  return Object.assign(new Error(`connect ${code} 127.0.0.1:6443`), {
     code,
-    errno: code,
+    errno: -111,
+    syscall: 'connect',
+    address: '127.0.0.1',
+    port: 6443,
   });
 }
 
@@ -26,35 +25,35 @@ describe('classifyApiError', () => {
   test.each<[string, unknown, ApiErrorClass, string | undefined, string]>([
     [
       '404 NotFound',
-      apiException(404, status(404, 'NotFound', 'deployments.apps "orders" not found')),
+      apiError(404, status(404, 'NotFound', 'deployments.apps "orders" not found')),
       'not-found',
       'NotFound',
       'deployments.apps "orders" not found',
     ],
     [
       '409 Conflict',
-      apiException(409, status(409, 'Conflict', 'the object has been modified')),
+      apiError(409, status(409, 'Conflict', 'the object has been modified')),
       'conflict',
       'Conflict',
       'the object has been modified',
     ],
     [
       '409 AlreadyExists',
-      apiException(409, status(409, 'AlreadyExists', 'leases "x" already exists')),
+      apiError(409, status(409, 'AlreadyExists', 'leases "x" already exists')),
       'conflict',
       'AlreadyExists',
       'leases "x" already exists',
     ],
     [
       '410 Expired',
-      apiException(410, status(410, 'Expired', 'too old resource version')),
+      apiError(410, status(410, 'Expired', 'too old resource version')),
       'gone',
       'Expired',
       'too old resource version',
     ],
     [
       '422 Invalid',
-      apiException(
+      apiError(
         422,
         status(
           422,
@@ -66,84 +65,84 @@ describe('classifyApiError', () => {
       'Invalid',
       'Deployment.apps "orders" is invalid: spec.template.spec.containers[0].image: Required value',
     ],
-    ['400 BadRequest', apiException(400, status(400, 'BadRequest', 'bad patch')), 'invalid', 'BadRequest', 'bad patch'],
+    ['400 BadRequest', apiError(400, status(400, 'BadRequest', 'bad patch')), 'invalid', 'BadRequest', 'bad patch'],
     [
       '403 Forbidden',
-      apiException(403, status(403, 'Forbidden', 'cannot patch deployments')),
+      apiError(403, status(403, 'Forbidden', 'cannot patch deployments')),
       'forbidden',
       'Forbidden',
       'cannot patch deployments',
     ],
     [
       '401 without a body',
-      apiException(401, undefined),
+      apiError(401, undefined),
       'forbidden',
       'Unauthorized',
       "Unauthorized: the operator's credentials were not accepted",
     ],
     [
       '429 TooManyRequests',
-      apiException(429, status(429, 'TooManyRequests', 'slow down')),
+      apiError(429, status(429, 'TooManyRequests', 'slow down')),
       'throttled',
       'TooManyRequests',
       'slow down',
     ],
     [
       '500 InternalError',
-      apiException(500, status(500, 'InternalError', 'etcd is down')),
+      apiError(500, status(500, 'InternalError', 'etcd is down')),
       'server',
       'InternalError',
       'etcd is down',
     ],
     [
       '504 Timeout',
-      apiException(504, status(504, 'Timeout', 'the request timed out')),
+      apiError(504, status(504, 'Timeout', 'the request timed out')),
       'server',
       'Timeout',
       'the request timed out',
     ],
     [
       '500 with a non-JSON body',
-      apiException(500, 'upstream connect error'),
+      apiError(500, 'upstream connect error'),
       'server',
       undefined,
       'HTTP 500: upstream connect error',
     ],
-    ['a watch that ended with 410', Object.assign(new Error('Gone'), { statusCode: 410 }), 'gone', undefined, 'Gone'],
     [
-      'a watch ERROR event Status',
-      { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' },
+      'a watch refused with 410 and no body',
+      new KubeApiError('WATCH', '/apis/apps/v1/deployments', 410, '', {}),
       'gone',
-      'Expired',
-      'too old',
+      undefined,
+      'WATCH /apis/apps/v1/deployments: HTTP 410',
     ],
     [
       'connection refused',
       systemError('ECONNREFUSED'),
       'network',
       'ECONNREFUSED',
-      'request to https://127.0.0.1:6443/api failed, reason: connect ECONNREFUSED',
+      'connect ECONNREFUSED 127.0.0.1:6443',
     ],
+    ['connection reset', systemError('ECONNRESET'), 'network', 'ECONNRESET', 'connect ECONNRESET 127.0.0.1:6443'],
     [
-      'connection reset',
-      systemError('ECONNRESET'),
+      'a socket hang up',
+      Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
       'network',
       'ECONNRESET',
-      'request to https://127.0.0.1:6443/api failed, reason: connect ECONNRESET',
+      'socket hang up',
     ],
     [
-      'an undici socket error',
-      Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }),
+      "the client's time limit",
+      Object.assign(new Error('GET /api/v1/namespaces/default/events: no answer for 60000 ms'), { code: 'ETIMEDOUT' }),
       'network',
-      'UND_ERR_SOCKET',
-      'other side closed',
+      'ETIMEDOUT',
+      'GET /api/v1/namespaces/default/events: no answer for 60000 ms',
     ],
     [
-      'an abort',
-      Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }),
-      'network',
+      'a TLS verification failure',
+      Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }),
+      'server',
       undefined,
-      'The operation was aborted',
+      'self-signed certificate',
     ],
     ['an unknown error', new TypeError('x is undefined'), 'server', undefined, 'x is undefined'],
     ['a thrown string', 'boom', 'server', undefined, 'boom'],
@@ -155,25 +154,25 @@ describe('classifyApiError', () => {
   });
 
   test('the HTTP status is kept', () => {
-    expect(classifyApiError(apiException(422, status(422, 'Invalid', 'x'))).status).toBe(422);
+    expect(classifyApiError(apiError(422, status(422, 'Invalid', 'x'))).status).toBe(422);
     expect(classifyApiError(systemError('ECONNREFUSED')).status).toBeUndefined();
   });
 
   test.each<[string, unknown, number | undefined]>([
-    ['Retry-After seconds', apiException(429, status(429, 'TooManyRequests', 'x'), { 'retry-after': '3' }), 3000],
+    ['Retry-After seconds', apiError(429, status(429, 'TooManyRequests', 'x'), { 'retry-after': '3' }), 3000],
     [
       'Retry-After as a date',
-      apiException(429, status(429, 'TooManyRequests', 'x'), {
+      apiError(429, status(429, 'TooManyRequests', 'x'), {
         'retry-after': new Date(1_000_000 + 5000).toUTCString(),
       }),
       5000,
     ],
     [
       'details.retryAfterSeconds',
-      apiException(429, status(429, 'TooManyRequests', 'x', { details: { retryAfterSeconds: 2 } })),
+      apiError(429, status(429, 'TooManyRequests', 'x', { details: { retryAfterSeconds: 2 } })),
       2000,
     ],
-    ['none', apiException(429, status(429, 'TooManyRequests', 'x')), undefined],
+    ['none', apiError(429, status(429, 'TooManyRequests', 'x')), undefined],
   ])('reads the delay from %s', (_name, err, ms) => {
     expect(classifyApiError(err, 1_000_000).retryAfterMs).toBe(ms);
   });

@@ -1,18 +1,16 @@
 /**
- * Classifies what the API clients throw, and what to do about each class. Pure.
+ * Classifies what the operator's API client throws, and what to do about each class. Pure.
  *
- * The operator's plain-JSON client (common/kube-client.ts) throws `KubeApiError` (`.code`/`.statusCode` =
- * HTTP status, `.body` = the response text, `.headers`) and Node's transport errors (`.code` =
- * `ECONNREFUSED`, `ECONNRESET`, `ETIMEDOUT`, ...): the same shapes as client-node's below.
- *
- * Shapes (client-node 1.4.0, checked in its dist/):
- * - `ApiException` (gen/apis/exception.js): `.code` = HTTP status, `.body` = the response text (a JSON
- *   `Status` string: `{kind: 'Status', reason, code, message, details}`) or undefined (401),
- *   `.headers` = lower-cased response headers (`retry-after`).
- * - Watch failures (watch.js): an Error with `.statusCode` = HTTP status.
- * - Watch ERROR events / parsed bodies: a `Status` object itself (`{kind: 'Status', code: 410, ...}`).
- * - Transport failures (node-fetch 2 `FetchError`): `.code`/`.errno` = `ECONNREFUSED`, `ECONNRESET`, ...,
- *   `type: 'system'`; aborts are `AbortError`.
+ * Every request and watch of the operator (informers, applies, status, Events, the Lease) goes through the
+ * plain-JSON client, common/kube-client.ts, whatever the kubeconfig: client-node, when it is loaded for an
+ * exec plugin or an auth provider (common/kubeconfig.ts), only supplies the credentials. So what reaches
+ * here is:
+ * - `KubeApiError`: a response with an HTTP status ≥ 400 (`.code` = the status, `.body` = the response text,
+ *   a JSON `Status` `{kind: 'Status', reason, code, message, details}` or empty, `.headers` = lower-cased
+ *   response headers such as `retry-after`); a watch refused with a status is one too;
+ * - Node's transport errors (`.code` = `ECONNREFUSED`, `ECONNRESET`, ...; the client's own time limits
+ *   throw `ETIMEDOUT`);
+ * - anything else (a failed exec plugin, a TLS verification error, a bug): `server`, retried with back-off.
  */
 export type ApiErrorClass =
   'not-found' | 'conflict' | 'invalid' | 'forbidden' | 'gone' | 'throttled' | 'server' | 'network';
@@ -115,16 +113,9 @@ function statusMessage(status: KubeStatus | undefined): string | undefined {
 /** Classifies a thrown value. `now` is only used to turn a Retry-After date into a delay. */
 export function classifyApiError(err: unknown, now: number = Date.now()): ClassifiedApiError {
   if (!isObject(err)) return { class: 'server', message: String(err) };
-  const status = parseStatus(err.body) ?? parseStatus(err);
-  const httpCode =
-    typeof err.code === 'number'
-      ? err.code
-      : typeof err.statusCode === 'number'
-        ? err.statusCode
-        : typeof status?.code === 'number'
-          ? status.code
-          : undefined;
+  const httpCode = typeof err.code === 'number' ? err.code : undefined;
   if (httpCode !== undefined && httpCode >= 400) {
+    const status = parseStatus(err.body);
     const reason = typeof status?.reason === 'string' ? status.reason : undefined;
     const cls = classOfStatus(httpCode, reason);
     const text =
@@ -142,18 +133,9 @@ export function classifyApiError(err: unknown, now: number = Date.now()): Classi
     if (after !== undefined) out.retryAfterMs = after;
     return out;
   }
-  const sysCode = typeof err.code === 'string' ? err.code : typeof err.errno === 'string' ? err.errno : undefined;
+  const sysCode = typeof err.code === 'string' ? err.code : undefined;
   const message = err instanceof Error ? firstLine(err.message) : String(err);
-  if (
-    (sysCode !== undefined && (NETWORK_CODES.has(sysCode) || sysCode.startsWith('UND_ERR'))) ||
-    err.type === 'system' ||
-    err.name === 'FetchError' ||
-    err.name === 'AbortError'
-  ) {
-    const out: ClassifiedApiError = { class: 'network', message };
-    if (sysCode !== undefined) out.reason = sysCode;
-    return out;
-  }
+  if (sysCode !== undefined && NETWORK_CODES.has(sysCode)) return { class: 'network', reason: sysCode, message };
   return { class: 'server', message };
 }
 

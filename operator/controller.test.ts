@@ -1,13 +1,14 @@
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from '../common/kube-client';
 import { silentLogger, type Logger } from '../common/logger';
 import { waitFor } from '../test/helpers/wait';
 import { Controller, TerminalError, failurePolicy, type Reconciler } from './controller';
 import { WorkQueue } from './workqueue';
 
-function apiError(code: number, reason: string): ApiException<string> {
-  return new ApiException(
+function apiError(code: number, reason: string): KubeApiError {
+  return new KubeApiError(
+    'PATCH',
+    '/apis/apps/v1/namespaces/default/deployments/orders',
     code,
-    'Unknown API Status Code!',
     JSON.stringify({ kind: 'Status', code, reason, message: `${reason} happened` }),
     {},
   );
@@ -180,7 +181,9 @@ describe('failurePolicy', () => {
     ['invalid', apiError(422, 'Invalid'), 'invalid', 'terminal'],
     [
       'throttled',
-      new ApiException(429, 'x', '{"kind":"Status","code":429,"reason":"TooManyRequests"}', { 'retry-after': '2' }),
+      new KubeApiError('GET', '/x', 429, '{"kind":"Status","code":429,"reason":"TooManyRequests"}', {
+        'retry-after': '2',
+      }),
       'throttled',
       'retry-after',
     ],

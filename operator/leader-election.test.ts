@@ -1,4 +1,4 @@
-import { ApiException } from '@kubernetes/client-node';
+import { KubeApiError } from '../common/kube-client';
 import {
   LeaderElector,
   jsonLeaseClient,
@@ -156,9 +156,10 @@ class MemoryLeases {
 
   client(): LeaseClient {
     const conflict = () =>
-      new ApiException(
+      new KubeApiError(
+        'PUT',
+        '/apis/coordination.k8s.io/v1/namespaces/fnmesh-system/leases/fnmesh-operator',
         409,
-        'x',
         JSON.stringify({ kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' }),
         {},
       );
