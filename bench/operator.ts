@@ -20,7 +20,10 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { KUBECONFIG_VAR } from '../common/kube-access';
+import { KubeClient } from '../common/kube-client';
+import { loadKubeAccess } from '../common/kubeconfig';
+import { JsonListWatch, type ApiObject } from '../common/list-watch';
 import { API_VERSION, CRD_PATH, KIND, functionServicePath } from '../common/crd-names';
 import { parseFunctionService } from '../common/manifest';
 import { loadOperatorConfig } from '../operator/config';
@@ -54,10 +57,7 @@ interface Cond {
   type: string;
   status: string;
 }
-interface Obj {
-  metadata?: { name?: string; generation?: number };
-  status?: { observedGeneration?: number; conditions?: Cond[]; availableReplicas?: number };
-}
+type Obj = ApiObject<unknown, { observedGeneration?: number; conditions?: Cond[]; availableReplicas?: number }>;
 
 type Api = (apiPath: string, init?: { method?: string; body?: unknown }) => Promise<{ status: number; body: unknown }>;
 
@@ -70,27 +70,28 @@ async function bounded(n: number, limit: number, fn: (i: number) => Promise<void
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
 }
 
-/** A watch on a collection; `onEvent` sees every event; stop() ends it. Resolves once the watch is open. */
+const DEPLOYMENTS = { apiVersion: 'apps/v1', kind: 'Deployment' };
+const FUNCTION_SERVICES = { apiVersion: API_VERSION, kind: KIND };
+
+/**
+ * A list-watch of a collection (common/list-watch.ts, as the operator's informers; it resumes when the server
+ * ends the watch): `onEvent` sees every object added or changed; stop() ends it; `ended()` is the error that
+ * ended it, if any. Resolves once the watch is open.
+ */
 async function watch(
-  kc: KubeConfig,
+  client: KubeClient,
   apiPath: string,
-  onEvent: (type: string, obj: Obj) => void,
+  type: { apiVersion: string; kind: string },
+  onEvent: (verb: 'add' | 'update', obj: Obj) => void,
 ): Promise<{ stop(): void; ended: () => unknown }> {
   let endErr: unknown;
-  let stopped = false;
-  const ctl = await new Watch(kc).watch(
-    apiPath,
-    { allowWatchBookmarks: false },
-    (type, obj) => onEvent(type, obj as Obj),
-    (err) => {
-      if (!stopped) endErr = err ?? new Error(`watch ${apiPath} ended`);
-    },
-  );
+  const lw = new JsonListWatch<Obj>({ client, path: apiPath, ...type });
+  lw.on('add', (obj) => onEvent('add', obj));
+  lw.on('update', (obj) => onEvent('update', obj));
+  lw.on('error', (err) => (endErr ??= err ?? new Error(`watch ${apiPath} ended`)));
+  await lw.start();
   return {
-    stop() {
-      stopped = true;
-      ctl.abort();
-    },
+    stop: () => void lw.stop(),
     ended: () => endErr,
   };
 }
@@ -271,12 +272,13 @@ const deploymentAvailable = (o: Obj): boolean =>
 
 /** Creates `n` objects (bounded concurrency) and waits, through a watch, until `done` holds for all of them. */
 async function burst(
-  kc: KubeConfig,
+  client: KubeClient,
   api: Api,
   opts: {
     ns: string;
     collection: string;
     watchPath: string;
+    watchType: { apiVersion: string; kind: string };
     body: (ns: string, name: string) => unknown;
     done: (o: Obj) => boolean;
     n: number;
@@ -284,9 +286,9 @@ async function burst(
   },
 ): Promise<{ totalMs: number; createMs: number }> {
   const doneNames = new Set<string>();
-  const w = await watch(kc, opts.watchPath, (type, o) => {
+  const w = await watch(client, opts.watchPath, opts.watchType, (_verb, o) => {
     const name = o.metadata?.name;
-    if (name && (type === 'ADDED' || type === 'MODIFIED') && opts.done(o)) doneNames.add(name);
+    if (name && opts.done(o)) doneNames.add(name);
   });
   try {
     const t0 = performance.now();
@@ -360,10 +362,12 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const cp = await startControlPlane({ apiQps: QPS });
   let operator: Proc | undefined;
+  let client: KubeClient | undefined;
   try {
     const api: Api = (p, init) => cp.request(p, init);
-    const kc = new KubeConfig();
-    kc.loadFromFile(cp.kubeconfig);
+    // The watches go through the operator's own client and list-watch, with the admin kubeconfig.
+    const kube = new KubeClient(loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} }));
+    client = kube;
     // test/helpers/crds.ts's CRDS_DIR is relative to its compiled location too: apply the checkout's crds/.
     const applied = await cp.kubectl(['apply', '-f', path.join(root, 'crds')]);
     if (applied.code !== 0) throw new Error(`kubectl apply -f crds/ failed: ${applied.stderr}`);
@@ -379,8 +383,7 @@ async function main(): Promise<void> {
     const metricsUrl = `http://127.0.0.1:${opsPort}/metrics`;
     const runOperator = async (resyncMs: number): Promise<Proc> => {
       const p = startProc('operator', [path.join(root, 'bin', 'fnmesh.js'), 'operator'], {
-        KUBECONFIG: cp.kubeconfig,
-        KUBE_FEATURE_WatchListClient: 'false',
+        [KUBECONFIG_VAR]: cp.kubeconfig,
         FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
         FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL,
         FNMESH_OPERATOR_LISTEN: `127.0.0.1:${opsPort}`,
@@ -406,9 +409,9 @@ async function main(): Promise<void> {
     await createNamespace(api, ns1);
     const seen = new Map<string, number>();
     const waiters = new Map<string, (t: number) => void>();
-    const w1 = await watch(kc, `/apis/apps/v1/namespaces/${ns1}/deployments`, (type, o) => {
+    const w1 = await watch(kube, `/apis/apps/v1/namespaces/${ns1}/deployments`, DEPLOYMENTS, (verb, o) => {
       const name = o.metadata?.name;
-      if (type !== 'ADDED' || !name || seen.has(name)) return;
+      if (verb !== 'add' || !name || seen.has(name)) return;
       const t = performance.now();
       seen.set(name, t);
       waiters.get(name)?.(t);
@@ -450,10 +453,11 @@ async function main(): Promise<void> {
     // 2a. baseline: plain Deployments until Available.
     const nsBase = 'bench-baseline';
     await createNamespace(api, nsBase);
-    const base = await burst(kc, api, {
+    const base = await burst(kube, api, {
       ns: nsBase,
       collection: `/apis/apps/v1/namespaces/${nsBase}/deployments`,
       watchPath: `/apis/apps/v1/namespaces/${nsBase}/deployments`,
+      watchType: DEPLOYMENTS,
       body: deploymentBody,
       done: deploymentAvailable,
       n: N,
@@ -464,10 +468,11 @@ async function main(): Promise<void> {
     // 2a'. baseline: Deployments with the operator's pod template until Available.
     const nsTpl = 'bench-template';
     await createNamespace(api, nsTpl);
-    const tpl = await burst(kc, api, {
+    const tpl = await burst(kube, api, {
       ns: nsTpl,
       collection: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
       watchPath: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
+      watchType: DEPLOYMENTS,
       body: templateDeploymentBody,
       done: deploymentAvailable,
       n: N,
@@ -482,10 +487,11 @@ async function main(): Promise<void> {
     await createNamespace(api, nsFs);
     let peakRss = op.rssMb();
     const before = await scrape(metricsUrl);
-    const fs = await burst(kc, api, {
+    const fs = await burst(kube, api, {
       ns: nsFs,
       collection: functionServicePath(nsFs),
       watchPath: functionServicePath(nsFs),
+      watchType: FUNCTION_SERVICES,
       body: fsvcBody,
       done: fsvcReady,
       n: N,
@@ -634,6 +640,7 @@ async function main(): Promise<void> {
     console.log(lines.join('\n'));
   } finally {
     await operator?.stop();
+    await client?.close();
     await cp.stop();
   }
 }
