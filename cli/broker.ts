@@ -1,27 +1,25 @@
-/** `fnmesh broker`: the embedded NATS-protocol broker on its own, until SIGINT/SIGTERM. */
-import { ConfigError, createLogger, errorMessage, readInt, readLogLevel } from '../common';
-import { startBroker } from '../broker';
-import type { CliIo } from './main';
+/** `fnmesh broker`: the embedded NATS-protocol broker on its own (its settings: broker/settings.ts), until SIGINT/SIGTERM. */
+import { createLogger, type Logger } from '../common/logger';
+import { readSettings, type Env } from '../common/config';
+import { runMain } from '../common/run-main';
+import { startBroker, type Broker } from '../broker';
+import { BROKER_SETTINGS } from '../broker/settings';
 
-export async function runBroker(opts: { host: string; port: string; token?: string }, io: CliIo): Promise<void> {
-  const port = readInt({ '--port': opts.port }, '--port', 4222, { min: 0, max: 65535 });
-  if (opts.host.trim() === '')
-    throw new ConfigError('--host must not be empty: give an address such as 127.0.0.1 or 0.0.0.0');
-  const logger = createLogger({ level: readLogLevel(io.env), defaultMeta: { component: 'broker' } });
-  const broker = await startBroker({ host: opts.host, port, logger, ...(opts.token ? { token: opts.token } : {}) });
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    logger.info('signal received; stopping', { signal });
-    broker.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error('stopping failed', { error: errorMessage(err) });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+export function runBroker(env: Env): Promise<{ stop(): Promise<void> }> {
+  let logger: Logger | undefined;
+  return runMain(
+    'fnmesh broker',
+    async () => {
+      const s = readSettings(env, BROKER_SETTINGS);
+      logger = createLogger({ level: s.logLevel, defaultMeta: { component: 'broker' } });
+      const broker: Broker = await startBroker({
+        host: s.host,
+        port: s.port,
+        logger,
+        ...(s.token ? { token: s.token } : {}),
+      });
+      return { stop: () => broker.close() };
+    },
+    { logger: () => logger },
+  );
 }

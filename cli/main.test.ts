@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GATEWAY_FLAGS, OPERATOR_FLAGS, SIDECAR_FLAGS, flagsToEnv, run } from './main';
+import { SETTINGS, flagsToEnv, run } from './main';
 
 function io() {
   const out: string[] = [];
@@ -11,7 +11,7 @@ function io() {
 
 describe('fnmesh CLI', () => {
   it('maps flags onto the FNMESH_* variables, flags winning over env', () => {
-    const env = flagsToEnv({ listen: '0.0.0.0:9090', natsUrl: 'nats://n:4222', jwtSecret: 's' }, GATEWAY_FLAGS, {
+    const env = flagsToEnv({ listen: '0.0.0.0:9090', natsUrl: 'nats://n:4222', jwtSecret: 's' }, SETTINGS.gateway, {
       FNMESH_LISTEN: '1.2.3.4:1',
       OTHER: 'x',
     });
@@ -21,14 +21,14 @@ describe('fnmesh CLI', () => {
       FNMESH_JWT_SECRET: 's',
       OTHER: 'x',
     });
-    expect(flagsToEnv({ functionPort: '3000', replicaId: 'a-0' }, SIDECAR_FLAGS, {})).toEqual({
+    expect(flagsToEnv({ functionPort: '3000', replicaId: 'a-0' }, SETTINGS.sidecar, {})).toEqual({
       FNMESH_FUNCTION_PORT: '3000',
       FNMESH_REPLICA_ID: 'a-0',
     });
   });
 
   it('--kubeconfig is FNMESH_KUBECONFIG for the gateway and the operator alike', () => {
-    for (const flags of [GATEWAY_FLAGS, OPERATOR_FLAGS])
+    for (const flags of [SETTINGS.gateway, SETTINGS.operator])
       expect(flagsToEnv({ kubeconfig: '/k' }, flags, { KUBECONFIG: '/other' })).toEqual({
         FNMESH_KUBECONFIG: '/k',
         KUBECONFIG: '/other',

@@ -18,19 +18,20 @@ import { CRD_PATH } from '../common/crd-names';
 import { ConfigError, errorMessage } from '../common/errors';
 import { KUBECONFIG_VAR } from '../common/kube-access';
 import { loadKubeAccess } from '../common/kubeconfig';
-import { readInt, readListen, readString, type Env } from '../common/config';
+import { readSettings, type Env } from '../common/config';
+import { runMain } from '../common/run-main';
 import { devToken, randomSecret } from '../local/dev-token';
 import { humanLogger } from '../local/human-logger';
 import { Prefixer } from '../local/log-prefix';
 import { freePort, portProblem } from '../local/ports';
 import { startReaper } from '../local/reaper-link';
-import { stopOnSignals } from '../local/stop-on-signals';
 import { repoRoot } from '../local/repo-root';
 import { Supervisor, killAllChildren, setChildListener, type ChildListener } from '../local/supervisor';
 import { fnmeshVersion } from '../cli/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
 import { NodeAgent } from './node-agent';
+import { CLUSTER_SETTINGS } from './settings';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';
@@ -109,9 +110,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const env = options.env;
   const root = repoRoot();
 
+  const { listen, brokerPort, jwtSecret: jwtSecrets, logLevel } = readSettings(env, CLUSTER_SETTINGS);
   checkNamespaces();
-  const listen = readListen(env, 'FNMESH_LISTEN', '127.0.0.1:8080');
-  const brokerPort = readInt(env, 'FNMESH_BROKER_PORT', 4222, { min: 0, max: 65535 });
   for (const [what, host, port, variable] of [
     ['the gateway', listen.host, listen.port, 'FNMESH_LISTEN=127.0.0.1:8081'],
     ['the broker', '127.0.0.1', brokerPort, 'FNMESH_BROKER_PORT=4223'],
@@ -163,13 +163,13 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const gatewayConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-gateway');
 
     const actualBrokerPort = brokerPort === 0 ? await freePort() : brokerPort;
-    const jwtSecret = readString(env, 'FNMESH_JWT_SECRET') ?? randomSecret();
+    const jwtSecret = jwtSecrets?.join(',') ?? randomSecret();
     const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
     const childEnv = (own: Record<string, string>): NodeJS.ProcessEnv => {
       const out: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(env))
         if (v !== undefined && !k.startsWith('FNMESH_') && k !== 'KUBECONFIG') out[k] = v;
-      if (env.FNMESH_LOG_LEVEL) out.FNMESH_LOG_LEVEL = env.FNMESH_LOG_LEVEL;
+      out.FNMESH_LOG_LEVEL = logLevel;
       return { ...out, ...own };
     };
     const supervise = (label: string, args: string[], own: Record<string, string>): Supervisor => {
@@ -206,7 +206,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       FNMESH_LEASE_NAMESPACE: SYSTEM_NS,
     });
 
-    const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), env.FNMESH_LOG_LEVEL === 'debug');
+    const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), logLevel === 'debug');
     agent = new NodeAgent({
       access: loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} }),
       nodeName: NODE_NAME,
@@ -232,7 +232,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     await agent.start();
 
     const kubectlDir = tools.kubeBinDir;
-    const token = env.FNMESH_JWT_SECRET ? undefined : devToken(jwtSecret);
+    const token = jwtSecrets ? undefined : devToken(jwtSecret);
     const lines = [
       '',
       `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
@@ -261,12 +261,17 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   }
 }
 
-/** Runs `fnmesh cluster` until SIGINT/SIGTERM. */
-export async function runCluster(env: Env, images: string[]): Promise<void> {
-  const groups = startReaper();
-  setChildListener(groups);
-  const state: { cluster?: RunningCluster } = {};
-  process.on('exit', () => killAllChildren('SIGKILL'));
-  stopOnSignals('fnmesh cluster', () => state.cluster);
-  state.cluster = await startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
+/** Runs `fnmesh cluster` until SIGINT/SIGTERM/SIGHUP. */
+export function runCluster(env: Env, images: string[]): Promise<RunningCluster> {
+  return runMain(
+    'fnmesh cluster',
+    async () => {
+      readSettings(env, CLUSTER_SETTINGS); // every setting checked before anything starts
+      const groups = startReaper();
+      setChildListener(groups);
+      process.on('exit', () => killAllChildren('SIGKILL'));
+      return startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
+    },
+    { signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], onForcedExit: () => killAllChildren('SIGKILL') },
+  );
 }

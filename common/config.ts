@@ -1,105 +1,209 @@
 /**
- * Typed readers for configuration from env (and flags mapped onto the same names). Each reader names the
- * variable and what it accepts when a value is wrong, so a process stops at start with a clear message.
+ * Settings: each part lists its settings in one table (`<part>/settings.ts`) of `setting({...})` rows: the
+ * variable, the flag the CLI maps onto it, the default, the parser and the help text. Loaders read through
+ * the table, the CLI builds its options from it, and the README's configuration reference is rendered from
+ * it. A parser names the variable and what it accepts when a value is wrong, so a process stops at start
+ * with a clear message. Light on purpose (no zod, yaml or winston): the CLI imports every table.
  */
 import { ConfigError } from './errors';
-import { LOG_LEVELS, type LogLevel } from './logger';
+import { KUBECONFIG_VAR } from './kube-access';
+import { LOG_LEVELS } from './log-levels';
 
 export type Env = Record<string, string | undefined>;
 
-function raw(env: Env, name: string): string | undefined {
+/** Turns a setting's text into its value, or throws a ConfigError naming the variable and what it accepts. */
+export type Parser<T> = (value: string, name: string) => T;
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface SettingSpec<T> {
+  /** The environment variable, e.g. FNMESH_LISTEN. */
+  env: string;
+  /** The CLI flag that sets it, with its value's placeholder: `--listen <host:port>`. */
+  flag: string;
+  /** What it does (the CLI help and the README's meaning column). */
+  help: string;
+  parse: Parser<T>;
+  /** The value used when unset, written as a user would write it (it goes through `parse`). */
+  default?: string;
+  /** Set when the setting must be given: what to set it to, for the error message. */
+  required?: string;
+  /** What an unset setting without a default means, for help and README ("all namespaces", "random"). */
+  unset?: string;
+}
+
+/** A setting whose parser makes a V; `read` gives R: V, or V | undefined when it has no default and is optional. */
+export interface Setting<V, R = V> extends SettingSpec<V> {
+  /** The value from env (blank counts as unset), else the default. */
+  read(env: Env): R;
+}
+
+/** A table of a part's settings, in the order help and README list them. */
+export type SettingsTable = Record<string, Setting<unknown, unknown>>;
+export type SettingValues<S extends SettingsTable> = { [K in keyof S]: ReturnType<S[K]['read']> };
+
+export function setting<V>(spec: SettingSpec<V> & { default: string }): Setting<V>;
+export function setting<V>(spec: SettingSpec<V> & { required: string }): Setting<V>;
+export function setting<V>(spec: SettingSpec<V>): Setting<V, V | undefined>;
+export function setting<V>(spec: SettingSpec<V>): Setting<V, V | undefined> {
+  return {
+    ...spec,
+    read(env: Env): V | undefined {
+      const value = rawValue(env, spec.env) ?? spec.default;
+      if (value !== undefined) return spec.parse(value, spec.env);
+      if (spec.required !== undefined) throw new ConfigError(`${spec.env} is required: set it to ${spec.required}`);
+      return undefined;
+    },
+  };
+}
+
+/** Another part's setting with other help or another default (the same variable, flag and parser). */
+export function variant<V, R>(
+  base: Setting<V, R>,
+  changes: Partial<Omit<SettingSpec<V>, 'env' | 'parse'>>,
+): Setting<V, R> {
+  return setting({ ...base, ...changes }) as Setting<V, R>;
+}
+
+/** Every setting of a table, read and checked in table order. */
+export function readSettings<S extends SettingsTable>(env: Env, table: S): SettingValues<S> {
+  const values: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(table)) values[key] = s.read(env);
+  return values as SettingValues<S>;
+}
+
+/** How help and README show a setting's default: the value, "required", or what unset means. */
+export function describeDefault(s: SettingSpec<unknown>): string | undefined {
+  if (s.default !== undefined) return s.default;
+  if (s.required !== undefined) return 'required';
+  return s.unset;
+}
+
+function rawValue(env: Env, name: string): string | undefined {
   const v = env[name];
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
-export function readString(env: Env, name: string, fallback: string): string;
-export function readString(env: Env, name: string): string | undefined;
-export function readString(env: Env, name: string, fallback?: string): string | undefined {
-  return raw(env, name) ?? fallback;
+/** A plain string setting (readString). */
+export function readString(env: Env, name: string): string | undefined {
+  return rawValue(env, name);
 }
 
-export function requireString(env: Env, name: string, what: string): string {
-  const v = raw(env, name);
-  if (v === undefined) throw new ConfigError(`${name} is required: set it to ${what}`);
-  return v;
+export function invalid(name: string, value: string, accepts: string): ConfigError {
+  return new ConfigError(`${name}="${value}" is not valid: it accepts ${accepts}`);
 }
 
-export function readInt(env: Env, name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
-  const v = raw(env, name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
+// Parsers ---------------------------------------------------------------------------------------------
+
+export const text: Parser<string> = (v) => v;
+
+/** Any value `ok` accepts; `accepts` says which in the error. */
+export function matching(accepts: string, ok: (value: string) => boolean): Parser<string> {
+  return (v, name) => {
+    if (!ok(v)) throw invalid(name, v, accepts);
+    return v;
+  };
+}
+
+export function wholeNumber(range: { min?: number; max?: number } = {}): Parser<number> {
   const min = range.min ?? Number.MIN_SAFE_INTEGER;
   const max = range.max ?? Number.MAX_SAFE_INTEGER;
-  if (!/^-?\d+$/.test(v) || n < min || n > max) {
-    throw new ConfigError(`${name}="${v}" is not valid: it accepts a whole number from ${min} to ${max}`);
-  }
-  return n;
+  return (v, name) => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v) || n < min || n > max) throw invalid(name, v, `a whole number from ${min} to ${max}`);
+    return n;
+  };
 }
 
-export function readBool(env: Env, name: string, fallback: boolean): boolean {
-  const v = raw(env, name);
-  if (v === undefined) return fallback;
+/** A TCP port; `0` picks a free one when `allowZero`. */
+export function port(allowZero = false): Parser<number> {
+  return wholeNumber({ min: allowZero ? 0 : 1, max: 65535 });
+}
+
+export const bool: Parser<boolean> = (v, name) => {
   const lower = v.toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(lower)) return true;
   if (['0', 'false', 'no', 'off'].includes(lower)) return false;
-  throw new ConfigError(`${name}="${v}" is not valid: it accepts true or false`);
+  throw invalid(name, v, 'true or false');
+};
+
+export function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (v, name) => {
+    if (!(values as readonly string[]).includes(v)) throw invalid(name, v, `one of ${values.join(', ')}`);
+    return v as T;
+  };
 }
 
-export function readEnum<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
-  const v = raw(env, name);
-  if (v === undefined) return fallback;
-  if (!(values as readonly string[]).includes(v)) {
-    throw new ConfigError(`${name}="${v}" is not valid: it accepts one of ${values.join(', ')}`);
-  }
-  return v as T;
-}
+export const logLevel = oneOf(LOG_LEVELS);
 
-export function readLogLevel(env: Env, name = 'FNMESH_LOG_LEVEL'): LogLevel {
-  return readEnum(env, name, LOG_LEVELS, 'info');
-}
-
-/** A comma-separated list of NATS URLs (nats://host:port). */
-export function readNatsServers(env: Env, name: string, fallback?: string): string[] | undefined {
-  const v = raw(env, name) ?? fallback;
-  if (v === undefined) return undefined;
-  const servers = v
+/** Comma-separated values, blanks dropped. */
+export const commaList: Parser<string[]> = (v) =>
+  v
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const s of servers) {
-    let ok = false;
+
+/** Comma-separated NATS URLs (nats://host:port), at least one. */
+export const natsUrls: Parser<string[]> = (v, name) => {
+  const servers = commaList(v, name);
+  const ok = (s: string): boolean => {
     try {
       const u = new URL(s.includes('://') ? s : `nats://${s}`);
-      ok = ['nats:', 'tls:', 'ws:', 'wss:'].includes(u.protocol) && u.hostname !== '';
+      return ['nats:', 'tls:', 'ws:', 'wss:'].includes(u.protocol) && u.hostname !== '';
     } catch {
-      ok = false;
+      return false;
     }
-    if (!ok)
-      throw new ConfigError(
-        `${name}="${v}" is not valid: it accepts comma-separated NATS URLs such as nats://127.0.0.1:4222`,
-      );
-  }
+  };
+  if (servers.length === 0 || !servers.every(ok))
+    throw invalid(name, v, 'comma-separated NATS URLs such as nats://127.0.0.1:4222');
   return servers;
-}
+};
 
-/** host:port or a bare port; returns {host, port}. */
-export function readListen(env: Env, name: string, fallback: string): { host: string; port: number } {
-  const v = raw(env, name) ?? fallback;
+/** host:port or a bare port (host 0.0.0.0). */
+export const listenAddress: Parser<ListenAddress> = (v, name) => {
   const m = /^(?:(.*):)?(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535)
-    throw new ConfigError(
-      `${name}="${v}" is not valid: it accepts host:port or a port, such as 0.0.0.0:8080 or 8080 (0 picks a free port)`,
-    );
-  return { host: m[1] || '0.0.0.0', port };
-}
+  const p = m ? Number(m[2]) : NaN;
+  if (!m || p > 65535)
+    throw invalid(name, v, 'host:port or a port, such as 0.0.0.0:8080 or 8080 (0 picks a free port)');
+  return { host: m[1] || '0.0.0.0', port: p };
+};
 
-export function readJson(env: Env, name: string): unknown {
-  const v = raw(env, name);
-  if (v === undefined) return undefined;
+export const json: Parser<unknown> = (v, name) => {
   try {
-    return JSON.parse(v);
+    return JSON.parse(v) as unknown;
   } catch (err) {
     throw new ConfigError(`${name} is not valid JSON: ${(err as Error).message}`);
   }
-}
+};
+
+/** An http(s) URL. */
+export const httpUrl = (what: string): Parser<string> =>
+  matching(`an http(s) URL of ${what}`, (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  });
+
+/** FNMESH_LOG_LEVEL, the one setting every part has. */
+export const logLevelSetting = setting({
+  env: 'FNMESH_LOG_LEVEL',
+  flag: '--log-level <level>',
+  default: 'info',
+  parse: logLevel,
+  help: '`debug`, `info`, `warn`, `error` or `silent`',
+});
+
+/** FNMESH_KUBECONFIG, the same for every part that talks to the API server (gateway, operator). */
+export const kubeconfigSetting = setting({
+  env: KUBECONFIG_VAR,
+  flag: '--kubeconfig <file>',
+  unset: "`KUBECONFIG`, `~/.kube/config`, else the pod's ServiceAccount",
+  parse: text,
+  help: 'kubeconfig of the API server',
+});

@@ -1,4 +1,7 @@
 import winston from 'winston';
+import type { LogLevel } from './log-levels';
+
+export { LOG_LEVELS, type LogLevel } from './log-levels';
 
 /** The small logger interface every part uses: JSON lines, and `child(meta)` for a unit of work. */
 export interface Logger {
@@ -8,9 +11,6 @@ export interface Logger {
   error(message: string, meta?: Record<string, unknown>): void;
   child(meta: Record<string, unknown>): Logger;
 }
-
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
 export interface LoggerOptions {
   level?: LogLevel;

@@ -1,9 +1,10 @@
 /**
- * The gateway process: config → logger → rule source → startGateway → graceful stop on SIGTERM/SIGINT.
- * A ConfigError prints its message (no stack) to stderr and exits with status 2.
+ * The gateway process: config → logger → rule source → startGateway, run by runMain (graceful stop on
+ * SIGTERM/SIGINT; a bad setting prints its message, no stack, and exits with status 2).
  */
-import { ConfigError, createLogger, errorMessage, type Logger } from '../common';
+import { createLogger, type Logger } from '../common';
 import { KUBECONFIG_VAR } from '../common/kube-access';
+import { runMain } from '../common/run-main';
 import { ManifestFileSource, StaticRuleSource, type RuleSource } from '../common/manifest-source';
 import { loadGatewayConfig, type GatewayConfig } from './config';
 import { startGateway, type Gateway } from './gateway';
@@ -41,37 +42,18 @@ export async function buildRuleSource(
   return new ManifestFileSource(config.manifests, { logger: logger.child({ part: 'manifests' }) });
 }
 
-export async function main(env: Record<string, string | undefined> = process.env): Promise<Gateway | undefined> {
-  let gateway: Gateway;
-  try {
-    const config = loadGatewayConfig(env);
-    const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'gateway' } });
-    const ruleSource = await buildRuleSource(config, logger, env);
-    gateway = await startGateway(config, { logger, ruleSource });
-    let stopping = false;
-    const onSignal = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info('signal received; stopping', { signal });
-      gateway.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error('the gateway did not stop cleanly', { error: errorMessage(err) });
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    return gateway;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`fnmesh gateway: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(`fnmesh gateway: cannot start: ${errorMessage(err)}`);
-    process.exit(1);
-  }
+export function main(env: Record<string, string | undefined> = process.env): Promise<Gateway> {
+  let logger: Logger | undefined;
+  return runMain(
+    'fnmesh gateway',
+    async () => {
+      const config = loadGatewayConfig(env);
+      logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'gateway' } });
+      const ruleSource = await buildRuleSource(config, logger, env);
+      return startGateway(config, { logger, ruleSource });
+    },
+    { logger: () => logger },
+  );
 }
 
 if (require.main === module) void main();

@@ -9,7 +9,7 @@ import {
   ConfigError,
   createLogger,
   errorMessage,
-  readInt,
+  readSettings,
   type Env,
   type FunctionService,
   type Logger,
@@ -24,9 +24,10 @@ import { desiredState, diff, replicaId, type ServicePlan } from './plan';
 import { freePort, portProblem } from './ports';
 import { Supervisor, describeExit, killAllChildren, setChildListener } from './supervisor';
 import { startReaper } from './reaper-link';
-import { stopOnSignals } from './stop-on-signals';
 import { humanLogger } from './human-logger';
 import { repoRoot } from './repo-root';
+import { runMain } from '../common/run-main';
+import { LOCAL_SETTINGS } from './settings';
 
 export interface LocalOptions {
   /** Manifest files and folders. */
@@ -136,7 +137,10 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   }
   const absPaths = paths.map((p) => path.resolve(p));
 
-  const env: Env = withDevOrigins({ ...options.env, FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? '127.0.0.1:8080' });
+  const env: Env = withDevOrigins({
+    ...options.env,
+    FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? LOCAL_SETTINGS.listen.default,
+  });
   // Signed-in calls work out of the box: a random HS256 secret for this run unless one (or a JWKS) is set.
   const hasVerifier = [env.FNMESH_JWT_SECRET, env.FNMESH_JWKS_FILE, env.FNMESH_JWKS_URL].some(
     (v) => v !== undefined && v.trim() !== '',
@@ -542,17 +546,21 @@ function exampleCall(
   return candidates.find((c) => c.service === 'greeter' && c.fn === 'hello') ?? candidates[0];
 }
 
-/** Runs `fnmesh local` until SIGINT/SIGTERM; exits 0 after a graceful stop. */
-export async function runLocal(paths: string[], env: Env): Promise<void> {
-  process.on('exit', () => killAllChildren('SIGKILL'));
-  setChildListener(startReaper());
-  const state: { mesh?: RunningMesh } = {};
-  stopOnSignals('fnmesh local', () => state.mesh);
-  const readyDeadlineMs = readInt(env, 'FNMESH_LOCAL_READY_TIMEOUT_MS', 25_000, { min: 0, max: 3_600_000 });
-  state.mesh = await startLocalMesh({
-    paths,
-    env,
-    readyDeadlineMs,
-    colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR,
-  });
+/** Runs `fnmesh local` until SIGINT/SIGTERM/SIGHUP; exits 0 after a graceful stop. */
+export function runLocal(paths: string[], env: Env): Promise<RunningMesh> {
+  return runMain(
+    'fnmesh local',
+    async () => {
+      const { readyTimeoutMs } = readSettings(env, LOCAL_SETTINGS);
+      process.on('exit', () => killAllChildren('SIGKILL'));
+      setChildListener(startReaper());
+      return startLocalMesh({
+        paths,
+        env,
+        readyDeadlineMs: readyTimeoutMs,
+        colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR,
+      });
+    },
+    { signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], onForcedExit: () => killAllChildren('SIGKILL') },
+  );
 }

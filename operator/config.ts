@@ -1,33 +1,15 @@
 /**
- * The operator's configuration: read once from env into a typed object. A bad value stops the process at
- * start with a ConfigError naming the variable and what it accepts. The `sidecar` part is everything the
- * operator needs to build the injected sidecar container (desired-deployment.ts).
- *
- * Throughput settings: FNMESH_CONCURRENT_RECONCILES (16) FunctionServices reconciled at once, over at most
- * FNMESH_KUBE_API_CONNECTIONS (16) keep-alive connections to the API server (watches use their own);
- * FNMESH_STATUS_PROGRESS_INTERVAL_MS (5000) paces in-progress status updates (status-pacing.ts: Ready,
- * failures and other real transitions are written at once); FNMESH_RESYNC_MS (300000) reconciles every
- * FunctionService again this often.
+ * The operator's configuration: read once from env through its settings table (settings.ts) into a typed
+ * object. A bad value stops the process at start with a ConfigError naming the variable and what it accepts.
+ * The `sidecar` part is everything the operator needs to build the injected sidecar container
+ * (desired-deployment.ts).
  */
 import { ConfigError } from '../common/errors';
-import { KUBECONFIG_VAR } from '../common/kube-access';
-import { DNS_LABEL, NAME_RULES } from '../common/names';
-import {
-  readBool,
-  readInt,
-  readListen,
-  readLogLevel,
-  readNatsServers,
-  readString,
-  requireString,
-  type Env,
-} from '../common/config';
-import type { LogLevel } from '../common/logger';
+import { readSettings, type Env, type ListenAddress, type SettingValues } from '../common/config';
+import type { LogLevel } from '../common/log-levels';
+import { OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
 
-export interface SecretKeyRef {
-  name: string;
-  key: string;
-}
+export { OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
 
 /** Resource quantities as Kubernetes takes them (`50m`, `64Mi`); an absent one is not set. */
 export interface QuantityPair {
@@ -59,11 +41,11 @@ export interface LeaderElectionConfig {
 
 export interface OperatorConfig {
   sidecar: SidecarTemplateConfig;
-  /** FNMESH_KUBECONFIG; absent: KUBECONFIG, ~/.kube/config or in-cluster (common/kubeconfig.ts). */
-  kubeconfig?: string;
   /** Only this namespace is watched; all namespaces when undefined. */
   watchNamespace?: string;
-  listen: { host: string; port: number };
+  listen: ListenAddress;
+  /** The kubeconfig to use; absent: KUBECONFIG, ~/.kube/config or the pod's service account. */
+  kubeconfig?: string;
   leaderElection: LeaderElectionConfig;
   concurrentReconciles: number;
   /** Persistent connections to the API server for requests (watches have their own). */
@@ -74,101 +56,34 @@ export interface OperatorConfig {
   logLevel: LogLevel;
 }
 
-/** A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix. */
-const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][-+]?\d+)?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+type Settings = SettingValues<typeof OPERATOR_SETTINGS>;
 
-/** A quantity, `fallback` when unset, and undefined (not set at all) when the value is `none`. */
-function readQuantity(env: Env, name: string, fallback: string | undefined): string | undefined {
-  const v = readString(env, name);
-  if (v === undefined) return fallback;
-  if (v.toLowerCase() === 'none') return undefined;
-  if (!QUANTITY.test(v)) {
+function sidecarTemplate(s: Settings): SidecarTemplateConfig {
+  if (s.sidecarOpsPort === s.sidecarCallPort) {
     throw new ConfigError(
-      `${name}="${v}" is not valid: it accepts a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value`,
-    );
-  }
-  return v;
-}
-
-function readSecretKeyRef(env: Env, name: string): SecretKeyRef | undefined {
-  const v = readString(env, name);
-  if (v === undefined) return undefined;
-  const parts = v.split('/');
-  const [secret, key] = parts;
-  if (
-    parts.length !== 2 ||
-    !secret ||
-    !key ||
-    !DNS_SUBDOMAIN.test(secret) ||
-    secret.length > 253 ||
-    !SECRET_KEY.test(key)
-  ) {
-    throw new ConfigError(
-      `${name}="${v}" is not valid: it accepts SECRET/KEY, a Secret name and a key in it, such as nats-auth/token`,
-    );
-  }
-  return { name: secret, key };
-}
-
-function readDnsLabel(env: Env, name: string, fallback: string): string {
-  const v = readString(env, name, fallback);
-  if (!DNS_LABEL.test(v)) throw new ConfigError(`${name}="${v}" is not valid: it accepts ${NAME_RULES.namespace}`);
-  return v;
-}
-
-function readSidecar(env: Env): SidecarTemplateConfig {
-  const image = requireString(env, 'FNMESH_SIDECAR_IMAGE', 'the sidecar image, such as ghcr.io/fnmesh/fnmesh:0.1.0');
-  if (/\s/.test(image))
-    throw new ConfigError(`FNMESH_SIDECAR_IMAGE="${image}" is not valid: it accepts an image reference without spaces`);
-  const servers = readNatsServers(env, 'FNMESH_SIDECAR_NATS_URL');
-  if (!servers || servers.length === 0) {
-    throw new ConfigError(
-      'FNMESH_SIDECAR_NATS_URL is required: set it to the NATS URLs sidecars connect to, such as nats://nats.fnmesh-system:4222',
-    );
-  }
-  const opsPort = readInt(env, 'FNMESH_SIDECAR_OPS_PORT', 9090, { min: 1, max: 65535 });
-  const callPort = readInt(env, 'FNMESH_SIDECAR_CALL_PORT', 3500, { min: 1, max: 65535 });
-  if (opsPort === callPort) {
-    throw new ConfigError(
-      `FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both ${opsPort}: the sidecar needs two different ports`,
+      `FNMESH_SIDECAR_OPS_PORT and FNMESH_SIDECAR_CALL_PORT are both ${s.sidecarOpsPort}: the sidecar needs two different ports`,
     );
   }
   const requests: QuantityPair = {};
   const limits: QuantityPair = {};
-  const cpuRequest = readQuantity(env, 'FNMESH_SIDECAR_CPU_REQUEST', '50m');
-  const memoryRequest = readQuantity(env, 'FNMESH_SIDECAR_MEMORY_REQUEST', '64Mi');
-  const cpuLimit = readQuantity(env, 'FNMESH_SIDECAR_CPU_LIMIT', undefined);
-  const memoryLimit = readQuantity(env, 'FNMESH_SIDECAR_MEMORY_LIMIT', '128Mi');
-  if (cpuRequest) requests.cpu = cpuRequest;
-  if (memoryRequest) requests.memory = memoryRequest;
-  if (cpuLimit) limits.cpu = cpuLimit;
-  if (memoryLimit) limits.memory = memoryLimit;
+  if (s.sidecarCpuRequest) requests.cpu = s.sidecarCpuRequest;
+  if (s.sidecarMemoryRequest) requests.memory = s.sidecarMemoryRequest;
+  if (s.sidecarCpuLimit) limits.cpu = s.sidecarCpuLimit;
+  if (s.sidecarMemoryLimit) limits.memory = s.sidecarMemoryLimit;
   const sidecar: SidecarTemplateConfig = {
-    image,
-    natsUrl: servers.join(','),
+    image: s.sidecarImage,
+    natsUrl: s.sidecarNatsUrl.join(','),
     resources: { requests, limits },
-    opsPort,
-    callPort,
-    drainTimeoutMs: readInt(env, 'FNMESH_SIDECAR_DRAIN_TIMEOUT_MS', 30_000, { min: 0, max: 3_600_000 }),
+    opsPort: s.sidecarOpsPort,
+    callPort: s.sidecarCallPort,
+    drainTimeoutMs: s.sidecarDrainTimeoutMs,
   };
-  const tokenSecret = readSecretKeyRef(env, 'FNMESH_SIDECAR_NATS_TOKEN_SECRET');
-  if (tokenSecret) sidecar.natsTokenSecret = tokenSecret;
+  if (s.sidecarNatsTokenSecret) sidecar.natsTokenSecret = s.sidecarNatsTokenSecret;
   return sidecar;
 }
 
-function readLeaderElection(env: Env): LeaderElectionConfig {
-  const leaseName = readString(env, 'FNMESH_LEASE_NAME', 'fnmesh-operator');
-  if (!DNS_SUBDOMAIN.test(leaseName) || leaseName.length > 253) {
-    throw new ConfigError(
-      `FNMESH_LEASE_NAME="${leaseName}" is not valid: it accepts a DNS subdomain name such as fnmesh-operator`,
-    );
-  }
-  const leaseNamespace = readDnsLabel(env, 'FNMESH_LEASE_NAMESPACE', readString(env, 'POD_NAMESPACE', 'fnmesh-system'));
-  const leaseDurationMs = readInt(env, 'FNMESH_LEASE_DURATION_MS', 15_000, { min: 1000, max: 3_600_000 });
-  const renewDeadlineMs = readInt(env, 'FNMESH_RENEW_DEADLINE_MS', 10_000, { min: 1, max: 3_600_000 });
-  const retryPeriodMs = readInt(env, 'FNMESH_RETRY_PERIOD_MS', 2_000, { min: 1, max: 3_600_000 });
+function leaderElection(env: Env, s: Settings): LeaderElectionConfig {
+  const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = s;
   // The same constraints client-go's leader election enforces: a leader gives up before its lease can
   // expire, and tries to renew more than once before it gives up.
   if (renewDeadlineMs >= leaseDurationMs) {
@@ -183,9 +98,12 @@ function readLeaderElection(env: Env): LeaderElectionConfig {
         'the retry period times 1.2 must be less than the renew deadline, so a leader retries a failed renewal before it gives up',
     );
   }
+  // Unset: the operator's own namespace (POD_NAMESPACE, from the downward API), checked as the setting is.
+  const lease = OPERATOR_SETTINGS.leaseNamespace;
+  const leaseNamespace = s.leaseNamespace ?? lease.parse(env.POD_NAMESPACE?.trim() || 'fnmesh-system', lease.env);
   return {
-    enabled: readBool(env, 'FNMESH_LEADER_ELECT', true),
-    leaseName,
+    enabled: s.leaderElect,
+    leaseName: s.leaseName,
     leaseNamespace,
     leaseDurationMs,
     renewDeadlineMs,
@@ -194,26 +112,18 @@ function readLeaderElection(env: Env): LeaderElectionConfig {
 }
 
 export function loadOperatorConfig(env: Env): OperatorConfig {
+  const s = readSettings(env, OPERATOR_SETTINGS);
   const config: OperatorConfig = {
-    sidecar: readSidecar(env),
-    listen: readListen(env, 'FNMESH_OPERATOR_LISTEN', '0.0.0.0:8081'),
-    leaderElection: readLeaderElection(env),
-    concurrentReconciles: readInt(env, 'FNMESH_CONCURRENT_RECONCILES', 16, { min: 1, max: 1000 }),
-    apiConnections: readInt(env, 'FNMESH_KUBE_API_CONNECTIONS', 16, { min: 1, max: 1000 }),
-    resyncMs: readInt(env, 'FNMESH_RESYNC_MS', 300_000, { min: 0, max: 24 * 3600 * 1000 }),
-    statusProgressIntervalMs: readInt(env, 'FNMESH_STATUS_PROGRESS_INTERVAL_MS', 5_000, { min: 0, max: 3_600_000 }),
-    logLevel: readLogLevel(env),
+    sidecar: sidecarTemplate(s),
+    listen: s.listen,
+    leaderElection: leaderElection(env, s),
+    concurrentReconciles: s.concurrentReconciles,
+    apiConnections: s.kubeApiConnections,
+    resyncMs: s.resyncMs,
+    statusProgressIntervalMs: s.statusProgressIntervalMs,
+    logLevel: s.logLevel,
   };
-  const kubeconfig = readString(env, KUBECONFIG_VAR);
-  if (kubeconfig !== undefined) config.kubeconfig = kubeconfig;
-  const watchNamespace = readString(env, 'FNMESH_WATCH_NAMESPACE');
-  if (watchNamespace !== undefined) {
-    if (!DNS_LABEL.test(watchNamespace)) {
-      throw new ConfigError(
-        `FNMESH_WATCH_NAMESPACE="${watchNamespace}" is not valid: it accepts ${NAME_RULES.namespace}, or unset for all namespaces`,
-      );
-    }
-    config.watchNamespace = watchNamespace;
-  }
+  if (s.watchNamespace !== undefined) config.watchNamespace = s.watchNamespace;
+  if (s.kubeconfig !== undefined) config.kubeconfig = s.kubeconfig;
   return config;
 }

@@ -1,0 +1,21 @@
+/**
+ * `fnmesh cluster`'s settings: what it passes on to the gateway it runs, and the log level of everything it
+ * starts. Light: the CLI imports it.
+ */
+import { logLevelSetting, variant } from '../common/config';
+import { GATEWAY_SETTINGS } from '../gateway/settings';
+
+export const CLUSTER_SETTINGS = {
+  listen: variant(GATEWAY_SETTINGS.listen, {
+    default: '127.0.0.1:8080',
+    help: "the gateway's HTTP call API address",
+  }),
+  brokerPort: variant(GATEWAY_SETTINGS.brokerPort, {
+    help: "the gateway's embedded broker port (the pods reach it as 127.0.0.1:4222); 0 picks a free one",
+  }),
+  jwtSecret: variant(GATEWAY_SETTINGS.jwtSecret, {
+    unset: 'one per run, with a signed-in curl printed',
+    help: "the gateway's HS256 secrets, comma-separated",
+  }),
+  logLevel: logLevelSetting,
+};

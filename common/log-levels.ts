@@ -1,0 +1,3 @@
+/** The log levels every part accepts (FNMESH_LOG_LEVEL), apart from the logger so that settings tables load no winston. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];

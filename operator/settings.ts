@@ -1,0 +1,225 @@
+/**
+ * The operator's settings, one row each (common/config.ts): read by config.ts, offered as flags by the CLI,
+ * listed in the README's configuration reference. Light: the CLI imports it into every process.
+ *
+ * Throughput: FNMESH_CONCURRENT_RECONCILES FunctionServices reconciled at once, over at most
+ * FNMESH_KUBE_API_CONNECTIONS keep-alive connections to the API server (watches use their own);
+ * FNMESH_STATUS_PROGRESS_INTERVAL_MS paces in-progress status updates (status-pacing.ts: Ready, failures and
+ * other real transitions are written at once); FNMESH_RESYNC_MS reconciles every FunctionService again this often.
+ */
+import { DNS_LABEL, NAME_RULES } from '../common/names';
+import {
+  bool,
+  invalid,
+  kubeconfigSetting,
+  listenAddress,
+  logLevelSetting,
+  matching,
+  natsUrls,
+  port,
+  setting,
+  wholeNumber,
+  type Parser,
+} from '../common/config';
+
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+/** A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix. */
+const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][-+]?\d+)?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** A quantity, or undefined (not set at all) for `none`. */
+const quantity: Parser<string | undefined> = (v, name) => {
+  if (v.toLowerCase() === 'none') return undefined;
+  if (!QUANTITY.test(v))
+    throw invalid(name, v, 'a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value');
+  return v;
+};
+
+const secretKeyRef: Parser<SecretKeyRef> = (v, name) => {
+  const parts = v.split('/');
+  const [secret, key] = parts;
+  if (
+    parts.length !== 2 ||
+    !secret ||
+    !key ||
+    !DNS_SUBDOMAIN.test(secret) ||
+    secret.length > 253 ||
+    !SECRET_KEY.test(key)
+  ) {
+    throw invalid(name, v, 'SECRET/KEY, a Secret name and a key in it, such as nats-auth/token');
+  }
+  return { name: secret, key };
+};
+
+const dnsSubdomain = matching(
+  'a DNS subdomain name such as fnmesh-operator',
+  (v) => DNS_SUBDOMAIN.test(v) && v.length <= 253,
+);
+const dnsLabel = matching(NAME_RULES.namespace, (v) => DNS_LABEL.test(v));
+const milliseconds = wholeNumber({ min: 1, max: 3_600_000 });
+
+export const OPERATOR_SETTINGS = {
+  sidecarImage: setting({
+    env: 'FNMESH_SIDECAR_IMAGE',
+    flag: '--sidecar-image <image>',
+    required: 'the sidecar image, such as ghcr.io/fnmesh/fnmesh:0.1.0',
+    parse: matching('an image reference without spaces', (v) => !/\s/.test(v)),
+    help: 'image of the injected sidecar (the fnmesh image, run as `sidecar`)',
+  }),
+  sidecarNatsUrl: setting({
+    env: 'FNMESH_SIDECAR_NATS_URL',
+    flag: '--sidecar-nats-url <urls>',
+    required: 'the NATS URLs sidecars connect to, such as nats://nats.fnmesh-system:4222',
+    parse: natsUrls,
+    help: 'comma-separated NATS URLs the sidecars connect to',
+  }),
+  sidecarNatsTokenSecret: setting({
+    env: 'FNMESH_SIDECAR_NATS_TOKEN_SECRET',
+    flag: '--sidecar-nats-token-secret <secret/key>',
+    parse: secretKeyRef,
+    help: '`SECRET/KEY` holding the NATS token, given to sidecars through a `secretKeyRef`',
+  }),
+  sidecarOpsPort: setting({
+    env: 'FNMESH_SIDECAR_OPS_PORT',
+    flag: '--sidecar-ops-port <port>',
+    default: '9090',
+    parse: port(),
+    help: "the sidecar's ops port (probes, `/drain`)",
+  }),
+  sidecarCallPort: setting({
+    env: 'FNMESH_SIDECAR_CALL_PORT',
+    flag: '--sidecar-call-port <port>',
+    default: '3500',
+    parse: port(),
+    help: "the sidecar's loopback call API port",
+  }),
+  sidecarCpuRequest: setting({
+    env: 'FNMESH_SIDECAR_CPU_REQUEST',
+    flag: '--sidecar-cpu-request <quantity>',
+    default: '50m',
+    parse: quantity,
+    help: "the sidecar's CPU request (`none` for no value)",
+  }),
+  sidecarMemoryRequest: setting({
+    env: 'FNMESH_SIDECAR_MEMORY_REQUEST',
+    flag: '--sidecar-memory-request <quantity>',
+    default: '64Mi',
+    parse: quantity,
+    help: "the sidecar's memory request (`none` for no value)",
+  }),
+  sidecarCpuLimit: setting({
+    env: 'FNMESH_SIDECAR_CPU_LIMIT',
+    flag: '--sidecar-cpu-limit <quantity>',
+    default: 'none',
+    parse: quantity,
+    help: "the sidecar's CPU limit",
+  }),
+  sidecarMemoryLimit: setting({
+    env: 'FNMESH_SIDECAR_MEMORY_LIMIT',
+    flag: '--sidecar-memory-limit <quantity>',
+    default: '128Mi',
+    parse: quantity,
+    help: "the sidecar's memory limit (`none` for no value)",
+  }),
+  sidecarDrainTimeoutMs: setting({
+    env: 'FNMESH_SIDECAR_DRAIN_TIMEOUT_MS',
+    flag: '--sidecar-drain-timeout-ms <ms>',
+    default: '30000',
+    parse: wholeNumber({ min: 0, max: 3_600_000 }),
+    help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
+  }),
+  kubeconfig: kubeconfigSetting,
+  watchNamespace: setting({
+    env: 'FNMESH_WATCH_NAMESPACE',
+    flag: '--watch-namespace <ns>',
+    unset: 'all namespaces',
+    parse: (v, name) => {
+      if (!DNS_LABEL.test(v)) throw invalid(name, v, `${NAME_RULES.namespace}, or unset for all namespaces`);
+      return v;
+    },
+    help: "reconcile only this namespace's FunctionServices",
+  }),
+  listen: setting({
+    env: 'FNMESH_OPERATOR_LISTEN',
+    flag: '--listen <host:port>',
+    default: '0.0.0.0:8081',
+    parse: listenAddress,
+    help: '`/healthz`, `/readyz`, `/metrics`',
+  }),
+  leaderElect: setting({
+    env: 'FNMESH_LEADER_ELECT',
+    flag: '--leader-elect <bool>',
+    default: 'true',
+    parse: bool,
+    help: 'one active replica, elected through a Lease',
+  }),
+  leaseName: setting({
+    env: 'FNMESH_LEASE_NAME',
+    flag: '--lease-name <name>',
+    default: 'fnmesh-operator',
+    parse: dnsSubdomain,
+    help: 'name of the leader Lease',
+  }),
+  leaseNamespace: setting({
+    env: 'FNMESH_LEASE_NAMESPACE',
+    flag: '--lease-namespace <ns>',
+    unset: '`POD_NAMESPACE`, else `fnmesh-system`',
+    parse: dnsLabel,
+    help: 'namespace of the leader Lease',
+  }),
+  leaseDurationMs: setting({
+    env: 'FNMESH_LEASE_DURATION_MS',
+    flag: '--lease-duration-ms <ms>',
+    default: '15000',
+    parse: wholeNumber({ min: 1000, max: 3_600_000 }),
+    help: 'how long a Lease holds without renewal (leader election timing as client-go’s)',
+  }),
+  renewDeadlineMs: setting({
+    env: 'FNMESH_RENEW_DEADLINE_MS',
+    flag: '--renew-deadline-ms <ms>',
+    default: '10000',
+    parse: milliseconds,
+    help: 'a leader that could not renew for this long gives up (less than the lease duration)',
+  }),
+  retryPeriodMs: setting({
+    env: 'FNMESH_RETRY_PERIOD_MS',
+    flag: '--retry-period-ms <ms>',
+    default: '2000',
+    parse: milliseconds,
+    help: 'how often to try to take or renew the Lease (times 1.2, less than the renew deadline)',
+  }),
+  concurrentReconciles: setting({
+    env: 'FNMESH_CONCURRENT_RECONCILES',
+    flag: '--concurrent-reconciles <n>',
+    default: '16',
+    parse: wholeNumber({ min: 1, max: 1000 }),
+    help: 'FunctionServices reconciled at once',
+  }),
+  kubeApiConnections: setting({
+    env: 'FNMESH_KUBE_API_CONNECTIONS',
+    flag: '--kube-api-connections <n>',
+    default: '16',
+    parse: wholeNumber({ min: 1, max: 1000 }),
+    help: 'keep-alive connections to the API server for requests (watches use their own)',
+  }),
+  statusProgressIntervalMs: setting({
+    env: 'FNMESH_STATUS_PROGRESS_INTERVAL_MS',
+    flag: '--status-progress-interval-ms <ms>',
+    default: '5000',
+    parse: wholeNumber({ min: 0, max: 3_600_000 }),
+    help: "a rollout's replica counts go to status at most this often per FunctionService; transitions (Ready, failures, a new generation, a condition's status) are written at once; 0 writes every change",
+  }),
+  resyncMs: setting({
+    env: 'FNMESH_RESYNC_MS',
+    flag: '--resync-ms <ms>',
+    default: '300000',
+    parse: wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
+    help: 'every FunctionService is reconciled this often even without changes',
+  }),
+  logLevel: logLevelSetting,
+};

@@ -1,0 +1,142 @@
+/**
+ * The sidecar's settings, one row each (common/config.ts): read by config.ts, offered as flags by the CLI,
+ * listed in the README's configuration reference. Light: the CLI imports it into every process, and the
+ * sidecar's memory is watched.
+ */
+import { ConfigError } from '../common/errors';
+import { NAME_RULES, isFunctionName, isNamespaceName, isServiceName } from '../common/names';
+import {
+  commaList,
+  listenAddress,
+  logLevelSetting,
+  matching,
+  natsUrls,
+  port,
+  setting,
+  text,
+  wholeNumber,
+  type Parser,
+} from '../common/config';
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const functionNames: Parser<string[]> = (v, name) => {
+  const functions = commaList(v, name);
+  const bad = functions.find((fn) => !isFunctionName(fn));
+  if (bad !== undefined)
+    throw new ConfigError(`${name}: "${bad}" is not a valid function name: it accepts ${NAME_RULES.function}`);
+  return functions;
+};
+
+/** The call API lets any caller act as this service: loopback only. */
+const loopbackListen: Parser<ReturnType<typeof listenAddress>> = (v, name) => {
+  const address = listenAddress(v, name);
+  if (!isLoopbackHost(address.host)) {
+    throw new ConfigError(
+      `${name}="${v}" is not valid: the call API lets any caller act as this service, ` +
+        'so it must listen on a loopback address only, such as 127.0.0.1:3500',
+    );
+  }
+  return address;
+};
+
+const milliseconds = wholeNumber({ min: 1, max: 24 * 3600 * 1000 });
+
+export const SIDECAR_SETTINGS = {
+  namespace: setting({
+    env: 'FNMESH_NAMESPACE',
+    flag: '--namespace <ns>',
+    default: 'default',
+    parse: matching(NAME_RULES.namespace, isNamespaceName),
+    help: 'namespace of the service this replica serves',
+  }),
+  service: setting({
+    env: 'FNMESH_SERVICE',
+    flag: '--service <name>',
+    required: `the service name, ${NAME_RULES.service}`,
+    parse: matching(NAME_RULES.service, isServiceName),
+    help: 'the service this replica serves',
+  }),
+  functions: setting({
+    env: 'FNMESH_FUNCTIONS',
+    flag: '--functions <names>',
+    parse: functionNames,
+    help: 'declared function names, comma-separated (for NATS micro discovery)',
+  }),
+  natsUrl: setting({
+    env: 'FNMESH_NATS_URL',
+    flag: '--nats-url <urls>',
+    required: 'comma-separated NATS URLs such as nats://nats:4222',
+    parse: natsUrls,
+    help: 'NATS servers, comma-separated',
+  }),
+  natsToken: setting({ env: 'FNMESH_NATS_TOKEN', flag: '--nats-token <token>', parse: text, help: 'NATS auth token' }),
+  natsUser: setting({ env: 'FNMESH_NATS_USER', flag: '--nats-user <user>', parse: text, help: 'NATS user name' }),
+  natsPassword: setting({
+    env: 'FNMESH_NATS_PASSWORD',
+    flag: '--nats-password <password>',
+    parse: text,
+    help: 'NATS password (with `FNMESH_NATS_USER`)',
+  }),
+  functionPort: setting({
+    env: 'FNMESH_FUNCTION_PORT',
+    flag: '--function-port <port>',
+    default: '8080',
+    parse: port(),
+    help: "the function's port on 127.0.0.1",
+  }),
+  healthPath: setting({
+    env: 'FNMESH_HEALTH_PATH',
+    flag: '--health-path <path>',
+    default: '/healthz',
+    parse: matching('a URL path starting with "/", such as /healthz', (v) => v.startsWith('/') && !/\s/.test(v)),
+    help: "the function's health check",
+  }),
+  concurrency: setting({
+    env: 'FNMESH_CONCURRENCY',
+    flag: '--concurrency <n>',
+    default: '64',
+    parse: wholeNumber({ min: 1, max: 100_000 }),
+    help: 'calls run at once by this replica; more are answered 429',
+  }),
+  timeoutMs: setting({
+    env: 'FNMESH_TIMEOUT_MS',
+    flag: '--timeout-ms <ms>',
+    default: '10000',
+    parse: milliseconds,
+    help: 'budget of a call that carries none',
+  }),
+  opsListen: setting({
+    env: 'FNMESH_OPS_LISTEN',
+    flag: '--ops-listen <host:port>',
+    default: '0.0.0.0:9090',
+    parse: listenAddress,
+    help: "`/healthz`, `/readyz` (NATS connected and function healthy), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
+  }),
+  callListen: setting({
+    env: 'FNMESH_CALL_LISTEN',
+    flag: '--call-listen <host:port>',
+    default: '127.0.0.1:3500',
+    parse: loopbackListen,
+    help: 'the localhost call API (loopback only)',
+  }),
+  drainTimeoutMs: setting({
+    env: 'FNMESH_DRAIN_TIMEOUT_MS',
+    flag: '--drain-timeout-ms <ms>',
+    default: '30000',
+    parse: wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
+    help: 'on SIGTERM or `GET /drain`: how long in-flight calls may take to finish',
+  }),
+  replicaId: setting({
+    env: 'FNMESH_REPLICA_ID',
+    flag: '--replica-id <id>',
+    unset: 'random',
+    parse: matching('letters, digits, "-" and "_" (at most 128)', (v) => /^[A-Za-z0-9_-]{1,128}$/.test(v)),
+    help: "this replica's id in discovery and logs",
+  }),
+  logLevel: logLevelSetting,
+};
