@@ -56,7 +56,8 @@ function renderPart(part: PartDoc): string {
   const own = settings.filter((s) => !shared.has(s));
   const same = settings.filter((s) => shared.has(s)).map((s) => `\`${s.env}\``);
   const lines = [part.title, ''];
-  if (part.like && same.length > 0) lines.push(`As ${part.like.name}: ${same.join(', ')}.`, '');
+  if (part.like && same.length > 0)
+    lines.push(`As for ${part.like.name} (the same flags and defaults): ${same.join(', ')}.`, '');
   lines.push('| variable | flag | default | meaning |', '|---|---|---|---|', ...own.map(row));
   return lines.join('\n');
 }

@@ -87,11 +87,6 @@ function rawValue(env: Env, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
-/** A plain string setting (readString). */
-export function readString(env: Env, name: string): string | undefined {
-  return rawValue(env, name);
-}
-
 export function invalid(name: string, value: string, accepts: string): ConfigError {
   return new ConfigError(`${name}="${value}" is not valid: it accepts ${accepts}`);
 }
