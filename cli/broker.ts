@@ -1,25 +1,20 @@
 /** `fnmesh broker`: the embedded NATS-protocol broker on its own (its settings: broker/settings.ts), until SIGINT/SIGTERM. */
-import { createLogger, type Logger } from '../common/logger';
+import { createLogger } from '../common/logger';
 import { readSettings, type Env } from '../common/config';
 import { runMain } from '../common/run-main';
 import { startBroker, type Broker } from '../broker';
 import { BROKER_SETTINGS } from '../broker/settings';
 
 export function runBroker(env: Env): Promise<{ stop(): Promise<void> }> {
-  let logger: Logger | undefined;
-  return runMain(
-    'fnmesh broker',
-    async () => {
-      const s = readSettings(env, BROKER_SETTINGS);
-      logger = createLogger({ level: s.logLevel, defaultMeta: { component: 'broker' } });
-      const broker: Broker = await startBroker({
-        host: s.host,
-        port: s.port,
-        logger,
-        ...(s.token ? { token: s.token } : {}),
-      });
-      return { stop: () => broker.close() };
-    },
-    { logger: () => logger },
-  );
+  return runMain('fnmesh broker', async (run) => {
+    const s = readSettings(env, BROKER_SETTINGS);
+    const logger = run.useLogger(createLogger({ level: s.logLevel, defaultMeta: { component: 'broker' } }));
+    const broker: Broker = await startBroker({
+      host: s.host,
+      port: s.port,
+      logger,
+      ...(s.token ? { token: s.token } : {}),
+    });
+    return { stop: () => broker.close() };
+  });
 }

@@ -1,9 +1,9 @@
 /** The settings tables behind every subcommand: flags, help, defaults and errors agree with the loaders. */
 import { ConfigError } from '../common/errors';
 import type { Env, SettingsTable } from '../common/config';
-import { loadGatewayConfig, type GatewayConfig } from '../gateway/config';
-import { loadOperatorConfig, type OperatorConfig } from '../operator/config';
-import { loadSidecarConfig, type SidecarConfig } from '../sidecar/config';
+import { loadGatewayConfig } from '../gateway/config';
+import { loadOperatorConfig } from '../operator/config';
+import { loadSidecarConfig } from '../sidecar/config';
 import { SETTINGS, flagKey, flagsToEnv, run } from './main';
 
 const parts = Object.entries(SETTINGS) as [keyof typeof SETTINGS, SettingsTable][];
@@ -37,81 +37,82 @@ describe.each(parts)('the %s settings', (part, table) => {
   });
 });
 
-/** A value of each loaded config per setting that has a default: the loader's default. */
-type Pickers<C> = Record<string, (c: C) => unknown>;
+/** Where each setting that has a default lands in the loaded config (a dotted path). */
 const loaders: {
   part: 'gateway' | 'sidecar' | 'operator';
   base: Env;
   load: (env: Env) => unknown;
-  pick: Pickers<never>;
+  at: Record<string, string>;
 }[] = [
   {
     part: 'gateway',
     base: {},
     load: loadGatewayConfig,
-    pick: {
-      listen: (c: GatewayConfig) => c.listen,
-      brokerHost: (c: GatewayConfig) => c.broker.host,
-      brokerPort: (c: GatewayConfig) => c.broker.port,
-      ruleSource: (c: GatewayConfig) => c.ruleSource,
-      maxBodyBytes: (c: GatewayConfig) => c.maxBodyBytes,
-      maxTimeoutMs: (c: GatewayConfig) => c.maxTimeoutMs,
-      exposeRuleReasons: (c: GatewayConfig) => c.exposeRuleReasons,
-      shutdownTimeoutMs: (c: GatewayConfig) => c.shutdownTimeoutMs,
-      logLevel: (c: GatewayConfig) => c.logLevel,
-    } satisfies Pickers<GatewayConfig>,
+    at: {
+      listen: 'listen',
+      brokerHost: 'broker.host',
+      brokerPort: 'broker.port',
+      ruleSource: 'ruleSource',
+      maxBodyBytes: 'maxBodyBytes',
+      maxTimeoutMs: 'maxTimeoutMs',
+      exposeRuleReasons: 'exposeRuleReasons',
+      shutdownTimeoutMs: 'shutdownTimeoutMs',
+      logLevel: 'logLevel',
+    },
   },
   {
     part: 'sidecar',
     base: { FNMESH_SERVICE: 'orders', FNMESH_NATS_URL: 'nats://a:4222' },
     load: loadSidecarConfig,
-    pick: {
-      namespace: (c: SidecarConfig) => c.namespace,
-      functionPort: (c: SidecarConfig) => c.functionPort,
-      healthPath: (c: SidecarConfig) => c.healthPath,
-      concurrency: (c: SidecarConfig) => c.concurrency,
-      timeoutMs: (c: SidecarConfig) => c.timeoutMs,
-      opsListen: (c: SidecarConfig) => c.opsListen,
-      callListen: (c: SidecarConfig) => c.callListen,
-      drainTimeoutMs: (c: SidecarConfig) => c.drainTimeoutMs,
-      logLevel: (c: SidecarConfig) => c.logLevel,
-    } satisfies Pickers<SidecarConfig>,
+    at: {
+      namespace: 'namespace',
+      functionPort: 'functionPort',
+      healthPath: 'healthPath',
+      concurrency: 'concurrency',
+      timeoutMs: 'timeoutMs',
+      opsListen: 'opsListen',
+      callListen: 'callListen',
+      drainTimeoutMs: 'drainTimeoutMs',
+      logLevel: 'logLevel',
+    },
   },
   {
     part: 'operator',
     base: { FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0', FNMESH_SIDECAR_NATS_URL: 'nats://nats:4222' },
     load: loadOperatorConfig,
-    pick: {
-      sidecarOpsPort: (c: OperatorConfig) => c.sidecar.opsPort,
-      sidecarCallPort: (c: OperatorConfig) => c.sidecar.callPort,
-      sidecarCpuRequest: (c: OperatorConfig) => c.sidecar.resources.requests.cpu,
-      sidecarMemoryRequest: (c: OperatorConfig) => c.sidecar.resources.requests.memory,
-      sidecarCpuLimit: (c: OperatorConfig) => c.sidecar.resources.limits.cpu,
-      sidecarMemoryLimit: (c: OperatorConfig) => c.sidecar.resources.limits.memory,
-      sidecarDrainTimeoutMs: (c: OperatorConfig) => c.sidecar.drainTimeoutMs,
-      listen: (c: OperatorConfig) => c.listen,
-      leaderElect: (c: OperatorConfig) => c.leaderElection.enabled,
-      leaseName: (c: OperatorConfig) => c.leaderElection.leaseName,
-      leaseDurationMs: (c: OperatorConfig) => c.leaderElection.leaseDurationMs,
-      renewDeadlineMs: (c: OperatorConfig) => c.leaderElection.renewDeadlineMs,
-      retryPeriodMs: (c: OperatorConfig) => c.leaderElection.retryPeriodMs,
-      concurrentReconciles: (c: OperatorConfig) => c.concurrentReconciles,
-      kubeApiConnections: (c: OperatorConfig) => c.apiConnections,
-      statusProgressIntervalMs: (c: OperatorConfig) => c.statusProgressIntervalMs,
-      resyncMs: (c: OperatorConfig) => c.resyncMs,
-      logLevel: (c: OperatorConfig) => c.logLevel,
-    } satisfies Pickers<OperatorConfig>,
+    at: {
+      sidecarOpsPort: 'sidecar.opsPort',
+      sidecarCallPort: 'sidecar.callPort',
+      sidecarCpuRequest: 'sidecar.resources.requests.cpu',
+      sidecarMemoryRequest: 'sidecar.resources.requests.memory',
+      sidecarCpuLimit: 'sidecar.resources.limits.cpu',
+      sidecarMemoryLimit: 'sidecar.resources.limits.memory',
+      sidecarDrainTimeoutMs: 'sidecar.drainTimeoutMs',
+      listen: 'listen',
+      leaderElect: 'leaderElection.enabled',
+      leaseName: 'leaderElection.leaseName',
+      leaseDurationMs: 'leaderElection.leaseDurationMs',
+      renewDeadlineMs: 'leaderElection.renewDeadlineMs',
+      retryPeriodMs: 'leaderElection.retryPeriodMs',
+      concurrentReconciles: 'concurrentReconciles',
+      kubeApiConnections: 'apiConnections',
+      statusProgressIntervalMs: 'statusProgressIntervalMs',
+      resyncMs: 'resyncMs',
+      logLevel: 'logLevel',
+    },
   },
 ];
 
-describe.each(loaders)('the $part loader', ({ part, base, load, pick }) => {
+describe.each(loaders)('the $part loader', ({ part, base, load, at }) => {
   const table: SettingsTable = SETTINGS[part];
 
   it('uses the defaults its help shows', () => {
     const withDefault = Object.entries(table).filter(([, s]) => s.default !== undefined);
-    expect(Object.keys(pick).sort()).toEqual(withDefault.map(([k]) => k).sort());
-    const config = load(base) as never;
-    for (const [key, s] of withDefault) expect(pick[key]!(config)).toEqual(s.parse(s.default!, s.env));
+    expect(Object.keys(at).sort()).toEqual(withDefault.map(([k]) => k).sort());
+    const config = load(base);
+    const get = (path: string): unknown =>
+      path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], config);
+    for (const [key, s] of withDefault) expect(get(at[key]!)).toEqual(s.parse(s.default!, s.env));
   });
 
   it('refuses a bad value of any setting with a ConfigError naming its variable', () => {

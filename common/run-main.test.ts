@@ -53,7 +53,10 @@ describe('runMain', () => {
       const stop = jest.fn(() => Promise.resolve());
       const logged: string[] = [];
       const logger = { info: (m: string) => void logged.push(m), error: (m: string) => void logged.push(m) };
-      const running = await runMain('fnmesh part', async () => ({ stop }), { logger: () => logger });
+      const running = await runMain('fnmesh part', async (run) => {
+        run.useLogger(logger);
+        return { stop };
+      });
       expect(h.exit).not.toHaveBeenCalled();
       for (const l of h.added('SIGTERM')) l('SIGTERM');
       await expect(h.exitCode).resolves.toBe(0);

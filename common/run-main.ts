@@ -21,16 +21,21 @@ export interface RunMainOptions {
   signals?: readonly NodeJS.Signals[];
   /** Runs before an immediate exit (a second signal, or one during start): kill what would be left behind. */
   onForcedExit?: () => void;
-  logger?: () => MainLogger | undefined;
+}
+
+/** What `start` is given: `useLogger(logger)` makes runMain report through the part's logger from then on. */
+export interface MainContext {
+  useLogger<L extends MainLogger>(logger: L): L;
 }
 
 export async function runMain<T extends Stoppable>(
   command: string,
-  start: () => Promise<T>,
+  start: (main: MainContext) => Promise<T>,
   options: RunMainOptions = {},
 ): Promise<T> {
+  let logger: MainLogger | undefined;
+  const context: MainContext = { useLogger: (l) => (logger = l) };
   const report = (level: 'info' | 'error', message: string, meta: Record<string, unknown>): void => {
-    const logger = options.logger?.();
     if (logger) logger[level](message, meta);
     else console.error(`${command}: ${message} (${Object.values(meta).join(', ')})`);
   };
@@ -55,7 +60,7 @@ export async function runMain<T extends Stoppable>(
   const signalNames = options.signals ?? ['SIGINT', 'SIGTERM'];
   for (const s of signalNames) process.on(s, onSignal);
   try {
-    running = await start();
+    running = await start(context);
     return running;
   } catch (err) {
     for (const s of signalNames) process.off(s, onSignal);

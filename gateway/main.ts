@@ -43,17 +43,12 @@ export async function buildRuleSource(
 }
 
 export function main(env: Record<string, string | undefined> = process.env): Promise<Gateway> {
-  let logger: Logger | undefined;
-  return runMain(
-    'fnmesh gateway',
-    async () => {
-      const config = loadGatewayConfig(env);
-      logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'gateway' } });
-      const ruleSource = await buildRuleSource(config, logger, env);
-      return startGateway(config, { logger, ruleSource });
-    },
-    { logger: () => logger },
-  );
+  return runMain('fnmesh gateway', async (run) => {
+    const config = loadGatewayConfig(env);
+    const logger = run.useLogger(createLogger({ level: config.logLevel, defaultMeta: { component: 'gateway' } }));
+    const ruleSource = await buildRuleSource(config, logger, env);
+    return startGateway(config, { logger, ruleSource });
+  });
 }
 
 if (require.main === module) void main();

@@ -5,30 +5,15 @@
 import { ConfigError } from '../common/errors';
 import { isNamespaceName } from '../common/names';
 import { parseOriginPattern } from './cors';
-import {
-  bool,
-  commaList,
-  httpUrl,
-  json,
-  kubeconfigSetting,
-  listenAddress,
-  logLevelSetting,
-  natsUrls,
-  oneOf,
-  port,
-  setting,
-  text,
-  variant,
-  wholeNumber,
-  type Parser,
-} from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting, variant } from '../common/config';
+import * as parsers from '../common/parsers';
 
 export const RULE_SOURCES = ['files', 'kubernetes'] as const;
 export type RuleSourceKind = (typeof RULE_SOURCES)[number];
 
 /** "*" alone, or comma-separated origins (scheme, host, optional port, or `:*` for any port). */
-const corsOrigins: Parser<string[] | '*'> = (v, name) => {
-  const list = commaList(v, name);
+const corsOrigins: parsers.Parser<string[] | '*'> = (v, name) => {
+  const list = parsers.commaList(v, name);
   if (list.includes('*')) {
     if (list.length > 1) throw new ConfigError(`${name}="${v}" is not valid: use "*" alone or a comma list of origins`);
     return '*';
@@ -43,7 +28,7 @@ const corsOrigins: Parser<string[] | '*'> = (v, name) => {
   return list;
 };
 
-const namespace: Parser<string> = (v, name) => {
+const namespace: parsers.Parser<string> = (v, name) => {
   if (!isNamespaceName(v))
     throw new ConfigError(
       `${name}="${v}" is not a valid namespace name: lowercase letters, digits and "-", at most 63 characters; unset it to watch all namespaces`,
@@ -56,54 +41,54 @@ export const GATEWAY_SETTINGS = {
     env: 'FNMESH_LISTEN',
     flag: '--listen <host:port>',
     default: '0.0.0.0:8080',
-    parse: listenAddress,
+    parse: parsers.listenAddress,
     help: 'HTTP call API address',
   }),
   opsListen: setting({
     env: 'FNMESH_OPS_LISTEN',
     flag: '--ops-listen <host:port>',
     unset: "the call API's address",
-    parse: listenAddress,
+    parse: parsers.listenAddress,
     help: '`/healthz`, `/readyz`, `/metrics` on their own address',
   }),
   natsUrl: setting({
     env: 'FNMESH_NATS_URL',
     flag: '--nats-url <urls>',
     unset: 'the embedded broker',
-    parse: natsUrls,
+    parse: parsers.natsUrls,
     help: 'external NATS servers, comma-separated',
   }),
   natsToken: setting({
     env: 'FNMESH_NATS_TOKEN',
     flag: '--nats-token <token>',
-    parse: text,
+    parse: parsers.text,
     help: 'NATS auth token (also required by the embedded broker when set)',
   }),
   brokerHost: setting({
     env: 'FNMESH_BROKER_HOST',
     flag: '--broker-host <host>',
     default: '127.0.0.1',
-    parse: text,
+    parse: parsers.text,
     help: 'where the embedded broker listens',
   }),
   brokerPort: setting({
     env: 'FNMESH_BROKER_PORT',
     flag: '--broker-port <port>',
     default: '4222',
-    parse: port(true),
+    parse: parsers.port(true),
     help: "the embedded broker's port",
   }),
   manifests: setting({
     env: 'FNMESH_MANIFESTS',
     flag: '--manifests <paths>',
-    parse: commaList,
+    parse: parsers.commaList,
     help: 'comma-separated manifest files/folders to take rules from (watched)',
   }),
   ruleSource: setting({
     env: 'FNMESH_RULE_SOURCE',
     flag: '--rule-source <source>',
     default: 'files',
-    parse: oneOf(RULE_SOURCES),
+    parse: parsers.oneOf(RULE_SOURCES),
     help: 'where rules come from: `files` (`FNMESH_MANIFESTS`) or `kubernetes` (the FunctionService objects, watched live; needs `deploy/rbac/gateway.yaml` and `kubectl apply -f crds/`); `kubernetes` with `FNMESH_MANIFESTS` set is refused',
   }),
   kubeconfig: variant(kubeconfigSetting, { help: 'kubeconfig of the `kubernetes` rule source' }),
@@ -117,47 +102,52 @@ export const GATEWAY_SETTINGS = {
   jwtSecret: setting({
     env: 'FNMESH_JWT_SECRET',
     flag: '--jwt-secret <secrets>',
-    parse: commaList,
+    parse: parsers.commaList,
     help: 'HS256 secrets, comma-separated, each ≥ 32 bytes',
   }),
   jwksFile: setting({
     env: 'FNMESH_JWKS_FILE',
     flag: '--jwks-file <file>',
-    parse: text,
+    parse: parsers.text,
     help: 'JWKS file of public keys (RS/PS/ES 256–512, EdDSA), reloaded when it changes',
   }),
   jwksUrl: setting({
     env: 'FNMESH_JWKS_URL',
     flag: '--jwks-url <url>',
-    parse: httpUrl('a JWKS document'),
+    parse: parsers.httpUrl('a JWKS document'),
     help: 'JWKS URL of public keys',
   }),
-  jwtIssuer: setting({ env: 'FNMESH_JWT_ISSUER', flag: '--jwt-issuer <iss>', parse: text, help: 'required `iss`' }),
+  jwtIssuer: setting({
+    env: 'FNMESH_JWT_ISSUER',
+    flag: '--jwt-issuer <iss>',
+    parse: parsers.text,
+    help: 'required `iss`',
+  }),
   jwtAudience: setting({
     env: 'FNMESH_JWT_AUDIENCE',
     flag: '--jwt-audience <aud>',
-    parse: text,
+    parse: parsers.text,
     help: 'required `aud`',
   }),
   defaultRule: setting({
     env: 'FNMESH_DEFAULT_RULE',
     flag: '--default-rule <json>',
     unset: 'deny',
-    parse: json,
+    parse: parsers.json,
     help: 'gateway-wide default rule, JSON, e.g. `{"rule":"authenticated"}`',
   }),
   maxBodyBytes: setting({
     env: 'FNMESH_MAX_BODY_BYTES',
     flag: '--max-body-bytes <n>',
     default: '1048576',
-    parse: wholeNumber({ min: 16, max: 64 * 1024 * 1024 }),
+    parse: parsers.wholeNumber({ min: 16, max: 64 * 1024 * 1024 }),
     help: 'request body limit (413 above it)',
   }),
   maxTimeoutMs: setting({
     env: 'FNMESH_MAX_TIMEOUT_MS',
     flag: '--max-timeout-ms <ms>',
     default: '60000',
-    parse: wholeNumber({ min: 1, max: 3_600_000 }),
+    parse: parsers.wholeNumber({ min: 1, max: 3_600_000 }),
     help: 'absolute cap on any call deadline',
   }),
   corsOrigins: setting({
@@ -171,21 +161,21 @@ export const GATEWAY_SETTINGS = {
     env: 'FNMESH_CORS_CREDENTIALS',
     flag: '--cors-credentials <bool>',
     unset: 'true for a list of origins, false with `*`',
-    parse: bool,
+    parse: parsers.bool,
     help: 'answer listed origins with `Access-Control-Allow-Credentials: true` (never with `*`, which browsers refuse)',
   }),
   exposeRuleReasons: setting({
     env: 'FNMESH_EXPOSE_RULE_REASONS',
     flag: '--expose-rule-reasons <bool>',
     default: 'false',
-    parse: bool,
+    parse: parsers.bool,
     help: "put the rule's denial reason in 403 messages (it is always logged)",
   }),
   shutdownTimeoutMs: setting({
     env: 'FNMESH_SHUTDOWN_TIMEOUT_MS',
     flag: '--shutdown-timeout-ms <ms>',
     default: '10000',
-    parse: wholeNumber({ min: 0, max: 600_000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 600_000 }),
     help: 'how long a stopping gateway waits for in-flight calls',
   }),
   logLevel: logLevelSetting,

@@ -3,7 +3,8 @@
  * and of a separate ops port, listening on loopback and allowing pages on any local port by default, plus
  * its own. Light: the CLI imports it.
  */
-import { setting, variant, wholeNumber } from '../common/config';
+import { setting, variant } from '../common/config';
+import * as parsers from '../common/parsers';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
 import { DEV_CORS_ORIGINS } from './dev-origins';
 
@@ -29,7 +30,7 @@ export const LOCAL_SETTINGS = {
     env: 'FNMESH_LOCAL_READY_TIMEOUT_MS',
     flag: '--ready-timeout-ms <ms>',
     default: '25000',
-    parse: wholeNumber({ min: 0, max: 3_600_000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 3_600_000 }),
     help: 'print the summary after this long even if a replica is not ready',
   }),
 };

@@ -8,33 +8,28 @@
  * stderr and exits with status 2.
  */
 import { loadKubeAccess } from '../common/kubeconfig';
-import { createLogger, type Logger } from '../common/logger';
+import { createLogger } from '../common/logger';
 import { runMain } from '../common/run-main';
 import { loadOperatorConfig } from './config';
 import { startOperator, type Operator } from './operator';
 
 export function main(env: Record<string, string | undefined> = process.env): Promise<Operator> {
-  let logger: Logger | undefined;
-  return runMain(
-    'fnmesh operator',
-    async () => {
-      const config = loadOperatorConfig(env);
-      logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'operator' } });
-      const kubeAccess = loadKubeAccess({
-        env,
-        logger,
-        ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
-      });
-      return startOperator({
-        config,
-        kubeAccess,
-        logger,
-        ...(env.POD_NAME ? { identity: env.POD_NAME } : {}),
-        onLostLeadership: () => process.exit(1),
-      });
-    },
-    { logger: () => logger },
-  );
+  return runMain('fnmesh operator', async (run) => {
+    const config = loadOperatorConfig(env);
+    const logger = run.useLogger(createLogger({ level: config.logLevel, defaultMeta: { component: 'operator' } }));
+    const kubeAccess = loadKubeAccess({
+      env,
+      logger,
+      ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+    });
+    return startOperator({
+      config,
+      kubeAccess,
+      logger,
+      ...(env.POD_NAME ? { identity: env.POD_NAME } : {}),
+      onLostLeadership: () => process.exit(1),
+    });
+  });
 }
 
 if (require.main === module) void main();

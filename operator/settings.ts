@@ -8,19 +8,8 @@
  * other real transitions are written at once); FNMESH_RESYNC_MS reconciles every FunctionService again this often.
  */
 import { DNS_LABEL, NAME_RULES } from '../common/names';
-import {
-  bool,
-  invalid,
-  kubeconfigSetting,
-  listenAddress,
-  logLevelSetting,
-  matching,
-  natsUrls,
-  port,
-  setting,
-  wholeNumber,
-  type Parser,
-} from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting } from '../common/config';
+import * as parsers from '../common/parsers';
 
 export interface SecretKeyRef {
   name: string;
@@ -33,14 +22,14 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /** A quantity, or undefined (not set at all) for `none`. */
-const quantity: Parser<string | undefined> = (v, name) => {
+const quantity: parsers.Parser<string | undefined> = (v, name) => {
   if (v.toLowerCase() === 'none') return undefined;
   if (!QUANTITY.test(v))
-    throw invalid(name, v, 'a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value');
+    throw parsers.invalid(name, v, 'a Kubernetes quantity such as 50m, 0.5, 64Mi or 1Gi, or "none" for no value');
   return v;
 };
 
-const secretKeyRef: Parser<SecretKeyRef> = (v, name) => {
+const secretKeyRef: parsers.Parser<SecretKeyRef> = (v, name) => {
   const parts = v.split('/');
   const [secret, key] = parts;
   if (
@@ -51,31 +40,31 @@ const secretKeyRef: Parser<SecretKeyRef> = (v, name) => {
     secret.length > 253 ||
     !SECRET_KEY.test(key)
   ) {
-    throw invalid(name, v, 'SECRET/KEY, a Secret name and a key in it, such as nats-auth/token');
+    throw parsers.invalid(name, v, 'SECRET/KEY, a Secret name and a key in it, such as nats-auth/token');
   }
   return { name: secret, key };
 };
 
-const dnsSubdomain = matching(
+const dnsSubdomain = parsers.matching(
   'a DNS subdomain name such as fnmesh-operator',
   (v) => DNS_SUBDOMAIN.test(v) && v.length <= 253,
 );
-const dnsLabel = matching(NAME_RULES.namespace, (v) => DNS_LABEL.test(v));
-const milliseconds = wholeNumber({ min: 1, max: 3_600_000 });
+const dnsLabel = parsers.matching(NAME_RULES.namespace, (v) => DNS_LABEL.test(v));
+const milliseconds = parsers.wholeNumber({ min: 1, max: 3_600_000 });
 
 export const OPERATOR_SETTINGS = {
   sidecarImage: setting({
     env: 'FNMESH_SIDECAR_IMAGE',
     flag: '--sidecar-image <image>',
     required: 'the sidecar image, such as ghcr.io/fnmesh/fnmesh:0.1.0',
-    parse: matching('an image reference without spaces', (v) => !/\s/.test(v)),
+    parse: parsers.matching('an image reference without spaces', (v) => !/\s/.test(v)),
     help: 'image of the injected sidecar (the fnmesh image, run as `sidecar`)',
   }),
   sidecarNatsUrl: setting({
     env: 'FNMESH_SIDECAR_NATS_URL',
     flag: '--sidecar-nats-url <urls>',
     required: 'the NATS URLs sidecars connect to, such as nats://nats.fnmesh-system:4222',
-    parse: natsUrls,
+    parse: parsers.natsUrls,
     help: 'comma-separated NATS URLs the sidecars connect to',
   }),
   sidecarNatsTokenSecret: setting({
@@ -88,14 +77,14 @@ export const OPERATOR_SETTINGS = {
     env: 'FNMESH_SIDECAR_OPS_PORT',
     flag: '--sidecar-ops-port <port>',
     default: '9090',
-    parse: port(),
+    parse: parsers.port(),
     help: "the sidecar's ops port (probes, `/drain`)",
   }),
   sidecarCallPort: setting({
     env: 'FNMESH_SIDECAR_CALL_PORT',
     flag: '--sidecar-call-port <port>',
     default: '3500',
-    parse: port(),
+    parse: parsers.port(),
     help: "the sidecar's loopback call API port",
   }),
   sidecarCpuRequest: setting({
@@ -130,7 +119,7 @@ export const OPERATOR_SETTINGS = {
     env: 'FNMESH_SIDECAR_DRAIN_TIMEOUT_MS',
     flag: '--sidecar-drain-timeout-ms <ms>',
     default: '30000',
-    parse: wholeNumber({ min: 0, max: 3_600_000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 3_600_000 }),
     help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
   }),
   kubeconfig: kubeconfigSetting,
@@ -139,7 +128,7 @@ export const OPERATOR_SETTINGS = {
     flag: '--watch-namespace <ns>',
     unset: 'all namespaces',
     parse: (v, name) => {
-      if (!DNS_LABEL.test(v)) throw invalid(name, v, `${NAME_RULES.namespace}, or unset for all namespaces`);
+      if (!DNS_LABEL.test(v)) throw parsers.invalid(name, v, `${NAME_RULES.namespace}, or unset for all namespaces`);
       return v;
     },
     help: "reconcile only this namespace's FunctionServices",
@@ -148,14 +137,14 @@ export const OPERATOR_SETTINGS = {
     env: 'FNMESH_OPERATOR_LISTEN',
     flag: '--listen <host:port>',
     default: '0.0.0.0:8081',
-    parse: listenAddress,
+    parse: parsers.listenAddress,
     help: '`/healthz`, `/readyz`, `/metrics`',
   }),
   leaderElect: setting({
     env: 'FNMESH_LEADER_ELECT',
     flag: '--leader-elect <bool>',
     default: 'true',
-    parse: bool,
+    parse: parsers.bool,
     help: 'one active replica, elected through a Lease',
   }),
   leaseName: setting({
@@ -176,7 +165,7 @@ export const OPERATOR_SETTINGS = {
     env: 'FNMESH_LEASE_DURATION_MS',
     flag: '--lease-duration-ms <ms>',
     default: '15000',
-    parse: wholeNumber({ min: 1000, max: 3_600_000 }),
+    parse: parsers.wholeNumber({ min: 1000, max: 3_600_000 }),
     help: 'how long a Lease holds without renewal (leader election timing as client-go’s)',
   }),
   renewDeadlineMs: setting({
@@ -197,28 +186,28 @@ export const OPERATOR_SETTINGS = {
     env: 'FNMESH_CONCURRENT_RECONCILES',
     flag: '--concurrent-reconciles <n>',
     default: '16',
-    parse: wholeNumber({ min: 1, max: 1000 }),
+    parse: parsers.wholeNumber({ min: 1, max: 1000 }),
     help: 'FunctionServices reconciled at once',
   }),
   kubeApiConnections: setting({
     env: 'FNMESH_KUBE_API_CONNECTIONS',
     flag: '--kube-api-connections <n>',
     default: '16',
-    parse: wholeNumber({ min: 1, max: 1000 }),
+    parse: parsers.wholeNumber({ min: 1, max: 1000 }),
     help: 'keep-alive connections to the API server for requests (watches use their own)',
   }),
   statusProgressIntervalMs: setting({
     env: 'FNMESH_STATUS_PROGRESS_INTERVAL_MS',
     flag: '--status-progress-interval-ms <ms>',
     default: '5000',
-    parse: wholeNumber({ min: 0, max: 3_600_000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 3_600_000 }),
     help: "a rollout's replica counts go to status at most this often per FunctionService; transitions (Ready, failures, a new generation, a condition's status) are written at once; 0 writes every change",
   }),
   resyncMs: setting({
     env: 'FNMESH_RESYNC_MS',
     flag: '--resync-ms <ms>',
     default: '300000',
-    parse: wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
     help: 'every FunctionService is reconciled this often even without changes',
   }),
   logLevel: logLevelSetting,

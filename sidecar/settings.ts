@@ -5,18 +5,8 @@
  */
 import { ConfigError } from '../common/errors';
 import { NAME_RULES, isFunctionName, isNamespaceName, isServiceName } from '../common/names';
-import {
-  commaList,
-  listenAddress,
-  logLevelSetting,
-  matching,
-  natsUrls,
-  port,
-  setting,
-  text,
-  wholeNumber,
-  type Parser,
-} from '../common/config';
+import { logLevelSetting, setting } from '../common/config';
+import * as parsers from '../common/parsers';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -24,8 +14,8 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-const functionNames: Parser<string[]> = (v, name) => {
-  const functions = commaList(v, name);
+const functionNames: parsers.Parser<string[]> = (v, name) => {
+  const functions = parsers.commaList(v, name);
   const bad = functions.find((fn) => !isFunctionName(fn));
   if (bad !== undefined)
     throw new ConfigError(`${name}: "${bad}" is not a valid function name: it accepts ${NAME_RULES.function}`);
@@ -33,8 +23,8 @@ const functionNames: Parser<string[]> = (v, name) => {
 };
 
 /** The call API lets any caller act as this service: loopback only. */
-const loopbackListen: Parser<ReturnType<typeof listenAddress>> = (v, name) => {
-  const address = listenAddress(v, name);
+const loopbackListen: parsers.Parser<parsers.ListenAddress> = (v, name) => {
+  const address = parsers.listenAddress(v, name);
   if (!isLoopbackHost(address.host)) {
     throw new ConfigError(
       `${name}="${v}" is not valid: the call API lets any caller act as this service, ` +
@@ -44,21 +34,21 @@ const loopbackListen: Parser<ReturnType<typeof listenAddress>> = (v, name) => {
   return address;
 };
 
-const milliseconds = wholeNumber({ min: 1, max: 24 * 3600 * 1000 });
+const milliseconds = parsers.wholeNumber({ min: 1, max: 24 * 3600 * 1000 });
 
 export const SIDECAR_SETTINGS = {
   namespace: setting({
     env: 'FNMESH_NAMESPACE',
     flag: '--namespace <ns>',
     default: 'default',
-    parse: matching(NAME_RULES.namespace, isNamespaceName),
+    parse: parsers.matching(NAME_RULES.namespace, isNamespaceName),
     help: 'namespace of the service this replica serves',
   }),
   service: setting({
     env: 'FNMESH_SERVICE',
     flag: '--service <name>',
     required: `the service name, ${NAME_RULES.service}`,
-    parse: matching(NAME_RULES.service, isServiceName),
+    parse: parsers.matching(NAME_RULES.service, isServiceName),
     help: 'the service this replica serves',
   }),
   functions: setting({
@@ -71,36 +61,49 @@ export const SIDECAR_SETTINGS = {
     env: 'FNMESH_NATS_URL',
     flag: '--nats-url <urls>',
     required: 'comma-separated NATS URLs such as nats://nats:4222',
-    parse: natsUrls,
+    parse: parsers.natsUrls,
     help: 'NATS servers, comma-separated',
   }),
-  natsToken: setting({ env: 'FNMESH_NATS_TOKEN', flag: '--nats-token <token>', parse: text, help: 'NATS auth token' }),
-  natsUser: setting({ env: 'FNMESH_NATS_USER', flag: '--nats-user <user>', parse: text, help: 'NATS user name' }),
+  natsToken: setting({
+    env: 'FNMESH_NATS_TOKEN',
+    flag: '--nats-token <token>',
+    parse: parsers.text,
+    help: 'NATS auth token',
+  }),
+  natsUser: setting({
+    env: 'FNMESH_NATS_USER',
+    flag: '--nats-user <user>',
+    parse: parsers.text,
+    help: 'NATS user name',
+  }),
   natsPassword: setting({
     env: 'FNMESH_NATS_PASSWORD',
     flag: '--nats-password <password>',
-    parse: text,
+    parse: parsers.text,
     help: 'NATS password (with `FNMESH_NATS_USER`)',
   }),
   functionPort: setting({
     env: 'FNMESH_FUNCTION_PORT',
     flag: '--function-port <port>',
     default: '8080',
-    parse: port(),
+    parse: parsers.port(),
     help: "the function's port on 127.0.0.1",
   }),
   healthPath: setting({
     env: 'FNMESH_HEALTH_PATH',
     flag: '--health-path <path>',
     default: '/healthz',
-    parse: matching('a URL path starting with "/", such as /healthz', (v) => v.startsWith('/') && !/\s/.test(v)),
+    parse: parsers.matching(
+      'a URL path starting with "/", such as /healthz',
+      (v) => v.startsWith('/') && !/\s/.test(v),
+    ),
     help: "the function's health check",
   }),
   concurrency: setting({
     env: 'FNMESH_CONCURRENCY',
     flag: '--concurrency <n>',
     default: '64',
-    parse: wholeNumber({ min: 1, max: 100_000 }),
+    parse: parsers.wholeNumber({ min: 1, max: 100_000 }),
     help: 'calls run at once by this replica; more are answered 429',
   }),
   timeoutMs: setting({
@@ -114,7 +117,7 @@ export const SIDECAR_SETTINGS = {
     env: 'FNMESH_OPS_LISTEN',
     flag: '--ops-listen <host:port>',
     default: '0.0.0.0:9090',
-    parse: listenAddress,
+    parse: parsers.listenAddress,
     help: "`/healthz`, `/readyz` (NATS connected and function healthy), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
   }),
   callListen: setting({
@@ -128,14 +131,14 @@ export const SIDECAR_SETTINGS = {
     env: 'FNMESH_DRAIN_TIMEOUT_MS',
     flag: '--drain-timeout-ms <ms>',
     default: '30000',
-    parse: wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
+    parse: parsers.wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
     help: 'on SIGTERM or `GET /drain`: how long in-flight calls may take to finish',
   }),
   replicaId: setting({
     env: 'FNMESH_REPLICA_ID',
     flag: '--replica-id <id>',
     unset: 'random',
-    parse: matching('letters, digits, "-" and "_" (at most 128)', (v) => /^[A-Za-z0-9_-]{1,128}$/.test(v)),
+    parse: parsers.matching('letters, digits, "-" and "_" (at most 128)', (v) => /^[A-Za-z0-9_-]{1,128}$/.test(v)),
     help: "this replica's id in discovery and logs",
   }),
   logLevel: logLevelSetting,
