@@ -4,7 +4,7 @@
  * FNMESH_LISTEN), so flags and env are one config path. Each subcommand loads only the part it runs.
  */
 import { Command, CommanderError, Option } from 'commander';
-// the error module and the config types only: the common barrel would load zod and yaml into every process
+// common/ file by file (errors, the settings rows): the common barrel would load zod and yaml into every process
 import { ConfigError, errorMessage } from '../common/errors';
 import { describeDefault, type Env, type SettingSpec, type SettingsTable } from '../common/config';
 // the settings tables only (light modules), not the parts: each command loads its part when it runs
@@ -16,7 +16,7 @@ import { OPERATOR_SETTINGS } from '../operator/settings';
 import { SIDECAR_SETTINGS } from '../sidecar/settings';
 import { fnmeshVersion } from './version';
 
-/** A part's settings table in the CLI's order: the part, then what runs it. */
+/** Every subcommand's settings table, by subcommand. */
 export const SETTINGS = {
   local: LOCAL_SETTINGS,
   cluster: CLUSTER_SETTINGS,
