@@ -6,7 +6,7 @@ import { SETTINGS } from './main';
 const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
 
 describe("the README's configuration reference", () => {
-  it('is the text rendered from the settings tables (run `npm run docs:settings` after changing a table)', () => {
+  it('is the text rendered from the settings tables (run `npm run generate` after changing a table)', () => {
     const begin = readme.indexOf(BEGIN);
     const end = readme.indexOf(END);
     expect(begin).toBeGreaterThan(-1);

@@ -1,6 +1,6 @@
 /**
  * The README's configuration reference, rendered from the settings tables (the CLI's SETTINGS): one table
- * per part with each setting's variable, flag, default and meaning. `npm run docs:settings` writes it into
+ * per part with each setting's variable, flag, default and meaning. `npm run generate` writes it into
  * README.md between the markers; settings-reference.test.ts checks that README.md holds exactly this text.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -8,8 +8,7 @@ import path from 'node:path';
 import { describeDefault, type SettingSpec, type SettingsTable } from '../common/config';
 import { SETTINGS } from './main';
 
-export const BEGIN =
-  '<!-- settings reference: generated from the <part>/settings.ts tables by `npm run docs:settings` -->';
+export const BEGIN = '<!-- settings reference: generated from the <part>/settings.ts tables by `npm run generate` -->';
 export const END = '<!-- end of the settings reference -->';
 
 interface PartDoc {
