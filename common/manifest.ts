@@ -8,11 +8,9 @@ import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { API_VERSION, KIND } from './crd-names';
 import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
+export { DEFAULT_FUNCTION } from './names';
 import { ruleSchema } from './rule';
 import { ConfigError } from './errors';
-
-/** The function name whose rule applies to functions of the service that have no rule of their own. */
-export const DEFAULT_FUNCTION = 'default';
 
 export const functionSpecSchema = z.strictObject({
   name: z.string().regex(FUNCTION_NAME, `must be ${NAME_RULES.function}`),

@@ -5,6 +5,12 @@
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
+/**
+ * The function name whose rule applies to functions of the service that have no rule of their own: a rules
+ * fallback, not a function (no sidecar announces it, no call is routed to it by that name).
+ */
+export const DEFAULT_FUNCTION = 'default';
+
 export function isNamespaceName(value: string): boolean {
   return DNS_LABEL.test(value);
 }

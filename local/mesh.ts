@@ -28,6 +28,7 @@ import { humanLogger } from './human-logger';
 import { repoRoot } from './repo-root';
 import { runMain } from '../common/run-main';
 import { LOCAL_SETTINGS } from './settings';
+import { baseEnv, drainTimeoutMs, functionProcessEnv, sidecarProcessEnv } from './replica-env';
 
 export interface LocalOptions {
   /** Manifest files and folders. */
@@ -82,17 +83,6 @@ class SharedSource {
     this.stopped ??= this.started ? this.inner.stop() : Promise.resolve();
     return this.stopped;
   }
-}
-
-/** The parent's env without its FNMESH_* settings (each child gets exactly its own). */
-function baseEnv(env: Env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) continue;
-    if (k.startsWith('FNMESH_') && k !== 'FNMESH_LOG_LEVEL') continue;
-    out[k] = v;
-  }
-  return out;
 }
 
 interface Replica {
@@ -293,33 +283,13 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   async function createReplica(plan: ServicePlan, index: number): Promise<Replica> {
     const id = replicaId(plan, index);
     const [fnPort, opsPort, callPort] = [await allocatePort(), await allocatePort(), await allocatePort()];
-    const base = baseEnv(options.env);
-    const fnEnv: NodeJS.ProcessEnv = {
-      ...base,
-      ...plan.env,
-      PORT: String(fnPort),
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_SIDECAR_URL: `http://127.0.0.1:${callPort}`,
-      FNMESH_NAMESPACE: plan.namespace,
-      FNMESH_SERVICE: plan.service,
-      FNMESH_REPLICA_ID: id,
+    const ports = { fnPort, opsPort, callPort };
+    const envOptions = {
+      base: baseEnv(options.env),
+      natsUrl,
+      ...(config.natsToken ? { natsToken: config.natsToken } : {}),
+      logLevel: options.env.FNMESH_LOG_LEVEL ?? 'info',
     };
-    const scEnv: NodeJS.ProcessEnv = {
-      ...base,
-      FNMESH_NAMESPACE: plan.namespace,
-      FNMESH_SERVICE: plan.service,
-      FNMESH_FUNCTIONS: plan.functions.join(','),
-      FNMESH_NATS_URL: natsUrl,
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_HEALTH_PATH: plan.healthPath,
-      FNMESH_CONCURRENCY: String(plan.concurrency),
-      FNMESH_TIMEOUT_MS: String(plan.timeoutMs),
-      FNMESH_OPS_LISTEN: `127.0.0.1:${opsPort}`,
-      FNMESH_CALL_LISTEN: `127.0.0.1:${callPort}`,
-      FNMESH_REPLICA_ID: id,
-      FNMESH_LOG_LEVEL: options.env.FNMESH_LOG_LEVEL ?? 'info',
-    };
-    if (config.natsToken) scEnv.FNMESH_NATS_TOKEN = config.natsToken;
     const [program, ...args] = plan.command;
     const fnLabel = `${id} fn`;
     const scLabel = `${id} sc`;
@@ -341,7 +311,7 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
         command: program === 'node' ? process.execPath : program!,
         args,
         cwd: plan.cwd,
-        env: fnEnv,
+        env: functionProcessEnv(plan, id, ports, envOptions),
         stdout: prefixer.splitter(fnLabel, plan.key),
         stderr: prefixer.splitter(fnLabel, plan.key),
         report,
@@ -353,11 +323,11 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
         command: process.execPath,
         args: [fnmeshBin, 'sidecar'],
         cwd: root,
-        env: scEnv,
+        env: sidecarProcessEnv(plan, id, ports, envOptions),
         stdout: prefixer.splitter(scLabel, plan.key),
         stderr: prefixer.splitter(scLabel, plan.key),
         report,
-        graceMs: plan.timeoutMs + 5_000,
+        graceMs: drainTimeoutMs(plan) + 5_000,
         onStart: () => pollReady(r),
       }),
     };

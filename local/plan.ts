@@ -15,6 +15,8 @@ export interface SourcedService {
 /** Everything one replica of a service is started from; two equal fingerprints mean "no restart needed". */
 export interface ServicePlan {
   key: string;
+  /** The manifest the plan was made from (the sidecar's environment is built from it). */
+  manifest: FunctionService;
   namespace: string;
   service: string;
   replicas: number;
@@ -74,6 +76,7 @@ export function desiredState(sourced: SourcedService[], baseDir: string): Desire
     };
     services.set(key, {
       key,
+      manifest: fs,
       namespace: fs.metadata.namespace,
       service: fs.metadata.name,
       replicas: spec.replicas,

@@ -15,7 +15,8 @@ import type {
   V1SecurityContext,
 } from '@kubernetes/client-node';
 import { API_VERSION, KIND } from '../common/crd-names';
-import { DEFAULT_FUNCTION, type FunctionService } from '../common/manifest';
+import type { FunctionService } from '../common/manifest';
+import { sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
 import type { SidecarTemplateConfig } from './config';
 import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
 
@@ -60,11 +61,6 @@ export function serviceLabels(name: string): Record<string, string> {
   return { [NAME_LABEL]: name, [MANAGED_BY_LABEL]: FIELD_MANAGER, [SERVICE_LABEL]: name };
 }
 
-/** Declared functions the sidecar announces (FNMESH_FUNCTIONS): all but the `default` rule holder. */
-export function declaredFunctions(fs: FunctionService): string[] {
-  return fs.spec.functions.map((f) => f.name).filter((n) => n !== DEFAULT_FUNCTION);
-}
-
 const SIDECAR_SECURITY_CONTEXT: V1SecurityContext = {
   runAsNonRoot: true,
   runAsUser: SIDECAR_UID,
@@ -96,31 +92,23 @@ function resourcesOf(cfg: SidecarTemplateConfig): V1Container['resources'] {
   return out;
 }
 
+/** A sidecar env entry as a container env var: pod fields and Secrets become `valueFrom` references. */
+function containerEnvVar({ name, value }: SidecarEnvEntry): V1EnvVar {
+  if (typeof value === 'string') return { name, value };
+  if ('fieldPath' in value) return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: value.fieldPath } } };
+  return { name, valueFrom: { secretKeyRef: { name: value.secretKeyRef.name, key: value.secretKeyRef.key } } };
+}
+
 /** The injected sidecar container for one FunctionService. */
 export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1Container {
-  const spec = fs.spec;
-  const env: V1EnvVar[] = [
-    { name: 'FNMESH_NAMESPACE', value: fs.metadata.namespace },
-    { name: 'FNMESH_SERVICE', value: fs.metadata.name },
-    { name: 'FNMESH_FUNCTIONS', value: declaredFunctions(fs).join(',') },
-    { name: 'FNMESH_NATS_URL', value: cfg.natsUrl },
-  ];
-  if (cfg.natsTokenSecret) {
-    env.push({
-      name: 'FNMESH_NATS_TOKEN',
-      valueFrom: { secretKeyRef: { name: cfg.natsTokenSecret.name, key: cfg.natsTokenSecret.key } },
-    });
-  }
-  env.push(
-    { name: 'FNMESH_FUNCTION_PORT', value: String(spec.port) },
-    { name: 'FNMESH_HEALTH_PATH', value: spec.healthPath },
-    { name: 'FNMESH_CONCURRENCY', value: String(spec.concurrency) },
-    { name: 'FNMESH_TIMEOUT_MS', value: String(spec.timeoutMs) },
-    { name: 'FNMESH_OPS_LISTEN', value: `0.0.0.0:${cfg.opsPort}` },
-    { name: 'FNMESH_CALL_LISTEN', value: `127.0.0.1:${cfg.callPort}` },
-    { name: 'FNMESH_DRAIN_TIMEOUT_MS', value: String(cfg.drainTimeoutMs) },
-    { name: 'FNMESH_REPLICA_ID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
-  );
+  const env = sidecarEnv(fs, {
+    natsUrl: cfg.natsUrl,
+    ...(cfg.natsTokenSecret ? { natsToken: { secretKeyRef: cfg.natsTokenSecret } } : {}),
+    opsListen: `0.0.0.0:${cfg.opsPort}`,
+    callListen: `127.0.0.1:${cfg.callPort}`,
+    drainTimeoutMs: cfg.drainTimeoutMs,
+    replicaId: { fieldPath: 'metadata.name' },
+  }).map(containerEnvVar);
   return {
     name: SIDECAR_CONTAINER_NAME,
     image: cfg.image,

@@ -10,3 +10,4 @@ export * from '../common/logger';
 export * from '../common/nats';
 export * from '../common/ops-server';
 export * from '../common/metrics';
+export * from '../common/sidecar-env';

@@ -7,6 +7,8 @@ import { ConfigError } from '../common/errors';
 import { NAME_RULES, isFunctionName, isNamespaceName, isServiceName } from '../common/names';
 import { logLevelSetting, setting } from '../common/config';
 import * as parsers from '../common/parsers';
+// The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
+import { DEFAULT_DRAIN_TIMEOUT_MS, SIDECAR_ENV } from '../common/sidecar-env';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -38,59 +40,59 @@ const milliseconds = parsers.wholeNumber({ min: 1, max: 24 * 3600 * 1000 });
 
 export const SIDECAR_SETTINGS = {
   namespace: setting({
-    env: 'FNMESH_NAMESPACE',
+    env: SIDECAR_ENV.namespace,
     flag: '--namespace <ns>',
     default: 'default',
     parse: parsers.matching(NAME_RULES.namespace, isNamespaceName),
     help: 'namespace of the service this replica serves',
   }),
   service: setting({
-    env: 'FNMESH_SERVICE',
+    env: SIDECAR_ENV.service,
     flag: '--service <name>',
     required: `the service name, ${NAME_RULES.service}`,
     parse: parsers.matching(NAME_RULES.service, isServiceName),
     help: 'the service this replica serves',
   }),
   functions: setting({
-    env: 'FNMESH_FUNCTIONS',
+    env: SIDECAR_ENV.functions,
     flag: '--functions <names>',
     parse: functionNames,
     help: 'declared function names, comma-separated (for NATS micro discovery)',
   }),
   natsUrl: setting({
-    env: 'FNMESH_NATS_URL',
+    env: SIDECAR_ENV.natsUrl,
     flag: '--nats-url <urls>',
     required: 'comma-separated NATS URLs such as nats://nats:4222',
     parse: parsers.natsUrls,
     help: 'NATS servers, comma-separated',
   }),
   natsToken: setting({
-    env: 'FNMESH_NATS_TOKEN',
+    env: SIDECAR_ENV.natsToken,
     flag: '--nats-token <token>',
     parse: parsers.text,
     help: 'NATS auth token',
   }),
   natsUser: setting({
-    env: 'FNMESH_NATS_USER',
+    env: SIDECAR_ENV.natsUser,
     flag: '--nats-user <user>',
     parse: parsers.text,
     help: 'NATS user name',
   }),
   natsPassword: setting({
-    env: 'FNMESH_NATS_PASSWORD',
+    env: SIDECAR_ENV.natsPassword,
     flag: '--nats-password <password>',
     parse: parsers.text,
     help: 'NATS password (with `FNMESH_NATS_USER`)',
   }),
   functionPort: setting({
-    env: 'FNMESH_FUNCTION_PORT',
+    env: SIDECAR_ENV.functionPort,
     flag: '--function-port <port>',
     default: '8080',
     parse: parsers.port(),
     help: "the function's port on 127.0.0.1",
   }),
   healthPath: setting({
-    env: 'FNMESH_HEALTH_PATH',
+    env: SIDECAR_ENV.healthPath,
     flag: '--health-path <path>',
     default: '/healthz',
     parse: parsers.matching(
@@ -100,42 +102,42 @@ export const SIDECAR_SETTINGS = {
     help: "the function's health check",
   }),
   concurrency: setting({
-    env: 'FNMESH_CONCURRENCY',
+    env: SIDECAR_ENV.concurrency,
     flag: '--concurrency <n>',
     default: '64',
     parse: parsers.wholeNumber({ min: 1, max: 100_000 }),
     help: 'calls run at once by this replica; more are answered 429',
   }),
   timeoutMs: setting({
-    env: 'FNMESH_TIMEOUT_MS',
+    env: SIDECAR_ENV.timeoutMs,
     flag: '--timeout-ms <ms>',
     default: '10000',
     parse: milliseconds,
     help: 'budget of a call that carries none',
   }),
   opsListen: setting({
-    env: 'FNMESH_OPS_LISTEN',
+    env: SIDECAR_ENV.opsListen,
     flag: '--ops-listen <host:port>',
     default: '0.0.0.0:9090',
     parse: parsers.listenAddress,
     help: "`/healthz`, `/readyz` (NATS connected and function healthy), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
   }),
   callListen: setting({
-    env: 'FNMESH_CALL_LISTEN',
+    env: SIDECAR_ENV.callListen,
     flag: '--call-listen <host:port>',
     default: '127.0.0.1:3500',
     parse: loopbackListen,
     help: 'the localhost call API (loopback only)',
   }),
   drainTimeoutMs: setting({
-    env: 'FNMESH_DRAIN_TIMEOUT_MS',
+    env: SIDECAR_ENV.drainTimeoutMs,
     flag: '--drain-timeout-ms <ms>',
-    default: '30000',
+    default: String(DEFAULT_DRAIN_TIMEOUT_MS),
     parse: parsers.wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
     help: 'on SIGTERM or `GET /drain`: how long in-flight calls may take to finish',
   }),
   replicaId: setting({
-    env: 'FNMESH_REPLICA_ID',
+    env: SIDECAR_ENV.replicaId,
     flag: '--replica-id <id>',
     unset: 'random',
     parse: parsers.matching('letters, digits, "-" and "_" (at most 128)', (v) => /^[A-Za-z0-9_-]{1,128}$/.test(v)),

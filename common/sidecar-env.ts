@@ -1,0 +1,99 @@
+/**
+ * The sidecar's environment: the one contract between the sidecar (which reads it, sidecar/config.ts) and
+ * whoever starts it (the operator's Deployment, the local mesh's processes). The variable names and the
+ * function that builds the values from a FunctionService live here, so every writer sets the same variables
+ * from the same fields. Light on purpose: no zod or yaml is loaded (the sidecar and the CLI import it).
+ */
+import { DEFAULT_FUNCTION } from './names';
+import type { FunctionService } from './manifest';
+
+/** Every variable the sidecar reads, by the setting it carries. */
+export const SIDECAR_ENV = {
+  namespace: 'FNMESH_NAMESPACE',
+  service: 'FNMESH_SERVICE',
+  functions: 'FNMESH_FUNCTIONS',
+  natsUrl: 'FNMESH_NATS_URL',
+  natsToken: 'FNMESH_NATS_TOKEN',
+  natsUser: 'FNMESH_NATS_USER',
+  natsPassword: 'FNMESH_NATS_PASSWORD',
+  functionPort: 'FNMESH_FUNCTION_PORT',
+  healthPath: 'FNMESH_HEALTH_PATH',
+  concurrency: 'FNMESH_CONCURRENCY',
+  timeoutMs: 'FNMESH_TIMEOUT_MS',
+  opsListen: 'FNMESH_OPS_LISTEN',
+  callListen: 'FNMESH_CALL_LISTEN',
+  drainTimeoutMs: 'FNMESH_DRAIN_TIMEOUT_MS',
+  replicaId: 'FNMESH_REPLICA_ID',
+  logLevel: 'FNMESH_LOG_LEVEL',
+} as const;
+
+export type SidecarEnvName = (typeof SIDECAR_ENV)[keyof typeof SIDECAR_ENV];
+
+/** How long a stopping sidecar waits for its in-flight calls when its starter sets no drain timeout. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+/**
+ * Where a value comes from: a literal, or (in a pod) a field of the pod or a key of a Secret, resolved by
+ * the kubelet.
+ */
+export type SidecarEnvValue = string | { fieldPath: string } | { secretKeyRef: { name: string; key: string } };
+
+export interface SidecarEnvEntry {
+  name: SidecarEnvName;
+  value: SidecarEnvValue;
+}
+
+/** Where one replica's sidecar runs: what its starter decides, as opposed to what the manifest says. */
+export interface SidecarPlacement {
+  natsUrl: string;
+  /** The port the function listens on; the manifest's `spec.port` when not given (a pod). */
+  functionPort?: number;
+  /** host:port of the ops server (probes, metrics, /drain). */
+  opsListen: string;
+  /** host:port (loopback) of the call API the function calls other functions through. */
+  callListen: string;
+  drainTimeoutMs: number;
+  natsToken?: SidecarEnvValue;
+  replicaId?: SidecarEnvValue;
+  logLevel?: string;
+}
+
+/** The functions a sidecar announces (FNMESH_FUNCTIONS): every declared one but the `default` rule holder. */
+export function declaredFunctions(fs: Pick<FunctionService, 'spec'>): string[] {
+  return fs.spec.functions.map((f) => f.name).filter((n) => n !== DEFAULT_FUNCTION);
+}
+
+/** The sidecar's environment for one replica of `fs`, in a fixed order (the operator's output is deterministic). */
+export function sidecarEnv(fs: Pick<FunctionService, 'metadata' | 'spec'>, where: SidecarPlacement): SidecarEnvEntry[] {
+  const spec = fs.spec;
+  const env: SidecarEnvEntry[] = [
+    { name: SIDECAR_ENV.namespace, value: fs.metadata.namespace },
+    { name: SIDECAR_ENV.service, value: fs.metadata.name },
+    { name: SIDECAR_ENV.functions, value: declaredFunctions(fs).join(',') },
+    { name: SIDECAR_ENV.natsUrl, value: where.natsUrl },
+  ];
+  if (where.natsToken !== undefined) env.push({ name: SIDECAR_ENV.natsToken, value: where.natsToken });
+  env.push(
+    { name: SIDECAR_ENV.functionPort, value: String(where.functionPort ?? spec.port) },
+    { name: SIDECAR_ENV.healthPath, value: spec.healthPath },
+    { name: SIDECAR_ENV.concurrency, value: String(spec.concurrency) },
+    { name: SIDECAR_ENV.timeoutMs, value: String(spec.timeoutMs) },
+    { name: SIDECAR_ENV.opsListen, value: where.opsListen },
+    { name: SIDECAR_ENV.callListen, value: where.callListen },
+    { name: SIDECAR_ENV.drainTimeoutMs, value: String(where.drainTimeoutMs) },
+  );
+  if (where.replicaId !== undefined) env.push({ name: SIDECAR_ENV.replicaId, value: where.replicaId });
+  if (where.logLevel !== undefined) env.push({ name: SIDECAR_ENV.logLevel, value: where.logLevel });
+  return env;
+}
+
+/** The entries as a process environment; every value must be a literal (no pod field or Secret to resolve). */
+export function literalEnv(entries: SidecarEnvEntry[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { name, value } of entries) {
+    if (typeof value !== 'string')
+      throw new Error(`${name} refers to a pod field or a Secret; a process needs a value`);
+    out[name] = value;
+  }
+  return out;
+}

@@ -1,0 +1,81 @@
+/**
+ * The environment of one local replica's two processes (pure): the function gets its port and the call
+ * API's URL, the sidecar gets the environment every sidecar gets (common/sidecar-env.ts), with this
+ * machine's ports and the local broker.
+ */
+import { SIDECAR_ENV, literalEnv, sidecarEnv } from '../common/sidecar-env';
+import type { ServicePlan } from './plan';
+
+export interface ReplicaPorts {
+  fnPort: number;
+  opsPort: number;
+  callPort: number;
+}
+
+export interface ReplicaEnvOptions {
+  /** The parent's environment without its FNMESH_* settings (see `baseEnv`). */
+  base: NodeJS.ProcessEnv;
+  natsUrl: string;
+  natsToken?: string;
+  logLevel: string;
+}
+
+/**
+ * A local sidecar waits for its in-flight calls at most the service's call timeout when it stops: a call
+ * without a budget of its own cannot take longer, and Ctrl-C should not hang on one that does.
+ */
+export function drainTimeoutMs(plan: ServicePlan): number {
+  return plan.timeoutMs;
+}
+
+/** The parent's env without its FNMESH_* settings (each child gets exactly its own). */
+export function baseEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if (k.startsWith('FNMESH_') && k !== SIDECAR_ENV.logLevel) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+export function functionProcessEnv(
+  plan: ServicePlan,
+  id: string,
+  ports: ReplicaPorts,
+  options: ReplicaEnvOptions,
+): NodeJS.ProcessEnv {
+  return {
+    ...options.base,
+    ...plan.env,
+    PORT: String(ports.fnPort),
+    [SIDECAR_ENV.functionPort]: String(ports.fnPort),
+    FNMESH_SIDECAR_URL: `http://127.0.0.1:${ports.callPort}`,
+    [SIDECAR_ENV.namespace]: plan.namespace,
+    [SIDECAR_ENV.service]: plan.service,
+    [SIDECAR_ENV.replicaId]: id,
+  };
+}
+
+export function sidecarProcessEnv(
+  plan: ServicePlan,
+  id: string,
+  ports: ReplicaPorts,
+  options: ReplicaEnvOptions,
+): NodeJS.ProcessEnv {
+  return {
+    ...options.base,
+    ...literalEnv(
+      sidecarEnv(plan.manifest, {
+        natsUrl: options.natsUrl,
+        ...(options.natsToken ? { natsToken: options.natsToken } : {}),
+        functionPort: ports.fnPort,
+        opsListen: `127.0.0.1:${ports.opsPort}`,
+        callListen: `127.0.0.1:${ports.callPort}`,
+        drainTimeoutMs: drainTimeoutMs(plan),
+        replicaId: id,
+        logLevel: options.logLevel,
+      }),
+    ),
+  };
+}
