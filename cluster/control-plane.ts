@@ -21,8 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { freePort } from '../local/ports';
-import { repoRoot } from '../local/repo-root';
+import { freePort } from '../common/process/ports';
+import { repoRoot } from '../common/process/repo-root';
 
 export interface ControlPlaneOptions {
   /** --kube-api-qps of the controller-manager and scheduler (burst is twice this). Default 100. */

@@ -20,7 +20,7 @@ import { KubeApiError, KubeClient } from '../common/kube-client';
 import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer';
 import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
-import type { ChildListener } from '../local/supervisor';
+import type { ChildListener } from '../common/process/supervisor';
 import type { LocalImages } from './images';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';

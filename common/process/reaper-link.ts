@@ -1,5 +1,5 @@
 /**
- * Starts the reaper (built mode only: dist/local/reaper.js) that kills the children's process groups if
+ * Starts the reaper (built mode only: dist/common/process/reaper.js) that kills the children's process groups if
  * this process dies without stopping them (SIGKILL, OOM), and returns the listener that keeps its list.
  * Children run in their own process groups so that a terminal's Ctrl-C reaches only this process, which
  * then stops them in order.

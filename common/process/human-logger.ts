@@ -1,4 +1,4 @@
-import type { Logger } from '../common/logger';
+import type { Logger } from '../logger';
 
 /** A Logger for people: one plain line per message (`error: ...`), meta as key=value. */
 export function humanLogger(print: (line: string) => void, debug: boolean): Logger {
