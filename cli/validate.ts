@@ -5,7 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { errorMessage, parseManifests, serviceKey } from '../common';
 import { compileRule } from '../gateway/rules';
-import { listManifestFiles } from '../local/manifest-files';
+import { listManifestFiles } from '../common/manifest-files';
 
 export interface ValidationLine {
   ok: boolean;

@@ -20,6 +20,12 @@ export interface RuleSource {
 /** Annotation naming the manifest file a FunctionService was read from (used in error messages). */
 export const SOURCE_FILE_ANNOTATION = 'fnmesh.io/source-file';
 
+/** The absolute path of the file a FunctionService was read from, when a file source read it. */
+export function sourceFileOf(fs: FunctionService): string | undefined {
+  const file = fs.metadata.annotations?.[SOURCE_FILE_ANNOTATION];
+  return file ? path.resolve(file) : undefined;
+}
+
 export interface ManifestFileSourceOptions {
   logger?: Logger;
   /** Changes closer together than this are loaded as one (milliseconds, default 100). */

@@ -14,9 +14,8 @@ import {
   type FunctionService,
   type Logger,
 } from '../common';
-import { ManifestFileSource } from '../common/manifest-source';
+import { ManifestFileSource, sourceFileOf } from '../common/manifest-source';
 import { loadGatewayConfig, startGateway } from '../gateway';
-import { ManifestFileIndex } from './manifest-files';
 import { devToken, randomSecret } from '../common/process/dev-token';
 import { corsSummary, withDevOrigins } from './dev-origins';
 import { Prefixer } from '../common/process/log-prefix';
@@ -164,7 +163,6 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   });
   const sourceLogger = humanLogger((line) => prefixer.line('manifests', 'mesh', line), config.logLevel === 'debug');
   const source = new SharedSource(new ManifestFileSource(absPaths, { logger: sourceLogger }));
-  const fileIndex = new ManifestFileIndex(absPaths);
   const root = repoRoot();
   const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
 
@@ -207,9 +205,8 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
 
   async function reconcile(): Promise<void> {
     const services = latest ?? [];
-    await fileIndex.refresh();
     const desired = desiredState(
-      services.map((service) => ({ service, file: fileIndex.fileOf(service) })),
+      services.map((service) => ({ service, file: sourceFileOf(service) })),
       absPaths.length === 1 && !absPaths[0]!.match(/\.ya?ml$/i) ? absPaths[0]! : process.cwd(),
     );
     for (const s of desired.skipped) {

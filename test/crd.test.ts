@@ -3,7 +3,7 @@
  * examples, documents itself through `kubectl explain`, prints its columns, scales, applies its defaults, and
  * refuses each kind of invalid object with a message that names the field.
  */
-import { listManifestFiles } from '../local/manifest-files';
+import { listManifestFiles } from '../common/manifest-files';
 import path from 'node:path';
 import { installCrds } from './helpers/crds';
 import { startControlPlane, type ControlPlane, type KubectlResult } from './helpers/control-plane';
