@@ -4,7 +4,7 @@
  * The real proof that the API server takes and refuses what it should is test/crd.test.ts.
  */
 import { readFileSync } from 'node:fs';
-import { listManifestFiles } from './manifest-files';
+import { listManifestFiles } from '../common/manifest-files';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
