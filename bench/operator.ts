@@ -26,8 +26,7 @@ import { loadKubeAccess } from '../common/kubeconfig';
 import { JsonListWatch, type ApiObject } from '../common/list-watch';
 import { API_VERSION, CRD_PATH, KIND, functionServicePath } from '../common/crd-names';
 import { parseFunctionService } from '../common/manifest';
-import { loadOperatorConfig } from '../operator/config';
-import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
+import { loadOperatorConfig, desiredDeployment, type ClusterFunctionService } from '../operator';
 import { startControlPlane } from '../cluster/control-plane';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 

@@ -14,7 +14,7 @@ import { GATEWAY_SETTINGS } from '../gateway/settings';
 import { LOCAL_SETTINGS } from '../local/settings';
 import { OPERATOR_SETTINGS } from '../operator/settings';
 import { SIDECAR_SETTINGS } from '../sidecar/settings';
-import { fnmeshVersion } from './version';
+import { fnmeshVersion } from '../common/process/version';
 
 /** Every subcommand's settings table, by subcommand. */
 export const SETTINGS = {

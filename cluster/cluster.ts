@@ -27,7 +27,7 @@ import { freePort, portProblem } from '../common/process/ports';
 import { startReaper } from '../common/process/reaper-link';
 import { repoRoot } from '../common/process/repo-root';
 import { Supervisor, killAllChildren, setChildListener, type ChildListener } from '../common/process/supervisor';
-import { fnmeshVersion } from '../cli/version';
+import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
 import { NodeAgent } from './node-agent';

@@ -3,8 +3,12 @@ import path from 'node:path';
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { parseFunctionService } from '../common/manifest';
-import { loadOperatorConfig, type SidecarTemplateConfig } from '../operator/config';
-import { desiredDeployment, type ClusterFunctionService } from '../operator/desired-deployment';
+import {
+  loadOperatorConfig,
+  type SidecarTemplateConfig,
+  desiredDeployment,
+  type ClusterFunctionService,
+} from '../operator';
 import { BUILT_IN_IMAGES, loadImages, type LocalImage } from './images';
 import {
   expandVars,

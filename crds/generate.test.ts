@@ -10,7 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import * as generator from './generate';
 import type { Schema } from './generate';
-import { parseOperand } from '../gateway/rules/operands';
+import { parseOperand } from '../gateway/rules';
 import { functionServiceSpecSchema, parseManifests } from '../common/manifest';
 import { DNS_LABEL, FUNCTION_NAME } from '../common/names';
 import { MATCH_OPERATORS, MATCH_TYPES } from '../common/rule';

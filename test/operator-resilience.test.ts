@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../common/logger';
-import type { Operator } from '../operator/operator';
+import type { Operator } from '../operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { LEASE_ENV, LEASE_NS, NATS_URL, OperatorSet, SIDECAR_IMAGE, testOperatorConfig } from './helpers/operators';
 import { freePort } from './helpers/ports';

@@ -4,7 +4,7 @@
  * the drift check must see those objects exactly as it sees watched ones.
  */
 import { silentLogger, type Logger } from '../common/logger';
-import type { Operator } from '../operator/operator';
+import type { Operator } from '../operator';
 import { OperatorSet, testOperatorConfig } from './helpers/operators';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { installCrds } from './helpers/crds';

@@ -14,7 +14,7 @@ import { createWriteStream, existsSync } from 'node:fs';
 import type { KubeAccess } from '../common/kube-access';
 import { accessFromSpec } from '../common/kubeconfig';
 import { createLogger, silentLogger, type Logger } from '../common/logger';
-import type { Operator } from '../operator/operator';
+import type { Operator } from '../operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { LEASE_NS, NATS_URL, OperatorSet, SIDECAR_IMAGE, testOperatorConfig } from './helpers/operators';
 import { freePort } from './helpers/ports';

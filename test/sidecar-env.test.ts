@@ -8,10 +8,8 @@ import path from 'node:path';
 import type { V1EnvVar } from '@kubernetes/client-node';
 import { DEFAULT_FUNCTION, loadManifestFile, type FunctionService } from '../common/manifest';
 import { SIDECAR_ENV } from '../common/sidecar-env';
-import { desiredState } from '../local/plan';
-import { sidecarProcessEnv } from '../local/replica-env';
-import { loadOperatorConfig } from '../operator/config';
-import { sidecarContainer } from '../operator/desired-deployment';
+import { desiredState, sidecarProcessEnv } from '../local';
+import { loadOperatorConfig, sidecarContainer } from '../operator';
 import { loadSidecarConfig } from '../sidecar/config';
 
 const examplesDir = path.join(__dirname, '..', 'examples');

@@ -18,8 +18,7 @@ import {
   type CallMeta,
 } from '../common';
 import { loadSidecarConfig, type SidecarConfig } from '../sidecar/config';
-import { startSidecar, type Sidecar } from '../sidecar/sidecar';
-import { microServiceName } from '../sidecar/micro';
+import { startSidecar, type Sidecar, microServiceName } from '../sidecar';
 import { serve, FunctionError, CallError, type Functions, type ServeHandle } from '../sdk';
 import { BROKER_TARGETS, type RunningBroker } from './helpers/brokers';
 import { freePort } from './helpers/ports';

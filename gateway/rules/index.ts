@@ -9,3 +9,4 @@ export {
   type FuncTarget,
   type RuleInput,
 } from './compile';
+export { parseOperand, type ParsedOperand } from './operands';

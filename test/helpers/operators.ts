@@ -7,7 +7,7 @@ import type { KubeAccess } from '../../common/kube-access';
 import { loadKubeAccess } from '../../common/kubeconfig';
 import { silentLogger, type Logger } from '../../common/logger';
 import { loadOperatorConfig, type OperatorConfig } from '../../operator/config';
-import { startOperator, type Operator } from '../../operator/operator';
+import { startOperator, type Operator } from '../../operator';
 import type { ControlPlane } from './control-plane';
 import { waitFor } from './wait';
 
