@@ -39,14 +39,17 @@ export function baseEnv(env: Record<string, string | undefined>): NodeJS.Process
   return out;
 }
 
-export function functionProcessEnv(
-  plan: ServicePlan,
-  id: string,
-  ports: ReplicaPorts,
-  options: ReplicaEnvOptions,
-): NodeJS.ProcessEnv {
+/** One replica: what it is, where its ports are, and the mesh it joins. */
+export interface ReplicaPlacement extends ReplicaEnvOptions {
+  plan: ServicePlan;
+  id: string;
+  ports: ReplicaPorts;
+}
+
+/** The function process's environment: its port, the call API's URL and who it is. */
+export function functionProcessEnv({ plan, id, ports, base }: ReplicaPlacement): NodeJS.ProcessEnv {
   return {
-    ...options.base,
+    ...base,
     ...plan.env,
     PORT: String(ports.fnPort),
     [SIDECAR_ENV.functionPort]: String(ports.fnPort),
@@ -57,24 +60,20 @@ export function functionProcessEnv(
   };
 }
 
-export function sidecarProcessEnv(
-  plan: ServicePlan,
-  id: string,
-  ports: ReplicaPorts,
-  options: ReplicaEnvOptions,
-): NodeJS.ProcessEnv {
+/** The sidecar process's environment: every sidecar's (common/sidecar-env.ts) on this machine's ports. */
+export function sidecarProcessEnv({ plan, id, ports, base, ...mesh }: ReplicaPlacement): NodeJS.ProcessEnv {
   return {
-    ...options.base,
+    ...base,
     ...literalEnv(
       sidecarEnv(plan.manifest, {
-        natsUrl: options.natsUrl,
-        ...(options.natsToken ? { natsToken: options.natsToken } : {}),
+        natsUrl: mesh.natsUrl,
+        ...(mesh.natsToken ? { natsToken: mesh.natsToken } : {}),
         functionPort: ports.fnPort,
         opsListen: `127.0.0.1:${ports.opsPort}`,
         callListen: `127.0.0.1:${ports.callPort}`,
         drainTimeoutMs: drainTimeoutMs(plan),
         replicaId: id,
-        logLevel: options.logLevel,
+        logLevel: mesh.logLevel,
       }),
     ),
   };

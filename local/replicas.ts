@@ -58,7 +58,7 @@ export class LocalReplicas implements ReplicaOps<LocalReplica> {
     const { prefixer, say, root, env } = this.options;
     const id = replicaId(plan, index);
     const [fnPort, opsPort, callPort] = [await allocatePort(), await allocatePort(), await allocatePort()];
-    const ports = { fnPort, opsPort, callPort };
+    const placement = { ...env, plan, id, ports: { fnPort, opsPort, callPort } };
     const [program, ...args] = plan.command;
     const fnLabel = `${id} fn`;
     const scLabel = `${id} sc`;
@@ -80,7 +80,7 @@ export class LocalReplicas implements ReplicaOps<LocalReplica> {
         command: program === 'node' ? process.execPath : program!,
         args,
         cwd: plan.cwd,
-        env: functionProcessEnv(plan, id, ports, env),
+        env: functionProcessEnv(placement),
         stdout: prefixer.splitter(fnLabel, plan.key),
         stderr: prefixer.splitter(fnLabel, plan.key),
         report,
@@ -92,7 +92,7 @@ export class LocalReplicas implements ReplicaOps<LocalReplica> {
         command: process.execPath,
         args: [path.join(root, 'bin', 'fnmesh.js'), 'sidecar'],
         cwd: root,
-        env: sidecarProcessEnv(plan, id, ports, env),
+        env: sidecarProcessEnv(placement),
         stdout: prefixer.splitter(scLabel, plan.key),
         stderr: prefixer.splitter(scLabel, plan.key),
         report,

@@ -84,7 +84,10 @@ test('locally: the local mesh’s sidecar env loads with the manifest’s values
   for (const [, fs] of local) {
     const plan = desired.services.get(`${fs.metadata.namespace}/${fs.metadata.name}`)!;
     const ports = { fnPort: 40001, opsPort: 40002, callPort: 40003 };
-    const env = sidecarProcessEnv(plan, 'svc-0', ports, {
+    const env = sidecarProcessEnv({
+      plan,
+      id: 'svc-0',
+      ports,
       base: { PATH: '/usr/bin' },
       natsUrl: 'nats://127.0.0.1:4222',
       natsToken: 'local-token',
