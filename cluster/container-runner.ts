@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
+import { onCrash, type BackoffPolicy, type BackoffState } from '../common/process/backoff';
+import { signalGroup } from '../common/process/supervisor';
 import { runAction, type PodHandle } from './pod-actions';
 import type { ContainerPlan, ProbePlan } from './pod-plan';
 import type { ContainerObserved, ContainerState } from './pod-status';
@@ -19,10 +21,19 @@ export interface ContainerDeps {
   onChange(): void;
   /** Told about each process group started and ended (the reaper's copy). */
   groups?: { added(pgid: number): void; removed(pgid: number): void };
-  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  backoff?: BackoffPolicy;
 }
 
-const DEFAULT_BACKOFF = { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 60_000 };
+/**
+ * The kubelet's restart back-off: 1 s doubling to 30 s, reset by a run of 60 s. A container waiting to be
+ * restarted is in CrashLoopBackOff from the first restart on, as in Kubernetes.
+ */
+export const CONTAINER_BACKOFF: BackoffPolicy = {
+  initialMs: 1_000,
+  maxMs: 30_000,
+  resetAfterMs: 60_000,
+  crashLoopAfter: 1,
+};
 const iso = (ms = Date.now()): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class ContainerRunner {
@@ -32,7 +43,7 @@ export class ContainerRunner {
   private restartCount = 0;
   private started = false;
   private ready = false;
-  private consecutiveCrashes = 0;
+  private crashes: BackoffState = { consecutiveCrashes: 0 };
   private startedAtMs = 0;
   private stopping = false;
   private timers = new Set<NodeJS.Timeout>();
@@ -259,9 +270,9 @@ export class ContainerRunner {
       this.deps.onChange();
       return;
     }
-    const policy = this.deps.backoff ?? DEFAULT_BACKOFF;
-    this.consecutiveCrashes = ranMs >= policy.resetAfterMs ? 1 : this.consecutiveCrashes + 1;
-    const delay = Math.min(policy.maxMs, policy.initialMs * 2 ** (this.consecutiveCrashes - 1));
+    const decision = onCrash(this.crashes, ranMs, this.deps.backoff ?? CONTAINER_BACKOFF);
+    this.crashes = decision.state;
+    const delay = decision.delayMs;
     this.lastTerminated = terminated;
     this.restartCount++;
     this.state = {
@@ -294,17 +305,7 @@ export class ContainerRunner {
   }
 
   private signal(sig: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        this.child?.kill(sig);
-      } catch {
-        // gone
-      }
-    }
+    if (this.child) signalGroup(this.child, sig);
   }
 
   private clearTimers(): void {

@@ -21,6 +21,7 @@ import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer'
 import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { ChildListener } from '../common/process/supervisor';
+import type { BackoffPolicy } from '../common/process/backoff';
 import type { LocalImages } from './images';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';
@@ -50,7 +51,7 @@ export interface NodeAgentOptions {
   groups?: ChildListener;
   leaseDurationSeconds?: number;
   /** Restart back-off of crashed containers (default 1 s doubling to 30 s). */
-  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  backoff?: BackoffPolicy;
 }
 
 interface PodEntry {

@@ -42,8 +42,9 @@ export function killAllChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const child of live) killGroup(child, signal);
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+/** Signals the process group a detached child leads (what is left of it, even once the leader has exited). */
+export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
   try {
     process.kill(-child.pid, signal);
   } catch {
@@ -53,6 +54,11 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
       // already gone
     }
   }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  signalGroup(child, signal);
 }
 
 export interface ExitInfo {
