@@ -14,15 +14,16 @@
  * have their own token (also system:masters) so that their requests can be told apart. Set
  * FNMESH_KEEP_CONTROL_PLANE=1 to keep the directory (logs, kubeconfig) after stop().
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { randomBytes, generateKeyPair } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { freePort } from '../common/process/ports';
 import { repoRoot } from '../common/process/repo-root';
+import { Supervisor } from '../common/process/supervisor';
 
 export interface ControlPlaneOptions {
   /** --kube-api-qps of the controller-manager and scheduler (burst is twice this). Default 100. */
@@ -116,9 +117,10 @@ const childEnv = { ...process.env, KUBE_FEATURE_WatchListClient: 'false' };
 const noWatchList = '--feature-gates=WatchListClient=false';
 const apiServerNoWatchList = '--feature-gates=WatchList=false,WatchListClient=false';
 
-/** A long-running child whose output goes to `<dir>/<name>.log`. */
+/** A long-running child whose output goes to `<dir>/<name>.log`; it is not restarted when it exits. */
 class Proc {
-  child: ChildProcess | undefined;
+  private readonly supervisor: Supervisor;
+  private started = false;
   readonly log: string;
 
   constructor(
@@ -128,24 +130,27 @@ class Proc {
     dir: string,
   ) {
     this.log = path.join(dir, `${name}.log`);
+    this.supervisor = new Supervisor({
+      label: name,
+      command: bin,
+      args,
+      cwd: process.cwd(),
+      env: childEnv,
+      logFile: this.log,
+      restart: false,
+      // What the supervisor says about the process (started, could not start, exited) goes to its log too.
+      report: (_level, message) => writeFileSync(this.log, `${message}\n`, { flag: 'a' }),
+      graceMs: 3_000,
+    });
   }
 
   start(): void {
-    const fd = openSync(this.log, 'a');
-    try {
-      const child = spawn(this.bin, this.args, { stdio: ['ignore', fd, fd], env: childEnv });
-      child.on('error', (err) => {
-        writeFileSync(this.log, `cannot start ${this.bin}: ${err.message}\n`, { flag: 'a' });
-      });
-      this.child = child;
-    } finally {
-      closeSync(fd);
-    }
+    this.started = true;
+    this.supervisor.start();
   }
 
   get running(): boolean {
-    const c = this.child;
-    return !!c && c.exitCode === null && c.signalCode === null && c.pid !== undefined;
+    return this.supervisor.running;
   }
 
   tail(lines = 30): string {
@@ -158,26 +163,20 @@ class Proc {
 
   /** Throws (with the end of the log) if the process has exited. */
   check(): void {
-    const c = this.child;
-    if (!c) throw new Error(`${this.name} was not started`);
-    if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) {
-      const how = c.signalCode ? `signal ${c.signalCode}` : `code ${String(c.exitCode)}`;
+    if (!this.started) throw new Error(`${this.name} was not started`);
+    const exit = this.supervisor.lastExit;
+    if (exit && !this.supervisor.running) {
+      const how = exit.signal ? `signal ${exit.signal}` : `code ${String(exit.code)}`;
       throw new Error(`${this.name} exited early (${how}); the end of ${this.log}:\n${this.tail()}`);
     }
   }
 
   async stop(graceMs = 3_000): Promise<void> {
-    const c = this.child;
-    this.child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => c.kill('SIGKILL'), graceMs);
-      c.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      c.kill('SIGTERM');
-    });
+    await this.supervisor.stop('SIGTERM', graceMs);
+  }
+
+  kill(): void {
+    this.supervisor.kill();
   }
 }
 
@@ -189,7 +188,7 @@ function track(p: Proc): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', () => {
-      for (const q of live) q.child?.kill('SIGKILL');
+      for (const q of live) q.kill();
     });
   }
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Supervisor } from './supervisor';
 import { LineSplitter } from './log-prefix';
 
@@ -90,5 +93,42 @@ describe('Supervisor (real processes)', () => {
     await sup.stop();
     expect(reports[0]).toContain('could not start');
     expect(reports[0]).toContain('is "fnmesh-no-such-program" installed and on PATH?');
+  });
+
+  it('with restart off, stays down after it exits, writes its output to the log file and says how it ended', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-sup-'));
+    const logFile = path.join(dir, 'p.log');
+    const reports: string[] = [];
+    const sup = new Supervisor({
+      label: 'p',
+      command: node,
+      args: ['-e', "console.log('to stdout'); console.error('to stderr'); process.exit(4)"],
+      cwd: process.cwd(),
+      env: process.env,
+      logFile,
+      restart: false,
+      report: (level, message) => reports.push(`${level}: ${message}`),
+    });
+    try {
+      expect(sup.lastExit).toBeUndefined();
+      sup.start();
+      await until(() => sup.lastExit !== undefined);
+      expect(sup.lastExit).toEqual({ code: 4, signal: null });
+      expect(sup.running).toBe(false);
+      expect(readFileSync(logFile, 'utf8').split('\n')).toEqual(expect.arrayContaining(['to stdout', 'to stderr']));
+      expect(reports.at(-1)).toBe('error: p exited with code 4');
+      expect(reports.some((r) => r.includes('restarting'))).toBe(false);
+    } finally {
+      await sup.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stop takes a grace period of its own', async () => {
+    const h = harness(['-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000);"]);
+    h.sup.start();
+    await until(() => h.out.includes('ready'));
+    expect(await h.sup.stop('SIGTERM', 100)).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(h.reports.some((r) => r.includes('did not exit 100 ms after SIGTERM; killing it'))).toBe(true);
   });
 });

@@ -3,7 +3,8 @@
  * with exponential back-off when it exits on its own, and stopped gracefully (SIGTERM, then SIGKILL after
  * a grace period) when asked.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { DEFAULT_BACKOFF, onCrash, type BackoffPolicy, type BackoffState } from './backoff';
 import type { LineSplitter } from './log-prefix';
 
@@ -14,10 +15,14 @@ export interface SupervisorOptions {
   args: string[];
   cwd: string;
   env: NodeJS.ProcessEnv;
-  stdout: LineSplitter;
-  stderr: LineSplitter;
+  /** Where its output goes: line by line to `stdout`/`stderr`, or appended as it is to `logFile`. */
+  stdout?: LineSplitter;
+  stderr?: LineSplitter;
+  logFile?: string;
   /** Messages about the process (started, exited, restarting, keeps crashing). */
   report: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Restart it when it exits on its own (default true); when false, it stays down and `lastExit` says how. */
+  restart?: boolean;
   backoff?: BackoffPolicy;
   /** After SIGTERM, wait this long for the process to exit before SIGKILL. */
   graceMs?: number;
@@ -77,6 +82,7 @@ export class Supervisor {
   private restartTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private exited: Promise<ExitInfo> = Promise.resolve({ code: null, signal: null });
+  private last: ExitInfo | undefined;
   private readonly policy: BackoffPolicy;
   private readonly graceMs: number;
 
@@ -93,6 +99,11 @@ export class Supervisor {
     return this.child !== undefined;
   }
 
+  /** How the last run ended; undefined while the first one runs (or before it). */
+  get lastExit(): ExitInfo | undefined {
+    return this.last;
+  }
+
   start(): void {
     this.stopping = false;
     this.spawnOnce();
@@ -102,19 +113,24 @@ export class Supervisor {
     const o = this.options;
     this.restartTimer = undefined;
     let child: ChildProcess;
+    const fd = o.logFile === undefined ? undefined : openSync(o.logFile, 'a');
+    const stdio: StdioOptions = fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fd, fd];
     try {
-      child = spawn(o.command, o.args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      child = spawn(o.command, o.args, { cwd: o.cwd, env: o.env, stdio, detached: true });
     } catch (err) {
       o.report('error', `${o.label}: cannot start "${o.command}": ${(err as Error).message}`);
-      this.scheduleRestart(0);
+      this.last = { code: null, signal: null };
+      if (o.restart !== false) this.scheduleRestart(0);
       return;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     this.child = child;
     live.add(child);
     if (child.pid !== undefined) listener?.added(child.pid);
     this.startedAt = Date.now();
-    child.stdout?.on('data', (d: Buffer) => o.stdout.push(d));
-    child.stderr?.on('data', (d: Buffer) => o.stderr.push(d));
+    child.stdout?.on('data', (d: Buffer) => o.stdout?.push(d));
+    child.stderr?.on('data', (d: Buffer) => o.stderr?.push(d));
     let settled = false;
     this.exited = new Promise<ExitInfo>((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null, error?: Error): void => {
@@ -122,9 +138,10 @@ export class Supervisor {
         settled = true;
         live.delete(child);
         if (child.pid !== undefined) listener?.removed(child.pid);
-        o.stdout.flush();
-        o.stderr.flush();
+        o.stdout?.flush();
+        o.stderr?.flush();
         if (this.child === child) this.child = undefined;
+        this.last = { code, signal };
         resolve({ code, signal });
         if (this.stopping) return;
         const uptime = Date.now() - this.startedAt;
@@ -133,7 +150,8 @@ export class Supervisor {
           : signal
             ? `was killed by ${signal}`
             : `exited with code ${code}`;
-        this.scheduleRestart(uptime, how);
+        if (o.restart === false) o.report('error', `${o.label} ${how}`);
+        else this.scheduleRestart(uptime, how);
       };
       child.once('error', (err) => done(null, null, err));
       child.once('exit', (code, signal) => done(code, signal));
@@ -160,8 +178,18 @@ export class Supervisor {
     this.restartTimer = setTimeout(() => this.spawnOnce(), delay);
   }
 
-  /** Stops the process (and cancels any pending restart). Resolves when it has exited, with how it exited. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<ExitInfo> {
+  /** SIGKILL now (and no restart): for exit handlers, which cannot wait. */
+  kill(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.child) killGroup(this.child, 'SIGKILL');
+  }
+
+  /**
+   * Stops the process (and cancels any pending restart): `signal`, then SIGKILL after `graceMs`. Resolves when
+   * it has exited, with how it exited.
+   */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = this.graceMs): Promise<ExitInfo> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
@@ -169,9 +197,9 @@ export class Supervisor {
     if (!child) return { code: null, signal: null };
     killGroup(child, signal);
     const timer = setTimeout(() => {
-      this.options.report('warn', `${this.options.label} did not exit ${this.graceMs} ms after ${signal}; killing it`);
+      this.options.report('warn', `${this.options.label} did not exit ${graceMs} ms after ${signal}; killing it`);
       killGroup(child, 'SIGKILL');
-    }, this.graceMs);
+    }, graceMs);
     const info = await this.exited;
     clearTimeout(timer);
     return info;
