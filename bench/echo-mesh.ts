@@ -64,7 +64,7 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
     });
     const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
     procs.push(fn);
-    await waitPort(fnPort!);
+    await waitPort(fnPort!, 20_000);
     const gateway = startProc('gateway', [...flags, cli, 'gateway'], {
       FNMESH_LISTEN: `127.0.0.1:${gatewayPort}`,
       FNMESH_BROKER_PORT: String(brokerPort),

@@ -1,24 +1,15 @@
 /** Child processes for the benchmark, each awaited until ready and killed at the end. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
+
+/** The port helpers: the tests' and the mesh's own (common/process/ports.ts). */
+export { freePort, waitForPort as waitPort } from '../common/process/ports';
 
 export interface Proc {
   name: string;
   child: ChildProcess;
   rssMb(): number;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 export function startProc(name: string, args: string[], env: Record<string, string>): Proc {
@@ -70,23 +61,6 @@ export async function waitHttpOk(url: string, timeoutMs = 20_000): Promise<numbe
       // not up yet
     }
     if (Date.now() - start > timeoutMs) throw new Error(`${url} did not answer 2xx within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Polls a TCP port until it accepts. */
-export async function waitPort(port: number, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1' }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

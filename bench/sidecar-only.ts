@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       PORT: String(fnPort),
     });
     procs.push(fn);
-    await waitPort(fnPort!);
+    await waitPort(fnPort!, 20_000);
 
     const flags = sidecarFlags();
     const t0 = Date.now();
