@@ -5,24 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { API_VERSION, KIND } from '../common/crd-names';
+import { ECHO_MANIFEST, echoSidecarEnv } from './echo-service';
 import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
 export const root = path.resolve(__dirname, '..', '..');
 export const cli = path.join(root, 'bin', 'fnmesh.js');
 export const ECHO_CALL_PATH = '/v1/api/bench/functions/echo/echo';
-
-const ECHO_MANIFEST = [
-  `apiVersion: ${API_VERSION}`,
-  `kind: ${KIND}`,
-  'metadata: {name: echo, namespace: bench}',
-  'spec:',
-  '  replicas: 1',
-  '  functions:',
-  '    - name: echo',
-  '      rule: {rule: allow}',
-  '',
-].join('\n');
 
 export interface EchoMesh {
   fn: Proc;
@@ -51,17 +39,8 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
       Array.from({ length: 5 }, () => freePort()),
     );
     const natsUrl = `nats://127.0.0.1:${brokerPort}`;
-    const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
-      FNMESH_NAMESPACE: 'bench',
-      FNMESH_SERVICE: 'echo',
-      FNMESH_FUNCTIONS: 'echo',
-      FNMESH_NATS_URL: natsUrl,
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_OPS_LISTEN: `127.0.0.1:${ops}`,
-      FNMESH_CALL_LISTEN: `127.0.0.1:${call}`,
-      FNMESH_CONCURRENCY: '4096',
-      FNMESH_LOG_LEVEL: 'error',
-    });
+    const sidecarEnv = (ops: number, call: number): Record<string, string> =>
+      echoSidecarEnv({ natsUrl, fnPort: fnPort!, opsPort: ops, callPort: call, concurrency: 4096, logLevel: 'error' });
     const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
     procs.push(fn);
     await waitPort(fnPort!, 20_000);

@@ -15,6 +15,7 @@ import { Pool } from 'undici';
 import { connect } from '@nats-io/transport-node';
 import { startBroker, type Broker } from '../broker';
 import { callSubject, encodeCallHeaders } from '../common/protocol';
+import { echoSidecarEnv } from './echo-service';
 import { closedLoop, openLoop, type LatencySummary, type Send } from './load';
 import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
@@ -55,15 +56,14 @@ async function main(): Promise<void> {
     const flags = sidecarFlags();
     const t0 = Date.now();
     const sidecar = startProc('sidecar', [...flags, '-e', "require('./dist/sidecar/main.js').main()"], {
-      FNMESH_NAMESPACE: 'bench',
-      FNMESH_SERVICE: 'echo',
-      FNMESH_FUNCTIONS: 'echo',
-      FNMESH_NATS_URL: natsUrl,
-      FNMESH_FUNCTION_PORT: String(fnPort),
-      FNMESH_OPS_LISTEN: `127.0.0.1:${opsPort}`,
-      FNMESH_CALL_LISTEN: `127.0.0.1:${callPort}`,
-      FNMESH_CONCURRENCY: String(CONCURRENCY),
-      FNMESH_LOG_LEVEL: 'error',
+      ...echoSidecarEnv({
+        natsUrl,
+        fnPort: fnPort!,
+        opsPort: opsPort!,
+        callPort: callPort!,
+        concurrency: CONCURRENCY,
+        logLevel: 'error',
+      }),
       NODE_OPTIONS: '',
     });
     procs.push(sidecar);
