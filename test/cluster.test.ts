@@ -237,7 +237,17 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     );
     expect(restarted.lastState?.terminated?.exitCode).toBe(137);
     expect(pidOf(restarted)).not.toBe(fn);
-    expect((await call('text', 'count', { text: 'a b c' })).status).toBe(200);
+    // The function container has no readiness probe of its own (as in Kubernetes, it is ready once running),
+    // so the restarted process may not listen yet, and until then its sidecar still takes calls from the
+    // queue group (a call it cannot deliver answers 502). Wait for the service to answer again.
+    const answered = await waitFor(
+      async () => {
+        const res = await call('text', 'count', { text: 'a b c' });
+        return res.status === 200 ? res : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the restarted text function to answer' },
+    );
+    expect(answered.body).toEqual({ result: { characters: 5, words: 3, lines: 1 } });
   }, 90_000);
 
   it('kubectl scale fsvc adds a process-backed replica', async () => {
