@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { API_VERSION, KIND } from './crd-names';
+import { DEFAULT_FUNCTION_PORT } from './function-protocol';
 import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
 export { DEFAULT_FUNCTION } from './names';
 import { ruleSchema } from './rule';
@@ -24,7 +25,7 @@ export const envVarSchema = z.strictObject({ name: z.string().min(1), value: z.s
 export const functionServiceSpecSchema = z.strictObject({
   replicas: z.number().int().min(0).max(1000).default(1),
   /** The port the function serves HTTP on, on 127.0.0.1 in its pod. */
-  port: z.number().int().min(1).max(65535).default(8080),
+  port: z.number().int().min(1).max(65535).default(DEFAULT_FUNCTION_PORT),
   /** The function's health path; any answer below 500 means the function is up. */
   healthPath: z.string().startsWith('/').default('/healthz'),
   /** Calls one replica runs at once; more are answered "overloaded" (429). */

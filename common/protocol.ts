@@ -75,18 +75,7 @@ export const NATS_HEADERS = {
   errorCode: 'Fnmesh-Error',
 } as const;
 
-/** HTTP header names on the sidecar → function hop and on the sidecar's localhost call API. */
-export const FUNCTION_HEADERS = {
-  requestId: 'x-fnmesh-request-id',
-  /** Absolute deadline, epoch milliseconds on this machine's clock. */
-  deadline: 'x-fnmesh-deadline',
-  timeoutMs: 'x-fnmesh-timeout-ms',
-  /** Verified claims: base64url of their JSON (absent for anonymous calls). */
-  claims: 'x-fnmesh-claims',
-  /** `namespace/service` of the calling service (absent for calls from outside the mesh). */
-  caller: 'x-fnmesh-caller',
-  traceparent: 'traceparent',
-} as const;
+export { FUNCTION_HEADERS } from './function-protocol';
 
 export interface CallMeta {
   requestId: string;

@@ -88,7 +88,7 @@ export function sidecarEnv(fs: Pick<FunctionService, 'metadata' | 'spec'>, where
 }
 
 /** The entries as a process environment; every value must be a literal (no pod field or Secret to resolve). */
-export function literalEnv(entries: SidecarEnvEntry[]): Record<string, string> {
+export function literalEnv(entries: readonly { name: string; value: SidecarEnvValue }[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const { name, value } of entries) {
     if (typeof value !== 'string')

@@ -3,6 +3,7 @@
  * API's URL, the sidecar gets the environment every sidecar gets (common/sidecar-env.ts), with this
  * machine's ports and the local broker.
  */
+import { functionEnv } from '../common/function-protocol';
 import { SIDECAR_ENV, literalEnv, sidecarEnv } from '../common/sidecar-env';
 import type { ServicePlan } from './plan';
 
@@ -46,17 +47,12 @@ export interface ReplicaPlacement extends ReplicaEnvOptions {
   ports: ReplicaPorts;
 }
 
-/** The function process's environment: its port, the call API's URL and who it is. */
-export function functionProcessEnv({ plan, id, ports, base }: ReplicaPlacement): NodeJS.ProcessEnv {
+/** The function process's environment: what every function gets (common/function-protocol.ts), on this machine's ports. */
+export function functionProcessEnv({ plan, ports, base }: ReplicaPlacement): NodeJS.ProcessEnv {
   return {
     ...base,
     ...plan.env,
-    PORT: String(ports.fnPort),
-    [SIDECAR_ENV.functionPort]: String(ports.fnPort),
-    FNMESH_SIDECAR_URL: `http://127.0.0.1:${ports.callPort}`,
-    [SIDECAR_ENV.namespace]: plan.namespace,
-    [SIDECAR_ENV.service]: plan.service,
-    [SIDECAR_ENV.replicaId]: id,
+    ...literalEnv(functionEnv({ functionPort: ports.fnPort, callApiPort: ports.callPort })),
   };
 }
 

@@ -15,6 +15,7 @@ import type {
   V1SecurityContext,
 } from '@kubernetes/client-node';
 import { API_VERSION, KIND } from '../common/crd-names';
+import { FUNCTION_ENV, functionEnv as meshFunctionEnv } from '../common/function-protocol';
 import type { FunctionService } from '../common/manifest';
 import { sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
 import type { SidecarTemplateConfig } from './config';
@@ -29,7 +30,7 @@ export const OPS_PORT_NAME = 'fnmesh-ops';
 /** The UID the sidecar image runs as (the Dockerfile's USER). */
 export const SIDECAR_UID = 65532;
 /** Env the operator sets on the function container; a FunctionService may not set them itself. */
-export const RESERVED_FUNCTION_ENV = ['PORT', 'FNMESH_SIDECAR_URL'] as const;
+export const RESERVED_FUNCTION_ENV: readonly string[] = Object.values(FUNCTION_ENV);
 /** The sidecar's drain trigger (sidecar/ops.ts), called by the function container's preStop hook. */
 export const DRAIN_PATH = '/drain';
 /**
@@ -127,11 +128,11 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
   };
 }
 
-function functionEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[] {
+function functionContainerEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[] {
   const user = (fs.spec.container?.env ?? []) as V1EnvVar[];
   const seen = new Set<string>();
   user.forEach((e, i) => {
-    if ((RESERVED_FUNCTION_ENV as readonly string[]).includes(e.name)) {
+    if (RESERVED_FUNCTION_ENV.includes(e.name)) {
       throw new InvalidSpecError(
         `spec.container.env[${i}].name`,
         `${e.name} is set by the operator (the function's port and the sidecar's call API); remove it`,
@@ -143,8 +144,7 @@ function functionEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[
   });
   return [
     ...user.map((e) => ({ ...e })),
-    { name: 'PORT', value: String(fs.spec.port) },
-    { name: 'FNMESH_SIDECAR_URL', value: `http://127.0.0.1:${cfg.callPort}` },
+    ...meshFunctionEnv({ functionPort: fs.spec.port, callApiPort: cfg.callPort }),
   ];
 }
 
@@ -164,7 +164,7 @@ function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1C
   const container: V1Container = { name: FUNCTION_CONTAINER_NAME, image: c.image };
   if (c.command) container.command = [...c.command];
   if (c.args) container.args = [...c.args];
-  container.env = functionEnv(fs, cfg);
+  container.env = functionContainerEnv(fs, cfg);
   container.ports = [{ name: 'http', containerPort: fs.spec.port, protocol: 'TCP' }];
   if (c.resources) container.resources = structuredClone(c.resources) as V1Container['resources'];
   // With a native sidecar the kubelet signals the function first and the sidecar only once the function has

@@ -9,6 +9,14 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import {
+  DEFAULT_CALL_API_PORT,
+  DEFAULT_FUNCTION_PORT,
+  FUNCTION_ENV,
+  FUNCTION_HEADERS,
+  callApiPath,
+  sidecarUrl as sidecarUrlOn,
+} from '../common/function-protocol';
 
 export interface CallOptions {
   namespace?: string;
@@ -76,14 +84,7 @@ export class CallError extends Error {
   }
 }
 
-const H = {
-  requestId: 'x-fnmesh-request-id',
-  deadline: 'x-fnmesh-deadline',
-  timeoutMs: 'x-fnmesh-timeout-ms',
-  claims: 'x-fnmesh-claims',
-  caller: 'x-fnmesh-caller',
-  traceparent: 'traceparent',
-} as const;
+const H = FUNCTION_HEADERS;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const MAX_TIMER_MS = 2_147_483_647;
@@ -106,7 +107,7 @@ function decodeClaims(value: string | undefined): Record<string, unknown> | unde
 }
 
 function envPort(): number | undefined {
-  for (const name of ['PORT', 'FNMESH_FUNCTION_PORT']) {
+  for (const name of [FUNCTION_ENV.port, 'FNMESH_FUNCTION_PORT']) {
     const v = process.env[name];
     if (v && v.trim() !== '') {
       const n = Number(v);
@@ -142,9 +143,7 @@ function makeCall(sidecarUrl: string, requestId: string, signal: AbortSignal) {
     params?: unknown,
     options: CallOptions = {},
   ): Promise<T> {
-    const path = options.namespace
-      ? `/v1/call/${encodeURIComponent(options.namespace)}/${encodeURIComponent(service)}/${encodeURIComponent(fn)}`
-      : `/v1/call/${encodeURIComponent(service)}/${encodeURIComponent(fn)}`;
+    const path = callApiPath(service, fn, options.namespace);
     const body: { params: unknown; timeout?: number } = { params: params === undefined ? null : params };
     if (options.timeoutMs !== undefined) body.timeout = options.timeoutMs;
     let res: Response;
@@ -189,10 +188,11 @@ function unknownFunctionMessage(name: string): string {
 export async function serve(functions: Functions, options: ServeOptions = {}): Promise<ServeHandle> {
   const maxBody = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
-  const sidecarUrl = (options.sidecarUrl ?? process.env.FNMESH_SIDECAR_URL ?? 'http://127.0.0.1:3500').replace(
-    /\/+$/,
-    '',
-  );
+  const sidecarUrl = (
+    options.sidecarUrl ??
+    process.env[FUNCTION_ENV.sidecarUrl] ??
+    sidecarUrlOn(DEFAULT_CALL_API_PORT)
+  ).replace(/\/+$/, '');
   const onError =
     options.onError ?? ((err: unknown, fn: string) => console.error(`fnmesh: function "${fn}" failed:`, err));
   let closing = false;
@@ -324,7 +324,7 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
     });
   });
 
-  const port = options.port ?? envPort() ?? 8080;
+  const port = options.port ?? envPort() ?? DEFAULT_FUNCTION_PORT;
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -9,6 +9,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { errors as natsErrors, type NatsConnection } from '@nats-io/nats-core';
 import {
+  CALL_API_PREFIX,
   FUNCTION_HEADERS,
   FnmeshError,
   NAME_RULES,
@@ -27,7 +28,7 @@ import type { InboundCalls } from './inbound';
 import type { SidecarMetrics } from './metrics';
 
 export const MAX_CALL_BODY = 1024 * 1024;
-const CALL_PATH = '/v1/call/';
+const CALL_PATH = CALL_API_PREFIX;
 
 export interface CallApiDeps {
   nc: NatsConnection;

@@ -11,3 +11,4 @@ export * from '../common/nats';
 export * from '../common/ops-server';
 export * from '../common/metrics';
 export * from '../common/sidecar-env';
+export * from '../common/function-protocol';

@@ -9,6 +9,7 @@ import { logLevelSetting, setting } from '../common/config';
 import * as parsers from '../common/parsers';
 // The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
 import { DEFAULT_DRAIN_TIMEOUT_MS, SIDECAR_ENV } from '../common/sidecar-env';
+import { DEFAULT_CALL_API_PORT, DEFAULT_FUNCTION_PORT } from '../common/function-protocol';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -87,7 +88,7 @@ export const SIDECAR_SETTINGS = {
   functionPort: setting({
     env: SIDECAR_ENV.functionPort,
     flag: '--function-port <port>',
-    default: '8080',
+    default: String(DEFAULT_FUNCTION_PORT),
     parse: parsers.port(),
     help: "the function's port on 127.0.0.1",
   }),
@@ -125,7 +126,7 @@ export const SIDECAR_SETTINGS = {
   callListen: setting({
     env: SIDECAR_ENV.callListen,
     flag: '--call-listen <host:port>',
-    default: '127.0.0.1:3500',
+    default: `127.0.0.1:${DEFAULT_CALL_API_PORT}`,
     parse: loopbackListen,
     help: 'the localhost call API (loopback only)',
   }),

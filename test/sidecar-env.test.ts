@@ -7,9 +7,10 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { V1EnvVar } from '@kubernetes/client-node';
 import { DEFAULT_FUNCTION, loadManifestFile, type FunctionService } from '../common/manifest';
+import { FUNCTION_ENV } from '../common/function-protocol';
 import { SIDECAR_ENV } from '../common/sidecar-env';
-import { desiredState, sidecarProcessEnv } from '../local';
-import { loadOperatorConfig, sidecarContainer } from '../operator';
+import { desiredState, functionProcessEnv, sidecarProcessEnv } from '../local';
+import { desiredDeployment, loadOperatorConfig, sidecarContainer, type ClusterFunctionService } from '../operator';
 import { loadSidecarConfig } from '../sidecar/config';
 
 const examplesDir = path.join(__dirname, '..', 'examples');
@@ -110,4 +111,50 @@ test('locally: the local mesh’s sidecar env loads with the manifest’s values
 
 test('the examples hold a `default` rule holder, so the checks above see it left out', () => {
   expect(services.some(([, fs]) => fs.spec.functions.some((f) => f.name === DEFAULT_FUNCTION))).toBe(true);
+});
+
+test('the function’s environment is the same contract in a pod and locally: its port and its sidecar’s call API', () => {
+  const cfg = loadOperatorConfig({
+    FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
+    FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
+  }).sidecar;
+  const desired = desiredState(
+    services.map(([file, service]) => ({ service, file })),
+    examplesDir,
+  );
+  const names = new Set<string>(Object.values(FUNCTION_ENV));
+  for (const [, fs] of services) {
+    if (fs.spec.container) {
+      const pod = desiredDeployment({ ...fs, metadata: { ...fs.metadata, uid: 'u-1' } } as ClusterFunctionService, cfg)
+        .spec!.template.spec!;
+      const fn = pod.containers.find((c) => c.name === 'function')!;
+      const env = containerEnv(fn.env!.filter((e) => names.has(e.name)));
+      const sidecar = loadSidecarConfig(containerEnv(sidecarContainer(fs, cfg).env!));
+      expect(env).toEqual({
+        [FUNCTION_ENV.port]: String(sidecar.functionPort),
+        [FUNCTION_ENV.sidecarUrl]: `http://127.0.0.1:${sidecar.callListen.port}`,
+      });
+    }
+    if (fs.spec.local) {
+      const plan = desired.services.get(`${fs.metadata.namespace}/${fs.metadata.name}`)!;
+      const placement = {
+        plan,
+        id: 'svc-0',
+        ports: { fnPort: 40001, opsPort: 40002, callPort: 40003 },
+        base: { PATH: '/usr/bin' },
+        natsUrl: 'nats://127.0.0.1:4222',
+        logLevel: 'info',
+      };
+      const env = functionProcessEnv(placement);
+      const sidecar = loadSidecarConfig(sidecarProcessEnv(placement));
+      // Only the function's own variables: nothing of the sidecar's (its settings, its NATS credentials).
+      expect(
+        Object.keys(env)
+          .filter((n) => n.startsWith('FNMESH_') || n === 'PORT')
+          .sort(),
+      ).toEqual([...names].sort());
+      expect(env[FUNCTION_ENV.port]).toBe(String(sidecar.functionPort));
+      expect(env[FUNCTION_ENV.sidecarUrl]).toBe(`http://127.0.0.1:${sidecar.callListen.port}`);
+    }
+  }
 });
