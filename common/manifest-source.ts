@@ -17,6 +17,20 @@ export interface RuleSource {
   stop(): Promise<void>;
 }
 
+/** Hands a rule source's whole set to its listener; a listener that throws is logged, never the source's end. */
+export function notifyRuleListener(
+  onChange: ((services: FunctionService[]) => void) | undefined,
+  services: FunctionService[],
+  logger: Logger,
+  source: string,
+): void {
+  try {
+    onChange?.(services);
+  } catch (err) {
+    logger.error(`the ${source} change handler failed`, { error: errorMessage(err) });
+  }
+}
+
 /** Annotation naming the manifest file a FunctionService was read from (used in error messages). */
 export const SOURCE_FILE_ANNOTATION = 'fnmesh.io/source-file';
 
@@ -289,12 +303,7 @@ export class ManifestFileSource implements RuleSource {
   }
 
   private emit(): void {
-    const services = this.current();
-    try {
-      this.onChange?.(services);
-    } catch (err) {
-      this.logger.error('the manifest change handler failed', { error: errorMessage(err) });
-    }
+    notifyRuleListener(this.onChange, this.current(), this.logger, 'manifest');
   }
 }
 

@@ -26,7 +26,7 @@ import type { ApiObject } from '../common/list-watch';
 import { silentLogger, type Logger } from '../common/logger';
 import { API_VERSION, CRD_PLURAL, KIND, functionServicePath } from '../common/crd-names';
 import { parseFunctionService, type FunctionService } from '../common/manifest';
-import type { RuleSource } from '../common/manifest-source';
+import { notifyRuleListener, type RuleSource } from '../common/manifest-source';
 
 /** The fix printed when the CRD is missing. */
 export const CRD_MISSING_FIX = 'the FunctionService CRD is not installed: kubectl apply -f crds/';
@@ -313,11 +313,6 @@ export class KubernetesRuleSource implements RuleSource {
   }
 
   private emit(): void {
-    const services = this.current();
-    try {
-      this.onChange?.(services);
-    } catch (err) {
-      this.logger.error('the FunctionService change handler failed', { error: errorMessage(err) });
-    }
+    notifyRuleListener(this.onChange, this.current(), this.logger, 'FunctionService');
   }
 }
