@@ -19,6 +19,7 @@ import { BROKER_TARGETS, type RunningBroker } from './helpers/brokers';
 import {
   callGateway,
   requireBuilt,
+  inFlightCalls,
   spawnFunctionProcess,
   spawnSidecarProcess,
   startReplica,
@@ -498,7 +499,7 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
       },
     });
     const fnDir = mkdtempSync(path.join(dir, 'steady-'));
-    const fn = await spawnFunctionProcess(fnDir, { REPLICA_NAME: 'proc', DELAY_MS: '50' });
+    const fn = await spawnFunctionProcess(fnDir, { REPLICA_NAME: 'proc', DELAY_MS: '50', TRACE_IN_FLIGHT: '1' });
     cleanups.push(() => fn.proc.stop('SIGKILL'));
     const sc: { proc: Proc } = await spawnSidecarProcess({
       FNMESH_NAMESPACE: NS,
@@ -523,6 +524,8 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
           what: 'the process replica to take calls for a second',
         },
       );
+      // Signal while the function runs a call (each takes 50 ms), so that the drain has one to finish.
+      await waitFor(() => inFlightCalls(fn.proc) > 0, { intervalMs: 1, what: 'a call running at the process replica' });
       signalledAt = Date.now();
       expect(sc.proc.child.kill('SIGTERM')).toBe(true);
       const exit = await withDeadline(

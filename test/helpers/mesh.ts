@@ -162,15 +162,24 @@ function track(child: ChildProcess): Proc {
 
 /**
  * The function of a child-process replica: a Node script on the built SDK. `who` answers its replica name
- * after DELAY_MS; `die` exits the process in the middle of the call.
+ * after DELAY_MS; `die` exits the process in the middle of the call. With TRACE_IN_FLIGHT set it prints
+ * `IN_FLIGHT <n>` whenever the number of `who` calls it is running changes (see `inFlightCalls`).
  */
 const FUNCTION_SCRIPT = `'use strict';
 const { serve } = require(process.env.FNMESH_SDK_PATH);
 const delay = Number(process.env.DELAY_MS || 0);
+const trace = Boolean(process.env.TRACE_IN_FLIGHT);
+let inFlight = 0;
+const traced = (d) => { inFlight += d; if (trace) process.stdout.write('IN_FLIGHT ' + inFlight + '\\n'); };
 serve({
   async who() {
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    return { replica: process.env.REPLICA_NAME, pid: process.pid };
+    traced(1);
+    try {
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      return { replica: process.env.REPLICA_NAME, pid: process.pid };
+    } finally {
+      traced(-1);
+    }
   },
   async die() {
     setImmediate(() => process.exit(1));
@@ -180,6 +189,12 @@ serve({
   process.stdout.write('LISTENING ' + h.port + '\\n');
 });
 `;
+
+/** The `who` calls a function process started with TRACE_IN_FLIGHT is running, as it last printed. */
+export function inFlightCalls(proc: Proc): number {
+  const all = [...proc.output().matchAll(/IN_FLIGHT (\d+)\n/g)];
+  return all.length === 0 ? 0 : Number(all[all.length - 1]![1]);
+}
 
 /** Starts the function of a process replica; resolves with its port once it listens. */
 export async function spawnFunctionProcess(
