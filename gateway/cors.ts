@@ -98,13 +98,15 @@ function allowedRequestHeaders(requested: string | undefined): string | undefine
   return allowed.length > 0 ? [...new Set(allowed)].join(', ') : undefined;
 }
 
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** Makes the decision function of one policy (patterns parsed once). */
-export function corsDecider(policy: CorsPolicy): (req: CorsRequest) => Record<string, string> {
+export function corsDecider(policy: CorsPolicy): (req: CorsRequest) => Readonly<Record<string, string>> {
   const wildcard = policy.origins === '*';
   const patterns = policy.origins === '*' ? [] : compileOrigins(policy.origins);
   const credentials = policy.credentials && !wildcard;
   return (req) => {
-    if (!wildcard && patterns.length === 0) return {};
+    if (!wildcard && patterns.length === 0) return NO_HEADERS; // CORS off: nothing to add, nothing allocated
     const headers: Record<string, string> = {};
     // With a list the answer depends on the origin, whatever it is (or is absent): caches must key on it.
     if (!wildcard) headers['vary'] = req.preflight ? 'Origin, Access-Control-Request-Headers' : 'Origin';

@@ -53,7 +53,14 @@ export interface WebExample {
 export async function startWebExample(options: { hosts?: string[]; port?: number } = {}): Promise<WebExample> {
   const spaceApi = await bundleSpaceApi();
   const handler: http.RequestListener = (req, res) => {
-    const pathname = new URL(req.url ?? '/', 'http://page').pathname;
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://page').pathname;
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('bad request: the path is not a valid URL path\n');
+      return;
+    }
     if (pathname === '/space-api.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
       res.end(spaceApi);
