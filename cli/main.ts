@@ -115,45 +115,31 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
     await runCluster(flagsToEnv(opts, SETTINGS.cluster, io.env), (opts.image as string[] | undefined) ?? []);
   });
 
-  addSettings(
-    program
-      .command('gateway')
-      .description('run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)'),
-    SETTINGS.gateway,
-  ).action(async (opts: Record<string, unknown>) => {
-    const { main } = load<typeof import('../gateway/main')>('../gateway/main');
-    await main(flagsToEnv(opts, SETTINGS.gateway, io.env));
-  });
-
-  addSettings(
-    program
-      .command('sidecar')
-      .description('run the sidecar beside a function (configured by FNMESH_* env or the flags below)'),
-    SETTINGS.sidecar,
-  ).action(async (opts: Record<string, unknown>) => {
-    const { main } = load<typeof import('../sidecar/main')>('../sidecar/main');
-    await main(flagsToEnv(opts, SETTINGS.sidecar, io.env));
-  });
-
-  addSettings(
-    program
-      .command('operator')
-      .description(
-        'run the operator: FunctionServices → Deployments with the injected sidecar (--kubeconfig, KUBECONFIG or in-cluster)',
-      ),
-    SETTINGS.operator,
-  ).action(async (opts: Record<string, unknown>) => {
-    const { main } = load<typeof import('../operator/main')>('../operator/main');
-    await main(flagsToEnv(opts, SETTINGS.operator, io.env));
-  });
-
-  addSettings(
-    program.command('broker').description('run the embedded NATS-protocol broker on its own'),
-    SETTINGS.broker,
-  ).action(async (opts: Record<string, unknown>) => {
-    const { runBroker } = load<typeof import('./broker')>('./broker');
-    await runBroker(flagsToEnv(opts, SETTINGS.broker, io.env));
-  });
+  /** A subcommand that runs one part, its settings as flags; `start` loads the part only when it runs. */
+  const partCommand = (
+    name: 'gateway' | 'sidecar' | 'operator' | 'broker',
+    description: string,
+    start: (env: Env) => Promise<unknown>,
+  ) =>
+    addSettings(program.command(name).description(description), SETTINGS[name]).action(
+      async (opts: Record<string, unknown>) => {
+        await start(flagsToEnv(opts, SETTINGS[name], io.env));
+      },
+    );
+  partCommand('gateway', 'run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)', (env) =>
+    load<typeof import('../gateway/main')>('../gateway/main').main(env),
+  );
+  partCommand('sidecar', 'run the sidecar beside a function (configured by FNMESH_* env or the flags below)', (env) =>
+    load<typeof import('../sidecar/main')>('../sidecar/main').main(env),
+  );
+  partCommand(
+    'operator',
+    'run the operator: FunctionServices → Deployments with the injected sidecar (--kubeconfig, KUBECONFIG or in-cluster)',
+    (env) => load<typeof import('../operator/main')>('../operator/main').main(env),
+  );
+  partCommand('broker', 'run the embedded NATS-protocol broker on its own', (env) =>
+    load<typeof import('./broker')>('./broker').runBroker(env),
+  );
 
   program
     .command('validate')
