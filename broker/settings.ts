@@ -10,7 +10,7 @@ export const BROKER_SETTINGS = {
     env: 'FNMESH_BROKER_HOST',
     flag: '--host <host>',
     default: '127.0.0.1',
-    parse: parsers.text,
+    parse: parsers.host,
     help: 'address to listen on',
   }),
   port: setting({

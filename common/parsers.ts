@@ -2,8 +2,10 @@
  * The parsers of settings (a setting's `parse`): each turns the text of a variable into its value, or throws
  * a ConfigError naming the variable and what it accepts. Tables import them as `parsers.*`.
  */
+import { isIP } from 'node:net';
 import { ConfigError } from './errors';
 import { LOG_LEVELS } from './log-levels';
+import { NAME_RULES, isNamespaceName } from './names';
 
 /** Turns a setting's text into its value, or throws a ConfigError naming the variable and what it accepts. */
 export type Parser<T> = (value: string, name: string) => T;
@@ -81,14 +83,39 @@ export const natsUrls: Parser<string[]> = (v, name) => {
   return servers;
 };
 
-/** host:port or a bare port (host 0.0.0.0). */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/** An address to listen on: an IPv4 or IPv6 address (brackets optional) or a host name; IPv6 unbracketed. */
+function listenHost(host: string): string | undefined {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(bare) !== 0) return bare;
+  return bare === host && HOST_NAME.test(host) ? host : undefined;
+}
+
+/** The host to listen on: an IP address or a host name. */
+export const host: Parser<string> = (v, name) => {
+  const h = listenHost(v);
+  if (h === undefined) throw invalid(name, v, 'an IP address or a host name, such as 127.0.0.1, ::1 or localhost');
+  return h;
+};
+
+/** host:port or a bare port (host 0.0.0.0); an IPv6 host in brackets, `[::1]:8080`. */
 export const listenAddress: Parser<ListenAddress> = (v, name) => {
   const m = /^(?:(.*):)?(\d{1,5})$/.exec(v);
   const p = m ? Number(m[2]) : NaN;
-  if (!m || p > 65535)
-    throw invalid(name, v, 'host:port or a port, such as 0.0.0.0:8080 or 8080 (0 picks a free port)');
-  return { host: m[1] || '0.0.0.0', port: p };
+  const h = m?.[1] ? listenHost(m[1]) : '0.0.0.0';
+  if (!m || p > 65535 || h === undefined)
+    throw invalid(
+      name,
+      v,
+      'host:port or a port, such as 0.0.0.0:8080, [::1]:8080 or 8080 (0 picks a free port); the host an IP address or a host name',
+    );
+  return { host: h, port: p };
 };
+
+/** A Kubernetes namespace name. */
+export const namespaceName: Parser<string> = matching(NAME_RULES.namespace, isNamespaceName);
 
 export const json: Parser<unknown> = (v, name) => {
   try {

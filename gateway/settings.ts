@@ -3,10 +3,10 @@
  * listed in the README's configuration reference. Light: the CLI imports it into every process.
  */
 import { ConfigError } from '../common/errors';
-import { isNamespaceName } from '../common/names';
 import { parseOriginPattern } from './cors';
-import { kubeconfigSetting, logLevelSetting, setting, variant } from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting, variant, watchNamespaceSetting } from '../common/config';
 import * as parsers from '../common/parsers';
+import { BROKER_SETTINGS } from '../broker/settings';
 
 export const RULE_SOURCES = ['files', 'kubernetes'] as const;
 export type RuleSourceKind = (typeof RULE_SOURCES)[number];
@@ -26,14 +26,6 @@ const corsOrigins: parsers.Parser<string[] | '*'> = (v, name) => {
     }
   }
   return list;
-};
-
-const namespace: parsers.Parser<string> = (v, name) => {
-  if (!isNamespaceName(v))
-    throw new ConfigError(
-      `${name}="${v}" is not a valid namespace name: lowercase letters, digits and "-", at most 63 characters; unset it to watch all namespaces`,
-    );
-  return v;
 };
 
 export const GATEWAY_SETTINGS = {
@@ -58,26 +50,16 @@ export const GATEWAY_SETTINGS = {
     parse: parsers.natsUrls,
     help: 'external NATS servers, comma-separated',
   }),
-  natsToken: setting({
-    env: 'FNMESH_NATS_TOKEN',
+  // The embedded broker's own settings (broker/settings.ts), under the gateway's flag names.
+  natsToken: variant(BROKER_SETTINGS.token, {
     flag: '--nats-token <token>',
-    parse: parsers.text,
     help: 'NATS auth token (also required by the embedded broker when set)',
   }),
-  brokerHost: setting({
-    env: 'FNMESH_BROKER_HOST',
+  brokerHost: variant(BROKER_SETTINGS.host, {
     flag: '--broker-host <host>',
-    default: '127.0.0.1',
-    parse: parsers.text,
     help: 'where the embedded broker listens',
   }),
-  brokerPort: setting({
-    env: 'FNMESH_BROKER_PORT',
-    flag: '--broker-port <port>',
-    default: '4222',
-    parse: parsers.port(true),
-    help: "the embedded broker's port",
-  }),
+  brokerPort: variant(BROKER_SETTINGS.port, { flag: '--broker-port <port>', help: "the embedded broker's port" }),
   manifests: setting({
     env: 'FNMESH_MANIFESTS',
     flag: '--manifests <paths>',
@@ -92,11 +74,7 @@ export const GATEWAY_SETTINGS = {
     help: 'where rules come from: `files` (`FNMESH_MANIFESTS`) or `kubernetes` (the FunctionService objects, watched live; needs `deploy/rbac/gateway.yaml` and `kubectl apply -f crds/`); `kubernetes` with `FNMESH_MANIFESTS` set is refused',
   }),
   kubeconfig: variant(kubeconfigSetting, { help: 'kubeconfig of the `kubernetes` rule source' }),
-  watchNamespace: setting({
-    env: 'FNMESH_WATCH_NAMESPACE',
-    flag: '--watch-namespace <ns>',
-    unset: 'all namespaces',
-    parse: namespace,
+  watchNamespace: variant(watchNamespaceSetting, {
     help: 'the one namespace whose FunctionServices the `kubernetes` rule source reads',
   }),
   jwtSecret: setting({

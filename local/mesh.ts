@@ -18,7 +18,8 @@ import { killAllChildren, setChildListener } from '../common/process/supervisor'
 import { loadGatewayConfig, startGateway } from '../gateway';
 import { PlanApplier } from './applier';
 import { banner } from './banner';
-import { corsSummary, withDevOrigins } from './dev-origins';
+import { corsSummary } from './dev-origins';
+import { localGatewayEnv } from './gateway-env';
 import { desiredState } from './plan';
 import { baseEnv } from './replica-env';
 import { LocalReplicas, type LocalReplica } from './replicas';
@@ -94,10 +95,7 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   }
   const absPaths = paths.map((p) => path.resolve(p));
 
-  const env: Env = withDevOrigins({
-    ...options.env,
-    FNMESH_LISTEN: options.env.FNMESH_LISTEN ?? LOCAL_SETTINGS.listen.default,
-  });
+  const env: Env = localGatewayEnv(options.env);
   // Signed-in calls work out of the box: a random HS256 secret for this run unless one (or a JWKS) is set.
   const hasVerifier = [env.FNMESH_JWT_SECRET, env.FNMESH_JWKS_FILE, env.FNMESH_JWKS_URL].some(
     (v) => v !== undefined && v.trim() !== '',

@@ -7,7 +7,7 @@
 import { ConfigError } from '../common/errors';
 import { readSettings, type Env, type ListenAddress, type SettingValues } from '../common/config';
 import type { LogLevel } from '../common/log-levels';
-import { OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
+import { DEFAULT_LEASE_NAMESPACE, OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
 
 export { OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
 
@@ -100,7 +100,10 @@ function leaderElection(env: Env, s: Settings): LeaderElectionConfig {
   }
   // Unset: the operator's own namespace (POD_NAMESPACE, from the downward API), checked as the setting is.
   const lease = OPERATOR_SETTINGS.leaseNamespace;
-  const leaseNamespace = s.leaseNamespace ?? lease.parse(env.POD_NAMESPACE?.trim() || 'fnmesh-system', lease.env);
+  const podNamespace = env.POD_NAMESPACE?.trim();
+  const leaseNamespace =
+    s.leaseNamespace ??
+    (podNamespace ? lease.parse(podNamespace, 'POD_NAMESPACE') : lease.parse(DEFAULT_LEASE_NAMESPACE, lease.env));
   return {
     enabled: s.leaderElect,
     leaseName: s.leaseName,

@@ -7,8 +7,7 @@
  * FNMESH_STATUS_PROGRESS_INTERVAL_MS paces in-progress status updates (status-pacing.ts: Ready, failures and
  * other real transitions are written at once); FNMESH_RESYNC_MS reconciles every FunctionService again this often.
  */
-import { DNS_LABEL, NAME_RULES } from '../common/names';
-import { kubeconfigSetting, logLevelSetting, setting } from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting, variant, watchNamespaceSetting } from '../common/config';
 import * as parsers from '../common/parsers';
 
 export interface SecretKeyRef {
@@ -49,8 +48,10 @@ const dnsSubdomain = parsers.matching(
   'a DNS subdomain name such as fnmesh-operator',
   (v) => DNS_SUBDOMAIN.test(v) && v.length <= 253,
 );
-const dnsLabel = parsers.matching(NAME_RULES.namespace, (v) => DNS_LABEL.test(v));
 const milliseconds = parsers.wholeNumber({ min: 1, max: 3_600_000 });
+
+/** The leader Lease's namespace when neither FNMESH_LEASE_NAMESPACE nor POD_NAMESPACE says. */
+export const DEFAULT_LEASE_NAMESPACE = 'fnmesh-system';
 
 export const OPERATOR_SETTINGS = {
   sidecarImage: setting({
@@ -123,16 +124,7 @@ export const OPERATOR_SETTINGS = {
     help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
   }),
   kubeconfig: kubeconfigSetting,
-  watchNamespace: setting({
-    env: 'FNMESH_WATCH_NAMESPACE',
-    flag: '--watch-namespace <ns>',
-    unset: 'all namespaces',
-    parse: (v, name) => {
-      if (!DNS_LABEL.test(v)) throw parsers.invalid(name, v, `${NAME_RULES.namespace}, or unset for all namespaces`);
-      return v;
-    },
-    help: "reconcile only this namespace's FunctionServices",
-  }),
+  watchNamespace: variant(watchNamespaceSetting, { help: "reconcile only this namespace's FunctionServices" }),
   listen: setting({
     env: 'FNMESH_OPERATOR_LISTEN',
     flag: '--listen <host:port>',
@@ -157,8 +149,8 @@ export const OPERATOR_SETTINGS = {
   leaseNamespace: setting({
     env: 'FNMESH_LEASE_NAMESPACE',
     flag: '--lease-namespace <ns>',
-    unset: '`POD_NAMESPACE`, else `fnmesh-system`',
-    parse: dnsLabel,
+    unset: `\`POD_NAMESPACE\`, else \`${DEFAULT_LEASE_NAMESPACE}\``,
+    parse: parsers.namespaceName,
     help: 'namespace of the leader Lease',
   }),
   leaseDurationMs: setting({

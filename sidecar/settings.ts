@@ -4,7 +4,7 @@
  * sidecar's memory is watched.
  */
 import { ConfigError } from '../common/errors';
-import { NAME_RULES, isFunctionName, isNamespaceName, isServiceName } from '../common/names';
+import { NAME_RULES, isFunctionName, isServiceName } from '../common/names';
 import { logLevelSetting, setting } from '../common/config';
 import * as parsers from '../common/parsers';
 // The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
@@ -44,7 +44,7 @@ export const SIDECAR_SETTINGS = {
     env: SIDECAR_ENV.namespace,
     flag: '--namespace <ns>',
     default: 'default',
-    parse: parsers.matching(NAME_RULES.namespace, isNamespaceName),
+    parse: parsers.namespaceName,
     help: 'namespace of the service this replica serves',
   }),
   service: setting({
