@@ -141,6 +141,9 @@ class Proc {
       // What the supervisor says about the process (started, could not start, exited) goes to its log too.
       report: (_level, message) => writeFileSync(this.log, `${message}\n`, { flag: 'a' }),
       graceMs: 3_000,
+      // In the caller's process group, as before: a Ctrl-C of a test run or a bench stops etcd and the API
+      // server too, even where no reaper runs (only fnmesh cluster starts one).
+      detached: false,
     });
   }
 

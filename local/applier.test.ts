@@ -26,14 +26,20 @@ class RecordedReplicas implements ReplicaOps<AppliedReplica> {
   /** Starts wait on this while set (to hold a pass open). */
   gate: Promise<void> | undefined;
   ready = true;
+  /** Starts of these replica ids fail. */
+  readonly failing = new Set<string>();
+  /** Stops of these replica ids wait on `gate` too. */
+  readonly slowStops = new Set<string>();
 
   async start(plan: ServicePlan, index: number): Promise<AppliedReplica> {
+    if (this.failing.has(replicaId(plan, index))) throw new Error(`cannot start ${replicaId(plan, index)}`);
     await this.gate;
     const id = replicaId(plan, index);
     this.log.push(`start ${id} ${plan.command.join(' ')}`);
     return { key: plan.key, index, id, plan };
   }
   async stop(r: AppliedReplica): Promise<void> {
+    if (this.slowStops.has(r.id)) await this.gate;
     this.log.push(`stop ${r.id}`);
   }
   async waitReady(r: AppliedReplica): Promise<boolean> {
@@ -153,6 +159,34 @@ describe('PlanApplier', () => {
     ]);
     await applier.apply(desired({ greeter: { replicas: 1 } }));
     expect(replicas.log).toHaveLength(4);
+    expect(applier.all()).toEqual([]);
+  });
+
+  it('a restart that fails ends its pass only after the other services’ restarts, so stopAll stops every replica', async () => {
+    const { replicas, said, applier } = setup();
+    await applier.apply(desired({ a: { replicas: 1 }, b: { replicas: 1 } }));
+    replicas.log.length = 0;
+    let open!: () => void;
+    replicas.gate = new Promise<void>((r) => (open = r));
+    replicas.slowStops.add('b-0');
+    replicas.failing.add('a-0');
+    // Both services change: a's restart fails at once (a-0 does not start), b's waits on its old replica's stop.
+    const pass = applier.apply(
+      desired({ a: { replicas: 1, command: ['node', 'v2.js'] }, b: { replicas: 1, command: ['node', 'v2.js'] } }),
+    );
+    for (let i = 0; i < 100 && !said.some((m) => m.includes('cannot start a-0')); i++)
+      await new Promise((r) => setImmediate(r));
+    // The mesh stops while b's restart is still under way.
+    const stopped = applier.stopAll();
+    open();
+    await pass;
+    await stopped;
+    // Let whatever b's restart still had to do run (it must have nothing left).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(replicas.log).toContain('stop b-0');
+    expect(said.some((m) => m.includes('cannot start a-0'))).toBe(true);
+    // b-0's new process was never started once the mesh was stopping, and nothing is left running.
+    expect(replicas.log.filter((l) => l.startsWith('start b-0'))).toEqual([]);
     expect(applier.all()).toEqual([]);
   });
 });

@@ -119,11 +119,14 @@ export class PlanApplier<R extends AppliedReplica> {
         restartsByService.set(a.key, [...(restartsByService.get(a.key) ?? []), a.index]);
       }
     }
-    await Promise.all([
+    // Each changed service restarts its replicas one at a time; different services in parallel. The pass
+    // ends when all of them have (one failing does not leave the others running past it, unseen by stopAll).
+    const outcomes = await Promise.allSettled([
       ...stops,
-      // Each changed service restarts its replicas one at a time; different services in parallel.
       ...[...restartsByService].map(([key, indices]) => this.restartOneByOne(desired.services.get(key)!, indices)),
     ]);
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed.length > 0) throw new Error(failed.map((f) => errorMessage(f.reason)).join('; '));
   }
 
   private async restartOneByOne(plan: ServicePlan, indices: number[]): Promise<void> {
@@ -133,6 +136,7 @@ export class PlanApplier<R extends AppliedReplica> {
       if (this.closed) return;
       const old = this.take(plan.key, index);
       if (old) await replicas.stop(old);
+      if (this.closed) return;
       const r = await replicas.start(plan, index);
       this.add(r);
       if (!(await replicas.waitReady(r, this.restartReadyTimeoutMs)))

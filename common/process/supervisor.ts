@@ -28,6 +28,12 @@ export interface SupervisorOptions {
   graceMs?: number;
   /** Called after each start with the new pid. */
   onStart?: (pid: number) => void;
+  /**
+   * Start it in a process group of its own (default true: it and its children are stopped as one, and a
+   * terminal's Ctrl-C reaches only its supervisor, which stops it in order). False keeps it in this process's
+   * group, so that a signal to the group (Ctrl-C in a test run) reaches it even when this process cannot act.
+   */
+  detached?: boolean;
 }
 
 /** Every live child of this process, so an exit handler can kill what is left. */
@@ -116,7 +122,7 @@ export class Supervisor {
     const fd = o.logFile === undefined ? undefined : openSync(o.logFile, 'a');
     const stdio: StdioOptions = fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', fd, fd];
     try {
-      child = spawn(o.command, o.args, { cwd: o.cwd, env: o.env, stdio, detached: true });
+      child = spawn(o.command, o.args, { cwd: o.cwd, env: o.env, stdio, detached: o.detached ?? true });
     } catch (err) {
       o.report('error', `${o.label}: cannot start "${o.command}": ${(err as Error).message}`);
       this.last = { code: null, signal: null };
@@ -127,7 +133,8 @@ export class Supervisor {
     }
     this.child = child;
     live.add(child);
-    if (child.pid !== undefined) listener?.added(child.pid);
+    // The reaper signals process groups: only a detached child leads one.
+    if (child.pid !== undefined && (o.detached ?? true)) listener?.added(child.pid);
     this.startedAt = Date.now();
     child.stdout?.on('data', (d: Buffer) => o.stdout?.push(d));
     child.stderr?.on('data', (d: Buffer) => o.stderr?.push(d));
@@ -137,7 +144,7 @@ export class Supervisor {
         if (settled) return;
         settled = true;
         live.delete(child);
-        if (child.pid !== undefined) listener?.removed(child.pid);
+        if (child.pid !== undefined && (o.detached ?? true)) listener?.removed(child.pid);
         o.stdout?.flush();
         o.stderr?.flush();
         if (this.child === child) this.child = undefined;
