@@ -8,6 +8,7 @@
  */
 import { ConfigError } from './errors';
 import { KUBECONFIG_VAR } from './kube-access';
+import { LOG_LEVEL_VAR } from './log-levels';
 import { logLevel, namespaceName, text } from './parsers';
 import type { Parser } from './parsers';
 
@@ -85,7 +86,7 @@ function rawValue(env: Env, name: string): string | undefined {
 
 /** FNMESH_LOG_LEVEL, the one setting every part has. */
 export const logLevelSetting = setting({
-  env: 'FNMESH_LOG_LEVEL',
+  env: LOG_LEVEL_VAR,
   flag: '--log-level <level>',
   default: 'info',
   parse: logLevel,

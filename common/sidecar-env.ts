@@ -4,6 +4,7 @@
  * function that builds the values from a FunctionService live here, so every writer sets the same variables
  * from the same fields. Light on purpose: no zod or yaml is loaded (the sidecar and the CLI import it).
  */
+import { LOG_LEVEL_VAR } from './log-levels';
 import { DEFAULT_FUNCTION } from './names';
 import type { FunctionService } from './manifest';
 
@@ -24,10 +25,13 @@ export const SIDECAR_ENV = {
   callListen: 'FNMESH_CALL_LISTEN',
   drainTimeoutMs: 'FNMESH_DRAIN_TIMEOUT_MS',
   replicaId: 'FNMESH_REPLICA_ID',
-  logLevel: 'FNMESH_LOG_LEVEL',
+  logLevel: LOG_LEVEL_VAR,
 } as const;
 
 export type SidecarEnvName = (typeof SIDECAR_ENV)[keyof typeof SIDECAR_ENV];
+
+/** The sidecar's ops port (probes, metrics, /drain) when its starter sets none. */
+export const DEFAULT_SIDECAR_OPS_PORT = 9090;
 
 /** How long a stopping sidecar waits for its in-flight calls when its starter sets no drain timeout. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;

@@ -9,6 +9,8 @@
  */
 import { kubeconfigSetting, logLevelSetting, setting, variant, watchNamespaceSetting } from '../common/config';
 import * as parsers from '../common/parsers';
+import { DEFAULT_CALL_API_PORT } from '../common/function-protocol';
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT } from '../common/sidecar-env';
 
 export interface SecretKeyRef {
   name: string;
@@ -77,14 +79,14 @@ export const OPERATOR_SETTINGS = {
   sidecarOpsPort: setting({
     env: 'FNMESH_SIDECAR_OPS_PORT',
     flag: '--sidecar-ops-port <port>',
-    default: '9090',
+    default: String(DEFAULT_SIDECAR_OPS_PORT),
     parse: parsers.port(),
     help: "the sidecar's ops port (probes, `/drain`)",
   }),
   sidecarCallPort: setting({
     env: 'FNMESH_SIDECAR_CALL_PORT',
     flag: '--sidecar-call-port <port>',
-    default: '3500',
+    default: String(DEFAULT_CALL_API_PORT),
     parse: parsers.port(),
     help: "the sidecar's loopback call API port",
   }),
@@ -119,7 +121,7 @@ export const OPERATOR_SETTINGS = {
   sidecarDrainTimeoutMs: setting({
     env: 'FNMESH_SIDECAR_DRAIN_TIMEOUT_MS',
     flag: '--sidecar-drain-timeout-ms <ms>',
-    default: '30000',
+    default: String(DEFAULT_DRAIN_TIMEOUT_MS),
     parse: parsers.wholeNumber({ min: 0, max: 3_600_000 }),
     help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
   }),

@@ -8,7 +8,7 @@ import { NAME_RULES, isFunctionName, isServiceName } from '../common/names';
 import { logLevelSetting, setting } from '../common/config';
 import * as parsers from '../common/parsers';
 // The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
-import { DEFAULT_DRAIN_TIMEOUT_MS, SIDECAR_ENV } from '../common/sidecar-env';
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT, SIDECAR_ENV } from '../common/sidecar-env';
 import { DEFAULT_CALL_API_PORT, DEFAULT_FUNCTION_PORT } from '../common/function-protocol';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -119,7 +119,7 @@ export const SIDECAR_SETTINGS = {
   opsListen: setting({
     env: SIDECAR_ENV.opsListen,
     flag: '--ops-listen <host:port>',
-    default: '0.0.0.0:9090',
+    default: `0.0.0.0:${DEFAULT_SIDECAR_OPS_PORT}`,
     parse: parsers.listenAddress,
     help: "`/healthz`, `/readyz` (NATS connected and function healthy), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
   }),
