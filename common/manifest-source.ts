@@ -4,11 +4,12 @@
  * A file that fails to parse keeps its last good contents (the error names the file and the field);
  * a deleted file removes its services; a namespace/name defined in two files is an error for the later one.
  */
-import { stat, readdir } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { ConfigError, errorMessage } from './errors';
 import { isManifestFile, loadManifestFile, serviceKey, type FunctionService } from './manifest';
+import { listManifestFiles } from './manifest-files';
 import { silentLogger, type Logger } from './logger';
 
 export interface RuleSource {
@@ -76,18 +77,6 @@ async function isMissing(p: string): Promise<boolean> {
   } catch {
     return true;
   }
-}
-
-async function listManifests(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const entries = await readdir(dir, { withFileTypes: true });
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listManifests(full)));
-    else if (isManifestFile(e.name)) out.push(full);
-  }
-  return out;
 }
 
 export class ManifestFileSource implements RuleSource {
@@ -210,17 +199,9 @@ export class ManifestFileSource implements RuleSource {
   }
 
   private async listAll(): Promise<string[]> {
-    const out = new Set<string>();
-    for (const p of this.paths) {
-      try {
-        const s = await stat(p);
-        if (s.isDirectory()) for (const f of await listManifests(p)) out.add(f);
-        else out.add(p);
-      } catch {
-        // a path that disappeared: its files are removed below
-      }
-    }
-    return [...out].sort();
+    // The one lister `fnmesh validate` uses too, so both read the same files; sorted: the first file to
+    // define a namespace/name keeps it.
+    return [...new Set(listManifestFiles(this.paths))].sort();
   }
 
   private schedule(file: string, rescan: boolean): void {
