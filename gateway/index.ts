@@ -5,7 +5,6 @@ export {
   describeRegistry,
   Registry,
   EMPTY_REGISTRY,
-  SOURCE_ANNOTATION,
   type ResolvedFunction,
   type ServiceEntry,
   type Lookup,

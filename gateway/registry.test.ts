@@ -1,5 +1,6 @@
 import { parseFunctionService, type FunctionService } from '../common';
-import { SOURCE_ANNOTATION, buildRegistry, describeRegistry } from './registry';
+import { SOURCE_FILE_ANNOTATION } from '../common/manifest-source';
+import { buildRegistry, describeRegistry } from './registry';
 
 function svc(
   name: string,
@@ -11,7 +12,7 @@ function svc(
     {
       apiVersion: 'fnmesh.io/v1alpha1',
       kind: 'FunctionService',
-      metadata: { name, namespace, annotations: { [SOURCE_ANNOTATION]: `/m/${name}.yaml` } },
+      metadata: { name, namespace, annotations: { [SOURCE_FILE_ANNOTATION]: `/m/${name}.yaml` } },
       spec: { functions, ...extra },
     },
     `${name}.yaml`,

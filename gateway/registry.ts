@@ -14,9 +14,8 @@ import {
 } from '../common';
 import { DENY_ALL, compileRule, type CompiledRule } from './rules';
 
-/** Annotation a rule source may set so that errors name the file a service came from. */
+// The annotation a rule source sets so that errors name the file a service came from.
 import { SOURCE_FILE_ANNOTATION } from '../common/manifest-source';
-export const SOURCE_ANNOTATION = SOURCE_FILE_ANNOTATION;
 
 /** Where the rule of a function came from, for listings and logs. */
 export type RuleOrigin = 'function' | 'service-default' | 'gateway-default';
@@ -107,7 +106,7 @@ export class Registry {
 export const EMPTY_REGISTRY = new Registry(new Map());
 
 function sourceOf(fs: FunctionService): string {
-  const file = fs.metadata.annotations?.[SOURCE_ANNOTATION];
+  const file = fs.metadata.annotations?.[SOURCE_FILE_ANNOTATION];
   return file ? `${file} (${serviceKey(fs)})` : `FunctionService ${serviceKey(fs)}`;
 }
 
