@@ -22,9 +22,11 @@ const ENTRIES = {
   // the browser test serves the example page
   examples: ['web/serve'],
   test: [],
+  // the benchmarks are programs, not a library: nothing imports them
+  bench: [],
 };
 const PARTS = ['common', ...Object.keys(ENTRIES)];
-const ALL_ENTRIES = Object.keys(ENTRIES);
+const ALL_ENTRIES = Object.keys(ENTRIES).filter((p) => p !== 'bench');
 
 /** Which other parts' entry points each part's code may import (`common/` is open to all but itself). */
 const GRAPH = {
@@ -52,7 +54,7 @@ function refuse(part, entries, from) {
   const named = entries
     .filter((e) => e !== '')
     .map((e) => (e.endsWith('/*') ? `${escape(e.slice(0, -2))}/.+` : escape(e)));
-  const allowed = [entries.includes('') ? `${part}` : null, named.length ? `${part}/(?:${named.join('|')})` : null]
+  const allowed = [entries.includes('') ? `${part}(?:/index)?` : null, named.length ? `${part}/(?:${named.join('|')})` : null]
     .filter(Boolean)
     .join('|');
   const up = '(?:\\.\\./)+';
