@@ -54,7 +54,10 @@ function refuse(part, entries, from) {
   const named = entries
     .filter((e) => e !== '')
     .map((e) => (e.endsWith('/*') ? `${escape(e.slice(0, -2))}/.+` : escape(e)));
-  const allowed = [entries.includes('') ? `${part}(?:/index)?` : null, named.length ? `${part}/(?:${named.join('|')})` : null]
+  const allowed = [
+    entries.includes('') ? `${part}(?:/index)?` : null,
+    named.length ? `${part}/(?:${named.join('|')})` : null,
+  ]
     .filter(Boolean)
     .join('|');
   const up = '(?:\\.\\./)+';
