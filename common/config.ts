@@ -9,7 +9,7 @@
 import { ConfigError } from './errors';
 import { KUBECONFIG_VAR } from './kube-access';
 import { LOG_LEVEL_VAR } from './log-levels';
-import { logLevel, namespaceName, text } from './parsers';
+import { logLevel, text } from './parsers';
 import type { Parser } from './parsers';
 
 export type { Parser, ListenAddress } from './parsers';
@@ -91,15 +91,6 @@ export const logLevelSetting = setting({
   default: 'info',
   parse: logLevel,
   help: '`debug`, `info`, `warn`, `error` or `silent`',
-});
-
-/** FNMESH_WATCH_NAMESPACE, the same for every part that watches FunctionServices (gateway, operator). */
-export const watchNamespaceSetting = setting({
-  env: 'FNMESH_WATCH_NAMESPACE',
-  flag: '--watch-namespace <ns>',
-  unset: 'all namespaces',
-  parse: namespaceName,
-  help: 'watch only this namespace',
 });
 
 /** FNMESH_KUBECONFIG, the same for every part that talks to the API server (gateway, operator). */

@@ -4,7 +4,8 @@
  */
 import { ConfigError } from '../common/errors';
 import { parseOriginPattern } from './cors';
-import { kubeconfigSetting, logLevelSetting, setting, variant, watchNamespaceSetting } from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting, variant } from '../common/config';
+import { NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { BROKER_SETTINGS } from '../broker/settings';
 
@@ -74,7 +75,17 @@ export const GATEWAY_SETTINGS = {
     help: 'where rules come from: `files` (`FNMESH_MANIFESTS`) or `kubernetes` (the FunctionService objects, watched live; needs `deploy/rbac/gateway.yaml` and `kubectl apply -f crds/`); `kubernetes` with `FNMESH_MANIFESTS` set is refused',
   }),
   kubeconfig: variant(kubeconfigSetting, { help: 'kubeconfig of the `kubernetes` rule source' }),
-  watchNamespace: variant(watchNamespaceSetting, {
+  watchNamespace: setting({
+    env: 'FNMESH_WATCH_NAMESPACE',
+    flag: '--watch-namespace <ns>',
+    unset: 'all namespaces',
+    parse: (v, name) => {
+      if (!isNamespaceName(v))
+        throw new ConfigError(
+          `${name}="${v}" is not a valid namespace name: ${NAME_RULES.namespace}; unset it to watch all namespaces`,
+        );
+      return v;
+    },
     help: 'the one namespace whose FunctionServices the `kubernetes` rule source reads',
   }),
   jwtSecret: setting({

@@ -7,7 +7,8 @@
  * FNMESH_STATUS_PROGRESS_INTERVAL_MS paces in-progress status updates (status-pacing.ts: Ready, failures and
  * other real transitions are written at once); FNMESH_RESYNC_MS reconciles every FunctionService again this often.
  */
-import { kubeconfigSetting, logLevelSetting, setting, variant, watchNamespaceSetting } from '../common/config';
+import { kubeconfigSetting, logLevelSetting, setting } from '../common/config';
+import { NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { DEFAULT_CALL_API_PORT } from '../common/function-protocol';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT } from '../common/sidecar-env';
@@ -126,7 +127,16 @@ export const OPERATOR_SETTINGS = {
     help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
   }),
   kubeconfig: kubeconfigSetting,
-  watchNamespace: variant(watchNamespaceSetting, { help: "reconcile only this namespace's FunctionServices" }),
+  watchNamespace: setting({
+    env: 'FNMESH_WATCH_NAMESPACE',
+    flag: '--watch-namespace <ns>',
+    unset: 'all namespaces',
+    parse: (v, name) => {
+      if (!isNamespaceName(v)) throw parsers.invalid(name, v, `${NAME_RULES.namespace}, or unset for all namespaces`);
+      return v;
+    },
+    help: "reconcile only this namespace's FunctionServices",
+  }),
   listen: setting({
     env: 'FNMESH_OPERATOR_LISTEN',
     flag: '--listen <host:port>',
