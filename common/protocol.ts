@@ -69,8 +69,13 @@ export const NATS_HEADERS = {
   claims: 'Fnmesh-Claims',
   /** `namespace/service` of the calling service, for internal calls (set only by the gateway). */
   caller: 'Fnmesh-Caller',
-  /** The end user's bearer token, sidecar → gateway on internal calls, so the gateway re-verifies it. */
-  token: 'Fnmesh-Token',
+  /**
+   * A gateway-signed delegation token (gateway → sidecar with a call that has verified claims; sidecar →
+   * gateway on the internal calls made within that call). Never the end user's JWT.
+   */
+  delegation: 'Fnmesh-Delegation',
+  /** Request id of the inbound call an internal call is made within (sidecar → gateway). */
+  parentId: 'Fnmesh-Parent-Id',
   status: 'Fnmesh-Status',
   errorCode: 'Fnmesh-Error',
 } as const;
@@ -84,7 +89,8 @@ export interface CallMeta {
   traceparent?: string;
   claims?: Record<string, unknown>;
   caller?: string;
-  token?: string;
+  delegation?: string;
+  parentId?: string;
 }
 
 export function encodeCallHeaders(meta: CallMeta): MsgHdrs {
@@ -94,7 +100,8 @@ export function encodeCallHeaders(meta: CallMeta): MsgHdrs {
   if (meta.traceparent) h.set(NATS_HEADERS.traceparent, meta.traceparent);
   if (meta.claims) h.set(NATS_HEADERS.claims, JSON.stringify(meta.claims));
   if (meta.caller) h.set(NATS_HEADERS.caller, meta.caller);
-  if (meta.token) h.set(NATS_HEADERS.token, meta.token);
+  if (meta.delegation) h.set(NATS_HEADERS.delegation, meta.delegation);
+  if (meta.parentId) h.set(NATS_HEADERS.parentId, meta.parentId);
   return h;
 }
 
@@ -127,8 +134,10 @@ export function decodeCallHeaders(h: MsgHdrs | undefined, fallbackTimeoutMs: num
   }
   const caller = h?.get(NATS_HEADERS.caller);
   if (caller) meta.caller = caller;
-  const token = h?.get(NATS_HEADERS.token);
-  if (token) meta.token = token;
+  const delegation = h?.get(NATS_HEADERS.delegation);
+  if (delegation) meta.delegation = delegation;
+  const parentId = h?.get(NATS_HEADERS.parentId);
+  if (parentId) meta.parentId = parentId;
   return meta;
 }
 

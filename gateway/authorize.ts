@@ -3,6 +3,7 @@
  * request to the rule's function inside the same deadline as the call it guards.
  */
 import { FnmeshError, callSubject, isFunctionName, isNamespaceName, isServiceName } from '../common';
+import type { DelegationTokens } from './delegation';
 import { invoke, type Connection } from './invoke';
 import type { ResolvedFunction } from './registry';
 import type { Decision, FuncCaller, RuleInput } from './rules';
@@ -10,8 +11,8 @@ import type { Decision, FuncCaller, RuleInput } from './rules';
 export interface CallIdentity {
   requestId: string;
   traceparent: string;
-  /** The end user's bearer token, forwarded so sidecars can make internal calls on their behalf. */
-  token?: string;
+  /** Issues the delegation token a rule function gets with verified claims, to call on the user's behalf. */
+  delegation: DelegationTokens;
 }
 
 const decoder = new TextDecoder();
@@ -31,9 +32,13 @@ export function makeFuncCaller(conn: Connection, deadline: number, identity: Cal
       requestId: identity.requestId,
       timeoutMs,
       traceparent: identity.traceparent,
-      ...(args.auth ? { claims: args.auth } : {}),
+      ...(args.auth
+        ? {
+            claims: args.auth,
+            delegation: identity.delegation.forCall(target, identity.requestId, args.auth, timeoutMs),
+          }
+        : {}),
       ...(args.caller ? { caller: args.caller } : {}),
-      ...(identity.token ? { token: identity.token } : {}),
     };
     const body = await invoke(
       conn,

@@ -35,6 +35,8 @@ export interface GatewayConfig {
   /** The one namespace the Kubernetes rule source watches; absent: all namespaces. */
   watchNamespace?: string;
   jwt: JwtConfig;
+  /** The file of the delegation tokens' signing key; absent: a random key per process. */
+  delegationKeyFile?: string;
   /** The gateway-wide default rule; undefined means deny. */
   defaultRule?: Rule;
   maxBodyBytes: number;
@@ -114,6 +116,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     if (s.watchNamespace) config.watchNamespace = s.watchNamespace;
   }
   if (s.opsListen) config.opsListen = s.opsListen;
+  if (s.delegationKeyFile) config.delegationKeyFile = s.delegationKeyFile;
   if (s.natsUrl) config.natsServers = s.natsUrl;
   if (s.natsToken) config.natsToken = s.natsToken;
   return config;

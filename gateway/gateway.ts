@@ -9,6 +9,8 @@ import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logg
 import type { RuleSource } from '../common/manifest-source';
 import { startBroker, type Broker } from '../broker';
 import { createJwtVerifier } from './auth';
+import { loadDelegationTokens } from './delegation';
+import { GATEWAY_SETTINGS } from './settings';
 import type { GatewayConfig, ListenAddress } from './config';
 import { createHttpHandler, createOpsHandler } from './http-server';
 import { subscribeInternalCalls } from './internal-calls';
@@ -68,6 +70,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   const logger = deps.logger;
   // Fail fast on a default rule that does not compile (func targets etc.).
   gatewayDefaultCompiler(config.defaultRule)('default');
+  const delegation = loadDelegationTokens(config.delegationKeyFile, GATEWAY_SETTINGS.delegationKeyFile.env);
   const verifier = await createJwtVerifier(config.jwt);
   const metrics = createGatewayMetrics();
 
@@ -168,7 +171,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     const internal = subscribeInternalCalls(conn, {
       conn: connection,
       registry: () => registry,
-      verifier,
+      delegation,
       metrics,
       logger,
       maxTimeoutMs: config.maxTimeoutMs,
@@ -181,6 +184,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       registry: () => registry,
       conn: connection,
       verifier,
+      delegation,
       metrics,
       logger,
       ...(config.opsListen ? {} : { ops }),

@@ -24,6 +24,7 @@ import type { GatewayMetrics } from './metrics';
 import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import { bearerToken, type JwtVerifier } from './auth';
 import { corsDecider } from './cors';
+import type { DelegationTokens } from './delegation';
 
 export interface HttpDeps {
   config: Pick<
@@ -33,6 +34,8 @@ export interface HttpDeps {
   registry: () => Registry;
   conn: Connection;
   verifier: JwtVerifier;
+  /** Issues the delegation tokens that go with calls carrying verified claims. */
+  delegation: DelegationTokens;
   metrics: GatewayMetrics;
   logger: Logger;
   /** Serve /healthz, /readyz and /metrics on this server too. */
@@ -201,7 +204,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       const timeoutMs = computeTimeoutMs(body.timeoutMs, target.timeoutMs, config.maxTimeoutMs);
       const deadline = started + timeoutMs;
       const traceparent = pickTraceparent(req.headers.traceparent);
-      const identity = { requestId, traceparent, ...(token ? { token } : {}) };
+      const identity = { requestId, traceparent, delegation: deps.delegation };
       const input = claims ? { auth: claims, params: body.params } : { params: body.params };
       const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity));
       if (!decision.allow) {
@@ -209,12 +212,12 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
         fail(denialError(target, decision.reason, config.exposeRuleReasons, claims === undefined), decision.reason);
         return;
       }
+      const timeLeftMs = Math.floor(deadline - performance.now());
       const result = await invoke(conn, target.subject, target, Buffer.from(body.paramsJson), {
         requestId,
-        timeoutMs: Math.floor(deadline - performance.now()),
+        timeoutMs: timeLeftMs,
         traceparent,
-        ...(claims ? { claims } : {}),
-        ...(token ? { token } : {}),
+        ...(claims ? { claims, delegation: deps.delegation.forCall(target, requestId, claims, timeLeftMs) } : {}),
       });
       finish(200, resultEnvelope(result));
     }

@@ -1,8 +1,9 @@
 /**
  * Internal calls: a function calls another function through its sidecar, which publishes on
  * fnmesh.gw.{callerNs}.{callerSvc}.{ns}.{svc}.{fn}. The caller identity is the subject (NATS publish
- * permissions make it unforgeable); the end user's token, when forwarded, is verified again here. The
- * TARGET's rule decides, with args.caller = "callerNs/callerSvc"; then the call is forwarded and the reply
+ * permissions make it unforgeable); the end user's claims come only from a delegation token this mesh's
+ * gateways issued to that service for the inbound call the internal call is made within. The TARGET's rule
+ * decides, with args.caller = "callerNs/callerSvc"; then the call is forwarded and the reply
  * relayed.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
@@ -24,12 +25,12 @@ import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
 import { requestRaw, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
 import { unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
-import type { JwtVerifier } from './auth';
+import type { DelegationTokens } from './delegation';
 
 export interface InternalDeps {
   conn: Connection;
   registry: () => Registry;
-  verifier: JwtVerifier;
+  delegation: DelegationTokens;
   metrics: GatewayMetrics;
   logger: Logger;
   maxTimeoutMs: number;
@@ -124,8 +125,10 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const timeoutMs = computeTimeoutMs(meta.timeoutMs > 0 ? meta.timeoutMs : 1, fn.timeoutMs, deps.maxTimeoutMs);
     const deadline = started + timeoutMs;
     const traceparent = pickTraceparent(meta.traceparent);
-    // Claims are never taken from the sidecar: only a token verified here counts.
-    const claims = meta.token ? await deps.verifier.verify(meta.token) : undefined;
+    // Claims are never taken from the sidecar: only a delegation token verified here counts.
+    const claims = meta.delegation
+      ? deps.delegation.verify(meta.delegation, { caller, parentId: meta.parentId, now: Date.now() })
+      : undefined;
     let params: unknown = null;
     if (msg.data.length > 0) {
       try {
@@ -137,7 +140,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
         );
       }
     }
-    const identity = { requestId, traceparent, ...(meta.token ? { token: meta.token } : {}) };
+    const identity = { requestId, traceparent, delegation: deps.delegation };
     const decision = await evaluateRule(
       fn,
       { ...(claims ? { auth: claims } : {}), params, caller },
@@ -148,13 +151,13 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
       reject(denialError(fn, decision.reason, deps.exposeRuleReasons, claims === undefined), decision.reason);
       return;
     }
+    const timeLeftMs = Math.floor(deadline - performance.now());
     const reply = await requestRaw(deps.conn, fn.subject, fn, msg.data, {
       requestId,
-      timeoutMs: Math.floor(deadline - performance.now()),
+      timeoutMs: timeLeftMs,
       traceparent,
       caller,
-      ...(claims ? { claims } : {}),
-      ...(meta.token ? { token: meta.token } : {}),
+      ...(claims ? { claims, delegation: deps.delegation.forCall(fn, requestId, claims, timeLeftMs) } : {}),
     });
     if (msg.reply) msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
     const status = Number(reply.headers?.get('Fnmesh-Status') || 200);

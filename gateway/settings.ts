@@ -118,6 +118,13 @@ export const GATEWAY_SETTINGS = {
     parse: parsers.text,
     help: 'required `aud`',
   }),
+  delegationKeyFile: setting({
+    env: 'FNMESH_DELEGATION_KEY_FILE',
+    flag: '--delegation-key-file <file>',
+    unset: 'a random key per process (one gateway replica only)',
+    parse: parsers.text,
+    help: 'file of the key (≥ 32 bytes) that signs the delegation tokens of nested calls; every gateway replica must share it',
+  }),
   defaultRule: setting({
     env: 'FNMESH_DEFAULT_RULE',
     flag: '--default-rule <json>',

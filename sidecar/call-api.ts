@@ -137,7 +137,8 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     if (parent) {
       const remaining = parent.deadline - Date.now();
       timeoutMs = body.timeout !== undefined ? Math.min(remaining, body.timeout) : remaining;
-      if (parent.token) meta.token = parent.token;
+      if (parentId) meta.parentId = parentId;
+      if (parent.delegation) meta.delegation = parent.delegation;
       if (parent.traceparent) meta.traceparent = parent.traceparent;
     } else {
       timeoutMs = body.timeout ?? deps.defaultTimeoutMs;

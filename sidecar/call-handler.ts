@@ -270,9 +270,9 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
     if (meta.claims) headers[FUNCTION_HEADERS.claims] = encodeClaimsHeader(meta.claims);
     if (meta.caller) headers[FUNCTION_HEADERS.caller] = meta.caller;
     if (meta.traceparent) headers[FUNCTION_HEADERS.traceparent] = meta.traceparent;
-    // The end user's token stays here (for calls the function makes through the call API); never sent on.
+    // The delegation token stays here (for calls the function makes through the call API); never sent on.
     const entry: InboundCall = { deadline };
-    if (meta.token) entry.token = meta.token;
+    if (meta.delegation) entry.delegation = meta.delegation;
     if (meta.traceparent) entry.traceparent = meta.traceparent;
     inbound.add(requestId, entry);
     void run(msg, fn, started, meta.timeoutMs, headers, entry, requestId);

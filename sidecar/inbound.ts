@@ -1,9 +1,10 @@
 /**
  * The inbound calls this replica is running, by request id: what an outbound call made through the call
- * API inherits (the end user's token, the traceparent and the remaining deadline).
+ * API inherits (the gateway's delegation token, the traceparent and the remaining deadline).
  */
 export interface InboundCall {
-  token?: string;
+  /** The delegation token the gateway sent with the call (only when it carried verified claims). */
+  delegation?: string;
   traceparent?: string;
   /** Epoch ms on this machine's clock. */
   deadline: number;

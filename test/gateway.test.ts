@@ -62,6 +62,14 @@ spec:
 ---
 apiVersion: fnmesh.io/v1alpha1
 kind: FunctionService
+metadata: { name: frontend }
+spec:
+  functions:
+    - name: relay
+      rule: { rule: authenticated }
+---
+apiVersion: fnmesh.io/v1alpha1
+kind: FunctionService
 metadata: { name: backend }
 spec:
   functions:
@@ -182,12 +190,19 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
             requestId: msg.headers?.get(NATS_HEADERS.requestId),
             timeoutMs: Number(msg.headers?.get(NATS_HEADERS.timeoutMs)),
             traceparent: msg.headers?.get(NATS_HEADERS.traceparent),
+            delegation: msg.headers?.get(NATS_HEADERS.delegation) ?? null,
           };
       }
     });
     serveService(nc, 'policy', (_fn, params) => ({ ack: (params as { ok?: boolean } | null)?.ok === true }));
     serveService(nc, 'backend', (_fn, params, msg) => ({ caller: msg.headers?.get(NATS_HEADERS.caller), params }));
     serveService(nc, 'reloadme', () => ({ ok: true }));
+    // What the frontend's sidecar received with a call: every header, to check what it is (and is not) given.
+    serveService(nc, 'frontend', (_fn, _params, msg) => {
+      const headers: Record<string, string> = {};
+      for (const k of msg.headers?.keys() ?? []) headers[k] = msg.headers!.get(k);
+      return { headers };
+    });
     await nc.flush();
   });
 
@@ -443,15 +458,15 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       caller: string,
       fnPath: string,
       params: unknown,
-      extra: { token?: string } = {},
+      extra: { delegation?: string; parentId?: string; header?: [string, string] } = {},
     ): Promise<{ status: number; body: unknown }> {
+      const { header, ...meta } = extra;
+      const headers = encodeCallHeaders({ requestId: 'int-1', timeoutMs: 2000, ...meta });
+      if (header) headers.set(header[0], header[1]);
       const msg = await nc.request(
         `fnmesh.gw.default.${caller}.default.${fnPath.replace('/', '.')}`,
         enc.encode(JSON.stringify(params)),
-        {
-          timeout: 3000,
-          headers: encodeCallHeaders({ requestId: 'int-1', timeoutMs: 2000, ...extra }),
-        },
+        { timeout: 3000, headers },
       );
       const reply = decodeReply(msg.data, msg.headers);
       return reply.ok
@@ -467,12 +482,96 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect(no.body).toBe('the rule of default/backend.data denies this call');
     });
 
-    it('re-verifies a forwarded token and rejects a bad one', async () => {
-      const bad = await internal('frontend', 'greeter/whoami', {}, { token: 'garbage' });
-      expect(bad.status).toBe(401);
-      const good = await internal('frontend', 'greeter/whoami', {}, { token: await token({ sub: 'u9' }) });
+    /** An HTTP call to frontend.relay with a user's JWT: the headers the frontend's sidecar got. */
+    async function relayHeaders(timeout?: number): Promise<Record<string, string>> {
+      const jwt = await token({ sub: 'u9' });
+      const a = await call(
+        'frontend/relay',
+        { params: null, ...(timeout ? { timeout } : {}) },
+        { authorization: `Bearer ${jwt}` },
+      );
+      expect(a.status).toBe(200);
+      const headers = (a.body.result as { headers: Record<string, string> }).headers;
+      // The function's side never gets the user's JWT, in any header.
+      expect(JSON.stringify(headers)).not.toContain(jwt.split('.')[2]!);
+      expect(headers[NATS_HEADERS.delegation]).toMatch(/^v1\./);
+      return headers;
+    }
+
+    it('accepts a delegation token the gateway issued to the caller, within its call, and issues the next hop its own', async () => {
+      const got = await relayHeaders();
+      const delegation = got[NATS_HEADERS.delegation]!;
+      const parentId = got[NATS_HEADERS.requestId]!;
+      const good = await internal('frontend', 'greeter/whoami', {}, { delegation, parentId });
       expect(good.status).toBe(200);
-      expect(good.body).toMatchObject({ claims: { sub: 'u9' } });
+      const body = good.body as { claims: unknown; delegation: string };
+      expect(body.claims).toMatchObject({ sub: 'u9' });
+      // The target gets a token of its own (issued to default/greeter), not the frontend's.
+      expect(body.delegation).toMatch(/^v1\./);
+      expect(body.delegation).not.toBe(delegation);
+      // ...which the frontend cannot use as its own.
+      const stolen = await internal('frontend', 'greeter/whoami', {}, { delegation: body.delegation, parentId });
+      expect(stolen).toEqual({
+        status: 401,
+        body: 'the delegation token of this internal call was issued to default/greeter, not to the calling service default/frontend',
+      });
+    });
+
+    it('refuses a delegation token used by another service, for another call, altered, or after its deadline', async () => {
+      const got = await relayHeaders();
+      const delegation = got[NATS_HEADERS.delegation]!;
+      const parentId = got[NATS_HEADERS.requestId]!;
+      const byIntruder = await internal('intruder', 'greeter/whoami', {}, { delegation, parentId });
+      expect(byIntruder.status).toBe(401);
+      expect(byIntruder.body).toContain('was issued to default/frontend, not to the calling service default/intruder');
+      const otherCall = await internal('frontend', 'greeter/whoami', {}, { delegation, parentId: 'another-call' });
+      expect(otherCall.status).toBe(401);
+      expect(otherCall.body).toContain(`belongs to call ${parentId}, not to call another-call`);
+      const noParent = await internal('frontend', 'greeter/whoami', {}, { delegation });
+      expect(noParent.status).toBe(401);
+      const [v, payload, mac] = delegation.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+      const forged = Buffer.from(JSON.stringify({ ...claims, auth: { sub: 'admin' } })).toString('base64url');
+      const altered = await internal(
+        'frontend',
+        'greeter/whoami',
+        {},
+        { delegation: `${v}.${forged}.${mac}`, parentId },
+      );
+      expect(altered).toEqual({
+        status: 401,
+        body: 'the delegation token of this internal call was not issued by this mesh (its signature does not verify)',
+      });
+      expect((await internal('frontend', 'greeter/whoami', {}, { delegation: 'garbage', parentId })).status).toBe(401);
+
+      const short = await relayHeaders(100);
+      const deadline = (
+        JSON.parse(Buffer.from(short[NATS_HEADERS.delegation]!.split('.')[1]!, 'base64url').toString()) as {
+          dl: number;
+        }
+      ).dl;
+      await waitFor(() => Date.now() > deadline + 5);
+      const late = await internal(
+        'frontend',
+        'greeter/whoami',
+        {},
+        { delegation: short[NATS_HEADERS.delegation]!, parentId: short[NATS_HEADERS.requestId]! },
+      );
+      expect(late.status).toBe(401);
+      expect(late.body).toContain('expired with the deadline of call');
+    });
+
+    it("ignores a user's raw JWT and forged claims sent by a sidecar", async () => {
+      const jwt = await token({ sub: 'u9' });
+      const raw = await internal('frontend', 'greeter/whoami', {}, { header: ['Fnmesh-Token', jwt] });
+      expect(raw.status).toBe(401);
+      const forged = await internal(
+        'frontend',
+        'greeter/whoami',
+        {},
+        { header: [NATS_HEADERS.claims, '{"sub":"u9"}'] },
+      );
+      expect(forged.status).toBe(401);
       // an internal call on behalf of nobody, to a function whose rule needs a user: 401
       expect((await internal('frontend', 'greeter/whoami', {})).status).toBe(401);
       expect((await internal('frontend', 'nope/x', {})).status).toBe(404);

@@ -209,7 +209,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     await nats?.stop();
   });
 
-  test('passes params and result through as bytes, sends metadata headers and never the token', async () => {
+  test('passes params and result through as bytes, sends metadata headers and never the delegation token', async () => {
     const service = uniqueService();
     const seen: Array<{ url?: string; headers: http.IncomingHttpHeaders; body: string }> = [];
     const server = http.createServer((req, res) => {
@@ -241,7 +241,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         traceparent,
         claims: { sub: 'user-1', roles: ['a'] },
         caller: 'test/other',
-        token: 'secret-token',
+        delegation: 'v1.secret-delegation.sig',
       }),
     });
     expect(msg.headers?.get(NATS_HEADERS.status) ?? '').toBe('');
@@ -260,8 +260,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     expect(got.headers['x-fnmesh-caller']).toBe('test/other');
     expect(got.headers.traceparent).toBe(traceparent);
     const all = JSON.stringify(got.headers).toLowerCase();
-    expect(all).not.toContain('secret-token');
-    expect(Object.keys(got.headers).some((h) => h.includes('token'))).toBe(false);
+    expect(all).not.toContain('secret-delegation');
+    expect(Object.keys(got.headers).some((h) => h.includes('delegation') || h.includes('token'))).toBe(false);
   });
 
   test('the SDK context gets claims, request id, deadline, caller and traceparent', async () => {
@@ -284,7 +284,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       service,
       'whoami',
       { echo: 'hi' },
-      { requestId: 'r-9', timeoutMs: 3000, claims: { sub: 'u' }, caller: 'test/x', traceparent, token: 't' },
+      { requestId: 'r-9', timeoutMs: 3000, claims: { sub: 'u' }, caller: 'test/x', traceparent, delegation: 'd' },
     );
     const body = json(msg) as Record<string, unknown>;
     expect(body).toMatchObject({
@@ -584,7 +584,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
   describe('call API', () => {
     interface Seen {
       subject: string;
-      token?: string;
+      delegation?: string;
+      parentId?: string;
       timeoutMs: number;
       traceparent?: string;
       requestId: string;
@@ -601,8 +602,10 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
             requestId: m.headers?.get(NATS_HEADERS.requestId) ?? '',
             body: dec.decode(m.data),
           };
-          const token = m.headers?.get(NATS_HEADERS.token);
-          if (token) s.token = token;
+          const delegation = m.headers?.get(NATS_HEADERS.delegation);
+          if (delegation) s.delegation = delegation;
+          const parentId = m.headers?.get(NATS_HEADERS.parentId);
+          if (parentId) s.parentId = parentId;
           const tp = m.headers?.get(NATS_HEADERS.traceparent);
           if (tp) s.traceparent = tp;
           seen.push(s);
@@ -618,7 +621,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       return { seen, stop };
     }
 
-    test('ctx.call goes to the gateway subject with the inherited token, traceparent and budget', async () => {
+    test('ctx.call goes to the gateway subject with the inherited delegation token, parent id, traceparent and budget', async () => {
       const service = uniqueService();
       const gw = playGateway((s) =>
         s.subject.endsWith('.deny')
@@ -643,7 +646,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         service,
         'order',
         { sku: 'S1' },
-        { requestId: 'in-1', timeoutMs: 4000, token: 'user-token', traceparent },
+        { requestId: 'in-1', timeoutMs: 4000, delegation: 'v1.grant.mac', traceparent },
       );
       expect(json(msg)).toEqual({
         inner: { reserved: { sku: 'S1' } },
@@ -656,7 +659,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         `fnmesh.gw.${NS}.${service}.${NS}.inventory.deny`,
       ]);
       for (const s of gw.seen) {
-        expect(s.token).toBe('user-token');
+        expect(s.delegation).toBe('v1.grant.mac');
+        expect(s.parentId).toBe('in-1');
         expect(s.traceparent).toBe(traceparent);
         expect(s.timeoutMs).toBeLessThanOrEqual(4000);
         expect(s.requestId).not.toBe('');
@@ -680,7 +684,8 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         timeoutMs: 7000,
         body: '{"a":1}',
       });
-      expect(gw.seen[0]!.token).toBeUndefined();
+      expect(gw.seen[0]!.delegation).toBeUndefined();
+      expect(gw.seen[0]!.parentId).toBeUndefined();
       const withTimeout = await httpRequest(callPort, 'POST', '/v1/call/other/target/fn', '{"timeout": 1234}', {
         'x-fnmesh-request-id': 'unknown',
       });
