@@ -9,6 +9,7 @@ export const ERROR_TABLE = {
   forbidden: { status: 403, message: 'the rule of this function denies the call' },
   not_found: { status: 404, message: 'no such service or function' },
   method_not_allowed: { status: 405, message: 'method not allowed' },
+  request_timeout: { status: 408, message: 'the request did not arrive in time' },
   payload_too_large: { status: 413, message: 'the request body is too large' },
   unsupported_media_type: { status: 415, message: 'the request body must be JSON' },
   overloaded: { status: 429, message: 'the service is at its concurrency limit; retry later' },

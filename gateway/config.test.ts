@@ -6,6 +6,14 @@ describe('loadGatewayConfig', () => {
     const c = loadGatewayConfig({});
     expect(c).toMatchObject({
       listen: { host: '0.0.0.0', port: 8080 },
+      opsListen: { host: '0.0.0.0', port: 9091 },
+      front: {
+        maxHeaderBytes: 16384,
+        headersTimeoutMs: 10000,
+        receiveTimeoutMs: 30000,
+        keepAliveTimeoutMs: 65000,
+        maxConnections: 10000,
+      },
       broker: { host: '127.0.0.1', port: 4222 },
       manifests: [],
       jwt: {},
@@ -18,6 +26,7 @@ describe('loadGatewayConfig', () => {
     });
     expect(c.natsServers).toBeUndefined();
     expect(c.defaultRule).toBeUndefined();
+    expect(c.adminToken).toBeUndefined();
   });
   it('reads every setting', () => {
     const c = loadGatewayConfig({
@@ -33,6 +42,12 @@ describe('loadGatewayConfig', () => {
       FNMESH_CORS_ORIGINS: 'https://app.example.com,http://localhost:3000,http://127.0.0.1:*',
       FNMESH_CORS_CREDENTIALS: 'false',
       FNMESH_EXPOSE_RULE_REASONS: 'true',
+      FNMESH_ADMIN_TOKEN: 'x'.repeat(32),
+      FNMESH_MAX_HEADER_BYTES: '8192',
+      FNMESH_HEADERS_TIMEOUT_MS: '2000',
+      FNMESH_RECEIVE_TIMEOUT_MS: '5000',
+      FNMESH_KEEP_ALIVE_TIMEOUT_MS: '4000',
+      FNMESH_MAX_CONNECTIONS: '50',
     });
     expect(c).toMatchObject({
       listen: { host: '127.0.0.1', port: 0 },
@@ -45,12 +60,26 @@ describe('loadGatewayConfig', () => {
       corsOrigins: ['https://app.example.com', 'http://localhost:3000', 'http://127.0.0.1:*'],
       corsCredentials: false,
       exposeRuleReasons: true,
+      adminToken: 'x'.repeat(32),
+      front: {
+        maxHeaderBytes: 8192,
+        headersTimeoutMs: 2000,
+        receiveTimeoutMs: 5000,
+        keepAliveTimeoutMs: 4000,
+        maxConnections: 50,
+      },
     });
   });
   it.each([
     [{ FNMESH_DEFAULT_RULE: '{"rule":"maybe"}' }, /FNMESH_DEFAULT_RULE is not a valid rule/],
     [{ FNMESH_DEFAULT_RULE: '{nope' }, /FNMESH_DEFAULT_RULE is not valid JSON/],
     [{ FNMESH_MAX_BODY_BYTES: '1MB' }, /FNMESH_MAX_BODY_BYTES="1MB"/],
+    [{ FNMESH_ADMIN_TOKEN: 'short' }, /FNMESH_ADMIN_TOKEN is 5 characters long: use at least 32/],
+    [
+      { FNMESH_HEADERS_TIMEOUT_MS: '20000', FNMESH_RECEIVE_TIMEOUT_MS: '10000' },
+      /FNMESH_HEADERS_TIMEOUT_MS=20000 is longer than FNMESH_RECEIVE_TIMEOUT_MS=10000/,
+    ],
+    [{ FNMESH_MAX_HEADER_BYTES: '100' }, /FNMESH_MAX_HEADER_BYTES="100"/],
     [{ FNMESH_CORS_ORIGINS: 'https://a.com/' }, /FNMESH_CORS_ORIGINS: "https:\/\/a.com\/"/],
     [{ FNMESH_CORS_ORIGINS: '*,https://a.com' }, /use "\*" alone/],
     [{ FNMESH_CORS_ORIGINS: 'http://*.a.com' }, /FNMESH_CORS_ORIGINS: "http:\/\/\*\.a\.com".*http:\/\/localhost:\*/],

@@ -20,8 +20,10 @@ export type { ListenAddress } from '../common';
 
 export interface GatewayConfig {
   listen: ListenAddress;
-  /** Ops endpoints (/healthz, /readyz, /metrics) on their own port; on `listen` when absent. */
-  opsListen?: ListenAddress;
+  /** The ops listener: /metrics, GET /v1/services with rule definitions, /healthz, /readyz. */
+  opsListen: ListenAddress;
+  /** When set, the call port serves /v1/services and /metrics to `Authorization: Bearer <adminToken>`. */
+  adminToken?: string;
   /** External NATS servers; when absent the gateway runs the embedded broker. */
   natsServers?: string[];
   natsToken?: string;
@@ -40,6 +42,8 @@ export interface GatewayConfig {
   /** The gateway-wide default rule; undefined means deny. */
   defaultRule?: Rule;
   maxBodyBytes: number;
+  /** What a client may hold of the HTTP server: Node's http.Server options, from their settings. */
+  front: FrontDoorLimits;
   /** Absolute cap on any call's deadline, milliseconds. */
   maxTimeoutMs: number;
   /** Allowed CORS origins, exact or `scheme://host:*` (any port); '*' allows any; empty disables CORS. */
@@ -49,6 +53,18 @@ export interface GatewayConfig {
   exposeRuleReasons: boolean;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+}
+
+export interface FrontDoorLimits {
+  /** Node's `maxHeaderSize`: the request line and headers together (431 above it). */
+  maxHeaderBytes: number;
+  /** Node's `headersTimeout`: the whole head, from the connection or the request's first byte (408). */
+  headersTimeoutMs: number;
+  /** Node's `requestTimeout`: the whole request, head and body (408). */
+  receiveTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** Node's `maxConnections` on the call listener: more are closed at once. */
+  maxConnections: number;
 }
 
 export function readDefaultRule(env: Env): Rule | undefined {
@@ -94,14 +110,27 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (s.jwtIssuer) jwt.issuer = s.jwtIssuer;
   if (s.jwtAudience) jwt.audience = s.jwtAudience;
 
+  if (s.headersTimeoutMs > s.receiveTimeoutMs) {
+    throw new ConfigError(
+      `FNMESH_HEADERS_TIMEOUT_MS=${s.headersTimeoutMs} is longer than FNMESH_RECEIVE_TIMEOUT_MS=${s.receiveTimeoutMs}: the head is part of the request, so its timeout must be at most the whole request's; lower FNMESH_HEADERS_TIMEOUT_MS or raise FNMESH_RECEIVE_TIMEOUT_MS`,
+    );
+  }
   const config: GatewayConfig = {
     listen: s.listen,
+    opsListen: s.opsListen,
     broker: { host: s.brokerHost, port: s.brokerPort },
     ruleSource: s.ruleSource,
     manifests,
     jwt,
     defaultRule: readDefaultRule(env),
     maxBodyBytes: s.maxBodyBytes,
+    front: {
+      maxHeaderBytes: s.maxHeaderBytes,
+      headersTimeoutMs: s.headersTimeoutMs,
+      receiveTimeoutMs: s.receiveTimeoutMs,
+      keepAliveTimeoutMs: s.keepAliveTimeoutMs,
+      maxConnections: s.maxConnections,
+    },
     maxTimeoutMs: s.maxTimeoutMs,
     corsOrigins,
     corsCredentials: corsCredentials(corsOrigins, s.corsCredentials),
@@ -115,8 +144,8 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     if (s.kubeconfig) config.kubeconfig = s.kubeconfig;
     if (s.watchNamespace) config.watchNamespace = s.watchNamespace;
   }
-  if (s.opsListen) config.opsListen = s.opsListen;
   if (s.delegationKeyFile) config.delegationKeyFile = s.delegationKeyFile;
+  if (s.adminToken) config.adminToken = s.adminToken;
   if (s.natsUrl) config.natsServers = s.natsUrl;
   if (s.natsToken) config.natsToken = s.natsToken;
   return config;

@@ -12,6 +12,7 @@ import { createJwtVerifier } from './auth';
 import { loadDelegationTokens } from './delegation';
 import { GATEWAY_SETTINGS } from './settings';
 import type { GatewayConfig, ListenAddress } from './config';
+import { createGuardedServer } from './front-door';
 import { createHttpHandler, createOpsHandler } from './http-server';
 import { subscribeInternalCalls } from './internal-calls';
 import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
@@ -29,7 +30,7 @@ export interface Gateway {
   port: number;
   /** The NATS URL the gateway uses (the embedded broker's when it runs one). */
   natsUrl: string;
-  /** The ops endpoints' URL (equals `url` unless FNMESH_OPS_LISTEN is set). */
+  /** The ops listener's URL (FNMESH_OPS_LISTEN): /metrics, /v1/services, /healthz, /readyz. */
   opsUrl: string;
   readiness(): Readiness;
   /** The current routing table. */
@@ -187,16 +188,31 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       delegation,
       metrics,
       logger,
-      ...(config.opsListen ? {} : { ops }),
+      ops,
       stopping: () => stopping,
     });
-    httpServer = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+    const guard = { limits: config.front, metrics, logger };
+    httpServer = createGuardedServer(handler, { ...guard, listener: 'call', capConnections: true });
     const port = await listen(httpServer, config.listen);
     const url = urlOf(config.listen.host, port);
-    let opsUrl = url;
-    if (config.opsListen) {
-      opsServer = http.createServer(createOpsHandler(ops));
-      opsUrl = urlOf(config.opsListen.host, await listen(opsServer, config.opsListen));
+    opsServer = createGuardedServer(createOpsHandler({ registry: () => registry, logger, ops }), {
+      ...guard,
+      listener: 'ops',
+      capConnections: false,
+    });
+    const opsUrl = urlOf(config.opsListen.host, await listen(opsServer, config.opsListen));
+    for (const [which, s] of [
+      ['call', httpServer],
+      ['ops', opsServer],
+    ] as const) {
+      // After listen, an error is one of accepting a connection (EMFILE: out of file descriptors).
+      s.on('error', (err: NodeJS.ErrnoException) =>
+        logger.error('the gateway could not accept a connection', {
+          listener: which,
+          error: err.message,
+          hint: 'raise the file limit (ulimit -n) or lower FNMESH_MAX_CONNECTIONS',
+        }),
+      );
     }
     logger.info('gateway listening', { url, opsUrl, nats: natsUrl, embeddedBroker: broker !== undefined });
 

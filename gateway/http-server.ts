@@ -1,11 +1,12 @@
 /**
  * The HTTP shell. The hot path, POST /v1/api/{ns}/functions/{svc}/{fn}, is handled on raw node:http
- * (express costs several times more per request); everything else (ops endpoints, GET /v1/services, 404s)
- * goes to a small express app.
+ * (express costs several times more per request); everything else (probes, and for the ops listener or an
+ * admin GET /v1/services and /metrics; 404s) goes to a small express app.
  */
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import express from 'express';
-import { FnmeshError, errorMessage, handleOps, type Logger, type OpsHandlerOptions } from '../common';
+import { FnmeshError, codeForStatus, errorMessage, handleOps, type Logger, type OpsHandlerOptions } from '../common';
+import { adminAccess, isAdminPath } from './admin-access';
 import type { GatewayConfig } from './config';
 import {
   CALL_ROUTE_PREFIX,
@@ -25,11 +26,12 @@ import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFun
 import { bearerToken, type JwtVerifier } from './auth';
 import { corsDecider } from './cors';
 import type { DelegationTokens } from './delegation';
+import { clientErrorOf } from './front-door';
 
 export interface HttpDeps {
   config: Pick<
     GatewayConfig,
-    'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'corsCredentials' | 'exposeRuleReasons'
+    'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'corsCredentials' | 'exposeRuleReasons' | 'adminToken'
   >;
   registry: () => Registry;
   conn: Connection;
@@ -38,8 +40,8 @@ export interface HttpDeps {
   delegation: DelegationTokens;
   metrics: GatewayMetrics;
   logger: Logger;
-  /** Serve /healthz, /readyz and /metrics on this server too. */
-  ops?: OpsHandlerOptions;
+  /** /healthz and /readyz are served on the call port too; /metrics only to FNMESH_ADMIN_TOKEN. */
+  ops: OpsHandlerOptions;
   /** True once the gateway is stopping: answers carry `connection: close`. */
   stopping: () => boolean;
 }
@@ -52,7 +54,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
   const cors = corsDecider({ origins: config.corsOrigins, credentials: config.corsCredentials });
   let inFlight = 0;
   const httpInFlight = metrics.inFlightOf('http');
-  const app = createOpsApp(deps);
+  const app = createOpsApp(deps, 'call');
 
   function handleCall(req: IncomingMessage, res: ServerResponse, url: string): void {
     const started = performance.now();
@@ -187,13 +189,21 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     });
     req.on('error', () => fail(new FnmeshError('bad_request', 'the request body could not be read')));
     req.on('end', () => {
-      if (finished) return;
+      // A connection the front door answered (a 408 while the body trickled in) runs no call.
+      if (finished || clientErrorOf(req.socket)) return;
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       run(raw).catch(fail);
     });
     res.on('close', () => {
+      if (finished) return;
+      // The front door answered it (the body did not arrive in time): count the call with that answer.
+      const answered = clientErrorOf(req.socket);
+      if (answered) {
+        fail(new FnmeshError(codeForStatus(answered.status), answered.message, answered.status));
+        return;
+      }
       // The client went away: account for the call; its NATS request still ends at the deadline.
-      if (!finished) fail(new FnmeshError('bad_request', 'the client closed the connection before the answer'));
+      fail(new FnmeshError('bad_request', 'the client closed the connection before the answer'));
     });
 
     async function run(raw: Buffer): Promise<void> {
@@ -229,22 +239,41 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       handleCall(req, res, url);
       return;
     }
-    if (deps.ops && handleOps(req, res, deps.ops)) return;
+    if (!isAdminPath(url.split('?')[0]!) && handleOps(req, res, deps.ops)) return;
     app(req, res);
   };
   return { handler, inFlight: () => inFlight };
 }
 
-/** Express for the routes that are not hot: listings and JSON 404s. */
-function createOpsApp(deps: HttpDeps): express.Express {
+/**
+ * Express for the routes that are not hot: the listing and the metrics (on the ops listener; on the call
+ * port to FNMESH_ADMIN_TOKEN only) and JSON 404s.
+ */
+function createOpsApp(
+  deps: Pick<HttpDeps, 'registry' | 'logger' | 'ops'> & { config: Pick<GatewayConfig, 'adminToken'> },
+  listener: 'call' | 'ops',
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  if (listener === 'call') {
+    app.use((req, res, next) => {
+      if (!isAdminPath(req.path)) return next();
+      const access = adminAccess(req.path, req.headers.authorization, deps.config.adminToken);
+      if (access.ok) return next();
+      if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
+      res.status(access.status).json({ error: access.message });
+    });
+  }
   app.get('/v1/services', (_req, res) => {
     res.json({ services: describeRegistry(deps.registry()) });
   });
+  app.get('/metrics', (req, res) => {
+    handleOps(req, res, deps.ops);
+  });
   app.use((req, res) => {
-    res.status(404).json({ error: `no route for ${req.method} ${req.path}: ${ROUTE_HINT}` });
+    const hint = listener === 'ops' ? OPS_HINT : ROUTE_HINT;
+    res.status(404).json({ error: `no route for ${req.method} ${req.path}: ${hint}` });
   });
   app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     deps.logger.error('unexpected error on an ops route', { error: errorMessage(err) });
@@ -253,11 +282,13 @@ function createOpsApp(deps: HttpDeps): express.Express {
   return app;
 }
 
-/** Ops endpoints alone, for FNMESH_OPS_LISTEN. */
-export function createOpsHandler(ops: OpsHandlerOptions): RequestHandler {
+const OPS_HINT = 'the ops listener serves GET /healthz, /readyz, /metrics and /v1/services';
+
+/** The ops listener (FNMESH_OPS_LISTEN): probes, metrics and the listing with every rule's definition. */
+export function createOpsHandler(deps: Pick<HttpDeps, 'registry' | 'logger' | 'ops'>): RequestHandler {
+  const app = createOpsApp({ ...deps, config: {} }, 'ops');
   return (req, res) => {
-    if (handleOps(req, res, ops)) return;
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: 'no such ops endpoint: use /healthz, /readyz or /metrics' }));
+    if (handleOps(req, res, deps.ops)) return;
+    app(req, res);
   };
 }

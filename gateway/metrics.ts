@@ -9,6 +9,12 @@ export interface GatewayMetrics {
   denials: Counter<'namespace' | 'service' | 'function' | 'kind'>;
   inFlight: Gauge<'kind'>;
   ruleErrors: Counter<never>;
+  /** The front door (front-door.ts), by listener (`call` or `ops`). */
+  openConnections: Gauge<'listener'>;
+  connectionsRefused: Counter<'listener'>;
+  requestTimeouts: Counter<'listener' | 'phase'>;
+  headersTooLarge: Counter<'listener'>;
+  malformedRequests: Counter<'listener'>;
   /**
    * The label children of one function's calls, bound once and cached (the hot path then never validates
    * labels or builds label keys). `fn` undefined → the '-' labels of calls that matched no function.
@@ -68,6 +74,36 @@ export function createGatewayMetrics(registry: Registry = createRegistry('gatewa
     ruleErrors: new Counter({
       name: 'fnmesh_gateway_rule_source_errors_total',
       help: 'FunctionServices whose rules did not compile (their previous version was kept)',
+      registers: [registry],
+    }),
+    openConnections: new Gauge({
+      name: 'fnmesh_gateway_open_connections',
+      help: 'HTTP connections open now, by listener (call or ops)',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    connectionsRefused: new Counter({
+      name: 'fnmesh_gateway_connections_refused_total',
+      help: 'Connections closed at once because FNMESH_MAX_CONNECTIONS were open',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    requestTimeouts: new Counter({
+      name: 'fnmesh_gateway_request_timeouts_total',
+      help: 'Requests answered 408 because their head (FNMESH_HEADERS_TIMEOUT_MS) or the whole request (FNMESH_RECEIVE_TIMEOUT_MS) did not arrive in time',
+      labelNames: ['listener', 'phase'],
+      registers: [registry],
+    }),
+    headersTooLarge: new Counter({
+      name: 'fnmesh_gateway_headers_too_large_total',
+      help: 'Requests answered 431 because their head was over FNMESH_MAX_HEADER_BYTES',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    malformedRequests: new Counter({
+      name: 'fnmesh_gateway_malformed_requests_total',
+      help: 'Requests answered 400 (or 413 for chunk extensions) because they were not valid HTTP/1.1',
+      labelNames: ['listener'],
       registers: [registry],
     }),
   };

@@ -137,14 +137,65 @@ describe('buildRegistry', () => {
       {
         namespace: 'default',
         name: 'greeter',
-        functions: [{ name: 'hi', timeoutMs: 10000, rule: 'gateway-default' }],
+        functions: [
+          {
+            name: 'hi',
+            timeoutMs: 10000,
+            rule: { type: 'deny', from: 'gateway-default', definition: { rule: 'deny' } },
+          },
+        ],
         acceptsOtherFunctions: true,
       },
       {
         namespace: 'prod',
         name: 'greeter',
-        functions: [{ name: 'hello', timeoutMs: 10000, rule: 'gateway-default' }],
+        functions: [
+          {
+            name: 'hello',
+            timeoutMs: 10000,
+            rule: { type: 'deny', from: 'gateway-default', definition: { rule: 'deny' } },
+          },
+        ],
         acceptsOtherFunctions: false,
+      },
+    ]);
+  });
+
+  it('describes each rule by its type, its origin and its definition', () => {
+    const match = { rule: 'match', type: 'string', eval: '==', f1: 'args.auth.role', f2: 'admin' };
+    const { registry } = buildRegistry(
+      [
+        svc('shop', [
+          { name: 'buy', rule: { rule: 'and', clauses: [{ rule: 'authenticated' }, match] } },
+          { name: 'look' },
+          { name: 'default', rule: { rule: 'allow' } },
+        ]),
+        svc('policy', [{ name: 'check' }]),
+      ],
+      { rule: 'authenticated' },
+    );
+    const listing = describeRegistry(registry) as { name: string; functions: { name: string; rule: unknown }[] }[];
+    expect(listing.find((s) => s.name === 'shop')!.functions).toEqual([
+      {
+        name: 'buy',
+        timeoutMs: 10000,
+        rule: {
+          type: 'and',
+          from: 'function',
+          definition: { rule: 'and', clauses: [{ rule: 'authenticated' }, match] },
+        },
+      },
+      {
+        name: 'look',
+        timeoutMs: 10000,
+        rule: { type: 'allow', from: 'service-default', definition: { rule: 'allow' } },
+      },
+    ]);
+    expect(listing.find((s) => s.name === 'policy')!.functions).toEqual([
+      {
+        name: 'check',
+        timeoutMs: 10000,
+        rule: { type: 'authenticated', from: 'gateway-default', definition: { rule: 'authenticated' } },
       },
     ]);
   });

@@ -210,7 +210,21 @@ export function buildRegistry(
   return { registry: new Registry(entries), errors };
 }
 
-/** A plain listing for `GET /v1/services`. */
+/** How the listing describes a function's rule: its kind, where it came from, and the rule as written. */
+export interface RuleDescription {
+  type: Rule['rule'];
+  from: RuleOrigin;
+  definition: Rule;
+}
+
+export function describeRule(rule: CompiledRule, from: RuleOrigin): RuleDescription {
+  return { type: rule.source.rule, from, definition: rule.source };
+}
+
+/**
+ * The listing of `GET /v1/services`, rules with their definitions: served on the ops listener and to
+ * FNMESH_ADMIN_TOKEN only, never to anonymous callers of the call port.
+ */
 export function describeRegistry(registry: Registry): unknown[] {
   return [...registry.services.values()]
     .sort((a, b) => (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name))
@@ -219,7 +233,7 @@ export function describeRegistry(registry: Registry): unknown[] {
       name: s.name,
       functions: [...s.functions.values()]
         .filter((f) => f.function !== DEFAULT_FUNCTION)
-        .map((f) => ({ name: f.function, timeoutMs: f.timeoutMs, rule: f.ruleOrigin })),
+        .map((f) => ({ name: f.function, timeoutMs: f.timeoutMs, rule: describeRule(f.rule, f.ruleOrigin) })),
       acceptsOtherFunctions: s.fallback !== undefined,
     }));
 }

@@ -10,6 +10,12 @@ import * as parsers from '../common/parsers';
 import { BROKER_SETTINGS } from '../broker/settings';
 
 export const RULE_SOURCES = ['files', 'kubernetes'] as const;
+
+/** The ops listener's port (`/metrics`, `/v1/services`, probes) when FNMESH_OPS_LISTEN is not set. */
+export const DEFAULT_GATEWAY_OPS_PORT = 9091;
+
+/** Fewest characters of FNMESH_ADMIN_TOKEN: it guards the listing and the metrics on the call port. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
 export type RuleSourceKind = (typeof RULE_SOURCES)[number];
 
 /** "*" alone, or comma-separated origins (scheme, host, optional port, or `:*` for any port). */
@@ -40,9 +46,22 @@ export const GATEWAY_SETTINGS = {
   opsListen: setting({
     env: 'FNMESH_OPS_LISTEN',
     flag: '--ops-listen <host:port>',
-    unset: "the call API's address",
+    default: `0.0.0.0:${DEFAULT_GATEWAY_OPS_PORT}`,
     parse: parsers.listenAddress,
-    help: '`/healthz`, `/readyz`, `/metrics` on their own address',
+    help: '`/metrics`, `GET /v1/services` (every rule with its definition), `/healthz`, `/readyz`: the ops listener; keep it off the public network (the call port serves only the probes, and the listing and metrics to `FNMESH_ADMIN_TOKEN`)',
+  }),
+  adminToken: setting({
+    env: 'FNMESH_ADMIN_TOKEN',
+    flag: '--admin-token <token>',
+    unset: 'none: the call port does not serve them',
+    parse: (v, name) => {
+      if (v.length < MIN_ADMIN_TOKEN_LENGTH)
+        throw new ConfigError(
+          `${name} is ${v.length} characters long: use at least ${MIN_ADMIN_TOKEN_LENGTH} random characters (e.g. openssl rand -hex 32), or unset it to serve the listing and the metrics on the ops listener only`,
+        );
+      return v;
+    },
+    help: 'serve `GET /v1/services` and `/metrics` on the call port too, to `Authorization: Bearer <this token>`',
   }),
   natsUrl: setting({
     env: 'FNMESH_NATS_URL',
@@ -138,6 +157,41 @@ export const GATEWAY_SETTINGS = {
     default: '1048576',
     parse: parsers.wholeNumber({ min: 16, max: 64 * 1024 * 1024 }),
     help: 'request body limit (413 above it)',
+  }),
+  maxHeaderBytes: setting({
+    env: 'FNMESH_MAX_HEADER_BYTES',
+    flag: '--max-header-bytes <n>',
+    default: '16384',
+    parse: parsers.wholeNumber({ min: 1024, max: 1024 * 1024 }),
+    help: 'request head limit, the request line and every header together (431 above it); it must hold the largest bearer token you accept',
+  }),
+  headersTimeoutMs: setting({
+    env: 'FNMESH_HEADERS_TIMEOUT_MS',
+    flag: '--headers-timeout-ms <ms>',
+    default: '10000',
+    parse: parsers.wholeNumber({ min: 1, max: 600_000 }),
+    help: 'time a client has to send the whole request head, from its first byte or from its connection (408 and closed after it); at most `FNMESH_RECEIVE_TIMEOUT_MS`',
+  }),
+  receiveTimeoutMs: setting({
+    env: 'FNMESH_RECEIVE_TIMEOUT_MS',
+    flag: '--receive-timeout-ms <ms>',
+    default: '30000',
+    parse: parsers.wholeNumber({ min: 1, max: 3_600_000 }),
+    help: "time a client has to send a whole request, head and body (408 and closed after it); the call's deadline starts once it is in",
+  }),
+  keepAliveTimeoutMs: setting({
+    env: 'FNMESH_KEEP_ALIVE_TIMEOUT_MS',
+    flag: '--keep-alive-timeout-ms <ms>',
+    default: '65000',
+    parse: parsers.wholeNumber({ min: 1, max: 3_600_000 }),
+    help: 'how long an idle keep-alive connection stays open; keep it above the idle timeout of a load balancer in front (60 s on AWS ALB and ingress-nginx), which would otherwise reuse a connection the gateway is closing',
+  }),
+  maxConnections: setting({
+    env: 'FNMESH_MAX_CONNECTIONS',
+    flag: '--max-connections <n>',
+    default: '10000',
+    parse: parsers.wholeNumber({ min: 1, max: 1_000_000 }),
+    help: "open connections to the call port; more are closed at once without an answer (counted in `fnmesh_gateway_connections_refused_total`); keep it below the process's file limit (`ulimit -n`)",
   }),
   maxTimeoutMs: setting({
     env: 'FNMESH_MAX_TIMEOUT_MS',
