@@ -35,8 +35,8 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [fnPort, gatewayPort, brokerPort, opsPort, callPort] = await Promise.all(
-      Array.from({ length: 5 }, () => freePort()),
+    const [fnPort, gatewayPort, gatewayOpsPort, brokerPort, opsPort, callPort] = await Promise.all(
+      Array.from({ length: 6 }, () => freePort()),
     );
     const natsUrl = `nats://127.0.0.1:${brokerPort}`;
     const sidecarEnv = (ops: number, call: number): Record<string, string> =>
@@ -46,6 +46,7 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
     await waitPort(fnPort!, 20_000);
     const gateway = startProc('gateway', [...flags, cli, 'gateway'], {
       FNMESH_LISTEN: `127.0.0.1:${gatewayPort}`,
+      FNMESH_OPS_LISTEN: `127.0.0.1:${gatewayOpsPort}`,
       FNMESH_BROKER_PORT: String(brokerPort),
       FNMESH_MANIFESTS: dir,
       FNMESH_LOG_LEVEL: 'error',

@@ -50,6 +50,12 @@ const loaders: {
     load: loadGatewayConfig,
     at: {
       listen: 'listen',
+      opsListen: 'opsListen',
+      maxHeaderBytes: 'front.maxHeaderBytes',
+      headersTimeoutMs: 'front.headersTimeoutMs',
+      receiveTimeoutMs: 'front.receiveTimeoutMs',
+      keepAliveTimeoutMs: 'front.keepAliveTimeoutMs',
+      maxConnections: 'front.maxConnections',
       brokerHost: 'broker.host',
       brokerPort: 'broker.port',
       ruleSource: 'ruleSource',

@@ -110,10 +110,11 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const env = options.env;
   const root = repoRoot();
 
-  const { listen, brokerPort, jwtSecret: jwtSecrets, logLevel } = readSettings(env, CLUSTER_SETTINGS);
+  const { listen, opsListen, brokerPort, jwtSecret: jwtSecrets, logLevel } = readSettings(env, CLUSTER_SETTINGS);
   checkNamespaces();
   for (const [what, host, port, variable] of [
     ['the gateway', listen.host, listen.port, 'FNMESH_LISTEN=127.0.0.1:8081'],
+    ["the gateway's ops listener", opsListen.host, opsListen.port, 'FNMESH_OPS_LISTEN=127.0.0.1:9092'],
     ['the broker', '127.0.0.1', brokerPort, 'FNMESH_BROKER_PORT=4223'],
   ] as const) {
     if (port === 0) continue;
@@ -189,8 +190,10 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       return s;
     };
     const gatewayUrl = `http://${listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host}:${listen.port}`;
+    const opsUrl = `http://${opsListen.host === '0.0.0.0' ? '127.0.0.1' : opsListen.host}:${opsListen.port}`;
     supervise('gateway', ['gateway'], {
       FNMESH_LISTEN: `${listen.host}:${listen.port}`,
+      FNMESH_OPS_LISTEN: `${opsListen.host}:${opsListen.port}`,
       FNMESH_BROKER_HOST: '127.0.0.1',
       FNMESH_BROKER_PORT: String(actualBrokerPort),
       FNMESH_RULE_SOURCE: 'kubernetes',
@@ -236,7 +239,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const lines = [
       '',
       `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
-      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}).`,
+      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}; ops, /v1/services and /metrics: ${opsUrl}).`,
       '',
       'In another terminal:',
       `  export KUBECONFIG=${cp.kubeconfig}`,

@@ -3,12 +3,16 @@
  * starts. Light: the CLI imports it.
  */
 import { logLevelSetting, variant } from '../common/config';
-import { GATEWAY_SETTINGS } from '../gateway/settings';
+import { DEFAULT_GATEWAY_OPS_PORT, GATEWAY_SETTINGS } from '../gateway/settings';
 
 export const CLUSTER_SETTINGS = {
   listen: variant(GATEWAY_SETTINGS.listen, {
     default: '127.0.0.1:8080',
     help: "the gateway's HTTP call API address",
+  }),
+  opsListen: variant(GATEWAY_SETTINGS.opsListen, {
+    default: `127.0.0.1:${DEFAULT_GATEWAY_OPS_PORT}`,
+    help: "the gateway's ops listener: `/metrics`, `GET /v1/services` (every rule with its definition), `/healthz`, `/readyz`",
   }),
   brokerPort: variant(GATEWAY_SETTINGS.brokerPort, {
     help: "the gateway's embedded broker port (the pods reach it as 127.0.0.1:4222); 0 picks a free one",

@@ -8,6 +8,7 @@ export interface BannerReplicas {
 
 export function banner(
   gatewayUrl: string,
+  opsUrl: string,
   natsUrl: string,
   embedded: boolean,
   services: FunctionService[],
@@ -20,6 +21,7 @@ export function banner(
     '',
     'fnmesh local is ready',
     `  gateway   ${gatewayUrl}   (POST /v1/api/{namespace}/functions/{service}/{function})`,
+    `  ops       ${opsUrl}   (GET /v1/services, /metrics, /healthz, /readyz)`,
     `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}`,
     browsers,
     '  services',

@@ -8,6 +8,17 @@ describe('the local mesh’s gateway environment', () => {
       expect(loadGatewayConfig(localGatewayEnv(env)).listen).toEqual({ host: '127.0.0.1', port: 8080 });
     }
   });
+  test('puts the ops listener on loopback too unless the user chose another address', () => {
+    expect(loadGatewayConfig(localGatewayEnv({})).opsListen).toEqual({ host: '127.0.0.1', port: 9091 });
+    expect(loadGatewayConfig(localGatewayEnv({ FNMESH_OPS_LISTEN: ' ' })).opsListen).toEqual({
+      host: '127.0.0.1',
+      port: 9091,
+    });
+    expect(loadGatewayConfig(localGatewayEnv({ FNMESH_OPS_LISTEN: '127.0.0.1:0' })).opsListen).toEqual({
+      host: '127.0.0.1',
+      port: 0,
+    });
+  });
   test('keeps an address the user gave', () => {
     expect(loadGatewayConfig(localGatewayEnv({ FNMESH_LISTEN: '0.0.0.0:9000' })).listen).toEqual({
       host: '0.0.0.0',

@@ -113,6 +113,13 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
         : `the gateway cannot listen on ${config.listen.host}:${config.listen.port} (${listenProblem}); set FNMESH_LISTEN to another host:port, e.g. FNMESH_LISTEN=127.0.0.1:8081 npm start`,
     );
   }
+  const opsProblem = await portProblem(config.opsListen.host, config.opsListen.port);
+  if (opsProblem) {
+    const suggestion = `${displayHost(config.opsListen.host)}:${config.opsListen.port + 1}`;
+    throw new ConfigError(
+      `the gateway's ops listener (/metrics, /v1/services) cannot listen on ${config.opsListen.host}:${config.opsListen.port} (${opsProblem === 'EADDRINUSE' ? 'the port is already in use, perhaps by another fnmesh local' : opsProblem}). Pick another port: FNMESH_OPS_LISTEN=${suggestion} npm start   (or: node bin/fnmesh.js local --ops-listen ${suggestion} ${paths.join(' ')})`,
+    );
+  }
   if (!config.natsServers) {
     const brokerProblem = await portProblem(config.broker.host, config.broker.port);
     if (brokerProblem) {
@@ -149,7 +156,9 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   let shuttingDown = false;
   await source.ensureStarted();
   const gatewayUrl = `http://${displayHost(config.listen.host)}:${gateway.port}`;
-  say(`gateway listening on ${gatewayUrl}; broker ${natsUrl}${config.natsServers ? '' : ' (embedded)'}`);
+  say(
+    `gateway listening on ${gatewayUrl} (ops: ${gateway.opsUrl}); broker ${natsUrl}${config.natsServers ? '' : ' (embedded)'}`,
+  );
   // The gateway has started the source; a set it already loaded is replayed at once.
   source.subscribe((services) => {
     latest = services;
@@ -194,6 +203,7 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
     write(
       banner(
         gatewayUrl,
+        gateway.opsUrl,
         natsUrl,
         !config.natsServers,
         latest ?? [],

@@ -1,18 +1,18 @@
 /**
- * `fnmesh local`'s settings: the gateway's (it runs one in-process), without those of other rule sources
- * and of a separate ops port, listening on loopback and allowing pages on any local port by default, plus
- * its own. Light: the CLI imports it.
+ * `fnmesh local`'s settings: the gateway's (it runs one in-process), without those of other rule sources,
+ * listening on loopback (the call API and the ops listener) and allowing pages on any local port by default,
+ * plus its own. Light: the CLI imports it.
  */
 import { setting, variant } from '../common/config';
 import * as parsers from '../common/parsers';
-import { GATEWAY_SETTINGS } from '../gateway/settings';
+import { DEFAULT_GATEWAY_OPS_PORT, GATEWAY_SETTINGS } from '../gateway/settings';
 import { DEV_CORS_ORIGINS } from './dev-origins';
 
-// Not offered: the local mesh takes its rules from its manifest arguments, and serves ops on the call API.
+// Not offered: the local mesh takes its rules from its manifest arguments.
 const {
   listen,
+  opsListen,
   manifests: _manifests,
-  opsListen: _opsListen,
   ruleSource: _ruleSource,
   kubeconfig: _kubeconfig,
   watchNamespace: _watchNamespace,
@@ -21,6 +21,7 @@ const {
 
 export const LOCAL_SETTINGS = {
   listen: variant(listen, { default: '127.0.0.1:8080' }),
+  opsListen: variant(opsListen, { default: `127.0.0.1:${DEFAULT_GATEWAY_OPS_PORT}` }),
   ...gateway,
   corsOrigins: variant(gateway.corsOrigins, {
     default: DEV_CORS_ORIGINS,

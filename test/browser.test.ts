@@ -121,6 +121,7 @@ describe('fnmesh local: a page on a localhost origin calls the mesh (the default
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       FNMESH_LISTEN: `127.0.0.1:${port}`,
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_BROKER_PORT: String(await freePort()),
       FNMESH_JWT_SECRET: SECRET,
       NO_COLOR: '1',
@@ -232,6 +233,7 @@ describe('a gateway with an explicit origin list', () => {
     web = await startWebExample({ hosts: ['127.0.0.1'] });
     const env = {
       FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_JWT_SECRET: SECRET,
       FNMESH_CORS_ORIGINS: `https://app.example.com,http://localhost:${web.port}`,
     };

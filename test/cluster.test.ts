@@ -118,11 +118,13 @@ beforeAll(async () => {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     FNMESH_LISTEN: `127.0.0.1:${port}`,
+    FNMESH_OPS_LISTEN: `127.0.0.1:${await freePort()}`,
     FNMESH_BROKER_PORT: '0',
     NO_COLOR: '1',
   };
   for (const k of Object.keys(env))
-    if (k.startsWith('FNMESH_') && !['FNMESH_LISTEN', 'FNMESH_BROKER_PORT'].includes(k)) delete env[k];
+    if (k.startsWith('FNMESH_') && !['FNMESH_LISTEN', 'FNMESH_OPS_LISTEN', 'FNMESH_BROKER_PORT'].includes(k))
+      delete env[k];
   delete env.KUBECONFIG;
   const { child, lines, exit } = startCli(['cluster'], env);
   cluster = { child, lines, exit, gateway: `http://127.0.0.1:${port}` };

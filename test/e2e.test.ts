@@ -227,6 +227,7 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     const config = loadGatewayConfig({
       FNMESH_NATS_URL: broker.url,
       FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_MANIFESTS: manifestDir,
       FNMESH_JWT_SECRET: SECRET,
       FNMESH_LOG_LEVEL: 'silent',

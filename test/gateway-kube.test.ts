@@ -74,6 +74,7 @@ function ruleSource(access: KubeAccess, extra: { namespace?: string; logger?: Lo
 async function runGateway(source: KubernetesRuleSource): Promise<Gateway> {
   const config = loadGatewayConfig({
     FNMESH_LISTEN: '127.0.0.1:0',
+    FNMESH_OPS_LISTEN: '127.0.0.1:0',
     FNMESH_NATS_URL: broker.url,
     FNMESH_SHUTDOWN_TIMEOUT_MS: '1000',
     FNMESH_RULE_SOURCE: 'kubernetes',

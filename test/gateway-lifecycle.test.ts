@@ -29,7 +29,8 @@ describe('gateway lifecycle', () => {
     expect(gw.natsUrl).toBe(`nats://127.0.0.1:${brokerPort}`);
     expect(gw.opsUrl).not.toBe(gw.url);
     expect((await fetch(`${gw.opsUrl}/readyz`)).status).toBe(200);
-    expect((await fetch(`${gw.url}/readyz`)).status).toBe(404);
+    expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(404);
 
     const nc = await connectNats({ servers: [gw.natsUrl], token: 'tok', name: 'fn', logger: silentLogger });
     nc.subscribe(serviceCallWildcard('default', 'greeter'), {

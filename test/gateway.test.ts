@@ -163,6 +163,7 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
     writeFileSync(path.join(dir, 'reload.yaml'), reloadManifest('deny'));
     const config = loadGatewayConfig({
       FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_NATS_URL: broker.url,
       FNMESH_JWT_SECRET: SECRET,
       FNMESH_CORS_ORIGINS: ORIGIN,
@@ -442,13 +443,17 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
       expect([...evilPre.headers.keys()].filter((h) => h.startsWith('access-control-'))).toEqual([]);
     });
 
-    it('serves healthz, readyz, metrics and the service listing', async () => {
+    it('serves healthz and readyz on both ports, metrics and the service listing on the ops port', async () => {
       expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
-      const m = await (await fetch(`${gw.url}/metrics`)).text();
+      expect((await fetch(`${gw.opsUrl}/healthz`)).status).toBe(200);
+      expect((await fetch(`${gw.opsUrl}/readyz`)).status).toBe(200);
+      expect((await fetch(`${gw.url}/metrics`)).status).toBe(404);
+      expect((await fetch(`${gw.url}/v1/services`)).status).toBe(404);
+      const m = await (await fetch(`${gw.opsUrl}/metrics`)).text();
       expect(m).toMatch(/fnmesh_gateway_requests_total{[^}]*function="hello"[^}]*status="200"/);
       expect(m).toContain('fnmesh_gateway_rule_denials_total');
-      const list = (await (await fetch(`${gw.url}/v1/services`)).json()) as { services: { name: string }[] };
+      const list = (await (await fetch(`${gw.opsUrl}/v1/services`)).json()) as { services: { name: string }[] };
       expect(list.services.map((s) => s.name)).toEqual(expect.arrayContaining(['greeter', 'policy', 'backend']));
     });
   });

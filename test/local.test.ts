@@ -64,6 +64,7 @@ async function startMesh(dir: string, extraEnv: Record<string, string> = {}): Pr
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     FNMESH_LISTEN: `127.0.0.1:${port}`,
+    FNMESH_OPS_LISTEN: '127.0.0.1:0',
     FNMESH_BROKER_PORT: String(brokerPort),
     NO_COLOR: '1',
     ...extraEnv,
