@@ -256,19 +256,23 @@ function createOpsApp(
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  if (listener === 'call') {
-    app.use((req, res, next) => {
-      if (!isAdminPath(req.path)) return next();
-      const access = adminAccess(req.path, req.headers.authorization, deps.config.adminToken);
-      if (access.ok) return next();
-      if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
-      res.status(access.status).json({ error: access.message });
-    });
-  }
-  app.get('/v1/services', (_req, res) => {
+  // Exact paths only: `/Metrics` or `/metrics/` must not reach a route past its guard.
+  app.enable('case sensitive routing');
+  app.enable('strict routing');
+  // On the call port, each admin route checks the admin token itself, whatever path matched it.
+  const guard: express.RequestHandler =
+    listener === 'ops'
+      ? (_req, _res, next) => next()
+      : (req, res, next) => {
+          const access = adminAccess(req.path, req.headers.authorization, deps.config.adminToken);
+          if (access.ok) return next();
+          if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
+          res.status(access.status).json({ error: access.message });
+        };
+  app.get('/v1/services', guard, (_req, res) => {
     res.json({ services: describeRegistry(deps.registry()) });
   });
-  app.get('/metrics', (req, res) => {
+  app.get('/metrics', guard, (req, res) => {
     handleOps(req, res, deps.ops);
   });
   app.use((req, res) => {

@@ -300,6 +300,15 @@ describe('what the call port tells strangers', () => {
       expect(body.error).toMatch(/ops listener \(FNMESH_OPS_LISTEN\)/);
       expect(JSON.stringify(body)).not.toMatch(/greeter|fnmesh_gateway/);
     }
+    // nor under another spelling of their paths, with or without the admin token
+    for (const p of ['/Metrics', '/metrics/', '/METRICS', '/v1/services/', '/V1/Services', '/v1//services']) {
+      const res = await fetch(`${gw.url}${p}`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).not.toMatch(/greeter|fnmesh_gateway/);
+      const adm = await fetch(`${admin.url}${p}`, { headers: { authorization: 'Bearer nope' } });
+      expect(adm.status).toBe(404);
+      expect(await adm.text()).not.toMatch(/greeter|fnmesh_gateway/);
+    }
     // the probes stay on both ports
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);

@@ -425,6 +425,12 @@ describe('fnmesh local (end to end)', () => {
       const text = mesh.lines.join('\n');
       expect(text).toContain(`127.0.0.1:${port}: the port is already in use`);
       expect(text).toContain('FNMESH_LISTEN=127.0.0.1:');
+      // the ops listener's port too
+      mesh = await startMesh(dir, { FNMESH_OPS_LISTEN: `127.0.0.1:${port}` });
+      expect((await mesh.exit).code).toBe(2);
+      const ops = mesh.lines.join('\n');
+      expect(ops).toContain(`ops listener (/metrics, /v1/services) cannot listen on 127.0.0.1:${port}`);
+      expect(ops).toContain(`FNMESH_OPS_LISTEN=127.0.0.1:${port + 1}`);
     } finally {
       blocker.close();
     }
