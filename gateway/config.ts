@@ -103,7 +103,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       'FNMESH_RULE_SOURCE=kubernetes and FNMESH_MANIFESTS are both set: choose one source of rules: unset FNMESH_MANIFESTS to take them from the FunctionService objects in the cluster, or unset FNMESH_RULE_SOURCE to read the manifest files',
     );
   }
-  const jwt: JwtConfig = {};
+  const jwt: JwtConfig = { requireExp: s.jwtRequireExp, clockToleranceSec: s.jwtClockToleranceSec };
   if (s.jwtSecret && s.jwtSecret.length > 0) jwt.secrets = s.jwtSecret;
   if (s.jwksFile) jwt.jwksFile = s.jwksFile;
   if (s.jwksUrl) jwt.jwksUrl = s.jwksUrl;

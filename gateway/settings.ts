@@ -137,6 +137,20 @@ export const GATEWAY_SETTINGS = {
     parse: parsers.text,
     help: 'required `aud`',
   }),
+  jwtRequireExp: setting({
+    env: 'FNMESH_JWT_REQUIRE_EXP',
+    flag: '--jwt-require-exp <bool>',
+    default: 'true',
+    parse: parsers.bool,
+    help: 'refuse tokens without `exp`; `false` accepts tokens that never expire (revocable only by rotating keys)',
+  }),
+  jwtClockToleranceSec: setting({
+    env: 'FNMESH_JWT_CLOCK_TOLERANCE_SEC',
+    flag: '--jwt-clock-tolerance-sec <s>',
+    default: '5',
+    parse: parsers.wholeNumber({ min: 0, max: 3600 }),
+    help: 'clock skew allowed for `exp`, `nbf` and `iat`, seconds',
+  }),
   delegationKeyFile: setting({
     env: 'FNMESH_DELEGATION_KEY_FILE',
     flag: '--delegation-key-file <file>',

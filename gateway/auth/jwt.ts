@@ -9,8 +9,11 @@
  *   token is refused when only secrets are configured.
  * - A JWKS must hold public asymmetric keys: `oct` (symmetric) keys and keys with private material (`d`)
  *   are configuration errors. Secrets must be at least 32 bytes (HS256's key size).
- * - `exp` and `nbf` are enforced with `clockToleranceSec` (default 5); `exp` is not required (a token
- *   without it never expires, as JWT allows). Issuer/audience are checked when configured.
+ * - The token's text is checked first (jwt-format.ts: three canonical base64url segments, JSON object header
+ *   and payload, no crit/b64 extensions), then jose verifies the signature over exactly that text
+ *   (compactVerify), then the claims are judged (jwt-claims.ts): exp (required unless `requireExp` is
+ *   false), nbf and iat (not in the future) with `clockToleranceSec` (default 5), issuer/audience when
+ *   configured. Keys embedded in or pointed to by the token (jwk, jku, x5c, x5u) are never used.
  * - Every failure is FnmeshError('unauthenticated', <clear message>), except a JWKS URL that cannot be
  *   fetched, which is FnmeshError('unavailable') (the server's problem, not the caller's).
  * - Hot path: verified claims are cached by token string (LRU, 10k entries by default) until the earliest
@@ -23,19 +26,19 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import {
+  compactVerify,
   createLocalJWKSet,
   createRemoteJWKSet,
-  decodeProtectedHeader,
   importJWK,
-  jwtVerify,
   type JWK,
   type JSONWebKeySet,
-  type JWTPayload,
   type JWTVerifyGetKey,
-  type JWTVerifyOptions,
+  type VerifyOptions,
 } from 'jose';
 import { ConfigError, FnmeshError, errorMessage } from '../../common/errors';
 import { silentLogger, type Logger } from '../../common/logger';
+import { claimsProblem, type ClaimsPolicy } from './jwt-claims';
+import { parseCompactJwt } from './jwt-format';
 
 export interface JwtConfig {
   /** HS256 shared secrets, any of which may verify (rotation: list the new and the old). */
@@ -45,8 +48,10 @@ export interface JwtConfig {
   jwksUrl?: string;
   issuer?: string;
   audience?: string;
-  /** Clock skew allowed for exp/nbf, seconds; default 5. */
+  /** Clock skew allowed for exp, nbf and iat, seconds; default 5. */
   clockToleranceSec?: number;
+  /** Refuse tokens without `exp` (default true). */
+  requireExp?: boolean;
 }
 
 export interface JwtVerifier {
@@ -243,29 +248,11 @@ function deepFreeze<T>(value: T): T {
 
 // ------------------------------------------------------------------------------------------- errors
 
-const iso = (sec: unknown): string =>
-  typeof sec === 'number' && Number.isFinite(sec) ? new Date(sec * 1000).toISOString() : String(sec);
-
-/** jose's errors → one clear sentence each; nothing else (no stack) leaves. */
+/** jose's errors (signature and key lookup; claims are judged by jwt-claims.ts) → one clear sentence each. */
 function mapJoseError(err: unknown, jwksUrl?: string): FnmeshError {
   if (err instanceof FnmeshError) return err;
-  const e = err as { code?: string; claim?: string; reason?: string; payload?: JWTPayload; message?: string };
+  const e = err as { code?: string; message?: string };
   switch (e.code) {
-    case 'ERR_JWT_EXPIRED':
-      return unauthenticated(`the token expired at ${iso(e.payload?.exp)}`);
-    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      if (e.claim === 'nbf')
-        return unauthenticated(`the token is not yet valid: it is valid from ${iso(e.payload?.nbf)}`);
-      if (e.claim === 'iss')
-        return unauthenticated(
-          `the token's issuer ${JSON.stringify(e.payload?.iss ?? null)} is not the one this gateway accepts`,
-        );
-      if (e.claim === 'aud')
-        return unauthenticated(
-          `the token's audience ${JSON.stringify(e.payload?.aud ?? null)} does not include the one this gateway accepts`,
-        );
-      if (e.claim === 'iat') return unauthenticated('the token is issued in the future (iat)');
-      return unauthenticated(`the token's "${e.claim ?? '?'}" claim is invalid: ${e.message ?? 'check failed'}`);
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return unauthenticated(
         'the token signature is invalid: it was not signed by a key or secret this gateway trusts',
@@ -275,11 +262,9 @@ function mapJoseError(err: unknown, jwksUrl?: string): FnmeshError {
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return unauthenticated('the token has no kid and several JWKS keys could verify it; sign tokens with a kid');
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
-    case 'ERR_JOSE_NOT_SUPPORTED':
-      return unauthenticated(`the token's algorithm is not accepted: ${e.message ?? ''}`.trim());
+      return unauthenticated(`the token's alg header is not accepted: ${e.message ?? ''}`.trim());
     case 'ERR_JWS_INVALID':
-    case 'ERR_JWT_INVALID':
-      return unauthenticated(`the token is malformed: ${e.message ?? 'not a JWT'}`);
+      return unauthenticated(`the token is malformed: ${e.message ?? 'not a JWS'}`);
     case 'ERR_JWKS_TIMEOUT':
       return new FnmeshError(
         'unavailable',
@@ -320,11 +305,11 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
   if (!Number.isFinite(tol) || tol < 0 || tol > 3600) {
     throw new ConfigError(`clockToleranceSec=${String(tol)} is not valid: it accepts seconds from 0 to 3600`);
   }
-  const verifyOptions: JWTVerifyOptions = { clockTolerance: tol };
-  if (config.issuer) verifyOptions.issuer = config.issuer;
-  if (config.audience) verifyOptions.audience = config.audience;
-  const hmacOptions: JWTVerifyOptions = { ...verifyOptions, algorithms: [...HMAC_ALGORITHMS] };
-  const asymOptions: JWTVerifyOptions = { ...verifyOptions, algorithms: [...ASYMMETRIC_ALGORITHMS] };
+  const policy: ClaimsPolicy = { clockToleranceSec: tol, requireExp: config.requireExp ?? true };
+  if (config.issuer) policy.issuer = config.issuer;
+  if (config.audience) policy.audience = config.audience;
+  const hmacOptions: VerifyOptions = { algorithms: [...HMAC_ALGORITHMS] };
+  const asymOptions: VerifyOptions = { algorithms: [...ASYMMETRIC_ALGORITHMS] };
 
   const cache = new ClaimsCache(options.cacheMaxEntries ?? 10_000, options.cacheTtlMs ?? 60_000);
 
@@ -385,25 +370,11 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
   const hasJwks = fileKeys !== undefined || urlKeys !== undefined;
   const enabled = secrets.length > 0 || hasJwks;
 
-  const verifyUncached = async (token: string): Promise<JWTPayload> => {
-    if (token.length > MAX_TOKEN_LENGTH)
-      throw unauthenticated(`the token is malformed: it is longer than ${MAX_TOKEN_LENGTH} characters`);
-    const parts = token.split('.');
-    if (parts.length !== 3) {
-      throw unauthenticated(
-        `the token is malformed: a JWT has three dot-separated parts (header.payload.signature), this one has ${parts.length}`,
-      );
-    }
-    let alg: unknown;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch {
-      throw unauthenticated('the token is malformed: its header is not base64url-encoded JSON');
-    }
-    if (typeof alg !== 'string') throw unauthenticated('the token is malformed: its header has no "alg"');
-    if (alg.toLowerCase() === 'none')
-      throw unauthenticated('the token uses the unsupported algorithm "none": unsigned tokens are never accepted');
-
+  /** The claims of a token whose format and signature are right; throws unauthenticated (or unavailable) otherwise. */
+  const verifyUncached = async (token: string): Promise<Record<string, unknown>> => {
+    const parsed = parseCompactJwt(token, MAX_TOKEN_LENGTH);
+    if ('problem' in parsed) throw unauthenticated(parsed.problem);
+    const alg = parsed.header.alg as string;
     if ((HMAC_ALGORITHMS as readonly string[]).includes(alg)) {
       if (secrets.length === 0) {
         throw unauthenticated(
@@ -413,10 +384,11 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
       let lastErr: unknown;
       for (const secret of secrets) {
         try {
-          return (await jwtVerify(token, secret, hmacOptions)).payload;
+          await compactVerify(token, secret, hmacOptions);
+          return parsed.claims;
         } catch (err) {
           lastErr = err;
-          if ((err as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break; // claims failed: the key was right
+          if ((err as { code?: string }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break;
         }
       }
       throw mapJoseError(lastErr);
@@ -434,7 +406,8 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
       ] as const) {
         if (!keys) continue;
         try {
-          return (await jwtVerify(token, keys, asymOptions)).payload;
+          await compactVerify(token, keys, asymOptions);
+          return parsed.claims;
         } catch (err) {
           lastErr = err;
           const code = (err as { code?: string }).code;
@@ -458,14 +431,16 @@ export async function createJwtVerifier(config: JwtConfig, options: JwtVerifierO
       const now = Date.now();
       const hit = cache.get(token, now);
       if (hit) return hit;
-      let payload: JWTPayload;
+      let payload: Record<string, unknown>;
       try {
         payload = await verifyUncached(token);
       } catch (err) {
         throw mapJoseError(err, jwksUrl);
       }
-      const claims = deepFreeze(payload as Record<string, unknown>);
-      cache.set(token, claims, typeof payload.exp === 'number' ? (payload.exp + tol) * 1000 : undefined, now);
+      const problem = claimsProblem(payload, policy, now);
+      if (problem) throw unauthenticated(problem);
+      const claims = deepFreeze(payload);
+      cache.set(token, claims, typeof claims.exp === 'number' ? (claims.exp + tol) * 1000 : undefined, now);
       return claims;
     },
     close(): void {
