@@ -456,6 +456,19 @@ describe('issue 9: the defects the front-door check found', () => {
       await expectUnauthenticated(jwksOnly.verify(await asymmetric(alg, key, kid, payload)), /issued in the future/);
     }
   });
+  it('applies the same checks to tokens verified by a JWKS served over HTTP', async () => {
+    const byUrl = await verifier({ jwksUrl });
+    const ok = await asymmetric('RS256', rsa.privateKey, 'rsa-1', JSON.stringify({ sub: 'u1', exp: nowSec() + 60 }));
+    expect(await byUrl.verify(ok)).toMatchObject({ sub: 'u1' });
+    const future = JSON.stringify({ sub: 'u1', iat: nowSec() + tenYears, exp: nowSec() + 60 });
+    await expectUnauthenticated(
+      byUrl.verify(await asymmetric('ES256', ec.privateKey, 'ec-1', future)),
+      /issued in the future/,
+    );
+    await expectUnauthenticated(byUrl.verify(`${ok}=`), /signature is not canonical base64url/);
+    const noExp = await asymmetric('RS256', rsa.privateKey, 'rsa-1', '{"sub":"u1"}');
+    await expectUnauthenticated(byUrl.verify(noExp), /has no exp claim/);
+  });
   it('accepts an iat within the clock tolerance, refuses one just beyond it', async () => {
     const v = await verifier({ secrets: [SECRET], clockToleranceSec: 30 });
     const at = (iat: number): string => handMade('{"alg":"HS256"}', JSON.stringify({ sub: 'u1', iat, exp: iat + 60 }));
