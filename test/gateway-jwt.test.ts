@@ -52,6 +52,7 @@ describe('JWT checks at the gateway (HTTP)', () => {
   async function gateway(env: Record<string, string> = {}): Promise<Gateway> {
     const config = loadGatewayConfig({
       FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_NATS_URL: broker.url,
       FNMESH_JWT_SECRET: SECRET,
       FNMESH_SHUTDOWN_TIMEOUT_MS: '1000',
