@@ -15,6 +15,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import { ConfigError, FnmeshError } from '../../common/errors';
+import { devToken } from '../../common/process/dev-token';
 import { bearerToken, createJwtVerifier, type JwtVerifier } from './index';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!!';
@@ -136,6 +137,13 @@ describe('valid tokens', () => {
   it('accepts a token expired by less than the clock tolerance', async () => {
     const v = await verifier({ secrets: [SECRET], clockToleranceSec: 30 });
     expect(await v.verify(await hs({ sub: 'u1', exp: nowSec() - 10 }))).toMatchObject({ sub: 'u1' });
+  });
+});
+
+describe('tokens the project mints', () => {
+  it("the local mesh's dev token (the README's signed-in curl) passes every check, exp included", async () => {
+    const v = await verifier({ secrets: [SECRET] });
+    expect(await v.verify(devToken(SECRET))).toMatchObject({ sub: 'ada', role: 'admin', exp: expect.any(Number) });
   });
 });
 
