@@ -12,6 +12,7 @@ export const ERROR_TABLE = {
   request_timeout: { status: 408, message: 'the request did not arrive in time' },
   payload_too_large: { status: 413, message: 'the request body is too large' },
   unsupported_media_type: { status: 415, message: 'the request body must be JSON' },
+  token_too_large: { status: 431, message: 'the bearer token is too large' },
   overloaded: { status: 429, message: 'the service is at its concurrency limit; retry later' },
   internal: { status: 500, message: 'internal error' },
   function_failed: { status: 502, message: 'the function failed' },

@@ -17,8 +17,16 @@ export interface CallIdentity {
 
 const decoder = new TextDecoder();
 
-/** A FuncCaller bound to one call's deadline (performance.now() based) and identity. */
-export function makeFuncCaller(conn: Connection, deadline: number, identity: CallIdentity): FuncCaller {
+/**
+ * A FuncCaller bound to one call's deadline (performance.now() based) and identity; the rule's function gets
+ * `paramsBytes`, the call's params as the caller sent them, when given.
+ */
+export function makeFuncCaller(
+  conn: Connection,
+  deadline: number,
+  identity: CallIdentity,
+  paramsBytes?: Uint8Array,
+): FuncCaller {
   return async (target, args) => {
     if (!isNamespaceName(target.namespace) || !isServiceName(target.service) || !isFunctionName(target.function)) {
       throw new FnmeshError(
@@ -27,7 +35,7 @@ export function makeFuncCaller(conn: Connection, deadline: number, identity: Cal
       );
     }
     const timeoutMs = Math.floor(deadline - performance.now());
-    const payload = Buffer.from(JSON.stringify(args.params === undefined ? null : args.params));
+    const payload = paramsBytes ?? Buffer.from(JSON.stringify(args.params === undefined ? null : args.params));
     const meta = {
       requestId: identity.requestId,
       timeoutMs,

@@ -61,32 +61,56 @@ describe('parseCallRoute', () => {
 
 describe('parseCallBody', () => {
   it('accepts params, timeout and unknown keys', () => {
-    expect(parseCallBody(Buffer.from('{"params":{"a":1},"timeout":500,"extra":true}'))).toEqual({
+    expect(parseCallBody(Buffer.from('{"params":{"a":1},"timeout":500,"extra":true}'), 64)).toEqual({
       params: { a: 1 },
-      paramsJson: '{"a":1}',
+      paramsBytes: Buffer.from('{"a":1}'),
       timeoutMs: 500,
     });
   });
   it('treats an empty body and missing params as null', () => {
-    expect(parseCallBody(Buffer.alloc(0))).toEqual({ params: null, paramsJson: 'null' });
-    expect(parseCallBody('{}')).toEqual({ params: null, paramsJson: 'null' });
+    expect(parseCallBody(Buffer.alloc(0), 64)).toEqual({ params: null, paramsBytes: Buffer.from('null') });
+    expect(parseCallBody(' \n', 64)).toEqual({ params: null, paramsBytes: Buffer.from('null') });
+    expect(parseCallBody('{}', 64)).toEqual({ params: null, paramsBytes: Buffer.from('null') });
+  });
+  it('keeps the bytes of params as sent: numbers JSON.parse would change, escapes, whitespace inside', () => {
+    const params = '{ "big":123456789012345678901234567890,"e":1e400,"z":-0,"u":"\\u00e9\\ud83d\\ude00","a":1,"a":2 }';
+    const body = parseCallBody(Buffer.from(`{"params":\t${params}\n}`), 64);
+    expect(body.paramsBytes.toString('utf8')).toBe(params);
+    // the rule sees the parsed value
+    expect(body.params).toEqual({ big: 1.2345678901234568e29, e: Infinity, z: -0, u: 'é😀', a: 2 });
+  });
+  it('refuses params nested deeper than the limit, naming the setting, without overflowing the stack', () => {
+    const nest = (d: number): string => '['.repeat(d) + ']'.repeat(d);
+    expect(parseCallBody(`{"params":${nest(64)}}`, 64).paramsBytes.toString()).toBe(nest(64));
+    for (const d of [65, 5000, 1_000_000]) {
+      const e = err(() => parseCallBody(`{"params":${nest(d)}}`, 64));
+      expect(e.status).toBe(400);
+      expect(e.message).toMatch(/params nest arrays\/objects more than 64 levels deep.*FNMESH_MAX_PARAMS_DEPTH=64/);
+    }
+  });
+  it('refuses a repeated "params" (JSON.parse would keep the last silently) and a body that is not UTF-8', () => {
+    const e = err(() => parseCallBody('{"params":{"admin":false},"params":{"admin":true}}', 64));
+    expect(e.status).toBe(400);
+    expect(e.message).toMatch(/the key "params" more than once/);
+    const bad = Buffer.concat([Buffer.from('{"params":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    expect(err(() => parseCallBody(bad, 64)).message).toMatch(/not valid UTF-8/);
   });
   it('rejects malformed JSON with the parser detail', () => {
-    const e = err(() => parseCallBody('{"params": '));
+    const e = err(() => parseCallBody('{"params": ', 64));
     expect(e.status).toBe(400);
     expect(e.message).toMatch(/^request body is not valid JSON: /);
   });
   it('rejects a body that is not an object', () => {
-    expect(err(() => parseCallBody('[1]')).message).toMatch(/must be a JSON object.*an array/);
-    expect(err(() => parseCallBody('"x"')).message).toMatch(/must be a JSON object/);
-    expect(err(() => parseCallBody('null')).message).toMatch(/must be a JSON object/);
+    expect(err(() => parseCallBody('[1]', 64)).message).toMatch(/must be a JSON object.*an array/);
+    expect(err(() => parseCallBody('"x"', 64)).message).toMatch(/must be a JSON object/);
+    expect(err(() => parseCallBody('null', 64)).message).toMatch(/must be a JSON object/);
   });
   it('type-checks timeout', () => {
     for (const bad of ['"5000"', '0', '-1', '1.5', 'true']) {
-      const e = err(() => parseCallBody(`{"params":1,"timeout":${bad}}`));
+      const e = err(() => parseCallBody(`{"params":1,"timeout":${bad}}`, 64));
       expect(e.message).toMatch(/^field "timeout" must be a positive whole number of milliseconds/);
     }
-    expect(parseCallBody('{"params":1,"timeout":null}').timeoutMs).toBeUndefined();
+    expect(parseCallBody('{"params":1,"timeout":null}', 64).timeoutMs).toBeUndefined();
   });
 });
 

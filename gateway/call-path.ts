@@ -2,8 +2,11 @@
  * The pure decisions of one call: which route, whether the body is acceptable, which deadline. No I/O here;
  * the HTTP shell and the internal-call handler feed bytes in and act on the answers.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { FnmeshError, NAME_RULES, TRACEPARENT, isFunctionName, isNamespaceName, isServiceName } from '../common';
+import { scanCallEnvelope } from '../common/call-envelope';
+import { paramsTooDeep } from './limits';
 
 export const CALL_ROUTE_PREFIX = '/v1/api/';
 /**
@@ -61,17 +64,30 @@ export function isJsonContentType(value: string | undefined): boolean {
 }
 
 export interface CallBody {
+  /** The parsed params, for the rule. */
   params: unknown;
-  /** The JSON text of params, sent to the function as is. */
-  paramsJson: string;
+  /** The bytes of params exactly as the caller sent them (`null` when absent), sent to the function as is. */
+  paramsBytes: Buffer;
   /** Requested deadline in milliseconds, if the caller gave one. */
   timeoutMs?: number;
 }
 
-/** Validates a call body `{"params": any, "timeout"?: ms}`. Unknown keys are allowed (space-api sends some). */
-export function parseCallBody(raw: Buffer | string): CallBody {
-  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
-  if (text.trim() === '') return { params: null, paramsJson: 'null' };
+const NULL_PARAMS = Buffer.from('null');
+
+/**
+ * Validates a call body `{"params": any, "timeout"?: ms}`. Unknown keys are allowed (space-api sends some).
+ * The nesting depth is checked first, without recursion; a repeated "params" or "timeout" is refused (JSON.parse
+ * would keep the last silently); the params travel on as the bytes the caller sent.
+ */
+export function parseCallBody(raw: Buffer | string, maxDepth: number): CallBody {
+  const bytes = typeof raw === 'string' ? Buffer.from(raw) : raw;
+  const scan = scanCallEnvelope(bytes, maxDepth);
+  if (scan.kind === 'too-deep') throw paramsTooDeep(scan.maxDepth, scan.key);
+  if (scan.kind === 'duplicate')
+    throw new FnmeshError('bad_request', `the request body has the key "${scan.key}" more than once: send it once`);
+  if (!isUtf8(bytes)) throw new FnmeshError('bad_request', 'the request body is not valid UTF-8, which JSON must be');
+  const text = bytes.toString('utf8');
+  if (scan.kind === 'malformed' && text.trim() === '') return { params: null, paramsBytes: NULL_PARAMS };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -84,9 +100,12 @@ export function parseCallBody(raw: Buffer | string): CallBody {
       `request body must be a JSON object such as {"params": {...}, "timeout": 5000}, got ${describe(value)}`,
     );
   }
+  // Valid JSON and an object is never malformed to the scanner; refused all the same should that ever differ.
+  if (scan.kind !== 'ok') throw new FnmeshError('bad_request', 'the request body could not be read as a call');
   const obj = value as Record<string, unknown>;
-  const params = obj.params === undefined ? null : obj.params;
-  const body: CallBody = { params, paramsJson: JSON.stringify(params) };
+  const body: CallBody = scan.params
+    ? { params: obj.params, paramsBytes: bytes.subarray(scan.params.start, scan.params.end) }
+    : { params: null, paramsBytes: NULL_PARAMS };
   const timeout = obj.timeout;
   if (timeout !== undefined && timeout !== null) {
     if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout <= 0) {

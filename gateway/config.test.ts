@@ -17,7 +17,8 @@ describe('loadGatewayConfig', () => {
       broker: { host: '127.0.0.1', port: 4222 },
       manifests: [],
       jwt: { requireExp: true, clockToleranceSec: 5 },
-      maxBodyBytes: 1048576,
+      maxParamsDepth: 64,
+      maxTokenBytes: 8192,
       maxTimeoutMs: 60000,
       corsOrigins: [],
       corsCredentials: true,
@@ -27,6 +28,9 @@ describe('loadGatewayConfig', () => {
     expect(c.natsServers).toBeUndefined();
     expect(c.defaultRule).toBeUndefined();
     expect(c.adminToken).toBeUndefined();
+    // unset: the default, fitted to the broker's max payload at connect (limits.ts)
+    expect(c.maxBodyBytes).toBeUndefined();
+    expect(loadGatewayConfig({ FNMESH_MAX_BODY_BYTES: '5000' }).maxBodyBytes).toBe(5000);
   });
   it('reads every setting', () => {
     const c = loadGatewayConfig({

@@ -41,7 +41,12 @@ export interface GatewayConfig {
   delegationKeyFile?: string;
   /** The gateway-wide default rule; undefined means deny. */
   defaultRule?: Rule;
-  maxBodyBytes: number;
+  /** FNMESH_MAX_BODY_BYTES when set; else the default, lowered to fit an external NATS server (limits.ts). */
+  maxBodyBytes?: number;
+  /** How deep arrays/objects may nest in params. */
+  maxParamsDepth: number;
+  /** The largest bearer token accepted; bounds the headers of a call on NATS. */
+  maxTokenBytes: number;
   /** What a client may hold of the HTTP server: Node's http.Server options, from their settings. */
   front: FrontDoorLimits;
   /** Absolute cap on any call's deadline, milliseconds. */
@@ -123,7 +128,8 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     manifests,
     jwt,
     defaultRule: readDefaultRule(env),
-    maxBodyBytes: s.maxBodyBytes,
+    maxParamsDepth: s.maxParamsDepth,
+    maxTokenBytes: s.maxTokenBytes,
     front: {
       maxHeaderBytes: s.maxHeaderBytes,
       headersTimeoutMs: s.headersTimeoutMs,
@@ -146,6 +152,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   }
   if (s.delegationKeyFile) config.delegationKeyFile = s.delegationKeyFile;
   if (s.adminToken) config.adminToken = s.adminToken;
+  if (s.maxBodyBytes !== undefined) config.maxBodyBytes = s.maxBodyBytes;
   if (s.natsUrl) config.natsServers = s.natsUrl;
   if (s.natsToken) config.natsToken = s.natsToken;
   return config;

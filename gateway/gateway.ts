@@ -18,6 +18,7 @@ import { subscribeInternalCalls } from './internal-calls';
 import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
 import { createGatewayMetrics } from './metrics';
 import { EMPTY_REGISTRY, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
+import { DEFAULT_MAX_BODY_BYTES, effectiveBodyLimit, embeddedMaxPayload, headerBudget } from './limits';
 
 export interface GatewayDeps {
   logger: Logger;
@@ -103,6 +104,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         host: config.broker.host,
         port: config.broker.port,
         ...(config.natsToken ? { token: config.natsToken } : {}),
+        // sized to carry the largest body the gateway accepts, with the headers of a call
+        maxPayload: embeddedMaxPayload(config),
         logger: logger.child({ part: 'broker' }),
       });
       natsUrl = broker.url;
@@ -116,6 +119,20 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       logger,
     });
     const conn = nc;
+    // What the gateway accepts, the transport carries: the body limit must fit the server's max payload.
+    const maxPayload = conn.info?.max_payload ?? DEFAULT_MAX_BODY_BYTES;
+    const maxBodyBytes = effectiveBodyLimit(maxPayload, config);
+    logger.info('request limits', {
+      maxBodyBytes,
+      maxParamsDepth: config.maxParamsDepth,
+      maxTokenBytes: config.maxTokenBytes,
+      natsMaxPayload: maxPayload,
+      headerBudget: headerBudget(config.maxTokenBytes),
+    });
+    if (config.maxBodyBytes === undefined && maxBodyBytes < DEFAULT_MAX_BODY_BYTES)
+      logger.warn(
+        `FNMESH_MAX_BODY_BYTES is lowered to ${maxBodyBytes} to fit the NATS server's max_payload of ${maxPayload} bytes with the headers of a call; raise max_payload to accept ${DEFAULT_MAX_BODY_BYTES}`,
+      );
     let natsConnected = true;
     const newLost = (): { promise: Promise<never>; reject: (err: Error) => void } => {
       let reject!: (err: Error) => void;
@@ -177,11 +194,13 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       logger,
       maxTimeoutMs: config.maxTimeoutMs,
       exposeRuleReasons: config.exposeRuleReasons,
+      maxBodyBytes,
+      maxParamsDepth: config.maxParamsDepth,
     });
     subscription = internal.subscription;
 
     const { handler, inFlight } = createHttpHandler({
-      config,
+      config: { ...config, maxBodyBytes },
       registry: () => registry,
       conn: connection,
       verifier,

@@ -27,12 +27,22 @@ import { bearerToken, type JwtVerifier } from './auth';
 import { corsDecider } from './cors';
 import type { DelegationTokens } from './delegation';
 import { clientErrorOf } from './front-door';
+import { bodyTooLarge, tokenTooLarge } from './limits';
 
 export interface HttpDeps {
   config: Pick<
     GatewayConfig,
-    'maxBodyBytes' | 'maxTimeoutMs' | 'corsOrigins' | 'corsCredentials' | 'exposeRuleReasons' | 'adminToken'
-  >;
+    | 'maxTimeoutMs'
+    | 'corsOrigins'
+    | 'corsCredentials'
+    | 'exposeRuleReasons'
+    | 'adminToken'
+    | 'maxParamsDepth'
+    | 'maxTokenBytes'
+  > & {
+    /** The body limit in force (FNMESH_MAX_BODY_BYTES, or the default fitted to the broker's max payload). */
+    maxBodyBytes: number;
+  };
   registry: () => Registry;
   conn: Connection;
   verifier: JwtVerifier;
@@ -166,7 +176,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     const limit = config.maxBodyBytes;
     const tooLarge = (): void => {
       headers['connection'] = 'close';
-      fail(new FnmeshError('payload_too_large', `the request body is larger than the limit of ${limit} bytes`));
+      fail(bodyTooLarge(limit));
       req.removeAllListeners('data');
       req.removeAllListeners('end');
       req.resume();
@@ -207,23 +217,25 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     });
 
     async function run(raw: Buffer): Promise<void> {
-      const body = parseCallBody(raw);
-      let claims: Record<string, unknown> | undefined;
       const token = bearerToken(req.headers.authorization);
+      if (token !== undefined && Buffer.byteLength(token) > config.maxTokenBytes)
+        throw tokenTooLarge(Buffer.byteLength(token), config.maxTokenBytes);
+      const body = parseCallBody(raw, config.maxParamsDepth);
+      let claims: Record<string, unknown> | undefined;
       if (token !== undefined) claims = await verifier.verify(token);
       const timeoutMs = computeTimeoutMs(body.timeoutMs, target.timeoutMs, config.maxTimeoutMs);
       const deadline = started + timeoutMs;
       const traceparent = pickTraceparent(req.headers.traceparent);
       const identity = { requestId, traceparent, delegation: deps.delegation };
       const input = claims ? { auth: claims, params: body.params } : { params: body.params };
-      const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity));
+      const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity, body.paramsBytes));
       if (!decision.allow) {
         metrics.forCall(target, 'http').denied();
         fail(denialError(target, decision.reason, config.exposeRuleReasons, claims === undefined), decision.reason);
         return;
       }
       const timeLeftMs = Math.floor(deadline - performance.now());
-      const result = await invoke(conn, target.subject, target, Buffer.from(body.paramsJson), {
+      const result = await invoke(conn, target.subject, target, body.paramsBytes, {
         requestId,
         timeoutMs: timeLeftMs,
         traceparent,

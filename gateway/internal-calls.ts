@@ -6,6 +6,7 @@
  * decides, with args.caller = "callerNs/callerSvc"; then the call is forwarded and the reply
  * relayed.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import {
   FnmeshError,
@@ -20,7 +21,9 @@ import {
   parseInternalSubject,
   type Logger,
 } from '../common';
+import { scanDepth } from '../common/call-envelope';
 import { denialError, evaluateRule, makeFuncCaller } from './authorize';
+import { internalParamsTooLarge, paramsTooDeep } from './limits';
 import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
 import { requestRaw, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
@@ -35,6 +38,9 @@ export interface InternalDeps {
   logger: Logger;
   maxTimeoutMs: number;
   exposeRuleReasons: boolean;
+  /** The limits of the HTTP call path, the same for calls from functions. */
+  maxBodyBytes: number;
+  maxParamsDepth: number;
 }
 
 const decoder = new TextDecoder();
@@ -125,12 +131,18 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const timeoutMs = computeTimeoutMs(meta.timeoutMs > 0 ? meta.timeoutMs : 1, fn.timeoutMs, deps.maxTimeoutMs);
     const deadline = started + timeoutMs;
     const traceparent = pickTraceparent(meta.traceparent);
+    if (msg.data.length > deps.maxBodyBytes) throw internalParamsTooLarge(msg.data.length, deps.maxBodyBytes);
+    // Before anything else reads the params: their depth, without recursion.
+    const depth = scanDepth(msg.data, deps.maxParamsDepth);
+    if (depth.kind === 'too-deep') throw paramsTooDeep(depth.maxDepth);
     // Claims are never taken from the sidecar: only a delegation token verified here counts.
     const claims = meta.delegation
       ? deps.delegation.verify(meta.delegation, { caller, parentId: meta.parentId, now: Date.now() })
       : undefined;
     let params: unknown = null;
     if (msg.data.length > 0) {
+      if (!isUtf8(msg.data))
+        throw new FnmeshError('bad_request', "the internal call's params are not valid UTF-8, which JSON must be");
       try {
         params = JSON.parse(decoder.decode(msg.data));
       } catch (err) {
@@ -144,7 +156,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const decision = await evaluateRule(
       fn,
       { ...(claims ? { auth: claims } : {}), params, caller },
-      makeFuncCaller(deps.conn, deadline, identity),
+      makeFuncCaller(deps.conn, deadline, identity, msg.data.length > 0 ? msg.data : undefined),
     );
     if (!decision.allow) {
       metrics.forCall(fn, 'internal').denied();

@@ -211,10 +211,30 @@ class RequestMux {
       } catch (err) {
         this.pending.delete(p.token);
         clearTimeout(p.timer);
-        p.reject(mapRequestError(err, p.target, p.timeoutMs));
+        p.reject(tooLargeForNats(err, nc, payload, headers) ?? mapRequestError(err, p.target, p.timeoutMs));
       }
     }
   };
+}
+
+/**
+ * The 413 for a message nats.js refused as larger than the server's max_payload (params and headers
+ * together), else undefined. The gateway's limits make this rare (limits.ts); it is never a 500.
+ */
+export function tooLargeForNats(
+  err: unknown,
+  nc: NatsConnection,
+  payload: Uint8Array | undefined,
+  headers: MsgHdrs | undefined,
+): FnmeshError | undefined {
+  const max = nc.info?.max_payload;
+  if (!(err instanceof natsErrors.InvalidArgumentError) || max === undefined || payload === undefined) return undefined;
+  const headerBytes = (headers as { encode?: () => Uint8Array } | undefined)?.encode?.().length ?? 0;
+  if (payload.length + headerBytes <= max) return undefined;
+  return new FnmeshError(
+    'payload_too_large',
+    `the call is too large for NATS: ${payload.length} bytes of params and ${headerBytes} bytes of headers, more than the NATS server's max_payload of ${max} bytes; send smaller params`,
+  );
 }
 
 const muxes = new WeakMap<Connection, RequestMux>();

@@ -8,6 +8,7 @@ import { kubeconfigSetting, logLevelSetting, setting, variant } from '../common/
 import { NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { BROKER_SETTINGS } from '../broker/settings';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PARAMS_DEPTH, DEFAULT_MAX_TOKEN_BYTES } from './limits';
 
 export const RULE_SOURCES = ['files', 'kubernetes'] as const;
 
@@ -168,9 +169,23 @@ export const GATEWAY_SETTINGS = {
   maxBodyBytes: setting({
     env: 'FNMESH_MAX_BODY_BYTES',
     flag: '--max-body-bytes <n>',
-    default: '1048576',
+    unset: `${DEFAULT_MAX_BODY_BYTES}, lowered to fit an external NATS server's \`max_payload\``,
     parse: parsers.wholeNumber({ min: 16, max: 64 * 1024 * 1024 }),
-    help: 'request body limit (413 above it)',
+    help: "request body limit (413 above it); the embedded broker's max payload is sized to carry it, and a value an external NATS server's `max_payload` cannot carry (with the headers of a call) stops the gateway at start",
+  }),
+  maxParamsDepth: setting({
+    env: 'FNMESH_MAX_PARAMS_DEPTH',
+    flag: '--max-params-depth <n>',
+    default: String(DEFAULT_MAX_PARAMS_DEPTH),
+    parse: parsers.wholeNumber({ min: 1, max: 1000 }),
+    help: 'how deep arrays and objects may nest in `params` (`[]` is 1; 400 deeper)',
+  }),
+  maxTokenBytes: setting({
+    env: 'FNMESH_MAX_TOKEN_BYTES',
+    flag: '--max-token-bytes <n>',
+    default: String(DEFAULT_MAX_TOKEN_BYTES),
+    parse: parsers.wholeNumber({ min: 256, max: 256 * 1024 }),
+    help: 'bearer token limit (431 above it); bounds the headers a call carries over NATS',
   }),
   maxHeaderBytes: setting({
     env: 'FNMESH_MAX_HEADER_BYTES',
