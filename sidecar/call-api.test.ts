@@ -36,9 +36,21 @@ describe('parseCallPath', () => {
 
 describe('parseCallBody', () => {
   test('valid bodies', () => {
-    expect(parseCallBody('{"params": {"a": 1}, "timeout": 100}')).toEqual({ params: { a: 1 }, timeout: 100 });
-    expect(parseCallBody('{}')).toEqual({ params: null });
-    expect(parseCallBody('{"params": [1], "timeout": null}')).toEqual({ params: [1] });
+    expect(parseCallBody('{"params": {"a": 1}, "timeout": 100}')).toEqual({
+      params: Buffer.from('{"a": 1}'),
+      timeout: 100,
+    });
+    expect(parseCallBody('{}')).toEqual({ params: Buffer.from('null') });
+    expect(parseCallBody('{"params": [1], "timeout": null}')).toEqual({ params: Buffer.from('[1]') });
+  });
+  test('params travel as the bytes the function sent', () => {
+    const params = '{"big":123456789012345678901234567890,"e":1e400,"z":-0,"u":"\\u00e9","a":1,"a":2}';
+    expect(parseCallBody(Buffer.from(`{ "params" : ${params} }`))).toEqual({ params: Buffer.from(params) });
+  });
+  test('a repeated "params" → 400; a deep timeout is described, not serialized', () => {
+    expect((parseCallBody('{"params":1,"params":2}') as FnmeshError).message).toMatch(/"params" more than once/);
+    const deep = `{"timeout":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    expect((parseCallBody(deep) as FnmeshError).message).toMatch(/got an array/);
   });
   test.each([
     '',

@@ -4,6 +4,7 @@
  *   body {"params": any, "timeout"?: ms}, header x-fnmesh-request-id = the inbound call it is part of.
  * The call goes to the gateway on fnmesh.gw.{ns}.{svc}.{targetNs}.{targetSvc}.{fn}; the gateway checks
  * the target's rule. Answers like the gateway: 200 {"result": ...} or {"error": ...} with a status.
+ * The params travel on as the bytes the function sent, and the result comes back as the bytes it was.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +21,7 @@ import {
   isFunctionName,
   isNamespaceName,
   isServiceName,
+  scanCallEnvelope,
   type CallAddress,
   type CallMeta,
   type Logger,
@@ -27,7 +29,8 @@ import {
 import type { InboundCalls } from './inbound';
 import type { SidecarMetrics } from './metrics';
 
-export const MAX_CALL_BODY = 1024 * 1024;
+/** The body limit when the NATS server announces no max_payload (it always does). */
+const DEFAULT_MAX_CALL_BODY = 1024 * 1024;
 const CALL_PATH = CALL_API_PREFIX;
 
 export interface CallApiDeps {
@@ -41,9 +44,12 @@ export interface CallApiDeps {
 }
 
 export interface CallRequest {
-  params: unknown;
+  /** The bytes of params as the function sent them (`null` when absent). */
+  params: Buffer;
   timeout?: number;
 }
+
+const NULL_PARAMS = Buffer.from('null');
 
 /** Parses the path into a target; undefined when the path is not a call path (→ 404). */
 export function parseCallPath(url: string, defaultNamespace: string): CallAddress | FnmeshError | undefined {
@@ -68,8 +74,16 @@ export function parseCallPath(url: string, defaultNamespace: string): CallAddres
   return { namespace: namespace!, service: service!, function: fn! };
 }
 
-/** Validates the body; returns the request or a 400 error naming what is wrong. */
-export function parseCallBody(text: string): CallRequest | FnmeshError {
+/**
+ * Validates the body; returns the request or a 400 error naming what is wrong. The gateway checks the params
+ * (depth, UTF-8) as it does for calls from outside; here they are only found, not rebuilt.
+ */
+export function parseCallBody(raw: Buffer | string): CallRequest | FnmeshError {
+  const bytes = typeof raw === 'string' ? Buffer.from(raw) : raw;
+  const scan = scanCallEnvelope(bytes, Infinity);
+  if (scan.kind === 'duplicate')
+    return new FnmeshError('bad_request', `the request body has the key "${scan.key}" more than once: send it once`);
+  const text = bytes.toString('utf8');
   if (text.trim() === '')
     return new FnmeshError(
       'bad_request',
@@ -87,18 +101,27 @@ export function parseCallBody(text: string): CallRequest | FnmeshError {
       'the request body must be a JSON object such as {"params": {...}, "timeout": 5000}',
     );
   }
-  const b = body as { params?: unknown; timeout?: unknown };
-  const req: CallRequest = { params: b.params === undefined ? null : b.params };
+  if (scan.kind !== 'ok') return new FnmeshError('bad_request', 'the request body could not be read as a call');
+  const b = body as { timeout?: unknown };
+  const req: CallRequest = { params: scan.params ? bytes.subarray(scan.params.start, scan.params.end) : NULL_PARAMS };
   if (b.timeout !== undefined && b.timeout !== null) {
     if (typeof b.timeout !== 'number' || !Number.isInteger(b.timeout) || b.timeout <= 0) {
       return new FnmeshError(
         'bad_request',
-        `"timeout" must be a positive whole number of milliseconds, got ${JSON.stringify(b.timeout)}`,
+        `"timeout" must be a positive whole number of milliseconds, got ${describeValue(b.timeout)}`,
       );
     }
     req.timeout = b.timeout;
   }
   return req;
+}
+
+/** A short, non-recursive description of a JSON value (a hostile body may nest it a million levels). */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value !== null && typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
 
 function isNoResponders(err: unknown): boolean {
@@ -114,6 +137,8 @@ function isTimeout(err: unknown): boolean {
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+/** Params this far below max_payload always fit with their headers: their size is computed only above it. */
+const HEADER_CHECK_MARGIN = 64 * 1024;
 
 function sendError(res: ServerResponse, err: FnmeshError, extra?: Record<string, string>): void {
   const body = JSON.stringify({ error: err.message });
@@ -156,9 +181,25 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     }
     meta.timeoutMs = timeoutMs;
     const subject = internalCallSubject(caller, target);
-    const data = Buffer.from(JSON.stringify(body.params));
+    const data = body.params;
+    const headers = encodeCallHeaders(meta);
+    const maxPayload = nc.info?.max_payload;
+    if (maxPayload !== undefined && data.length > maxPayload - HEADER_CHECK_MARGIN) {
+      const headerBytes = (headers as { encode?: () => Uint8Array }).encode?.().length ?? 0;
+      if (data.length + headerBytes > maxPayload) {
+        metrics.outboundCalls.labels('payload_too_large').inc();
+        sendError(
+          res,
+          new FnmeshError(
+            'payload_too_large',
+            `the call to ${target.namespace}/${target.service}/${target.function} is too large for NATS: ${data.length} bytes of params and ${headerBytes} bytes of headers, more than the NATS server's max_payload of ${maxPayload} bytes; send smaller params`,
+          ),
+        );
+        return;
+      }
+    }
     try {
-      const msg = await nc.request(subject, data, { timeout: timeoutMs, headers: encodeCallHeaders(meta) });
+      const msg = await nc.request(subject, data, { timeout: timeoutMs, headers });
       const reply = decodeReply(msg.data, msg.headers);
       if (reply.ok) {
         metrics.outboundCalls.labels('ok').inc();
@@ -218,13 +259,14 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
       req.resume();
       return;
     }
+    const limit = nc.info?.max_payload ?? DEFAULT_MAX_CALL_BODY;
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_CALL_BODY) {
+    if (declared > limit) {
       sendError(
         res,
         new FnmeshError(
           'payload_too_large',
-          `the request body is ${declared} bytes; the limit is ${MAX_CALL_BODY} bytes`,
+          `the request body is ${declared} bytes; the limit is ${limit} bytes, the NATS server's max_payload`,
         ),
         { connection: 'close' },
       );
@@ -237,11 +279,14 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     req.on('data', (chunk: Buffer) => {
       if (tooLarge) return;
       size += chunk.length;
-      if (size > MAX_CALL_BODY) {
+      if (size > limit) {
         tooLarge = true;
         sendError(
           res,
-          new FnmeshError('payload_too_large', `the request body is larger than the limit of ${MAX_CALL_BODY} bytes`),
+          new FnmeshError(
+            'payload_too_large',
+            `the request body is larger than the limit of ${limit} bytes, the NATS server's max_payload`,
+          ),
           { connection: 'close' },
         );
         return;
@@ -251,7 +296,7 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     req.on('error', () => undefined);
     req.on('end', () => {
       if (tooLarge) return;
-      const parsed = parseCallBody(Buffer.concat(chunks, size).toString('utf8'));
+      const parsed = parseCallBody(Buffer.concat(chunks, size));
       if (parsed instanceof FnmeshError) {
         sendError(res, parsed);
         return;

@@ -12,3 +12,4 @@ export * from '../common/ops-server';
 export * from '../common/metrics';
 export * from '../common/sidecar-env';
 export * from '../common/function-protocol';
+export * from '../common/call-envelope';

@@ -682,7 +682,7 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       expect(gw.seen[0]).toMatchObject({
         subject: `fnmesh.gw.${NS}.${service}.${NS}.target.fn`,
         timeoutMs: 7000,
-        body: '{"a":1}',
+        body: '{"a": 1}', // the params as the function wrote them, not re-serialized
       });
       expect(gw.seen[0]!.delegation).toBeUndefined();
       expect(gw.seen[0]!.parentId).toBeUndefined();
