@@ -93,7 +93,23 @@ describe('scanCallEnvelope', () => {
     const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const ws = (): string => pick(['', '', ' ', '\n', '\t ', '\r\n  ']);
-    const strings = ['"a"', '"\\""', '"\\\\"', '"}]"', '"\\\\\\""', '"é"', '"\\u0022"', '"{\\"params\\":1}"', '""'];
+    const long = (k: number): string => `"${'y'.repeat(k)}\\"${'z'.repeat(k)}\\\\"`;
+    const strings = [
+      long(30),
+      long(62),
+      long(63),
+      long(64),
+      long(100),
+      '"a"',
+      '"\\""',
+      '"\\\\"',
+      '"}]"',
+      '"\\\\\\""',
+      '"é"',
+      '"\\u0022"',
+      '"{\\"params\\":1}"',
+      '""',
+    ];
     const value = (d: number): string => {
       const r = rnd();
       if (d > 4 || r < 0.4) return pick([...strings, '1', '-0', '1e5', '0.5', 'true', 'false', 'null']);

@@ -46,9 +46,18 @@ function isWhitespace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
+/** Strings up to this long are read byte by byte for their closing quote; longer ones natively (memchr). */
+const SHORT_STRING = 64;
+
 /** Offset of the closing quote of the string whose opening quote is at `open`, or -1. */
 function stringEnd(b: Buffer, open: number): number {
+  const stop = Math.min(b.length, open + 1 + SHORT_STRING);
   let from = open + 1;
+  for (; from < stop; from++) {
+    const c = b[from];
+    if (c === QUOTE) return from;
+    if (c === BACKSLASH) from++;
+  }
   for (;;) {
     const q = b.indexOf(QUOTE, from);
     if (q === -1) return -1;
@@ -85,66 +94,73 @@ export function scanCallEnvelope(bytes: Uint8Array, maxDepth: number): EnvelopeS
   let i = 0;
   while (i < n && isWhitespace(b[i]!)) i++;
   if (b[i] !== OPEN_OBJECT) return { kind: 'malformed' };
-  const spans: { params?: Span; timeout?: Span } = {};
-  // Inside the envelope (depth 1): the key being read, and where its value started.
+  let params: Span | undefined;
+  let timeout: Span | undefined;
+  // Inside the envelope (depth 1): the key being read, where its value started and where it ends so far.
   let key: string | undefined;
   let expectKey = true;
   let valueStart = -1;
   let lastEnd = -1;
-  let depth = 0;
+  let depth = 1;
   const limit = maxDepth + 1;
-  const closeValue = (): EnvelopeScan | undefined => {
-    if (key !== undefined && valueStart !== -1 && (key === 'params' || key === 'timeout')) {
-      if (spans[key]) return { kind: 'duplicate', key };
-      spans[key] = { start: valueStart, end: lastEnd };
-    }
-    key = undefined;
-    valueStart = -1;
-    return undefined;
-  };
-  for (; i < n; i++) {
+  for (i++; i < n; i++) {
     const c = b[i]!;
-    if (isWhitespace(c)) continue;
-    if (depth === 1 && !expectKey && valueStart === -1 && c !== COLON) valueStart = i;
-    switch (c) {
-      case QUOTE: {
+    if (depth >= 2) {
+      // Inside a value: only strings and brackets matter.
+      if (c === QUOTE) {
         const close = stringEnd(b, i);
         if (close === -1) return { kind: 'malformed' };
-        if (depth === 1 && expectKey) {
-          key = keyText(b, i, close);
-          if (key === undefined) return { kind: 'malformed' };
-          expectKey = false;
-        }
         i = close;
-        break;
-      }
-      case OPEN_OBJECT:
-      case OPEN_ARRAY:
+      } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
         if (++depth > limit) return { kind: 'too-deep', key: key ?? '', maxDepth };
-        break;
-      case CLOSE_OBJECT:
-      case CLOSE_ARRAY:
-        if (--depth < 0) return { kind: 'malformed' };
-        if (depth === 0) {
-          const dup = closeValue();
-          if (dup) return dup;
-          i++;
-          while (i < n && isWhitespace(b[i]!)) i++;
-          return i === n ? { kind: 'ok', ...spans } : { kind: 'malformed' };
-        }
-        break;
-      case COMMA:
-        if (depth === 1) {
-          const dup = closeValue();
-          if (dup) return dup;
-          expectKey = true;
-          continue; // the comma is not part of any value
-        }
-        break;
-      default:
-        break;
+      } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+        if (--depth === 1) lastEnd = i + 1;
+      }
+      continue;
     }
-    if (depth >= 1) lastEnd = i + 1;
+    if (isWhitespace(c)) continue;
+    const endsValue = c === COMMA || c === CLOSE_OBJECT || c === CLOSE_ARRAY;
+    if (endsValue) {
+      // the value of `key` is [valueStart, lastEnd)
+      if (key === 'params' || key === 'timeout') {
+        if (valueStart === -1) return { kind: 'malformed' };
+        const span = { start: valueStart, end: lastEnd };
+        if (key === 'params') {
+          if (params) return { kind: 'duplicate', key };
+          params = span;
+        } else {
+          if (timeout) return { kind: 'duplicate', key };
+          timeout = span;
+        }
+      }
+      key = undefined;
+      valueStart = -1;
+      if (c === COMMA) {
+        expectKey = true;
+        continue;
+      }
+      i++;
+      while (i < n && isWhitespace(b[i]!)) i++;
+      if (i !== n || c !== CLOSE_OBJECT) return { kind: 'malformed' };
+      const found: EnvelopeScan = { kind: 'ok' };
+      if (params) found.params = params;
+      if (timeout) found.timeout = timeout;
+      return found;
+    }
+    if (!expectKey && valueStart === -1 && c !== COLON) valueStart = i;
+    if (c === QUOTE) {
+      const close = stringEnd(b, i);
+      if (close === -1) return { kind: 'malformed' };
+      if (expectKey) {
+        key = keyText(b, i, close);
+        if (key === undefined) return { kind: 'malformed' };
+        expectKey = false;
+      }
+      i = close;
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (++depth > limit) return { kind: 'too-deep', key: key ?? '', maxDepth };
+    }
+    lastEnd = i + 1;
   }
   return { kind: 'malformed' };
 }
