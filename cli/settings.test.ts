@@ -59,6 +59,8 @@ const loaders: {
       brokerHost: 'broker.host',
       brokerPort: 'broker.port',
       ruleSource: 'ruleSource',
+      jwtRequireExp: 'jwt.requireExp',
+      jwtClockToleranceSec: 'jwt.clockToleranceSec',
       maxParamsDepth: 'maxParamsDepth',
       maxTokenBytes: 'maxTokenBytes',
       maxTimeoutMs: 'maxTimeoutMs',

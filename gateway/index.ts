@@ -22,6 +22,7 @@ export {
   type CallBody,
 } from './call-path';
 export { toHttpError, type HttpError } from './errors-http';
+export { headerBudget, embeddedMaxPayload, effectiveBodyLimit } from './limits';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics';
 export { startGateway, type Gateway, type GatewayDeps } from './gateway';
 export { main } from './main';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { silentLogger } from '../common';
 import { ManifestFileSource } from '../common/manifest-source';
-import { loadGatewayConfig, startGateway, type Gateway } from '../gateway';
+import { headerBudget, loadGatewayConfig, startGateway, type Gateway } from '../gateway';
 import type { Sidecar } from '../sidecar';
 import { BROKER_TARGETS, type RunningBroker } from './helpers/brokers';
 import { startSidecarFor } from './helpers/mesh';
@@ -132,7 +132,7 @@ describe.each(BROKER_TARGETS)('params at the front door on $name', (target) => {
   let dir: string;
   let url: (fn: string) => string;
   /** The body limit the gateway fitted to this broker (the default lowered to max_payload − header budget). */
-  const bodyLimit = MAX_PAYLOAD - (1024 + 2 * MAX_TOKEN);
+  const bodyLimit = MAX_PAYLOAD - headerBudget(MAX_TOKEN);
 
   beforeAll(async () => {
     broker = await target.start({ maxPayload: MAX_PAYLOAD });
