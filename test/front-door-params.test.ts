@@ -141,6 +141,7 @@ describe.each(BROKER_TARGETS)('params at the front door on $name', (target) => {
     gw = await startGateway(
       loadGatewayConfig({
         FNMESH_LISTEN: '127.0.0.1:0',
+        FNMESH_OPS_LISTEN: '127.0.0.1:0',
         FNMESH_NATS_URL: broker.url,
         FNMESH_JWT_SECRET: SECRET,
         FNMESH_MAX_TOKEN_BYTES: String(MAX_TOKEN),
@@ -285,6 +286,7 @@ describe.each(BROKER_TARGETS)('params at the front door on $name', (target) => {
     it('refuses to start with a body limit the NATS server cannot carry, naming both settings', async () => {
       const config = loadGatewayConfig({
         FNMESH_LISTEN: '127.0.0.1:0',
+        FNMESH_OPS_LISTEN: '127.0.0.1:0',
         FNMESH_NATS_URL: broker.url,
         FNMESH_MAX_BODY_BYTES: String(MAX_PAYLOAD),
       });
@@ -309,6 +311,7 @@ describe('the embedded broker carries what the gateway accepts', () => {
     gw = await startGateway(
       loadGatewayConfig({
         FNMESH_LISTEN: '127.0.0.1:0',
+        FNMESH_OPS_LISTEN: '127.0.0.1:0',
         FNMESH_BROKER_PORT: '0',
         FNMESH_JWT_SECRET: SECRET,
         FNMESH_SHUTDOWN_TIMEOUT_MS: '2000',
