@@ -1,4 +1,12 @@
-import { scanCallEnvelope, scanDepth, type EnvelopeScan, type Span } from './call-envelope';
+import {
+  countMemberTexts,
+  countMembers,
+  hasRepeatedKey,
+  scanCallEnvelope,
+  scanDepth,
+  type EnvelopeScan,
+  type Span,
+} from './call-envelope';
 
 const text = (body: string, span: Span | undefined): string | undefined =>
   span && Buffer.from(body).toString('utf8', span.start, span.end);
@@ -148,5 +156,48 @@ describe('scanDepth', () => {
     expect(scanDepth(Buffer.from('['.repeat(1_000_000)), 64)).toEqual({ kind: 'too-deep', maxDepth: 64 });
     expect(scanDepth(Buffer.from('"abc'), 64)).toEqual({ kind: 'malformed' });
     expect(scanDepth(new Uint8Array(Buffer.from('{"a":[]}')), 2)).toEqual({ kind: 'ok' });
+  });
+});
+
+describe('hasRepeatedKey', () => {
+  const repeated = (t: string): boolean => hasRepeatedKey(Buffer.from(t), JSON.parse(t));
+  it.each([
+    ['{"a":1,"a":2}', true],
+    ['{"a":1,"\\u0061":2}', true],
+    ['[{"k":1},{"k":{"k":1,"k":2}}]', true],
+    ['{"a":{"a":{"a":1}}}', false],
+    ['[{"k":1},{"k":2}]', false],
+    ['{"s":"a:b:c","t":"\\":"}', false],
+    ['{"__proto__":1,"constructor":2}', false],
+    ['{"__proto__":1,"__proto__":2}', true],
+    ['1e400', false],
+    ['"x:y"', false],
+    ['[]', false],
+  ])('%s → %s', (t, expected) => {
+    expect(repeated(t)).toBe(expected);
+  });
+
+  it('counts members iteratively (a deep value cannot overflow the stack)', () => {
+    const deep = '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000);
+    expect(countMemberTexts(Buffer.from(deep))).toBe(100_000);
+    expect(countMembers(JSON.parse(deep))).toBe(100_000);
+  });
+
+  it('agrees with the repeats known when generating objects', () => {
+    let seed = 7;
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const gen = (depth: number): { text: string; repeats: boolean } => {
+      if (depth > 3 || rand(3) === 0) return { text: ['1', '"k:v"', 'null', '[]', '"\\":"'][rand(5)]!, repeats: false };
+      const items = Array.from({ length: rand(4) }, () => gen(depth + 1));
+      let repeats = items.some((i) => i.repeats);
+      if (rand(2) === 0) return { text: `[${items.map((i) => i.text).join(',')}]`, repeats };
+      const keys = items.map(() => 'abc'[rand(3)]!);
+      if (new Set(keys).size !== keys.length) repeats = true;
+      return { text: `{${items.map((i, k) => `"${keys[k]}":${i.text}`).join(',')}}`, repeats };
+    };
+    for (let i = 0; i < 1000; i++) {
+      const { text: t, repeats } = gen(0);
+      expect([t, repeated(t)]).toEqual([t, repeats]);
+    }
   });
 });

@@ -184,3 +184,46 @@ export function scanDepth(bytes: Uint8Array, maxDepth: number): DepthScan {
   }
   return { kind: 'ok' };
 }
+
+/**
+ * How many object members a JSON value's text holds (its `:` outside strings), counting every one given
+ * twice. Compared with the members of the parsed value (`countMembers`), it tells whether a key repeats in
+ * one object without tracking keys. Iterative, linear.
+ */
+export function countMemberTexts(bytes: Uint8Array): number {
+  const b = asBuffer(bytes);
+  let members = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      const close = stringEnd(b, i);
+      if (close === -1) return members;
+      i = close;
+    } else if (c === COLON) members++;
+  }
+  return members;
+}
+
+/** How many object members a parsed JSON value holds, at every depth. Iterative. */
+export function countMembers(value: unknown): number {
+  let members = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    for (const key in v) {
+      members++;
+      stack.push((v as Record<string, unknown>)[key]);
+    }
+  }
+  return members;
+}
+
+/** Whether some object in the value's text gives a key twice (the value must be `JSON.parse` of the text). */
+export function hasRepeatedKey(bytes: Uint8Array, parsed: unknown): boolean {
+  return countMemberTexts(bytes) !== countMembers(parsed);
+}

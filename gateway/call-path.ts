@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { FnmeshError, NAME_RULES, TRACEPARENT, isFunctionName, isNamespaceName, isServiceName } from '../common';
-import { scanCallEnvelope } from '../common/call-envelope';
+import { hasRepeatedKey, scanCallEnvelope } from '../common/call-envelope';
 import { paramsTooDeep } from './limits';
 
 export const CALL_ROUTE_PREFIX = '/v1/api/';
@@ -117,6 +117,23 @@ export function parseCallBody(raw: Buffer | string, maxDepth: number): CallBody 
     body.timeoutMs = timeout;
   }
   return body;
+}
+
+/**
+ * Params travel on as sent, duplicate keys included; but a rule sees JSON.parse's value (the last of a
+ * repeated key) while the function's parser may keep the first, so a rule that reads params could allow what
+ * the function then reads differently. Such calls are refused when the function's rule reads params.
+ */
+export function refuseAmbiguousParams(
+  fn: { label: string; rule: { readsParams: boolean } },
+  bytes: Uint8Array,
+  params: unknown,
+): void {
+  if (!fn.rule.readsParams || !hasRepeatedKey(bytes, params)) return;
+  throw new FnmeshError(
+    'bad_request',
+    `params give a key twice in one object, and the rule of ${fn.label} reads params: the rule and the function could read different values; send each key once`,
+  );
 }
 
 function describe(value: unknown): string {

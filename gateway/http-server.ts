@@ -13,6 +13,7 @@ import {
   computeTimeoutMs,
   isJsonContentType,
   parseCallBody,
+  refuseAmbiguousParams,
   parseCallRoute,
   pickRequestId,
   pickTraceparent,
@@ -221,6 +222,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       if (token !== undefined && Buffer.byteLength(token) > config.maxTokenBytes)
         throw tokenTooLarge(Buffer.byteLength(token), config.maxTokenBytes);
       const body = parseCallBody(raw, config.maxParamsDepth);
+      refuseAmbiguousParams(target, body.paramsBytes, body.params);
       let claims: Record<string, unknown> | undefined;
       if (token !== undefined) claims = await verifier.verify(token);
       const timeoutMs = computeTimeoutMs(body.timeoutMs, target.timeoutMs, config.maxTimeoutMs);

@@ -24,7 +24,7 @@ import {
 import { scanDepth } from '../common/call-envelope';
 import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { internalParamsTooLarge, paramsTooDeep } from './limits';
-import { computeTimeoutMs, pickRequestId, pickTraceparent } from './call-path';
+import { computeTimeoutMs, pickRequestId, pickTraceparent, refuseAmbiguousParams } from './call-path';
 import { requestRaw, type Connection } from './invoke';
 import type { GatewayMetrics } from './metrics';
 import { unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
@@ -152,6 +152,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
         );
       }
     }
+    refuseAmbiguousParams(fn, msg.data, params);
     const identity = { requestId, traceparent, delegation: deps.delegation };
     const decision = await evaluateRule(
       fn,

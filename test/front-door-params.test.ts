@@ -30,6 +30,7 @@ spec:
     - { name: big, rule: { rule: allow } }
     - { name: policy, rule: { rule: deny } }
     - { name: guarded, rule: { rule: func, service: raw, func: policy } }
+    - { name: owned, rule: { rule: match, type: string, eval: "==", f1: args.params.user, f2: alice } }
 `;
 
 /**
@@ -54,6 +55,7 @@ function startRawFunction(callPort: () => number): Promise<http.Server> {
           return answer(200, JSON.stringify({ raw: body.toString('utf8') }));
         case '/mirror':
         case '/guarded':
+        case '/owned':
           return answer(200, body);
         case '/policy': {
           const raw = body.toString('utf8');
@@ -197,6 +199,31 @@ describe.each(BROKER_TARGETS)('params at the front door on $name', (target) => {
       expect(res.text).toBe(`{"result":${params}}`);
       const denied = await post(url('guarded'), '{"params":{"n":1}}');
       expect(denied.status).toBe(403);
+    });
+
+    it('refuses params with a repeated key when the rule reads params (the rule and the function could disagree)', async () => {
+      // JSON.parse keeps the last "user", so the rule would allow; a first-wins parser in the function reads "mallory".
+      const sneaky = '{"user":"mallory","user":"alice"}';
+      const res = await post(url('owned'), `{"params":${sneaky}}`);
+      expect(res.status).toBe(400);
+      expect(res.json().error).toBe(
+        'params give a key twice in one object, and the rule of default/raw.owned reads params: the rule and the function could read different values; send each key once',
+      );
+      const nested = await post(url('owned'), '{"params":{"user":"alice","x":[{"k":1,"k":2}]}}');
+      expect(nested.status).toBe(400);
+      const viaCallApi = await post(
+        url('relay'),
+        JSON.stringify({ params: { to: 'owned', body: `{"params":${sneaky}}` } }),
+      );
+      expect(viaCallApi.status).toBe(400);
+      expect(viaCallApi.json().error).toMatch(/reads params/);
+      // A key written with escapes is the same key.
+      expect((await post(url('owned'), '{"params":{"user":"alice","\\u0075ser":"mallory"}}')).status).toBe(400);
+      // Keys that only look alike, or sit in different objects, are not repeats.
+      const fine = '{"user":"alice","x":{"user":1},"y":[{"k":1},{"k":2}],"s":"a:b","users":2}';
+      const ok = await post(url('owned'), `{"params":${fine}}`);
+      expect(ok.status).toBe(200);
+      expect(ok.text).toBe(`{"result":${fine}}`);
     });
 
     it('keeps params and results byte-exact through a nested call (function → call API → gateway → function)', async () => {

@@ -551,3 +551,27 @@ describe('ruleNeedsAuth (401 instead of 403 for anonymous callers)', () => {
     expect(ruleNeedsAuth(rule as never)).toBe(expected);
   });
 });
+
+describe('ruleReadsParams (repeated keys in params are refused for such rules)', () => {
+  const { ruleReadsParams } = jest.requireActual<typeof import('./compile')>('./compile');
+  it.each([
+    [{ rule: 'allow' }, false],
+    [{ rule: 'authenticated' }, false],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.params.user', f2: 'alice' }, true],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.auth.sub', f2: 'args.params.owner' }, true],
+    [{ rule: 'match', type: 'bool', eval: '==', f1: 'utils.exists(args.params.x)', f2: true }, true],
+    [{ rule: 'match', type: 'string', eval: 'in', f1: 'args.auth.sub', f2: ['a', 'args.params.x'] }, true],
+    [{ rule: 'match', type: 'string', eval: '==', f1: 'args.caller', f2: 'default/a' }, false],
+    [
+      {
+        rule: 'and',
+        clauses: [{ rule: 'allow' }, { rule: 'or', clauses: [{ rule: 'func', service: 'a', func: 'b' }] }],
+      },
+      true,
+    ],
+    [{ rule: 'func', service: 'authz', func: 'check' }, true],
+  ] as const)('%j → %s', (rule, expected) => {
+    expect(ruleReadsParams(rule as never)).toBe(expected);
+    expect(compileRule(rule as never, 'r', { namespace: 'default' }).readsParams).toBe(expected);
+  });
+});

@@ -89,6 +89,12 @@ export interface CompiledRule {
    * signing in may change the answer.
    */
   readonly needsAuth: boolean;
+  /**
+   * True when the rule reads the call's params (an `args.params` operand, or a `func` clause, which hands
+   * them to another function): the gateway then refuses params with a key given twice in one object, where
+   * the rule (JSON.parse keeps the last) and the function (its parser may keep the first) could disagree.
+   */
+  readonly readsParams: boolean;
   readonly source: Rule;
 }
 
@@ -108,8 +114,29 @@ export function ruleNeedsAuth(rule: Rule): boolean {
 }
 
 function operandMentionsAuth(operand: unknown): boolean {
-  if (typeof operand === 'string') return /(^|\()args\.auth(\.|\)|$)/.test(operand);
-  if (Array.isArray(operand)) return operand.some(operandMentionsAuth);
+  return operandMentions(operand, /(^|\()args\.auth(\.|\)|$)/);
+}
+
+/** Whether a rule reads the call's params anywhere in it (pure; on the rule's source). */
+export function ruleReadsParams(rule: Rule): boolean {
+  switch (rule.rule) {
+    case 'func':
+      return true;
+    case 'match':
+      return operandMentions(rule.f1, PARAMS_OPERAND) || operandMentions(rule.f2, PARAMS_OPERAND);
+    case 'and':
+    case 'or':
+      return rule.clauses.some(ruleReadsParams);
+    default:
+      return false;
+  }
+}
+
+const PARAMS_OPERAND = /(^|\()args\.params(\.|\)|$)/;
+
+function operandMentions(operand: unknown, variable: RegExp): boolean {
+  if (typeof operand === 'string') return variable.test(operand);
+  if (Array.isArray(operand)) return operand.some((o) => operandMentions(o, variable));
   return false;
 }
 
@@ -602,15 +629,23 @@ function comparator(op: MatchOperator): (a: Value, b: Value) => boolean {
 export function compileRule(rule: Rule, where: string, context: { namespace: string }): CompiledRule {
   const root = new Compiler(context.namespace).node(rule, where);
   const needsAuth = ruleNeedsAuth(rule);
+  const readsParams = ruleReadsParams(rule);
   if (!root.usesFunc) {
     const run = root.run;
-    return Object.freeze({ evaluate: (input: RuleInput) => run(input), usesFunc: false, needsAuth, source: rule });
+    return Object.freeze({
+      evaluate: (input: RuleInput) => run(input),
+      usesFunc: false,
+      needsAuth,
+      readsParams,
+      source: rule,
+    });
   }
   const run = root.run;
   return Object.freeze({
     evaluate: (input: RuleInput, callFunc: FuncCaller) => run(input, callFunc),
     usesFunc: true,
     needsAuth,
+    readsParams,
     source: rule,
   });
 }
@@ -625,5 +660,6 @@ export const DENY_ALL: CompiledRule = Object.freeze({
   evaluate: () => DENY_ALL_DECISION,
   usesFunc: false,
   needsAuth: false,
+  readsParams: false,
   source: { rule: 'deny' } as Rule,
 });
