@@ -16,6 +16,13 @@ describe('toHttpError', () => {
     });
     expect(toHttpError(new FnmeshError('function_failed'))).toMatchObject({ status: 502 });
   });
+  it('answers a 5xx that no code has (a reply may carry any status) as 502, never as sent', () => {
+    expect(toHttpError(new FnmeshError('function_failed', 'odd', 599)).status).toBe(502);
+    expect(toHttpError(new FnmeshError('function_failed', 'odd', 501)).status).toBe(502);
+    expect(toHttpError(new FnmeshError('unavailable', 'odd', 507)).status).toBe(503);
+    expect(toHttpError(new FnmeshError('forbidden', 'odd', 200)).status).toBe(502);
+    expect(toHttpError(new FnmeshError('deadline_exceeded')).status).toBe(504);
+  });
   it('hides unexpected errors', () => {
     const h = toHttpError(new Error('secret stack detail'));
     expect(h).toMatchObject({ status: 500, body: '{"error":"internal error"}', unexpected: true });

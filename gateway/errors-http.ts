@@ -2,7 +2,7 @@
  * Turns any failure into the HTTP answer `{"error": "<message>"}` with the status of common/errors.ts.
  * Anything that is not a FnmeshError is an internal error: its message is logged, never sent.
  */
-import { FnmeshError } from '../common';
+import { ERROR_TABLE, FnmeshError } from '../common';
 
 export interface HttpError {
   status: number;
@@ -16,7 +16,7 @@ export interface HttpError {
 
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof FnmeshError) {
-    const status = Number.isInteger(err.status) && err.status >= 400 && err.status <= 599 ? err.status : 500;
+    const status = httpStatusOf(err);
     return {
       status,
       code: err.code,
@@ -32,4 +32,17 @@ export function toHttpError(err: unknown): HttpError {
     body: '{"error":"internal error"}',
     unexpected: true,
   };
+}
+
+/**
+ * A function's own 4xx keeps its status; any other status is its code's, and a 5xx that is not a code's
+ * (a reply can carry any `Fnmesh-Status`) is 502 "the function failed": the gateway answers only the
+ * statuses its API documents (gateway/openapi.ts).
+ */
+function httpStatusOf(err: FnmeshError): number {
+  const s = err.status;
+  if (Number.isInteger(s) && s >= 400 && s <= 499) return s;
+  const own = ERROR_TABLE[err.code].status;
+  if (s === own || own >= 500) return own;
+  return ERROR_TABLE.function_failed.status;
 }

@@ -29,6 +29,7 @@ import { corsDecider } from './cors';
 import type { DelegationTokens } from './delegation';
 import { clientErrorOf } from './front-door';
 import { bodyTooLarge, tokenTooLarge } from './limits';
+import { serveOpenApi } from './openapi-route';
 
 export interface HttpDeps {
   config: Pick<
@@ -66,6 +67,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
   let inFlight = 0;
   const httpInFlight = metrics.inFlightOf('http');
   const app = createOpsApp(deps, 'call');
+  const openApi = serveOpenApi(config);
 
   function handleCall(req: IncomingMessage, res: ServerResponse, url: string): void {
     const started = performance.now();
@@ -253,6 +255,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       handleCall(req, res, url);
       return;
     }
+    if (openApi(req, res)) return;
     if (!isAdminPath(url.split('?')[0]!) && handleOps(req, res, deps.ops)) return;
     app(req, res);
   };

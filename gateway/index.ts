@@ -23,6 +23,7 @@ export {
 } from './call-path';
 export { toHttpError, type HttpError } from './errors-http';
 export { headerBudget, embeddedMaxPayload, effectiveBodyLimit } from './limits';
+export { OPENAPI_PATH, buildOpenApiDocument, renderOpenApiDocument } from './openapi';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics';
 export { startGateway, type Gateway, type GatewayDeps } from './gateway';
 export { main } from './main';
