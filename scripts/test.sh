@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server,
-# iproute2 and chromium from Debian, npm packages), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+# iproute2 and chromium from Debian, npm packages, schemathesis from PyPI), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,8 @@ fi
 # etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for the Kubernetes suites: built once
 # with Go and cached outside the repo (~/.cache/fnmesh/tools), keyed by version; a few minutes the first time.
 bash scripts/k8s-tools.sh
+# schemathesis for test/openapi-fuzz.test.ts: a pinned version in a Python venv cached the same way.
+bash scripts/schemathesis.sh >/dev/null
 npm run build --silent
 npm run lint --silent
 
