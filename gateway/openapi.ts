@@ -73,8 +73,6 @@ export function callErrorStatuses(): Map<number, string> {
 export interface Limit {
   env: string;
   value: number;
-  default?: number;
-  help: string;
 }
 
 type LimitKey = keyof typeof GATEWAY_SETTINGS & `max${string}`;
@@ -89,7 +87,7 @@ export function gatewayLimits(values: Readonly<Record<string, unknown>> = {}): L
       const given = values[key];
       const value = typeof given === 'number' ? given : fallback;
       if (value === undefined) throw new Error(`the limit ${s.env} has neither a value nor a default`);
-      return { env: s.env, value, ...(fallback !== undefined ? { default: fallback } : {}), help: s.help };
+      return { env: s.env, value };
     });
 }
 
@@ -137,7 +135,7 @@ function server(
   };
 }
 
-function callOperation(segment: string, limits: Limit[]): JsonObject {
+function callOperation(segment: string): JsonObject {
   const responses: JsonObject = {
     '200': jsonAnswer('the function answered; `result` is its JSON answer as it sent it', ref('CallResult'), {
       'x-request-id': requestIdHeader,
@@ -146,12 +144,11 @@ function callOperation(segment: string, limits: Limit[]): JsonObject {
   for (const [status, meaning] of callErrorStatuses())
     responses[String(status)] = jsonAnswer(meaning, ref('Error'), { 'x-request-id': requestIdHeader });
   responses['4XX'] = jsonAnswer(FUNCTION_4XX, ref('Error'), { 'x-request-id': requestIdHeader });
-  const limitText = limits.map((l) => `\`${l.env}\` = ${l.value}`).join(', ');
   const alias = segment === 'functions' ? '' : " (the path Space Cloud's client `space-api` posts to)";
   return {
     operationId: `call${segment === 'functions' ? 'Function' : 'Service'}`,
     summary: `call a function${alias}`,
-    description: `Checks the caller against the function's rule, then calls it over NATS and answers its result. Limits in force: ${limitText}.`,
+    description: `Checks the caller against the function's rule, then calls it over NATS and answers its result. The limits it runs with are in \`info.x-fnmesh-limits\`.`,
     tags: ['calls'],
     security: [{}, { bearer: [] }],
     parameters: [{ $ref: '#/components/parameters/traceparent' }, { $ref: '#/components/parameters/requestId' }],
@@ -208,7 +205,7 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
         nameParam('service', DNS_LABEL, NAME_RULES.service),
         nameParam('function', FUNCTION_NAME, NAME_RULES.function),
       ],
-      post: callOperation(segment, limits),
+      post: callOperation(segment),
       options: preflightOperation(segment),
     };
   }

@@ -8,7 +8,7 @@
  * Alone: `npm run build && bash scripts/schemathesis.sh && npx jest test/openapi-fuzz.test.ts`.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -121,6 +121,16 @@ describe('the gateway under schemathesis, against its OpenAPI document', () => {
   afterAll(async () => {
     await door?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the committed document (docs/openapi.json), with the limits it runs with', () => {
+    const committed = JSON.parse(readFileSync(path.join(ROOT, 'docs', 'openapi.json'), 'utf8')) as Doc & {
+      info: Record<string, unknown>;
+    };
+    expect(doc.paths).toEqual(committed.paths);
+    expect(Object.keys((doc as unknown as typeof committed).info['x-fnmesh-limits'] as object).sort()).toEqual(
+      Object.keys(committed.info['x-fnmesh-limits'] as object).sort(),
+    );
   });
 
   it('documents 502, 503 and 504 as the only server errors of a call', () => {
