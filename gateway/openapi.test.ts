@@ -11,6 +11,7 @@ import {
   gatewayLimits,
   renderOpenApiDocument,
 } from './openapi';
+import { ADMIN_PATHS } from './admin-access';
 import { GATEWAY_SETTINGS } from './settings';
 
 interface Doc {
@@ -35,6 +36,14 @@ describe('the OpenAPI document', () => {
     );
     for (const p of Object.values(OPS_PATHS)) expect(doc.paths[p]?.get).toBeDefined();
     expect(doc.paths['/openapi.json']?.get).toBeDefined();
+  });
+
+  it('documents the admin paths with the admin token and the answers of the call port', () => {
+    for (const p of ADMIN_PATHS) {
+      const op = doc.paths[p]!.get as unknown as { security: object[]; responses: Record<string, unknown> };
+      expect(op.security).toContainEqual({ admin: [] });
+      expect(Object.keys(op.responses).sort()).toEqual(['200', '401', '404']);
+    }
   });
 
   it('describes paths that the gateway parses as calls', () => {
@@ -78,8 +87,13 @@ describe('the OpenAPI document', () => {
     const maxRows = Object.entries(GATEWAY_SETTINGS).filter(([key]) => key.startsWith('max'));
     expect(maxRows.length).toBeGreaterThan(0);
     for (const [, s] of maxRows) expect(limits[s.env]).toBe(Number(s.default));
-    const custom = buildOpenApiDocument({ config: { maxBodyBytes: 4096 } }) as unknown as Doc;
-    expect(custom.info['x-fnmesh-limits'][GATEWAY_SETTINGS.maxBodyBytes.env]).toBe(4096);
+    for (const s of [GATEWAY_SETTINGS.headersTimeoutMs, GATEWAY_SETTINGS.receiveTimeoutMs])
+      expect(limits[s.env]).toBe(Number(s.default));
+    expect(limits[GATEWAY_SETTINGS.shutdownTimeoutMs.env]).toBeUndefined();
+    const custom = buildOpenApiDocument({ config: { maxBodyBytes: 4096, front: { maxHeaderBytes: 8000 } } });
+    const customLimits = (custom as unknown as Doc).info['x-fnmesh-limits'];
+    expect(customLimits[GATEWAY_SETTINGS.maxBodyBytes.env]).toBe(4096);
+    expect(customLimits[GATEWAY_SETTINGS.maxHeaderBytes.env]).toBe(8000);
     const body = gatewayLimits({ maxBodyBytes: 'not a number' }).find(
       (l) => l.env === GATEWAY_SETTINGS.maxBodyBytes.env,
     );

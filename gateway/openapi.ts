@@ -31,8 +31,10 @@ const MEANING: Partial<Record<ErrorCode, string>> = {
   forbidden: "the function's rule denies the call (with no rule configured the gateway's default is deny)",
   not_found:
     'no such route, namespace or service, or a function neither listed nor covered by a `default` rule of its service',
-  method_not_allowed: 'the call route takes POST (and OPTIONS for a CORS preflight)',
-  payload_too_large: 'the body is over `FNMESH_MAX_BODY_BYTES`',
+  method_not_allowed: 'the call route takes POST (and OPTIONS for a CORS preflight); `CONNECT` anywhere',
+  request_timeout:
+    'the request head did not arrive within `FNMESH_HEADERS_TIMEOUT_MS`, or the whole request within `FNMESH_RECEIVE_TIMEOUT_MS`',
+  payload_too_large: 'the body is over `FNMESH_MAX_BODY_BYTES`, or its chunk extensions are too large',
   unsupported_media_type: 'a `content-type` that is not JSON (`application/json` or `application/*+json`)',
   overloaded: 'every replica that got the call was at its concurrency limit: retry later',
   function_failed: 'the function failed (answered 5xx, crashed, or answered something that is not JSON)',
@@ -41,14 +43,13 @@ const MEANING: Partial<Record<ErrorCode, string>> = {
 };
 
 /**
- * Statuses that node:http answers itself before any route runs: a request it cannot parse, one that took too
- * long to arrive, an `Expect` other than `100-continue`, headers over the size limit.
+ * Statuses of the front door (front-door.ts) that no code of the error table has: what Node's HTTP parser
+ * refuses before any route runs, answered as JSON errors.
  */
 export const TRANSPORT_STATUSES: Readonly<Record<number, string>> = {
-  400: 'the HTTP request itself is malformed',
-  408: 'the request headers or body did not arrive in time',
+  400: 'the request is not valid HTTP/1.1 (or has no `Host`)',
   417: 'an `Expect` header other than `100-continue`',
-  431: 'the request headers are larger than the limit',
+  431: 'the request head (request line and headers, a bearer token included) is over `FNMESH_MAX_HEADER_BYTES`',
 };
 
 /** A function's own 4xx (an SDK `FunctionError`) is passed through with its status and message. */
@@ -75,20 +76,33 @@ export interface Limit {
   value: number;
 }
 
-type LimitKey = keyof typeof GATEWAY_SETTINGS & `max${string}`;
+/** The front door's timeouts (config.front): limits a client meets although their names do not start with `max`. */
+const TIMEOUT_LIMITS = ['headersTimeoutMs', 'receiveTimeoutMs', 'keepAliveTimeoutMs'] as const;
 
-/** Every gateway setting named `max…`, with the value in force (`values`, else its default). */
-export function gatewayLimits(values: Readonly<Record<string, unknown>> = {}): Limit[] {
-  return (Object.keys(GATEWAY_SETTINGS) as (keyof typeof GATEWAY_SETTINGS)[])
-    .filter((key): key is LimitKey => key.startsWith('max'))
-    .map((key) => {
-      const s = GATEWAY_SETTINGS[key];
-      const fallback = s.default === undefined ? undefined : Number(s.parse(s.default, s.env));
-      const given = values[key];
-      const value = typeof given === 'number' ? given : fallback;
-      if (value === undefined) throw new Error(`the limit ${s.env} has neither a value nor a default`);
-      return { env: s.env, value };
-    });
+type SettingKey = keyof typeof GATEWAY_SETTINGS;
+const isLimit = (key: SettingKey): boolean =>
+  key.startsWith('max') || (TIMEOUT_LIMITS as readonly string[]).includes(key);
+
+/** A value of the configuration by its setting's key, at the top level or in `front` (FrontDoorLimits). */
+function configValue(config: Readonly<Record<string, unknown>>, key: string): unknown {
+  if (config[key] !== undefined) return config[key];
+  const front = config.front;
+  return front !== null && typeof front === 'object' ? (front as Record<string, unknown>)[key] : undefined;
+}
+
+/**
+ * The limits of a request or a client: every gateway setting named `max…` and the front door's timeouts, with
+ * the value in force (`config`, else the setting's default).
+ */
+export function gatewayLimits(config: Readonly<Record<string, unknown>> = {}): Limit[] {
+  return (Object.keys(GATEWAY_SETTINGS) as SettingKey[]).filter(isLimit).map((key) => {
+    const s = GATEWAY_SETTINGS[key];
+    const fallback = s.default === undefined ? undefined : Number(s.parse(s.default, s.env));
+    const given = configValue(config, key);
+    const value = typeof given === 'number' ? given : fallback;
+    if (value === undefined) throw new Error(`the limit ${s.env} has neither a value nor a default`);
+    return { env: s.env, value };
+  });
 }
 
 export interface OpenApiOptions {
@@ -217,13 +231,35 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
       responses: { '200': jsonAnswer('the OpenAPI document', { type: 'object', required: ['openapi', 'paths'] }) },
     },
   };
+  // the probes are on both listeners (a load balancer may check the call port); the listing and the metrics on
+  // the ops listener, and on the call port to the admin token (admin-access.ts)
   const ops = (operationId: string, summary: string, responses: JsonObject): JsonObject => ({
-    servers: [opsServer],
+    servers: [opsServer, callServer],
     get: { operationId, summary, tags: ['ops'], responses },
   });
-  paths[OPS_PATHS.services] = ops('listServices', 'the routing table: services, functions, timeouts and rules', {
-    '200': jsonAnswer('every service the gateway routes to', ref('ServiceList')),
+  const adminOnCallPort: JsonObject = {
+    '401': jsonAnswer('on the call port: the admin token (`FNMESH_ADMIN_TOKEN`) is missing or wrong', ref('Error')),
+    '404': jsonAnswer(
+      'on the call port: `FNMESH_ADMIN_TOKEN` is not set, so only the ops listener serves it',
+      ref('Error'),
+    ),
+  };
+  const adminOps = (operationId: string, summary: string, ok: JsonObject): JsonObject => ({
+    servers: [opsServer, callServer],
+    get: {
+      operationId,
+      summary,
+      description: 'Served to anyone who reaches the ops listener, and on the call port to `FNMESH_ADMIN_TOKEN` only.',
+      tags: ['ops'],
+      security: [{}, { admin: [] }],
+      responses: { '200': ok, ...adminOnCallPort },
+    },
   });
+  paths[OPS_PATHS.services] = adminOps(
+    'listServices',
+    'the routing table: services, functions, timeouts and rules',
+    jsonAnswer('every service the gateway routes to', ref('ServiceList')),
+  );
   paths[OPS_PATHS.healthz] = ops('healthz', 'alive', {
     '200': jsonAnswer('the process is alive', statusSchema),
     '503': jsonAnswer('the process is not alive', statusSchema),
@@ -232,8 +268,9 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
     '200': jsonAnswer('ready: connected to NATS, rules loaded', statusSchema),
     '503': jsonAnswer('not ready, with the reason (stopping, no NATS, rules not loaded)', statusSchema),
   });
-  paths[OPS_PATHS.metrics] = ops('metrics', 'Prometheus metrics', {
-    '200': { description: 'the Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+  paths[OPS_PATHS.metrics] = adminOps('metrics', 'Prometheus metrics', {
+    description: 'the Prometheus text format',
+    content: { 'text/plain': { schema: { type: 'string' } } },
   });
 
   return {
@@ -254,6 +291,11 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
     paths,
     components: {
       securitySchemes: {
+        admin: {
+          type: 'http',
+          scheme: 'bearer',
+          description: '`FNMESH_ADMIN_TOKEN`, for the listing and the metrics on the call port',
+        },
         bearer: {
           type: 'http',
           scheme: 'bearer',

@@ -137,15 +137,15 @@ describe('the gateway under schemathesis, against its OpenAPI document', () => {
     expect(documented5xx(doc)).toEqual(['502', '503', '504']);
   });
 
-  const args = (url: string, tags: string): string[] => [
+  /** Every operation, or those whose tag matches `tags`. */
+  const args = (url: string, tags?: string): string[] => [
     '--config-file',
     'schemathesis.toml',
     'run',
     'openapi.json',
     '--url',
     url,
-    '--include-tag-regex',
-    tags,
+    ...(tags ? ['--include-tag-regex', tags] : []),
     '--checks',
     'not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance',
     '--max-response-time',
@@ -167,8 +167,8 @@ describe('the gateway under schemathesis, against its OpenAPI document', () => {
     '--no-color',
   ];
 
-  it('answers every generated call as its document says (call listener: calls and /openapi.json)', async () => {
-    const run = await runSchemathesis(bin, dir, args(door.url, '^(calls|docs)$'));
+  it('answers every generated request as its document says (call listener: every operation)', async () => {
+    const run = await runSchemathesis(bin, dir, args(door.url));
     if (run.code !== 0) throw new Error(`schemathesis exited with ${run.code}:\n${run.output.slice(-20_000)}`);
     if (process.env.FNMESH_FUZZ_VERBOSE) process.stdout.write(run.output);
     expect(run.output).toMatch(/passed/);
@@ -185,7 +185,7 @@ describe('the gateway under schemathesis, against its OpenAPI document', () => {
     expect(answered('members', 401)).toBeGreaterThan(0);
   });
 
-  it('answers every generated request as its document says (ops listener)', async () => {
+  it('answers every generated request as its document says (ops listener: the ops endpoints)', async () => {
     const run = await runSchemathesis(bin, dir, args(door.opsUrl, '^ops$'));
     if (run.code !== 0) throw new Error(`schemathesis exited with ${run.code}:\n${run.output.slice(-20_000)}`);
     if (process.env.FNMESH_FUZZ_VERBOSE) process.stdout.write(run.output);
