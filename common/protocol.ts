@@ -167,7 +167,9 @@ export function decodeReply(data: Uint8Array, h: MsgHdrs | undefined): DecodedRe
   if (!statusRaw) return { ok: true, body: data };
   const status = Number(statusRaw);
   const codeRaw = h?.get(NATS_HEADERS.errorCode) ?? '';
-  const code: ErrorCode = isErrorCode(codeRaw) ? codeRaw : codeForStatus(status);
+  const claimed: ErrorCode = isErrorCode(codeRaw) ? codeRaw : codeForStatus(status);
+  // `internal` is the gateway's own defect; from a replica it is the function side failing
+  const code: ErrorCode = claimed === 'internal' ? 'function_failed' : claimed;
   let message = `the function failed with status ${statusRaw}`;
   try {
     const parsed: unknown = JSON.parse(decoder.decode(data));
@@ -177,7 +179,8 @@ export function decodeReply(data: Uint8Array, h: MsgHdrs | undefined): DecodedRe
   } catch {
     // keep the generic message
   }
-  return { ok: false, error: new FnmeshError(code, message, Number.isInteger(status) ? status : undefined) };
+  const keepStatus = Number.isInteger(status) && code === claimed;
+  return { ok: false, error: new FnmeshError(code, message, keepStatus ? status : undefined) };
 }
 
 export function encodeClaimsHeader(claims: Record<string, unknown>): string {
