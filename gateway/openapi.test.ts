@@ -12,6 +12,7 @@ import {
   renderOpenApiDocument,
 } from './openapi';
 import { ADMIN_PATHS } from './admin-access';
+import { DEFAULT_MAX_BODY_BYTES } from './limits';
 import { GATEWAY_SETTINGS } from './settings';
 
 interface Doc {
@@ -86,7 +87,8 @@ describe('the OpenAPI document', () => {
     const limits = doc.info['x-fnmesh-limits'];
     const maxRows = Object.entries(GATEWAY_SETTINGS).filter(([key]) => key.startsWith('max'));
     expect(maxRows.length).toBeGreaterThan(0);
-    for (const [, s] of maxRows) expect(limits[s.env]).toBe(Number(s.default));
+    for (const [key, s] of maxRows)
+      expect(limits[s.env]).toBe(key === 'maxBodyBytes' ? DEFAULT_MAX_BODY_BYTES : Number(s.default));
     for (const s of [GATEWAY_SETTINGS.headersTimeoutMs, GATEWAY_SETTINGS.receiveTimeoutMs])
       expect(limits[s.env]).toBe(Number(s.default));
     expect(limits[GATEWAY_SETTINGS.shutdownTimeoutMs.env]).toBeUndefined();
@@ -97,6 +99,6 @@ describe('the OpenAPI document', () => {
     const body = gatewayLimits({ maxBodyBytes: 'not a number' }).find(
       (l) => l.env === GATEWAY_SETTINGS.maxBodyBytes.env,
     );
-    expect(body?.value).toBe(Number(GATEWAY_SETTINGS.maxBodyBytes.default));
+    expect(body?.value).toBe(DEFAULT_MAX_BODY_BYTES);
   });
 });

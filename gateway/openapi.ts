@@ -7,6 +7,7 @@
  */
 import { DNS_LABEL, ERROR_TABLE, FUNCTION_NAME, NAME_RULES, TRACEPARENT, type ErrorCode } from '../common';
 import { CALL_ROUTE_PREFIX, CALL_ROUTE_SEGMENTS } from './call-path';
+import { DEFAULT_MAX_BODY_BYTES } from './limits';
 import { GATEWAY_SETTINGS } from './settings';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -35,6 +36,7 @@ const MEANING: Partial<Record<ErrorCode, string>> = {
   request_timeout:
     'the request head did not arrive within `FNMESH_HEADERS_TIMEOUT_MS`, or the whole request within `FNMESH_RECEIVE_TIMEOUT_MS`',
   payload_too_large: 'the body is over `FNMESH_MAX_BODY_BYTES`, or its chunk extensions are too large',
+  token_too_large: 'the bearer token is over `FNMESH_MAX_TOKEN_BYTES`',
   unsupported_media_type: 'a `content-type` that is not JSON (`application/json` or `application/*+json`)',
   overloaded: 'every replica that got the call was at its concurrency limit: retry later',
   function_failed: 'the function failed (answered 5xx, crashed, or answered something that is not JSON)',
@@ -80,6 +82,8 @@ export interface Limit {
 const TIMEOUT_LIMITS = ['headersTimeoutMs', 'receiveTimeoutMs', 'keepAliveTimeoutMs'] as const;
 
 type SettingKey = keyof typeof GATEWAY_SETTINGS;
+/** Limits whose setting has no default because the value in force is computed (the body limit fits NATS). */
+const COMPUTED_DEFAULTS: Partial<Record<SettingKey, number>> = { maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
 const isLimit = (key: SettingKey): boolean =>
   key.startsWith('max') || (TIMEOUT_LIMITS as readonly string[]).includes(key);
 
@@ -97,7 +101,7 @@ function configValue(config: Readonly<Record<string, unknown>>, key: string): un
 export function gatewayLimits(config: Readonly<Record<string, unknown>> = {}): Limit[] {
   return (Object.keys(GATEWAY_SETTINGS) as SettingKey[]).filter(isLimit).map((key) => {
     const s = GATEWAY_SETTINGS[key];
-    const fallback = s.default === undefined ? undefined : Number(s.parse(s.default, s.env));
+    const fallback = s.default === undefined ? COMPUTED_DEFAULTS[key] : Number(s.parse(s.default, s.env));
     const given = configValue(config, key);
     const value = typeof given === 'number' ? given : fallback;
     if (value === undefined) throw new Error(`the limit ${s.env} has neither a value nor a default`);
