@@ -1,10 +1,13 @@
 /**
  * One client connection: protocol handling (CONNECT, SUB/UNSUB, PUB/HPUB, PING/PONG), authentication and
- * permissions, the server's keep-alive pings, and a coalescing outbound buffer with a slow-consumer limit.
+ * permissions, the server's keep-alive pings, a coalescing outbound buffer with a slow-consumer limit, and
+ * flow control: a producer whose messages pile up at a congested subscriber stops being read until that
+ * subscriber drains (as nats-server stalls fast producers instead of cutting their consumers).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger';
 import { ParseError, Parser, type ParserHandler } from './parser';
+import type { JwtAccount } from './jwt-auth';
 import type { AuthResult, Authenticator, Permissions } from './permissions';
 import { isValidLiteralSubject, isValidSubject } from './subject';
 import type { Sublist } from './sublist';
@@ -18,6 +21,8 @@ export interface Subscription {
   max: number;
   delivered: number;
   closed: boolean;
+  /** A wildcard subscription overlapping the subscriber's deny list: each message is checked on delivery. */
+  filtered?: boolean;
 }
 
 /** What a connection needs from its server. */
@@ -30,7 +35,11 @@ export interface ConnectionContext {
   readonly pingIntervalMs: number;
   readonly maxPingsOut: number;
   readonly authTimeoutMs: number;
-  infoLine(clientId: number, clientIp: string | undefined): string;
+  /** Outbound bytes pending at a subscriber above which its producers are paused. */
+  readonly stallHighWater: number;
+  /** Longest a producer stays paused for one congested subscriber before it is read again. */
+  readonly stallMaxMs: number;
+  infoLine(clientId: number, clientIp: string | undefined, nonce: string | undefined): string;
   route(from: ClientConnection, subject: string, reply: string | undefined, headerSize: number, payload: Buffer): void;
   /** Asks for a flush of this connection's outbound buffer (at the end of the current read, or soon). */
   markDirty(conn: ClientConnection): void;
@@ -56,7 +65,12 @@ interface ConnectOptions {
   auth_token?: unknown;
   user?: unknown;
   pass?: unknown;
+  jwt?: unknown;
+  sig?: unknown;
 }
+
+/** nats-server prunes tracked reply subjects past this many. */
+const MAX_TRACKED_REPLIES = 10_000;
 
 export class ClientConnection implements ParserHandler {
   closed = false;
@@ -73,6 +87,16 @@ export class ClientConnection implements ParserHandler {
   private readonly log: Logger;
   private authenticated: boolean;
   private permissions: Permissions | undefined;
+  private account: JwtAccount | undefined;
+  /** Subscriptions allowed (-1 unlimited) and the largest payload (from the user's and account's limits). */
+  private maxSubs = -1;
+  /** allow_responses: reply subjects of received messages -> when received and how often answered. */
+  private replies: Map<string, { t: number; n: number }> | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Set while our socket holds more than the high-water mark: producers sending to us get paused. */
+  congested = false;
+  private readonly stalled = new Set<ClientConnection>();
+  private pausedBy = 0;
   private pingsOut = 0;
   private pingTimer: NodeJS.Timeout | undefined;
   private authTimer: NodeJS.Timeout | undefined;
@@ -86,6 +110,10 @@ export class ClientConnection implements ParserHandler {
     readonly id: number,
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
+    /** The nonce sent in INFO (JWT auth). */
+    private readonly nonce?: string,
+    /** Whether INFO was already written (TLS: sent in clear before the handshake). */
+    private readonly infoSent = false,
   ) {
     this.log = ctx.logger.child({ cid: id });
     this.authenticated = !ctx.auth.required;
@@ -99,7 +127,8 @@ export class ClientConnection implements ParserHandler {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug('client socket error', { error: err.message }));
     socket.on('close', () => this.close('client closed the connection'));
-    this.writeRaw(this.ctx.infoLine(this.id, socket.remoteAddress));
+    socket.on('drain', () => this.relieve());
+    if (!this.infoSent) this.writeRaw(this.ctx.infoLine(this.id, socket.remoteAddress, this.nonce));
     if (!this.authenticated) {
       this.authTimer = setTimeout(() => {
         if (!this.authenticated) this.fail('Authentication Timeout');
@@ -131,16 +160,37 @@ export class ClientConnection implements ParserHandler {
       return;
     }
     if (!this.authenticated) {
-      const result: AuthResult = this.ctx.auth.authenticate(opts);
+      const result: AuthResult = this.ctx.auth.authenticate(opts, this.nonce, this.socket.remoteAddress);
       if (!result.ok) {
-        this.log.debug('authorization violation', { user: typeof opts.user === 'string' ? opts.user : undefined });
+        this.log.debug('authorization violation', {
+          user: typeof opts.user === 'string' ? opts.user : undefined,
+          reason: result.reason,
+        });
         this.fail('Authorization Violation');
         return;
       }
+      if (result.account) {
+        const acc = result.account;
+        if (acc.maxConnections !== -1 && acc.connections >= acc.maxConnections) {
+          this.log.debug('account connection limit reached', { account: acc.name, max: acc.maxConnections });
+          this.fail('maximum account active connections exceeded');
+          return;
+        }
+        acc.connections++;
+        this.account = acc;
+      }
       this.authenticated = true;
       this.permissions = result.permissions;
+      if (this.permissions?.responses) this.replies = new Map();
+      if (result.limits) {
+        this.maxSubs = result.limits.subs;
+        const pay = result.limits.payload;
+        if (pay !== -1 && pay < this.parser.maxPayload) this.parser.maxPayload = pay;
+      }
+      if (result.expiresAt !== undefined) this.expireAt(result.expiresAt);
       this.parser.requireConnect = false;
       if (this.authTimer) clearTimeout(this.authTimer);
+      this.log.debug('client authenticated', { identity: result.identity });
     }
     this.verbose = opts.verbose === undefined ? this.verbose : opts.verbose === true;
     this.pedantic = opts.pedantic === undefined ? this.pedantic : opts.pedantic === true;
@@ -158,9 +208,12 @@ export class ClientConnection implements ParserHandler {
   }
 
   onPub(subject: string, reply: string | undefined, headerSize: number, payload: Buffer): void {
-    if (this.pedantic && !isValidLiteralSubject(subject)) this.sendErr('Invalid Publish Subject');
-    const pub = this.permissions?.publish;
-    if (pub && !pub.allows(subject)) {
+    if (this.pedantic && !isValidLiteralSubject(subject)) {
+      this.sendErr('Invalid Publish Subject');
+      return;
+    }
+    const perms = this.permissions;
+    if (perms?.restrictsPublish && !perms.canPublish(subject) && !this.mayReply(subject)) {
       this.sendErr(`Permissions Violation for Publish to "${subject}"`);
       return;
     }
@@ -173,8 +226,8 @@ export class ClientConnection implements ParserHandler {
       this.sendErr('Invalid Subject');
       return;
     }
-    const allow = this.permissions?.subscribe;
-    if (allow && !allow.allows(subject)) {
+    const perms = this.permissions;
+    if (perms?.restrictsSubscribe && !perms.canSubscribe(subject, queue)) {
       this.sendErr(
         queue === undefined
           ? `Permissions Violation for Subscription to "${subject}"`
@@ -183,7 +236,12 @@ export class ClientConnection implements ParserHandler {
       return;
     }
     if (!this.subs.has(sid)) {
+      if (this.maxSubs !== -1 && this.subs.size >= this.maxSubs) {
+        this.sendErr('maximum subscriptions exceeded');
+        return;
+      }
       const sub: Subscription = { subject, queue, sid, conn: this, max: 0, delivered: 0, closed: false };
+      if (perms?.restrictsSubscribe && perms.needsDeliveryFilter(subject)) sub.filtered = true;
       this.subs.set(sid, sub);
       this.ctx.sublist.insert(sub);
     }
@@ -212,6 +270,7 @@ export class ClientConnection implements ParserHandler {
   /** Queues one message for a subscription of this connection; false if it was not delivered. */
   deliver(sub: Subscription, subject: string, reply: string | undefined, headerSize: number, payload: Buffer): boolean {
     if (sub.closed || this.closed) return false;
+    if (sub.filtered && !this.permissions!.canReceive(subject)) return false;
     sub.delivered++;
     if (sub.max > 0 && sub.delivered > sub.max) {
       this.removeSub(sub);
@@ -233,6 +292,7 @@ export class ClientConnection implements ParserHandler {
     this.outBuf[this.outEnd++] = 13;
     this.outBuf[this.outEnd++] = 10;
     this.ctx.countOut(body.length);
+    if (this.replies && reply !== undefined) this.trackReply(reply);
     // a big backlog goes to the kernel now rather than waiting for the end of the I/O phase
     if (this.outEnd - this.outStart >= EAGER_FLUSH_BYTES) this.flush();
     else this.markDirty();
@@ -253,6 +313,7 @@ export class ClientConnection implements ParserHandler {
     if (this.outEnd === this.outStart || this.socket.destroyed) return;
     this.socket.write(this.outBuf.subarray(this.outStart, this.outEnd));
     this.outStart = this.outEnd;
+    if (this.socket.writableLength > this.ctx.stallHighWater) this.congested = true;
     // the socket now owns that region; keep appending after it, or start a fresh chunk
     if (this.outBuf.length - this.outEnd < 4096) {
       this.outBuf = Buffer.allocUnsafe(0);
@@ -269,6 +330,9 @@ export class ClientConnection implements ParserHandler {
     this.parser.stopped = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.account) this.account.connections--;
+    this.relieve();
     for (const s of this.subs.values()) s.closed = true;
     this.ctx.sublist.removeAll(this.subs.values());
     this.subs.clear();
@@ -283,6 +347,79 @@ export class ClientConnection implements ParserHandler {
     }
     this.log.debug('client closed', { reason, name: this.name });
     this.ctx.onClosed(this, reason);
+  }
+
+  // ---- flow control ----
+
+  /** Pauses reading from a producer whose messages are piling up here, until we drain (or a time limit). */
+  stall(producer: ClientConnection): void {
+    if (producer === this || this.stalled.has(producer) || producer.closed) return;
+    this.stalled.add(producer);
+    producer.pause();
+    const timer = setTimeout(() => {
+      if (this.stalled.delete(producer)) producer.resume();
+    }, this.ctx.stallMaxMs);
+    timer.unref();
+  }
+
+  private pause(): void {
+    if (this.pausedBy++ === 0) this.socket.pause();
+  }
+
+  private resume(): void {
+    if (this.pausedBy > 0 && --this.pausedBy === 0 && !this.closed) this.socket.resume();
+  }
+
+  /** Our socket drained (or we closed): let the producers we paused go on. */
+  private relieve(): void {
+    this.congested = false;
+    if (this.stalled.size === 0) return;
+    const list = [...this.stalled];
+    this.stalled.clear();
+    for (const p of list) p.resume();
+  }
+
+  // ---- permissions state ----
+
+  /** allow_responses: one more reply to a reply subject this connection received, within max and ttl. */
+  private mayReply(subject: string): boolean {
+    const replies = this.replies;
+    if (!replies) return false;
+    const r = replies.get(subject);
+    if (!r) return false;
+    const limits = this.permissions!.responses!;
+    r.n++;
+    if ((limits.max > 0 && r.n > limits.max) || (limits.ttlMs > 0 && Date.now() - r.t > limits.ttlMs)) {
+      replies.delete(subject);
+      return false;
+    }
+    return true;
+  }
+
+  private trackReply(reply: string): void {
+    const replies = this.replies!;
+    replies.set(reply, { t: Date.now(), n: 0 });
+    if (replies.size <= MAX_TRACKED_REPLIES) return;
+    const ttl = this.permissions!.responses!.ttlMs;
+    const now = Date.now();
+    for (const [k, v] of replies) if (ttl > 0 && now - v.t > ttl) replies.delete(k);
+    // still too many: drop the oldest (a Map iterates in insertion order)
+    for (const k of replies.keys()) {
+      if (replies.size <= MAX_TRACKED_REPLIES) break;
+      replies.delete(k);
+    }
+  }
+
+  /** Closes the connection when its credentials expire, as nats-server does. */
+  private expireAt(at: number): void {
+    const delay = Math.max(0, at - Date.now());
+    // timers hold at most ~24.8 days; re-arm for longer credentials
+    const step = Math.min(delay, 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() >= at) this.fail('User Authentication Expired');
+      else this.expireAt(at);
+    }, step);
+    this.expiryTimer.unref();
   }
 
   private onData(chunk: Buffer): void {

@@ -117,6 +117,25 @@ describe('Parser', () => {
     }).toThrow(ParseError);
   });
 
+  // measured on nats-server 2.9.10: arguments of 4096 bytes pass, 4097 are refused, for CONNECT as for SUB
+  it.each([
+    ['CONNECT', (n: number) => `CONNECT {"name":"${'a'.repeat(n - 11)}"}\r\n`],
+    ['SUB', (n: number) => `SUB ${'a'.repeat(n - 2)} 1\r\n`],
+  ])('limits the arguments of %s to 4096 bytes', (_op, line) => {
+    const ok = parser(collector().handler);
+    ok.feed(Buffer.from(line(4096)));
+    const tooLong = parser(collector().handler);
+    expect(() => tooLong.feed(Buffer.from(line(4097)))).toThrow(expect.objectContaining({ kind: 'max-control-line' }));
+  });
+
+  it('rejects a CONNECT line over the limit that arrives in pieces', () => {
+    const p = parser(collector().handler);
+    expect(() => {
+      p.feed(Buffer.from('CONNECT {"name":"'));
+      for (let i = 0; i < 50; i++) p.feed(Buffer.from('a'.repeat(100)));
+    }).toThrow(expect.objectContaining({ kind: 'max-control-line' }));
+  });
+
   it('rejects HPUB when the client did not announce headers', () => {
     const p = new Parser(collector().handler, { maxPayload: 100 });
     expect(() => p.feed(Buffer.from('HPUB a 12 12\r\n'))).toThrow(ParseError);

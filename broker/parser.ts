@@ -38,7 +38,10 @@ export interface ParserHandler {
 
 export interface ParserOptions {
   maxPayload: number;
-  /** nats-server's max_control_line (4096). CONNECT lines may be longer (they carry JWTs). */
+  /**
+   * nats-server's max_control_line (4096): the longest arguments of one op (the line after the op name and
+   * its separator), CONNECT included, as nats-server 2.9 checks it.
+   */
   maxControlLine?: number;
 }
 
@@ -46,7 +49,8 @@ const CR = 13;
 const LF = 10;
 const SPACE = 32;
 const TAB = 9;
-const MAX_CONNECT_LINE = 1024 * 1024;
+/** The longest op name and separator ("CONNECT "): a partial line longer than the limit plus this is refused. */
+const MAX_OP_PREFIX = 8;
 
 const enum State {
   Line,
@@ -132,10 +136,9 @@ export class Parser {
   }
 
   private checkPendingLine(): void {
-    const line = this.pendingLine!;
-    const first = line[0] ?? 0;
-    const limit = (first | 0x20) === 0x63 /* c */ ? MAX_CONNECT_LINE : this.maxControlLine;
-    if (line.length > limit) throw new ParseError('max-control-line', 'maximum control line exceeded');
+    // a line still incomplete: its arguments cannot fit once it grows past the limit plus the op name
+    if (this.pendingLine!.length > this.maxControlLine + MAX_OP_PREFIX + 2)
+      throw new ParseError('max-control-line', 'maximum control line exceeded');
   }
 
   /** One control line: bytes [start, end) of buf, end at the LF (an optional CR before it is dropped). */
@@ -152,6 +155,9 @@ export class Parser {
     const op = opCode(buf, start, opLen);
     if (op === Op.Unknown) throw new ParseError('unknown-op', 'unknown protocol operation');
     if (this.requireConnect && op !== Op.Connect) throw new ParseError('auth', 'operation before CONNECT');
+    let argStart = i;
+    while (argStart < end && (buf[argStart] === SPACE || buf[argStart] === TAB)) argStart++;
+    if (end - argStart > this.maxControlLine) throw new ParseError('max-control-line', 'maximum control line exceeded');
     switch (op) {
       case Op.Ping:
         this.handler.onPing();
@@ -178,7 +184,6 @@ export class Parser {
     }
     // ops with space-separated arguments
     if (!hasArgs) throw new ParseError('unknown-op', 'missing arguments');
-    if (end - start > this.maxControlLine) throw new ParseError('max-control-line', 'maximum control line exceeded');
     const args = this.splitArgs(buf, i, end);
     const n = args.length / 2;
     const arg = (k: number): string => buf.toString('latin1', args[2 * k]!, args[2 * k + 1]!);

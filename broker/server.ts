@@ -5,10 +5,11 @@
  * its clients at the end of each read), and keeps the counters that `stats()` exposes.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { silentLogger, type Logger } from '../common/logger';
 import { ClientConnection, type ConnectionContext, type Subscription } from './client-connection';
-import { Authenticator, type BrokerUser } from './permissions';
+import { Authenticator, type BrokerUser, type JwtTrust } from './permissions';
 import { Sublist } from './sublist';
 
 export interface BrokerOptions {
@@ -20,6 +21,13 @@ export interface BrokerOptions {
   token?: string;
   /** Users with a token or user/password and optional publish/subscribe allow lists. */
   users?: BrokerUser[];
+  /**
+   * Decentralized JWT auth (nats-server's operator mode with a memory resolver): trusted operators and the
+   * preloaded account JWTs. Clients present a user JWT and sign the nonce of INFO with the user's nkey.
+   */
+  jwt?: JwtTrust;
+  /** Serve TLS: clients upgrade after INFO (`tls_required`), as with nats-server. */
+  tls?: BrokerTlsOptions;
   /** Largest message (headers + body) a client may publish; default 1 MiB. */
   maxPayload?: number;
   /** Outbound bytes a connection may have pending before it is closed as a slow consumer; default 64 MiB. */
@@ -32,6 +40,14 @@ export interface BrokerOptions {
   authTimeoutMs?: number;
   logger?: Logger;
   serverName?: string;
+}
+
+export interface BrokerTlsOptions {
+  /** PEM certificate chain and private key of the server. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA bundle: when set, clients must present a certificate it signed (nats-server's `verify: true`). */
+  ca?: string | Buffer;
 }
 
 export interface BrokerStats {
@@ -72,6 +88,8 @@ class BrokerServer implements Broker, ConnectionContext {
   readonly pingIntervalMs: number;
   readonly maxPingsOut: number;
   readonly authTimeoutMs: number;
+  readonly stallHighWater: number;
+  readonly stallMaxMs: number;
   host = '';
   port = 0;
 
@@ -84,16 +102,23 @@ class BrokerServer implements Broker, ConnectionContext {
   private readonly serverName: string;
   private infoPrefix = '';
   private closing: Promise<void> | undefined;
+  private readonly tlsContext: tls.SecureContext | undefined;
+  private readonly verifyClients: boolean;
   private readonly counters = { totalConnections: 0, inMsgs: 0, inBytes: 0, outMsgs: 0, outBytes: 0, slowConsumers: 0 };
 
   constructor(options: BrokerOptions) {
-    this.auth = new Authenticator(options.token, options.users);
+    this.auth = new Authenticator(options.token, options.users, options.jwt);
     this.logger = (options.logger ?? silentLogger).child({ component: 'broker' });
     this.maxPayload = options.maxPayload ?? 1024 * 1024;
     this.maxPendingBytes = options.maxPendingBytes ?? 64 * 1024 * 1024;
     this.pingIntervalMs = options.pingIntervalMs ?? 120_000;
     this.maxPingsOut = options.maxPingsOut ?? 2;
     this.authTimeoutMs = options.authTimeoutMs ?? 2_000;
+    // producers are paused once a subscriber has a quarter of its allowance pending, well before the cut
+    this.stallHighWater = Math.max(64 * 1024, Math.floor(this.maxPendingBytes / 4));
+    this.stallMaxMs = 1_000;
+    this.tlsContext = options.tls && tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca });
+    this.verifyClients = options.tls?.ca !== undefined;
     this.serverId = 'N' + base32(randomBytes(35)).slice(0, 55);
     this.serverName = options.serverName ?? this.serverId;
     this.tcp = net.createServer((socket) => this.accept(socket));
@@ -128,16 +153,26 @@ class BrokerServer implements Broker, ConnectionContext {
       headers: true,
     };
     if (this.auth.required) info.auth_required = true;
+    if (this.tlsContext) {
+      info.tls_required = true;
+      if (this.verifyClients) info.tls_verify = true;
+    }
     info.max_payload = this.maxPayload;
     // client_id and client_ip are appended per connection
     this.infoPrefix = 'INFO ' + JSON.stringify(info).slice(0, -1);
-    this.logger.info('embedded NATS broker listening', { url: this.url, auth: this.auth.required });
+    this.logger.info('embedded NATS broker listening', {
+      url: this.url,
+      auth: this.auth.required,
+      jwt: this.auth.nonceRequired,
+      tls: this.tlsContext !== undefined,
+    });
   }
 
-  infoLine(clientId: number, clientIp: string | undefined): string {
+  infoLine(clientId: number, clientIp: string | undefined, nonce: string | undefined): string {
     const ip = clientIp ? `,"client_ip":${JSON.stringify(clientIp.replace(/^::ffff:/, ''))}` : '';
+    const n = nonce === undefined ? '' : `,"nonce":"${nonce}"`;
     // nats-server writes a space before the CRLF of INFO
-    const line = `${this.infoPrefix},"client_id":${clientId}${ip}} \r\n`;
+    const line = `${this.infoPrefix},"client_id":${clientId}${ip}${n}} \r\n`;
     // outbound lines are written as latin1 (bytes); carry any UTF-8 in the server name through unchanged
     return Buffer.from(line, 'utf8').toString('latin1');
   }
@@ -155,6 +190,7 @@ class BrokerServer implements Broker, ConnectionContext {
     for (const sub of result.psubs) {
       if (noEcho && sub.conn === from) continue;
       if (sub.conn.deliver(sub, subject, reply, headerSize, payload)) delivered = true;
+      if (sub.conn.congested) sub.conn.stall(from);
     }
     for (const group of result.qsubs) {
       const n = group.length;
@@ -164,6 +200,7 @@ class BrokerServer implements Broker, ConnectionContext {
         if (noEcho && sub.conn === from) continue;
         if (sub.conn.deliver(sub, subject, reply, headerSize, payload)) {
           delivered = true;
+          if (sub.conn.congested) sub.conn.stall(from);
           break;
         }
       }
@@ -218,7 +255,27 @@ class BrokerServer implements Broker, ConnectionContext {
       socket.destroy();
       return;
     }
-    const conn = new ClientConnection(++this.nextClientId, socket, this);
+    const id = ++this.nextClientId;
+    // nats-server's nonce: 11 random bytes, raw base64url
+    const nonce = this.auth.nonceRequired ? randomBytes(11).toString('base64url') : undefined;
+    let conn: ClientConnection;
+    if (this.tlsContext) {
+      // INFO goes out in clear; the client then starts the TLS handshake (nats-server's order)
+      socket.write(this.infoLine(id, socket.remoteAddress, nonce));
+      const secure = new tls.TLSSocket(socket, {
+        isServer: true,
+        secureContext: this.tlsContext,
+        requestCert: this.verifyClients,
+        rejectUnauthorized: this.verifyClients,
+      });
+      secure.once('error', (err) => {
+        this.logger.debug('broker: TLS handshake failed', { error: err.message });
+        secure.destroy();
+      });
+      conn = new ClientConnection(id, secure, this, nonce, true);
+    } else {
+      conn = new ClientConnection(id, socket, this, nonce);
+    }
     this.counters.totalConnections++;
     this.conns.add(conn);
     conn.start();

@@ -120,7 +120,9 @@ export class Sublist<S extends SublistEntry> {
     if (cached) return cached;
     const psubs: S[] = [];
     const groups = new Map<string, S[]>();
-    matchLevel(this.root, subject.split('.'), 0, psubs, groups);
+    const tokens = subject.split('.');
+    // a subject with an empty token (`a..b`, `.a`, `a.`) matches nothing, as in nats-server
+    if (!tokens.includes('')) matchLevel(this.root, tokens, 0, psubs, groups);
     const result: MatchResult<S> =
       psubs.length === 0 && groups.size === 0 ? (EMPTY as MatchResult<S>) : { psubs, qsubs: [...groups.values()] };
     if (cache && !subject.startsWith('_INBOX.')) {
