@@ -81,7 +81,8 @@ export class JwtAuthenticator {
       return { ok: false, reason: `user JWT invalid: ${(err as Error).message}` };
     }
     if (user.nats?.type !== 'user' && user.type !== 'user') return { ok: false, reason: 'JWT is not a user JWT' };
-    if (typeof user.sub !== 'string' || !user.sub.startsWith('U')) return { ok: false, reason: 'user JWT subject is not a user key' };
+    if (typeof user.sub !== 'string' || !user.sub.startsWith('U'))
+      return { ok: false, reason: 'user JWT subject is not a user key' };
     const dates = checkDates(user, now);
     if (dates) return { ok: false, reason: `user JWT ${dates}` };
     const accountKey = user.nats.issuer_account ?? user.iss;
@@ -129,7 +130,8 @@ export class JwtAuthenticator {
 
   private trustOperator(op: string): void {
     if (!op.includes('.')) {
-      if (!/^O[A-Z2-7]{55}$/.test(op)) throw new Error(`broker: ${short(op)} is neither an operator JWT nor an operator public key`);
+      if (!/^O[A-Z2-7]{55}$/.test(op))
+        throw new Error(`broker: ${short(op)} is neither an operator JWT nor an operator public key`);
       fromPublic(op);
       this.trusted.add(op);
       return;
@@ -138,7 +140,9 @@ export class JwtAuthenticator {
     try {
       claims = decode<Operator>(op);
     } catch (err) {
-      throw new Error(`broker: operator JWT does not verify (${(err as Error).message}); give the operator's JWT or public key`);
+      throw new Error(
+        `broker: operator JWT does not verify (${(err as Error).message}); give the operator's JWT or public key`,
+      );
     }
     if (claims.nats?.type !== 'operator' || claims.iss !== claims.sub)
       throw new Error('broker: the trusted operator JWT is not a self-signed operator JWT');

@@ -117,7 +117,8 @@ class BrokerServer implements Broker, ConnectionContext {
     // producers are paused once a subscriber has a quarter of its allowance pending, well before the cut
     this.stallHighWater = Math.max(64 * 1024, Math.floor(this.maxPendingBytes / 4));
     this.stallMaxMs = 1_000;
-    this.tlsContext = options.tls && tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca });
+    this.tlsContext =
+      options.tls && tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca });
     this.verifyClients = options.tls?.ca !== undefined;
     this.serverId = 'N' + base32(randomBytes(35)).slice(0, 55);
     this.serverName = options.serverName ?? this.serverId;

@@ -3,7 +3,8 @@
  * `describe.each(BROKER_TARGETS)('... (%s)', ...)` runs a suite on both with the same expectations.
  */
 import { startBroker, type Broker, type BrokerUser } from '../../broker';
-import { startNatsServer } from './nats-server';
+import { readFileSync } from 'node:fs';
+import { startNatsServer, type OperatorMode, type TlsFiles } from './nats-server';
 import { freePort } from './ports';
 
 export type { BrokerUser } from '../../broker';
@@ -14,6 +15,10 @@ export interface BrokerStartOptions {
   users?: BrokerUser[];
   /** Outbound bytes per client before it is closed as a slow consumer (nats-server's max_pending). */
   maxPendingBytes?: number;
+  /** Decentralized JWT auth: nats-server's operator mode with a memory resolver. */
+  operator?: OperatorMode;
+  /** Serve TLS (PEM files); with `caFile`, clients must present a certificate it signed. */
+  tls?: TlsFiles;
 }
 
 export interface RunningBroker {
@@ -56,6 +61,8 @@ const natsServer: BrokerTarget = {
       maxPayload: options.maxPayload,
       users,
       maxPending: options.maxPendingBytes,
+      operator: options.operator,
+      tls: options.tls,
     });
     return server;
   },
@@ -73,6 +80,12 @@ const embedded: BrokerTarget = {
         users: options.users,
         maxPayload: options.maxPayload,
         maxPendingBytes: options.maxPendingBytes,
+        jwt: options.operator && { operators: [options.operator.operatorJwt], accounts: options.operator.accountJwts },
+        tls: options.tls && {
+          cert: readFileSync(options.tls.certFile),
+          key: readFileSync(options.tls.keyFile),
+          ca: options.tls.caFile === undefined ? undefined : readFileSync(options.tls.caFile),
+        },
       });
     let broker: Broker | undefined = await boot();
     const stopBroker = async (): Promise<void> => {

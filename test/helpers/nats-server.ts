@@ -21,6 +21,42 @@ export interface NatsServerOptions {
   /** nats-server's ping_interval / ping_max (e.g. '1s'). */
   pingInterval?: string;
   maxPingsOut?: number;
+  /** Operator mode: the operator JWT and the account JWTs a memory resolver preloads. */
+  operator?: OperatorMode;
+  /** Serve TLS with these PEM files; with `caFile`, client certificates are required (`verify: true`). */
+  tls?: TlsFiles;
+}
+
+export interface OperatorMode {
+  operatorJwt: string;
+  /** Account JWTs (keyed by nothing: the key is read from each JWT's subject). */
+  accountJwts: string[];
+}
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+}
+
+/** The subject (public key) of a JWT, read without verifying it (nats-server verifies). */
+function jwtSubject(jwt: string): string {
+  const body = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
+  if (typeof body.sub !== 'string') throw new Error('account JWT without a subject');
+  return body.sub;
+}
+
+/** nats-server's operator mode with `resolver: MEMORY` and the accounts in `resolver_preload`. */
+export function operatorConfig(dir: string, mode: OperatorMode): string {
+  const opFile = path.join(dir, 'operator.jwt');
+  writeFileSync(opFile, mode.operatorJwt);
+  const preload = mode.accountJwts.map((j) => `  ${jwtSubject(j)}: ${JSON.stringify(j)}`).join('\n');
+  return `operator: ${JSON.stringify(opFile)}\nresolver: MEMORY\nresolver_preload: {\n${preload}\n}`;
+}
+
+export function tlsConfig(files: TlsFiles): string {
+  const ca = files.caFile ? `, ca_file: ${JSON.stringify(files.caFile)}, verify: true` : '';
+  return `tls { cert_file: ${JSON.stringify(files.certFile)}, key_file: ${JSON.stringify(files.keyFile)}${ca} }`;
 }
 
 export interface NatsServerUser {
@@ -67,6 +103,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (options.maxPending) lines.push(`max_pending: ${options.maxPending}`);
   if (options.pingInterval) lines.push(`ping_interval: "${options.pingInterval}"`);
   if (options.maxPingsOut) lines.push(`ping_max: ${options.maxPingsOut}`);
+  if (options.operator) lines.push(operatorConfig(dir, options.operator));
+  if (options.tls) lines.push(tlsConfig(options.tls));
   if (options.config) lines.push(options.config);
   writeFileSync(conf, lines.join('\n') + '\n');
   let child: ChildProcess | undefined;
