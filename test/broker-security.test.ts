@@ -14,8 +14,10 @@ import {
   type KeyPair,
   type User,
 } from '@nats-io/jwt';
+import { connect } from '@nats-io/transport-node';
 import { BROKER_TARGETS, type BrokerTarget, type RunningBroker } from './helpers/brokers';
 import { errors, rawConnect, type RawNats } from './helpers/raw-nats';
+import { makeTestPki, type TestPki } from './helpers/tls-certs';
 
 jest.setTimeout(30_000);
 
@@ -365,5 +367,51 @@ describe.each(BROKER_TARGETS)('protocol limits as nats-server has them (%s)', (t
     over.send(`CONNECT {"verbose":false,"name":"${name(4097)}"}`);
     await over.waitClosed();
     expect(errors(over.text())).toEqual(['maximum control line exceeded']);
+  });
+});
+
+describe.each(BROKER_TARGETS)('TLS with client certificates (%s)', (target: BrokerTarget) => {
+  let pki: TestPki;
+  let broker: RunningBroker;
+  beforeAll(async () => {
+    pki = makeTestPki();
+    broker = await target.start({ tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caFile } });
+  });
+  afterAll(async () => {
+    await broker?.stop();
+    pki?.remove();
+  });
+
+  it('requires TLS in INFO and serves a client that trusts the CA and presents its certificate', async () => {
+    const raw = await rawConnect(broker.port);
+    expect(raw.info().tls_required).toBe(true);
+    raw.close();
+    const nc = await connect({
+      servers: broker.url,
+      reconnect: false,
+      tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey },
+    });
+    const sub = nc.subscribe('tls.check', { max: 1 });
+    nc.publish('tls.check', 'over tls');
+    for await (const m of sub) expect(m.string()).toBe('over tls');
+    await nc.close();
+  });
+
+  it('refuses a client without a certificate, one that does not trust the CA, and plain text', async () => {
+    await expect(
+      connect({ servers: broker.url, reconnect: false, timeout: 5_000, tls: { caFile: pki.caFile } }),
+    ).rejects.toThrow();
+    await expect(
+      connect({
+        servers: broker.url,
+        reconnect: false,
+        timeout: 5_000,
+        tls: { caFile: pki.otherCaFile, certFile: pki.clientCert, keyFile: pki.clientKey },
+      }),
+    ).rejects.toThrow();
+    const plain = await rawConnect(broker.port);
+    plain.send('CONNECT {"verbose":false}', 'PING');
+    await plain.waitClosed();
+    expect(plain.text()).not.toContain('PONG');
   });
 });
