@@ -26,5 +26,38 @@ export const BROKER_SETTINGS = {
     parse: parsers.text,
     help: 'require this auth token from clients',
   }),
+  operator: setting({
+    env: 'FNMESH_BROKER_OPERATOR',
+    flag: '--operator <file>',
+    unset: 'no JWT auth',
+    parse: parsers.text,
+    help: "JWT auth (nats-server's operator mode): a file with the trusted operator's JWT or public key",
+  }),
+  accounts: setting({
+    env: 'FNMESH_BROKER_ACCOUNTS',
+    flag: '--accounts <files>',
+    parse: parsers.commaList,
+    help: 'account JWT files the broker trusts (its memory resolver), comma-separated; needs FNMESH_BROKER_OPERATOR',
+  }),
+  tlsCert: setting({
+    env: 'FNMESH_BROKER_TLS_CERT',
+    flag: '--tls-cert <file>',
+    unset: 'no TLS',
+    parse: parsers.text,
+    help: 'serve TLS with this PEM certificate (chain); needs FNMESH_BROKER_TLS_KEY',
+  }),
+  tlsKey: setting({
+    env: 'FNMESH_BROKER_TLS_KEY',
+    flag: '--tls-key <file>',
+    parse: parsers.text,
+    help: 'the PEM private key of FNMESH_BROKER_TLS_CERT',
+  }),
+  tlsCa: setting({
+    env: 'FNMESH_BROKER_TLS_CA',
+    flag: '--tls-ca <file>',
+    unset: 'client certificates not required',
+    parse: parsers.text,
+    help: 'require client certificates signed by this PEM CA bundle',
+  }),
   logLevel: logLevelSetting,
 };

@@ -2,7 +2,7 @@
 import { createLogger } from '../common/logger';
 import { readSettings, type Env } from '../common/config';
 import { runMain } from '../common/run-main';
-import { startBroker, type Broker } from '../broker';
+import { loadBrokerSecurity, startBroker, type Broker } from '../broker';
 import { BROKER_SETTINGS } from '../broker/settings';
 
 export function runBroker(env: Env): Promise<{ stop(): Promise<void> }> {
@@ -14,6 +14,7 @@ export function runBroker(env: Env): Promise<{ stop(): Promise<void> }> {
       port: s.port,
       logger,
       ...(s.token ? { token: s.token } : {}),
+      ...loadBrokerSecurity(s),
     });
     return { stop: () => broker.close() };
   });
