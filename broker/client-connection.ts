@@ -69,7 +69,7 @@ interface ConnectOptions {
   sig?: unknown;
 }
 
-/** nats-server prunes tracked reply subjects past this many. */
+/** nats-server prunes expired reply subjects once it tracks more than this many. */
 const MAX_TRACKED_REPLIES = 10_000;
 
 export class ClientConnection implements ParserHandler {
@@ -92,6 +92,7 @@ export class ClientConnection implements ParserHandler {
   private maxSubs = -1;
   /** allow_responses: reply subjects of received messages -> when received and how often answered. */
   private replies: Map<string, { t: number; n: number }> | undefined;
+  private pruneAt = MAX_TRACKED_REPLIES;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Set while our socket holds more than the high-water mark: producers sending to us get paused. */
   congested = false;
@@ -389,25 +390,25 @@ export class ClientConnection implements ParserHandler {
     if (!r) return false;
     const limits = this.permissions!.responses!;
     r.n++;
-    if ((limits.max > 0 && r.n > limits.max) || (limits.ttlMs > 0 && Date.now() - r.t > limits.ttlMs)) {
+    if (limits.ttlMs > 0 && Date.now() - r.t > limits.ttlMs) {
       replies.delete(subject);
       return false;
     }
+    // the last reply allowed: forget the subject now (a later one is refused either way)
+    if (limits.max > 0 && r.n >= limits.max) replies.delete(subject);
     return true;
   }
 
   private trackReply(reply: string): void {
     const replies = this.replies!;
     replies.set(reply, { t: Date.now(), n: 0 });
-    if (replies.size <= MAX_TRACKED_REPLIES) return;
+    if (replies.size <= this.pruneAt) return;
+    // as nats-server: drop the expired entries (used-up ones are dropped on use); the next prune waits
+    // until the map has doubled, so that pruning stays a small cost per message
     const ttl = this.permissions!.responses!.ttlMs;
     const now = Date.now();
-    for (const [k, v] of replies) if (ttl > 0 && now - v.t > ttl) replies.delete(k);
-    // still too many: drop the oldest (a Map iterates in insertion order)
-    for (const k of replies.keys()) {
-      if (replies.size <= MAX_TRACKED_REPLIES) break;
-      replies.delete(k);
-    }
+    if (ttl > 0) for (const [k, v] of replies) if (now - v.t > ttl) replies.delete(k);
+    this.pruneAt = Math.max(MAX_TRACKED_REPLIES, replies.size * 2);
   }
 
   /** Closes the connection when its credentials expire, as nats-server does. */
