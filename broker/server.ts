@@ -273,6 +273,11 @@ class BrokerServer implements Broker, ConnectionContext {
         this.logger.debug('broker: TLS handshake failed', { error: err.message });
         secure.destroy();
       });
+      // a client that never completes the handshake is dropped, as nats-server's TLS timeout does
+      const handshakeTimer = setTimeout(() => secure.destroy(), this.authTimeoutMs);
+      handshakeTimer.unref();
+      secure.once('secure', () => clearTimeout(handshakeTimer));
+      secure.once('close', () => clearTimeout(handshakeTimer));
       conn = new ClientConnection(id, secure, this, nonce, true);
     } else {
       conn = new ClientConnection(id, socket, this, nonce);
