@@ -95,7 +95,7 @@ export class Permissions {
   /** Whether any publish restriction applies (else publishing is never checked). */
   readonly restrictsPublish: boolean;
   readonly restrictsSubscribe: boolean;
-  private readonly pubCache = new Map<string, boolean>();
+  private readonly pubCache = new Map<string, true>();
   private readonly deliverCache = new Map<string, boolean>();
 
   constructor(spec: PermissionSpec) {
@@ -116,13 +116,14 @@ export class Permissions {
 
   /** Publish allowed by the allow and deny lists (reply permissions are tracked by the connection). */
   canPublish(subject: string): boolean {
-    const hit = this.pubCache.get(subject);
-    if (hit !== undefined) return hit;
+    if (this.pubCache.has(subject)) return true;
     let ok = this.pubAllow === undefined || anyMatches(this.pubAllow, subject);
     if (ok && this.pubDeny) ok = !anyMatches(this.pubDeny, subject);
+    // refusals are not cached: most are reply subjects (each used once), which would only churn the cache
+    if (!ok) return false;
     if (this.pubCache.size >= CACHE_LIMIT) this.pubCache.clear();
-    this.pubCache.set(subject, ok);
-    return ok;
+    this.pubCache.set(subject, true);
+    return true;
   }
 
   canSubscribe(subject: string, queue: string | undefined): boolean {
