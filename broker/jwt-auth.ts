@@ -95,6 +95,9 @@ export class JwtAuthenticator {
       signer = account.signers.get(user.iss);
       if (!signer) return { ok: false, reason: 'user JWT issuer is not the account or one of its signing keys' };
     }
+    // as nats-server: a user of a scoped signing key gets the key's template and may claim nothing itself
+    if (signer?.scoped && !hasNoOwnPermissions(user.nats))
+      return { ok: false, reason: 'a user of a scoped signing key must not set permissions or limits' };
     const nats: Partial<User> = signer?.scoped ? (signer.template ?? {}) : user.nats;
     if (user.nats.bearer_token === true) {
       if (account.claims.nats.limits?.disallow_bearer === true || account.claims.nats.disallow_bearer === true)
@@ -172,6 +175,35 @@ export class JwtAuthenticator {
     });
     void now;
   }
+}
+
+/** The user JWT fields that scoped signing keys set instead (Go's UserPermissionLimits). */
+const USER_PERMISSION_FIELDS = [
+  'pub',
+  'sub',
+  'resp',
+  'src',
+  'times',
+  'times_location',
+  'locale',
+  'subs',
+  'data',
+  'payload',
+  'bearer_token',
+  'allowed_connection_types',
+] as const;
+
+/** Zero as Go's reflect.DeepEqual against the zero value sees it: an array, even empty, is not zero. */
+function isZero(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === '') return true;
+  if (Array.isArray(v)) return false;
+  if (typeof v === 'object') return Object.values(v).every(isZero);
+  return false;
+}
+
+function hasNoOwnPermissions(nats: Partial<User>): boolean {
+  const fields = nats as Record<string, unknown>;
+  return USER_PERMISSION_FIELDS.every((f) => isZero(fields[f]));
 }
 
 function signingKeys(keys: SigningKeys | undefined): Array<{ key: string; template?: Partial<User> }> {

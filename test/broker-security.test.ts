@@ -11,6 +11,7 @@ import {
   createAccount,
   createOperator,
   createUser,
+  newScopedSigner,
   type KeyPair,
   type User,
 } from '@nats-io/jwt';
@@ -30,6 +31,8 @@ interface Trust {
   /** The mesh account: its identity and signing key, users signed by the signing key. */
   account: KeyPair;
   signer: KeyPair;
+  /** A scoped signing key of the mesh account: its users get the key's template, whatever they say. */
+  scoped: KeyPair;
   limited: KeyPair;
   bare: KeyPair;
   revokedUser: KeyPair;
@@ -42,6 +45,8 @@ async function makeTrust(): Promise<Trust> {
   const operatorJwt = await encodeOperator('fnmesh-test', operator, { signing_keys: [operatorSigner.getPublicKey()] });
   const account = createAccount();
   const signer = createAccount();
+  const scoped = createAccount();
+  const scope = newScopedSigner(scoped, 'svc', { pub: { allow: ['scoped.>'] }, sub: { allow: ['scoped.>'] } });
   const limited = createAccount();
   const bare = createAccount();
   const revokedUser = createUser();
@@ -54,7 +59,7 @@ async function makeTrust(): Promise<Trust> {
       account,
       {
         limits: UNLIMITED,
-        signing_keys: [signer.getPublicKey()],
+        signing_keys: [signer.getPublicKey(), scope],
         // JWTs issued at or before the time are revoked: one far ahead, one an hour ago
         revocations: { [revokedUser.getPublicKey()]: now + 3600, [reissuedUser.getPublicKey()]: now - 3600 },
       },
@@ -69,7 +74,7 @@ async function makeTrust(): Promise<Trust> {
     // no limits at all: nats-server takes every absent limit as 0
     await encodeAccount('bare', bare, {}, { signer: operator }),
   ];
-  return { operatorJwt, accountJwts, account, signer, limited, bare, revokedUser, reissuedUser };
+  return { operatorJwt, accountJwts, account, signer, scoped, limited, bare, revokedUser, reissuedUser };
 }
 
 interface UserCreds {
@@ -86,7 +91,8 @@ async function mintUser(
   const key = opts.key ?? createUser();
   const account = opts.account ?? t.account;
   const signer = opts.signer ?? (account === t.account ? t.signer : undefined);
-  const jwt = await encodeUser(name, key, account, user, { signer, exp: opts.exp });
+  const scopedUser = signer !== undefined && signer === t.scoped;
+  const jwt = await encodeUser(name, key, account, user, { signer, exp: opts.exp, scopedUser });
   return { jwt, key };
 }
 
@@ -204,6 +210,20 @@ describe.each(BROKER_TARGETS)('JWT authentication and permissions (%s)', (target
     const revoked = await mintUser(t, 'revoked', {}, { key: t.revokedUser });
     expect(await refused(broker, revoked)).toEqual(['Authorization Violation']);
     track(await accepted(broker, await mintUser(t, 'reissued', {}, { key: t.reissuedUser })));
+  });
+
+  it("gives a user of a scoped signing key the key's template, and refuses one that claims its own", async () => {
+    const claiming = await mintUser(t, 'scoped-claims', { pub: { allow: ['>'] } }, { signer: t.scoped });
+    expect(await refused(broker, claiming)).toEqual(['Authorization Violation']);
+    const u = await mintUser(t, 'scoped', {}, { signer: t.scoped });
+    const c = track(await accepted(broker, u));
+    c.send('SUB scoped.a 1', 'SUB other.a 2', 'PUB scoped.a 1', 'x', 'PUB other.a 1', 'y');
+    await c.waitFor('MSG scoped.a 1 1\r\nx\r\n');
+    await c.roundTrip();
+    expect(errors(c.text())).toEqual([
+      'Permissions Violation for Subscription to "other.a"',
+      'Permissions Violation for Publish to "other.a"',
+    ]);
   });
 
   it('refuses a bearer token unless the JWT says so, and then needs no signature', async () => {
