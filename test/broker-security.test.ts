@@ -226,6 +226,17 @@ describe.each(BROKER_TARGETS)('JWT authentication and permissions (%s)', (target
     ]);
   });
 
+  it('applies src networks and allowed connection types', async () => {
+    track(await accepted(broker, await mintUser(t, 'local', { src: ['127.0.0.0/8'] })));
+    expect(await refused(broker, await mintUser(t, 'remote', { src: ['10.0.0.0/8'] }))).toEqual([
+      'Authorization Violation',
+    ]);
+    track(await accepted(broker, await mintUser(t, 'std', { allowed_connection_types: ['STANDARD'] })));
+    expect(await refused(broker, await mintUser(t, 'ws', { allowed_connection_types: ['WEBSOCKET'] }))).toEqual([
+      'Authorization Violation',
+    ]);
+  });
+
   it('refuses a bearer token unless the JWT says so, and then needs no signature', async () => {
     const bearer = await mintUser(t, 'bearer', { bearer_token: true });
     const c = track(await rawConnect(broker.port));
