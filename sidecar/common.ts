@@ -13,3 +13,4 @@ export * from '../common/metrics';
 export * from '../common/sidecar-env';
 export * from '../common/function-protocol';
 export * from '../common/call-envelope';
+export * from '../common/micro-names';

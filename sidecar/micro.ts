@@ -4,9 +4,17 @@
  * (no queue group: every replica answers), so `nats micro ls` and service clients see fnmesh services.
  */
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { callSubject, errorMessage, serviceQueueGroup, type FnmeshError, type Logger } from './common';
+import {
+  callSubject,
+  errorMessage,
+  microServiceName,
+  microSubjects,
+  serviceQueueGroup,
+  type FnmeshError,
+  type Logger,
+} from './common';
 
-export const MICRO_API_PREFIX = '$SRV';
+export { MICRO_API_PREFIX, microServiceName, microSubjects } from './common';
 export const MICRO_TYPES = {
   ping: 'io.nats.micro.v1.ping_response',
   info: 'io.nats.micro.v1.info_response',
@@ -14,19 +22,6 @@ export const MICRO_TYPES = {
 } as const;
 /** The version the sidecar reports (semver, as micro requires); keep in step with package.json. */
 export const SIDECAR_VERSION = '0.1.0';
-
-/** The micro service name of a fnmesh service (micro names allow A-Z a-z 0-9 - _). */
-export function microServiceName(namespace: string, service: string): string {
-  return `fnmesh-${namespace}-${service}`.replace(/[^A-Za-z0-9_-]/g, '_');
-}
-
-export function microSubjects(verb: 'PING' | 'INFO' | 'STATS', name: string, id: string): string[] {
-  return [
-    `${MICRO_API_PREFIX}.${verb}`,
-    `${MICRO_API_PREFIX}.${verb}.${name}`,
-    `${MICRO_API_PREFIX}.${verb}.${name}.${id}`,
-  ];
-}
 
 interface EndpointCounters {
   numRequests: number;
