@@ -7,6 +7,7 @@
 import { LOG_LEVEL_VAR } from './log-levels';
 import { DEFAULT_FUNCTION } from './names';
 import type { FunctionService } from './manifest';
+import { NATS_CLIENT_ENV, type NatsTlsFiles } from './nats-client-settings';
 
 /** Every variable the sidecar reads, by the setting it carries. */
 export const SIDECAR_ENV = {
@@ -17,6 +18,10 @@ export const SIDECAR_ENV = {
   natsToken: 'FNMESH_NATS_TOKEN',
   natsUser: 'FNMESH_NATS_USER',
   natsPassword: 'FNMESH_NATS_PASSWORD',
+  natsCreds: NATS_CLIENT_ENV.creds,
+  natsTlsCa: NATS_CLIENT_ENV.tlsCa,
+  natsTlsCert: NATS_CLIENT_ENV.tlsCert,
+  natsTlsKey: NATS_CLIENT_ENV.tlsKey,
   functionPort: 'FNMESH_FUNCTION_PORT',
   healthPath: 'FNMESH_HEALTH_PATH',
   concurrency: 'FNMESH_CONCURRENCY',
@@ -58,6 +63,9 @@ export interface SidecarPlacement {
   callListen: string;
   drainTimeoutMs: number;
   natsToken?: SidecarEnvValue;
+  /** Path of the replica's `.creds` file (in a pod: where its Secret is mounted). */
+  natsCredsFile?: string;
+  natsTls?: NatsTlsFiles;
   replicaId?: SidecarEnvValue;
   logLevel?: string;
 }
@@ -77,6 +85,11 @@ export function sidecarEnv(fs: Pick<FunctionService, 'metadata' | 'spec'>, where
     { name: SIDECAR_ENV.natsUrl, value: where.natsUrl },
   ];
   if (where.natsToken !== undefined) env.push({ name: SIDECAR_ENV.natsToken, value: where.natsToken });
+  if (where.natsCredsFile !== undefined) env.push({ name: SIDECAR_ENV.natsCreds, value: where.natsCredsFile });
+  const tls = where.natsTls ?? {};
+  if (tls.caFile !== undefined) env.push({ name: SIDECAR_ENV.natsTlsCa, value: tls.caFile });
+  if (tls.certFile !== undefined) env.push({ name: SIDECAR_ENV.natsTlsCert, value: tls.certFile });
+  if (tls.keyFile !== undefined) env.push({ name: SIDECAR_ENV.natsTlsKey, value: tls.keyFile });
   env.push(
     { name: SIDECAR_ENV.functionPort, value: String(where.functionPort ?? spec.port) },
     { name: SIDECAR_ENV.healthPath, value: spec.healthPath },

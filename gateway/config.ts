@@ -12,6 +12,7 @@ import {
   type LogLevel,
   type Rule,
 } from '../common';
+import { natsClientCredentials, type NatsClientCredentials } from '../common/nats-client-settings';
 import type { JwtConfig } from './auth';
 import { GATEWAY_SETTINGS, type RuleSourceKind } from './settings';
 
@@ -27,6 +28,8 @@ export interface GatewayConfig {
   /** External NATS servers; when absent the gateway runs the embedded broker. */
   natsServers?: string[];
   natsToken?: string;
+  /** The `.creds` file and TLS files (FNMESH_NATS_CREDS, FNMESH_NATS_TLS_*). */
+  natsClient?: NatsClientCredentials;
   broker: ListenAddress;
   /** Where the services' rules come from: manifest files, or FunctionService objects in Kubernetes. */
   ruleSource: RuleSourceKind;
@@ -155,5 +158,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (s.maxBodyBytes !== undefined) config.maxBodyBytes = s.maxBodyBytes;
   if (s.natsUrl) config.natsServers = s.natsUrl;
   if (s.natsToken) config.natsToken = s.natsToken;
+  const natsClient = natsClientCredentials(s);
+  if (natsClient.credsFile || natsClient.tls) config.natsClient = natsClient;
   return config;
 }

@@ -8,6 +8,7 @@ import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
 import type { RuleSource } from '../common/manifest-source';
 import { startBroker, type Broker } from '../broker';
+import { GATEWAY_IDENTITY, inboxPrefix } from '../common/nats-identity/identity';
 import { createJwtVerifier } from './auth';
 import { loadDelegationTokens } from './delegation';
 import { GATEWAY_SETTINGS } from './settings';
@@ -19,6 +20,9 @@ import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
 import { createGatewayMetrics } from './metrics';
 import { EMPTY_REGISTRY, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
 import { DEFAULT_MAX_BODY_BYTES, effectiveBodyLimit, embeddedMaxPayload, headerBudget } from './limits';
+
+/** Replies to the gateway's calls arrive below it; its NATS permissions let it receive replies nowhere else. */
+const GATEWAY_INBOX_PREFIX = inboxPrefix(GATEWAY_IDENTITY);
 
 export interface GatewayDeps {
   logger: Logger;
@@ -116,6 +120,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       servers,
       name: 'fnmesh-gateway',
       ...(config.natsToken ? { token: config.natsToken } : {}),
+      ...config.natsClient,
+      inboxPrefix: GATEWAY_INBOX_PREFIX,
       logger,
     });
     const conn = nc;
@@ -156,6 +162,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       }
     })().catch(() => undefined);
     const connection: Connection = {
+      inboxPrefix: GATEWAY_INBOX_PREFIX,
       nc: conn,
       connected: () => natsConnected && !conn.isClosed(),
       lost: () => lost.promise,

@@ -66,6 +66,8 @@ export interface Connection {
    * socket is already dead (before the disconnect is noticed), and it would otherwise wait out its deadline.
    */
   lost?(): Promise<never>;
+  /** The connection's inbox prefix (nats.js `inboxPrefix`): replies are received only below it. */
+  inboxPrefix?: string;
 }
 
 interface Pending {
@@ -93,7 +95,7 @@ function timedOut(target: Target, timeoutMs: number): FnmeshError {
 }
 
 /**
- * Request/reply over one wildcard inbox subscription (`_INBOX.<nuid>.*`), replies matched by token. What
+ * Request/reply over one wildcard inbox subscription (`<inbox prefix>.<nuid>.*`), replies matched by token. What
  * `nc.request()` does, without its per-request RequestOne (which builds a RequestError on every success),
  * promise race and per-request subscription bookkeeping.
  */
@@ -111,7 +113,7 @@ class RequestMux {
 
   constructor(private readonly conn: Connection) {
     const nc = conn.nc;
-    this.prefix = `${createInbox()}.`;
+    this.prefix = `${createInbox(conn.inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onMessage(err, msg) });
     const onClosed = (): void => {
       this.closed = true;

@@ -9,6 +9,7 @@ import { NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { BROKER_SETTINGS } from '../broker/settings';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PARAMS_DEPTH, DEFAULT_MAX_TOKEN_BYTES } from './limits';
+import { NATS_CLIENT_SETTINGS } from '../common/nats-client-settings';
 
 export const RULE_SOURCES = ['files', 'kubernetes'] as const;
 
@@ -76,6 +77,8 @@ export const GATEWAY_SETTINGS = {
     flag: '--nats-token <token>',
     help: 'NATS auth token (also required by the embedded broker when set)',
   }),
+  // the gateway's NATS user and TLS: the rows every NATS client shares
+  ...NATS_CLIENT_SETTINGS,
   brokerHost: variant(BROKER_SETTINGS.host, {
     flag: '--broker-host <host>',
     help: 'where the embedded broker listens',

@@ -14,3 +14,4 @@ export * from '../common/sidecar-env';
 export * from '../common/function-protocol';
 export * from '../common/call-envelope';
 export * from '../common/micro-names';
+export { inboxPrefix, replicaIdentity } from '../common/nats-identity/identity';

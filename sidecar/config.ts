@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../common/errors';
 import { readSettings, type Env, type ListenAddress } from '../common/config';
 import type { LogLevel } from '../common/log-levels';
+import { natsClientCredentials, type NatsClientCredentials } from '../common/nats-client-settings';
 import { SIDECAR_SETTINGS } from './settings';
 
 export { SIDECAR_SETTINGS, isLoopbackHost } from './settings';
@@ -20,6 +21,8 @@ export interface SidecarConfig {
   natsToken?: string;
   natsUser?: string;
   natsPassword?: string;
+  /** The `.creds` file and TLS files (FNMESH_NATS_CREDS, FNMESH_NATS_TLS_*). */
+  natsClient?: NatsClientCredentials;
   /** The function serves HTTP on 127.0.0.1:functionPort. */
   functionPort: number;
   healthPath: string;
@@ -59,5 +62,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   if (s.natsToken) config.natsToken = s.natsToken;
   if (s.natsUser) config.natsUser = s.natsUser;
   if (s.natsPassword) config.natsPassword = s.natsPassword;
+  const natsClient = natsClientCredentials(s);
+  if (natsClient.credsFile || natsClient.tls) config.natsClient = natsClient;
   return config;
 }

@@ -7,6 +7,7 @@ import { ConfigError } from '../common/errors';
 import { NAME_RULES, isFunctionName, isServiceName } from '../common/names';
 import { logLevelSetting, setting } from '../common/config';
 import * as parsers from '../common/parsers';
+import { NATS_CLIENT_SETTINGS } from '../common/nats-client-settings';
 // The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT, SIDECAR_ENV } from '../common/sidecar-env';
 import { DEFAULT_CALL_API_PORT, DEFAULT_FUNCTION_PORT } from '../common/function-protocol';
@@ -85,6 +86,8 @@ export const SIDECAR_SETTINGS = {
     parse: parsers.text,
     help: 'NATS password (with `FNMESH_NATS_USER`)',
   }),
+  // the replica's NATS user (the operator mounts its .creds) and TLS: the rows every NATS client shares
+  ...NATS_CLIENT_SETTINGS,
   functionPort: setting({
     env: SIDECAR_ENV.functionPort,
     flag: '--function-port <port>',

@@ -15,6 +15,8 @@ import {
   connectNats,
   createRegistry,
   errorMessage,
+  inboxPrefix,
+  replicaIdentity,
   serviceCallWildcard,
   serviceQueueGroup,
   type Logger,
@@ -127,6 +129,8 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
       token: config.natsToken,
       user: config.natsUser,
       pass: config.natsPassword,
+      ...config.natsClient,
+      inboxPrefix: inboxPrefix(replicaIdentity(config.namespace, config.service)),
       logger: log,
     });
   } catch (err) {
