@@ -10,3 +10,5 @@ export * from './user-credentials';
 export * from './creds-format';
 export * from './creds-file';
 export * from './server-config';
+export * from './rotation';
+export * from './secret-layout';
