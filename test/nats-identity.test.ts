@@ -4,9 +4,7 @@
  * tried with a replica's real credentials and refused; the mesh's legitimate traffic (calls, internal calls,
  * replies into per-identity inboxes, micro discovery) still flows. Plain nats.js clients: this is about the
  * permissions, not about the gateway or sidecar code.
- *
- * TARGETS has the shape of test/helpers/brokers.ts' targets with an `operator` option; once the embedded
- * broker verifies JWTs, this becomes `describe.each(BROKER_TARGETS)` with `target.start({ operator })`.
+ * The same expectations on nats-server and on the embedded broker.
  */
 import { connect } from '@nats-io/transport-node';
 import { credsAuthenticator, errors as natsErrors, type Msg, type NatsConnection } from '@nats-io/nats-core';
@@ -26,40 +24,14 @@ import {
   inboxPrefix,
   mintUser,
   operatorJwt,
-  operatorModeConfig,
   replicaIdentity,
   type MeshIdentity,
   type MeshTrust,
 } from '../common/nats-identity';
-import { startNatsServer, type RunningNatsServer } from './helpers/nats-server';
+import { BROKER_TARGETS, type RunningBroker } from './helpers/brokers';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(30_000);
-
-interface OperatorMode {
-  operatorJwt: string;
-  accountJwts: string[];
-}
-
-interface IdentityTarget {
-  name: string;
-  start(operator: OperatorMode, trust: MeshTrust): Promise<RunningNatsServer>;
-  toString(): string;
-}
-
-const TARGETS: IdentityTarget[] = [
-  {
-    name: 'nats-server',
-    toString: () => 'nats-server',
-    start: (operator, trust) =>
-      startNatsServer({
-        config: operatorModeConfig({
-          operatorJwt: operator.operatorJwt,
-          accounts: { [trust.account.getPublicKey()]: operator.accountJwts[0]! },
-        }),
-      }),
-  },
-];
 
 const NS = 'default';
 const GREETER = replicaIdentity(NS, 'greeter');
@@ -68,9 +40,9 @@ const AUTHZ_ADDRESS = { namespace: NS, service: 'authz' };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-describe.each(TARGETS)('NATS identities and permissions (%s)', (target) => {
+describe.each(BROKER_TARGETS)('NATS identities and permissions (%s)', (target) => {
   let trust: MeshTrust;
-  let server: RunningNatsServer;
+  let server: RunningBroker;
   const conns: NatsConnection[] = [];
   const creds = new Map<string, string>();
 
@@ -138,10 +110,9 @@ describe.each(TARGETS)('NATS identities and permissions (%s)', (target) => {
 
   beforeAll(async () => {
     trust = createMeshTrust();
-    server = await target.start(
-      { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
-      trust,
-    );
+    server = await target.start({
+      operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
+    });
   });
 
   afterEach(async () => {
