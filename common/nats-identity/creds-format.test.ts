@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { mkdtempSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -147,12 +148,22 @@ describe('reading the file', () => {
     expect(() => readCredsFile(sub, SETTING)).toThrow(/is a directory, not a file: point FNMESH_NATS_CREDS/);
   });
 
-  const root = process.getuid?.() === 0;
-  (root ? test.skip : test)('unreadable (skipped as root, who reads everything)', () => {
+  test('unreadable', () => {
     const file = path.join(dir, 'locked.creds');
     writeFileSync(file, 'x');
     chmodSync(file, 0o000);
-    expect(() => readCredsFile(file, SETTING)).toThrow(/is not readable by this process \(permission denied\)/);
+    // root reads every file whatever its mode: there, the permission error the kernel would give is simulated.
+    const spy =
+      process.getuid?.() === 0
+        ? jest.spyOn(fs, 'readFileSync').mockImplementation(() => {
+            throw Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' });
+          })
+        : undefined;
+    try {
+      expect(() => readCredsFile(file, SETTING)).toThrow(/is not readable by this process \(permission denied\)/);
+    } finally {
+      spy?.mockRestore();
+    }
   });
 
   test('malformed names the file and the setting', () => {
