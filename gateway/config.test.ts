@@ -115,4 +115,19 @@ describe('FNMESH_CORS_CREDENTIALS', () => {
   ])('%s', (_name, env, credentials) => {
     expect(loadGatewayConfig(env).corsCredentials).toBe(credentials);
   });
+
+  it("reads the embedded broker's JWT and TLS files, and refuses them with an external NATS or a token", () => {
+    const env = { FNMESH_BROKER_OPERATOR: '/x/op.jwt', FNMESH_BROKER_ACCOUNTS: '/x/a.jwt,/x/b.jwt' };
+    expect(loadGatewayConfig(env).brokerSecurity).toEqual({
+      operator: '/x/op.jwt',
+      accounts: ['/x/a.jwt', '/x/b.jwt'],
+    });
+    expect(loadGatewayConfig({}).brokerSecurity).toBeUndefined();
+    expect(() => loadGatewayConfig({ ...env, FNMESH_NATS_URL: 'nats://h:4222' })).toThrow(
+      'FNMESH_BROKER_OPERATOR, FNMESH_BROKER_ACCOUNTS configure the embedded broker, which does not run when FNMESH_NATS_URL is set',
+    );
+    expect(() => loadGatewayConfig({ ...env, FNMESH_NATS_TOKEN: 'tok' })).toThrow(
+      'FNMESH_NATS_TOKEN and FNMESH_BROKER_OPERATOR are both set',
+    );
+  });
 });

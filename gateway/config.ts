@@ -13,6 +13,7 @@ import {
   type Rule,
 } from '../common';
 import { natsClientCredentials, type NatsClientCredentials } from '../common/nats-client-settings';
+import type { BrokerSecuritySettings } from '../broker';
 import type { JwtConfig } from './auth';
 import { GATEWAY_SETTINGS, type RuleSourceKind } from './settings';
 
@@ -31,6 +32,8 @@ export interface GatewayConfig {
   /** The `.creds` file and TLS files (FNMESH_NATS_CREDS, FNMESH_NATS_TLS_*). */
   natsClient?: NatsClientCredentials;
   broker: ListenAddress;
+  /** The embedded broker's JWT trust and TLS files (FNMESH_BROKER_OPERATOR/_ACCOUNTS/_TLS_*), read at start. */
+  brokerSecurity?: BrokerSecuritySettings;
   /** Where the services' rules come from: manifest files, or FunctionService objects in Kubernetes. */
   ruleSource: RuleSourceKind;
   /** Files and directories of FunctionService manifests (the file rule source). */
@@ -157,8 +160,49 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (s.adminToken) config.adminToken = s.adminToken;
   if (s.maxBodyBytes !== undefined) config.maxBodyBytes = s.maxBodyBytes;
   if (s.natsUrl) config.natsServers = s.natsUrl;
+  const brokerSecurity = brokerSecuritySettings(s);
+  if (brokerSecurity) {
+    if (s.natsUrl)
+      throw new ConfigError(
+        `${Object.keys(brokerSecurity)
+          .map((k) => BROKER_SECURITY_ENV[k as keyof BrokerSecuritySettings])
+          .join(
+            ', ',
+          )} configure the embedded broker, which does not run when FNMESH_NATS_URL is set: unset them, or unset FNMESH_NATS_URL to run the embedded broker`,
+      );
+    if (s.natsToken && brokerSecurity.operator)
+      throw new ConfigError(
+        'FNMESH_NATS_TOKEN and FNMESH_BROKER_OPERATOR are both set: the embedded broker takes either a token or JWT users (operator mode), not both; unset FNMESH_NATS_TOKEN (each part then logs in with its own FNMESH_NATS_CREDS)',
+      );
+    config.brokerSecurity = brokerSecurity;
+  }
   if (s.natsToken) config.natsToken = s.natsToken;
   const natsClient = natsClientCredentials(s);
   if (natsClient.credsFile || natsClient.tls) config.natsClient = natsClient;
   return config;
+}
+
+const BROKER_SECURITY_ENV: Record<keyof BrokerSecuritySettings, string> = {
+  operator: GATEWAY_SETTINGS.brokerOperator.env,
+  accounts: GATEWAY_SETTINGS.brokerAccounts.env,
+  tlsCert: GATEWAY_SETTINGS.brokerTlsCert.env,
+  tlsKey: GATEWAY_SETTINGS.brokerTlsKey.env,
+  tlsCa: GATEWAY_SETTINGS.brokerTlsCa.env,
+};
+
+/** The embedded broker's security settings that are set; undefined when none is. */
+function brokerSecuritySettings(s: {
+  brokerOperator?: string;
+  brokerAccounts?: string[];
+  brokerTlsCert?: string;
+  brokerTlsKey?: string;
+  brokerTlsCa?: string;
+}): BrokerSecuritySettings | undefined {
+  const out: BrokerSecuritySettings = {};
+  if (s.brokerOperator) out.operator = s.brokerOperator;
+  if (s.brokerAccounts && s.brokerAccounts.length > 0) out.accounts = s.brokerAccounts;
+  if (s.brokerTlsCert) out.tlsCert = s.brokerTlsCert;
+  if (s.brokerTlsKey) out.tlsKey = s.brokerTlsKey;
+  if (s.brokerTlsCa) out.tlsCa = s.brokerTlsCa;
+  return Object.keys(out).length > 0 ? out : undefined;
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
 import type { RuleSource } from '../common/manifest-source';
-import { startBroker, type Broker } from '../broker';
+import { loadBrokerSecurity, startBroker, type Broker } from '../broker';
 import { GATEWAY_IDENTITY, inboxPrefix } from '../common/nats-identity/identity';
 import { createJwtVerifier } from './auth';
 import { loadDelegationTokens } from './delegation';
@@ -110,11 +110,17 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         ...(config.natsToken ? { token: config.natsToken } : {}),
         // sized to carry the largest body the gateway accepts, with the headers of a call
         maxPayload: embeddedMaxPayload(config),
+        // JWT auth (operator mode) and TLS from their files, read now: a bad file stops the gateway at start
+        ...(config.brokerSecurity ? loadBrokerSecurity(config.brokerSecurity) : {}),
         logger: logger.child({ part: 'broker' }),
       });
       natsUrl = broker.url;
       servers = [broker.url];
-      logger.info('embedded NATS broker started', { url: broker.url });
+      logger.info('embedded NATS broker started', {
+        url: broker.url,
+        auth: config.brokerSecurity?.operator ? 'jwt' : config.natsToken ? 'token' : false,
+        tls: Boolean(config.brokerSecurity?.tlsCert),
+      });
     }
     nc = await connectNats({
       servers,

@@ -84,6 +84,23 @@ export const GATEWAY_SETTINGS = {
     help: 'where the embedded broker listens',
   }),
   brokerPort: variant(BROKER_SETTINGS.port, { flag: '--broker-port <port>', help: "the embedded broker's port" }),
+  brokerOperator: variant(BROKER_SETTINGS.operator, {
+    flag: '--broker-operator <file>',
+    help: "the embedded broker's JWT auth (nats-server's operator mode): a file with the trusted operator's JWT or public key; `fnmesh local` writes one for each run",
+  }),
+  brokerAccounts: variant(BROKER_SETTINGS.accounts, {
+    flag: '--broker-accounts <files>',
+    help: 'account JWT files the embedded broker trusts, comma-separated; needs FNMESH_BROKER_OPERATOR',
+  }),
+  brokerTlsCert: variant(BROKER_SETTINGS.tlsCert, {
+    flag: '--broker-tls-cert <file>',
+    help: 'the embedded broker serves TLS with this PEM certificate (chain); needs FNMESH_BROKER_TLS_KEY',
+  }),
+  brokerTlsKey: variant(BROKER_SETTINGS.tlsKey, { flag: '--broker-tls-key <file>' }),
+  brokerTlsCa: variant(BROKER_SETTINGS.tlsCa, {
+    flag: '--broker-tls-ca <file>',
+    help: 'the embedded broker requires client certificates signed by this PEM CA bundle',
+  }),
   manifests: setting({
     env: 'FNMESH_MANIFESTS',
     flag: '--manifests <paths>',
