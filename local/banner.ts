@@ -16,13 +16,19 @@ export function banner(
   token: string | undefined,
   notReady: Set<string>,
   browsers: string,
+  nats?: { dir: string; observerCreds: string },
 ): string {
   const lines: string[] = [
     '',
     'fnmesh local is ready',
     `  gateway   ${gatewayUrl}   (POST /v1/api/{namespace}/functions/{service}/{function})`,
     `  ops       ${opsUrl}   (GET /v1/services, /metrics, /healthz, /readyz)`,
-    `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}`,
+    `  broker    ${natsUrl}${embedded ? '   (embedded)' : ''}${nats ? '   (every part its own NATS user; no anonymous client)' : ''}`,
+    ...(nats
+      ? [
+          `  nats users ${nats.dir}   (removed at stop; look around: nats --server ${natsUrl} --creds ${nats.observerCreds} micro ls)`,
+        ]
+      : []),
     browsers,
     '  services',
   ];

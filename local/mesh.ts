@@ -20,6 +20,7 @@ import { PlanApplier } from './applier';
 import { banner } from './banner';
 import { corsSummary } from './dev-origins';
 import { localGatewayEnv } from './gateway-env';
+import { localNatsPlan, prepareLocalNats } from './nats-setup';
 import { desiredState } from './plan';
 import { baseEnv } from './replica-env';
 import { LocalReplicas, type LocalReplica } from './replicas';
@@ -41,6 +42,8 @@ export interface LocalOptions {
 export interface RunningMesh {
   gatewayUrl: string;
   natsUrl: string;
+  /** The private directory of the mesh's NATS users (removed at stop). */
+  natsUsersDir: string;
   stop(): Promise<void>;
 }
 
@@ -101,34 +104,41 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
     (v) => v !== undefined && v.trim() !== '',
   );
   if (!hasVerifier) env.FNMESH_JWT_SECRET = randomSecret();
-  const config = loadGatewayConfig(env);
+  // refused before anything starts: NATS settings fnmesh local sets itself, an external NATS without a trust dir
+  localNatsPlan(env);
+  const plainConfig = loadGatewayConfig(env);
   // A token is printed only for the generated secret: never sign with (or reveal tokens of) a secret of yours.
   const token = hasVerifier ? undefined : devToken(env.FNMESH_JWT_SECRET!);
-  const listenProblem = await portProblem(config.listen.host, config.listen.port);
+  const listenProblem = await portProblem(plainConfig.listen.host, plainConfig.listen.port);
   if (listenProblem) {
-    const suggestion = `${displayHost(config.listen.host)}:${config.listen.port + 1}`;
+    const suggestion = `${displayHost(plainConfig.listen.host)}:${plainConfig.listen.port + 1}`;
     throw new ConfigError(
       listenProblem === 'EADDRINUSE'
-        ? `the gateway cannot listen on ${config.listen.host}:${config.listen.port}: the port is already in use (another fnmesh local, or another server). Pick another port: FNMESH_LISTEN=${suggestion} npm start   (or: node bin/fnmesh.js local --listen ${suggestion} ${paths.join(' ')})`
-        : `the gateway cannot listen on ${config.listen.host}:${config.listen.port} (${listenProblem}); set FNMESH_LISTEN to another host:port, e.g. FNMESH_LISTEN=127.0.0.1:8081 npm start`,
+        ? `the gateway cannot listen on ${plainConfig.listen.host}:${plainConfig.listen.port}: the port is already in use (another fnmesh local, or another server). Pick another port: FNMESH_LISTEN=${suggestion} npm start   (or: node bin/fnmesh.js local --listen ${suggestion} ${paths.join(' ')})`
+        : `the gateway cannot listen on ${plainConfig.listen.host}:${plainConfig.listen.port} (${listenProblem}); set FNMESH_LISTEN to another host:port, e.g. FNMESH_LISTEN=127.0.0.1:8081 npm start`,
     );
   }
-  const opsProblem = await portProblem(config.opsListen.host, config.opsListen.port);
+  const opsProblem = await portProblem(plainConfig.opsListen.host, plainConfig.opsListen.port);
   if (opsProblem) {
-    const suggestion = `${displayHost(config.opsListen.host)}:${config.opsListen.port + 1}`;
+    const suggestion = `${displayHost(plainConfig.opsListen.host)}:${plainConfig.opsListen.port + 1}`;
     throw new ConfigError(
-      `the gateway's ops listener (/metrics, /v1/services) cannot listen on ${config.opsListen.host}:${config.opsListen.port} (${opsProblem === 'EADDRINUSE' ? 'the port is already in use, perhaps by another fnmesh local' : opsProblem}). Pick another port: FNMESH_OPS_LISTEN=${suggestion} npm start   (or: node bin/fnmesh.js local --ops-listen ${suggestion} ${paths.join(' ')})`,
+      `the gateway's ops listener (/metrics, /v1/services) cannot listen on ${plainConfig.opsListen.host}:${plainConfig.opsListen.port} (${opsProblem === 'EADDRINUSE' ? 'the port is already in use, perhaps by another fnmesh local' : opsProblem}). Pick another port: FNMESH_OPS_LISTEN=${suggestion} npm start   (or: node bin/fnmesh.js local --ops-listen ${suggestion} ${paths.join(' ')})`,
     );
   }
-  if (!config.natsServers) {
-    const brokerProblem = await portProblem(config.broker.host, config.broker.port);
+  if (!plainConfig.natsServers) {
+    const brokerProblem = await portProblem(plainConfig.broker.host, plainConfig.broker.port);
     if (brokerProblem) {
       throw new ConfigError(
-        `the embedded broker cannot listen on ${config.broker.host}:${config.broker.port} (${brokerProblem === 'EADDRINUSE' ? 'the port is already in use, perhaps by a nats-server or another fnmesh' : brokerProblem}). Pick another port: FNMESH_BROKER_PORT=${config.broker.port + 1} npm start, or use that server: FNMESH_NATS_URL=nats://${displayHost(config.broker.host)}:${config.broker.port} npm start`,
+        `the embedded broker cannot listen on ${plainConfig.broker.host}:${plainConfig.broker.port} (${brokerProblem === 'EADDRINUSE' ? 'the port is already in use, perhaps by a nats-server or another fnmesh' : brokerProblem}). Pick another port: FNMESH_BROKER_PORT=${plainConfig.broker.port + 1} npm start, or use that server: FNMESH_NATS_URL=nats://${displayHost(plainConfig.broker.host)}:${plainConfig.broker.port} npm start`,
       );
     }
   }
 
+  // Every part its own NATS user: the trust chain, the broker's JWTs and every .creds in a private directory.
+  const nats = await prepareLocalNats(env, say);
+  const removeNatsUsers = (): void => nats.users.remove();
+  process.on('exit', removeNatsUsers);
+  const config = loadGatewayConfig({ ...env, ...nats.gatewayEnv });
   const logger: Logger = createLogger({
     level: config.logLevel,
     stream: prefixer.stream('gateway', 'gateway'),
@@ -138,7 +148,11 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
   const source = new SharedSource(new ManifestFileSource(absPaths, { logger: sourceLogger }));
   const baseDir = absPaths.length === 1 && !absPaths[0]!.match(/\.ya?ml$/i) ? absPaths[0]! : process.cwd();
 
-  const gateway = await startGateway(config, { logger, ruleSource: source });
+  const gateway = await startGateway(config, { logger, ruleSource: source }).catch((err: unknown) => {
+    process.off('exit', removeNatsUsers);
+    removeNatsUsers();
+    throw err;
+  });
   const natsUrl = gateway.natsUrl;
   const replicas = new LocalReplicas({
     prefixer,
@@ -147,9 +161,10 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
     env: {
       base: baseEnv(options.env),
       natsUrl,
-      ...(config.natsToken ? { natsToken: config.natsToken } : {}),
+      ...(config.natsClient?.tls ? { natsTls: config.natsClient.tls } : {}),
       logLevel: options.env.FNMESH_LOG_LEVEL ?? 'info',
     },
+    natsCreds: (plan) => nats.users.serviceCreds(plan.namespace, plan.service, plan.timeoutMs),
   });
   const applier = new PlanApplier<LocalReplica>({ replicas, say });
   let latest: FunctionService[] | undefined;
@@ -211,6 +226,7 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
         token,
         new Set(waiting),
         corsSummary(config.corsOrigins, config.corsCredentials),
+        nats.users,
       ),
     );
   })();
@@ -224,12 +240,14 @@ export async function startLocalMesh(options: LocalOptions): Promise<RunningMesh
       replicas.close();
       await applier.stopAll();
       await gateway.stop();
+      process.off('exit', removeNatsUsers);
+      removeNatsUsers();
       say('stopped');
     })();
     return stopping;
   };
 
-  return { gatewayUrl, natsUrl, stop };
+  return { gatewayUrl, natsUrl, natsUsersDir: nats.users.dir, stop };
 }
 
 /** Runs `fnmesh local` until SIGINT/SIGTERM/SIGHUP; exits 0 after a graceful stop. */

@@ -5,6 +5,7 @@
  */
 import { functionEnv } from '../common/function-protocol';
 import { SIDECAR_ENV, literalEnv, sidecarEnv } from '../common/sidecar-env';
+import type { NatsTlsFiles } from '../common/nats-client-settings';
 import type { ServicePlan } from './plan';
 
 export interface ReplicaPorts {
@@ -18,6 +19,8 @@ export interface ReplicaEnvOptions {
   base: NodeJS.ProcessEnv;
   natsUrl: string;
   natsToken?: string;
+  /** The TLS files every NATS client of the mesh uses (FNMESH_NATS_TLS_*). */
+  natsTls?: NatsTlsFiles;
   logLevel: string;
 }
 
@@ -45,6 +48,8 @@ export interface ReplicaPlacement extends ReplicaEnvOptions {
   plan: ServicePlan;
   id: string;
   ports: ReplicaPorts;
+  /** The service's `.creds` file (its own NATS user). */
+  natsCredsFile?: string;
 }
 
 /** The function process's environment: what every function gets (common/function-protocol.ts), on this machine's ports. */
@@ -64,6 +69,8 @@ export function sidecarProcessEnv({ plan, id, ports, base, ...mesh }: ReplicaPla
       sidecarEnv(plan.manifest, {
         natsUrl: mesh.natsUrl,
         ...(mesh.natsToken ? { natsToken: mesh.natsToken } : {}),
+        ...(mesh.natsCredsFile ? { natsCredsFile: mesh.natsCredsFile } : {}),
+        ...(mesh.natsTls ? { natsTls: mesh.natsTls } : {}),
         functionPort: ports.fnPort,
         opsListen: `127.0.0.1:${ports.opsPort}`,
         callListen: `127.0.0.1:${ports.callPort}`,

@@ -28,6 +28,8 @@ export interface LocalReplicasOptions {
   /** The checkout the sidecar runs from (`bin/fnmesh.js sidecar`). */
   root: string;
   env: ReplicaEnvOptions;
+  /** The `.creds` file of a service's NATS user; absent: the sidecars connect without one. */
+  natsCreds?: (plan: ServicePlan) => Promise<string>;
 }
 
 const usedPorts = new Set<number>();
@@ -58,7 +60,14 @@ export class LocalReplicas implements ReplicaOps<LocalReplica> {
     const { prefixer, say, root, env } = this.options;
     const id = replicaId(plan, index);
     const [fnPort, opsPort, callPort] = [await allocatePort(), await allocatePort(), await allocatePort()];
-    const placement = { ...env, plan, id, ports: { fnPort, opsPort, callPort } };
+    const natsCredsFile = this.options.natsCreds ? await this.options.natsCreds(plan) : undefined;
+    const placement = {
+      ...env,
+      plan,
+      id,
+      ports: { fnPort, opsPort, callPort },
+      ...(natsCredsFile ? { natsCredsFile } : {}),
+    };
     const [program, ...args] = plan.command;
     const fnLabel = `${id} fn`;
     const scLabel = `${id} sc`;

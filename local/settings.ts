@@ -16,6 +16,12 @@ const {
   ruleSource: _ruleSource,
   kubeconfig: _kubeconfig,
   watchNamespace: _watchNamespace,
+  // Not offered either: the local mesh mints every part's NATS user and its broker's trust itself
+  // (local/nats-setup.ts refuses them when set).
+  natsToken: _natsToken,
+  natsCreds: _natsCreds,
+  brokerOperator: _brokerOperator,
+  brokerAccounts: _brokerAccounts,
   ...gateway
 } = GATEWAY_SETTINGS;
 
@@ -26,6 +32,13 @@ export const LOCAL_SETTINGS = {
   corsOrigins: variant(gateway.corsOrigins, {
     default: DEV_CORS_ORIGINS,
     help: `${gateway.corsOrigins.help}; an empty value allows none`,
+  }),
+  natsTrustDir: setting({
+    env: 'FNMESH_LOCAL_NATS_TRUST_DIR',
+    flag: '--nats-trust-dir <dir>',
+    unset: 'a fresh trust chain for each run (embedded broker only)',
+    parse: parsers.text,
+    help: "directory of the NATS trust chain (operator.nk, account.nk, signing-key.nk) every part's NATS user is minted from; created with fresh keys and a `nats-server.conf` to include in your NATS server when empty; required with FNMESH_NATS_URL",
   }),
   readyTimeoutMs: setting({
     env: 'FNMESH_LOCAL_READY_TIMEOUT_MS',

@@ -12,6 +12,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { credsAuthenticator } from '@nats-io/nats-core';
+import { inboxPrefix } from '../common/nats-identity';
 import { parse, stringify } from 'yaml';
 import { ROOT, startCli } from './helpers/cli-process';
 import { freePort } from './helpers/ports';
@@ -113,11 +115,21 @@ async function call(
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** Distinct replicas of a service answering NATS micro discovery ($SRV.PING.<name>). */
-async function microPingCount(natsUrl: string, name: string): Promise<number> {
-  const nc = await connect({ servers: natsUrl });
+/** The observer's `.creds` the mesh printed (its NATS users' private directory), for discovery. */
+async function observerCreds(mesh: Mesh): Promise<string> {
+  const dir = (await waitLine(mesh, /^\s+nats users (\S+)/, 'the NATS users line')).match[1]!;
+  return path.join(dir, 'observer.creds');
+}
+
+/** Distinct replicas of a service answering NATS micro discovery ($SRV.PING.<name>), asked as the observer. */
+async function microPingCount(natsUrl: string, name: string, creds: string): Promise<number> {
+  const nc = await connect({
+    servers: natsUrl,
+    authenticator: credsAuthenticator(new Uint8Array(readFileSync(creds))),
+    inboxPrefix: inboxPrefix({ kind: 'observer' }),
+  });
   try {
-    const inbox = nc.subscribe('_INBOX.fnmesh-test.' + Math.random().toString(36).slice(2));
+    const inbox = nc.subscribe(`${inboxPrefix({ kind: 'observer' })}.${Math.random().toString(36).slice(2)}`);
     const ids = new Set<string>();
     const collecting = (async () => {
       for await (const m of inbox) {
@@ -177,6 +189,7 @@ describe('fnmesh local (end to end)', () => {
     expect(JSON.parse(pasted)).toEqual({ result: { greeting: 'Hello, Ada!' } });
     const brokerLine = (await waitLine(m, /^\s+broker\s+(nats:\/\/\S+)/, 'the broker line')).match[1]!;
     expect(brokerLine).toBe(`nats://127.0.0.1:${m.brokerPort}`);
+    const observer = await observerCreds(m);
 
     // 2. Calls through the mesh, including function → function (greeter.shout → text.upper, Python).
     expect(await call(m, 'greeter', 'hello', { name: 'Grace' })).toEqual({
@@ -246,7 +259,7 @@ describe('fnmesh local (end to end)', () => {
     );
 
     // 5. Hot reload: text replicas 2 → 3 and count's rule allow → deny.
-    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 2, {
+    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text', observer)) === 2, {
       timeoutMs: 10_000,
       intervalMs: 100,
       what: '2 text replicas answering $SRV.PING',
@@ -262,7 +275,7 @@ describe('fnmesh local (end to end)', () => {
       what: 'the new deny rule',
     });
     await waitLine(m, /text-2 ready/, 'the third text replica', beforeEdit, 30_000);
-    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text')) === 3, {
+    await waitFor(async () => (await microPingCount(brokerLine, 'fnmesh-default-text', observer)) === 3, {
       timeoutMs: 10_000,
       intervalMs: 100,
       what: '3 text replicas answering $SRV.PING',
@@ -291,6 +304,8 @@ describe('fnmesh local (end to end)', () => {
     expect(scStopped).toBeGreaterThanOrEqual(0);
     expect(replicaStopped).toBeGreaterThan(scStopped);
     expect(pids.filter(alive)).toEqual([]);
+    // the NATS users' private directory (every .creds) is gone with the mesh
+    expect(existsSync(path.dirname(observer))).toBe(false);
   });
 
   it('scales down sidecar-first, restarts changed replicas one at a time, stops removed services, reports crash loops', async () => {
@@ -336,7 +351,8 @@ describe('fnmesh local (end to end)', () => {
     );
     expect(m.lines.some((l) => /broken-0 fn\s+\| boom/.test(l))).toBe(true);
     const broker = `nats://127.0.0.1:${m.brokerPort}`;
-    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 3, {
+    const observer = await observerCreds(m);
+    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text', observer)) === 3, {
       timeoutMs: 20_000,
       intervalMs: 100,
       what: '3 text replicas',
@@ -357,7 +373,7 @@ describe('fnmesh local (end to end)', () => {
       expect(after.findIndex((l) => l.includes(`${id} stopped`))).toBeGreaterThan(sc);
     }
     expect(after.some((l) => /text-0 (fn|sc) started/.test(l))).toBe(false);
-    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text')) === 1, {
+    await waitFor(async () => (await microPingCount(broker, 'fnmesh-default-text', observer)) === 1, {
       timeoutMs: 10_000,
       intervalMs: 100,
       what: '1 text replica',
