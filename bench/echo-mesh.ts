@@ -5,6 +5,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  GATEWAY_IDENTITY,
+  accountJwt,
+  createMeshTrust,
+  mintUser,
+  operatorJwt,
+  replicaIdentity,
+} from '../common/nats-identity';
 import { ECHO_MANIFEST, echoSidecarEnv } from './echo-service';
 import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
@@ -25,7 +33,32 @@ export interface EchoMesh {
   stop(): Promise<void>;
 }
 
-export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Promise<EchoMesh> {
+/** The gateway's and the echo sidecar's NATS users and the embedded broker's trust, as `fnmesh local` sets them. */
+async function natsAuthEnv(dir: string): Promise<{ gateway: Record<string, string>; sidecar: Record<string, string> }> {
+  const trust = createMeshTrust();
+  const file = (name: string, text: string): string => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text, { mode: 0o600 });
+    return f;
+  };
+  const hour = 3_600_000;
+  return {
+    gateway: {
+      FNMESH_BROKER_OPERATOR: file('operator.jwt', await operatorJwt(trust)),
+      FNMESH_BROKER_ACCOUNTS: file('account.jwt', await accountJwt(trust)),
+      FNMESH_NATS_CREDS: file('gateway.creds', (await mintUser(trust, GATEWAY_IDENTITY, { ttlMs: hour })).creds),
+    },
+    sidecar: {
+      FNMESH_NATS_CREDS: file(
+        'echo.creds',
+        (await mintUser(trust, replicaIdentity('bench', 'echo'), { ttlMs: hour })).creds,
+      ),
+    },
+  };
+}
+
+/** `auth`: every part its own NATS user and the embedded broker in JWT (operator) mode, as `fnmesh local` runs. */
+export async function startEchoMesh(options: { nodeFlags?: string[]; auth?: boolean } = {}): Promise<EchoMesh> {
   const flags = options.nodeFlags ?? [];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-bench-'));
   writeFileSync(path.join(dir, 'echo.yaml'), ECHO_MANIFEST);
@@ -39,8 +72,18 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
       Array.from({ length: 6 }, () => freePort()),
     );
     const natsUrl = `nats://127.0.0.1:${brokerPort}`;
-    const sidecarEnv = (ops: number, call: number): Record<string, string> =>
-      echoSidecarEnv({ natsUrl, fnPort: fnPort!, opsPort: ops, callPort: call, concurrency: 4096, logLevel: 'error' });
+    const auth = options.auth ? await natsAuthEnv(dir) : { gateway: {}, sidecar: {} };
+    const sidecarEnv = (ops: number, call: number): Record<string, string> => ({
+      ...echoSidecarEnv({
+        natsUrl,
+        fnPort: fnPort!,
+        opsPort: ops,
+        callPort: call,
+        concurrency: 4096,
+        logLevel: 'error',
+      }),
+      ...auth.sidecar,
+    });
     const fn = startProc('function', [path.join(root, 'dist', 'bench', 'echo-function.js')], { PORT: String(fnPort) });
     procs.push(fn);
     await waitPort(fnPort!, 20_000);
@@ -50,6 +93,7 @@ export async function startEchoMesh(options: { nodeFlags?: string[] } = {}): Pro
       FNMESH_BROKER_PORT: String(brokerPort),
       FNMESH_MANIFESTS: dir,
       FNMESH_LOG_LEVEL: 'error',
+      ...auth.gateway,
     });
     procs.push(gateway);
     await waitHttpOk(`http://127.0.0.1:${gatewayPort}/readyz`);
