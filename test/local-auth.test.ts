@@ -91,7 +91,9 @@ async function startLocal(dir: string, extraEnv: Record<string, string> = {}): P
 async function stopLocal(run: LocalRun | undefined): Promise<void> {
   if (!run || run.cli.child.exitCode !== null) return;
   run.cli.child.kill('SIGINT');
-  await Promise.race([run.cli.exit, new Promise((r) => setTimeout(r, 20_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([run.cli.exit, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
+  clearTimeout(timer);
   if (run.cli.child.exitCode === null) run.cli.child.kill('SIGKILL');
 }
 
