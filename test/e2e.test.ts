@@ -12,6 +12,7 @@ import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { SignJWT } from 'jose';
 import { callSubject, silentLogger } from '../common';
+import { GATEWAY_IDENTITY } from '../common/nats-identity';
 import { ManifestFileSource } from '../common/manifest-source';
 import { loadGatewayConfig, startGateway, type Gateway } from '../gateway';
 import { CallError, FunctionError, type Context } from '../sdk';
@@ -28,6 +29,7 @@ import {
   type Proc,
   type Replica,
 } from './helpers/mesh';
+import { createMeshAuth, type MeshAuth } from './helpers/mesh-auth';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(60_000);
@@ -177,6 +179,7 @@ function steadyLoad(
 
 describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
   let broker: RunningBroker;
+  let auth: MeshAuth;
   let gw: Gateway;
   let dir: string;
   let manifestDir: string;
@@ -192,14 +195,21 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     service: string,
     functions: Parameters<typeof startReplica>[0]['functions'],
   ): Promise<Replica> {
-    const r = await startReplica({ natsUrl: broker.url, namespace: NS, service, functions });
+    const r = await startReplica({
+      natsUrl: broker.url,
+      namespace: NS,
+      service,
+      functions,
+      env: { FNMESH_NATS_CREDS: await auth.credsFor(NS, service) },
+    });
     cleanups.push(() => r.stop());
     return r;
   }
 
   /** Waits until NATS routes calls for `service` to at least one replica (its subscription reached the broker). */
   async function routable(service: string): Promise<void> {
-    const nc = await connect({ servers: broker.url });
+    // The test plays the gateway here: only the gateway's identity may publish calls.
+    const nc = await connect({ servers: broker.url, ...(await auth.connectOptions(GATEWAY_IDENTITY)) });
     try {
       await waitFor(
         async () => {
@@ -218,7 +228,9 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
   }
 
   beforeAll(async () => {
-    broker = await target.start();
+    // Auth and permissions on, as in every real mesh: each part its own NATS user.
+    auth = await createMeshAuth();
+    broker = await target.start({ operator: auth.operator });
     dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-e2e-'));
     manifestDir = path.join(dir, 'manifests');
     mkdirSync(manifestDir);
@@ -226,6 +238,7 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     writeFileSync(path.join(manifestDir, 'hot.yaml'), hotManifest('allow', false));
     const config = loadGatewayConfig({
       FNMESH_NATS_URL: broker.url,
+      FNMESH_NATS_CREDS: auth.gatewayCreds,
       FNMESH_LISTEN: '127.0.0.1:0',
       FNMESH_OPS_LISTEN: '127.0.0.1:0',
       FNMESH_MANIFESTS: manifestDir,
@@ -248,6 +261,11 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     await gw?.stop();
     await broker?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    auth?.cleanup();
+  });
+
+  test('this suite runs with NATS auth on: a client without credentials is refused', async () => {
+    await expect(connect({ servers: broker.url, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization Violation/i);
   });
 
   test('a call returns the result; JWT claims reach ctx.claims and the rule; expired token → 401, denied → 403, anonymous on an auth rule → 401, no rule → 403', async () => {
@@ -323,7 +341,13 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
     const { proc, port } = await spawnFunctionProcess(fnDir, { REPLICA_NAME: 'crash-0' });
     cleanups.push(() => proc.stop('SIGKILL'));
     // a replica of "fail" that only has this crashing process behind it
-    const sidecar = await startSidecarFor({ natsUrl: broker.url, namespace: NS, service: 'fail', functionPort: port });
+    const sidecar = await startSidecarFor({
+      natsUrl: broker.url,
+      namespace: NS,
+      service: 'fail',
+      functionPort: port,
+      env: { FNMESH_NATS_CREDS: await auth.credsFor(NS, 'fail') },
+    });
     cleanups.push(() => sidecar.stop());
     await routable('fail');
 
@@ -507,6 +531,7 @@ describe.each(BROKER_TARGETS)('end to end on %s', (target) => {
       FNMESH_SERVICE: 'steady',
       FNMESH_FUNCTIONS: 'who',
       FNMESH_NATS_URL: broker.url,
+      FNMESH_NATS_CREDS: await auth.credsFor(NS, 'steady'),
       FNMESH_FUNCTION_PORT: String(fn.port),
       FNMESH_DRAIN_TIMEOUT_MS: '5000',
     });

@@ -113,6 +113,7 @@ export async function startSidecarFor(options: {
   namespace: string;
   service: string;
   functionPort: number;
+  env?: Record<string, string>;
 }): Promise<Sidecar> {
   const sidecar = await startSidecar(
     loadSidecarConfig({
@@ -124,6 +125,7 @@ export async function startSidecarFor(options: {
       FNMESH_CALL_LISTEN: '127.0.0.1:0',
       FNMESH_DRAIN_TIMEOUT_MS: '5000',
       FNMESH_LOG_LEVEL: 'silent',
+      ...options.env,
     }),
     { logger: silentLogger },
   );
