@@ -207,6 +207,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       FNMESH_SIDECAR_IMAGE: `${BUILT_IN_IMAGES[0]!.repository}:${fnmeshVersion()}`,
       FNMESH_SIDECAR_NATS_URL: `nats://127.0.0.1:${POD_NATS_PORT}`,
       FNMESH_LEASE_NAMESPACE: SYSTEM_NS,
+      // The node agent cannot mount Secret volumes into pods yet (issue 12): no minted NATS credentials.
+      FNMESH_NATS_AUTH: 'none',
     });
 
     const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), logLevel === 'debug');

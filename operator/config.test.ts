@@ -13,6 +13,14 @@ describe('loadOperatorConfig', () => {
         opsPort: 9090,
         callPort: 3500,
         drainTimeoutMs: 30_000,
+        natsAuth: 'jwt',
+      },
+      nats: {
+        trustSecret: { namespace: 'fnmesh-system', name: 'fnmesh-nats-trust' },
+        createTrust: true,
+        accountSecret: { namespace: 'fnmesh-system', name: 'fnmesh-nats-account' },
+        userTtlMs: 3_600_000,
+        gatewayCreds: { namespace: 'fnmesh-system', name: 'fnmesh-gateway-nats' },
       },
       listen: { host: '0.0.0.0', port: 8081 },
       leaderElection: {
@@ -31,11 +39,43 @@ describe('loadOperatorConfig', () => {
     });
   });
 
+  test('reads the NATS credentials settings; a named trust Secret is never created', () => {
+    const c = loadOperatorConfig({
+      ...base,
+      POD_NAMESPACE: 'mesh',
+      FNMESH_NATS_TRUST_SECRET: 'my-trust',
+      FNMESH_NATS_ACCOUNT_SECRET: 'my-account',
+      FNMESH_NATS_USER_TTL_MS: '600000',
+      FNMESH_GATEWAY_NATS_CREDS_SECRET: 'edge/gw-creds',
+    });
+    expect(c.nats).toEqual({
+      trustSecret: { namespace: 'mesh', name: 'my-trust' },
+      createTrust: false,
+      accountSecret: { namespace: 'mesh', name: 'my-account' },
+      userTtlMs: 600_000,
+      gatewayCreds: { namespace: 'edge', name: 'gw-creds' },
+    });
+    expect(loadOperatorConfig({ ...base, FNMESH_NATS_TRUST_NAMESPACE: 'vault' }).nats?.trustSecret.namespace).toBe(
+      'vault',
+    );
+    expect(loadOperatorConfig({ ...base, FNMESH_NATS_AUTH: 'none' }).nats).toBeUndefined();
+  });
+
+  test.each([
+    [{ FNMESH_NATS_AUTH: 'token' }, /FNMESH_NATS_AUTH/],
+    [{ FNMESH_NATS_USER_TTL_MS: '100' }, /FNMESH_NATS_USER_TTL_MS/],
+    [{ FNMESH_GATEWAY_NATS_CREDS_SECRET: 'just-a-name' }, /NAMESPACE\/NAME/],
+    [{ FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth/token' }, /FNMESH_NATS_AUTH=none/],
+  ])('refuses bad NATS credentials settings: %j', (env, message) => {
+    expect(() => loadOperatorConfig({ ...base, ...env })).toThrow(message);
+  });
+
   test('reads every variable', () => {
     const c = loadOperatorConfig({
       ...base,
       FNMESH_SIDECAR_NATS_URL: 'nats://a:4222, nats://b:4222',
       FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth/token',
+      FNMESH_NATS_AUTH: 'none',
       FNMESH_SIDECAR_CPU_REQUEST: '0.1',
       FNMESH_SIDECAR_MEMORY_REQUEST: '32Mi',
       FNMESH_SIDECAR_CPU_LIMIT: '1',
@@ -67,6 +107,7 @@ describe('loadOperatorConfig', () => {
         opsPort: 9191,
         callPort: 3600,
         drainTimeoutMs: 5000,
+        natsAuth: 'none',
       },
       kubeconfig: '/etc/fnmesh/kubeconfig',
       watchNamespace: 'team-a',

@@ -7,9 +7,16 @@
 import { ConfigError } from '../common/errors';
 import { readSettings, type Env, type ListenAddress, type SettingValues } from '../common/config';
 import type { LogLevel } from '../common/log-levels';
-import { DEFAULT_LEASE_NAMESPACE, OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
+import { GATEWAY_IDENTITY, TRUST_SECRET_NAME, credsSecretName } from '../common/nats-identity';
+import {
+  DEFAULT_LEASE_NAMESPACE,
+  OPERATOR_SETTINGS,
+  type NatsAuthMode,
+  type ObjectRef,
+  type SecretKeyRef,
+} from './settings';
 
-export { OPERATOR_SETTINGS, type SecretKeyRef } from './settings';
+export { OPERATOR_SETTINGS, type NatsAuthMode, type ObjectRef, type SecretKeyRef } from './settings';
 
 /** Resource quantities as Kubernetes takes them (`50m`, `64Mi`); an absent one is not set. */
 export interface QuantityPair {
@@ -23,6 +30,8 @@ export interface SidecarTemplateConfig {
   natsUrl: string;
   /** Secret key holding the NATS token, passed as FNMESH_NATS_TOKEN through a secretKeyRef. */
   natsTokenSecret?: SecretKeyRef;
+  /** `jwt`: the sidecar mounts its replica's credentials Secret (FNMESH_NATS_CREDS); absent or `none`: no creds. */
+  natsAuth?: NatsAuthMode;
   resources: { requests: QuantityPair; limits: QuantityPair };
   opsPort: number;
   callPort: number;
@@ -39,8 +48,24 @@ export interface LeaderElectionConfig {
   retryPeriodMs: number;
 }
 
+/** Where the operator keeps the mesh's NATS trust chain and mints credentials (FNMESH_NATS_AUTH=jwt). */
+export interface NatsCredsConfig {
+  /** The Secret with the seeds (only the operator reads it). */
+  trustSecret: ObjectRef;
+  /** Create the trust Secret with a new chain when it is absent (the default name); a named one must exist. */
+  createTrust: boolean;
+  /** The Secret the operator publishes the public parts to (operator and account JWT, resolver.conf). */
+  accountSecret: ObjectRef;
+  /** Lifetime of a minted user JWT. */
+  userTtlMs: number;
+  /** The Secret the gateway's credentials are minted into. */
+  gatewayCreds: ObjectRef;
+}
+
 export interface OperatorConfig {
   sidecar: SidecarTemplateConfig;
+  /** Undefined when FNMESH_NATS_AUTH=none. */
+  nats?: NatsCredsConfig;
   /** Only this namespace is watched; all namespaces when undefined. */
   watchNamespace?: string;
   listen: ListenAddress;
@@ -77,6 +102,7 @@ function sidecarTemplate(s: Settings): SidecarTemplateConfig {
     opsPort: s.sidecarOpsPort,
     callPort: s.sidecarCallPort,
     drainTimeoutMs: s.sidecarDrainTimeoutMs,
+    natsAuth: s.natsAuth,
   };
   if (s.sidecarNatsTokenSecret) sidecar.natsTokenSecret = s.sidecarNatsTokenSecret;
   return sidecar;
@@ -114,6 +140,30 @@ function leaderElection(env: Env, s: Settings): LeaderElectionConfig {
   };
 }
 
+/** The operator's own namespace: `explicit`, else POD_NAMESPACE (downward API), else the default. */
+function ownNamespace(env: Env, explicit: string | undefined, settingEnv: string): string {
+  if (explicit !== undefined) return explicit;
+  const podNamespace = env.POD_NAMESPACE?.trim();
+  const parse = OPERATOR_SETTINGS.leaseNamespace.parse;
+  return podNamespace ? parse(podNamespace, 'POD_NAMESPACE') : parse(DEFAULT_LEASE_NAMESPACE, settingEnv);
+}
+
+function natsCreds(env: Env, s: Settings): NatsCredsConfig | undefined {
+  if (s.natsAuth === 'none') return undefined;
+  if (s.sidecarNatsTokenSecret)
+    throw new ConfigError(
+      'FNMESH_SIDECAR_NATS_TOKEN_SECRET is set while FNMESH_NATS_AUTH is jwt: a sidecar logs in with its minted user JWT, not a shared token; unset the token Secret, or set FNMESH_NATS_AUTH=none',
+    );
+  const namespace = ownNamespace(env, s.natsTrustNamespace, OPERATOR_SETTINGS.natsTrustNamespace.env);
+  return {
+    trustSecret: { namespace, name: s.natsTrustSecret ?? TRUST_SECRET_NAME },
+    createTrust: s.natsTrustSecret === undefined,
+    accountSecret: { namespace, name: s.natsAccountSecret },
+    userTtlMs: s.natsUserTtlMs,
+    gatewayCreds: s.gatewayCredsSecret ?? { namespace, name: credsSecretName(GATEWAY_IDENTITY) },
+  };
+}
+
 export function loadOperatorConfig(env: Env): OperatorConfig {
   const s = readSettings(env, OPERATOR_SETTINGS);
   const config: OperatorConfig = {
@@ -126,6 +176,8 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     statusProgressIntervalMs: s.statusProgressIntervalMs,
     logLevel: s.logLevel,
   };
+  const nats = natsCreds(env, s);
+  if (nats) config.nats = nats;
   if (s.watchNamespace !== undefined) config.watchNamespace = s.watchNamespace;
   if (s.kubeconfig !== undefined) config.kubeconfig = s.kubeconfig;
   return config;

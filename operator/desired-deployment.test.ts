@@ -10,6 +10,9 @@ import {
   type ClusterFunctionService,
 } from './desired-deployment';
 import { SIDECAR_CONTAINER_NAME, hasNativeSidecar } from './sidecar-injection';
+import { CREDS_MOUNT_DIR, CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
+import { SIDECAR_ENV } from '../common/sidecar-env';
+import { CREDS_VOLUME_NAME, credsVolume } from './creds-volume';
 
 const cfg: SidecarTemplateConfig = loadOperatorConfig({
   FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
@@ -139,6 +142,7 @@ describe('desiredDeployment', () => {
       'FNMESH_FUNCTIONS',
       'FNMESH_NATS_URL',
       'FNMESH_NATS_TOKEN',
+      'FNMESH_NATS_CREDS',
       'FNMESH_FUNCTION_PORT',
       'FNMESH_HEALTH_PATH',
       'FNMESH_CONCURRENCY',
@@ -148,8 +152,32 @@ describe('desiredDeployment', () => {
       'FNMESH_DRAIN_TIMEOUT_MS',
       'FNMESH_REPLICA_ID',
     ]);
-    const withToken = { ...cfg, natsTokenSecret: { name: 'nats-auth', key: 'token' } };
+    const withToken = { ...cfg, natsAuth: 'none' as const, natsTokenSecret: { name: 'nats-auth', key: 'token' } };
     for (const name of Object.keys(envMap(sidecarOf(service(), withToken).env))) expect(readBySidecar).toContain(name);
+    for (const name of Object.keys(envMap(sidecarOf(service(), cfg).env))) expect(readBySidecar).toContain(name);
+  });
+
+  test('with minted credentials, only the sidecar mounts its Secret read-only and reads it as FNMESH_NATS_CREDS', () => {
+    const d = desiredDeployment(service(), cfg);
+    const pod = d.spec!.template.spec!;
+    const secretName = credsSecretName(replicaIdentity('shop', 'orders'));
+    expect(pod.volumes).toEqual([credsVolume(secretName)]);
+    expect(pod.volumes![0]!.secret).toMatchObject({ secretName });
+    const sidecar = pod.initContainers!.find((c) => c.name === SIDECAR_CONTAINER_NAME)!;
+    expect(sidecar.volumeMounts).toEqual([{ name: CREDS_VOLUME_NAME, mountPath: CREDS_MOUNT_DIR, readOnly: true }]);
+    expect(envMap(sidecar.env)[SIDECAR_ENV.natsCreds]).toBe(CREDS_MOUNT_FILE);
+    for (const c of pod.containers) expect(c.volumeMounts).toBeUndefined();
+    // deterministic: the same input gives the same object
+    expect(desiredDeployment(service(), cfg)).toEqual(d);
+  });
+
+  test('without minted credentials there is no volume and no FNMESH_NATS_CREDS', () => {
+    const d = desiredDeployment(service(), { ...cfg, natsAuth: 'none' });
+    const pod = d.spec!.template.spec!;
+    expect(pod.volumes).toBeUndefined();
+    const sidecar = pod.initContainers!.find((c) => c.name === SIDECAR_CONTAINER_NAME)!;
+    expect(sidecar.volumeMounts).toBeUndefined();
+    expect(envMap(sidecar.env)[SIDECAR_ENV.natsCreds]).toBeUndefined();
   });
 
   test.each([

@@ -19,6 +19,8 @@ import { FUNCTION_ENV, functionEnv as meshFunctionEnv } from '../common/function
 import type { FunctionService } from '../common/manifest';
 import { sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
 import type { SidecarTemplateConfig } from './config';
+import { CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
+import { credsVolume, withCredsMount } from './creds-volume';
 import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
 
 export const FIELD_MANAGER = 'fnmesh-operator';
@@ -105,12 +107,13 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
   const env = sidecarEnv(fs, {
     natsUrl: cfg.natsUrl,
     ...(cfg.natsTokenSecret ? { natsToken: { secretKeyRef: cfg.natsTokenSecret } } : {}),
+    ...(cfg.natsAuth === 'jwt' ? { natsCredsFile: CREDS_MOUNT_FILE } : {}),
     opsListen: `0.0.0.0:${cfg.opsPort}`,
     callListen: `127.0.0.1:${cfg.callPort}`,
     drainTimeoutMs: cfg.drainTimeoutMs,
     replicaId: { fieldPath: 'metadata.name' },
   }).map(containerEnvVar);
-  return {
+  const container: V1Container = {
     name: SIDECAR_CONTAINER_NAME,
     image: cfg.image,
     args: ['sidecar'],
@@ -126,6 +129,7 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
     resources: resourcesOf(cfg),
     securityContext: SIDECAR_SECURITY_CONTEXT,
   };
+  return cfg.natsAuth === 'jwt' ? withCredsMount(container) : container;
 }
 
 function functionContainerEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[] {
@@ -184,6 +188,9 @@ function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1C
 export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTemplateConfig): V1Deployment {
   const name = fs.metadata.name;
   const base: V1PodSpec = { containers: [functionContainer(fs, cfg)] };
+  // The replica's NATS credentials (creds-minter.ts mints the Secret before the Deployment is applied).
+  if (cfg.natsAuth === 'jwt')
+    base.volumes = [credsVolume(credsSecretName(replicaIdentity(fs.metadata.namespace, fs.metadata.name)))];
   const podSpec: V1PodSpec = {
     ...injectSidecar(base, sidecarContainer(fs, cfg)),
     // The preStop drain (at most the drain timeout), then the function's own stop, then the sidecar's close.

@@ -34,13 +34,17 @@ import { EventRecorder, jsonEventSink } from './events';
 import { ForeignDeploymentWatches } from './foreign-watches';
 import { ResilientInformer, jsonInformerFactory } from '../common/kube-informer';
 import { objectKey, ownerKey, splitKey } from './keys';
-import { kubeWriter } from './kube-writer';
+import { kubeWriter, secretWriter } from './kube-writer';
+import { DEFAULT_RESPONSE_TTL_MS, GATEWAY_IDENTITY } from '../common/nats-identity';
+import { NatsCredsMinter, requeueDelayMs } from './creds-minter';
 import { LeaderElector, jsonLeaseClient } from './leader-election';
 import { OperatorMetrics } from './metrics';
 import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
 import { WorkQueue } from './workqueue';
 
 export const CONTROLLER_NAME = 'functionservice';
+/** The work queue key of the gateway's credentials Secret (not a FunctionService key: it has no slash). */
+export const GATEWAY_CREDS_KEY = 'gateway-nats-creds';
 export const DEPLOYMENT_SELECTOR = `${MANAGED_BY_LABEL}=${FIELD_MANAGER}`;
 
 export interface OperatorOptions {
@@ -94,6 +98,7 @@ export class Operator {
   private readonly controller: Controller;
   private readonly reconciler: FunctionServiceReconciler;
   private readonly client: KubeClient;
+  private readonly natsCreds: NatsCredsMinter | undefined;
   private readonly fsInformer: ResilientInformer<FunctionServiceObject>;
   private readonly depInformer: ResilientInformer<V1Deployment>;
   private readonly foreignWatches: ForeignDeploymentWatches;
@@ -190,7 +195,9 @@ export class Operator {
       onRestart: () => this.metrics.informerRestarts.labels('deployments').inc(),
     });
 
+    if (config.nats) this.natsCreds = new NatsCredsMinter({ secrets: secretWriter(this.client), config: config.nats });
     this.reconciler = new FunctionServiceReconciler({
+      ...(this.natsCreds ? { natsCreds: this.natsCreds } : {}),
       functionServices: { get: (namespace, name) => this.fsInformer.get(namespace, name) },
       deployments: { get: (namespace, name) => this.depInformer.get(namespace, name) },
       writer: kubeWriter(this.client),
@@ -206,6 +213,7 @@ export class Operator {
       logger: this.log,
       metrics: this.metrics,
       reconcile: (key, log) => {
+        if (key === GATEWAY_CREDS_KEY) return this.reconcileGatewayCreds(log);
         this.reconcileTotal++;
         if (this.fsExists(key)) this.reconcileCounts.set(key, (this.reconcileCounts.get(key) ?? 0) + 1);
         return this.reconciler.reconcile(key, log);
@@ -304,6 +312,22 @@ export class Operator {
     return this.fsInformer.get(namespace, name) !== undefined;
   }
 
+  /** The gateway's own credentials, minted and rotated like a FunctionService's (no owner: it stays). */
+  private async reconcileGatewayCreds(log: Logger): Promise<{ requeueAfterMs: number } | undefined> {
+    const nats = this.o.config.nats;
+    if (!this.natsCreds || !nats) return undefined;
+    const checkAt = await this.natsCreds.ensure(
+      {
+        identity: GATEWAY_IDENTITY,
+        namespace: nats.gatewayCreds.namespace,
+        name: nats.gatewayCreds.name,
+        responseTtlMs: DEFAULT_RESPONSE_TTL_MS,
+      },
+      log,
+    );
+    return { requeueAfterMs: requeueDelayMs(checkAt, new Date()) };
+  }
+
   private startLeading(): void {
     if (this.stopping || this.leading) return;
     this.leading = true;
@@ -319,6 +343,7 @@ export class Operator {
     }
     if (this.stopping || !this.leading || this.controllerStarted) return;
     this.controllerStarted = true;
+    if (this.natsCreds) this.queue.add(GATEWAY_CREDS_KEY);
     for (const obj of this.fsInformer.list()) {
       const key = objectKey(obj);
       if (key) this.queue.add(key);

@@ -3,7 +3,10 @@
  * reads the FunctionService and the Deployment from the informer caches, never from the event that
  * queued the key, and reconciling twice changes nothing the second time.
  *
- * - gone (or being deleted): nothing to do; the Deployment goes through its owner reference (real GC);
+ * - first (FNMESH_NATS_AUTH=jwt) the replicas' NATS credentials Secret (creds-minter.ts), minted or rotated
+ *   when due; the key comes back at its next rotation time;
+ * - gone (or being deleted): nothing to do; the Deployment (and the credentials Secret) go through their
+ *   owner reference (real GC);
  * - a spec the operator cannot run: status Degraded/InvalidSpec, a Warning event, a TerminalError (no
  *   retries until the object changes);
  * - a Deployment of that name that this FunctionService does not control (ownership.ts): left untouched,
@@ -25,7 +28,10 @@ import type { Logger } from '../common/logger';
 import { API_VERSION, KIND } from '../common/crd-names';
 import type { ApiObject } from '../common/list-watch';
 import { parseFunctionService } from '../common/manifest';
+import { credsSecretName, replicaIdentity } from '../common/nats-identity';
 import { classifyApiError } from './api-errors';
+import { requeueDelayMs, type NatsCredsMinter } from './creds-minter';
+import { responseTtlMsFor } from './nats-creds';
 import type { SidecarTemplateConfig } from './config';
 import { TerminalError, type ReconcileResult } from './controller';
 import { InvalidSpecError, desiredDeployment, type ClusterFunctionService } from './desired-deployment';
@@ -59,6 +65,8 @@ export interface ReconcilerOptions {
   events: EventRecorder;
   sidecar: SidecarTemplateConfig;
   foreignWatches?: ForeignWatches;
+  /** Mints the replicas' NATS credentials (FNMESH_NATS_AUTH=jwt); absent: none. */
+  natsCreds?: Pick<NatsCredsMinter, 'ensure'>;
   /** In-progress status updates are written at most this often per key (status-pacing.ts); 0: every change at once. */
   statusProgressIntervalMs?: number;
   now?: () => Date;
@@ -145,7 +153,47 @@ export class FunctionServiceReconciler {
     if (uid) this.o.events.forget(uid);
   }
 
+  /**
+   * The replicas' NATS credentials first (the pods mount their Secret), then the Deployment and the status;
+   * the key comes back at the credentials' next rotation time (or earlier when the rest asks).
+   */
   readonly reconcile = async (key: string, log: Logger): Promise<ReconcileResult | void> => {
+    const credsCheckAt = await this.ensureCreds(key, log);
+    const result = await this.reconcileWorkload(key, log);
+    if (credsCheckAt === undefined) return result;
+    const credsDelay = requeueDelayMs(credsCheckAt, this.now());
+    const other = result ? result.requeueAfterMs : undefined;
+    return { requeueAfterMs: other === undefined ? credsDelay : Math.min(other, credsDelay) };
+  };
+
+  /** Mints or rotates the FunctionService's credentials Secret; undefined when there is nothing to do. */
+  private async ensureCreds(key: string, log: Logger): Promise<Date | undefined> {
+    if (!this.o.natsCreds) return undefined;
+    const { namespace, name } = splitKey(key);
+    const obj = this.o.functionServices.get(namespace, name);
+    const uid = obj?.metadata?.uid;
+    if (!obj || !uid || obj.metadata?.deletionTimestamp) return undefined;
+    let fs: ClusterFunctionService;
+    try {
+      fs = parseFunctionService(forParsing(obj), key) as ClusterFunctionService;
+    } catch (err) {
+      if (err instanceof ConfigError) return undefined; // reported as InvalidSpec by the rest of the reconcile
+      throw err;
+    }
+    const identity = replicaIdentity(namespace, name);
+    return this.o.natsCreds.ensure(
+      {
+        identity,
+        namespace,
+        name: credsSecretName(identity),
+        responseTtlMs: responseTtlMsFor(fs),
+        owner: { apiVersion: API_VERSION, kind: KIND, name, uid, controller: true, blockOwnerDeletion: true },
+      },
+      log,
+    );
+  }
+
+  private readonly reconcileWorkload = async (key: string, log: Logger): Promise<ReconcileResult | void> => {
     const { namespace, name } = splitKey(key);
     const obj = this.o.functionServices.get(namespace, name);
     if (!obj || !obj.metadata?.uid) {

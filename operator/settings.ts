@@ -11,6 +11,9 @@ import { kubeconfigSetting, logLevelSetting, setting } from '../common/config';
 import { NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { DEFAULT_CALL_API_PORT } from '../common/function-protocol';
+import { DEFAULT_USER_TTL_MS } from '../common/nats-identity/rotation';
+import { TRUST_SECRET_NAME, credsSecretName } from '../common/nats-identity/secret-layout';
+import { GATEWAY_IDENTITY } from '../common/nats-identity/identity';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT } from '../common/sidecar-env';
 
 export interface SecretKeyRef {
@@ -52,6 +55,26 @@ const dnsSubdomain = parsers.matching(
   (v) => DNS_SUBDOMAIN.test(v) && v.length <= 253,
 );
 const milliseconds = parsers.wholeNumber({ min: 1, max: 3_600_000 });
+
+export interface ObjectRef {
+  namespace: string;
+  name: string;
+}
+
+const objectRef: parsers.Parser<ObjectRef> = (v, name) => {
+  const parts = v.split('/');
+  const [namespace, object] = parts;
+  if (parts.length !== 2 || !namespace || !object || !isNamespaceName(namespace) || !DNS_SUBDOMAIN.test(object))
+    throw parsers.invalid(name, v, 'NAMESPACE/NAME, such as fnmesh-system/fnmesh-gateway-nats');
+  return { namespace, name: object };
+};
+
+/** How the operator gives sidecars their NATS identity: minted user JWTs (Secrets), or none. */
+export const NATS_AUTH_MODES = ['jwt', 'none'] as const;
+export type NatsAuthMode = (typeof NATS_AUTH_MODES)[number];
+
+/** The default name of the Secret with the trust chain's public parts (for nats-server; no seeds). */
+export const ACCOUNT_SECRET_NAME = 'fnmesh-nats-account';
 
 /** The leader Lease's namespace when neither FNMESH_LEASE_NAMESPACE nor POD_NAMESPACE says. */
 export const DEFAULT_LEASE_NAMESPACE = 'fnmesh-system';
@@ -125,6 +148,48 @@ export const OPERATOR_SETTINGS = {
     default: String(DEFAULT_DRAIN_TIMEOUT_MS),
     parse: parsers.wholeNumber({ min: 0, max: 3_600_000 }),
     help: "how long a stopping pod's in-flight calls may take; the pod's grace period is this plus 10 s",
+  }),
+  natsAuth: setting({
+    env: 'FNMESH_NATS_AUTH',
+    flag: '--nats-auth <mode>',
+    default: 'jwt',
+    parse: parsers.oneOf(NATS_AUTH_MODES),
+    help: '`jwt`: mint each FunctionService (and the gateway) a NATS user JWT into a Secret mounted into its sidecar; `none`: no NATS credentials (a NATS without auth)',
+  }),
+  natsTrustSecret: setting({
+    env: 'FNMESH_NATS_TRUST_SECRET',
+    flag: '--nats-trust-secret <name>',
+    unset: `\`${TRUST_SECRET_NAME}\`, created with a new trust chain when absent`,
+    parse: dnsSubdomain,
+    help: 'the Secret (in the trust namespace) with the operator, account and signing key seeds; when set, it must exist (the operator never creates one you name)',
+  }),
+  natsTrustNamespace: setting({
+    env: 'FNMESH_NATS_TRUST_NAMESPACE',
+    flag: '--nats-trust-namespace <ns>',
+    unset: `\`POD_NAMESPACE\`, else \`${DEFAULT_LEASE_NAMESPACE}\``,
+    parse: parsers.namespaceName,
+    help: "namespace of the trust Secret and of the account Secret (the operator's own)",
+  }),
+  natsAccountSecret: setting({
+    env: 'FNMESH_NATS_ACCOUNT_SECRET',
+    flag: '--nats-account-secret <name>',
+    default: ACCOUNT_SECRET_NAME,
+    parse: dnsSubdomain,
+    help: 'Secret (in the trust namespace) the operator publishes the operator JWT, account JWT and a nats-server `resolver.conf` to, for the brokers to mount (no seeds)',
+  }),
+  natsUserTtlMs: setting({
+    env: 'FNMESH_NATS_USER_TTL_MS',
+    flag: '--nats-user-ttl-ms <ms>',
+    default: String(DEFAULT_USER_TTL_MS),
+    parse: parsers.wholeNumber({ min: 3000, max: 30 * 24 * 3600 * 1000 }),
+    help: "lifetime of a minted user JWT, renewed at two thirds; also how long a deleted FunctionService's credentials keep working (revocation by expiry)",
+  }),
+  gatewayCredsSecret: setting({
+    env: 'FNMESH_GATEWAY_NATS_CREDS_SECRET',
+    flag: '--gateway-nats-creds-secret <ns/name>',
+    unset: `the trust namespace, \`${credsSecretName(GATEWAY_IDENTITY)}\``,
+    parse: objectRef,
+    help: "`NAMESPACE/NAME` of the Secret the gateway's own NATS credentials are minted into (key `nats.creds`)",
   }),
   kubeconfig: kubeconfigSetting,
   watchNamespace: setting({

@@ -8,9 +8,11 @@
  * clock that jumped), is renewed at once.
  */
 
-/** How long a minted user JWT is valid. Revocation on delete is by the account's revocation list, so the
- * lifetime only bounds how long a leaked file stays useful. */
-export const DEFAULT_USER_TTL_MS = 24 * 60 * 60_000;
+/**
+ * How long a minted user JWT is valid by default. The operator revokes by short expiry (a deleted
+ * FunctionService's Secret goes with it and its JWT lapses at its exp), so this is the revocation window.
+ */
+export const DEFAULT_USER_TTL_MS = 60 * 60_000;
 
 export interface RotationPolicy {
   /** The fraction of the lifetime after which the JWT is renewed, in (0, 1). */
@@ -59,4 +61,12 @@ export function rotationDecision(
     return { rotate: true, reason: `the JWT expires at ${jwt.expiresAt.toISOString()}, its renewal was due` };
   }
   return { rotate: false, checkAt: new Date(renewAt) };
+}
+
+/**
+ * The default policy for JWTs of lifetime `ttlMs`: renewed at two thirds, and at the latest with ten minutes
+ * (or a third of a shorter lifetime) left, so a short lifetime is not renewed on every check.
+ */
+export function rotationPolicyFor(ttlMs: number): RotationPolicy {
+  return { ...DEFAULT_ROTATION_POLICY, minRemainingMs: Math.min(DEFAULT_ROTATION_POLICY.minRemainingMs, ttlMs / 3) };
 }

@@ -21,13 +21,17 @@ export const LEASE_ENV = {
   FNMESH_RETRY_PERIOD_MS: '500',
 };
 
-/** The tests' operator configuration: LEASE_ENV's lease, plus `env`. */
+/**
+ * The tests' operator configuration: LEASE_ENV's lease, no NATS credentials (test/operator-nats-creds.test.ts
+ * turns them on with FNMESH_NATS_AUTH=jwt), plus `env`.
+ */
 export function testOperatorConfig(env: Record<string, string> = {}): OperatorConfig {
   return loadOperatorConfig({
     FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
     FNMESH_SIDECAR_NATS_URL: NATS_URL,
     FNMESH_OPERATOR_LISTEN: '127.0.0.1:0',
     FNMESH_LEASE_NAMESPACE: LEASE_NS,
+    FNMESH_NATS_AUTH: 'none',
     ...LEASE_ENV,
     ...env,
   });
