@@ -18,3 +18,7 @@ export * from './events';
 export * from './kube-writer';
 export * from './reconciler';
 export * from './operator';
+export * from './nats-creds';
+export * from './creds-volume';
+export * from './creds-minter';
+export * from './trust-store';
