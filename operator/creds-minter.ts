@@ -9,6 +9,7 @@ import { ConfigError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
 import {
   credsFromSecretData,
+  credsSecretData,
   mintUser,
   rotationDecision,
   rotationPolicyFor,
@@ -115,7 +116,13 @@ export class NatsCredsMinter {
       user: minted.publicKey,
       expiresAt: minted.expiresAt.toISOString(),
     });
-    const next = rotationDecision({ issuedAt: minted.issuedAt, expiresAt: minted.expiresAt }, now, policy);
+    // From the JWT as stored (whole seconds), the way the next reconcile will read it.
+    const stored = credsFromSecretData(credsSecretData(minted.creds), where);
+    const next = rotationDecision(
+      { issuedAt: stored.issuedAt, ...(stored.expiresAt ? { expiresAt: stored.expiresAt } : {}) },
+      now,
+      policy,
+    );
     // A lifetime too short for the policy: look again soon rather than at once.
     return next.rotate ? new Date(now.getTime() + 1000) : next.checkAt;
   }

@@ -369,3 +369,57 @@ describe('resourceOfPath', () => {
     expect(resourceOfPath(p)).toEqual(expected);
   });
 });
+
+describe('NATS credentials', () => {
+  test("the credentials come first, for the FunctionService's identity, and the key comes back at their next rotation", async () => {
+    const t = setup(fsvc({ ...spec, functions: [{ name: 'f', timeoutMs: 1_200_000 }] }));
+    const targets: unknown[] = [];
+    const reconciler = new FunctionServiceReconciler({
+      functionServices: { get: () => t.state.fs },
+      deployments: { get: () => t.state.deployment },
+      writer: {
+        applyDeployment: async (d) => {
+          expect(targets).toHaveLength(1); // the Secret exists before the pods that mount it
+          return { ...d, metadata: { ...d.metadata, resourceVersion: '5', generation: 1 } };
+        },
+        patchStatus: async () => '6',
+        readDeployment: async () => undefined,
+      },
+      events: new EventRecorder({ sink: { create: async () => undefined }, instance: 'test' }),
+      sidecar,
+      natsCreds: {
+        ensure: async (target) => {
+          targets.push(target);
+          return new Date(t.clock.now.getTime() + 90_000);
+        },
+      },
+      now: () => t.clock.now,
+    });
+    const result = await reconciler.reconcile('ns/svc', silentLogger);
+    expect(result).toEqual({ requeueAfterMs: 90_000 });
+    expect(targets).toEqual([
+      {
+        identity: { kind: 'replica', namespace: 'ns', service: 'svc' },
+        namespace: 'ns',
+        name: 'fnmesh-service-ns-svc-nats',
+        responseTtlMs: 1_200_000,
+        owner: expect.objectContaining({ kind: 'FunctionService', name: 'svc', uid: 'uid-1', controller: true }),
+      },
+    ]);
+  });
+
+  test('an invalid spec mints nothing (it is reported as InvalidSpec)', async () => {
+    const t = setup(fsvc({ functions: 'nope' }));
+    const ensure = jest.fn();
+    const reconciler = new FunctionServiceReconciler({
+      functionServices: { get: () => t.state.fs },
+      deployments: { get: () => undefined },
+      writer: { applyDeployment: jest.fn(), patchStatus: async () => '1', readDeployment: async () => undefined },
+      events: new EventRecorder({ sink: { create: async () => undefined }, instance: 'test' }),
+      sidecar,
+      natsCreds: { ensure },
+    });
+    await expect(reconciler.reconcile('ns/svc', silentLogger)).rejects.toBeInstanceOf(TerminalError);
+    expect(ensure).not.toHaveBeenCalled();
+  });
+});
