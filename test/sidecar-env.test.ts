@@ -59,6 +59,7 @@ test('in a cluster: the operator’s sidecar env loads with the manifest’s val
     FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
     FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
     FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth/token',
+    FNMESH_NATS_AUTH: 'none',
   }).sidecar;
   for (const [, fs] of services) {
     const env = sidecarContainer(fs, cfg).env!;
