@@ -585,6 +585,8 @@ describe('two operator processes (fnmesh operator)', () => {
       FNMESH_SIDECAR_NATS_URL: NATS_URL,
       FNMESH_OPERATOR_LISTEN: `127.0.0.1:${port}`,
       FNMESH_LEASE_NAMESPACE: LEASE_NS,
+      // as testOperatorConfig: no minted NATS credentials (test/operator-nats-creds.test.ts covers them)
+      FNMESH_NATS_AUTH: 'none',
       ...LEASE_ENV,
     };
     const child = spawn(process.execPath, [cli, 'operator'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
