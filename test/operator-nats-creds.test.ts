@@ -28,7 +28,7 @@ import {
   type ParsedCreds,
 } from '../common/nats-identity';
 import { serviceCallWildcard, serviceQueueGroup } from '../common/protocol';
-import { ACCOUNT_SECRET_KEYS, decodedSecretData, loadTrust, secretWriter } from '../operator';
+import { ACCOUNT_SECRET_KEYS, decodedSecretData, loadTrust, secretWriter, type Operator } from '../operator';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { installCrds } from './helpers/crds';
 import { startNatsServer } from './helpers/nats-server';
@@ -46,6 +46,7 @@ let cp: ControlPlane;
 const operators = new OperatorSet(() => cp);
 let operatorToken: string;
 let gatewayToken: string;
+let operator: Operator;
 
 async function kubectl(args: string[]): Promise<string> {
   const r = await cp.kubectl(args);
@@ -101,7 +102,7 @@ beforeAll(async () => {
   await kubectl(['apply', '-f', path.join(repo, 'deploy', 'rbac', 'gateway.yaml')]);
   operatorToken = (await kubectl(['create', 'token', 'fnmesh-operator', '-n', LEASE_NS, '--duration=1h'])).trim();
   gatewayToken = (await kubectl(['create', 'token', 'fnmesh-gateway', '-n', LEASE_NS, '--duration=1h'])).trim();
-  await operators.start({
+  operator = await operators.start({
     identity: 'nats-creds-operator',
     config: testOperatorConfig({ FNMESH_NATS_AUTH: 'jwt', FNMESH_NATS_USER_TTL_MS: String(USER_TTL_MS) }),
     kubeAccess: tokenAccess(operatorToken),
@@ -237,6 +238,8 @@ describe('a FunctionService', () => {
     expect(next.issuedAt.getTime()).toBeGreaterThan(first.issuedAt.getTime());
     // renewed while the old one was still valid (two thirds of its lifetime, not at its expiry)
     expect(next.issuedAt.getTime()).toBeLessThan(first.expiresAt!.getTime());
+    // a rotation rewrites the Secret only: the Deployment (its volume names the Secret, not its content) stays
+    expect(operator.writes((r) => r.resource === 'deployments' && r.namespace === NS)).toHaveLength(1);
   });
 
   test('deleting the FunctionService removes its Secret (garbage collector)', async () => {
