@@ -728,6 +728,8 @@ describe("planPod: the operator's Deployment for examples/greeter.yaml", () => {
     cfg = loadOperatorConfig({
       FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
       FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
+      // as fnmesh cluster runs it: the node agent cannot mount Secret volumes yet (issue 12)
+      FNMESH_NATS_AUTH: 'none',
     }).sidecar;
     pod = greeterPod(cfg);
     ctx = context({ images: loadImages(repoRoot, BUILT_IN_IMAGES), secrets: new Map(), configMaps: new Map() });
@@ -825,6 +827,7 @@ describe("planPod: the operator's Deployment for examples/greeter.yaml", () => {
       FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
       FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
       FNMESH_SIDECAR_NATS_TOKEN_SECRET: 'nats-auth/token',
+      FNMESH_NATS_AUTH: 'none',
     }).sidecar;
     const tokenPod = greeterPod(withToken);
     expect(referencedObjects(tokenPod)).toEqual({ secrets: ['nats-auth'], configMaps: [] });
