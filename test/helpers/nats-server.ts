@@ -2,6 +2,7 @@
  * Starts a real `nats-server` (Debian's package) on a free loopback port for one test file.
  * `await server.stop()` in afterAll. `restart()` stops and starts it on the same port (for reconnect tests).
  */
+import { operatorModeConfig } from '../../common/nats-identity';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -46,12 +47,12 @@ function jwtSubject(jwt: string): string {
   return body.sub;
 }
 
-/** nats-server's operator mode with `resolver: MEMORY` and the accounts in `resolver_preload`. */
-export function operatorConfig(dir: string, mode: OperatorMode): string {
-  const opFile = path.join(dir, 'operator.jwt');
-  writeFileSync(opFile, mode.operatorJwt);
-  const preload = mode.accountJwts.map((j) => `  ${jwtSubject(j)}: ${JSON.stringify(j)}`).join('\n');
-  return `operator: ${JSON.stringify(opFile)}\nresolver: MEMORY\nresolver_preload: {\n${preload}\n}`;
+/** nats-server's operator mode with `resolver: MEMORY` and the accounts in `resolver_preload` (the project's builder). */
+export function operatorConfig(mode: OperatorMode): string {
+  return operatorModeConfig({
+    operatorJwt: mode.operatorJwt,
+    accounts: Object.fromEntries(mode.accountJwts.map((j) => [jwtSubject(j), j])),
+  });
 }
 
 export function tlsConfig(files: TlsFiles): string {
@@ -103,7 +104,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (options.maxPending) lines.push(`max_pending: ${options.maxPending}`);
   if (options.pingInterval) lines.push(`ping_interval: "${options.pingInterval}"`);
   if (options.maxPingsOut) lines.push(`ping_max: ${options.maxPingsOut}`);
-  if (options.operator) lines.push(operatorConfig(dir, options.operator));
+  if (options.operator) lines.push(operatorConfig(options.operator));
   if (options.tls) lines.push(tlsConfig(options.tls));
   if (options.config) lines.push(options.config);
   writeFileSync(conf, lines.join('\n') + '\n');
