@@ -17,6 +17,11 @@ export const FUNCTION_HEADERS = {
   /** `namespace/service` of the calling service (absent for calls from outside the mesh). */
   caller: 'x-fnmesh-caller',
   traceparent: 'traceparent',
+  /**
+   * Which attempt of the call this is, when it is not the first (absent on the first). A retried call keeps its
+   * request id, so a function can use x-fnmesh-request-id as an idempotency key.
+   */
+  attempt: 'x-fnmesh-attempt',
 } as const;
 
 /** The environment every function process gets (a FunctionService may not set these itself). */

@@ -5,6 +5,7 @@ export * from './crd-names';
 export * from './protocol';
 export * from './rule';
 export * from './manifest';
+export * from './resilience';
 export * from './config';
 export * from './nats';
 export * from './ops-server';

@@ -12,12 +12,54 @@ import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
 export { DEFAULT_FUNCTION } from './names';
 import { ruleSchema } from './rule';
 import { ConfigError } from './errors';
+import { DEFAULT_QUEUE_LENGTH, RETRY_CONDITIONS } from './resilience';
+
+const ms = (max: number) => z.number().int().min(1).max(max);
+
+/** `retry` of a service (its functions' default) or of one function (over the service's, field by field). */
+export const retrySchema = z.strictObject({
+  /** Attempts in all, the first included (1: never retried); never past the call's deadline. */
+  attempts: z.number().int().min(1).max(10).optional(),
+  /** Exponential back-off between attempts with full jitter: the n-th wait is drawn in [0, min(maxMs, initialMs·2ⁿ⁻¹)]. */
+  backoff: z.strictObject({ initialMs: ms(60_000).optional(), maxMs: ms(60_000).optional() }).optional(),
+  /**
+   * Failures of calls that may have run that are retried (calls that never reached the function always are):
+   * "reset", "timeout" (of one attempt, see perTryTimeoutMs), "5xx", or one status from 500 to 599.
+   */
+  retryOn: z
+    .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500).max(599)]))
+    .max(16)
+    .optional(),
+  /** The budget of one attempt, milliseconds; needs "timeout" in retryOn, or a cut attempt would fail the call. */
+  perTryTimeoutMs: ms(3_600_000).optional(),
+});
+
+/** Outlier detection of each replica (done by its sidecar); see common/resilience.ts for the defaults. */
+export const outlierDetectionSchema = z.strictObject({
+  consecutiveFailures: z.number().int().min(0).max(1000).optional(),
+  failureRatio: z.number().min(0).max(1).optional(),
+  minCalls: z.number().int().min(1).max(100_000).optional(),
+  windowMs: ms(3_600_000).optional(),
+  baseEjectionMs: ms(3_600_000).optional(),
+  maxEjectionMs: ms(3_600_000).optional(),
+  maxEjectionPercent: z.number().int().min(0).max(100).optional(),
+});
+
+/** The circuit breaker of each function (in the gateway); see common/resilience.ts for the defaults. */
+export const circuitBreakerSchema = z.strictObject({
+  consecutiveFailures: z.number().int().min(0).max(1000).optional(),
+  openMs: ms(3_600_000).optional(),
+  maxOpenMs: ms(3_600_000).optional(),
+});
 
 export const functionSpecSchema = z.strictObject({
   name: z.string().regex(FUNCTION_NAME, `must be ${NAME_RULES.function}`),
   /** Deadline for one call when the caller gives none, and the cap on what a caller may ask. */
   timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   rule: ruleSchema.optional(),
+  /** Safe to run twice: calls that may have run are retried too (retryOn "reset", "timeout", "5xx" unless retry says). */
+  idempotent: z.boolean().optional(),
+  retry: retrySchema.optional(),
 });
 
 export const envVarSchema = z.strictObject({ name: z.string().min(1), value: z.string().optional() }).passthrough();
@@ -28,8 +70,17 @@ export const functionServiceSpecSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(DEFAULT_FUNCTION_PORT),
   /** The function's health path; any answer below 500 means the function is up. */
   healthPath: z.string().startsWith('/').default('/healthz'),
-  /** Calls one replica runs at once; more are answered "overloaded" (429). */
+  /** Calls one replica runs at once; more wait in its queue. */
   concurrency: z.number().int().min(1).max(100_000).default(64),
+  /**
+   * Calls one replica holds waiting for a slot; when it is full the replica leaves its queue group until the
+   * queue has room again, and the calls it could not take go to another replica (0: no queue).
+   */
+  queueLength: z.number().int().min(0).max(100_000).default(DEFAULT_QUEUE_LENGTH),
+  /** The default retry policy of the service's functions. */
+  retry: retrySchema.optional(),
+  outlierDetection: outlierDetectionSchema.optional(),
+  circuitBreaker: circuitBreakerSchema.optional(),
   /** Default deadline of every function in the service, milliseconds. */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(10_000),
   functions: z.array(functionSpecSchema).default([]),

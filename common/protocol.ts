@@ -10,6 +10,7 @@
  */
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import { FnmeshError, codeForStatus, isErrorCode, type ErrorCode } from './errors';
+import { isNotExecutedReason, type NotExecutedReason } from './resilience';
 
 export const CALL_PREFIX = 'fnmesh.call';
 export const INTERNAL_PREFIX = 'fnmesh.gw';
@@ -78,7 +79,30 @@ export const NATS_HEADERS = {
   parentId: 'Fnmesh-Parent-Id',
   status: 'Fnmesh-Status',
   errorCode: 'Fnmesh-Error',
+  /**
+   * On an error reply only: the replica did not run the call (a NotExecutedReason), so the gateway may send it
+   * to another replica whatever the function's retry policy. A replica sets it only when it knows.
+   */
+  notExecuted: 'Fnmesh-Not-Executed',
+  /** On an error reply: the replica that answered (its FNMESH_REPLICA_ID), for logs and metrics. */
+  replica: 'Fnmesh-Replica',
+  /**
+   * On an error reply of a call that may have run: how it failed, a MayHaveRunFailure ("reset": the function's
+   * connection broke after it read the request; "timeout": the function did not answer within the budget the
+   * message gave; "status": the function answered a 5xx, given in Fnmesh-Function-Status).
+   */
+  failure: 'Fnmesh-Failure',
+  /** The 5xx status the function itself answered (the reply's own status is then 502). */
+  functionStatus: 'Fnmesh-Function-Status',
+  /** Which attempt of the call this message is (1 for the first; gateway → sidecar → function). */
+  attempt: 'Fnmesh-Attempt',
 } as const;
+
+/**
+ * HTTP header on the gateway's answer to a call that took more than one attempt (absent for one): how many
+ * attempts it took. Also on the call API's answer to a function that made such a call.
+ */
+export const ATTEMPTS_HTTP_HEADER = 'fnmesh-attempts';
 
 export { FUNCTION_HEADERS } from './function-protocol';
 
@@ -91,6 +115,8 @@ export interface CallMeta {
   caller?: string;
   delegation?: string;
   parentId?: string;
+  /** The attempt this message is, when it is not the first. */
+  attempt?: number;
 }
 
 export function encodeCallHeaders(meta: CallMeta): MsgHdrs {
@@ -102,6 +128,7 @@ export function encodeCallHeaders(meta: CallMeta): MsgHdrs {
   if (meta.caller) h.set(NATS_HEADERS.caller, meta.caller);
   if (meta.delegation) h.set(NATS_HEADERS.delegation, meta.delegation);
   if (meta.parentId) h.set(NATS_HEADERS.parentId, meta.parentId);
+  if (meta.attempt !== undefined && meta.attempt > 1) h.set(NATS_HEADERS.attempt, String(meta.attempt));
   return h;
 }
 
@@ -138,6 +165,8 @@ export function decodeCallHeaders(h: MsgHdrs | undefined, fallbackTimeoutMs: num
   if (delegation) meta.delegation = delegation;
   const parentId = h?.get(NATS_HEADERS.parentId);
   if (parentId) meta.parentId = parentId;
+  const attempt = Number(h?.get(NATS_HEADERS.attempt) || 1);
+  if (Number.isInteger(attempt) && attempt > 1) meta.attempt = attempt;
   return meta;
 }
 
@@ -149,14 +178,32 @@ export interface ErrorReply {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeErrorReply(err: FnmeshError): ErrorReply {
+/** What a replica adds to an error reply: whether it ran the call, and who it is. */
+export const MAY_HAVE_RUN_FAILURES = ['reset', 'timeout', 'status'] as const;
+export type MayHaveRunFailure = (typeof MAY_HAVE_RUN_FAILURES)[number];
+
+export interface ReplyFacts {
+  /** Set when the replica did not run the call. */
+  notExecuted?: NotExecutedReason;
+  /** Set when the call reached the function and failed there (it may have run). */
+  failure?: MayHaveRunFailure;
+  /** With failure "status": the 5xx the function answered. */
+  functionStatus?: number;
+  replica?: string;
+}
+
+export function encodeErrorReply(err: FnmeshError, facts: ReplyFacts = {}): ErrorReply {
   const h = natsHeaders();
   h.set(NATS_HEADERS.status, String(err.status));
   h.set(NATS_HEADERS.errorCode, err.code);
+  if (facts.notExecuted) h.set(NATS_HEADERS.notExecuted, facts.notExecuted);
+  if (facts.failure) h.set(NATS_HEADERS.failure, facts.failure);
+  if (facts.functionStatus !== undefined) h.set(NATS_HEADERS.functionStatus, String(facts.functionStatus));
+  if (facts.replica) h.set(NATS_HEADERS.replica, facts.replica);
   return { headers: h, data: encoder.encode(JSON.stringify({ error: err.message })) };
 }
 
-export type DecodedReply = { ok: true; body: Uint8Array } | { ok: false; error: FnmeshError };
+export type DecodedReply = { ok: true; body: Uint8Array } | ({ ok: false; error: FnmeshError } & ReplyFacts);
 
 /**
  * Decodes a reply message. `noResponders` is the NATS 503 status a server sends when nobody is
@@ -180,7 +227,17 @@ export function decodeReply(data: Uint8Array, h: MsgHdrs | undefined): DecodedRe
     // keep the generic message
   }
   const keepStatus = Number.isInteger(status) && code === claimed;
-  return { ok: false, error: new FnmeshError(code, message, keepStatus ? status : undefined) };
+  const reply: DecodedReply = { ok: false, error: new FnmeshError(code, message, keepStatus ? status : undefined) };
+  const notExecuted = h?.get(NATS_HEADERS.notExecuted) ?? '';
+  if (isNotExecutedReason(notExecuted)) reply.notExecuted = notExecuted;
+  const failure = h?.get(NATS_HEADERS.failure) ?? '';
+  if ((MAY_HAVE_RUN_FAILURES as readonly string[]).includes(failure)) reply.failure = failure as MayHaveRunFailure;
+  const functionStatus = Number(h?.get(NATS_HEADERS.functionStatus) || NaN);
+  if (Number.isInteger(functionStatus) && functionStatus >= 500 && functionStatus <= 599)
+    reply.functionStatus = functionStatus;
+  const replica = h?.get(NATS_HEADERS.replica);
+  if (replica) reply.replica = replica;
+  return reply;
 }
 
 export function encodeClaimsHeader(claims: Record<string, unknown>): string {

@@ -25,6 +25,9 @@ export const SIDECAR_ENV = {
   functionPort: 'FNMESH_FUNCTION_PORT',
   healthPath: 'FNMESH_HEALTH_PATH',
   concurrency: 'FNMESH_CONCURRENCY',
+  queueLength: 'FNMESH_QUEUE_LENGTH',
+  /** JSON of the manifest's `spec.outlierDetection` (fields left out take common/resilience.ts's defaults). */
+  outlierDetection: 'FNMESH_OUTLIER_DETECTION',
   timeoutMs: 'FNMESH_TIMEOUT_MS',
   opsListen: 'FNMESH_OPS_LISTEN',
   callListen: 'FNMESH_CALL_LISTEN',
@@ -94,11 +97,14 @@ export function sidecarEnv(fs: Pick<FunctionService, 'metadata' | 'spec'>, where
     { name: SIDECAR_ENV.functionPort, value: String(where.functionPort ?? spec.port) },
     { name: SIDECAR_ENV.healthPath, value: spec.healthPath },
     { name: SIDECAR_ENV.concurrency, value: String(spec.concurrency) },
+    { name: SIDECAR_ENV.queueLength, value: String(spec.queueLength) },
     { name: SIDECAR_ENV.timeoutMs, value: String(spec.timeoutMs) },
     { name: SIDECAR_ENV.opsListen, value: where.opsListen },
     { name: SIDECAR_ENV.callListen, value: where.callListen },
     { name: SIDECAR_ENV.drainTimeoutMs, value: String(where.drainTimeoutMs) },
   );
+  if (spec.outlierDetection !== undefined)
+    env.push({ name: SIDECAR_ENV.outlierDetection, value: JSON.stringify(spec.outlierDetection) });
   if (where.replicaId !== undefined) env.push({ name: SIDECAR_ENV.replicaId, value: where.replicaId });
   if (where.logLevel !== undefined) env.push({ name: SIDECAR_ENV.logLevel, value: where.logLevel });
   return env;
