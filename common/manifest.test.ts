@@ -2,7 +2,9 @@
  * The manifest schema's messages: a rule the schema refuses names the function by its name, the field by a
  * path a person can follow (into and/or clauses), and the value that was given, with the fix.
  */
+import { ConfigError } from './errors';
 import { fieldPath, parseFunctionService } from './manifest';
+import { ACCEPTED_SPECS, REFUSED_SPECS, functionService } from '../test/helpers/refused-manifests';
 
 const manifest = (functions: unknown[]): unknown => ({
   apiVersion: 'fnmesh.io/v1alpha1',
@@ -170,5 +172,54 @@ describe('fieldPath', () => {
     [[], '(document)'],
   ])('%j → %s', (path, expected) => {
     expect(fieldPath(path, value)).toBe(expected);
+  });
+});
+
+describe('failure settings that contradict each other (the same specs the API server refuses, test/crd.test.ts)', () => {
+  const parse = (spec: Record<string, unknown>) => parseFunctionService(functionService(spec), 'shop.yaml');
+
+  test.each(REFUSED_SPECS.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    expect(() => parse(c.spec)).toThrow(new ConfigError(`shop.yaml: invalid FunctionService: ${c.zod}`));
+  });
+
+  test.each(ACCEPTED_SPECS.map((c) => [c.name, c] as const))('accepts %s', (_name, c) => {
+    expect(() => parse(c.spec)).not.toThrow();
+  });
+
+  test('a problem of the service is reported once, not again for each function that inherits it', () => {
+    const spec = { retry: { perTryTimeoutMs: 500 }, functions: [{ name: 'a' }, { name: 'b', timeoutMs: 9000 }] };
+    expect(() => parse(spec)).toThrow(
+      new ConfigError(
+        'shop.yaml: invalid FunctionService: spec.retry.perTryTimeoutMs: needs "timeout" in retryOn, and no retryOn is ' +
+          'given: an attempt cut at its per-try timeout may have run, so without "timeout" it fails the call instead of ' +
+          'being retried; add "timeout" to retryOn, or remove perTryTimeoutMs',
+      ),
+    );
+  });
+
+  test('every problem is listed', () => {
+    const spec = {
+      outlierDetection: { baseEjectionMs: 10, maxEjectionMs: 5 },
+      functions: [{ name: 'a', retry: { perTryTimeoutMs: 20_000, retryOn: ['timeout'] } }],
+    };
+    expect(() => parse(spec)).toThrow(
+      "shop.yaml: invalid FunctionService: spec.functions[a].retry.perTryTimeoutMs: 20000 is more than the function's timeoutMs, 10000 (spec.timeoutMs); " +
+        "make perTryTimeoutMs at most timeoutMs (one attempt cannot outlast the call's deadline); " +
+        'spec.outlierDetection.baseEjectionMs: 10 is more than maxEjectionMs, 5; make baseEjectionMs at most maxEjectionMs ' +
+        '(each ejection in a row doubles from baseEjectionMs up to maxEjectionMs)',
+    );
+  });
+
+  test.each<[unknown]>([['sometimes'], [499], [600], ['503'], [502.5]])('a retryOn entry %j', (entry) => {
+    expect(() => parse({ functions: [{ name: 'f', retry: { retryOn: ['reset', entry] } }] })).toThrow(
+      `shop.yaml: invalid FunctionService: spec.functions[f].retry.retryOn[1]: ${JSON.stringify(entry)} is not a failure ` +
+        'to retry on; use "reset", "timeout", "5xx" or one status from 500 to 599',
+    );
+  });
+
+  test('a maxMs below the default initialMs is reported at maxMs', () => {
+    expect(() => parse({ retry: { backoff: { maxMs: 5 } } })).toThrow(
+      'spec.retry.backoff.maxMs: 5 is less than initialMs, 10 (the default); make maxMs at least initialMs',
+    );
   });
 });

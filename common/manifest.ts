@@ -13,8 +13,15 @@ export { DEFAULT_FUNCTION } from './names';
 import { ruleSchema } from './rule';
 import { ConfigError } from './errors';
 import { DEFAULT_QUEUE_LENGTH, RETRY_CONDITIONS } from './resilience';
+import { failureSettingsProblems } from './failure-settings-checks';
 
 const ms = (max: number) => z.number().int().min(1).max(max);
+
+/** The message for an entry of `retryOn` that is neither a condition nor a 5xx status. */
+const badRetryOn = {
+  error: (issue: { input?: unknown }) =>
+    `${JSON.stringify(issue.input)} is not a failure to retry on; use "${RETRY_CONDITIONS.join('", "')}" or one status from 500 to 599`,
+};
 
 /** `retry` of a service (its functions' default) or of one function (over the service's, field by field). */
 export const retrySchema = z.strictObject({
@@ -27,7 +34,7 @@ export const retrySchema = z.strictObject({
    * "reset", "timeout" (of one attempt, see perTryTimeoutMs), "5xx", or one status from 500 to 599.
    */
   retryOn: z
-    .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500).max(599)]))
+    .array(z.union([z.enum(RETRY_CONDITIONS), z.number().int().min(500, badRetryOn).max(599, badRetryOn)], badRetryOn))
     .max(16)
     .optional(),
   /** The budget of one attempt, milliseconds; needs "timeout" in retryOn, or a cut attempt would fail the call. */
@@ -172,6 +179,11 @@ export function parseFunctionService(value: unknown, source: string): FunctionSe
       );
     }
     seen.add(fn.name);
+  }
+  const problems = failureSettingsProblems(fs.spec);
+  if (problems.length > 0) {
+    const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+    throw new ConfigError(`${source}: invalid FunctionService: ${text}`);
   }
   return fs;
 }
