@@ -76,15 +76,17 @@ describe('the committed CRD', () => {
         for (const [, field] of v.messageExpression.matchAll(/(?<!has\()self\.(\w+)/g)) {
           const f = field === 'metadata' ? s.properties!.metadata!.properties!.name! : s.properties![field!]!;
           quoted.push(`${at}.${field}`);
-          // The API server estimates a message's CEL cost from the quoted string's maxLength.
-          expect([`${at}.${field}`, f.maxLength]).toEqual([`${at}.${field}`, expect.any(Number)]);
+          // The API server estimates a message's CEL cost from the quoted string's maxLength (a list's maxItems).
+          if (f.type !== 'string' && f.type !== 'array') continue; // an object or a number read, not quoted
+          const bound = f.type === 'array' ? f.maxItems : f.maxLength;
+          expect([`${at}.${field}`, bound]).toEqual([`${at}.${field}`, expect.any(Number)]);
         }
       }
       for (const [name, p] of Object.entries(s.properties ?? {})) walk(p, `${at}.${name}`);
       if (s.items) walk(s.items, `${at}[]`);
     };
     walk(root, '');
-    expect(quoted).toEqual(expect.arrayContaining(['.metadata', '.spec.functions[].rule.rule']));
+    expect(quoted).toEqual(expect.arrayContaining(['.metadata', '.spec.functions[].rule.rule', '.spec.functions']));
   });
 
   test('unrolls rules to the advertised depth; the deepest level takes leaf rules only', () => {
@@ -222,6 +224,9 @@ describe('the CRD mirrors common/manifest.ts', () => {
           break;
         case 'min_length':
           expect(d.type === 'array' || s.type === 'array' ? s.minItems : s.minLength).toBe(c.minimum);
+          break;
+        case 'max_length':
+          expect(d.type === 'array' || s.type === 'array' ? s.maxItems : s.maxLength).toBe(c.maximum);
           break;
         case 'string_format':
           if (c.format === 'regex') expect(s.pattern).toBe((c.pattern as RegExp).source);

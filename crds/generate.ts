@@ -28,7 +28,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { z } from 'zod';
 import {
   API_VERSION,
   CRD_CATEGORIES,
@@ -53,43 +52,11 @@ import {
   matchOperatorSchema,
   matchTypeSchema,
 } from '../common/rule';
+import { INT32, fromZod, type Schema, type Validation } from './openapi';
+import { circuitBreakerSchema, outlierDetectionSchema, retrySchema, specFailureValidations } from './failure-settings';
+import { DEFAULT_QUEUE_LENGTH, IDEMPOTENT_RETRY_ON } from '../common/resilience';
 
-/** The part of a structural OpenAPI v3 schema (with Kubernetes' extensions) that the CRD uses. */
-export interface Schema {
-  type?: string;
-  description?: string;
-  format?: string;
-  properties?: Record<string, Schema>;
-  items?: Schema;
-  additionalProperties?: Schema | boolean;
-  required?: string[];
-  enum?: unknown[];
-  pattern?: string;
-  minimum?: number;
-  maximum?: number;
-  minLength?: number;
-  maxLength?: number;
-  minItems?: number;
-  maxItems?: number;
-  default?: unknown;
-  anyOf?: Schema[];
-  allOf?: Schema[];
-  not?: Schema;
-  'x-kubernetes-preserve-unknown-fields'?: boolean;
-  'x-kubernetes-int-or-string'?: boolean;
-  'x-kubernetes-list-type'?: string;
-  'x-kubernetes-list-map-keys'?: string[];
-  'x-kubernetes-validations'?: Validation[];
-}
-
-/** One CEL rule; `messageExpression` (CEL too) builds the message from the bad value. */
-export interface Validation {
-  rule: string;
-  message?: string;
-  messageExpression?: string;
-  fieldPath?: string;
-  reason?: string;
-}
+export { fromZod, type Schema, type Validation } from './openapi';
 
 /** The file this generator writes, in the crds/ folder of the checkout. */
 export const CRD_FILE = `${CRD_GROUP}_${CRD_PLURAL}.yaml`;
@@ -266,54 +233,6 @@ const MATCH_ONLY = '^match$|^(f1 and f2 belong to match rules only)[^\\s\\S]';
 const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
 const int = (description: string, extra: Schema = {}): Schema => ({ type: 'integer', description, ...extra });
 
-/** What z.toJSONSchema may give for a leaf (or a list's items) that a structural schema takes as it is. */
-const LEAF_KEYWORDS = new Set([
-  'type',
-  'enum',
-  'pattern',
-  'minimum',
-  'maximum',
-  'minLength',
-  'maxLength',
-  'minItems',
-  'maxItems',
-  'default',
-]);
-
-/** A zod leaf's JSON schema as a CRD leaf: type and description first, then Kubernetes' keywords, then zod's. */
-function leaf(json: Record<string, unknown>, description: string, kube: Schema): Schema {
-  const { type, ...rest } = json;
-  return { type: type as string, description, ...kube, ...rest };
-}
-
-/**
- * A leaf of the CRD taken from the zod schema of common/: its type, enum, pattern, bounds and default (and
- * for a list of scalars, those of its items), with `description` and the Kubernetes-only keywords of `kube`
- * (`kube.items` describes the items of a list) added. Throws when zod gives anything that a leaf of a
- * structural schema cannot hold, so a change of the zod schema that needs more shows here.
- */
-export function fromZod(schema: z.ZodType, description: string, kube: Schema = {}): Schema {
-  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' }) as Record<string, unknown>;
-  delete json.$schema;
-  if (json.format === 'starts_with') delete json.format; // zod's name for startsWith(); its pattern says the same
-  const { items, ...rest } = json as { items?: Record<string, unknown> } & Record<string, unknown>;
-  const unknown = [
-    ...Object.keys(rest).filter((k) => !LEAF_KEYWORDS.has(k)),
-    ...Object.keys(items ?? {}).filter((k) => !LEAF_KEYWORDS.has(k)),
-    ...[rest, ...(items ? [items] : [])].filter((j) => typeof j.type !== 'string').map(() => 'no single type'),
-  ];
-  if (unknown.length > 0) throw new Error(`zod gives ${unknown.join(', ')} for the CRD leaf ${JSON.stringify(json)}`);
-  const { items: kubeItems, ...kubeRest } = kube;
-  const out = leaf(rest, description, kubeRest);
-  if (items) {
-    const { description: itemDescription, ...itemKube } = kubeItems ?? {};
-    if (!itemDescription) throw new Error(`describe the items of the CRD list "${description}"`);
-    out.items = leaf(items, itemDescription, itemKube);
-  }
-  return out;
-}
-
-const INT32 = { format: 'int32' } as const;
 /**
  * The length of the longest of `values`: the maxLength of an enum, which bounds the CEL cost the API server
  * estimates for the messages that quote the field (it does not read the bound from the enum itself).
@@ -485,6 +404,7 @@ function specSchema(): Schema {
     description:
       'What to run and how calls to it are authorized. The operator runs it as a Deployment whose pods hold the ' +
       "function container plus the injected fnmesh sidecar; the gateway takes the functions' rules from here.",
+    'x-kubernetes-validations': specFailureValidations(),
     properties: {
       replicas: fromZod(
         spec.replicas,
@@ -503,9 +423,20 @@ function specSchema(): Schema {
       ),
       concurrency: fromZod(
         spec.concurrency,
-        'Calls one replica runs at once; calls beyond that are answered "overloaded" (HTTP 429). Default: 64.',
+        'Calls one replica runs at once; calls beyond that wait in its queue (queueLength). Default: 64.',
         INT32,
       ),
+      queueLength: fromZod(
+        spec.queueLength,
+        'Calls one replica holds waiting for a concurrency slot. When the queue is full the replica leaves its queue ' +
+          'group until it has room again, and the calls it could not take go to another replica, retried by the ' +
+          'gateway as never executed (a caller sees "overloaded", HTTP 429, only when every replica is full). 0: no ' +
+          `queue. Default: ${DEFAULT_QUEUE_LENGTH}.`,
+        INT32,
+      ),
+      retry: retrySchema('service'),
+      outlierDetection: outlierDetectionSchema(),
+      circuitBreaker: circuitBreakerSchema(),
       timeoutMs: fromZod(
         spec.timeoutMs,
         "The default deadline of every function of the service, in milliseconds, when the caller gives none; a function's own timeoutMs overrides it. Default: 10000 (10 s); at most 3600000 (1 h).",
@@ -523,7 +454,7 @@ function specSchema(): Schema {
         'x-kubernetes-list-map-keys': ['name'],
         items: {
           type: 'object',
-          description: 'One function: its name, its deadline and its rule.',
+          description: 'One function: its name, its deadline, its rule and whether its calls may be retried.',
           required: ['name'],
           properties: {
             name: fromZod(
@@ -537,6 +468,14 @@ function specSchema(): Schema {
               INT32,
             ),
             rule: ruleSchema(0),
+            idempotent: fromZod(
+              fn.idempotent,
+              'True when running a call twice is safe: calls that may have run (the connection to the function reset ' +
+                "mid-answer, an attempt's perTryTimeoutMs, the function's own 5xx) are retried too, with retryOn " +
+                `${JSON.stringify(IDEMPOTENT_RETRY_ON)} unless retry.retryOn (its own or spec.retry's) says otherwise. ` +
+                'Calls that never reached the function are retried either way. Default: false (at-most-once).',
+            ),
+            retry: retrySchema('function'),
           },
         },
       },

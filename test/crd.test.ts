@@ -6,7 +6,10 @@
 import { listManifestFiles } from '../common/manifest-files';
 import path from 'node:path';
 import { installCrds } from './helpers/crds';
+import { MAX_FUNCTIONS } from '../crds/generate';
+import { DEFAULT_OUTLIER_DETECTION, DEFAULT_QUEUE_LENGTH } from '../common/resilience';
 import { startControlPlane, type ControlPlane, type KubectlResult } from './helpers/control-plane';
+import { ACCEPTED_SPECS, REFUSED_SPECS, functionService } from './helpers/refused-manifests';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(120_000);
@@ -401,5 +404,53 @@ describe('invalid objects are refused with a message naming the field', () => {
     const lax = await dryRun(withRule(rule), ['--validate=false']);
     expect(lax.code).not.toBe(0);
     expect(lax.stderr).toContain(`${deepest}.rule: Unsupported value: "and"`);
+  });
+});
+
+describe('failure settings: the CEL rules refuse what the manifest schema refuses (test/helpers/refused-manifests.ts)', () => {
+  test.each(REFUSED_SPECS.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    await expectRefused(JSON.stringify(functionService(c.spec)), ...c.apiServer);
+  });
+
+  test.each(ACCEPTED_SPECS.map((c) => [c.name, c] as const))('accepts %s', async (_name, c) => {
+    const r = await dryRun(JSON.stringify(functionService(c.spec)), ['--validate=strict']);
+    expect(out(r)).toContain('created (server dry run)');
+  });
+
+  test.each([['sometimes'], [499], [600], ['503']])('a retryOn entry %j', async (entry) => {
+    await expectRefused(
+      JSON.stringify(functionService({ functions: [{ name: 'f', retry: { retryOn: ['reset', entry] } }] })),
+      'spec.functions[0].retry.retryOn[1]',
+      '"reset", "timeout", "5xx" or one status from 500 to 599',
+    );
+  });
+
+  test('a service at the most functions, each with every failure setting, fits the CEL cost budget', async () => {
+    const functions = Array.from({ length: MAX_FUNCTIONS }, (_, i) => ({
+      name: `f${i}`,
+      timeoutMs: 2000,
+      idempotent: true,
+      retry: {
+        attempts: 3,
+        backoff: { initialMs: 5, maxMs: 50 },
+        retryOn: ['reset', 'timeout', 503],
+        perTryTimeoutMs: 500,
+      },
+    }));
+    const spec = { retry: { perTryTimeoutMs: 500, retryOn: ['timeout'] }, functions };
+    const r = await dryRun(JSON.stringify(functionService(spec, 'many')));
+    expect(out(r)).toContain('created (server dry run)');
+  });
+
+  test('the server fills in queueLength, and kubectl explain documents the new fields with their defaults', async () => {
+    const r = await dryRun(fsvc('queued', '  container: { image: example/q:1 }'), ['-o', 'json']);
+    expect((JSON.parse(r.stdout) as { spec: { queueLength: number } }).spec.queueLength).toBe(DEFAULT_QUEUE_LENGTH);
+    const spec = await ok(['explain', 'functionservice.spec']);
+    for (const field of ['queueLength', 'retry', 'outlierDetection', 'circuitBreaker'])
+      expect(spec).toMatch(new RegExp(`^  ${field}\\s`, 'm'));
+    const fn = (await ok(['explain', 'functionservice.spec.functions'])).replace(/\s+/g, ' ');
+    expect(fn).toContain('idempotent');
+    const od = (await ok(['explain', 'functionservice.spec.outlierDetection'])).replace(/\s+/g, ' ');
+    expect(od).toContain(`Default: ${DEFAULT_OUTLIER_DETECTION.consecutiveFailures}.`);
   });
 });
