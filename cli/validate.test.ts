@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { validatePaths } from './validate';
+import { parseFunctionService } from '../common/manifest';
+import { describeRetryPolicy, functionLines, validatePaths } from './validate';
 
 describe('fnmesh validate', () => {
   it('lists the functions of each service (the 404 of an unknown function does not)', async () => {
@@ -7,6 +8,48 @@ describe('fnmesh validate', () => {
     expect(result.errors).toBe(0);
     expect(result.lines).toEqual([
       { ok: true, text: expect.stringMatching(/text\.yaml: default\/text \(upper, count\)$/) },
+      {
+        ok: true,
+        text: '    default/text upper: retries: calls that never ran, 4 attempts (back-off 10–250 ms); calls that may have run: reset, timeout, 5xx',
+      },
+      {
+        ok: true,
+        text: '    default/text count: retries: calls that never ran, 4 attempts (back-off 10–250 ms); calls that may have run: never (at-most-once)',
+      },
     ]);
+  });
+});
+
+describe('the retry policy of each function', () => {
+  const shop = parseFunctionService(
+    {
+      apiVersion: 'fnmesh.io/v1alpha1',
+      kind: 'FunctionService',
+      metadata: { name: 'shop', namespace: 'prod' },
+      spec: {
+        retry: { attempts: 3, backoff: { maxMs: 100 } },
+        functions: [
+          { name: 'charge' },
+          { name: 'quote', retry: { retryOn: ['reset', 503, 'timeout'], perTryTimeoutMs: 800 } },
+          { name: 'once', retry: { attempts: 1 } },
+          { name: 'default', rule: { rule: 'deny' } },
+        ],
+      },
+    },
+    'shop.yaml',
+  );
+
+  test('is resolved from the service and the function, in words; the default rule holder is not a function', () => {
+    expect(functionLines(shop)).toEqual([
+      '    prod/shop charge: retries: calls that never ran, 3 attempts (back-off 10–100 ms); calls that may have run: never (at-most-once)',
+      '    prod/shop quote: retries: calls that never ran, 3 attempts (back-off 10–100 ms); calls that may have run: reset, 503, timeout; per-try timeout 800 ms',
+      '    prod/shop once: retries: none (1 attempt)',
+    ]);
+  });
+
+  test('one attempt retries nothing, whatever retryOn says', () => {
+    expect(describeRetryPolicy({ attempts: 1, backoff: { initialMs: 1, maxMs: 1 }, retryOn: ['5xx'] })).toBe(
+      'retries: none (1 attempt)',
+    );
   });
 });
