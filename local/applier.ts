@@ -131,7 +131,9 @@ export class PlanApplier<R extends AppliedReplica> {
 
   private async restartOneByOne(plan: ServicePlan, indices: number[]): Promise<void> {
     const { replicas, say } = this.options;
-    say(`${plan.key}: its spec.local, ports or limits changed; restarting ${indices.length} replica(s) one at a time`);
+    say(
+      `${plan.key}: its spec.local, ports, limits or sidecar settings changed; restarting ${indices.length} replica(s) one at a time`,
+    );
     for (const index of indices) {
       if (this.closed) return;
       const old = this.take(plan.key, index);

@@ -38,7 +38,7 @@ describe('desiredState', () => {
     expect(state.services.get('default/a')!.cwd).toBe(path.resolve('/base'));
   });
 
-  it('changes the fingerprint for command, env, functions, port and limits, not for rules or replicas', () => {
+  it('changes the fingerprint for command, env, functions, port, limits, queue and outlier detection, not for rules, retries or replicas', () => {
     const fp = (spec: Record<string, unknown>): string =>
       desiredState([{ service: fsvc('a', { local, ...spec }), file: '/m/a.yaml' }], '/').services.get('default/a')!
         .fingerprint;
@@ -48,6 +48,12 @@ describe('desiredState', () => {
     expect(fp({ functions: [{ name: 'f' }, { name: 'g' }] })).not.toBe(base);
     expect(fp({ port: 9000, functions: [{ name: 'f' }] })).not.toBe(base);
     expect(fp({ concurrency: 3, functions: [{ name: 'f' }] })).not.toBe(base);
+    expect(fp({ queueLength: 3, functions: [{ name: 'f' }] })).not.toBe(base);
+    expect(fp({ outlierDetection: { consecutiveFailures: 2 }, functions: [{ name: 'f' }] })).not.toBe(base);
+    // The gateway's settings reach it through the manifest, not through the replicas' processes.
+    expect(
+      fp({ retry: { attempts: 2 }, circuitBreaker: { openMs: 9 }, functions: [{ name: 'f', idempotent: true }] }),
+    ).toBe(base);
     expect(fp({ timeoutMs: 3, functions: [{ name: 'f' }] })).not.toBe(base);
     expect(fp({ local: { command: ['node', 'other.js'] }, functions: [{ name: 'f' }] })).not.toBe(base);
     expect(fp({ local: { ...local, env: { A: '1' } }, functions: [{ name: 'f' }] })).not.toBe(base);

@@ -72,6 +72,8 @@ export function desiredState(sourced: SourcedService[], baseDir: string): Desire
       port: spec.port,
       healthPath: spec.healthPath,
       concurrency: spec.concurrency,
+      queueLength: spec.queueLength,
+      outlierDetection: spec.outlierDetection ?? null,
       timeoutMs: spec.timeoutMs,
     };
     services.set(key, {

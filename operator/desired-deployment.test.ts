@@ -12,6 +12,7 @@ import {
 import { SIDECAR_CONTAINER_NAME, hasNativeSidecar } from './sidecar-injection';
 import { CREDS_MOUNT_DIR, CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
 import { SIDECAR_ENV } from '../common/sidecar-env';
+import { DEFAULT_QUEUE_LENGTH } from '../common/resilience';
 import { CREDS_VOLUME_NAME, credsVolume } from './creds-volume';
 
 const cfg: SidecarTemplateConfig = loadOperatorConfig({
@@ -155,6 +156,51 @@ describe('desiredDeployment', () => {
     const withToken = { ...cfg, natsAuth: 'none' as const, natsTokenSecret: { name: 'nats-auth', key: 'token' } };
     for (const name of Object.keys(envMap(sidecarOf(service(), withToken).env))) expect(readBySidecar).toContain(name);
     for (const name of Object.keys(envMap(sidecarOf(service(), cfg).env))) expect(readBySidecar).toContain(name);
+  });
+
+  test('a FunctionService without failure settings: the sidecar env it had before, plus FNMESH_QUEUE_LENGTH', () => {
+    const env = sidecarOf(service()).env!;
+    expect(env.map((e) => e.name)).toEqual([
+      'FNMESH_NAMESPACE',
+      'FNMESH_SERVICE',
+      'FNMESH_FUNCTIONS',
+      'FNMESH_NATS_URL',
+      'FNMESH_NATS_CREDS',
+      'FNMESH_FUNCTION_PORT',
+      'FNMESH_HEALTH_PATH',
+      'FNMESH_CONCURRENCY',
+      'FNMESH_QUEUE_LENGTH',
+      'FNMESH_TIMEOUT_MS',
+      'FNMESH_OPS_LISTEN',
+      'FNMESH_CALL_LISTEN',
+      'FNMESH_DRAIN_TIMEOUT_MS',
+      'FNMESH_REPLICA_ID',
+    ]);
+    expect(envMap(env)[SIDECAR_ENV.queueLength]).toBe(String(DEFAULT_QUEUE_LENGTH));
+  });
+
+  test('queueLength and outlierDetection reach the sidecar as the FunctionService says', () => {
+    const outlierDetection = { consecutiveFailures: 3, baseEjectionMs: 1000 };
+    const env = envMap(sidecarOf(service({ queueLength: 0, outlierDetection })).env);
+    expect(env[SIDECAR_ENV.queueLength]).toBe('0');
+    expect(JSON.parse(env[SIDECAR_ENV.outlierDetection]!)).toEqual(outlierDetection);
+  });
+
+  test('gateway-only settings (retry, idempotent, circuitBreaker) leave the Deployment as it is: no rollout', () => {
+    const plain = desiredDeployment(service(), cfg);
+    const withGatewaySettings = desiredDeployment(
+      service({
+        retry: { attempts: 2, backoff: { maxMs: 100 }, retryOn: ['reset'] },
+        circuitBreaker: { consecutiveFailures: 1, openMs: 100, maxOpenMs: 200 },
+        functions: [
+          { name: 'create', idempotent: true, retry: { retryOn: ['5xx'] } },
+          { name: 'default', rule: { rule: 'deny' } },
+          { name: 'list_all' },
+        ],
+      }),
+      cfg,
+    );
+    expect(withGatewaySettings).toEqual(plain);
   });
 
   test('with minted credentials, only the sidecar mounts its Secret read-only and reads it as FNMESH_NATS_CREDS', () => {

@@ -17,7 +17,7 @@ import type {
 import { API_VERSION, KIND } from '../common/crd-names';
 import { FUNCTION_ENV, functionEnv as meshFunctionEnv } from '../common/function-protocol';
 import type { FunctionService } from '../common/manifest';
-import { sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
+import { SIDECAR_ENV, sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
 import type { SidecarTemplateConfig } from './config';
 import { CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
 import { credsVolume, withCredsMount } from './creds-volume';
@@ -41,6 +41,16 @@ export const DRAIN_PATH = '/drain';
  * close after it (its subscription is already drained, so that is a NATS flush: milliseconds).
  */
 export const GRACE_MARGIN_SECONDS = 10;
+
+/** Where the sidecar's variables sit in the Deployment. */
+export const SIDECAR_ENV_PATH = `spec.template.spec.initContainers[${SIDECAR_CONTAINER_NAME}].env`;
+/**
+ * The list items only the operator writes (drift.ts's `ownedNames`): every variable the sidecar reads, so that
+ * one the operator stops setting (spec.outlierDetection taken out) rolls the Deployment.
+ */
+export const OPERATOR_OWNED_ITEMS: Readonly<Record<string, readonly string[]>> = {
+  [SIDECAR_ENV_PATH]: Object.values(SIDECAR_ENV),
+};
 
 /** A FunctionService read from the API server: it has a uid (owner references need it). */
 export type ClusterFunctionService = FunctionService & { metadata: { uid: string } };

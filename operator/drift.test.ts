@@ -1,7 +1,7 @@
 import type { V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import { parseFunctionService } from '../common/manifest';
 import { loadOperatorConfig } from './config';
-import { desiredDeployment, type ClusterFunctionService } from './desired-deployment';
+import { OPERATOR_OWNED_ITEMS, desiredDeployment, type ClusterFunctionService } from './desired-deployment';
 import { driftPaths, quantityValue } from './drift';
 
 const cfg = loadOperatorConfig({
@@ -9,16 +9,14 @@ const cfg = loadOperatorConfig({
   FNMESH_SIDECAR_NATS_URL: 'nats://nats:4222',
   FNMESH_SIDECAR_CPU_REQUEST: '0.05',
 }).sidecar;
+const fsInput = {
+  apiVersion: 'fnmesh.io/v1alpha1',
+  kind: 'FunctionService',
+  metadata: { name: 'orders', namespace: 'shop' },
+  spec: { container: { image: 'orders:1', args: ['--fast'] }, functions: [{ name: 'create' }] },
+};
 const fs = {
-  ...parseFunctionService(
-    {
-      apiVersion: 'fnmesh.io/v1alpha1',
-      kind: 'FunctionService',
-      metadata: { name: 'orders', namespace: 'shop' },
-      spec: { container: { image: 'orders:1', args: ['--fast'] }, functions: [{ name: 'create' }] },
-    },
-    't',
-  ),
+  ...parseFunctionService(fsInput, 't'),
   metadata: { name: 'orders', namespace: 'shop', uid: 'u1' },
 } as ClusterFunctionService;
 
@@ -93,6 +91,52 @@ describe('driftPaths', () => {
     const observed = asServerReturns();
     edit(observed);
     expect(driftPaths(desiredDeployment(fs, cfg), observed)).toEqual(paths);
+  });
+
+  describe('the failure settings the sidecar reads', () => {
+    const env = 'spec.template.spec.initContainers[fnmesh-sidecar].env';
+    const withSpec = (spec: Record<string, unknown>): ClusterFunctionService =>
+      ({
+        ...parseFunctionService({ ...fsInput, spec: { ...fsInput.spec, ...spec } }, 't'),
+        metadata: fs.metadata,
+      }) as ClusterFunctionService;
+    const drift = (next: ClusterFunctionService, observed = asServerReturns()) =>
+      driftPaths(desiredDeployment(next, cfg), observed, { ownedNames: OPERATOR_OWNED_ITEMS });
+
+    test('a new queueLength rolls the Deployment', () => {
+      expect(drift(withSpec({ queueLength: 8 }))).toEqual([`${env}[FNMESH_QUEUE_LENGTH].value`]);
+    });
+
+    test('outlierDetection added, changed or taken out rolls the Deployment', () => {
+      expect(drift(withSpec({ outlierDetection: { consecutiveFailures: 3 } }))).toEqual([
+        `${env}[FNMESH_OUTLIER_DETECTION]`,
+      ]);
+      const ejecting = structuredClone(asServerReturns());
+      sidecar(ejecting).env!.push({ name: 'FNMESH_OUTLIER_DETECTION', value: '{"consecutiveFailures":3}' });
+      expect(drift(withSpec({ outlierDetection: { consecutiveFailures: 3 } }), ejecting)).toEqual([]);
+      expect(drift(withSpec({ outlierDetection: { consecutiveFailures: 4 } }), ejecting)).toEqual([
+        `${env}[FNMESH_OUTLIER_DETECTION].value`,
+      ]);
+      // Taken out of the spec: the variable is no longer desired, and only the operator sets it.
+      expect(drift(fs, ejecting)).toEqual([`${env}[FNMESH_OUTLIER_DETECTION]`]);
+      // Without ownedNames an extra item is never drift (someone else's).
+      expect(driftPaths(desiredDeployment(fs, cfg), ejecting)).toEqual([]);
+    });
+
+    test("a variable someone else added to the sidecar is not the operator's to remove", () => {
+      const observed = asServerReturns();
+      sidecar(observed).env!.push({ name: 'HTTPS_PROXY', value: 'http://proxy:3128' });
+      expect(drift(fs, observed)).toEqual([]);
+    });
+
+    test('gateway-only settings (retry, idempotent, circuitBreaker) change nothing in the Deployment', () => {
+      const gatewayOnly = withSpec({
+        retry: { attempts: 2, retryOn: ['reset'] },
+        circuitBreaker: { consecutiveFailures: 9 },
+        functions: [{ name: 'create', idempotent: true, retry: { attempts: 3 } }],
+      });
+      expect(drift(gatewayOnly)).toEqual([]);
+    });
   });
 
   test('nothing observed: everything differs', () => {

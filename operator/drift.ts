@@ -7,6 +7,10 @@
  * lists of named items (containers, env, ports, owner references) are matched by name, other lists
  * (command, args, capabilities) must be equal, and resource quantities are compared by value (the server
  * rewrites `0.1` as `100m`).
+ *
+ * Observed items that are not desired are someone else's (a container added by hand), except in the lists of
+ * `ownedNames`: there an item of one of the given names that is no longer desired is drift too, so that a
+ * setting taken out of the spec (a sidecar variable the operator stops setting) reaches the pods.
  */
 
 type Json = unknown;
@@ -52,17 +56,29 @@ function underResources(path: string): boolean {
   return /\.resources\.(requests|limits)\.[^.]+$/.test(path);
 }
 
-function walk(desired: Json, observed: Json, path: string, out: string[]): void {
+export interface DriftOptions {
+  /** By the path of a named list (`a.b[name].env`): the item names that only the applier writes in it. */
+  ownedNames?: Readonly<Record<string, readonly string[]>>;
+}
+
+function walk(desired: Json, observed: Json, path: string, out: string[], opts: DriftOptions): void {
   if (Array.isArray(desired)) {
     if (!Array.isArray(observed)) {
       out.push(path);
       return;
     }
+    const owned = opts.ownedNames?.[path];
+    if (owned) {
+      for (const o of observed) {
+        if (!isObject(o) || typeof o.name !== 'string' || !owned.includes(o.name)) continue;
+        if (!desired.some((d) => isObject(d) && d.name === o.name)) out.push(`${path}[${o.name}]`);
+      }
+    }
     if (isNamedList(desired)) {
       for (const item of desired as Array<Record<string, Json>>) {
         const match = observed.find((o) => isObject(o) && o.name === item.name);
         if (match === undefined) out.push(`${path}[${String(item.name)}]`);
-        else walk(item, match, `${path}[${String(item.name)}]`, out);
+        else walk(item, match, `${path}[${String(item.name)}]`, out, opts);
       }
       return;
     }
@@ -70,7 +86,7 @@ function walk(desired: Json, observed: Json, path: string, out: string[]): void 
       out.push(path);
       return;
     }
-    desired.forEach((d, i) => walk(d, observed[i], `${path}[${i}]`, out));
+    desired.forEach((d, i) => walk(d, observed[i], `${path}[${i}]`, out, opts));
     return;
   }
   if (isObject(desired)) {
@@ -80,7 +96,7 @@ function walk(desired: Json, observed: Json, path: string, out: string[]): void 
     }
     for (const [k, v] of Object.entries(desired)) {
       if (v === undefined) continue;
-      walk(v, observed[k], path ? `${path}.${k}` : k, out);
+      walk(v, observed[k], path ? `${path}.${k}` : k, out, opts);
     }
     return;
   }
@@ -94,8 +110,8 @@ function walk(desired: Json, observed: Json, path: string, out: string[]): void 
 }
 
 /** The paths where `observed` does not hold what `desired` says; empty when no apply is needed. */
-export function driftPaths(desired: Json, observed: Json): string[] {
+export function driftPaths(desired: Json, observed: Json, opts: DriftOptions = {}): string[] {
   const out: string[] = [];
-  walk(desired, observed, '', out);
+  walk(desired, observed, '', out, opts);
   return out;
 }

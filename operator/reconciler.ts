@@ -34,7 +34,12 @@ import { requeueDelayMs, type NatsCredsMinter } from './creds-minter';
 import { responseTtlMsFor } from './nats-creds';
 import type { SidecarTemplateConfig } from './config';
 import { TerminalError, type ReconcileResult } from './controller';
-import { InvalidSpecError, desiredDeployment, type ClusterFunctionService } from './desired-deployment';
+import {
+  InvalidSpecError,
+  OPERATOR_OWNED_ITEMS,
+  desiredDeployment,
+  type ClusterFunctionService,
+} from './desired-deployment';
 import { driftPaths } from './drift';
 import { NOT_OWNED_REASON, deploymentOwnership } from './ownership';
 import type { EventRecorder, InvolvedObject } from './events';
@@ -266,7 +271,9 @@ export class FunctionServiceReconciler {
     this.o.foreignWatches?.release(key);
 
     let deployment: V1Deployment | undefined = observed;
-    const drift = observed ? driftPaths(comparedPart(desired), observed) : ['(the Deployment does not exist)'];
+    const drift = observed
+      ? driftPaths(comparedPart(desired), observed, { ownedNames: OPERATOR_OWNED_ITEMS })
+      : ['(the Deployment does not exist)'];
     if (drift.length === 0 && !readLive && fingerprint !== undefined) this.inSync.set(key, fingerprint);
     if (drift.length > 0)
       log.debug('the Deployment differs from the desired one', { drift: drift.slice(0, 20), alreadyApplied });
