@@ -557,7 +557,11 @@ function statusSchema(): Schema {
         { format: 'int64' },
       ),
       replicas: count('Replicas (pods) that exist for the service.'),
-      readyReplicas: count('Replicas whose function and sidecar are both ready to take calls.'),
+      readyReplicas: count(
+        'Replicas whose function and sidecar are both ready to take calls. A sidecar is not ready while it keeps its ' +
+          'replica out of rotation: its function down or failing its health check, or the replica ejected by outlier ' +
+          "detection (the sidecar's GET /readyz says which).",
+      ),
       updatedReplicas: count('Replicas running the latest spec.'),
       availableReplicas: count("Replicas ready for at least the Deployment's minReadySeconds."),
       selector: str(

@@ -3,6 +3,7 @@ import {
   computeStatus,
   kubeTime,
   statusEqual,
+  unavailableReplicasHint,
   type Condition,
   type ObservedDeployment,
   type StatusSubject,
@@ -248,7 +249,15 @@ describe('replicas lost after the service was Ready', () => {
       Progressing: 'False/RolloutComplete',
       Degraded: 'True/ReplicasUnavailable',
     });
-    expect(lost.conditions.find((c) => c.type === 'Degraded')?.message).toContain('1/3 replicas available');
+    expect(lost.conditions.find((c) => c.type === 'Degraded')?.message).toBe(
+      '1/3 replicas available, 3 updated; replicas became unavailable after the service was ready (pods failing or ' +
+        'not ready); unready replicas include those their sidecar took out of rotation (function down or unhealthy, ' +
+        'or ejected by outlier detection); see kubectl describe pod -l fnmesh.io/service=orders, the reason in the ' +
+        "sidecar's GET /readyz on its fnmesh-ops port, and the gateway's GET /v1/services",
+    );
+    expect(lost.conditions.find((c) => c.type === 'Ready')?.message).toBe(
+      `1/3 replicas available, 3 updated; ${unavailableReplicasHint('orders')}`,
+    );
     const still = computeStatus(fs, { deployment: failing }, t1, lost);
     expect(statusEqual(lost, still)).toBe(true);
     const back = computeStatus(fs, { deployment: healthy }, t1, still);
@@ -271,6 +280,23 @@ describe('replicas lost after the service was Ready', () => {
       Progressing: 'True/NewReplicaSetAvailable',
       Degraded: 'False/AsExpected',
     });
+  });
+
+  test('the hint of where to look comes with replicas that are unavailable, not with a rollout starting pods', () => {
+    const stuck = computeStatus(
+      fs,
+      {
+        deployment: deployment({ replicas: 3, ready: 1, updated: 3, available: 1 }, [
+          progressing('False', 'ProgressDeadlineExceeded', 'ReplicaSet "orders-1" has timed out progressing.'),
+        ]),
+      },
+      t0,
+    );
+    expect(stuck.conditions.find((c) => c.type === 'Degraded')?.message).toBe(
+      `1/3 replicas available, 3 updated; the rollout passed its progress deadline; ${unavailableReplicasHint('orders')}`,
+    );
+    const rolling = computeStatus(fs, { deployment: failing }, t0);
+    expect(rolling.conditions.find((c) => c.type === 'Ready')?.message).toBe('1/3 replicas available, 3 updated');
   });
 
   test('never Ready at this generation: not Degraded', () => {

@@ -4,7 +4,7 @@
  * previous status tells the reconciler whether a write is needed at all.
  */
 import type { V1Deployment, V1DeploymentCondition } from '@kubernetes/client-node';
-import { SERVICE_LABEL } from './desired-deployment';
+import { OPS_PORT_NAME, SERVICE_LABEL } from './desired-deployment';
 import { NOT_OWNED_REASON } from './ownership';
 
 export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
@@ -81,6 +81,19 @@ function plural(n: number): string {
   return n === 1 ? 'replica' : 'replicas';
 }
 
+/**
+ * What an unavailable replica can be, and where to look: besides pods that crash or fail to start, a replica
+ * is not ready while its sidecar keeps it out of rotation (its function down or failing its health check,
+ * or ejected by outlier detection), and the sidecar's /readyz says which.
+ */
+export function unavailableReplicasHint(service: string): string {
+  return (
+    'unready replicas include those their sidecar took out of rotation (function down or unhealthy, or ejected ' +
+    `by outlier detection); see kubectl describe pod -l ${SERVICE_LABEL}=${service}, the reason in the sidecar's ` +
+    `GET /readyz on its ${OPS_PORT_NAME} port, and the gateway's GET /v1/services`
+  );
+}
+
 export function computeStatus(
   fs: StatusSubject,
   observed: Observed,
@@ -105,6 +118,7 @@ export function computeStatus(
     replicas === desired &&
     (d.spec?.replicas ?? desired) === desired;
   const counts = `${availableReplicas}/${desired} ${plural(desired)} available, ${updatedReplicas} updated`;
+  const hint = unavailableReplicasHint(fs.metadata.name);
   const generation = fs.metadata.generation;
   // Replicas lost after the service was Ready at this same generation (pods crash-looping, failing their
   // readiness probe, evicted): no rollout is under way, so the Deployment keeps saying its rollout completed
@@ -167,7 +181,7 @@ export function computeStatus(
         progressing.message ?? 'the rollout made no progress within its deadline',
       );
     } else if (lostReplicas) {
-      ready = cond('Ready', 'False', 'ReplicasNotAvailable', counts);
+      ready = cond('Ready', 'False', 'ReplicasNotAvailable', `${counts}; ${hint}`);
       prog = cond('Progressing', 'False', 'RolloutComplete', `the rollout is complete; ${counts}`);
     } else {
       ready = cond(
@@ -186,13 +200,18 @@ export function computeStatus(
         replicaFailure.message ?? 'pods of the service cannot be created',
       );
     } else if (deadlineExceeded && availableReplicas < desired) {
-      degraded = cond('Degraded', 'True', 'ReplicasUnavailable', `${counts}; the rollout passed its progress deadline`);
+      degraded = cond(
+        'Degraded',
+        'True',
+        'ReplicasUnavailable',
+        `${counts}; the rollout passed its progress deadline; ${hint}`,
+      );
     } else if (lostReplicas) {
       degraded = cond(
         'Degraded',
         'True',
         'ReplicasUnavailable',
-        `${counts}; replicas became unavailable after the service was ready (pods failing or not ready)`,
+        `${counts}; replicas became unavailable after the service was ready (pods failing or not ready); ${hint}`,
       );
     } else {
       degraded = cond('Degraded', 'False', 'AsExpected', 'no failure observed');
