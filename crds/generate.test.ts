@@ -14,6 +14,12 @@ import { parseOperand } from '../gateway/rules';
 import { functionServiceSpecSchema, parseManifests } from '../common/manifest';
 import { DNS_LABEL, FUNCTION_NAME } from '../common/names';
 import { MATCH_OPERATORS, MATCH_TYPES } from '../common/rule';
+import {
+  DEFAULT_CIRCUIT_BREAKER,
+  DEFAULT_OUTLIER_DETECTION,
+  DEFAULT_QUEUE_LENGTH,
+  DEFAULT_RETRY,
+} from '../common/resilience';
 
 const repo = path.resolve(__dirname, '..');
 const crdText = readFileSync(path.join(__dirname, generator.CRD_FILE), 'utf8');
@@ -473,5 +479,49 @@ describe('the mistyped-variable pattern agrees with the gateway', () => {
       if (typo.test(s) && !gatewayRefuses(s)) wrong.push(s);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+// ------------------------------------------------------------------------------------ the README
+
+describe("the README's FunctionService table", () => {
+  const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+  /** `spec.x` → its default as the table writes it (rows may name several fields with as many defaults). */
+  const rows = new Map<string, string>();
+  for (const line of readme.split('\n')) {
+    if (!line.startsWith('| `spec.')) continue;
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
+    const fields = [...cells[0]!.matchAll(/`(spec\.[^`]+)`/g)].map((m) => m[1]!);
+    const defaults = cells[1]!.split(', ');
+    fields.forEach((f, i) => rows.set(f, fields.length === defaults.length ? defaults[i]! : cells[1]!));
+  }
+  const expected: [string, unknown][] = [
+    ['spec.replicas', functionServiceSpecSchema.shape.replicas.parse(undefined)],
+    ['spec.port', functionServiceSpecSchema.shape.port.parse(undefined)],
+    ['spec.concurrency', functionServiceSpecSchema.shape.concurrency.parse(undefined)],
+    ['spec.queueLength', DEFAULT_QUEUE_LENGTH],
+    ['spec.timeoutMs', functionServiceSpecSchema.shape.timeoutMs.parse(undefined)],
+    ['spec.retry.attempts', DEFAULT_RETRY.attempts],
+    ['spec.retry.backoff.initialMs', DEFAULT_RETRY.backoff.initialMs],
+    ['spec.retry.backoff.maxMs', DEFAULT_RETRY.backoff.maxMs],
+    ...Object.entries(DEFAULT_OUTLIER_DETECTION).map(([k, v]): [string, unknown] => [`spec.outlierDetection.${k}`, v]),
+    ...Object.entries(DEFAULT_CIRCUIT_BREAKER).map(([k, v]): [string, unknown] => [`spec.circuitBreaker.${k}`, v]),
+  ];
+
+  test.each(expected)('lists %s with its default, %p', (field, value) => {
+    expect([field, rows.get(field)?.replace(/`/g, '')]).toEqual([field, String(value)]);
+  });
+
+  test('lists every field of the manifest that a user sets (container and local as a whole)', () => {
+    const fields: ZodField[] = [];
+    zodFields(functionServiceSpecSchema, '', fields);
+    const missing = fields
+      .map((f) => `spec${f.path}`)
+      .filter((p) => !/^spec\.(container|local)\.|^spec\.functions\[\]\.retry\./.test(p))
+      .filter((p) => ![...rows.keys()].some((r) => r === p || r.startsWith(`${p}.`) || r.startsWith(`${p}[]`)));
+    expect(missing).toEqual([]);
   });
 });
