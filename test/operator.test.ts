@@ -285,6 +285,29 @@ describe('the Deployment follows the spec', () => {
     expect(fs.status?.observedGeneration).toBe(fs.metadata.generation);
   });
 
+  test('queueLength and outlierDetection reach the sidecar, and outlierDetection taken out of the spec leaves it', async () => {
+    const patch = { spec: { queueLength: 8, outlierDetection: { consecutiveFailures: 3 } } };
+    await kubectl(['patch', 'fsvc', name, '-n', NS, '--type', 'merge', '-p', JSON.stringify(patch)]);
+    await waitFor(
+      async () => {
+        const env = envOf(sidecarOf((await getDeployment(name))!));
+        return env.FNMESH_QUEUE_LENGTH === '8' && env.FNMESH_OUTLIER_DETECTION === '{"consecutiveFailures":3}';
+      },
+      { what: 'the sidecar env to carry the queue length and the outlier detection' },
+    );
+    const remove = [{ op: 'remove', path: '/spec/outlierDetection' }];
+    await kubectl(['patch', 'fsvc', name, '-n', NS, '--type', 'json', '-p', JSON.stringify(remove)]);
+    const d = await waitFor(
+      async () => {
+        const d = (await getDeployment(name))!;
+        return 'FNMESH_OUTLIER_DETECTION' in envOf(sidecarOf(d)) ? undefined : d;
+      },
+      { what: 'FNMESH_OUTLIER_DETECTION to leave the sidecar env' },
+    );
+    expect(envOf(sidecarOf(d)).FNMESH_QUEUE_LENGTH).toBe('8');
+    await waitReady(name, 2);
+  });
+
   test('kubectl scale fsvc scales the Deployment', async () => {
     await kubectl(['scale', 'fsvc', name, '-n', NS, '--replicas=3']);
     await waitFor(async () => (await getDeployment(name))?.spec.replicas === 3, {
