@@ -1,4 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { REFUSED_SPECS, functionService } from '../test/helpers/refused-manifests';
 import { parseFunctionService } from '../common/manifest';
 import { describeRetryPolicy, functionLines, validatePaths } from './validate';
 
@@ -50,6 +53,24 @@ describe('the retry policy of each function', () => {
   test('one attempt retries nothing, whatever retryOn says', () => {
     expect(describeRetryPolicy({ attempts: 1, backoff: { initialMs: 1, maxMs: 1 }, retryOn: ['5xx'] })).toBe(
       'retries: none (1 attempt)',
+    );
+  });
+});
+
+describe('failure settings that contradict each other', () => {
+  test('are refused with the message the manifest schema gives (the same specs the API server refuses)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-validate-failures-'));
+    const files = REFUSED_SPECS.map((c, i) => {
+      const file = path.join(dir, `case-${i}.yaml`);
+      writeFileSync(file, JSON.stringify(functionService(c.spec))); // JSON is YAML
+      return file;
+    });
+    const result = await validatePaths([dir]);
+    expect(result.errors).toBe(REFUSED_SPECS.length);
+    expect(result.lines).toEqual(
+      expect.arrayContaining(
+        REFUSED_SPECS.map((c, i) => ({ ok: false, text: `${files[i]}: invalid FunctionService: ${c.zod}` })),
+      ),
     );
   });
 });
