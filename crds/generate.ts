@@ -10,7 +10,9 @@
  * types and operators come from common/; the leaves of the spec (numbers with their bounds and defaults,
  * strings with their patterns, the match types and operators) are taken from the zod schema by
  * `z.toJSONSchema`. What only Kubernetes needs is written here: descriptions (`kubectl explain`), int32
- * formats, maxLength bounds (CEL's cost estimate), the x-kubernetes-* markers and the CEL rules.
+ * formats, maxLength bounds (CEL's cost estimate), the x-kubernetes-* markers and the CEL rules. The failure
+ * settings (retry, idempotent, outlierDetection, circuitBreaker) and their cross-field rules are in
+ * crds/failure-settings.ts, the leaf builder (`fromZod`) in crds/openapi.ts.
  *
  * Why a generator: rules nest (`and`/`or` clauses hold any rule) but a structural OpenAPI schema cannot be
  * recursive, so the rule schema is unrolled to a fixed depth; and the mistyped-variable check is a regular
@@ -20,6 +22,8 @@
  * - `and`/`or` nest at most RULE_NESTING levels deep, with at most MAX_CLAUSES clauses each, and a service has
  *   at most MAX_FUNCTIONS functions: the API server refuses a CRD whose CEL rules could cost too much in the
  *   worst case, and that cost is the product of these bounds.
+ * - A CEL message may not build a string from an int (`string(x)`: its cost estimate is unbounded) nor filter
+ *   then map the functions; the failure settings' messages are static or name the first function that fails.
  * - Operands (`f1`, `f2`) may be strings, numbers, booleans or lists, so they are untyped in the schema and CEL
  *   cannot see them; the mistyped-variable check is an OpenAPI `pattern` (RE2) instead, for string operands
  *   only (not for the items of an `in` list). The gateway compiles every rule it loads and refuses (and
