@@ -1,6 +1,8 @@
 /**
- * One container of a process-backed pod: its process (started inside the pod's network namespace with
- * `nsenter --net`, in its own process group), its restarts with back-off, and its probes. It keeps the
+ * One container of a process-backed pod: its process (started inside the pod's network and mount namespaces
+ * with `nsenter --net --mount`, then in a mount namespace of its own — `unshare --mount` — where the
+ * script of cluster/volume-plan.ts binds its volumeMounts before it execs the container's argv; in its own
+ * process group), its restarts with back-off, and its probes. It keeps the
  * observation the pod's status is built from (cluster/pod-status.ts) and calls `onChange` whenever that may
  * have changed.
  */
@@ -10,6 +12,7 @@ import { onCrash, type BackoffPolicy, type BackoffState } from '../common/proces
 import { signalGroup } from '../common/process/supervisor';
 import { runAction, type PodHandle } from './pod-actions';
 import type { ContainerPlan, ProbePlan } from './pod-plan';
+import { mountScript } from './volume-plan';
 import type { ContainerObserved, ContainerState } from './pod-status';
 
 export interface ContainerDeps {
@@ -68,6 +71,11 @@ export class ContainerRunner {
     return this.child !== undefined;
   }
 
+  /** The current run's process id (its mount namespace is the container's). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   observed(): ContainerObserved {
     const o: ContainerObserved = {
       name: this.plan.name,
@@ -98,8 +106,25 @@ export class ContainerRunner {
   start(): void {
     if (this.stopping || this.child) return;
     const gen = ++this.generation;
-    const handle = this.handle();
-    const [cmd, ...args] = ['nsenter', `--net=/proc/${this.deps.sandboxPid()}/ns/net`, '--', ...this.plan.argv];
+    const sandbox = this.deps.sandboxPid();
+    // nsenter and unshare exec (no fork), and so does the script: the process started is the container's.
+    const [cmd, ...args] = [
+      'nsenter',
+      `--net=/proc/${sandbox}/ns/net`,
+      `--mount=/proc/${sandbox}/ns/mnt`,
+      `--wd=${this.plan.cwd}`,
+      '--',
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/sh',
+      '-c',
+      mountScript(this.plan.mounts ?? []),
+      `fnmesh-mounts-${this.plan.name}`,
+      ...this.plan.argv,
+    ];
     const child = spawn(cmd!, args, {
       cwd: this.plan.cwd,
       env: this.plan.env,
@@ -107,6 +132,7 @@ export class ContainerRunner {
       detached: true,
     });
     this.child = child;
+    const handle = this.handle();
     this.startedAtMs = Date.now();
     this.started = false;
     this.ready = false;
@@ -157,6 +183,7 @@ export class ContainerRunner {
     return {
       ingressPath: this.deps.ingressPath,
       sandboxPid: this.deps.sandboxPid(),
+      ...(this.child?.pid !== undefined ? { containerPid: this.child.pid } : {}),
       env: this.plan.env,
       cwd: this.plan.cwd,
     };

@@ -1,12 +1,17 @@
 /**
  * The node agent of `fnmesh cluster`: a small kubelet whose pods are local processes. It registers a Node,
  * keeps its Lease renewed, watches the pods bound to it, runs each one (cluster/pod-runner.ts: its own
- * network namespace, the pod spec's command, args, env and ports, probes, restarts, preStop hooks) and
+ * network and mount namespaces, its volumes mounted at each container's volumeMounts — cluster/pod-volumes.ts,
+ * refreshed while it runs —, the pod spec's command, args, env and ports, probes, restarts, preStop hooks) and
  * reports the pod's status the way a kubelet does, so the Deployment and ReplicaSet controllers see real
  * readiness. A deleted pod is stopped within its grace period and then removed (the kubelet's final
  * delete).
  *
- * What a kubelet does and this does not: volumes, resource limits, security contexts (the processes run as
+ * A volume it cannot mount (a type it does not model, a missing Secret or ConfigMap) keeps the pod Pending
+ * with the reason in its status and a FailedMount Event, and is tried again every volume sync.
+ *
+ * What a kubelet does and this does not: persistentVolumeClaims and the other volume types but configMap,
+ * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts (the processes run as
  * this user), images (a reference names a local folder: cluster/images.ts), `kubectl logs/exec` (the
  * containers' output is printed by `fnmesh cluster`, prefixed with pod and container).
  */
@@ -23,8 +28,11 @@ import type { Logger } from '../common/logger';
 import type { ChildListener } from '../common/process/supervisor';
 import type { BackoffPolicy } from '../common/process/backoff';
 import type { LocalImages } from './images';
+import { ContainerRunner } from './container-runner';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';
+import { PodVolumes, type VolumeSource } from './pod-volumes';
+import { mountProblemMessage } from './volume-plan';
 import { relay } from './relay';
 import { podStatus, type PodStatusPatch } from './pod-status';
 
@@ -52,6 +60,11 @@ export interface NodeAgentOptions {
   leaseDurationSeconds?: number;
   /** Restart back-off of crashed containers (default 1 s doubling to 30 s). */
   backoff?: BackoffPolicy;
+  /**
+   * How often each pod's volumes are synced: changed Secrets and ConfigMaps written, tokens renewed, a pod
+   * waiting for a volume tried again (default 10 s; the kubelet's sync period is about a minute).
+   */
+  volumeSyncMs?: number;
 }
 
 interface PodEntry {
@@ -65,6 +78,13 @@ interface PodEntry {
   runner?: PodRunner;
   /** Why the pod could not be set up (secrets missing, sandbox failed), shown as its status. */
   setupError?: string;
+  volumes?: PodVolumes;
+  /** Why its volumes cannot be mounted (the pod waits, retried every volume sync). */
+  mountProblem?: string;
+  /** The last FailedMount message sent as an Event (one Event per distinct message). */
+  mountEvent?: string;
+  /** runPod is under way. */
+  starting: boolean;
   stopping?: Promise<void>;
   lastWritten?: string;
   writing: boolean;
@@ -84,6 +104,7 @@ export class NodeAgent {
   private informer: ResilientInformer<V1Pod> | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
+  private volumeTimer: NodeJS.Timeout | undefined;
   private readonly egressServers: net.Server[] = [];
   private stopped = false;
   private readonly log: Logger;
@@ -113,6 +134,7 @@ export class NodeAgent {
         ),
       60_000,
     );
+    this.volumeTimer = setInterval(() => void this.syncVolumes(), this.options.volumeSyncMs ?? 10_000);
     this.informer = new ResilientInformer<V1Pod>({
       resource: 'pods',
       factory: jsonInformerFactory<V1Pod>({ client: this.client, path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' }),
@@ -133,6 +155,7 @@ export class NodeAgent {
     this.stopped = true;
     clearInterval(this.leaseTimer);
     clearInterval(this.statusTimer);
+    clearInterval(this.volumeTimer);
     await this.informer?.stop();
     await Promise.all([...this.pods.values()].map((e) => e.runner?.stop(Math.min(graceMs, this.graceOf(e.pod)))));
     for (const s of this.egressServers) s.close();
@@ -304,7 +327,10 @@ export class NodeAgent {
     const uid = pod.metadata?.uid;
     if (!uid) return;
     let entry = this.pods.get(uid);
-    if (entry) entry.pod = pod;
+    if (entry) {
+      entry.pod = pod;
+      entry.volumes?.update(pod);
+    }
     if (pod.metadata?.deletionTimestamp) {
       if (!entry) {
         void this.finalDelete(pod);
@@ -328,13 +354,115 @@ export class NodeAgent {
       dirty: false,
       lastConditions: [],
       gone: false,
+      starting: false,
     };
     this.pods.set(uid, entry);
     void this.runPod(entry);
   }
 
+  /** What pod volumes read, from the API server (as this agent: the kubelet's reads). */
+  private readonly volumeSource: VolumeSource = {
+    secret: async (ns, name) => {
+      const r = await this.call<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${ns}/secrets/${name}`);
+      if (r.status === 404) return undefined;
+      if (!r.ok) throw new Error(`cannot read Secret ${ns}/${name}: ${r.status} ${r.body}`);
+      return Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    },
+    configMap: async (ns, name) => {
+      const r = await this.call<{ data?: Record<string, string>; binaryData?: Record<string, string> }>(
+        'GET',
+        `/api/v1/namespaces/${ns}/configmaps/${name}`,
+      );
+      if (r.status === 404) return undefined;
+      if (!r.ok) throw new Error(`cannot read ConfigMap ${ns}/${name}: ${r.status} ${r.body}`);
+      return {
+        ...Object.fromEntries(Object.entries(r.body.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')])),
+        ...Object.fromEntries(Object.entries(r.body.binaryData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+      };
+    },
+    token: async (ns, sa, req) => {
+      const r = await this.call<{ status?: { token?: string; expirationTimestamp?: string } }>(
+        'POST',
+        `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
+        {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: req.audience ? [req.audience] : [],
+            expirationSeconds: req.expirationSeconds,
+            boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: req.podName, uid: req.podUid },
+          },
+        },
+      );
+      const token = r.ok ? r.body.status?.token : undefined;
+      if (!r.ok || !token)
+        throw new Error(
+          `the TokenRequest for ServiceAccount ${ns}/${sa} failed: ${r.status} ${JSON.stringify(r.body)}`,
+        );
+      const exp = r.body.status?.expirationTimestamp;
+      return {
+        token,
+        expiresAt: exp ? new Date(exp) : new Date(Date.now() + req.expirationSeconds * 1000),
+      };
+    },
+  };
+
+  /** Mounts fail: the pod waits with the reason (status, one Event per distinct message), tried again later. */
+  private mountFailed(e: PodEntry, message: string): void {
+    e.mountProblem = message;
+    if (e.mountEvent !== message) {
+      e.mountEvent = message;
+      this.log.warn(`${e.namespace}/${e.name}: ${message}`);
+      void this.event(e, 'Warning', 'FailedMount', message);
+    }
+    this.statusChanged(e);
+  }
+
+  /** Every volume sync: a waiting pod is tried again; a running pod's Secrets, ConfigMaps and tokens refreshed. */
+  private async syncVolumes(): Promise<void> {
+    for (const e of this.pods.values()) {
+      if (e.stopping || e.gone || this.stopped) continue;
+      if (!e.runner) {
+        if (e.mountProblem && !e.starting) void this.runPod(e);
+        continue;
+      }
+      if (!e.volumes?.refreshes) continue;
+      try {
+        const { plan, changed } = await e.volumes.sync();
+        if (plan.problems.length > 0) this.mountFailed(e, mountProblemMessage(plan.problems));
+        else if (changed.length > 0) this.log.info(`${e.namespace}/${e.name}: volumes updated: ${changed.join(', ')}`);
+      } catch (err) {
+        this.mountFailed(e, `MountVolume.SetUp failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
   private async runPod(e: PodEntry): Promise<void> {
+    e.starting = true;
     try {
+      const short = e.uid.slice(0, 8);
+      e.volumes ??= new PodVolumes(
+        e.pod,
+        path.join(this.options.runDir, 'pods', short),
+        this.volumeSource,
+        this.options.nodeName,
+      );
+      try {
+        const { plan } = await e.volumes.sync();
+        if (plan.problems.length > 0) {
+          this.mountFailed(e, mountProblemMessage(plan.problems));
+          return;
+        }
+      } catch (err) {
+        this.mountFailed(e, `MountVolume.SetUp failed: ${errorMessage(err)}`);
+        return;
+      }
+      if (e.mountProblem) {
+        e.mountProblem = undefined;
+        e.mountEvent = undefined;
+        this.statusChanged(e);
+      }
+      if (e.stopping || e.gone) return;
       const refs = referencedObjects(e.pod);
       const secrets = new Map<string, Record<string, string>>();
       const configMaps = new Map<string, Record<string, string>>();
@@ -371,13 +499,14 @@ export class NodeAgent {
       });
       for (const c of plan.containers) {
         if (isPlanError(c)) void this.event(e, 'Warning', 'Failed', `container ${c.name}: ${c.reason}: ${c.message}`);
+        else c.mounts = e.volumes.hostMounts(c.name);
       }
-      const short = e.uid.slice(0, 8);
       const runner = new PodRunner(plan, {
         podName: e.name,
         sandboxScript: this.options.sandboxScript,
         ingressPath: path.join(this.options.runDir, 'pods', `${short}.sock`),
         egress: this.options.egress.map((r) => ({ port: r.port, socketPath: this.egressPath(r.port) })),
+        tmpfsDirs: e.volumes.memoryDirs(),
         output: (container, stream, chunk) => this.options.output(e.label, container, stream, chunk),
         report: (level, message) => this.log[level](`${e.namespace}/${e.name}: ${message}`),
         onChange: () => this.statusChanged(e),
@@ -393,6 +522,8 @@ export class NodeAgent {
       this.log.error(`${e.namespace}/${e.name}: cannot run the pod: ${e.setupError}`);
       void this.event(e, 'Warning', 'FailedCreatePodSandBox', e.setupError);
       this.statusChanged(e);
+    } finally {
+      e.starting = false;
     }
   }
 
@@ -435,6 +566,7 @@ export class NodeAgent {
     e.gone = true;
     if (this.pods.get(e.uid) === e) this.pods.delete(e.uid);
     this.releaseIP(e.podIP);
+    e.volumes?.remove();
   }
 
   private statusChanged(e: PodEntry): void {
@@ -477,7 +609,10 @@ export class NodeAgent {
   }
 
   private statusOf(e: PodEntry): PodStatusPatch {
-    const observed = e.runner?.observed() ?? { sandboxReady: false, containers: [] };
+    const observed = e.runner?.observed() ?? {
+      sandboxReady: false,
+      containers: e.mountProblem ? this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem) : [],
+    };
     const status = podStatus(
       {
         podName: e.name,
@@ -490,11 +625,33 @@ export class NodeAgent {
       e.lastConditions,
       new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
     );
-    if (e.setupError) {
+    const problem = e.setupError ?? (e.runner ? undefined : e.mountProblem);
+    if (problem) {
       const ready = status.conditions.find((c) => c.type === 'Ready');
-      if (ready) ready.message = e.setupError;
+      if (ready) ready.message = problem;
     }
     return status;
+  }
+
+  /** Every container of the pod waiting with `reason` (the pod cannot start them yet). */
+  private waitingContainers(
+    pod: V1Pod,
+    reason: string,
+    message: string,
+  ): ReturnType<PodRunner['observed']>['containers'] {
+    const spec = pod.spec;
+    return [
+      ...(spec?.initContainers ?? []).map((c) =>
+        ContainerRunner.waitingObservation(
+          { name: c.name, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init', image: c.image ?? '' },
+          reason,
+          message,
+        ),
+      ),
+      ...(spec?.containers ?? []).map((c) =>
+        ContainerRunner.waitingObservation({ name: c.name, role: 'main', image: c.image ?? '' }, reason, message),
+      ),
+    ];
   }
 
   private async event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {

@@ -13,6 +13,8 @@ export interface PodHandle {
   ingressPath: string;
   /** The sandbox process (its network namespace is the pod's). */
   sandboxPid: number;
+  /** The container's process: an exec runs in its mount namespace (its volumeMounts), as on a kubelet. */
+  containerPid?: number;
   env: Record<string, string>;
   cwd: string;
 }
@@ -76,7 +78,8 @@ function tcpCheck(pod: PodHandle, port: number, timeoutMs: number): Promise<Acti
 
 function execInPod(pod: PodHandle, argv: string[], timeoutMs: number): Promise<ActionResult> {
   return new Promise((resolve) => {
-    const child = spawn('nsenter', [`--net=/proc/${pod.sandboxPid}/ns/net`, '--', ...argv], {
+    const mountNs = pod.containerPid ? [`--mount=/proc/${pod.containerPid}/ns/mnt`, `--wd=${pod.cwd}`] : [];
+    const child = spawn('nsenter', [`--net=/proc/${pod.sandboxPid}/ns/net`, ...mountNs, '--', ...argv], {
       cwd: pod.cwd,
       env: pod.env,
       stdio: ['ignore', 'pipe', 'pipe'],

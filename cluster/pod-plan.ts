@@ -12,6 +12,7 @@
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1Pod, V1Probe } from '@kubernetes/client-node';
 import { containerArgv } from './dockerfile';
 import { findImage, mapImagePath, type LocalImages } from './images';
+import type { HostMount } from './volume-plan';
 
 export type ContainerRole = 'init' | 'sidecar' | 'main';
 
@@ -38,6 +39,8 @@ export interface ContainerPlan {
   readinessProbe?: ProbePlan;
   livenessProbe?: ProbePlan;
   preStop?: Action;
+  /** Its volumeMounts resolved to this machine (set by the node agent from cluster/pod-volumes.ts). */
+  mounts?: HostMount[];
 }
 
 export interface ContainerError {

@@ -1,6 +1,6 @@
 /**
- * One pod as local processes, in the order the kubelet keeps: the sandbox (the pod's own network
- * namespace), then the init containers one at a time (a native sidecar — `restartPolicy: Always` — counts
+ * One pod as local processes, in the order the kubelet keeps: the sandbox (the pod's own network and mount
+ * namespaces), then the init containers one at a time (a native sidecar — `restartPolicy: Always` — counts
  * as done once it has started, and keeps running), then the main containers together. Stopping runs each
  * main container's preStop hook, then SIGTERM, then stops the sidecars in reverse order, all within the
  * pod's grace period, and SIGKILLs what is left at its end.
@@ -17,6 +17,8 @@ export interface PodRunnerDeps extends Omit<ContainerDeps, 'sandboxPid' | 'ingre
   ingressPath: string;
   /** Ports inside the pod relayed to Unix sockets the agent serves (the broker). */
   egress: ReadonlyArray<{ port: number; socketPath: string }>;
+  /** Folders the sandbox mounts a tmpfs on (emptyDir volumes with medium Memory). */
+  tmpfsDirs?: readonly string[];
   /** How long the sandbox may take to report ready. */
   sandboxTimeoutMs?: number;
 }
@@ -69,11 +71,13 @@ export class PodRunner {
 
   private startSandbox(): Promise<void> {
     const args = [
+      '--mount',
       '--net',
       '--',
       process.execPath,
       this.deps.sandboxScript,
       this.deps.ingressPath,
+      ...(this.deps.tmpfsDirs ?? []).map((d) => `--tmpfs=${d}`),
       ...this.deps.egress.map((e) => `${e.port}=${e.socketPath}`),
     ];
     const child = spawn('unshare', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
@@ -102,7 +106,7 @@ export class PodRunner {
       });
       child.on('error', (err) => {
         clearTimeout(timer);
-        reject(new Error(`cannot start the pod sandbox (unshare --net): ${err.message}`));
+        reject(new Error(`cannot start the pod sandbox (unshare --mount --net): ${err.message}`));
       });
       child.on('close', (code) => {
         clearTimeout(timer);
@@ -112,7 +116,7 @@ export class PodRunner {
         if (!was) {
           reject(
             new Error(
-              `the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network namespace (unshare --net)`,
+              `the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network and mount namespaces (unshare --mount --net)`,
             ),
           );
           return;
@@ -144,6 +148,7 @@ export class PodRunner {
             {
               ingressPath: this.deps.ingressPath,
               sandboxPid: this.sandbox?.pid ?? 0,
+              ...(r.pid !== undefined ? { containerPid: r.pid } : {}),
               env: r.plan.env,
               cwd: r.plan.cwd,
             },

@@ -1,12 +1,15 @@
 /**
  * A pod's sandbox (the role of Kubernetes' pause container) for `fnmesh cluster`: started by the node agent
- * with `unshare --net`, so it is the first process of the pod's own network namespace, where every
- * container of the pod then joins it (`nsenter --net`). Like a pod, the namespace has its own loopback:
- * two pods may both listen on 127.0.0.1:8080.
+ * with `unshare --mount --net`, so it is the first process of the pod's own network and mount namespaces,
+ * which every container of the pod then joins (`nsenter --net --mount`, each container then in a mount
+ * namespace of its own for its volumeMounts). Like a pod, the network namespace has its own loopback: two
+ * pods may both listen on 127.0.0.1:8080.
  *
- *   node pod-sandbox.js <ingress.sock> [<port>=<egress.sock> ...]
+ *   node pod-sandbox.js <ingress.sock> [--tmpfs=<dir> ...] [<port>=<egress.sock> ...]
  *
  * - brings the namespace's loopback up;
+ * - mounts a tmpfs on each `--tmpfs` folder (the pod's emptyDir volumes with medium Memory), seen only by
+ *   the pod's containers;
  * - egress: listens on 127.0.0.1:<port> inside the pod and relays each connection to the Unix socket
  *   <egress.sock>, which the agent relays to the real address on this machine (the NATS broker);
  * - ingress: listens on the Unix socket <ingress.sock>; a connection starts with "<port>\n" and is then
@@ -36,11 +39,17 @@ function listen(server: net.Server, where: net.ListenOptions): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const [ingressPath, ...egressSpecs] = process.argv.slice(2);
-  if (!ingressPath) fail('usage: pod-sandbox <ingress.sock> [<port>=<egress.sock> ...]');
+  const [ingressPath, ...specs] = process.argv.slice(2);
+  if (!ingressPath) fail('usage: pod-sandbox <ingress.sock> [--tmpfs=<dir> ...] [<port>=<egress.sock> ...]');
   const lo = spawnSync('ip', ['link', 'set', 'lo', 'up'], { encoding: 'utf8' });
   if (lo.status !== 0)
     fail(`cannot bring the pod's loopback up (ip link set lo up): ${lo.error?.message ?? lo.stderr.trim()}`);
+  const tmpfsDirs = specs.filter((s) => s.startsWith('--tmpfs=')).map((s) => s.slice('--tmpfs='.length));
+  const egressSpecs = specs.filter((s) => !s.startsWith('--tmpfs='));
+  for (const dir of tmpfsDirs) {
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'mode=0777', 'tmpfs', dir], { encoding: 'utf8' });
+    if (m.status !== 0) fail(`cannot mount a tmpfs on ${dir}: ${m.error?.message ?? m.stderr.trim()}`);
+  }
 
   for (const spec of egressSpecs) {
     const i = spec.indexOf('=');

@@ -1,0 +1,474 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { parseFunctionService } from '../common/manifest';
+import { CREDS_MOUNT_DIR, credsSecretName, replicaIdentity } from '../common/nats-identity';
+import { desiredDeployment, loadOperatorConfig, type ClusterFunctionService } from '../operator';
+import {
+  DEFAULT_TOKEN_EXPIRATION_SECONDS,
+  formatMap,
+  mountProblemMessage,
+  mountScript,
+  planVolumes,
+  tokenDue,
+  volumeNeeds,
+  type PlannedVolume,
+  type VolumeObjects,
+} from './volume-plan';
+
+const repoRoot = path.resolve(__dirname, '..');
+const b = (s: string): Buffer => Buffer.from(s);
+
+function pod(spec: Partial<V1PodSpec>, meta: Partial<V1Pod['metadata']> = {}): V1Pod {
+  return {
+    metadata: { name: 'web-1', namespace: 'shop', uid: 'uid-1', labels: { app: 'web', tier: 'front' }, ...meta },
+    spec: { containers: [{ name: 'app', image: 'app' }], ...spec },
+  };
+}
+
+function objects(over: Partial<VolumeObjects> = {}): VolumeObjects {
+  return {
+    secrets: new Map([['db', { user: b('admin'), password: b('s3cret') }]]),
+    configMaps: new Map([['settings', { 'mode.conf': b('fast'), level: b('3') }]]),
+    tokens: new Map(),
+    nodeName: 'fnmesh-local',
+    ...over,
+  };
+}
+
+function only(volumes: V1Volume[], o: VolumeObjects = objects()): PlannedVolume {
+  const plan = planVolumes(pod({ volumes }), o);
+  expect(plan.problems).toEqual([]);
+  expect(plan.volumes).toHaveLength(1);
+  return plan.volumes[0]!;
+}
+
+const files = (v: PlannedVolume): Array<[string, string, string]> =>
+  v.kind === 'files' ? v.files.map((f) => [f.path, f.content.toString(), f.mode.toString(8)]) : [];
+
+describe('volumeNeeds', () => {
+  test('the Secrets, ConfigMaps and tokens of secret, configMap and projected volumes, once each, sorted', () => {
+    const p = pod({
+      serviceAccountName: 'web',
+      volumes: [
+        { name: 'a', secret: { secretName: 'z-secret' } },
+        { name: 'b', configMap: { name: 'cm' } },
+        {
+          name: 'c',
+          projected: {
+            sources: [
+              { secret: { name: 'a-secret' } },
+              { configMap: { name: 'cm' } },
+              { serviceAccountToken: { path: 'token' } },
+              { serviceAccountToken: { path: 'vault', audience: 'vault', expirationSeconds: 7200 } },
+              { serviceAccountToken: { path: 'short', expirationSeconds: 60 } },
+            ],
+          },
+        },
+        { name: 'd', emptyDir: {} },
+      ],
+    });
+    expect(volumeNeeds(p)).toEqual({
+      secrets: ['a-secret', 'z-secret'],
+      configMaps: ['cm'],
+      tokens: [
+        { key: '|3600', serviceAccountName: 'web', expirationSeconds: 3600 },
+        { key: 'vault|7200', serviceAccountName: 'web', expirationSeconds: 7200, audience: 'vault' },
+        // the API server's minimum lifetime is ten minutes
+        { key: '|600', serviceAccountName: 'web', expirationSeconds: 600 },
+      ],
+    });
+  });
+
+  test('no volumes: nothing; no serviceAccountName: the default ServiceAccount', () => {
+    expect(volumeNeeds(pod({}))).toEqual({ secrets: [], configMaps: [], tokens: [] });
+    const p = pod({ volumes: [{ name: 't', projected: { sources: [{ serviceAccountToken: { path: 't' } }] } }] });
+    expect(volumeNeeds(p).tokens[0]!.serviceAccountName).toBe('default');
+  });
+});
+
+describe('planVolumes: secret and configMap', () => {
+  test('every key a file, mode 0644 by default', () => {
+    expect(files(only([{ name: 's', secret: { secretName: 'db' } }]))).toEqual([
+      ['password', 's3cret', '644'],
+      ['user', 'admin', '644'],
+    ]);
+    expect(files(only([{ name: 'c', configMap: { name: 'settings' } }]))).toEqual([
+      ['level', '3', '644'],
+      ['mode.conf', 'fast', '644'],
+    ]);
+  });
+
+  test('defaultMode for all files, items choose keys and paths, an item mode wins', () => {
+    const v = only([
+      {
+        name: 's',
+        secret: {
+          secretName: 'db',
+          defaultMode: 0o400,
+          items: [
+            { key: 'user', path: 'creds/user.txt' },
+            { key: 'password', path: 'pw', mode: 0o440 },
+          ],
+        },
+      },
+    ]);
+    expect(files(v)).toEqual([
+      ['creds/user.txt', 'admin', '400'],
+      ['pw', 's3cret', '440'],
+    ]);
+  });
+
+  test('binary content is kept byte for byte', () => {
+    const bytes = Buffer.from([0, 255, 10, 13]);
+    const v = only(
+      [{ name: 's', secret: { secretName: 'bin' } }],
+      objects({ secrets: new Map([['bin', { k: bytes }]]) }),
+    );
+    expect(v.kind === 'files' && v.files[0]!.content.equals(bytes)).toBe(true);
+  });
+
+  test('a missing Secret or ConfigMap: the kubelet message naming it, with the fix', () => {
+    const plan = planVolumes(
+      pod({
+        volumes: [
+          { name: 'creds', secret: { secretName: 'nope' } },
+          { name: 'conf', configMap: { name: 'gone' } },
+        ],
+      }),
+      objects(),
+    );
+    expect(plan.volumes).toEqual([]);
+    expect(plan.problems).toEqual([
+      {
+        volume: 'creds',
+        message:
+          'MountVolume.SetUp failed for volume "creds" : secret "nope" not found: create it in the pod\'s namespace, or mark the volume optional',
+      },
+      {
+        volume: 'conf',
+        message:
+          'MountVolume.SetUp failed for volume "conf" : configmap "gone" not found: create it in the pod\'s namespace, or mark the volume optional',
+      },
+    ]);
+    expect(mountProblemMessage(plan.problems)).toContain('; MountVolume.SetUp failed for volume "conf"');
+  });
+
+  test('optional: a missing object is an empty volume, a missing item key is left out', () => {
+    expect(files(only([{ name: 's', secret: { secretName: 'nope', optional: true } }]))).toEqual([]);
+    expect(
+      files(
+        only([
+          {
+            name: 's',
+            secret: {
+              secretName: 'db',
+              optional: true,
+              items: [
+                { key: 'user', path: 'u' },
+                { key: 'other', path: 'o' },
+              ],
+            },
+          },
+        ]),
+      ),
+    ).toEqual([['u', 'admin', '644']]);
+  });
+
+  test('an item naming a missing key, not optional: a problem naming the key', () => {
+    const plan = planVolumes(
+      pod({ volumes: [{ name: 's', secret: { secretName: 'db', items: [{ key: 'token', path: 't' }] } }] }),
+      objects(),
+    );
+    expect(plan.problems[0]!.message).toBe(
+      'MountVolume.SetUp failed for volume "s" : configuration of secret "db": key token not found (items name it): add the key, or mark the volume optional',
+    );
+  });
+
+  test('an item path that escapes the volume is refused', () => {
+    for (const p of ['../etc/passwd', '/abs', 'a//b', '..data']) {
+      const plan = planVolumes(
+        pod({ volumes: [{ name: 's', secret: { secretName: 'db', items: [{ key: 'user', path: p }] } }] }),
+        objects(),
+      );
+      expect(plan.problems[0]!.message).toContain(`path "${p}" must be relative`);
+    }
+  });
+});
+
+describe('planVolumes: downwardAPI, emptyDir, hostPath, projected', () => {
+  test("downwardAPI: name, namespace, uid, labels and annotations in the kubelet's format, a single label", () => {
+    const p = pod(
+      {
+        volumes: [
+          {
+            name: 'info',
+            downwardAPI: {
+              items: [
+                { path: 'name', fieldRef: { fieldPath: 'metadata.name' } },
+                { path: 'ns', fieldRef: { fieldPath: 'metadata.namespace' } },
+                { path: 'uid', fieldRef: { fieldPath: 'metadata.uid' } },
+                { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+                { path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' }, mode: 0o600 },
+                { path: 'app', fieldRef: { fieldPath: "metadata.labels['app']" } },
+              ],
+            },
+          },
+        ],
+      },
+      { annotations: { 'x/y': 'say "hi"' } },
+    );
+    const plan = planVolumes(p, objects());
+    expect(plan.problems).toEqual([]);
+    expect(files(plan.volumes[0]!)).toEqual([
+      ['name', 'web-1', '644'],
+      ['ns', 'shop', '644'],
+      ['uid', 'uid-1', '644'],
+      ['labels', 'app="web"\ntier="front"', '644'],
+      ['annotations', 'x/y="say \\"hi\\""', '600'],
+      ['app', 'web', '644'],
+    ]);
+    expect(formatMap(undefined)).toBe('');
+  });
+
+  test('downwardAPI: resourceFieldRef and unknown fields are problems that say what is modelled', () => {
+    const plan = planVolumes(
+      pod({
+        volumes: [
+          { name: 'r', downwardAPI: { items: [{ path: 'cpu', resourceFieldRef: { resource: 'limits.cpu' } }] } },
+          { name: 'f', downwardAPI: { items: [{ path: 'ip', fieldRef: { fieldPath: 'status.podIP' } }] } },
+        ],
+      }),
+      objects(),
+    );
+    expect(plan.problems.map((x) => x.message)).toEqual([
+      'MountVolume.SetUp failed for volume "r" : downwardAPI item cpu: only fieldRef is modelled by fnmesh cluster (no resourceFieldRef: it sets no resource limits)',
+      expect.stringContaining('fieldRef status.podIP is not one a downwardAPI volume supports'),
+    ]);
+  });
+
+  test('emptyDir: a folder, or memory; other media refused', () => {
+    expect(only([{ name: 'e', emptyDir: {} }])).toEqual({ name: 'e', kind: 'emptyDir', memory: false });
+    expect(only([{ name: 'm', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } }])).toEqual({
+      name: 'm',
+      kind: 'emptyDir',
+      memory: true,
+      sizeLimit: '64Mi',
+    });
+    const plan = planVolumes(pod({ volumes: [{ name: 'h', emptyDir: { medium: 'HugePages' } }] }), objects());
+    expect(plan.problems[0]!.message).toContain('emptyDir medium HugePages is not modelled');
+  });
+
+  test('hostPath: the folder itself, created for DirectoryOrCreate and FileOrCreate', () => {
+    expect(only([{ name: 'h', hostPath: { path: '/data', type: 'DirectoryOrCreate' } }])).toEqual({
+      name: 'h',
+      kind: 'hostPath',
+      path: '/data',
+      create: 'directory',
+    });
+    expect(only([{ name: 'h', hostPath: { path: '/x.sock', type: 'FileOrCreate' } }])).toMatchObject({
+      create: 'file',
+    });
+    expect(only([{ name: 'h', hostPath: { path: '/x' } }])).toMatchObject({ create: 'none' });
+  });
+
+  test('a volume type it does not model: the reason, naming the type and what it mounts', () => {
+    const plan = planVolumes(
+      pod({ volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-0' } }] }),
+      objects(),
+    );
+    expect(plan.problems).toEqual([
+      {
+        volume: 'data',
+        message:
+          'MountVolume.SetUp failed for volume "data" : persistentVolumeClaim volumes are not modelled by fnmesh cluster (it mounts configMap, secret, emptyDir, downwardAPI, projected, hostPath): use one of those',
+      },
+    ]);
+  });
+
+  test("projected: the admission controller's kube-api-access volume gives token, ca.crt and namespace", () => {
+    const v: V1Volume = {
+      name: 'kube-api-access-abcde',
+      projected: {
+        defaultMode: 420,
+        sources: [
+          { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          {
+            downwardAPI: {
+              items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+            },
+          },
+        ],
+      },
+    };
+    const o = objects({
+      configMaps: new Map([['kube-root-ca.crt', { 'ca.crt': b('-----BEGIN CERTIFICATE-----') }]]),
+      tokens: new Map([['|3607', { token: 'eyJ.token' }]]),
+    });
+    expect(files(only([v], o))).toEqual([
+      ['token', 'eyJ.token', '644'],
+      ['ca.crt', '-----BEGIN CERTIFICATE-----', '644'],
+      ['namespace', 'shop', '644'],
+    ]);
+    // no token (the TokenRequest failed): the reason
+    const failed = planVolumes(
+      pod({ volumes: [v] }),
+      objects({ ...o, tokens: new Map([['|3607', { error: '403 forbidden' }]]) }),
+    );
+    expect(failed.problems[0]!.message).toBe(
+      'MountVolume.SetUp failed for volume "kube-api-access-abcde" : cannot get a token for ServiceAccount shop/default: 403 forbidden',
+    );
+  });
+
+  test('projected: two sources writing one path, and an unmodelled source, are problems', () => {
+    const twice = planVolumes(
+      pod({
+        volumes: [
+          {
+            name: 'p',
+            projected: { sources: [{ secret: { name: 'db' } }, { secret: { name: 'db' } }] },
+          },
+        ],
+      }),
+      objects(),
+    );
+    expect(twice.problems[0]!.message).toContain('two projected sources write the same path password');
+    const bundle = planVolumes(
+      pod({ volumes: [{ name: 'p', projected: { sources: [{ clusterTrustBundle: { path: 'b' } }] } }] }),
+      objects(),
+    );
+    expect(bundle.problems[0]!.message).toContain('a projected clusterTrustBundle source is not modelled');
+  });
+});
+
+describe('planVolumes: mounts', () => {
+  test("each container's mounts, parents first; file volumes read-only, emptyDir as asked; subPath kept", () => {
+    const plan = planVolumes(
+      pod({
+        volumes: [
+          { name: 's', secret: { secretName: 'db' } },
+          { name: 'scratch', emptyDir: {} },
+        ],
+        initContainers: [{ name: 'init', volumeMounts: [{ name: 'scratch', mountPath: '/work' }] }],
+        containers: [
+          {
+            name: 'app',
+            volumeMounts: [
+              { name: 's', mountPath: '/etc/app/secret/' },
+              { name: 'scratch', mountPath: '/etc', readOnly: true },
+              { name: 's', mountPath: '/etc/app/user', subPath: 'user' },
+            ],
+          },
+          { name: 'other' },
+        ],
+      }),
+      objects(),
+    );
+    expect(plan.problems).toEqual([]);
+    expect(plan.mounts).toEqual({
+      init: [{ volume: 'scratch', mountPath: '/work', readOnly: false }],
+      app: [
+        { volume: 'scratch', mountPath: '/etc', readOnly: true },
+        { volume: 's', mountPath: '/etc/app/secret', readOnly: true },
+        { volume: 's', mountPath: '/etc/app/user', subPath: 'user', readOnly: true },
+      ],
+      other: [],
+    });
+  });
+
+  test('a mount of no volume, a subPathExpr, an escaping subPath: problems', () => {
+    const plan = planVolumes(
+      pod({
+        volumes: [{ name: 'e', emptyDir: {} }],
+        containers: [
+          {
+            name: 'app',
+            volumeMounts: [
+              { name: 'missing', mountPath: '/m' },
+              { name: 'e', mountPath: '/x', subPathExpr: '$(POD)' },
+              { name: 'e', mountPath: '/y', subPath: '../up' },
+            ],
+          },
+        ],
+      }),
+      objects(),
+    );
+    expect(plan.mounts.app).toEqual([]);
+    expect(plan.problems.map((p) => p.message)).toEqual([
+      'container app volumeMount missing at /m: the pod has no volume missing',
+      'container app volumeMount e at /x: subPathExpr is not modelled by fnmesh cluster (use subPath)',
+      'container app volumeMount e at /y: subPath: path "../up" must be relative, without ".." or empty elements, and not start with ".."',
+    ]);
+  });
+});
+
+describe("the operator's Deployment for examples/greeter.yaml, as fnmesh cluster runs it (FNMESH_NATS_AUTH=jwt)", () => {
+  const fs = parseFunctionService(
+    parse(readFileSync(path.join(repoRoot, 'examples', 'greeter.yaml'), 'utf8')),
+    'examples/greeter.yaml',
+  );
+  const sidecar = loadOperatorConfig({
+    FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
+    FNMESH_SIDECAR_NATS_URL: 'nats://127.0.0.1:4222',
+    FNMESH_NATS_AUTH: 'jwt',
+  }).sidecar;
+  const cfs: ClusterFunctionService = { ...fs, metadata: { ...fs.metadata, uid: 'fs-uid' } };
+  const template = desiredDeployment(cfs, sidecar).spec!.template;
+  const p: V1Pod = { metadata: { name: 'greeter-1', namespace: 'default', uid: 'u' }, spec: template.spec };
+  const secret = credsSecretName(replicaIdentity('default', 'greeter'));
+
+  test('the minted credentials Secret is read, its .creds mounted read-only into the sidecar alone, mode 0444', () => {
+    expect(volumeNeeds(p)).toEqual({ secrets: [secret], configMaps: [], tokens: [] });
+    const plan = planVolumes(
+      p,
+      objects({ secrets: new Map([[secret, { 'nats.creds': b('-----BEGIN NATS USER JWT-----') }]]) }),
+    );
+    expect(plan.problems).toEqual([]);
+    expect(files(plan.volumes[0]!)).toEqual([['nats.creds', '-----BEGIN NATS USER JWT-----', '444']]);
+    expect(plan.mounts).toEqual({
+      'fnmesh-sidecar': [{ volume: 'fnmesh-nats-creds', mountPath: CREDS_MOUNT_DIR, readOnly: true }],
+      function: [],
+    });
+  });
+
+  test('before the operator has minted it: the pod waits, saying which Secret', () => {
+    const plan = planVolumes(p, objects({ secrets: new Map() }));
+    expect(mountProblemMessage(plan.problems)).toBe(
+      `MountVolume.SetUp failed for volume "fnmesh-nats-creds" : secret "${secret}" not found: create it in the pod's namespace, or mark the volume optional`,
+    );
+  });
+});
+
+describe('tokenDue', () => {
+  const hour = DEFAULT_TOKEN_EXPIRATION_SECONDS * 1000;
+  test('renewed once 80% of the lifetime has passed, or after 24 hours', () => {
+    expect(tokenDue(0, hour, 0.79 * hour)).toBe(false);
+    expect(tokenDue(0, hour, 0.8 * hour)).toBe(true);
+    expect(tokenDue(0, 100 * hour, 23.9 * hour)).toBe(false);
+    expect(tokenDue(0, 100 * hour, 24 * hour)).toBe(true);
+  });
+});
+
+describe('mountScript', () => {
+  test('binds each mount at its target (made when missing), remounts read-only ones, then execs the argv', () => {
+    expect(
+      mountScript([
+        { source: '/run/pods/a/volumes/s', target: '/etc/app', readOnly: true },
+        { source: "/run/it's", target: '/data', readOnly: false },
+      ]),
+    ).toBe(
+      [
+        'set -e',
+        `if [ -d '/run/pods/a/volumes/s' ]; then mkdir -p '/etc/app'; else mkdir -p "$(dirname '/etc/app')"; [ -e '/etc/app' ] || : > '/etc/app'; fi`,
+        `mount --bind '/run/pods/a/volumes/s' '/etc/app'`,
+        `mount -o remount,bind,ro '/etc/app'`,
+        `if [ -d '/run/it'\\''s' ]; then mkdir -p '/data'; else mkdir -p "$(dirname '/data')"; [ -e '/data' ] || : > '/data'; fi`,
+        `mount --bind '/run/it'\\''s' '/data'`,
+        'exec "$@"',
+      ].join('\n'),
+    );
+    expect(mountScript([])).toBe('set -e\nexec "$@"');
+  });
+});
