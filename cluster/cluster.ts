@@ -5,9 +5,13 @@
  *     with the FunctionService CRD and the RBAC of deploy/rbac/ installed;
  *   - the fnmesh operator and the fnmesh gateway (with its embedded broker, rules from the FunctionService
  *     objects), each as its own process with the ServiceAccount token its RBAC allows, not as admin;
+ *   - NATS locked down as in `fnmesh local` (cluster/nats-trust.ts): a fresh trust chain per run, the broker
+ *     in operator mode (no connection without a user JWT), the operator minting each FunctionService's user
+ *     into the Secret its sidecars mount (FNMESH_NATS_AUTH=jwt), the gateway with its own user;
  *   - a node, `fnmesh-local`, whose pods are local processes (cluster/node-agent.ts): the operator's pod
  *     template runs as written — the sidecar from this build, the function from examples/ — each pod in its
- *     own network namespace, its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS;
+ *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
+ *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS;
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -30,8 +34,10 @@ import { Supervisor, killAllChildren, setChildListener, type ChildListener } fro
 import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
+import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
 import { CLUSTER_SETTINGS } from './settings';
+import { GATEWAY_SETTINGS } from '../gateway/settings';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';
@@ -57,11 +63,11 @@ export interface RunningCluster {
 
 /** Fails fast, naming the fix, when this machine cannot give pods their own network namespaces. */
 function checkNamespaces(): void {
-  const r = spawnSync('unshare', ['--net', 'true'], { encoding: 'utf8' });
+  const r = spawnSync('unshare', ['--mount', '--net', 'true'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : r.stderr.trim();
     throw new ConfigError(
-      `fnmesh cluster runs each pod in its own network namespace (unshare --net), which failed here: ${why}. ` +
+      `fnmesh cluster runs each pod in its own network and mount namespaces (unshare --mount --net), which failed here: ${why}. ` +
         'Run it as root (or with CAP_SYS_ADMIN), or use `npm start` (fnmesh local), which needs no privileges',
     );
   }
@@ -162,6 +168,17 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     await waitEstablished(cp, Date.now() + 60_000);
     const operatorConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-operator');
     const gatewayConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-gateway');
+    const nats = await prepareClusterNats(
+      path.join(runDir, 'nats'),
+      SYSTEM_NS,
+      GATEWAY_SETTINGS.maxTimeoutMs.read({}), // the gateway runs with its default (its env has no FNMESH_ but ours)
+    );
+    const created = await cp.request(`/api/v1/namespaces/${SYSTEM_NS}/secrets`, {
+      method: 'POST',
+      body: nats.trustSecret,
+    });
+    if (created.status !== 201)
+      throw new Error(`cannot create the NATS trust Secret: ${created.status} ${JSON.stringify(created.body)}`);
 
     const actualBrokerPort = brokerPort === 0 ? await freePort() : brokerPort;
     const jwtSecret = jwtSecrets?.join(',') ?? randomSecret();
@@ -199,6 +216,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       FNMESH_RULE_SOURCE: 'kubernetes',
       [KUBECONFIG_VAR]: gatewayConfig,
       FNMESH_JWT_SECRET: jwtSecret,
+      ...(nats.gatewayEnv as Record<string, string>),
     });
     const operatorPort = await freePort();
     supervise('operator', ['operator'], {
@@ -207,8 +225,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       FNMESH_SIDECAR_IMAGE: `${BUILT_IN_IMAGES[0]!.repository}:${fnmeshVersion()}`,
       FNMESH_SIDECAR_NATS_URL: `nats://127.0.0.1:${POD_NATS_PORT}`,
       FNMESH_LEASE_NAMESPACE: SYSTEM_NS,
-      // The node agent cannot mount Secret volumes into pods yet (issue 12): no minted NATS credentials.
-      FNMESH_NATS_AUTH: 'none',
+      // Each FunctionService's user JWT minted into a Secret that the node agent mounts into its sidecars.
+      ...(nats.operatorEnv as Record<string, string>),
     });
 
     const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), logLevel === 'debug');
@@ -241,7 +259,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const lines = [
       '',
       `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
-      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}; ops, /v1/services and /metrics: ${opsUrl}).`,
+      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}, JWT auth: every part its own NATS user; ops, /v1/services and /metrics: ${opsUrl}).`,
       '',
       'In another terminal:',
       `  export KUBECONFIG=${cp.kubeconfig}`,

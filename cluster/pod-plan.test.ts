@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { parseFunctionService } from '../common/manifest';
+import { CREDS_MOUNT_FILE } from '../common/nats-identity';
 import {
   loadOperatorConfig,
   type SidecarTemplateConfig,
@@ -728,8 +729,8 @@ describe("planPod: the operator's Deployment for examples/greeter.yaml", () => {
     cfg = loadOperatorConfig({
       FNMESH_SIDECAR_IMAGE: 'ghcr.io/fnmesh/fnmesh:0.1.0',
       FNMESH_SIDECAR_NATS_URL: 'nats://nats.fnmesh-system:4222',
-      // as fnmesh cluster runs it: the node agent cannot mount Secret volumes yet (issue 12)
-      FNMESH_NATS_AUTH: 'none',
+      // as fnmesh cluster runs it: minted credentials in a Secret volume (cluster/volume-plan.test.ts mounts it)
+      FNMESH_NATS_AUTH: 'jwt',
     }).sidecar;
     pod = greeterPod(cfg);
     ctx = context({ images: loadImages(repoRoot, BUILT_IN_IMAGES), secrets: new Map(), configMaps: new Map() });
@@ -768,8 +769,11 @@ describe("planPod: the operator's Deployment for examples/greeter.yaml", () => {
       FNMESH_FUNCTION_PORT: '8080',
       FNMESH_OPS_LISTEN: '0.0.0.0:9090',
       FNMESH_CALL_LISTEN: '127.0.0.1:3500',
+      // the minted user's .creds, from the Secret volume mounted into the sidecar only
+      FNMESH_NATS_CREDS: CREDS_MOUNT_FILE,
     });
     expect('FNMESH_NATS_TOKEN' in s.env).toBe(false);
+    expect('FNMESH_NATS_CREDS' in byName('function').env).toBe(false);
   });
 
   test('the sidecar probes resolve the named ops port to 9090', () => {
