@@ -4,11 +4,18 @@
  * operator's real pod template run as local processes by the node agent: the test checks the processes'
  * command lines, environments and network namespaces against the pod spec, a crash and its restart in the
  * pod's status, scaling, deletion through the garbage collector with a graceful stop, and that Ctrl-C
- * leaves nothing running.
+ * leaves nothing running. With NATS auth on (issue 11): the sidecars log in with the credentials the
+ * operator minted into a Secret that the node agent mounts into them, and a plain NATS client is refused.
+ * Volumes in real pods: a Secret's and a ConfigMap's keys at their mountPath inside the pod only, an update
+ * reaching the file, the service-account token accepted by the API server, an emptyDir shared by two
+ * containers, and a volume it does not model shown in the pod's status and Events.
  */
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
 import { runKubectl, type KubectlResult } from '../cluster/control-plane';
 import { ROOT, startCli } from './helpers/cli-process';
 import { freePort } from './helpers/ports';
@@ -47,8 +54,20 @@ let kubeconfig = '';
 let kubectlBin = '';
 let token = '';
 
-function kubectl(args: string[]): Promise<KubectlResult> {
-  return runKubectl(kubectlBin, args, undefined, { ...process.env, KUBECONFIG: kubeconfig });
+function kubectl(args: string[], input?: string): Promise<KubectlResult> {
+  return runKubectl(kubectlBin, args, input, { ...process.env, KUBECONFIG: kubeconfig });
+}
+
+/** Runs `argv` in the mount namespace of process `pid` (a container's: it sees that container's volumes). */
+function inContainer(pid: number, argv: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', ...argv], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function readIn(pid: number, file: string): string {
+  const r = inContainer(pid, ['cat', file]);
+  if (r.code !== 0) throw new Error(`cat ${file} in pid ${pid}: ${r.stderr}`);
+  return r.stdout;
 }
 
 async function kubectlJson<T>(args: string[]): Promise<T> {
@@ -225,6 +244,32 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     expect(nets.size).toBe(2);
   });
 
+  it("the sidecar alone sees its minted .creds (the operator's Secret, mounted); a plain NATS client is refused", async () => {
+    const [pod] = await pods('greeter');
+    const sc = pidOf(pod!.status?.initContainerStatuses?.find((c) => c.name === 'fnmesh-sidecar'));
+    const fn = pidOf(pod!.status?.containerStatuses?.find((c) => c.name === 'function'));
+    expect(environ(sc).FNMESH_NATS_CREDS).toBe(CREDS_MOUNT_FILE);
+    const secret = await kubectlJson<{ data: Record<string, string> }>([
+      'get',
+      'secret',
+      credsSecretName(replicaIdentity('default', 'greeter')),
+    ]);
+    const minted = Buffer.from(secret.data['nats.creds']!, 'base64').toString();
+    expect(minted).toContain('-----BEGIN NATS USER JWT-----');
+    expect(readIn(sc, CREDS_MOUNT_FILE)).toBe(minted);
+    // not in the function container, not on this machine
+    expect(inContainer(fn, ['cat', CREDS_MOUNT_FILE]).code).not.toBe(0);
+    expect(existsSync(CREDS_MOUNT_FILE)).toBe(false);
+    // the read-only mount: the sidecar cannot change its own credentials
+    expect(inContainer(sc, ['sh', '-c', `echo x > ${CREDS_MOUNT_FILE}`]).code).not.toBe(0);
+
+    const brokerPort = /embedded broker on 127\.0\.0\.1:(\d+)/.exec(cluster.lines.join('\n'))?.[1];
+    expect(brokerPort).toBeDefined();
+    await expect(connect({ servers: `127.0.0.1:${brokerPort}`, reconnect: false })).rejects.toThrow(
+      /Authorization Violation/,
+    );
+  });
+
   it('a crashed function is restarted, and the pod status says so', async () => {
     const [pod] = await pods('text');
     const fn = pidOf(pod!.status?.containerStatuses?.find((c) => c.name === 'function'));
@@ -279,6 +324,195 @@ describe('fnmesh cluster (story 6, end to end)', () => {
     expect(output()).toMatch(/greeter-[\w-]+: container function exited \(code 0\)/);
     expect((await call('greeter', 'hello', { name: 'Ada' })).status).toBe(404);
   }, 120_000);
+
+  describe('volumes in real pods', () => {
+    const ROOT_DIR = '/var/run/fnmesh-test';
+    const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+    const image = 'ghcr.io/fnmesh/examples-greeter:0.1.0';
+    const manifest = `
+apiVersion: v1
+kind: Secret
+metadata: { name: vol-secret }
+stringData: { password: first, user: admin }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: vol-config }
+data: { app.conf: mode=fast }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: volumes-demo }
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: writer
+      image: ${image}
+      command: [sh, -c, 'echo hello from writer > ${ROOT_DIR}/shared/note && echo in memory > ${ROOT_DIR}/cache/note && exec sleep 3600']
+      volumeMounts:
+        - { name: secret, mountPath: ${ROOT_DIR}/secret }
+        - { name: config, mountPath: ${ROOT_DIR}/config }
+        - { name: shared, mountPath: ${ROOT_DIR}/shared }
+        - { name: cache, mountPath: ${ROOT_DIR}/cache }
+    - name: reader
+      image: ${image}
+      command: [sleep, '3600']
+      volumeMounts:
+        - { name: shared, mountPath: ${ROOT_DIR}/shared, readOnly: true }
+        - { name: cache, mountPath: ${ROOT_DIR}/cache }
+        - { name: config, mountPath: ${ROOT_DIR}/app.conf, subPath: app.conf }
+  volumes:
+    - { name: secret, secret: { secretName: vol-secret, defaultMode: 0400 } }
+    - { name: config, configMap: { name: vol-config } }
+    - { name: shared, emptyDir: {} }
+    - { name: cache, emptyDir: { medium: Memory } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: unmountable }
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: app
+      image: ${image}
+      command: [sleep, '3600']
+      volumeMounts:
+        - { name: data, mountPath: ${ROOT_DIR}/data }
+        - { name: creds, mountPath: ${ROOT_DIR}/creds }
+  volumes:
+    - { name: data, nfs: { server: 127.0.0.1, path: /exports/data } }
+    - { name: creds, secret: { secretName: no-such-secret } }
+`;
+    let writer = 0;
+    let reader = 0;
+
+    afterAll(() => rmSync(ROOT_DIR, { recursive: true, force: true }));
+
+    it('a pod with secret, configMap and emptyDir volumes runs, each container with its mounts', async () => {
+      const applied = await kubectl(['apply', '-f', '-'], manifest);
+      expect(applied.stderr).toBe('');
+      const pod = await waitFor(
+        async () => {
+          const p = await kubectlJson<Pod>(['get', 'pod', 'volumes-demo']);
+          return (p.status?.containerStatuses ?? []).filter((c) => c.state?.running).length === 2 ? p : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, what: 'the volumes-demo pod to run both containers' },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${output()}`);
+      });
+      writer = pidOf(pod.status?.containerStatuses?.find((c) => c.name === 'writer'));
+      reader = pidOf(pod.status?.containerStatuses?.find((c) => c.name === 'reader'));
+      expect(readlinkSync(`/proc/${writer}/ns/mnt`)).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+      expect(readlinkSync(`/proc/${writer}/ns/mnt`)).not.toBe(readlinkSync(`/proc/${reader}/ns/mnt`));
+    }, 90_000);
+
+    it("a Secret's and a ConfigMap's keys are files at their mountPath inside the pod, not outside", () => {
+      expect(readIn(writer, `${ROOT_DIR}/secret/password`)).toBe('first');
+      expect(readIn(writer, `${ROOT_DIR}/secret/user`)).toBe('admin');
+      expect(inContainer(writer, ['stat', '-L', '-c', '%a', `${ROOT_DIR}/secret/password`]).stdout.trim()).toBe('400');
+      expect(readIn(writer, `${ROOT_DIR}/config/app.conf`)).toBe('mode=fast');
+      expect(readIn(reader, `${ROOT_DIR}/app.conf`)).toBe('mode=fast'); // subPath: the one file
+      // Secret volumes are read-only; the reader has no secret mount at all
+      expect(inContainer(writer, ['sh', '-c', `echo x > ${ROOT_DIR}/secret/new`]).code).not.toBe(0);
+      expect(inContainer(reader, ['cat', `${ROOT_DIR}/secret/password`]).code).not.toBe(0);
+      expect(existsSync(`${ROOT_DIR}/secret/password`)).toBe(false);
+      expect(existsSync(`${ROOT_DIR}/config/app.conf`)).toBe(false);
+    });
+
+    it('emptyDirs are shared by the containers of the pod (read-only where the mount says so; Memory on a tmpfs)', () => {
+      expect(readIn(reader, `${ROOT_DIR}/shared/note`)).toBe('hello from writer\n');
+      expect(inContainer(reader, ['sh', '-c', `echo x > ${ROOT_DIR}/shared/other`]).code).not.toBe(0);
+      expect(existsSync(`${ROOT_DIR}/shared/note`)).toBe(false);
+      // medium Memory: a tmpfs of the pod's own mount namespace, seen by both containers
+      expect(readIn(reader, `${ROOT_DIR}/cache/note`)).toBe('in memory\n');
+      expect(inContainer(reader, ['stat', '-f', '-c', '%T', `${ROOT_DIR}/cache`]).stdout.trim()).toBe('tmpfs');
+    });
+
+    it('an update of the Secret reaches the file (swapped atomically through ..data)', async () => {
+      const patched = await kubectl(['patch', 'secret', 'vol-secret', '-p', '{"stringData":{"password":"second"}}']);
+      expect(patched.code).toBe(0);
+      await waitFor(() => readIn(writer, `${ROOT_DIR}/secret/password`) === 'second', {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        what: 'the new password in the mounted Secret',
+      });
+      expect(inContainer(writer, ['readlink', `${ROOT_DIR}/secret/password`]).stdout.trim()).toBe('..data/password');
+    }, 90_000);
+
+    it('the service-account token, ca.crt and namespace are mounted, and the API server accepts the token', async () => {
+      const token = readIn(writer, `${SA_DIR}/token`);
+      const caFile = /certificate-authority: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!;
+      const server = /server: (\S+)/.exec(readFileSync(kubeconfig, 'utf8'))![1]!;
+      expect(readIn(writer, `${SA_DIR}/ca.crt`)).toBe(readFileSync(caFile, 'utf8'));
+      expect(readIn(writer, `${SA_DIR}/namespace`)).toBe('default');
+      expect(existsSync(`${SA_DIR}/token`)).toBe(false);
+      const review = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = https.request(
+          `${server}/apis/authentication.k8s.io/v1/selfsubjectreviews`,
+          {
+            method: 'POST',
+            ca: readIn(writer, `${SA_DIR}/ca.crt`),
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+      });
+      expect(review.status).toBe(201);
+      const user = (
+        JSON.parse(review.body) as { status: { userInfo: { username: string; extra?: Record<string, string[]> } } }
+      ).status.userInfo;
+      expect(user.username).toBe('system:serviceaccount:default:default');
+      // bound to this pod (the TokenRequest's boundObjectRef)
+      expect(user.extra?.['authentication.kubernetes.io/pod-name']).toEqual(['volumes-demo']);
+    });
+
+    it('a volume type it does not model and a missing Secret: the reasons in the status and a FailedMount Event', async () => {
+      const status = await waitFor(
+        async () => {
+          const p = await kubectlJson<
+            Pod & {
+              status: { containerStatuses?: Array<{ state?: { waiting?: { reason: string; message?: string } } }> };
+            }
+          >(['get', 'pod', 'unmountable']);
+          return p.status?.containerStatuses?.[0]?.state?.waiting ? p.status : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, what: 'the unmountable pod to report why it waits' },
+      );
+      expect(status.phase).toBe('Pending');
+      const waiting = status.containerStatuses![0]!.state!.waiting!;
+      expect(waiting.reason).toBe('ContainerCreating');
+      expect(waiting.message).toContain(
+        'MountVolume.SetUp failed for volume "data" : nfs volumes are not modelled by fnmesh cluster',
+      );
+      expect(waiting.message).toContain('secret "no-such-secret" not found');
+      const events = await waitFor(
+        async () => {
+          const list = await kubectlJson<{ items: { reason: string; type: string; message: string }[] }>([
+            'get',
+            'events',
+            '--field-selector',
+            'involvedObject.name=unmountable',
+          ]);
+          return list.items.find((e) => e.reason === 'FailedMount');
+        },
+        { timeoutMs: 30_000, intervalMs: 250, what: 'a FailedMount event' },
+      );
+      expect(events.type).toBe('Warning');
+      expect(events.message).toContain('nfs volumes are not modelled');
+    }, 60_000);
+
+    it('the pods are deleted, their processes stopped', async () => {
+      const deleted = await kubectl(['delete', 'pod', 'volumes-demo', 'unmountable', '--wait=true', '--timeout=60s']);
+      expect(deleted.code).toBe(0);
+      await waitFor(() => !alive(writer) && !alive(reader), { timeoutMs: 10_000, what: 'the volume pods to exit' });
+    }, 90_000);
+  });
 
   it('Ctrl-C stops the pods, the operator, the gateway and the control plane, leaving nothing running', async () => {
     const left = [...(await pods('text')), ...(await pods('authz'))].flatMap((p) => [
