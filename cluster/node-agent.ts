@@ -105,6 +105,7 @@ export class NodeAgent {
   private leaseTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private volumeTimer: NodeJS.Timeout | undefined;
+  private syncingVolumes = false;
   private readonly egressServers: net.Server[] = [];
   private stopped = false;
   private readonly log: Logger;
@@ -420,7 +421,17 @@ export class NodeAgent {
 
   /** Every volume sync: a waiting pod is tried again; a running pod's Secrets, ConfigMaps and tokens refreshed. */
   private async syncVolumes(): Promise<void> {
-    for (const e of this.pods.values()) {
+    if (this.syncingVolumes) return; // the last sync is still under way (a slow API server)
+    this.syncingVolumes = true;
+    try {
+      await this.syncEachPod();
+    } finally {
+      this.syncingVolumes = false;
+    }
+  }
+
+  private async syncEachPod(): Promise<void> {
+    for (const e of [...this.pods.values()]) {
       if (e.stopping || e.gone || this.stopped) continue;
       if (!e.runner) {
         if (e.mountProblem && !e.starting) void this.runPod(e);
@@ -429,8 +440,13 @@ export class NodeAgent {
       if (!e.volumes?.refreshes) continue;
       try {
         const { plan, changed } = await e.volumes.sync();
-        if (plan.problems.length > 0) this.mountFailed(e, mountProblemMessage(plan.problems));
-        else if (changed.length > 0) this.log.info(`${e.namespace}/${e.name}: volumes updated: ${changed.join(', ')}`);
+        if (plan.problems.length > 0) {
+          this.mountFailed(e, mountProblemMessage(plan.problems));
+          continue;
+        }
+        e.mountProblem = undefined;
+        e.mountEvent = undefined;
+        if (changed.length > 0) this.log.info(`${e.namespace}/${e.name}: volumes updated: ${changed.join(', ')}`);
       } catch (err) {
         this.mountFailed(e, `MountVolume.SetUp failed: ${errorMessage(err)}`);
       }

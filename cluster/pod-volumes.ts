@@ -32,6 +32,7 @@ interface CachedToken {
 export class PodVolumes {
   private plan: VolumePlan | undefined;
   private readonly tokens = new Map<string, CachedToken>();
+  private removed = false;
 
   constructor(
     private pod: V1Pod,
@@ -98,7 +99,8 @@ export class PodVolumes {
     }
     const plan = planVolumes(pod, { secrets, configMaps, tokens, nodeName: this.nodeName });
     const changed: string[] = [];
-    if (plan.problems.length === 0) {
+    // a pod removed while this sync fetched gets no files back
+    if (plan.problems.length === 0 && !this.removed) {
       for (const v of plan.volumes) {
         const dir = this.volumeDir(v.name);
         if (v.kind === 'files') {
@@ -141,6 +143,7 @@ export class PodVolumes {
 
   /** Removes the pod's folder (its volumes' files). */
   remove(): void {
+    this.removed = true;
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
