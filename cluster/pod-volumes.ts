@@ -5,7 +5,7 @@
  * this carries it out). `sync` runs at start and then periodically, so a changed Secret or ConfigMap reaches
  * the files (as the kubelet does, within its sync period) and a token is renewed before it expires.
  */
-import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { writeVolumeFiles } from './atomic-writer';
@@ -106,7 +106,10 @@ export class PodVolumes {
         if (v.kind === 'files') {
           if (writeVolumeFiles(dir, v.files)) changed.push(v.name);
         } else if (v.kind === 'emptyDir') {
-          if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o777 });
+          if (!existsSync(dir)) {
+            mkdirSync(dir, { recursive: true });
+            chmodSync(dir, 0o777); // as the kubelet makes it (mkdir's mode is cut by the umask)
+          }
         } else if (v.create === 'directory') {
           mkdirSync(v.path, { recursive: true, mode: 0o755 });
         } else if (v.create === 'file' && !existsSync(v.path)) {
