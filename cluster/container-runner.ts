@@ -7,6 +7,7 @@
  * have changed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import os from 'node:os';
 import { onCrash, type BackoffPolicy, type BackoffState } from '../common/process/backoff';
 import { signalGroup } from '../common/process/supervisor';
@@ -128,7 +129,8 @@ export class ContainerRunner {
     const child = spawn(cmd!, args, {
       cwd: this.plan.cwd,
       env: this.plan.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // fd 3: the mount script says `mounted` on it once the volumes are in place, then closes it and execs
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
     });
     this.child = child;
@@ -136,11 +138,16 @@ export class ContainerRunner {
     this.startedAtMs = Date.now();
     this.started = false;
     this.ready = false;
-    this.state = { kind: 'running', startedAt: iso(this.startedAtMs) };
+    // Not running until its volumes are mounted (a kubelet starts the process after the mounts, too).
+    this.state = { kind: 'waiting', reason: 'ContainerCreating' };
     const pid = child.pid;
     if (pid !== undefined) this.deps.groups?.added(pid);
     child.stdout!.on('data', (d: Buffer) => this.deps.output(this.plan.name, 'stdout', d));
-    child.stderr!.on('data', (d: Buffer) => this.deps.output(this.plan.name, 'stderr', d));
+    let setupErrors = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      if (this.state.kind === 'waiting') setupErrors = (setupErrors + d.toString()).slice(-500);
+      this.deps.output(this.plan.name, 'stderr', d);
+    });
     let spawnError: Error | undefined;
     child.on('error', (err) => {
       spawnError = err;
@@ -148,11 +155,31 @@ export class ContainerRunner {
     this.exited = new Promise((resolve) => {
       child.on('close', (code, signal) => {
         if (pid !== undefined) this.deps.groups?.removed(pid);
+        // exited before its volumes were mounted: the mount script's error is why it could not start
+        if (!spawnError && this.state.kind === 'waiting' && code !== 0 && !signal)
+          spawnError = new Error(`cannot mount its volumes: ${setupErrors.trim() || `exit code ${String(code)}`}`);
         this.onExit(gen, code, signal, spawnError);
         resolve();
       });
     });
     if (pid === undefined) return;
+    this.deps.onChange();
+    const setup = child.stdio[3] as Readable;
+    let said = '';
+    setup.on('error', () => undefined);
+    setup.on('data', (d: Buffer) => {
+      said += d.toString();
+      if (!said.includes('mounted')) return;
+      setup.removeAllListeners('data');
+      setup.destroy();
+      if (gen === this.generation && this.child === child) this.onMounted(gen, pid, handle);
+    });
+  }
+
+  /** The container's volumes are mounted and its argv runs: it is running, and its probes begin. */
+  private onMounted(gen: number, pid: number, handle: PodHandle): void {
+    this.startedAtMs = Date.now();
+    this.state = { kind: 'running', startedAt: iso(this.startedAtMs) };
     this.deps.report('info', `container ${this.plan.name} started (pid ${pid}): ${this.plan.argv.join(' ')}`);
     this.deps.onChange();
 

@@ -466,9 +466,10 @@ describe('mountScript', () => {
         `mount -o remount,bind,ro '/etc/app'`,
         `if [ -d '/run/it'\\''s' ]; then mkdir -p '/data'; else mkdir -p "$(dirname '/data')"; [ -e '/data' ] || : > '/data'; fi`,
         `mount --bind '/run/it'\\''s' '/data'`,
-        'exec "$@"',
+        'echo mounted >&3',
+        'exec 3>&- "$@"',
       ].join('\n'),
     );
-    expect(mountScript([])).toBe('set -e\nexec "$@"');
+    expect(mountScript([])).toBe('set -e\necho mounted >&3\nexec 3>&- "$@"');
   });
 });

@@ -385,7 +385,8 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 /**
  * The `sh` script that a container starts with inside its own (new) mount namespace: each mount bound at
  * its target (created when missing: a folder for a folder, an empty file for a file), read-only where
- * asked, and then `exec "$@"` (the container's argv, so its process is the one the pod runs).
+ * asked; then it says `mounted` on fd 3 (the runner counts the container as running from then on) and
+ * execs the container's argv with fd 3 closed (`exec "$@"`: its process is the one the pod runs).
  */
 export function mountScript(mounts: readonly HostMount[]): string {
   const lines = ['set -e'];
@@ -398,6 +399,6 @@ export function mountScript(mounts: readonly HostMount[]): string {
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${t}`);
   }
-  lines.push('exec "$@"');
+  lines.push('echo mounted >&3', 'exec 3>&- "$@"');
   return lines.join('\n');
 }

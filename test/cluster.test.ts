@@ -354,6 +354,8 @@ spec:
         - { name: config, mountPath: ${ROOT_DIR}/config }
         - { name: shared, mountPath: ${ROOT_DIR}/shared }
         - { name: cache, mountPath: ${ROOT_DIR}/cache }
+      # an exec probe runs in the container's mount namespace: it sees the container's volumes
+      readinessProbe: { exec: { command: [cat, '${ROOT_DIR}/secret/password'] }, periodSeconds: 1 }
     - name: reader
       image: ${image}
       command: [sleep, '3600']
@@ -394,9 +396,11 @@ spec:
       const pod = await waitFor(
         async () => {
           const p = await kubectlJson<Pod>(['get', 'pod', 'volumes-demo']);
-          return (p.status?.containerStatuses ?? []).filter((c) => c.state?.running).length === 2 ? p : undefined;
+          return (p.status?.containerStatuses ?? []).filter((c) => c.state?.running && c.ready).length === 2
+            ? p
+            : undefined;
         },
-        { timeoutMs: 60_000, intervalMs: 250, what: 'the volumes-demo pod to run both containers' },
+        { timeoutMs: 60_000, intervalMs: 250, what: 'the volumes-demo pod to run both containers, ready' },
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${output()}`);
       });
