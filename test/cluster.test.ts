@@ -455,6 +455,7 @@ spec:
           `${server}/apis/authentication.k8s.io/v1/selfsubjectreviews`,
           {
             method: 'POST',
+            agent: false, // no keep-alive socket left open after the test
             ca: readIn(writer, `${SA_DIR}/ca.crt`),
             headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           },
