@@ -2,10 +2,10 @@
  * Rule evaluation shared by HTTP calls and internal calls, and the FuncCaller that `func` rules use: a NATS
  * request to the rule's function inside the same deadline as the call it guards.
  */
-import { FnmeshError, callSubject, isFunctionName, isNamespaceName, isServiceName } from '../common';
+import { DEFAULT_RETRY, FnmeshError, callSubject, isFunctionName, isNamespaceName, isServiceName } from '../common';
 import type { DelegationTokens } from './delegation';
-import { invoke, type Connection } from './invoke';
-import type { ResolvedFunction } from './registry';
+import type { Registry, ResolvedFunction } from './registry';
+import { callFunction, type Callee, type ResilientCalls } from './resilient-call';
 import type { Decision, FuncCaller, RuleInput } from './rules';
 
 export interface CallIdentity {
@@ -17,12 +17,25 @@ export interface CallIdentity {
 
 const decoder = new TextDecoder();
 
+/** The rule's target as the routing table knows it (its retry policy and breaker), else with the defaults. */
+function ruleTarget(registry: Registry, target: { namespace: string; service: string; function: string }): Callee {
+  const found = registry.lookup(target.namespace, target.service, target.function);
+  if (found.kind === 'ok') return found.fn;
+  return {
+    ...target,
+    label: `${target.namespace}/${target.service}.${target.function}`,
+    subject: callSubject(target.namespace, target.service, target.function),
+    retry: DEFAULT_RETRY,
+  };
+}
+
 /**
  * A FuncCaller bound to one call's deadline (performance.now() based) and identity; the rule's function gets
- * `paramsBytes`, the call's params as the caller sent them, when given.
+ * `paramsBytes`, the call's params as the caller sent them, when given. Its calls retry as any call does.
  */
 export function makeFuncCaller(
-  conn: Connection,
+  calls: ResilientCalls,
+  registry: () => Registry,
   deadline: number,
   identity: CallIdentity,
   paramsBytes?: Uint8Array,
@@ -48,13 +61,9 @@ export function makeFuncCaller(
         : {}),
       ...(args.caller ? { caller: args.caller } : {}),
     };
-    const body = await invoke(
-      conn,
-      callSubject(target.namespace, target.service, target.function),
-      target,
-      payload,
-      meta,
-    );
+    const outcome = await callFunction(calls, ruleTarget(registry(), target), payload, meta, deadline);
+    if (!outcome.reply.ok) throw outcome.reply.error;
+    const body = outcome.reply.body;
     if (body.length === 0) return null;
     try {
       return JSON.parse(decoder.decode(body)) as unknown;

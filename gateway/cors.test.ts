@@ -17,7 +17,7 @@ const echoed = (origin: string): Record<string, string> => ({
   vary: 'Origin',
   'access-control-allow-origin': origin,
   'access-control-allow-credentials': 'true',
-  'access-control-expose-headers': 'x-request-id',
+  'access-control-expose-headers': 'x-request-id, fnmesh-attempts, retry-after',
 });
 
 describe('corsDecider', () => {
@@ -35,19 +35,29 @@ describe('corsDecider', () => {
       'credentials switched off: echoed without them',
       noCredentials,
       call(APP),
-      { vary: 'Origin', 'access-control-allow-origin': APP, 'access-control-expose-headers': 'x-request-id' },
+      {
+        vary: 'Origin',
+        'access-control-allow-origin': APP,
+        'access-control-expose-headers': 'x-request-id, fnmesh-attempts, retry-after',
+      },
     ],
     [
       '"*": any origin, never credentials, no Vary',
       { origins: '*', credentials: true },
       call('https://x.example'),
-      { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'x-request-id' },
+      {
+        'access-control-allow-origin': '*',
+        'access-control-expose-headers': 'x-request-id, fnmesh-attempts, retry-after',
+      },
     ],
     [
       '"*" without an Origin: the same answer',
       any,
       call(),
-      { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'x-request-id' },
+      {
+        'access-control-allow-origin': '*',
+        'access-control-expose-headers': 'x-request-id, fnmesh-attempts, retry-after',
+      },
     ],
     ['an empty list: nothing', none, call(APP), {}],
     [

@@ -16,6 +16,7 @@
  * those of the requested headers the gateway reads (`CORS_REQUEST_HEADERS`) and how long the browser may
  * cache the answer.
  */
+import { ATTEMPTS_HTTP_HEADER } from '../common';
 
 /** The request headers a page may send on a call. */
 export const CORS_REQUEST_HEADERS: readonly string[] = [
@@ -25,8 +26,11 @@ export const CORS_REQUEST_HEADERS: readonly string[] = [
   'traceparent',
   'tracestate',
 ];
-/** The answer headers a page may read besides the CORS-safelisted ones. */
-export const CORS_EXPOSED_HEADERS = 'x-request-id';
+/**
+ * The answer headers a page may read besides the CORS-safelisted ones: the call id, the attempts a retried
+ * call took, and how long to wait when an open circuit refused it.
+ */
+export const CORS_EXPOSED_HEADERS = ['x-request-id', ATTEMPTS_HTTP_HEADER, 'retry-after'].join(', ');
 /** Seconds a browser may reuse a preflight's answer. */
 export const CORS_MAX_AGE_SECONDS = 600;
 

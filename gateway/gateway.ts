@@ -18,7 +18,8 @@ import { createHttpHandler, createOpsHandler } from './http-server';
 import { subscribeInternalCalls } from './internal-calls';
 import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
 import { createGatewayMetrics } from './metrics';
-import { EMPTY_REGISTRY, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
+import { CircuitBreakers } from './circuit-breaker';
+import { EMPTY_REGISTRY, breakerKeys, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
 import { DEFAULT_MAX_BODY_BYTES, effectiveBodyLimit, embeddedMaxPayload, headerBudget } from './limits';
 
 /** Replies to the gateway's calls arrive below it; its NATS permissions let it receive replies nowhere else. */
@@ -78,7 +79,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   gatewayDefaultCompiler(config.defaultRule)('default');
   const delegation = loadDelegationTokens(config.delegationKeyFile, GATEWAY_SETTINGS.delegationKeyFile.env);
   const verifier = await createJwtVerifier(config.jwt);
-  const metrics = createGatewayMetrics();
+  // The functions' circuit breakers outlive routing-table rebuilds (an unchanged service keeps its state).
+  const breakers = new CircuitBreakers();
+  const metrics = createGatewayMetrics(undefined, breakers);
 
   let broker: Broker | undefined;
   let nc: NatsConnection | undefined;
@@ -184,6 +187,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         logger.error('a FunctionService has rules that do not compile', { service: e.service, error: e.message });
       }
       registry = built.registry;
+      breakers.retain(breakerKeys(registry));
       sourceLoaded = true;
       logger.info('routing table updated', { services: registry.services.size, errors: built.errors.length });
     };
@@ -201,6 +205,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
 
     const internal = subscribeInternalCalls(conn, {
       conn: connection,
+      breakers,
       registry: () => registry,
       delegation,
       metrics,
@@ -216,6 +221,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       config: { ...config, maxBodyBytes },
       registry: () => registry,
       conn: connection,
+      breakers,
       verifier,
       delegation,
       metrics,
@@ -227,7 +233,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     httpServer = createGuardedServer(handler, { ...guard, listener: 'call', capConnections: true });
     const port = await listen(httpServer, config.listen);
     const url = urlOf(config.listen.host, port);
-    opsServer = createGuardedServer(createOpsHandler({ registry: () => registry, logger, ops }), {
+    opsServer = createGuardedServer(createOpsHandler({ registry: () => registry, breakers, logger, ops }), {
       ...guard,
       listener: 'ops',
       capConnections: false,

@@ -5,7 +5,15 @@
  */
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import express from 'express';
-import { FnmeshError, codeForStatus, errorMessage, handleOps, type Logger, type OpsHandlerOptions } from '../common';
+import {
+  ATTEMPTS_HTTP_HEADER,
+  FnmeshError,
+  codeForStatus,
+  errorMessage,
+  handleOps,
+  type Logger,
+  type OpsHandlerOptions,
+} from '../common';
 import { adminAccess, isAdminPath } from './admin-access';
 import type { GatewayConfig } from './config';
 import {
@@ -21,7 +29,9 @@ import {
 } from './call-path';
 import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { toHttpError } from './errors-http';
-import { invoke, type Connection } from './invoke';
+import type { Connection } from './invoke';
+import type { CircuitBreakers } from './circuit-breaker';
+import { callFunction, type ResilientCalls } from './resilient-call';
 import type { GatewayMetrics } from './metrics';
 import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import { bearerToken, type JwtVerifier } from './auth';
@@ -47,6 +57,10 @@ export interface HttpDeps {
   };
   registry: () => Registry;
   conn: Connection;
+  /** The circuit breakers of all functions (kept across routing-table rebuilds). */
+  breakers: CircuitBreakers;
+  /** Back-off jitter, [0, 1); Math.random unless a test gives its own. */
+  random?: () => number;
   verifier: JwtVerifier;
   /** Issues the delegation tokens that go with calls carrying verified claims. */
   delegation: DelegationTokens;
@@ -62,7 +76,14 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 const ROUTE_HINT = 'calls are POST /v1/api/{namespace}/functions/{service}/{function}';
 export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; inFlight: () => number } {
-  const { config, conn, verifier, metrics, logger } = deps;
+  const { config, verifier, metrics, logger } = deps;
+  const calls: ResilientCalls = {
+    conn: deps.conn,
+    breakers: deps.breakers,
+    metrics,
+    logger,
+    ...(deps.random ? { random: deps.random } : {}),
+  };
   const cors = corsDecider({ origins: config.corsOrigins, credentials: config.corsCredentials });
   let inFlight = 0;
   const httpInFlight = metrics.inFlightOf('http');
@@ -232,20 +253,31 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
       const traceparent = pickTraceparent(req.headers.traceparent);
       const identity = { requestId, traceparent, delegation: deps.delegation };
       const input = claims ? { auth: claims, params: body.params } : { params: body.params };
-      const decision = await evaluateRule(target, input, makeFuncCaller(conn, deadline, identity, body.paramsBytes));
+      const decision = await evaluateRule(
+        target,
+        input,
+        makeFuncCaller(calls, deps.registry, deadline, identity, body.paramsBytes),
+      );
       if (!decision.allow) {
         metrics.forCall(target, 'http').denied();
         fail(denialError(target, decision.reason, config.exposeRuleReasons, claims === undefined), decision.reason);
         return;
       }
       const timeLeftMs = Math.floor(deadline - performance.now());
-      const result = await invoke(conn, target.subject, target, body.paramsBytes, {
+      const meta = {
         requestId,
         timeoutMs: timeLeftMs,
         traceparent,
         ...(claims ? { claims, delegation: deps.delegation.forCall(target, requestId, claims, timeLeftMs) } : {}),
-      });
-      finish(200, resultEnvelope(result));
+      };
+      const outcome = await callFunction(calls, target, body.paramsBytes, meta, deadline);
+      if (outcome.attempts > 1) headers[ATTEMPTS_HTTP_HEADER] = String(outcome.attempts);
+      if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(outcome.retryAfterSeconds);
+      if (!outcome.reply.ok) {
+        fail(outcome.reply.error);
+        return;
+      }
+      finish(200, resultEnvelope(outcome.reply.body));
     }
   }
 
@@ -267,7 +299,7 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
  * port to FNMESH_ADMIN_TOKEN only) and JSON 404s.
  */
 function createOpsApp(
-  deps: Pick<HttpDeps, 'registry' | 'logger' | 'ops'> & { config: Pick<GatewayConfig, 'adminToken'> },
+  deps: Pick<HttpDeps, 'registry' | 'breakers' | 'logger' | 'ops'> & { config: Pick<GatewayConfig, 'adminToken'> },
   listener: 'call' | 'ops',
 ): express.Express {
   const app = express();
@@ -287,7 +319,7 @@ function createOpsApp(
           res.status(access.status).json({ error: access.message });
         };
   app.get('/v1/services', guard, (_req, res) => {
-    res.json({ services: describeRegistry(deps.registry()) });
+    res.json({ services: describeRegistry(deps.registry(), deps.breakers) });
   });
   app.get('/metrics', guard, (req, res) => {
     handleOps(req, res, deps.ops);
@@ -306,7 +338,7 @@ function createOpsApp(
 const OPS_HINT = 'the ops listener serves GET /healthz, /readyz, /metrics and /v1/services';
 
 /** The ops listener (FNMESH_OPS_LISTEN): probes, metrics and the listing with every rule's definition. */
-export function createOpsHandler(deps: Pick<HttpDeps, 'registry' | 'logger' | 'ops'>): RequestHandler {
+export function createOpsHandler(deps: Pick<HttpDeps, 'registry' | 'breakers' | 'logger' | 'ops'>): RequestHandler {
   const app = createOpsApp({ ...deps, config: {} }, 'ops');
   return (req, res) => {
     if (handleOps(req, res, deps.ops)) return;

@@ -7,11 +7,12 @@
  * relayed.
  */
 import { isUtf8 } from 'node:buffer';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import {
   FnmeshError,
   GATEWAY_QUEUE_GROUP,
   INTERNAL_WILDCARD,
+  NATS_HEADERS,
   decodeCallHeaders,
   encodeErrorReply,
   errorMessage,
@@ -25,13 +26,18 @@ import { scanDepth } from '../common/call-envelope';
 import { denialError, evaluateRule, makeFuncCaller } from './authorize';
 import { internalParamsTooLarge, paramsTooDeep } from './limits';
 import { computeTimeoutMs, pickRequestId, pickTraceparent, refuseAmbiguousParams } from './call-path';
-import { requestRaw, type Connection } from './invoke';
+import type { Connection } from './invoke';
+import type { CircuitBreakers } from './circuit-breaker';
+import { callFunction, type ResilientCalls } from './resilient-call';
 import type { GatewayMetrics } from './metrics';
 import { unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import type { DelegationTokens } from './delegation';
 
 export interface InternalDeps {
   conn: Connection;
+  breakers: CircuitBreakers;
+  /** Back-off jitter, [0, 1); Math.random unless a test gives its own. */
+  random?: () => number;
   registry: () => Registry;
   delegation: DelegationTokens;
   metrics: GatewayMetrics;
@@ -50,6 +56,7 @@ export function subscribeInternalCalls(
   deps: InternalDeps,
 ): { subscription: Subscription; inFlight: () => number } {
   let inFlight = 0;
+  const calls = resilientCalls(deps);
   const subscription = nc.subscribe(INTERNAL_WILDCARD, {
     queue: GATEWAY_QUEUE_GROUP,
     callback: (err, msg) => {
@@ -58,13 +65,27 @@ export function subscribeInternalCalls(
         return;
       }
       inFlight++;
-      handleInternalCall(msg, deps).finally(() => inFlight--);
+      handleInternalCall(msg, deps, calls).finally(() => inFlight--);
     },
   });
   return { subscription, inFlight: () => inFlight };
 }
 
-export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<void> {
+function resilientCalls(deps: InternalDeps): ResilientCalls {
+  return {
+    conn: deps.conn,
+    breakers: deps.breakers,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    ...(deps.random ? { random: deps.random } : {}),
+  };
+}
+
+export async function handleInternalCall(
+  msg: Msg,
+  deps: InternalDeps,
+  calls: ResilientCalls = resilientCalls(deps),
+): Promise<void> {
   const started = performance.now();
   const { metrics, logger } = deps;
   let fn: ResolvedFunction | undefined;
@@ -157,7 +178,7 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
     const decision = await evaluateRule(
       fn,
       { ...(claims ? { auth: claims } : {}), params, caller },
-      makeFuncCaller(deps.conn, deadline, identity, msg.data.length > 0 ? msg.data : undefined),
+      makeFuncCaller(calls, deps.registry, deadline, identity, msg.data.length > 0 ? msg.data : undefined),
     );
     if (!decision.allow) {
       metrics.forCall(fn, 'internal').denied();
@@ -165,15 +186,30 @@ export async function handleInternalCall(msg: Msg, deps: InternalDeps): Promise<
       return;
     }
     const timeLeftMs = Math.floor(deadline - performance.now());
-    const reply = await requestRaw(deps.conn, fn.subject, fn, msg.data, {
-      requestId,
-      timeoutMs: timeLeftMs,
-      traceparent,
-      caller,
-      ...(claims ? { claims, delegation: deps.delegation.forCall(fn, requestId, claims, timeLeftMs) } : {}),
-    });
-    if (msg.reply) msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
-    const status = Number(reply.headers?.get('Fnmesh-Status') || 200);
+    const outcome = await callFunction(
+      calls,
+      fn,
+      msg.data,
+      {
+        requestId,
+        timeoutMs: timeLeftMs,
+        traceparent,
+        caller,
+        ...(claims ? { claims, delegation: deps.delegation.forCall(fn, requestId, claims, timeLeftMs) } : {}),
+      },
+      deadline,
+    );
+    const reply = outcome.msg;
+    if (reply === undefined) {
+      // The gateway's own answer (no replica could take it, or the circuit is open): no reply to relay.
+      reject(outcome.reply.ok ? new FnmeshError('internal', 'internal error') : outcome.reply.error);
+      return;
+    }
+    let h = reply.headers;
+    // The sidecar tells its function how many attempts the call took (fnmesh-attempts on the call API).
+    if (outcome.attempts > 1) (h ??= natsHeaders()).set(NATS_HEADERS.attempt, String(outcome.attempts));
+    if (msg.reply) msg.respond(reply.data, h ? { headers: h } : undefined);
+    const status = Number(reply.headers?.get(NATS_HEADERS.status) || 200);
     done(status);
   } catch (err) {
     reject(err);

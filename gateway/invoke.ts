@@ -12,6 +12,13 @@ export interface Target {
   function: string;
 }
 
+/** NATS answered that nobody is subscribed to the call's subject: no replica got it (retries tell it apart). */
+export class NoRespondersError extends FnmeshError {
+  constructor(target: Target) {
+    super('unavailable', `no ready replica of ${target.namespace}/${target.service} is subscribed`);
+  }
+}
+
 export const NOT_CONNECTED_MESSAGE = 'the gateway is not connected to NATS; retrying';
 export const CONNECTION_LOST_MESSAGE =
   'the gateway lost its NATS connection during the call (the function may or may not have run); retrying';
@@ -33,7 +40,7 @@ export function mapRequestError(err: unknown, target: Target, timeoutMs: number)
   for (const e of chain) {
     if (e instanceof FnmeshError) return e;
     if (e instanceof natsErrors.NoRespondersError || (e instanceof natsErrors.RequestError && e.isNoResponders())) {
-      return new FnmeshError('unavailable', `no ready replica of ${svc} is subscribed`);
+      return new NoRespondersError(target);
     }
     if (e instanceof natsErrors.TimeoutError) {
       return new FnmeshError(
@@ -84,7 +91,7 @@ interface Pending {
 }
 
 function noResponders(target: Target): FnmeshError {
-  return new FnmeshError('unavailable', `no ready replica of ${target.namespace}/${target.service} is subscribed`);
+  return new NoRespondersError(target);
 }
 
 function timedOut(target: Target, timeoutMs: number): FnmeshError {

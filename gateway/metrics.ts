@@ -1,6 +1,8 @@
 /** The gateway's Prometheus metrics. Labels come only from routed (known) functions, never from raw paths. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS, createRegistry } from '../common';
+import type { BreakerState, CircuitBreakers } from './circuit-breaker';
+import type { RetryReason } from './retry-decision';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -15,6 +17,14 @@ export interface GatewayMetrics {
   requestTimeouts: Counter<'listener' | 'phase'>;
   headersTooLarge: Counter<'listener'>;
   malformedRequests: Counter<'listener'>;
+  /** Retries (attempts after the first) by why the attempt before failed: a not-executed reason or how it may have run. */
+  retries: Counter<'namespace' | 'service' | 'function' | 'reason'>;
+  /** Calls answered 503 at once by an open circuit breaker. */
+  breakerRefusals: Counter<'namespace' | 'service' | 'function'>;
+  breakerOpenings: Counter<'namespace' | 'service' | 'function'>;
+  breakerState: Gauge<'namespace' | 'service' | 'function'>;
+  /** Counts a retry of a call to `fn` (labels of its breaker: the functions a `default` routes count as it). */
+  retried(fn: FunctionLabels, reason: RetryReason): void;
   /**
    * The label children of one function's calls, bound once and cached (the hot path then never validates
    * labels or builds label keys). `fn` undefined → the '-' labels of calls that matched no function.
@@ -43,7 +53,14 @@ export interface CallMetrics {
 /** Most functions whose label children are cached per kind; calls to more are counted uncached. */
 const MAX_CACHED_FUNCTIONS = 2000;
 
-export function createGatewayMetrics(registry: Registry = createRegistry('gateway')): GatewayMetrics {
+/** The value of fnmesh_gateway_circuit_state for each state. */
+export const BREAKER_STATE_VALUES: Record<BreakerState, number> = { closed: 0, open: 1, 'half-open': 2 };
+
+/** `breakers`: the circuit breakers whose states the gauge reports at each scrape. */
+export function createGatewayMetrics(
+  registry: Registry = createRegistry('gateway'),
+  breakers?: CircuitBreakers,
+): GatewayMetrics {
   const metrics = {
     registry,
     requests: new Counter({
@@ -106,6 +123,36 @@ export function createGatewayMetrics(registry: Registry = createRegistry('gatewa
       labelNames: ['listener'],
       registers: [registry],
     }),
+    retries: new Counter({
+      name: 'fnmesh_gateway_retries_total',
+      help: 'Attempts of calls after their first, by why the attempt before failed (reason: function-down, unhealthy, overloaded, draining, ejected, no-responders: not executed; reset, timeout, status: may have run)',
+      labelNames: ['namespace', 'service', 'function', 'reason'],
+      registers: [registry],
+    }),
+    breakerRefusals: new Counter({
+      name: 'fnmesh_gateway_circuit_refusals_total',
+      help: "Calls answered 503 at once because the function's circuit breaker was open (or half-open with its probe running)",
+      labelNames: ['namespace', 'service', 'function'],
+      registers: [registry],
+    }),
+    breakerOpenings: new Counter({
+      name: 'fnmesh_gateway_circuit_openings_total',
+      help: "Times a function's circuit breaker opened (calls in a row that no replica could take, or a failed probe)",
+      labelNames: ['namespace', 'service', 'function'],
+      registers: [registry],
+    }),
+    breakerState: new Gauge({
+      name: 'fnmesh_gateway_circuit_state',
+      help: "State of a function's circuit breaker: 0 closed, 1 open, 2 half-open (functions without a breaker yet are closed and not listed)",
+      labelNames: ['namespace', 'service', 'function'],
+      registers: [registry],
+      collect() {
+        if (!breakers) return;
+        this.reset();
+        for (const { ref, breaker } of breakers.all())
+          this.labels(ref.namespace, ref.service, ref.function).set(BREAKER_STATE_VALUES[breaker.state]);
+      },
+    }),
   };
   const bind = (fn: FunctionLabels | undefined, kind: CallKind): CallMetrics => {
     const namespace = fn ? fn.namespace : '-';
@@ -147,6 +194,9 @@ export function createGatewayMetrics(registry: Registry = createRegistry('gatewa
     },
     inFlightOf(kind) {
       return inFlight[kind];
+    },
+    retried(fn, reason) {
+      metrics.retries.labels(fn.namespace, fn.service, fn.function, reason).inc();
     },
   };
 }

@@ -5,7 +5,15 @@
  * limits it runs with; `npm run generate` (cli/openapi-file.ts) writes it with the defaults to
  * docs/openapi.json, and openapi.test.ts fails when that file differs. A plain typed object: nothing here parses or validates.
  */
-import { DNS_LABEL, ERROR_TABLE, FUNCTION_NAME, NAME_RULES, TRACEPARENT, type ErrorCode } from '../common';
+import {
+  ATTEMPTS_HTTP_HEADER,
+  DNS_LABEL,
+  ERROR_TABLE,
+  FUNCTION_NAME,
+  NAME_RULES,
+  TRACEPARENT,
+  type ErrorCode,
+} from '../common';
 import { CALL_ROUTE_PREFIX, CALL_ROUTE_SEGMENTS } from './call-path';
 import { DEFAULT_MAX_BODY_BYTES } from './limits';
 import { GATEWAY_SETTINGS } from './settings';
@@ -40,7 +48,8 @@ const MEANING: Partial<Record<ErrorCode, string>> = {
   unsupported_media_type: 'a `content-type` that is not JSON (`application/json` or `application/*+json`)',
   overloaded: 'every replica that got the call was at its concurrency limit: retry later',
   function_failed: 'the function failed (answered 5xx, crashed, or answered something that is not JSON)',
-  unavailable: 'no replica of the service is running, or the gateway lost NATS',
+  unavailable:
+    "no replica of the service could take the call within its attempts, the function's circuit breaker is open (then with `retry-after`), or the gateway lost NATS",
   deadline_exceeded: 'the deadline passed before the function answered',
 };
 
@@ -127,6 +136,21 @@ const requestIdHeader: JsonObject = {
   schema: { type: 'string' },
 };
 
+const attemptsHeader: JsonObject = {
+  description:
+    'how many attempts the call took, when more than one: calls that no replica ran are sent to another one, calls that may have run only when the function allows it (`retry`, `idempotent`)',
+  schema: { type: 'integer', minimum: 2 },
+};
+
+const retryAfterHeader: JsonObject = {
+  description:
+    "with a 503 of an open circuit breaker: whole seconds until the gateway tries the function's replicas again",
+  schema: { type: 'integer', minimum: 1 },
+};
+
+/** The headers of every answer of the call route. */
+const callHeaders: JsonObject = { 'x-request-id': requestIdHeader, [ATTEMPTS_HTTP_HEADER]: attemptsHeader };
+
 function jsonAnswer(description: string, schema: JsonObject, headers?: JsonObject): JsonObject {
   return { description, ...(headers ? { headers } : {}), content: { 'application/json': { schema } } };
 }
@@ -155,13 +179,19 @@ function server(
 
 function callOperation(segment: string): JsonObject {
   const responses: JsonObject = {
-    '200': jsonAnswer('the function answered; `result` is its JSON answer as it sent it', ref('CallResult'), {
-      'x-request-id': requestIdHeader,
-    }),
+    '200': jsonAnswer(
+      'the function answered; `result` is its JSON answer as it sent it',
+      ref('CallResult'),
+      callHeaders,
+    ),
   };
   for (const [status, meaning] of callErrorStatuses())
-    responses[String(status)] = jsonAnswer(meaning, ref('Error'), { 'x-request-id': requestIdHeader });
-  responses['4XX'] = jsonAnswer(FUNCTION_4XX, ref('Error'), { 'x-request-id': requestIdHeader });
+    responses[String(status)] = jsonAnswer(
+      meaning,
+      ref('Error'),
+      status === ERROR_TABLE.unavailable.status ? { ...callHeaders, 'retry-after': retryAfterHeader } : callHeaders,
+    );
+  responses['4XX'] = jsonAnswer(FUNCTION_4XX, ref('Error'), callHeaders);
   const alias = segment === 'functions' ? '' : " (the path Space Cloud's client `space-api` posts to)";
   return {
     operationId: `call${segment === 'functions' ? 'Function' : 'Service'}`,
@@ -261,7 +291,7 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
   });
   paths[OPS_PATHS.services] = adminOps(
     'listServices',
-    'the routing table: services, functions, timeouts and rules',
+    'the routing table: services, functions, timeouts, rules, retry policies and circuit breakers',
     jsonAnswer('every service the gateway routes to', ref('ServiceList')),
   );
   paths[OPS_PATHS.healthz] = ops('healthz', 'alive', {
@@ -343,6 +373,44 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
           properties: { result: { description: "the function's answer, any JSON" } },
         },
         Error: errorSchema,
+        RetryPolicy: {
+          type: 'object',
+          description: "the function's resolved retry policy (`spec.retry`, the function's `retry` and `idempotent`)",
+          required: ['attempts', 'backoff', 'retryOn'],
+          properties: {
+            attempts: { type: 'integer', minimum: 1 },
+            backoff: {
+              type: 'object',
+              properties: { initialMs: { type: 'integer' }, maxMs: { type: 'integer' } },
+            },
+            retryOn: {
+              type: 'array',
+              description: 'failures of calls that may have run that are retried: reset, timeout, 5xx, or a status',
+              items: { oneOf: [{ type: 'string' }, { type: 'integer' }] },
+            },
+            perTryTimeoutMs: { type: 'integer' },
+          },
+        },
+        CircuitBreaker: {
+          type: 'object',
+          description: "the function's circuit breaker: its policy (`spec.circuitBreaker`) and its state now",
+          required: ['state', 'failuresInARow'],
+          properties: {
+            consecutiveFailures: { type: 'integer' },
+            openMs: { type: 'integer' },
+            maxOpenMs: { type: 'integer' },
+            state: { enum: ['closed', 'open', 'half-open'] },
+            failuresInARow: {
+              type: 'integer',
+              description: 'calls in a row that no replica could take',
+            },
+            openUntil: {
+              type: 'string',
+              format: 'date-time',
+              description: 'while open: when the next trial call goes',
+            },
+          },
+        },
         ServiceList: {
           type: 'object',
           required: ['services'],
@@ -364,10 +432,22 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
                         name: { type: 'string' },
                         timeoutMs: { type: 'integer' },
                         rule: { description: "the function's rule, described" },
+                        retry: ref('RetryPolicy'),
+                        circuitBreaker: ref('CircuitBreaker'),
                       },
                     },
                   },
                   acceptsOtherFunctions: { type: 'boolean' },
+                  otherFunctions: {
+                    type: 'object',
+                    description:
+                      'with acceptsOtherFunctions: how the functions the `default` function routes are called',
+                    properties: {
+                      timeoutMs: { type: 'integer' },
+                      retry: ref('RetryPolicy'),
+                      circuitBreaker: ref('CircuitBreaker'),
+                    },
+                  },
                 },
               },
             },

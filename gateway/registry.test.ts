@@ -1,6 +1,13 @@
-import { parseFunctionService, type FunctionService } from '../common';
+import {
+  DEFAULT_CIRCUIT_BREAKER,
+  DEFAULT_RETRY,
+  IDEMPOTENT_RETRY_ON,
+  parseFunctionService,
+  type FunctionService,
+} from '../common';
 import { SOURCE_FILE_ANNOTATION } from '../common/manifest-source';
-import { buildRegistry, describeRegistry } from './registry';
+import { CircuitBreakers } from './circuit-breaker';
+import { breakerKeys, buildRegistry, describeRegistry, type ResolvedFunction } from './registry';
 
 function svc(
   name: string,
@@ -142,9 +149,16 @@ describe('buildRegistry', () => {
             name: 'hi',
             timeoutMs: 10000,
             rule: { type: 'deny', from: 'gateway-default', definition: { rule: 'deny' } },
+            retry: { ...DEFAULT_RETRY, retryOn: [] },
+            circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, state: 'closed', failuresInARow: 0 },
           },
         ],
         acceptsOtherFunctions: true,
+        otherFunctions: {
+          timeoutMs: 10000,
+          retry: { ...DEFAULT_RETRY, retryOn: [] },
+          circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, state: 'closed', failuresInARow: 0 },
+        },
       },
       {
         namespace: 'prod',
@@ -154,6 +168,8 @@ describe('buildRegistry', () => {
             name: 'hello',
             timeoutMs: 10000,
             rule: { type: 'deny', from: 'gateway-default', definition: { rule: 'deny' } },
+            retry: { ...DEFAULT_RETRY, retryOn: [] },
+            circuitBreaker: { ...DEFAULT_CIRCUIT_BREAKER, state: 'closed', failuresInARow: 0 },
           },
         ],
         acceptsOtherFunctions: false,
@@ -175,7 +191,7 @@ describe('buildRegistry', () => {
       { rule: 'authenticated' },
     );
     const listing = describeRegistry(registry) as { name: string; functions: { name: string; rule: unknown }[] }[];
-    expect(listing.find((s) => s.name === 'shop')!.functions).toEqual([
+    expect(listing.find((s) => s.name === 'shop')!.functions).toMatchObject([
       {
         name: 'buy',
         timeoutMs: 10000,
@@ -191,12 +207,87 @@ describe('buildRegistry', () => {
         rule: { type: 'allow', from: 'service-default', definition: { rule: 'allow' } },
       },
     ]);
-    expect(listing.find((s) => s.name === 'policy')!.functions).toEqual([
+    expect(listing.find((s) => s.name === 'policy')!.functions).toMatchObject([
       {
         name: 'check',
         timeoutMs: 10000,
         rule: { type: 'authenticated', from: 'gateway-default', definition: { rule: 'authenticated' } },
       },
     ]);
+  });
+});
+
+describe('retry policies and circuit breakers in the routing table', () => {
+  const build = (): ReturnType<typeof buildRegistry>['registry'] =>
+    buildRegistry(
+      [
+        svc(
+          'shop',
+          [
+            { name: 'buy' },
+            { name: 'look', idempotent: true },
+            { name: 'pay', retry: { attempts: 2, retryOn: [503] } },
+            { name: 'default', retry: { perTryTimeoutMs: 300 } },
+          ],
+          { retry: { attempts: 3 }, circuitBreaker: { consecutiveFailures: 2 } },
+        ),
+      ],
+      undefined,
+    ).registry;
+  const fn = (registry: ReturnType<typeof build>, name: string): ResolvedFunction => {
+    const found = registry.lookup('default', 'shop', name);
+    if (found.kind !== 'ok') throw new Error(`no ${name}`);
+    return found.fn;
+  };
+
+  it("resolves each function's retry policy over the service's, and routes undeclared functions with the default's", () => {
+    const registry = build();
+    expect(fn(registry, 'buy').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: [] });
+    expect(fn(registry, 'look').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: IDEMPOTENT_RETRY_ON });
+    expect(fn(registry, 'pay').retry).toEqual({ ...DEFAULT_RETRY, attempts: 2, retryOn: [503] });
+    expect(fn(registry, 'other').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: [], perTryTimeoutMs: 300 });
+  });
+
+  it("gives every declared function its own breaker and the undeclared ones the default function's", () => {
+    const registry = build();
+    expect(fn(registry, 'buy').breaker).toEqual({
+      key: 'default/shop.buy',
+      namespace: 'default',
+      service: 'shop',
+      function: 'buy',
+      policy: { ...DEFAULT_CIRCUIT_BREAKER, consecutiveFailures: 2 },
+    });
+    expect(fn(registry, 'other').breaker).toBe(fn(registry, 'another').breaker);
+    expect(fn(registry, 'other').breaker.key).toBe('default/shop.default');
+    expect([...breakerKeys(registry)].sort()).toEqual([
+      'default/shop.buy',
+      'default/shop.default',
+      'default/shop.look',
+      'default/shop.pay',
+    ]);
+  });
+
+  it('keeps a breaker across a rebuild of the unchanged service, and lists its state', () => {
+    const breakers = new CircuitBreakers();
+    const first = build();
+    const now = Date.now();
+    breakers.record(fn(first, 'buy').breaker, 'no-replica', false, now);
+    breakers.record(fn(first, 'buy').breaker, 'no-replica', false, now);
+    const rebuilt = build();
+    breakers.retain(breakerKeys(rebuilt));
+    const listing = describeRegistry(rebuilt, breakers) as {
+      functions: { name: string; circuitBreaker: unknown }[];
+    }[];
+    expect(listing[0]!.functions.find((f) => f.name === 'buy')!.circuitBreaker).toEqual({
+      ...DEFAULT_CIRCUIT_BREAKER,
+      consecutiveFailures: 2,
+      state: 'open',
+      failuresInARow: 2,
+      openUntil: new Date(now + DEFAULT_CIRCUIT_BREAKER.openMs).toISOString(),
+    });
+    expect(listing[0]!.functions.find((f) => f.name === 'look')!.circuitBreaker).toMatchObject({
+      state: 'closed',
+      failuresInARow: 0,
+    });
   });
 });

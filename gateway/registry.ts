@@ -8,10 +8,14 @@ import {
   FnmeshError,
   callSubject,
   errorMessage,
+  resolveCircuitBreaker,
+  resolveRetryPolicy,
   serviceKey,
   type FunctionService,
+  type RetryPolicy,
   type Rule,
 } from '../common';
+import type { BreakerRef, BreakerSnapshot, CircuitBreakers } from './circuit-breaker';
 import { DENY_ALL, compileRule, type CompiledRule } from './rules';
 
 // The annotation a rule source sets so that errors name the file a service came from.
@@ -30,7 +34,14 @@ export interface ResolvedFunction {
   rule: CompiledRule;
   ruleOrigin: RuleOrigin;
   timeoutMs: number;
+  /** The function's retry policy (service `retry`, then its own `retry` and `idempotent`). */
+  retry: RetryPolicy;
+  /** Its circuit breaker's name and policy (the state lives in CircuitBreakers, across rebuilds). */
+  breaker: BreakerRef;
 }
+
+/** What undeclared functions of a service with a `default` function are routed with: the default's. */
+export type Fallback = Pick<ResolvedFunction, 'rule' | 'ruleOrigin' | 'timeoutMs' | 'retry' | 'breaker'>;
 
 export interface ServiceEntry {
   namespace: string;
@@ -39,7 +50,7 @@ export interface ServiceEntry {
   source: FunctionService;
   functions: Map<string, ResolvedFunction>;
   /** Undeclared functions are routed with these when the service declares a `default` function. */
-  fallback?: { rule: CompiledRule; ruleOrigin: RuleOrigin; timeoutMs: number };
+  fallback?: Fallback;
 }
 
 export type Lookup =
@@ -98,6 +109,8 @@ export class Registry {
         rule: fb.rule,
         ruleOrigin: fb.ruleOrigin,
         timeoutMs: fb.timeoutMs,
+        retry: fb.retry,
+        breaker: fb.breaker,
       },
     };
   }
@@ -126,6 +139,14 @@ export function compileService(fs: FunctionService, gatewayDefault: (namespace: 
     ? { rule: serviceDefault, ruleOrigin: 'service-default' as const }
     : { rule: gatewayDefault(namespace), ruleOrigin: 'gateway-default' as const };
 
+  const breakerPolicy = resolveCircuitBreaker(fs.spec.circuitBreaker);
+  const breakerOf = (fn: string): BreakerRef => ({
+    key: `${namespace}/${name}.${fn}`,
+    namespace,
+    service: name,
+    function: fn,
+    policy: breakerPolicy,
+  });
   const functions = new Map<string, ResolvedFunction>();
   specs.forEach((spec) => {
     const own =
@@ -146,12 +167,20 @@ export function compileService(fs: FunctionService, gatewayDefault: (namespace: 
       rule: chosen.rule,
       ruleOrigin: chosen.ruleOrigin,
       timeoutMs: spec.timeoutMs ?? fs.spec.timeoutMs,
+      retry: resolveRetryPolicy(fs.spec, spec),
+      breaker: breakerOf(spec.name),
     });
   });
 
   const entry: ServiceEntry = { namespace, name, source: fs, functions };
   if (defaultSpec) {
-    entry.fallback = { ...inherited, timeoutMs: defaultSpec.timeoutMs ?? fs.spec.timeoutMs };
+    const declaredDefault = functions.get(DEFAULT_FUNCTION)!;
+    entry.fallback = {
+      ...inherited,
+      timeoutMs: declaredDefault.timeoutMs,
+      retry: declaredDefault.retry,
+      breaker: declaredDefault.breaker,
+    };
   }
   return entry;
 }
@@ -221,11 +250,38 @@ export function describeRule(rule: CompiledRule, from: RuleOrigin): RuleDescript
   return { type: rule.source.rule, from, definition: rule.source };
 }
 
+/** The keys of every breaker the table names (CircuitBreakers keeps only these across a rebuild). */
+export function breakerKeys(registry: Registry): Set<string> {
+  const keys = new Set<string>();
+  for (const s of registry.services.values()) for (const f of s.functions.values()) keys.add(f.breaker.key);
+  return keys;
+}
+
+/** How the listing describes a circuit breaker: its policy and its state now (`openUntil` as an ISO time). */
+export interface BreakerDescription {
+  consecutiveFailures: number;
+  openMs: number;
+  maxOpenMs: number;
+  state: BreakerSnapshot['state'];
+  failuresInARow: number;
+  openUntil?: string;
+}
+
+function describeBreaker(ref: BreakerRef, breakers: CircuitBreakers | undefined): BreakerDescription {
+  const snap = breakers?.snapshot(ref) ?? { state: 'closed', failuresInARow: 0 };
+  return {
+    ...ref.policy,
+    state: snap.state,
+    failuresInARow: snap.failuresInARow,
+    ...(snap.openUntil !== undefined ? { openUntil: new Date(snap.openUntil).toISOString() } : {}),
+  };
+}
+
 /**
- * The listing of `GET /v1/services`, rules with their definitions: served on the ops listener and to
- * FNMESH_ADMIN_TOKEN only, never to anonymous callers of the call port.
+ * The listing of `GET /v1/services`, rules with their definitions, retry policies and circuit breakers:
+ * served on the ops listener and to FNMESH_ADMIN_TOKEN only, never to anonymous callers of the call port.
  */
-export function describeRegistry(registry: Registry): unknown[] {
+export function describeRegistry(registry: Registry, breakers?: CircuitBreakers): unknown[] {
   return [...registry.services.values()]
     .sort((a, b) => (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name))
     .map((s) => ({
@@ -233,7 +289,22 @@ export function describeRegistry(registry: Registry): unknown[] {
       name: s.name,
       functions: [...s.functions.values()]
         .filter((f) => f.function !== DEFAULT_FUNCTION)
-        .map((f) => ({ name: f.function, timeoutMs: f.timeoutMs, rule: describeRule(f.rule, f.ruleOrigin) })),
+        .map((f) => ({
+          name: f.function,
+          timeoutMs: f.timeoutMs,
+          rule: describeRule(f.rule, f.ruleOrigin),
+          retry: f.retry,
+          circuitBreaker: describeBreaker(f.breaker, breakers),
+        })),
       acceptsOtherFunctions: s.fallback !== undefined,
+      ...(s.fallback
+        ? {
+            otherFunctions: {
+              timeoutMs: s.fallback.timeoutMs,
+              retry: s.fallback.retry,
+              circuitBreaker: describeBreaker(s.fallback.breaker, breakers),
+            },
+          }
+        : {}),
     }));
 }

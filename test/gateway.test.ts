@@ -388,7 +388,10 @@ describe.each(BROKER_TARGETS)('gateway on $name', (target) => {
     it('answers 503 at once when no replica is subscribed', async () => {
       const a = await call('ghost/boo', { params: {}, timeout: 5000 });
       expect(a.status).toBe(503);
-      expect(a.body.error).toBe('no ready replica of default/ghost is subscribed');
+      expect(a.body.error).toBe(
+        "no replica of default/ghost could take the call to default/ghost.boo (4 attempts; no replica of the service is subscribed); check that the service's replicas are running and their functions healthy",
+      );
+      expect(a.headers.get('fnmesh-attempts')).toBe('4');
       expect(a.ms).toBeLessThan(2500);
     });
 
