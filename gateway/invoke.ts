@@ -1,10 +1,11 @@
 /**
- * One NATS request to a function, with the error mapping every caller of it shares (HTTP calls,
- * internal calls and func rules): no responders → 503 at once, timeout → 504, disconnected → 503.
+ * One NATS request to a function (one attempt of a call: resilient-call.ts makes the attempts), with the error
+ * mapping every caller of it shares (HTTP calls, internal calls and func rules): no responders → 503 at once
+ * (NoRespondersError, which is retried), timeout → 504, disconnected → 503.
  */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { createInbox, errors as natsErrors } from '@nats-io/nats-core';
-import { FnmeshError, decodeReply, encodeCallHeaders, type CallMeta } from '../common';
+import { FnmeshError, encodeCallHeaders, type CallMeta } from '../common';
 
 export interface Target {
   namespace: string;
@@ -279,18 +280,4 @@ export function requestRaw(
   } catch (err) {
     return Promise.reject(mapRequestError(err, target, timeoutMs));
   }
-}
-
-/** Sends one request and decodes the reply: resolves with the result bytes, rejects with a FnmeshError. */
-export async function invoke(
-  conn: Connection,
-  subject: string,
-  target: Target,
-  payload: Uint8Array,
-  meta: CallMeta,
-): Promise<Uint8Array> {
-  const msg = await requestRaw(conn, subject, target, payload, meta);
-  const reply = decodeReply(msg.data, msg.headers);
-  if (!reply.ok) throw reply.error;
-  return reply.body;
 }

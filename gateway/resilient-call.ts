@@ -96,8 +96,12 @@ export async function callFunction(
       end = classifyReply(reply);
       error = reply.error;
     } catch (err) {
-      if (!(err instanceof FnmeshError)) throw err;
-      timedOut = err.code === 'deadline_exceeded';
+      if (!(err instanceof FnmeshError)) {
+        if (ref !== undefined) settle(calls, ref, 'neutral', probe); // a defect: free the probe slot
+        throw err;
+      }
+      // A call with no time left was never sent: that says nothing about the replicas.
+      timedOut = err.code === 'deadline_exceeded' && timeoutMs >= 1;
       end = classifyRejection({ noResponders: err instanceof NoRespondersError, timedOut, cutByPerTry });
       error = err;
     }
