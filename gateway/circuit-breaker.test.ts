@@ -48,6 +48,14 @@ describe('the circuit breaker of a function', () => {
     expect(b.admit(502)).toBe('refuse');
   });
 
+  it('lets another probe through when the first one has run as long as the circuit was open', () => {
+    const b = opened(0);
+    expect(b.admit(500)).toBe('probe');
+    expect(b.admit(999)).toBe('refuse');
+    expect(b.admit(1000)).toBe('probe');
+    expect(b.admit(1001)).toBe('refuse');
+  });
+
   it('closes when a replica took the probe', () => {
     const b = opened(0);
     expect(b.admit(500)).toBe('probe');

@@ -8,7 +8,8 @@
  *
  * Only calls that no replica could take count (every attempt not executed, or nobody subscribed): a caller
  * cannot open the circuit with short deadlines, bad params or a function's own errors. While open, and while
- * the probe runs, calls are refused at once.
+ * the probe runs (at most as long as the circuit was open; then the next call is a probe too), calls are
+ * refused at once.
  */
 import type { CircuitBreakerPolicy } from '../common';
 
@@ -41,6 +42,7 @@ export class CircuitBreaker {
   /** How long the next opening lasts: openMs, doubled by each failed probe, reset when the circuit closes. */
   private openFor: number;
   private probing = false;
+  private probeSince = 0;
 
   constructor(public policy: CircuitBreakerPolicy) {
     this.openFor = policy.openMs;
@@ -67,8 +69,11 @@ export class CircuitBreaker {
       if (now < this.until) return 'refuse';
       this.stateNow = 'half-open';
     }
-    if (this.probing) return 'refuse';
+    // A probe that hangs (a replica took it and sits on it) must not hold the circuit: after as long as the
+    // circuit was open, the next call is a probe too.
+    if (this.probing && now - this.probeSince < this.openFor) return 'refuse';
     this.probing = true;
+    this.probeSince = now;
     return 'probe';
   }
 
