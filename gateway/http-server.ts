@@ -59,8 +59,6 @@ export interface HttpDeps {
   conn: Connection;
   /** The circuit breakers of all functions (kept across routing-table rebuilds). */
   breakers: CircuitBreakers;
-  /** Back-off jitter, [0, 1); Math.random unless a test gives its own. */
-  random?: () => number;
   verifier: JwtVerifier;
   /** Issues the delegation tokens that go with calls carrying verified claims. */
   delegation: DelegationTokens;
@@ -82,7 +80,6 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
     breakers: deps.breakers,
     metrics,
     logger,
-    ...(deps.random ? { random: deps.random } : {}),
   };
   const cors = corsDecider({ origins: config.corsOrigins, credentials: config.corsCredentials });
   let inFlight = 0;

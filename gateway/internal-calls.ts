@@ -36,8 +36,6 @@ import type { DelegationTokens } from './delegation';
 export interface InternalDeps {
   conn: Connection;
   breakers: CircuitBreakers;
-  /** Back-off jitter, [0, 1); Math.random unless a test gives its own. */
-  random?: () => number;
   registry: () => Registry;
   delegation: DelegationTokens;
   metrics: GatewayMetrics;
@@ -77,7 +75,6 @@ function resilientCalls(deps: InternalDeps): ResilientCalls {
     breakers: deps.breakers,
     metrics: deps.metrics,
     logger: deps.logger,
-    ...(deps.random ? { random: deps.random } : {}),
   };
 }
 
