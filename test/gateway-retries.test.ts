@@ -66,6 +66,14 @@ metadata: { name: gone }
 spec:
   circuitBreaker: { consecutiveFailures: 2, openMs: 3000, maxOpenMs: 6000 }
   functions: [{ name: fn, rule: { rule: allow } }]
+---
+apiVersion: fnmesh.io/v1alpha1
+kind: FunctionService
+metadata: { name: busy }
+spec:
+  retry: { attempts: 3 }
+  circuitBreaker: { consecutiveFailures: 2 }
+  functions: [{ name: fn, rule: { rule: allow } }]
 `;
 
 const enc = new TextEncoder();
@@ -352,6 +360,32 @@ describe.each(BROKER_TARGETS)('gateway retries and circuit breaker on $name', (t
       /fnmesh_gateway_retries_total\{namespace="default",service="gone",function="fn",reason="function-down",component="gateway"\} 3/,
     );
     back.leave();
+  });
+
+  it('answers 429 when every replica that got the call was full; answers a replica gave never open the circuit', async () => {
+    const full = (_fn: string, msg: Msg): Answer =>
+      msg.headers?.get(NATS_HEADERS.requestId)?.startsWith('bad-')
+        ? { error: new FnmeshError('bad_request', 'name is required', 422), facts: {} }
+        : { error: new FnmeshError('overloaded', 'the queue is full'), facts: { notExecuted: 'overloaded' } };
+    const a = replica(nc, 'busy', 'a', full);
+    await nc.flush();
+    const ans = await call('busy/fn');
+    expect(ans.status).toBe(429);
+    expect(ans.headers.get(ATTEMPTS_HTTP_HEADER)).toBe('3');
+    expect(ans.body.error).toBe(
+      'every replica of default/busy that got the call to default/busy.fn was at its concurrency limit (3 attempts); retry later, or give the service more replicas or concurrency',
+    );
+    // A replica's own answers (here a 422) are calls a replica took: they start the count again.
+    for (let i = 0; i < 3; i++) {
+      const bad = await fetch(`${gw.url}/v1/api/default/functions/busy/fn`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': `bad-${i}` },
+        body: '{}',
+      });
+      expect(bad.status).toBe(422);
+      expect((await call('busy/fn')).status).toBe(429);
+    }
+    expect(a.received).toHaveLength(3 + 3 * 4);
   });
 
   it('retries internal calls the same way, and tells the calling sidecar the attempts', async () => {
