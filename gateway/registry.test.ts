@@ -227,7 +227,7 @@ describe('retry policies and circuit breakers in the routing table', () => {
             { name: 'buy' },
             { name: 'look', idempotent: true },
             { name: 'pay', retry: { attempts: 2, retryOn: [503] } },
-            { name: 'default', retry: { perTryTimeoutMs: 300 } },
+            { name: 'default', retry: { perTryTimeoutMs: 300, retryOn: ['timeout'] } },
           ],
           { retry: { attempts: 3 }, circuitBreaker: { consecutiveFailures: 2 } },
         ),
@@ -245,7 +245,12 @@ describe('retry policies and circuit breakers in the routing table', () => {
     expect(fn(registry, 'buy').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: [] });
     expect(fn(registry, 'look').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: IDEMPOTENT_RETRY_ON });
     expect(fn(registry, 'pay').retry).toEqual({ ...DEFAULT_RETRY, attempts: 2, retryOn: [503] });
-    expect(fn(registry, 'other').retry).toEqual({ ...DEFAULT_RETRY, attempts: 3, retryOn: [], perTryTimeoutMs: 300 });
+    expect(fn(registry, 'other').retry).toEqual({
+      ...DEFAULT_RETRY,
+      attempts: 3,
+      retryOn: ['timeout'],
+      perTryTimeoutMs: 300,
+    });
   });
 
   it("gives every declared function its own breaker and the undeclared ones the default function's", () => {
