@@ -1,6 +1,9 @@
 /**
  * One NATS message → one function call → one reply. Params and results pass through as bytes; only the
- * result is checked to be JSON. Never throws: every failure becomes an error reply.
+ * result is checked to be JSON. Never throws: every failure becomes an error reply, which says whether the call
+ * ran: "not executed" (503, Fnmesh-Not-Executed: the function never read it, the replica was out of rotation
+ * or full) or may have run (Fnmesh-Failure: reset, timeout, or the function's 5xx status). A call that finds
+ * every slot taken waits in the replica's queue (FIFO) for one.
  */
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
@@ -9,6 +12,9 @@ import {
   FUNCTION_HEADERS,
   FnmeshError,
   codeForStatus,
+  type CallMeta,
+  type NotExecutedReason,
+  type ReplyFacts,
   decodeCallHeaders,
   encodeClaimsHeader,
   encodeErrorReply,
@@ -16,9 +22,11 @@ import {
   isFunctionName,
   type Logger,
 } from './common';
-import type { InFlight } from './concurrency';
-import { describeConnectionError, isDeadlineError, type FunctionClient, type FunctionHeaders } from './function-client';
+import { classifyConnectionError } from './call-outcome';
+import type { CallSlots } from './concurrency';
+import { describeConnectionError, type FunctionClient, type FunctionHeaders } from './function-client';
 import type { InboundCall, InboundCalls } from './inbound';
+import type { Membership } from './membership';
 import type { SidecarMetrics } from './metrics';
 import type { CallStats } from './micro';
 
@@ -28,8 +36,16 @@ export interface CallHandlerDeps {
   service: string;
   /** Budget for a message without Fnmesh-Timeout-Ms. */
   defaultTimeoutMs: number;
+  /** FNMESH_REPLICA_ID: named in the facts of an error reply. */
+  replicaId: string;
   client: FunctionClient;
-  inFlight: InFlight;
+  slots: CallSlots;
+  /** Read only: whether the replica takes calls now (`refusing`). */
+  membership: Pick<Membership, 'refusing'>;
+  /** A call could not reach the function (it never read it): leave the queue group now. */
+  onFunctionDown(detail: string): void;
+  /** The function answered (or broke) a call; `failed` for outlier detection. */
+  onAnswer(failed: boolean): void;
   inbound: InboundCalls;
   metrics: SidecarMetrics;
   stats: CallStats;
@@ -110,12 +126,26 @@ interface PendingReply {
   fn: string;
   error: FnmeshError | undefined;
   data: Uint8Array | undefined;
+  /** What the error reply tells the gateway (whether the call ran); undefined on the success path. */
+  facts: ReplyFacts | undefined;
   /** Release the call's concurrency slot once the reply is sent. */
   release: boolean;
 }
 
+/** The message of a not-executed reply: the replica did not run the call, and why. */
+export function notExecutedMessage(reason: NotExecutedReason, fn: string, replica: string, detail?: string): string {
+  const why: Record<NotExecutedReason, string> = {
+    'function-down': 'its function process is down',
+    unhealthy: 'its function fails its health check',
+    overloaded: 'every concurrency slot and its whole queue are taken',
+    draining: 'it is stopping',
+    ejected: 'outlier detection ejected it (its function kept failing)',
+  };
+  return `replica ${replica} did not run "${fn}": ${why[reason]}${detail ? ` (${detail})` : ''}; another replica may take it`;
+}
+
 export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, msg: Msg) => void {
-  const { nc, client, inFlight, inbound, metrics, stats } = deps;
+  const { nc, client, slots, membership, inbound, metrics, stats, replicaId } = deps;
   const log = deps.logger;
   const prefix = `${CALL_PREFIX}.${deps.namespace}.${deps.service}.`;
 
@@ -123,7 +153,8 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
    * Replies of one event-loop turn go out together: nats.js writes to its socket once per microtask
    * checkpoint, i.e. once per function answer otherwise; batched, it is one write for all of them. A call's
    * concurrency slot is released when its reply is handed to NATS, so a drain never closes the connection
-   * with a reply still queued here.
+   * with a reply still queued here. (A not-executed reply is queued after the subscription's UNSUB was
+   * written, so the gateway's retry cannot come back to this replica.)
    */
   let replies: PendingReply[] = [];
   const sendReplies = (): void => {
@@ -133,7 +164,7 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       const { msg, fn, error } = r;
       try {
         if (error) {
-          const e = encodeErrorReply(error);
+          const e = encodeErrorReply(error, r.facts);
           msg.respond(e.data, { headers: e.headers });
         } else {
           msg.respond(r.data);
@@ -142,8 +173,8 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
         log.warn('could not send a reply', { function: fn, error: errorMessage(err) });
       }
       if (r.release) {
-        inFlight.release();
         metrics.inFlight.dec();
+        slots.release(); // may start the call waiting longest
       }
     }
   };
@@ -154,34 +185,60 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
     error: FnmeshError | undefined,
     data?: Uint8Array,
     release = false,
+    facts?: ReplyFacts,
   ): void => {
     const ms = performance.now() - started;
     metrics.call(fn, error ? error.code : 'ok', ms / 1000);
     stats.record(fn, ms, error);
-    if (replies.push({ msg, fn, error, data, release }) === 1) setImmediate(sendReplies);
+    if (replies.push({ msg, fn, error, data, facts, release }) === 1) setImmediate(sendReplies);
   };
+  const notExecuted = (
+    msg: Msg,
+    fn: string,
+    started: number,
+    reason: NotExecutedReason,
+    detail?: string,
+    release = false,
+  ): void => {
+    metrics.notExecuted(reason);
+    reply(
+      msg,
+      fn,
+      started,
+      new FnmeshError('unavailable', notExecutedMessage(reason, fn, replicaId, detail)),
+      undefined,
+      release,
+      { notExecuted: reason, replica: replicaId },
+    );
+  };
+  const deadlineError = (fn: string, timeoutMs: number): FnmeshError =>
+    new FnmeshError('deadline_exceeded', `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`);
 
   const run = async (
     msg: Msg,
     fn: string,
     started: number,
     timeoutMs: number,
+    /** What is left of timeoutMs (less for a call that waited in the queue). */
+    budgetMs: number,
     headers: FunctionHeaders,
     entry: InboundCall | undefined,
     requestId: string,
   ): Promise<void> => {
     let error: FnmeshError | undefined;
     let data: Uint8Array | undefined;
+    let facts: ReplyFacts | undefined;
+    /** The function's answer counts as a failure for outlier detection (its 5xx, past its deadline, a reset). */
+    let failed = false;
     try {
       const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-      const res = await client.call(fn, msg.data, headers, timeoutMs, maxPayload);
+      const res = await client.call(fn, msg.data, headers, budgetMs, maxPayload);
       if (performance.now() - started >= timeoutMs) {
         // One deadline: an answer that lands after it (e.g. a function that gives up at ctx.signal) is a 504,
         // as the caller has stopped waiting at the same instant.
-        error = new FnmeshError(
-          'deadline_exceeded',
-          `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
-        );
+        error = deadlineError(fn, timeoutMs);
+        facts = { failure: 'timeout', replica: replicaId };
+        failed = true;
       } else if (res.tooLarge) {
         error = new FnmeshError(
           'function_failed',
@@ -193,25 +250,65 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
         else if (res.status >= 500 && performance.now() - started >= timeoutMs - DEADLINE_SKEW_MS) {
           // x-fnmesh-deadline is whole epoch ms: a function that gives up at it (the SDK's ctx.signal) fails
           // a moment before this timer; that failure is the deadline's, not the function's.
-          error = new FnmeshError(
-            'deadline_exceeded',
-            `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
-          );
-        } else error = mapped.error;
+          error = deadlineError(fn, timeoutMs);
+          facts = { failure: 'timeout', replica: replicaId };
+          failed = true;
+        } else {
+          error = mapped.error;
+          if (res.status >= 500 && res.status <= 599) {
+            facts = { failure: 'status', functionStatus: res.status, replica: replicaId };
+            failed = true;
+          }
+        }
       }
     } catch (err) {
-      if (isDeadlineError(err)) {
-        error = new FnmeshError(
-          'deadline_exceeded',
-          `function "${fn}" did not answer within its deadline of ${timeoutMs} ms`,
-        );
+      const outcome = classifyConnectionError(err);
+      if (outcome.executed === false) {
+        const detail = describeConnectionError(err, client.address, fn);
+        // leaves the queue group now (its UNSUB is written before this reply), and refuses the waiting calls
+        deps.onFunctionDown(detail);
+        notExecuted(msg, fn, started, 'function-down', detail, true);
+        return; // (finally still removes the inbound entry)
+      }
+      failed = true;
+      if (outcome.failure === 'timeout') {
+        error = deadlineError(fn, timeoutMs);
+        facts = { failure: 'timeout', replica: replicaId };
       } else {
         error = new FnmeshError('function_failed', describeConnectionError(err, client.address, fn));
+        facts = { failure: 'reset', replica: replicaId };
       }
     } finally {
       if (entry) inbound.remove(requestId, entry);
     }
-    reply(msg, fn, started, error, data, true);
+    deps.onAnswer(failed);
+    reply(msg, fn, started, error, data, true, facts);
+  };
+
+  /** Runs an admitted call (it holds a slot). */
+  const start = (msg: Msg, fn: string, started: number, meta: CallMeta, queued: boolean): void => {
+    metrics.inFlight.inc();
+    const requestId = meta.requestId || randomUUID();
+    const timeoutMs = meta.timeoutMs;
+    // a call that waited in the queue has less left
+    const budgetMs = queued ? Math.max(1, Math.round(timeoutMs - (performance.now() - started))) : timeoutMs;
+    const deadline = Date.now() + budgetMs;
+    const headers: FunctionHeaders = {
+      'content-type': 'application/json',
+      [FUNCTION_HEADERS.requestId]: requestId,
+      [FUNCTION_HEADERS.deadline]: String(deadline),
+      [FUNCTION_HEADERS.timeoutMs]: String(budgetMs),
+    };
+    if (meta.claims) headers[FUNCTION_HEADERS.claims] = encodeClaimsHeader(meta.claims);
+    if (meta.caller) headers[FUNCTION_HEADERS.caller] = meta.caller;
+    if (meta.traceparent) headers[FUNCTION_HEADERS.traceparent] = meta.traceparent;
+    if (meta.attempt !== undefined) headers[FUNCTION_HEADERS.attempt] = String(meta.attempt);
+    // The delegation token stays here (for calls the function makes through the call API); never sent on.
+    const entry: InboundCall = { deadline };
+    if (meta.delegation) entry.delegation = meta.delegation;
+    if (meta.traceparent) entry.traceparent = meta.traceparent;
+    inbound.add(requestId, entry);
+    void run(msg, fn, started, timeoutMs, budgetMs, headers, entry, requestId);
   };
 
   return (err, msg) => {
@@ -229,7 +326,7 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       reply(msg, fn || '_invalid', started, new FnmeshError('not_found', `"${fn}" is not a valid function name`));
       return;
     }
-    let meta;
+    let meta: CallMeta;
     try {
       meta = decodeCallHeaders(msg.headers, deps.defaultTimeoutMs);
     } catch (e) {
@@ -245,36 +342,36 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       );
       return;
     }
-    if (!inFlight.tryAcquire()) {
-      metrics.overloaded.inc();
-      reply(
-        msg,
-        fn,
-        started,
-        new FnmeshError(
-          'overloaded',
-          `replica of ${deps.namespace}/${deps.service} is at its concurrency limit of ${inFlight.limit} calls; retry later`,
-        ),
-      );
+    // Out of the queue group because its function is down, unhealthy or ejected (a message sent before the
+    // broker saw the UNSUB): answered at once, never run here.
+    const refusing = membership.refusing;
+    if (refusing !== undefined) {
+      notExecuted(msg, fn, started, refusing);
       return;
     }
-    metrics.inFlight.inc();
-    const requestId = meta.requestId || randomUUID();
-    const deadline = Date.now() + meta.timeoutMs;
-    const headers: FunctionHeaders = {
-      'content-type': 'application/json',
-      [FUNCTION_HEADERS.requestId]: requestId,
-      [FUNCTION_HEADERS.deadline]: String(deadline),
-      [FUNCTION_HEADERS.timeoutMs]: String(meta.timeoutMs),
-    };
-    if (meta.claims) headers[FUNCTION_HEADERS.claims] = encodeClaimsHeader(meta.claims);
-    if (meta.caller) headers[FUNCTION_HEADERS.caller] = meta.caller;
-    if (meta.traceparent) headers[FUNCTION_HEADERS.traceparent] = meta.traceparent;
-    // The delegation token stays here (for calls the function makes through the call API); never sent on.
-    const entry: InboundCall = { deadline };
-    if (meta.delegation) entry.delegation = meta.delegation;
-    if (meta.traceparent) entry.traceparent = meta.traceparent;
-    inbound.add(requestId, entry);
-    void run(msg, fn, started, meta.timeoutMs, headers, entry, requestId);
+    if (slots.tryAcquire()) {
+      start(msg, fn, started, meta, false);
+      return;
+    }
+    const queued = slots.enqueue(
+      {
+        start: () => start(msg, fn, started, meta, true),
+        refuse: (why) => {
+          if (why === 'deadline')
+            reply(
+              msg,
+              fn,
+              started,
+              new FnmeshError(
+                'deadline_exceeded',
+                `the call to "${fn}" waited for a free slot of replica ${replicaId} until its deadline of ${meta.timeoutMs} ms passed; it never ran`,
+              ),
+            );
+          else notExecuted(msg, fn, started, membership.refusing ?? 'function-down');
+        },
+      },
+      meta.timeoutMs,
+    );
+    if (!queued) notExecuted(msg, fn, started, 'overloaded');
   };
 }

@@ -5,6 +5,7 @@
 export * from '../common/errors';
 export * from '../common/names';
 export * from '../common/protocol';
+export * from '../common/resilience';
 export * from '../common/config';
 export * from '../common/logger';
 export * from '../common/nats';

@@ -1,4 +1,4 @@
-import { ConfigError } from './common';
+import { ConfigError, DEFAULT_OUTLIER_DETECTION } from './common';
 import { loadSidecarConfig } from './config';
 
 const base = { FNMESH_SERVICE: 'orders', FNMESH_NATS_URL: 'nats://a:4222,nats://b:4222' };
@@ -14,6 +14,8 @@ describe('loadSidecarConfig', () => {
       functionPort: 8080,
       healthPath: '/healthz',
       concurrency: 64,
+      queueLength: 64,
+      outlierDetection: DEFAULT_OUTLIER_DETECTION,
       timeoutMs: 10_000,
       opsListen: { host: '0.0.0.0', port: 9090 },
       callListen: { host: '127.0.0.1', port: 3500 },
@@ -33,6 +35,8 @@ describe('loadSidecarConfig', () => {
       FNMESH_FUNCTION_PORT: '9000',
       FNMESH_HEALTH_PATH: '/ready',
       FNMESH_CONCURRENCY: '8',
+      FNMESH_QUEUE_LENGTH: '0',
+      FNMESH_OUTLIER_DETECTION: '{"consecutiveFailures": 3, "failureRatio": 0.25, "maxEjectionPercent": 34}',
       FNMESH_TIMEOUT_MS: '2500',
       FNMESH_OPS_LISTEN: '9191',
       FNMESH_CALL_LISTEN: 'localhost:0',
@@ -47,6 +51,13 @@ describe('loadSidecarConfig', () => {
       functionPort: 9000,
       healthPath: '/ready',
       concurrency: 8,
+      queueLength: 0,
+      outlierDetection: {
+        ...DEFAULT_OUTLIER_DETECTION,
+        consecutiveFailures: 3,
+        failureRatio: 0.25,
+        maxEjectionPercent: 34,
+      },
       timeoutMs: 2500,
       opsListen: { host: '0.0.0.0', port: 9191 },
       callListen: { host: 'localhost', port: 0 },
@@ -65,6 +76,22 @@ describe('loadSidecarConfig', () => {
     [{ FNMESH_FUNCTIONS: 'ok,bad.name' }, /FNMESH_FUNCTIONS: "bad.name"/],
     [{ FNMESH_FUNCTION_PORT: '70000' }, /FNMESH_FUNCTION_PORT="70000"/],
     [{ FNMESH_CONCURRENCY: '0' }, /FNMESH_CONCURRENCY="0"/],
+    [{ FNMESH_QUEUE_LENGTH: '-1' }, /FNMESH_QUEUE_LENGTH="-1"/],
+    [{ FNMESH_OUTLIER_DETECTION: '{consecutiveFailures: 1}' }, /FNMESH_OUTLIER_DETECTION is not valid JSON/],
+    [{ FNMESH_OUTLIER_DETECTION: '[1]' }, /FNMESH_OUTLIER_DETECTION must be a JSON object/],
+    [
+      { FNMESH_OUTLIER_DETECTION: '{"consecutive": 1}' },
+      /FNMESH_OUTLIER_DETECTION: "consecutive" is not a field.*consecutiveFailures/,
+    ],
+    [
+      { FNMESH_OUTLIER_DETECTION: '{"failureRatio": 1.5}' },
+      /FNMESH_OUTLIER_DETECTION: failureRatio is 1.5; it accepts a number from 0 to 1/,
+    ],
+    [
+      { FNMESH_OUTLIER_DETECTION: '{"minCalls": 2.5}' },
+      /FNMESH_OUTLIER_DETECTION: minCalls is 2.5; it accepts a whole number/,
+    ],
+    [{ FNMESH_OUTLIER_DETECTION: '{"windowMs": "10s"}' }, /FNMESH_OUTLIER_DETECTION: windowMs is "10s"/],
     [{ FNMESH_TIMEOUT_MS: '1s' }, /FNMESH_TIMEOUT_MS="1s"/],
     [{ FNMESH_HEALTH_PATH: 'healthz' }, /FNMESH_HEALTH_PATH="healthz"/],
     [{ FNMESH_CALL_LISTEN: '0.0.0.0:3500' }, /FNMESH_CALL_LISTEN="0.0.0.0:3500".*loopback/],

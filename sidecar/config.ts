@@ -7,6 +7,8 @@ import { ConfigError } from '../common/errors';
 import { readSettings, type Env, type ListenAddress } from '../common/config';
 import type { LogLevel } from '../common/log-levels';
 import { natsClientCredentials, type NatsClientCredentials } from '../common/nats-client-settings';
+import type { OutlierDetectionPolicy } from '../common/resilience';
+import { resolveOutlierDetection } from '../common/resilience';
 import { SIDECAR_SETTINGS } from './settings';
 
 export { SIDECAR_SETTINGS, isLoopbackHost } from './settings';
@@ -27,6 +29,9 @@ export interface SidecarConfig {
   functionPort: number;
   healthPath: string;
   concurrency: number;
+  /** Calls that may wait for a concurrency slot (FIFO). */
+  queueLength: number;
+  outlierDetection: OutlierDetectionPolicy;
   /** Budget for a message that carries no Fnmesh-Timeout-Ms, and for call API calls with no budget. */
   timeoutMs: number;
   opsListen: ListenAddress;
@@ -52,6 +57,8 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     functionPort: s.functionPort,
     healthPath: s.healthPath,
     concurrency: s.concurrency,
+    queueLength: s.queueLength,
+    outlierDetection: s.outlierDetection ?? resolveOutlierDetection(undefined),
     timeoutMs: s.timeoutMs,
     opsListen: s.opsListen,
     callListen: s.callListen,

@@ -4,6 +4,7 @@
  * with the native llhttp; undici compiles llhttp to WebAssembly, which alone costs the sidecar ~15–20 MB.)
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
+import { CONNECT_TIMEOUT_CODE, isProvenUnread } from './call-outcome';
 
 export interface FunctionResponse {
   status: number;
@@ -13,6 +14,14 @@ export interface FunctionResponse {
 export type FunctionHeaders = Record<string, string>;
 
 const CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * Idle call connections close after this. Shorter than the idle timeout of the usual servers (Node 5 s,
+ * uvicorn 5 s, gunicorn 2 s), so the sidecar closes an idle connection before the function does: a call
+ * written onto a connection the function is closing at that instant is the one reset that cannot be told from
+ * a crash after reading ("socket hang up"), and is never retried. Costs a loopback connect for a call that
+ * follows more than a second of idleness.
+ */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 1_000;
 const HEALTH_CONNECT_TIMEOUT_MS = 1_000;
 
 /** setTimeout's largest delay (about 24.8 days); longer budgets are clamped to it. */
@@ -38,7 +47,7 @@ export function isDeadlineError(err: unknown): boolean {
 }
 
 function connectTimeoutError(address: string): Error {
-  return Object.assign(new Error(`connect timeout to ${address}`), { code: 'ECONNECT_TIMEOUT' });
+  return Object.assign(new Error(`connect timeout to ${address}`), { code: CONNECT_TIMEOUT_CODE });
 }
 
 export class FunctionClient {
@@ -62,7 +71,7 @@ export class FunctionClient {
       // reuse the most recently used connection: under light load the others idle out
       scheduling: 'lifo',
       // idle keep-alive connections close after this (the server's Keep-Alive hint wins when shorter)
-      timeout: options.keepAliveTimeout ?? 30_000,
+      timeout: options.keepAliveTimeout ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
       noDelay: true,
     } as http.AgentOptions);
     this.healthAgent = new http.Agent({
@@ -128,19 +137,23 @@ export class FunctionClient {
             tooLarge: false,
           });
         });
-        res.on('error', fail);
+        res.on('error', (err) => fail(Object.assign(err, { answerStarted: true })));
         res.on('close', () => {
           if (!res.complete)
             fail(
-              Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }),
+              Object.assign(new Error('the connection closed before the answer was complete'), {
+                code: 'ECONNRESET',
+                answerStarted: true,
+              }),
             );
         });
       });
       deadline.req = req;
       req.on('error', (err: NodeJS.ErrnoException) => {
-        // reset on a reused connection before any byte of an answer: the function closed it while idle
-        if (req.reusedSocket && !responded && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
-          Object.assign(err, { staleSocket: true });
+        if (responded) Object.assign(err, { answerStarted: true });
+        // a real reset of a reused connection before any byte of an answer: the function closed it while idle
+        // with the request unread (never a "socket hang up": that one may have been read)
+        else if (req.reusedSocket && isProvenUnread(err)) Object.assign(err, { staleSocket: true });
         fail(err);
       });
       req.on('socket', (socket) => {
@@ -192,7 +205,8 @@ export class FunctionClient {
         res = await this.request(this.agent, 'POST', path, flat, body, deadline, CONNECT_TIMEOUT_MS, maxBody, false);
       } catch (err) {
         // A kept-alive connection the function closed while idle (its FIN not yet seen here) fails at once
-        // with a reset and no answer; the call never reached the function, so it goes once more on a new one.
+        // with a real reset and no answer; the call never reached the function, so it goes once more on a new
+        // one. A "socket hang up" is not retried: the function may have read the request before closing.
         if (!(err as { staleSocket?: boolean }).staleSocket || deadline.expired) throw err;
         res = await this.request(this.agent, 'POST', path, flat, body, deadline, CONNECT_TIMEOUT_MS, maxBody, false);
       }

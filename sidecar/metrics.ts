@@ -1,6 +1,6 @@
 /** The sidecar's Prometheus metrics, with label children cached so the hot path does no lookups. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS } from './common';
+import { LATENCY_BUCKETS, NOT_EXECUTED_REASONS, type NotExecutedReason } from './common';
 
 /** Most distinct function labels kept; more (a caller inventing names) are counted as "_other". */
 const MAX_FUNCTION_LABELS = 500;
@@ -13,6 +13,12 @@ export class SidecarMetrics {
   readonly functionHealthy: Gauge;
   readonly natsConnected: Gauge;
   readonly outboundCalls: Counter<'outcome'>;
+  readonly queued: Gauge;
+  readonly takingCalls: Gauge;
+  readonly leaves: Counter<'reason'>;
+  readonly ejections: Counter;
+  private readonly notExecutedTotal: Counter<'reason'>;
+  private readonly notExecutedChildren = new Map<string, { inc(): void }>();
   /** Per function label: its duration child and its call counter child per outcome. */
   private readonly children = new Map<
     string,
@@ -41,9 +47,40 @@ export class SidecarMetrics {
     });
     this.overloaded = new Counter({
       name: 'fnmesh_sidecar_overloaded_total',
-      help: 'Calls refused at once because the concurrency limit was reached',
+      help: 'Calls refused because every concurrency slot and the whole queue were taken',
       registers,
     });
+    this.queued = new Gauge({
+      name: 'fnmesh_sidecar_queued_calls',
+      help: 'Calls waiting for a concurrency slot now',
+      registers,
+    });
+    this.takingCalls = new Gauge({
+      name: 'fnmesh_sidecar_taking_calls',
+      help: "1 while the replica is in its service's queue group (takes calls)",
+      registers,
+    });
+    this.leaves = new Counter({
+      name: 'fnmesh_sidecar_queue_group_leaves_total',
+      help: 'Times the replica left its queue group, by reason (function-down, unhealthy, overloaded, ejected, draining)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.ejections = new Counter({
+      name: 'fnmesh_sidecar_ejections_total',
+      help: 'Times outlier detection ejected this replica',
+      registers,
+    });
+    this.notExecutedTotal = new Counter({
+      name: 'fnmesh_sidecar_not_executed_total',
+      help: 'Calls answered "not executed" (never run here; the gateway may send them to another replica), by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of NOT_EXECUTED_REASONS) {
+      this.notExecutedChildren.set(reason, this.notExecutedTotal.labels(reason));
+      this.leaves.labels(reason); // every reason shows, at 0
+    }
     this.functionHealthy = new Gauge({
       name: 'fnmesh_sidecar_function_healthy',
       help: '1 when the function answers its health check with a status below 500',
@@ -60,6 +97,11 @@ export class SidecarMetrics {
       labelNames: ['outcome'],
       registers,
     });
+  }
+
+  notExecuted(reason: NotExecutedReason): void {
+    this.notExecutedChildren.get(reason)?.inc();
+    if (reason === 'overloaded') this.overloaded.inc();
   }
 
   call(fn: string, outcome: string, seconds: number): void {

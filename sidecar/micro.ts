@@ -4,6 +4,7 @@
  * (no queue group: every replica answers), so `nats micro ls` and service clients see fnmesh services.
  */
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { PeerState } from './outlier';
 import {
   callSubject,
   errorMessage,
@@ -22,6 +23,8 @@ export const MICRO_TYPES = {
 } as const;
 /** The version the sidecar reports (semver, as micro requires); keep in step with package.json. */
 export const SIDECAR_VERSION = '0.1.0';
+/** The metadata key of a replica's state in its PING, INFO and STATS answers (a ReplicaState, or "ejecting"). */
+export const STATE_METADATA_KEY = 'fnmesh.state';
 
 interface EndpointCounters {
   numRequests: number;
@@ -96,6 +99,8 @@ export class MicroDiscovery {
   constructor(
     private readonly identity: MicroIdentity,
     private readonly stats: CallStats,
+    /** The replica's state now (serving, function-down, unhealthy, ejected, overloaded, draining, ...). */
+    private readonly state: () => string = () => 'serving',
   ) {
     this.name = microServiceName(identity.namespace, identity.service);
     this.id = identity.replicaId;
@@ -109,7 +114,8 @@ export class MicroDiscovery {
     metadata: Record<string, string>;
     type: string;
   } {
-    return { name: this.name, id: this.id, version: SIDECAR_VERSION, metadata: this.metadata, type };
+    const metadata = { ...this.metadata, [STATE_METADATA_KEY]: this.state() };
+    return { name: this.name, id: this.id, version: SIDECAR_VERSION, metadata, type };
   }
 
   ping(): Record<string, unknown> {
@@ -183,4 +189,33 @@ export class MicroDiscovery {
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
   }
+}
+
+/**
+ * Asks every replica of the service for its state (a micro PING on `$SRV.PING.{name}`, this replica's own
+ * answer included); gathers answers until none came for `stallMs`, at most `maxWaitMs`.
+ */
+export async function pingReplicas(
+  nc: NatsConnection,
+  name: string,
+  opts: { stallMs: number; maxWaitMs: number },
+): Promise<PeerState[]> {
+  const [, subject] = microSubjects('PING', name, '');
+  const peers: PeerState[] = [];
+  const decoder = new TextDecoder();
+  const answers = await nc.requestMany(subject!, undefined, {
+    strategy: 'stall',
+    stall: opts.stallMs,
+    maxWait: opts.maxWaitMs,
+  });
+  for await (const m of answers) {
+    try {
+      const a = JSON.parse(decoder.decode(m.data)) as { id?: unknown; metadata?: Record<string, unknown> };
+      const state = a.metadata?.[STATE_METADATA_KEY];
+      if (typeof a.id === 'string') peers.push({ id: a.id, state: typeof state === 'string' ? state : 'serving' });
+    } catch {
+      // not a micro answer: ignored
+    }
+  }
+  return peers;
 }

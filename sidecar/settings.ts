@@ -11,6 +11,12 @@ import { NATS_CLIENT_SETTINGS } from '../common/nats-client-settings';
 // The variable names are the contract with every starter of a sidecar (the operator, the local mesh).
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT, SIDECAR_ENV } from '../common/sidecar-env';
 import { DEFAULT_CALL_API_PORT, DEFAULT_FUNCTION_PORT } from '../common/function-protocol';
+import {
+  DEFAULT_OUTLIER_DETECTION,
+  DEFAULT_QUEUE_LENGTH,
+  resolveOutlierDetection,
+  type OutlierDetectionPolicy,
+} from '../common/resilience';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -39,6 +45,45 @@ const loopbackListen: parsers.Parser<parsers.ListenAddress> = (v, name) => {
 };
 
 const milliseconds = parsers.wholeNumber({ min: 1, max: 24 * 3600 * 1000 });
+
+/** The fields of `spec.outlierDetection` and what each accepts (the manifest's schema, common/manifest.ts). */
+const OUTLIER_FIELDS: Record<keyof OutlierDetectionPolicy, { min: number; max: number; whole: boolean }> = {
+  consecutiveFailures: { min: 0, max: 1000, whole: true },
+  failureRatio: { min: 0, max: 1, whole: false },
+  minCalls: { min: 1, max: 100_000, whole: true },
+  windowMs: { min: 1, max: 3_600_000, whole: true },
+  baseEjectionMs: { min: 1, max: 3_600_000, whole: true },
+  maxEjectionMs: { min: 1, max: 3_600_000, whole: true },
+  maxEjectionPercent: { min: 0, max: 100, whole: true },
+};
+
+/** JSON of the manifest's `spec.outlierDetection`, checked field by field; the fields left out take the defaults. */
+export const outlierDetection: parsers.Parser<OutlierDetectionPolicy> = (v, name) => {
+  const parsed = parsers.json(v, name);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ConfigError(`${name} must be a JSON object such as {"consecutiveFailures": 5} (spec.outlierDetection)`);
+  const given: Partial<OutlierDetectionPolicy> = {};
+  for (const [field, value] of Object.entries(parsed)) {
+    const rule = OUTLIER_FIELDS[field as keyof OutlierDetectionPolicy];
+    if (!rule)
+      throw new ConfigError(
+        `${name}: "${field}" is not a field of spec.outlierDetection; it has ${Object.keys(OUTLIER_FIELDS).join(', ')}`,
+      );
+    if (
+      typeof value !== 'number' ||
+      !Number.isFinite(value) ||
+      (rule.whole && !Number.isInteger(value)) ||
+      value < rule.min ||
+      value > rule.max
+    )
+      throw new ConfigError(
+        `${name}: ${field} is ${JSON.stringify(value)}; it accepts ${rule.whole ? 'a whole number' : 'a number'} from ${rule.min} to ${rule.max}`,
+      );
+    given[field as keyof OutlierDetectionPolicy] = value;
+  }
+  // a baseEjectionMs above maxEjectionMs is not refused (the manifest allows it): every ejection lasts maxEjectionMs
+  return resolveOutlierDetection(given);
+};
 
 export const SIDECAR_SETTINGS = {
   namespace: setting({
@@ -110,7 +155,21 @@ export const SIDECAR_SETTINGS = {
     flag: '--concurrency <n>',
     default: '64',
     parse: parsers.wholeNumber({ min: 1, max: 100_000 }),
-    help: 'calls run at once by this replica; more are answered 429',
+    help: 'calls run at once by this replica; more wait in its queue (`FNMESH_QUEUE_LENGTH`)',
+  }),
+  queueLength: setting({
+    env: SIDECAR_ENV.queueLength,
+    flag: '--queue-length <n>',
+    default: String(DEFAULT_QUEUE_LENGTH),
+    parse: parsers.wholeNumber({ min: 0, max: 100_000 }),
+    help: 'calls that wait (first in, first out) for one of the `FNMESH_CONCURRENCY` slots; when it is full the replica leaves its queue group until it is empty again, and calls that still arrive are answered "not executed" (the gateway sends them to another replica)',
+  }),
+  outlierDetection: setting({
+    env: SIDECAR_ENV.outlierDetection,
+    flag: '--outlier-detection <json>',
+    unset: `the defaults, ${JSON.stringify(DEFAULT_OUTLIER_DETECTION)}`,
+    parse: outlierDetection,
+    help: "JSON of the FunctionService's `spec.outlierDetection` (fields left out take the defaults): when the function keeps failing (5xx, past its deadline, a connection broken mid-call), the replica leaves its queue group for a doubling back-off, never taking more than `maxEjectionPercent` of the service's replicas out",
   }),
   timeoutMs: setting({
     env: SIDECAR_ENV.timeoutMs,

@@ -1,6 +1,13 @@
 /**
- * Wiring: ops endpoints, NATS connection, function health, the call subscription (made once the function
- * first answers its health check), micro discovery, the localhost call API, and a graceful stop.
+ * Wiring: ops endpoints, NATS connection, function health, the call subscription, micro discovery, the
+ * localhost call API, and a graceful stop.
+ *
+ * The call subscription (the service's queue group) exists only while the replica can run calls
+ * (membership.ts decides): it is made once the function first answers its health check, drained the moment
+ * the function is down (a call could not reach it, or a health check failed), the queue is full, or outlier
+ * detection ejects the replica, and made again when that is over (health checked every 50 ms meanwhile).
+ * A drained subscription still delivers the messages already on their way (nats.js sends UNSUB, then waits
+ * for the server's PONG before dropping the subscription): those are answered "not executed", never dropped.
  *
  * Shutdown has two steps that share one implementation: drain() (readiness off, subscription drained, in-flight
  * calls finish, bounded by FNMESH_DRAIN_TIMEOUT_MS; the process and the call API stay up) and stop() =
@@ -20,18 +27,22 @@ import {
   serviceCallWildcard,
   serviceQueueGroup,
   type Logger,
+  type NotExecutedReason,
   type Readiness,
 } from './common';
 import { createCallApiServer } from './call-api';
 import { createCallHandler } from './call-handler';
-import { InFlight } from './concurrency';
+import { classifyConnectionError } from './call-outcome';
+import { CallSlots } from './concurrency';
+import { HEALTH_FAST_MS, Membership } from './membership';
+import { OutlierDetector, ejectionAllowed } from './outlier';
 import { createOpsHandler, type DrainResult } from './ops';
 export type { DrainResult } from './ops';
 import type { SidecarConfig } from './config';
 import { FunctionClient } from './function-client';
 import { InboundCalls } from './inbound';
 import { SidecarMetrics } from './metrics';
-import { CallStats, MicroDiscovery } from './micro';
+import { CallStats, MicroDiscovery, pingReplicas } from './micro';
 
 export interface Sidecar {
   opsPort: number;
@@ -51,9 +62,10 @@ export interface SidecarDeps {
   logger: Logger;
 }
 
-const HEALTH_FAST_MS = 50;
-const HEALTH_SLOW_MS = 1_000;
 const HEALTH_TIMEOUT_MS = 1_000;
+/** Asking the service's replicas for their state before an ejection: answers until none came for 50 ms, ≤ 250 ms. */
+const PEERS_STALL_MS = 50;
+const PEERS_MAX_WAIT_MS = 250;
 
 function listen(server: http.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -88,23 +100,33 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const log = deps.logger;
   const registry = createRegistry('sidecar');
   const metrics = new SidecarMetrics(registry);
-  const inFlight = new InFlight(config.concurrency);
   const inbound = new InboundCalls();
   const stats = new CallStats(config.functions);
   const client = new FunctionClient(config.functionPort, { connections: config.concurrency });
+  const membership = new Membership(`the function has not answered GET ${config.healthPath} on ${client.address} yet`);
+  const outlier = new OutlierDetector(config.outlierDetection, performance.now());
+  const outlierOn = outlier.enabled;
+  /** True while this replica asks the others whether it may be ejected (reported as "ejecting"). */
+  let deciding = false;
+  let sync: () => void = () => undefined;
+  const slots = new CallSlots(config.concurrency, config.queueLength, {
+    onFull: (full) => {
+      membership.setOverloaded(full);
+      sync();
+    },
+    onQueued: (n) => metrics.queued.set(n),
+  });
 
-  let draining = false;
   let natsConnected = false;
-  let functionHealthy = false;
-  let healthReason = `the function has not answered GET ${config.healthPath} on ${client.address} yet`;
   let nc: NatsConnection | undefined;
   let callSub: Subscription | undefined;
+  /** Subscriptions left and still draining (their messages in flight are still answered). */
+  const leaving = new Map<Subscription, Promise<void>>();
 
   const readiness = (): Readiness => {
-    if (draining) return { ready: false, reason: 'the sidecar is draining: it takes no new calls' };
+    if (membership.state() === 'draining') return membership.readiness();
     if (!natsConnected) return { ready: false, reason: 'not connected to NATS' };
-    if (!functionHealthy) return { ready: false, reason: healthReason };
-    return { ready: true };
+    return membership.readiness();
   };
 
   // Set once the NATS connection and the call subscription exist; before that, a drain has nothing to drain.
@@ -112,7 +134,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   let drained: Promise<DrainResult> | undefined;
   const drain = (): Promise<DrainResult> => {
     if (!drained) {
-      draining = true;
+      membership.drain();
       drained = drainImpl ? drainImpl() : Promise.resolve({ status: 'drained', inFlight: 0 });
     }
     return drained;
@@ -159,8 +181,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const micro = new MicroDiscovery(
     { namespace: config.namespace, service: config.service, replicaId: config.replicaId, functions: config.functions },
     stats,
+    () => (deciding ? 'ejecting' : membership.state()),
   );
-  if (!draining) micro.start(conn, log);
+  if (membership.state() !== 'draining') micro.start(conn, log);
 
   const callApi = createCallApiServer({
     nc: conn,
@@ -182,95 +205,192 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     throw err;
   }
 
+  const subject = serviceCallWildcard(config.namespace, config.service);
+  const queue = serviceQueueGroup(config.namespace, config.service);
+
+  const subscribe = (): void => {
+    if (callSub) return;
+    callSub = conn.subscribe(subject, { queue, callback: handler });
+    metrics.takingCalls.set(1);
+    log.info('taking calls', { subject, queue });
+  };
+  /** Drains the call subscription: its UNSUB is written to the socket now, before any reply queued after this. */
+  const leave = (reason: NotExecutedReason): void => {
+    const sub = callSub;
+    if (!sub) return;
+    callSub = undefined;
+    metrics.takingCalls.set(0);
+    metrics.leaves.labels(reason).inc();
+    const r = membership.readiness();
+    const why =
+      reason === 'overloaded' ? 'every concurrency slot and the whole queue are taken' : r.ready ? reason : r.reason;
+    (reason === 'draining' || reason === 'overloaded' ? log.info : log.warn).call(log, 'left the queue group', {
+      reason,
+      why,
+    });
+    let done: Promise<void>;
+    try {
+      done = sub.drain().catch(() => undefined);
+    } catch {
+      done = Promise.resolve();
+    }
+    leaving.set(sub, done);
+    void done.finally(() => leaving.delete(sub));
+  };
+  sync = (): void => {
+    // the waiting calls cannot run here now: another replica may take them
+    if (membership.refusing !== undefined && slots.queued > 0) slots.refuseWaiting();
+    if (membership.joined) subscribe();
+    else if (membership.out !== undefined) leave(membership.out);
+  };
+
+  // Health: every 50 ms while the replica is out (or starting), every second while it serves.
+  let healthTimer: NodeJS.Timeout | undefined;
+  let checking = false;
+  /** Bumped when a call finds the function down: a health check begun before that proves nothing. */
+  let failureEpoch = 0;
+  const checkHealth = async (): Promise<void> => {
+    const epoch = failureEpoch;
+    const wasEjected = membership.ejected;
+    let up = false;
+    try {
+      const { status } = await client.health(config.healthPath, HEALTH_TIMEOUT_MS);
+      if (status < 500) up = true;
+      else
+        membership.functionFailed('unhealthy', `the function answered GET ${config.healthPath} with status ${status}`);
+    } catch (err) {
+      const e = err as { code?: string };
+      membership.functionFailed(
+        classifyConnectionError(err).executed === false ? 'down' : 'unhealthy',
+        `the function does not answer GET ${config.healthPath} on ${client.address}: ${e.code ?? errorMessage(err)}`,
+      );
+    }
+    if (up && epoch === failureEpoch) membership.healthPassed(performance.now());
+    metrics.functionHealthy.set(membership.functionHealth === 'up' ? 1 : 0);
+    if (wasEjected && !membership.ejected) {
+      outlier.returned(performance.now());
+      log.info('the ejection is over and the function is healthy: rejoining');
+    }
+    sync();
+  };
+  const scheduleHealth = (delayMs?: number): void => {
+    clearTimeout(healthTimer);
+    const next = delayMs ?? membership.nextHealthCheckMs(performance.now());
+    if (next === undefined) return;
+    healthTimer = setTimeout(() => {
+      checking = true;
+      void checkHealth().finally(() => {
+        checking = false;
+        scheduleHealth();
+      });
+    }, next);
+  };
+  /** Something went wrong between checks: check soon (every 50 ms) instead of in a second. */
+  const checkSoon = (): void => {
+    if (!checking) scheduleHealth(HEALTH_FAST_MS);
+  };
+
+  const decideEjection = async (): Promise<void> => {
+    deciding = true;
+    const pct = config.outlierDetection.maxEjectionPercent;
+    let allowed = pct >= 100;
+    if (!allowed && pct > 0) {
+      try {
+        const peers = await pingReplicas(conn, micro.name, { stallMs: PEERS_STALL_MS, maxWaitMs: PEERS_MAX_WAIT_MS });
+        allowed = ejectionAllowed(config.replicaId, peers, pct);
+      } catch (err) {
+        log.warn('could not ask the replicas for their state; not ejecting', { error: errorMessage(err) });
+      }
+    }
+    deciding = false;
+    const now = performance.now();
+    if (membership.state() === 'draining') return;
+    if (!allowed) {
+      outlier.refused(now, Math.random() * 500);
+      log.warn(
+        'the function keeps failing, but ejecting this replica would take more than maxEjectionPercent of the service out',
+        {
+          maxEjectionPercent: pct,
+        },
+      );
+      return;
+    }
+    const ms = outlier.eject(now);
+    membership.eject(now, ms);
+    metrics.ejections.inc();
+    log.warn('outlier detection ejected this replica: its function keeps failing', { ejectionMs: Math.round(ms) });
+    sync();
+    scheduleHealth();
+  };
+
   const handler = createCallHandler({
     nc: conn,
     namespace: config.namespace,
     service: config.service,
+    replicaId: config.replicaId,
     defaultTimeoutMs: config.timeoutMs,
     client,
-    inFlight,
+    slots,
+    membership,
     inbound,
     metrics,
     stats,
     logger: log,
+    onFunctionDown: (detail) => {
+      failureEpoch++;
+      if (membership.functionHealth !== 'down') {
+        membership.functionFailed('down', detail);
+        metrics.functionHealthy.set(0);
+        sync();
+      }
+      checkSoon();
+    },
+    onAnswer: (failed) => {
+      if (!outlierOn) return;
+      const out = membership.out;
+      if (out === 'ejected' || out === 'draining') return;
+      if (outlier.record(failed, performance.now())) void decideEjection();
+    },
   });
 
-  const subscribe = (): void => {
-    if (callSub || draining) return;
-    callSub = conn.subscribe(serviceCallWildcard(config.namespace, config.service), {
-      queue: serviceQueueGroup(config.namespace, config.service),
-      callback: handler,
-    });
-    log.info('function is up; taking calls', {
-      subject: serviceCallWildcard(config.namespace, config.service),
-      queue: serviceQueueGroup(config.namespace, config.service),
-    });
-  };
-
-  // Health: every 50 ms until the first success, then every second.
-  let healthTimer: NodeJS.Timeout | undefined;
-  const checkHealth = async (): Promise<void> => {
-    const wasHealthy = functionHealthy;
-    try {
-      const { status } = await client.health(config.healthPath, HEALTH_TIMEOUT_MS);
-      if (status < 500) {
-        functionHealthy = true;
-      } else {
-        functionHealthy = false;
-        healthReason = `the function answered GET ${config.healthPath} with status ${status}`;
-      }
-    } catch (err) {
-      functionHealthy = false;
-      const e = err as { code?: string };
-      healthReason = `the function does not answer GET ${config.healthPath} on ${client.address}: ${e.code ?? errorMessage(err)}`;
-    }
-    metrics.functionHealthy.set(functionHealthy ? 1 : 0);
-    if (functionHealthy) subscribe();
-    if (wasHealthy !== functionHealthy && callSub) {
-      if (functionHealthy) log.info('function is healthy again');
-      else log.warn('function is not healthy', { reason: healthReason });
-    }
-  };
-  const scheduleHealth = (): void => {
-    if (draining) return;
-    healthTimer = setTimeout(
-      () => {
-        void checkHealth().finally(scheduleHealth);
-      },
-      callSub ? HEALTH_SLOW_MS : HEALTH_FAST_MS,
-    );
-  };
-  void checkHealth().finally(scheduleHealth);
+  checking = true;
+  void checkHealth().finally(() => {
+    checking = false;
+    scheduleHealth();
+  });
 
   log.info('sidecar started', {
     opsPort,
     callPort,
     functionPort: config.functionPort,
     concurrency: config.concurrency,
+    queueLength: config.queueLength,
   });
 
   drainImpl = async (): Promise<DrainResult> => {
-    draining = true;
-    if (healthTimer) clearTimeout(healthTimer);
-    log.info('draining calls', { inFlight: inFlight.size, drainTimeoutMs: config.drainTimeoutMs });
+    membership.drain();
+    clearTimeout(healthTimer);
+    log.info('draining calls', { inFlight: slots.size, drainTimeoutMs: config.drainTimeoutMs });
     micro.stop();
     const started = Date.now();
-    if (callSub) {
+    sync(); // leaves the queue group; the calls waiting in the queue still run
+    if (leaving.size > 0) {
       try {
-        if (!(await bounded(callSub.drain(), config.drainTimeoutMs))) callSub.unsubscribe();
+        if (!(await bounded(Promise.all(leaving.values()), config.drainTimeoutMs)))
+          for (const sub of leaving.keys()) sub.unsubscribe();
       } catch (err) {
         log.warn('draining the call subscription failed', { error: errorMessage(err) });
       }
     }
-    const idle = await inFlight.idle(Math.max(0, config.drainTimeoutMs - (Date.now() - started)));
+    const idle = await slots.idle(Math.max(0, config.drainTimeoutMs - (Date.now() - started)));
     const tookMs = Date.now() - started;
     if (!idle) {
       log.warn('drain timeout passed with calls still running', {
-        inFlight: inFlight.size,
+        inFlight: slots.size,
         drainTimeoutMs: config.drainTimeoutMs,
         tookMs,
       });
-      return { status: 'timeout', inFlight: inFlight.size };
+      return { status: 'timeout', inFlight: slots.size };
     }
     log.info('drained: no calls in flight', { tookMs });
     return { status: 'drained', inFlight: 0 };
@@ -282,8 +402,9 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
       log.info('stopping', { alreadyDraining: drained !== undefined });
       await drain();
       micro.stop(); // again: a drain asked for while the sidecar was starting ran before discovery started
+      clearTimeout(healthTimer);
       // Calls left over at the drain's bound may have finished since (a preStop drain can run long before SIGTERM).
-      const idle = inFlight.size === 0;
+      const idle = slots.size === 0;
       if (!(await bounded(closeServer(callApi), idle ? 1_000 : 0))) callApi.closeAllConnections();
       try {
         if (!conn.isClosed() && !(await bounded(conn.drain(), 5_000))) await conn.close();

@@ -383,23 +383,29 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
     await waitFor(() => aborted, { what: 'ctx.signal aborted' });
   });
 
-  test('the function process down → 502 naming ECONNREFUSED', async () => {
+  test('the function process down → 503 "not executed" naming ECONNREFUSED and the replica; it leaves the queue group', async () => {
     const service = uniqueService();
-    const { fn, config } = await replica(service, { ok: () => 1 });
+    const { fn, config, sidecar } = await replica(service, { ok: () => 1 }, { FNMESH_REPLICA_ID: 'rep-down' });
     expect(json(await call(service, 'ok', {}))).toBe(1);
     await fn.close();
-    const e = errorOf(await call(service, 'ok', {}));
-    expect(e.status).toBe(502);
-    expect(e.code).toBe('function_failed');
-    expect(e.message).toBe(`function process not reachable on 127.0.0.1:${config.functionPort}: connect ECONNREFUSED`);
+    const m = await call(service, 'ok', {});
+    const r = decodeReply(m.data, m.headers);
+    expect(r).toMatchObject({ ok: false, notExecuted: 'function-down', replica: 'rep-down' });
+    expect(errorOf(m)).toMatchObject({ status: 503, code: 'unavailable' });
+    expect(errorOf(m).message).toContain(
+      `function process not reachable on 127.0.0.1:${config.functionPort}: connect ECONNREFUSED`,
+    );
+    expect(sidecar.readiness()).toMatchObject({ ready: false });
+    // out of the queue group: nobody answers now
+    await expect(call(service, 'ok', {}, {}, 500)).rejects.toThrow(natsErrors.RequestError);
   });
 
-  test('over the concurrency limit → 429 overloaded at once; the others finish', async () => {
+  test('over the concurrency limit with no queue → 503 "not executed" (overloaded) at once; the others finish', async () => {
     const service = uniqueService();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let started = 0;
-    await replica(
+    const { sidecar } = await replica(
       service,
       {
         slow: async () => {
@@ -408,24 +414,34 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
           return 'done';
         },
       },
-      { FNMESH_CONCURRENCY: '2' },
+      { FNMESH_CONCURRENCY: '2', FNMESH_QUEUE_LENGTH: '0' },
     );
+    // sent in one batch, so that all five reach the replica before it leaves its queue group
     const pending = Array.from({ length: 5 }, () =>
-      call(service, 'slow', {}, { timeoutMs: 10_000 }, 10_000).then((m) => ({ m, at: Date.now() })),
+      call(service, 'slow', {}, { timeoutMs: 10_000 }, 10_000)
+        .then((m) => ({ m, at: Date.now() }))
+        .catch((err: unknown) => ({ err, at: Date.now() })),
     );
     const t0 = Date.now();
     await waitFor(() => started === 2);
     // The three refused ones come back while the two admitted ones are still held.
-    const settled: Array<{ m: Msg; at: number }> = [];
+    const settled: Array<{ m?: Msg; err?: unknown; at: number }> = [];
     pending.forEach((p) => void p.then((r) => settled.push(r)));
     await waitFor(() => settled.length === 3, { what: 'three overloaded replies' });
     for (const s of settled) {
-      expect(errorOf(s.m)).toMatchObject({ status: 429, code: 'overloaded' });
+      // refused by the replica, or (sent after its UNSUB reached the broker) by the broker: never run
+      if (s.m) {
+        expect(decodeReply(s.m.data, s.m.headers)).toMatchObject({ ok: false, notExecuted: 'overloaded' });
+        expect(errorOf(s.m)).toMatchObject({ status: 503, code: 'unavailable' });
+      } else expect(String(s.err)).toMatch(/no responders/i);
       expect(s.at - t0).toBeLessThan(2000);
     }
+    expect(sidecar.readiness().ready).toBe(true); // momentary: still ready
     release();
     const all = await Promise.all(pending);
-    expect(all.filter((r) => dec.decode(r.m.data) === '"done"')).toHaveLength(2);
+    expect(all.filter((r) => 'm' in r && r.m && dec.decode(r.m.data) === '"done"')).toHaveLength(2);
+    // room again: it took its queue group back
+    expect(json(await call(service, 'slow', {}))).toBe('done');
   });
 
   test('not ready (and not subscribed) until the function answers its health check', async () => {
@@ -795,7 +811,12 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
         out.push(JSON.parse(dec.decode(m.data)) as Record<string, unknown>);
       return out;
     };
-    const identity = { name, id: 'rep-1', version: '0.1.0', metadata: { namespace: NS, service, replica: 'rep-1' } };
+    const identity = {
+      name,
+      id: 'rep-1',
+      version: '0.1.0',
+      metadata: { namespace: NS, service, replica: 'rep-1', 'fnmesh.state': 'serving' },
+    };
     const pings = await collect('$SRV.PING');
     expect(pings).toContainEqual({ ...identity, type: 'io.nats.micro.v1.ping_response' });
     expect(await collect(`$SRV.PING.${name}`)).toEqual([{ ...identity, type: 'io.nats.micro.v1.ping_response' }]);
