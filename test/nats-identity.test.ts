@@ -193,6 +193,32 @@ describe.each(BROKER_TARGETS)('NATS identities and permissions (%s)', (target) =
     }
   });
 
+  test("legitimate: a replica asks its own service's replicas for their state ($SRV.PING.<name>), and no other service's, nor INFO/STATS", async () => {
+    const a = await as(GREETER);
+    const b = await as(GREETER);
+    const name = microServiceName(NS, 'greeter');
+    for (const [nc, id] of [
+      [a, 'replica-a'],
+      [b, 'replica-b'],
+    ] as const)
+      nc.subscribe(microSubjects('PING', name, id)[1]!, {
+        callback: (_e, msg) => msg.respond(enc.encode(JSON.stringify({ id }))),
+      });
+    await Promise.all([a.flush(), b.flush()]);
+    const ids: string[] = [];
+    for await (const m of await a.requestMany(`$SRV.PING.${name}`, undefined, {
+      strategy: 'stall',
+      stall: 200,
+      maxWait: 5_000,
+    }))
+      ids.push((JSON.parse(dec.decode(m.data)) as { id: string }).id);
+    expect(ids.sort()).toEqual(['replica-a', 'replica-b']);
+    expect(refusals.get(a)).toEqual([]);
+    await expectPublishRefused(a, `$SRV.PING.${microServiceName(NS, 'authz')}`);
+    await expectPublishRefused(a, `$SRV.INFO.${name}`);
+    await expectPublishRefused(a, '$SRV.PING');
+  });
+
   test("a replica cannot call another service's function directly", async () => {
     const authz = await as(AUTHZ);
     const authzCalls = serveCalls(authz, AUTHZ as MeshIdentity & { kind: 'replica' }, '"authz"');

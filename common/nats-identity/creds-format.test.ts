@@ -29,7 +29,7 @@ test('a minted user: signed by the signing key for the account, with its permiss
   expect(claims.sub).toBe(user.publicKey);
   expect(claims.name).toBe('fnmesh-service-shop-orders');
   expect(claims.exp).toBe(Math.floor((now.getTime() + HOUR) / 1000));
-  expect(claims.nats.pub?.allow).toEqual(['fnmesh.gw.shop.orders.>']);
+  expect(claims.nats.pub?.allow).toEqual(['fnmesh.gw.shop.orders.>', '$SRV.PING.fnmesh-shop-orders']);
   expect(claims.nats.sub?.allow?.[0]).toBe('fnmesh.call.shop.orders.* fnmesh.shop.orders');
   expect(claims.nats.resp).toEqual({ max: 1, ttl: 5_000 * 1_000_000 });
   expect(claims.nats.bearer_token).toBe(false);

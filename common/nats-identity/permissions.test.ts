@@ -1,9 +1,9 @@
 import { GATEWAY_IDENTITY, inboxPrefix, natsUserName, replicaIdentity } from './identity';
 import { DEFAULT_RESPONSE_TTL_MS, permissionsFor } from './permissions';
 
-test('a replica: its calls in its queue group, its own internal subjects, its inbox, its discovery subjects', () => {
+test("a replica: its calls in its queue group, its own internal subjects, its own service's PING, its inbox, its discovery subjects", () => {
   expect(permissionsFor(replicaIdentity('shop', 'orders'), { responseTtlMs: 90_000 })).toEqual({
-    publish: ['fnmesh.gw.shop.orders.>'],
+    publish: ['fnmesh.gw.shop.orders.>', '$SRV.PING.fnmesh-shop-orders'],
     subscribe: [
       'fnmesh.call.shop.orders.* fnmesh.shop.orders',
       '_INBOX.fnmesh.svc.shop.orders.>',

@@ -56,14 +56,24 @@ export function replicaMicroSubjects(namespace: string, service: string): string
   });
 }
 
+/** The one discovery subject a replica may publish: the PING of its own service (all its replicas answer). */
+export function replicaPeersPing(namespace: string, service: string): string {
+  return microSubjects('PING', microServiceName(namespace, service), '')[1]!;
+}
+
 export function permissionsFor(identity: MeshIdentity, options: PermissionOptions = {}): NatsPermissions {
   const responses = { max: 1, ttlMs: options.responseTtlMs ?? DEFAULT_RESPONSE_TTL_MS };
   switch (identity.kind) {
     case 'replica': {
       const { namespace, service } = identity;
       return {
-        // its own internal-call subjects: the gateway reads the caller from the subject
-        publish: [internalPublishPermission(namespace, service)],
+        publish: [
+          // its own internal-call subjects: the gateway reads the caller from the subject
+          internalPublishPermission(namespace, service),
+          // its own service's discovery PING: before outlier detection ejects it, it asks the other replicas
+          // for their state (maxEjectionPercent); no other service's, and no INFO or STATS
+          replicaPeersPing(namespace, service),
+        ],
         subscribe: [
           queueEntry(serviceCallWildcard(namespace, service), serviceQueueGroup(namespace, service)),
           inboxWildcard(identity),
