@@ -9,6 +9,11 @@ describe('classifyConnectionError', () => {
     ['a reset seen on read (closed with the request unread)', { code: 'ECONNRESET', syscall: 'read' }, 'reset-unread'],
     ['a reset seen on write', { code: 'ECONNRESET', syscall: 'write' }, 'reset-unread'],
     ['EPIPE on write (written after the close)', { code: 'EPIPE', syscall: 'write' }, 'reset-unread'],
+    [
+      'a hang up of a kept-alive connection closed before the request was written',
+      { code: 'ECONNRESET', closedBeforeWrite: true },
+      'reset-unread',
+    ],
   ])('%s → not executed', (_what, fields, cause) => {
     expect(classifyConnectionError(err(fields))).toEqual({ executed: false, cause });
   });

@@ -4,7 +4,8 @@
  * Not executed (proven): the connection was refused (nothing listens on the port), the connect timed out, or
  * the kernel reset the connection before any byte of an answer — a real RST, which a peer's kernel sends when
  * its socket is closed with data it never read (the process died before reading the request, seen here on a
- * `read`), or when data arrives at a socket already closed (seen here as EPIPE or ECONNRESET on a `write`).
+ * `read`), or when data arrives at a socket already closed (seen here as EPIPE or ECONNRESET on a `write`);
+ * or a kept-alive connection that had already seen the function's FIN when the request was handed to it.
  *
  * May have run: Node's "socket hang up" (ECONNRESET with no syscall: an orderly EOF after the request was
  * written — the process read the request, then closed or died), a connection that closed mid-answer, a deadline
@@ -27,12 +28,15 @@ interface SocketError {
   deadline?: unknown;
   /** Set by the client when any byte of an answer had arrived (a response started). */
   answerStarted?: unknown;
+  /** Set by the client when the reused connection had seen the function's FIN before the request was written. */
+  closedBeforeWrite?: unknown;
 }
 
 /** True when the error proves the function never read the request (a fresh connection may carry it again). */
 export function isProvenUnread(err: unknown): boolean {
   const e = (err ?? {}) as SocketError;
   if (e.answerStarted === true || e.deadline === true) return false;
+  if (e.closedBeforeWrite === true) return true;
   if (e.code === 'ECONNRESET') return e.syscall === 'read' || e.syscall === 'write';
   return e.code === 'EPIPE' && e.syscall === 'write';
 }

@@ -149,14 +149,20 @@ export class FunctionClient {
         });
       });
       deadline.req = req;
+      /** The reused connection had already seen the function's FIN when this request got it (before writing). */
+      let closedBeforeWrite = false;
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (responded) Object.assign(err, { answerStarted: true });
-        // a real reset of a reused connection before any byte of an answer: the function closed it while idle
-        // with the request unread (never a "socket hang up": that one may have been read)
-        else if (req.reusedSocket && isProvenUnread(err)) Object.assign(err, { staleSocket: true });
+        // a real reset of a reused connection before any byte of an answer, or one known closed before the
+        // request was written: the function closed it while idle with the request unread (never a plain
+        // "socket hang up": that one may have been read)
+        else if (req.reusedSocket && (closedBeforeWrite || isProvenUnread(err)))
+          Object.assign(err, { staleSocket: true, ...(closedBeforeWrite ? { closedBeforeWrite: true } : {}) });
         fail(err);
       });
       req.on('socket', (socket) => {
+        // the request is written after this event: a connection whose end the function already sent can only fail
+        if (req.reusedSocket && (socket.destroyed || socket.readableEnded || !socket.writable)) closedBeforeWrite = true;
         if (!socket.connecting) return;
         const timer = setTimeout(() => req.destroy(connectTimeoutError(this.address)), connectTimeoutMs);
         socket.once('connect', () => clearTimeout(timer));
