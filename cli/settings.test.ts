@@ -78,6 +78,7 @@ const loaders: {
       functionPort: 'functionPort',
       healthPath: 'healthPath',
       concurrency: 'concurrency',
+      queueLength: 'queueLength',
       timeoutMs: 'timeoutMs',
       opsListen: 'opsListen',
       callListen: 'callListen',

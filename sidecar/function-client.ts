@@ -162,7 +162,8 @@ export class FunctionClient {
       });
       req.on('socket', (socket) => {
         // the request is written after this event: a connection whose end the function already sent can only fail
-        if (req.reusedSocket && (socket.destroyed || socket.readableEnded || !socket.writable)) closedBeforeWrite = true;
+        if (req.reusedSocket && (socket.destroyed || socket.readableEnded || !socket.writable))
+          closedBeforeWrite = true;
         if (!socket.connecting) return;
         const timer = setTimeout(() => req.destroy(connectTimeoutError(this.address)), connectTimeoutMs);
         socket.once('connect', () => clearTimeout(timer));

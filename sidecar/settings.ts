@@ -167,7 +167,7 @@ export const SIDECAR_SETTINGS = {
   outlierDetection: setting({
     env: SIDECAR_ENV.outlierDetection,
     flag: '--outlier-detection <json>',
-    unset: `the defaults, ${JSON.stringify(DEFAULT_OUTLIER_DETECTION)}`,
+    unset: `the defaults: \`${JSON.stringify(DEFAULT_OUTLIER_DETECTION)}\``,
     parse: outlierDetection,
     help: "JSON of the FunctionService's `spec.outlierDetection` (fields left out take the defaults): when the function keeps failing (5xx, past its deadline, a connection broken mid-call), the replica leaves its queue group for a doubling back-off, never taking more than `maxEjectionPercent` of the service's replicas out",
   }),
@@ -183,7 +183,7 @@ export const SIDECAR_SETTINGS = {
     flag: '--ops-listen <host:port>',
     default: `0.0.0.0:${DEFAULT_SIDECAR_OPS_PORT}`,
     parse: parsers.listenAddress,
-    help: "`/healthz`, `/readyz` (NATS connected and function healthy), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
+    help: "`/healthz`, `/readyz` (NATS connected, function healthy, replica not ejected), `/metrics`, and `GET /drain` (stop taking calls and finish in-flight ones; the operator's preStop hook on the function container calls it)",
   }),
   callListen: setting({
     env: SIDECAR_ENV.callListen,

@@ -202,7 +202,9 @@ describe.each(BROKER_TARGETS)('NATS identities and permissions (%s)', (target) =
       [b, 'replica-b'],
     ] as const)
       nc.subscribe(microSubjects('PING', name, id)[1]!, {
-        callback: (_e, msg) => msg.respond(enc.encode(JSON.stringify({ id }))),
+        callback: (_e, msg) => {
+          msg.respond(enc.encode(JSON.stringify({ id })));
+        },
       });
     await Promise.all([a.flush(), b.flush()]);
     const ids: string[] = [];
