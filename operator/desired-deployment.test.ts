@@ -147,6 +147,8 @@ describe('desiredDeployment', () => {
       'FNMESH_FUNCTION_PORT',
       'FNMESH_HEALTH_PATH',
       'FNMESH_CONCURRENCY',
+      'FNMESH_QUEUE_LENGTH',
+      'FNMESH_OUTLIER_DETECTION',
       'FNMESH_TIMEOUT_MS',
       'FNMESH_OPS_LISTEN',
       'FNMESH_CALL_LISTEN',
