@@ -21,7 +21,8 @@ const ENTRIES = {
   crds: ['generate'],
   // the browser test serves the example page
   examples: ['web/serve'],
-  test: [],
+  // the fault bench runs the fault suites' fixture function and reads its execution log
+  test: ['fixtures/*'],
   // the benchmarks are programs, not a library: nothing imports them
   bench: [],
 };
