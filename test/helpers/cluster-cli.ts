@@ -1,0 +1,106 @@
+/**
+ * `fnmesh cluster` as a user runs it (the built CLI, as a process) for a suite that shares one control plane:
+ * started once, its KUBECONFIG and kubectl read from what it prints, and its pods' container processes found
+ * by the pid in their container status (`fnmesh://<pod>/<container>/<pid>`).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { runKubectl, type KubectlResult } from '../../cluster/control-plane';
+import { ROOT, startCli, type CliProcess } from './cli-process';
+import { freePort } from './ports';
+import { waitFor } from './wait';
+
+export interface ContainerStatus {
+  name: string;
+  ready: boolean;
+  restartCount: number;
+  containerID?: string;
+  state?: { running?: unknown };
+}
+
+export interface Pod {
+  metadata: { name: string; uid: string };
+  status?: {
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: ContainerStatus[];
+    initContainerStatuses?: ContainerStatus[];
+  };
+}
+
+export interface ClusterRun {
+  cli: CliProcess;
+  gateway: string;
+  kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
+  kubectlJson<T>(args: string[]): Promise<T>;
+  pods(service: string): Promise<Pod[]>;
+  output(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+export const isReady = (p: Pod): boolean =>
+  (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+/** The process id of a container, from its status; undefined while it has none (not started, restarting). */
+export function containerPid(pod: Pod, container: string): number | undefined {
+  const s = pod.status?.containerStatuses?.find((c) => c.name === container);
+  const pid = Number(s?.containerID?.split('/').pop());
+  return s?.state?.running && Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+export async function startClusterCli(): Promise<ClusterRun> {
+  if (!existsSync(path.join(ROOT, 'dist', 'cluster', 'pod-sandbox.js')))
+    throw new Error('dist/ is missing: run `npm run build`');
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('FNMESH_') && k !== 'KUBECONFIG'),
+  );
+  Object.assign(env, {
+    FNMESH_LISTEN: `127.0.0.1:${port}`,
+    FNMESH_OPS_LISTEN: `127.0.0.1:${await freePort()}`,
+    FNMESH_BROKER_PORT: '0',
+    NO_COLOR: '1',
+  });
+  const cli = startCli(['cluster'], env);
+  const output = (n = 60): string => cli.lines.slice(-n).join('\n');
+  const stop = async (): Promise<void> => {
+    if (cli.child.exitCode !== null || cli.child.signalCode !== null) return;
+    cli.child.kill('SIGINT');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([cli.exit, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+    clearTimeout(timer);
+    if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+    await cli.exit;
+  };
+  try {
+    await waitFor(
+      () => {
+        if (cli.child.exitCode !== null) throw new Error(`fnmesh cluster exited (${cli.child.exitCode})`);
+        return cli.lines.some((l) => l.includes('Ctrl-C stops'));
+      },
+      { timeoutMs: 180_000, intervalMs: 50, what: 'fnmesh cluster to print its instructions' },
+    );
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n${output()}`);
+  }
+  const printed = cli.lines.join('\n');
+  const kubeconfig = /export KUBECONFIG=(\S+)/.exec(printed)![1]!;
+  const kubectlBin = path.join(/export PATH=([^:\s]+):/.exec(printed)![1]!, 'kubectl');
+  const kubectl = (args: string[], stdin?: string): Promise<KubectlResult> =>
+    runKubectl(kubectlBin, args, stdin, { ...process.env, KUBECONFIG: kubeconfig });
+  const kubectlJson = async <T>(args: string[]): Promise<T> => {
+    const r = await kubectl([...args, '-o', 'json']);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  return {
+    cli,
+    gateway: `http://127.0.0.1:${port}`,
+    kubectl,
+    kubectlJson,
+    pods: async (service) =>
+      (await kubectlJson<{ items: Pod[] }>(['get', 'pods', '-l', `fnmesh.io/service=${service}`])).items,
+    output,
+    stop,
+  };
+}
