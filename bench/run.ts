@@ -5,6 +5,8 @@
  *   nats    — a bare NATS request/reply through the same broker (the floor)
  * Prints p50/p90/p99 at a fixed rate (open loop), maximum throughput (closed loop), ratios to the direct
  * call, the sidecar's resident memory idle and under load, and its start-to-ready time, as a markdown table.
+ * Then the fault phase (bench/fault-phase.ts; BENCH_FAULT=0 skips it), on a mesh of its own once the first is
+ * stopped: the same load on two replicas without faults and with one replica's function killed every few seconds.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import { connect } from '@nats-io/transport-node';
 import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
+import { faultTable, runFaultPhase } from './fault-phase';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
     for (const p of extra) await p.stop();
     await sut.stop();
   }
+  if (process.env.BENCH_FAULT !== '0') console.log(['', ...faultTable(await runFaultPhase())].join('\n'));
 }
 
 main().catch((err: unknown) => {
