@@ -196,7 +196,8 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh local on t
     // yet when it died (no one can tell those from a call it read): each told 502, it may have run
     expect(flakyFailed.ambiguous.map((c) => c.requestId).sort()).toEqual(cut[FLAKY]!.map((e) => e.requestId).sort());
     expect(flakyFailed.unreadAtKill.filter((c) => c.status !== 502).map(seen)).toEqual([]);
-    expect(flakyFailed.unreadAtKill.length).toBeLessThanOrEqual(8 - cut[FLAKY]!.length);
+    // only around the moment of death: a handful, not a second's worth of calls (8 callers)
+    expect(flakyFailed.unreadAtKill.length).toBeLessThanOrEqual(8);
 
     // flaky-idem (idempotent): not one failed call; the cut ones ran again on another replica
     const idem = byId(IDEM);
