@@ -5,7 +5,8 @@
  * the answering process and the error. Read `results` while it runs; `stop()` waits for the calls in flight.
  */
 import { ATTEMPTS_HTTP_HEADER } from '../../common/protocol';
-import type { CallSeen } from '../fixtures/execution-log';
+import { readExecutionsOf, unanswered, type CallSeen } from '../fixtures/execution-log';
+import { waitFor } from './wait';
 
 export interface CallRecord extends CallSeen {
   /** Attempts the gateway made (its fnmesh-attempts header; 1 when absent). */
@@ -107,4 +108,21 @@ export function steadyLoad(options: {
         return results;
       })()),
   };
+}
+
+/**
+ * SIGKILLs the fixture process `pid` at a moment it is running at least one call (read from its log, then the
+ * kill in the same turn of the event loop, so the call cannot finish in between). Resolves with the moment, on
+ * the clock of `CallRecord.sentAt`.
+ */
+export async function killWhileRunning(logDir: string, pid: number): Promise<number> {
+  return waitFor(
+    () => {
+      if (unanswered(readExecutionsOf(logDir, pid), pid).length === 0) return undefined;
+      const at = performance.now();
+      process.kill(pid, 'SIGKILL');
+      return at;
+    },
+    { intervalMs: 1, what: `a call running at process ${pid} to kill it under` },
+  );
 }
