@@ -140,8 +140,8 @@ async function startLocalMesh(): Promise<LocalMesh> {
 }
 
 /** The open loop of one phase; every call has its own request id. */
-async function load(pool: Pool, phase: string, onTick: () => void): Promise<Call[]> {
-  const total = Math.round((RATE * PHASE_MS) / 1000);
+async function load(pool: Pool, phase: string, onTick: () => void, durationMs = PHASE_MS): Promise<Call[]> {
+  const total = Math.round((RATE * durationMs) / 1000);
   const intervalMs = 1000 / RATE;
   const calls: Call[] = [];
   const pending: Promise<void>[] = [];
@@ -222,7 +222,7 @@ export async function runFaultPhase(): Promise<FaultPhaseResult[]> {
   const pool = new Pool(`http://127.0.0.1:${mesh.gatewayPort}`, { connections: 64, pipelining: 1 });
   try {
     // warm up (and make sure the path works) before anything is measured
-    const warm = await load(pool, 'warm', () => undefined);
+    const warm = await load(pool, 'warm', () => undefined, 2000);
     if (warm.filter((c) => c.status === 200).length === 0)
       throw new Error(`the fault mesh answers no call: ${warm[0]?.status} ${warm[0]?.error ?? ''}`);
     const steady = summarize('no faults', await load(pool, 'steady', () => undefined), mesh.logDir, []);
