@@ -41,6 +41,19 @@ print(f"{h}.{p}.{sig}{pad}")
   }).trim();
 }
 
+/** An HS256 token made by python3 over the exact header and payload texts given (signed, so only the JSON is at fault). */
+function pythonRawToken(headerText: string, payloadText: string): string {
+  const script = `
+import base64,hashlib,hmac,sys
+s,h,p=sys.argv[1],sys.argv[2],sys.argv[3]
+b=lambda t: base64.urlsafe_b64encode(t.encode()).rstrip(b"=").decode()
+h,p=b(h),b(p)
+sig=base64.urlsafe_b64encode(hmac.new(s.encode(),f"{h}.{p}".encode(),hashlib.sha256).digest()).rstrip(b"=").decode()
+print(f"{h}.{p}.{sig}")
+`;
+  return execFileSync('python3', ['-c', script, SECRET, headerText, payloadText], { encoding: 'utf8' }).trim();
+}
+
 const embedded = BROKER_TARGETS.find((t) => t.name === 'embedded broker')!;
 
 describe('JWT checks at the gateway (HTTP)', () => {
@@ -119,6 +132,30 @@ describe('JWT checks at the gateway (HTTP)', () => {
       expect(a.body).toMatchObject({
         error:
           'the token is malformed: its signature is not canonical base64url: it ends with "=" padding, which JWTs leave out (RFC 7515 §2)',
+      });
+    }
+  });
+
+  it('refuses a correctly signed token whose payload or header gives a key twice: 401 naming the problem', async () => {
+    const gw = await gateway();
+    const now = Math.floor(Date.now() / 1000);
+    const claims = (subs: string): string => `{${subs},"iat":${now},"exp":${now + 3600}}`;
+    const header = '{"alg":"HS256","typ":"JWT"}';
+    // the control: the same token with one sub is answered
+    expect(await call(gw, pythonRawToken(header, claims('"sub":"alice"')))).toMatchObject({ status: 200 });
+    for (const [segment, token] of [
+      ['payload', pythonRawToken(header, claims('"sub":"alice","sub":"mallory"'))],
+      ['header', pythonRawToken('{"alg":"HS256","typ":"JWT","typ":"JWT"}', claims('"sub":"alice"'))],
+    ] as const) {
+      const a = await call(gw, token);
+      expect(a.status).toBe(401);
+      expect(a.type).toBe('application/json');
+      expect(a.body).toMatchObject({
+        error: expect.stringMatching(
+          new RegExp(
+            `^the token is malformed: its ${segment} gives a key twice in one object: .*issue the token with each key once$`,
+          ),
+        ),
       });
     }
   });

@@ -73,4 +73,26 @@ describe('parseCompactJwt', () => {
       problem: 'the token is malformed: it is longer than 10 characters',
     });
   });
+  describe('refuses a header or payload that gives a key twice in one object', () => {
+    const sig = b64u('sig');
+    it.each([
+      ['payload', '{"alg":"HS256"}', '{"sub":"alice","sub":"mallory"}'],
+      ['payload', '{"alg":"HS256"}', '{"sub":"alice","\\u0073ub":"mallory"}'],
+      ['payload', '{"alg":"HS256"}', '{"sub":"a","org":{"role":"user","role":"admin"}}'],
+      ['payload', '{"alg":"HS256"}', '{"sub":"a","groups":[{"id":1,"id":2}]}'],
+      ['header', '{"alg":"HS256","alg":"RS256"}', '{"sub":"a"}'],
+      ['header', '{"alg":"HS256","kid":"a","kid":"b"}', '{"sub":"a"}'],
+    ])('in its %s: %s %s', (segment, header, payload) => {
+      expect(parseCompactJwt(`${b64u(header)}.${b64u(payload)}.${sig}`, 1000)).toEqual({
+        problem: `the token is malformed: its ${segment} gives a key twice in one object: JSON parsers disagree on which value counts (this one reads the last, others the first), so another verifier or a function could read a different ${segment === 'header' ? 'header' : 'claim'}; issue the token with each key once`,
+      });
+    });
+    it('takes the same keys in different objects, and colons inside strings', () => {
+      const payload = '{"sub":"a:b","org":{"sub":"c"},"groups":[{"id":1},{"id":2}],"note":"\\":"}';
+      expect(parseCompactJwt(`${b64u('{"alg":"HS256"}')}.${b64u(payload)}.${sig}`, 1000)).toEqual({
+        header: { alg: 'HS256' },
+        claims: JSON.parse(payload),
+      });
+    });
+  });
 });

@@ -6,12 +6,17 @@
  *   the URL-safe alphabet, and exactly the text that re-encoding its bytes gives, so one token has one
  *   spelling (a last character with non-zero unused bits decodes to the same bytes and is refused). jose's
  *   decoder is lenient on all three, so a padded or re-spelled signature would otherwise verify.
- * - Header and payload are UTF-8 JSON objects (RFC 7519 §7.2).
+ * - Header and payload are UTF-8 JSON objects (RFC 7519 §7.2) in which no object gives a key twice: JSON.parse
+ *   keeps the last value of a repeated key, another verifier or a function's parser may keep the first, so
+ *   `{"sub":"alice","sub":"mallory"}` would name two users (RFC 7515 §4 / RFC 7519 §4 let a recipient refuse
+ *   it, and this gateway does).
  * - Header: `alg` a string other than `none`; `kid` a non-empty string when present; `typ` a JWT type
  *   (`JWT`, `application/jwt`, `<name>+jwt`); no `crit` (this gateway implements no extensions, and RFC 7515
  *   §4.1.11 requires refusing a token that names one it does not understand); no `b64` other than true (an
  *   unencoded payload, RFC 7797, is not a JWT); no `cty: JWT` (nested tokens are not unwrapped).
  */
+import { hasRepeatedKey } from '../../common/call-envelope';
+
 export type Segment = 'header' | 'payload' | 'signature';
 
 export interface ParsedJwt {
@@ -45,9 +50,10 @@ export function base64urlProblem(text: string): string | undefined {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeJsonObject(segment: string, what: Segment): Record<string, unknown> | string {
+  const bytes = Buffer.from(segment, 'base64url');
   let text: string;
   try {
-    text = strictUtf8.decode(Buffer.from(segment, 'base64url'));
+    text = strictUtf8.decode(bytes);
   } catch {
     return `its ${what} is not valid UTF-8`;
   }
@@ -59,6 +65,9 @@ function decodeJsonObject(segment: string, what: Segment): Record<string, unknow
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return `its ${what} must be a JSON object, this one is ${kindOf(value)}`;
+  }
+  if (hasRepeatedKey(bytes, value)) {
+    return `its ${what} gives a key twice in one object: JSON parsers disagree on which value counts (this one reads the last, others the first), so another verifier or a function could read a different ${what === 'header' ? 'header' : 'claim'}; issue the token with each key once`;
   }
   return value as Record<string, unknown>;
 }
