@@ -10,7 +10,11 @@ import { decode, type Account, type ClaimsData, type Operator, type SigningKeys,
 import { fromPublic } from '@nats-io/nkeys';
 import type { PermissionSpec } from './permissions';
 
-/** -1 is unlimited, as in the JWTs. */
+/**
+ * -1 is unlimited, as in the JWTs. Only what nats-server 2.9 applies to a client connection
+ * (client.go applyAccountLimits: the user's and the account's `subs` and `payload`; accounts.go: the
+ * account's `conn`). A JWT's `data` (bytes) is not enforced on core NATS by nats-server, nor here.
+ */
 export interface ConnectionLimits {
   subs: number;
   payload: number;

@@ -34,6 +34,8 @@ interface Trust {
   /** A scoped signing key of the mesh account: its users get the key's template, whatever they say. */
   scoped: KeyPair;
   limited: KeyPair;
+  /** An account whose `data` limit is tiny (nats-server does not enforce `data` on core NATS). */
+  dataCapped: KeyPair;
   bare: KeyPair;
   revokedUser: KeyPair;
   reissuedUser: KeyPair;
@@ -48,6 +50,7 @@ async function makeTrust(): Promise<Trust> {
   const scoped = createAccount();
   const scope = newScopedSigner(scoped, 'svc', { pub: { allow: ['scoped.>'] }, sub: { allow: ['scoped.>'] } });
   const limited = createAccount();
+  const dataCapped = createAccount();
   const bare = createAccount();
   const revokedUser = createUser();
   const reissuedUser = createUser();
@@ -71,10 +74,16 @@ async function makeTrust(): Promise<Trust> {
       { limits: { conn: 1, subs: 1, data: -1, payload: 16 } },
       { signer: operator },
     ),
+    await encodeAccount(
+      'data-capped',
+      dataCapped,
+      { limits: { conn: -1, subs: -1, data: 8, payload: -1 } },
+      { signer: operator },
+    ),
     // no limits at all: nats-server takes every absent limit as 0
     await encodeAccount('bare', bare, {}, { signer: operator }),
   ];
-  return { operatorJwt, accountJwts, account, signer, scoped, limited, bare, revokedUser, reissuedUser };
+  return { operatorJwt, accountJwts, account, signer, scoped, limited, dataCapped, bare, revokedUser, reissuedUser };
 }
 
 interface UserCreds {
@@ -265,6 +274,19 @@ describe.each(BROKER_TARGETS)('JWT authentication and permissions (%s)', (target
     first.send('PUB a 17', 'x'.repeat(17));
     await first.waitClosed();
     expect(errors(first.text())).toEqual(['maximum subscriptions exceeded', 'Maximum Payload Violation']);
+  });
+
+  it("does not enforce `data` (bytes), neither the account's nor the user's: only subs and payload apply to a connection", async () => {
+    // nats-server 2.9 applies a JWT's subs and payload per connection (client.go applyAccountLimits) and
+    // leaves data (a JetStream-era account-wide byte budget) unenforced for core NATS; so does the broker
+    const u = await mintUser(t, 'data-capped', { data: 8 }, { account: t.dataCapped, signer: undefined });
+    const c = track(await accepted(broker, u));
+    const pubs = Array.from({ length: 4 }, (_v, i) => [`PUB d 16`, String(i).repeat(16)]).flat();
+    c.send('SUB d 1', ...pubs);
+    await c.roundTrip();
+    await c.waitFor(/(MSG d 1 16\r\n[0-9]{16}\r\n[\s\S]*){4}/, 'four 16-byte messages');
+    expect(errors(c.text())).toEqual([]);
+    expect(c.closed()).toBe(false);
   });
 
   describe('permissions', () => {
