@@ -15,8 +15,12 @@
  *      (FNMESH_RESYNC_MS = BENCH_RESYNC_MS, 5000) forcing reconciles, from the operator's /metrics.
  *      Phases 1-3 run the operator with BENCH_BURST_RESYNC_MS (default 300000, the operator's default); when
  *      the two differ the operator is restarted with the short resync for phase 4.
+ * The baselines run once; phases 1, 2b, 3 and 4 run once per FNMESH_NATS_AUTH mode, `jwt` (the default: the
+ * operator mints a NATS credentials Secret per FunctionService and mounts it into the sidecar) then `none`,
+ * each with a fresh operator process and its own namespaces (deleted before the next mode starts), and the
+ * same-template baseline with each mode's pod template; the table has a column per mode.
  * The operator runs as a child process (`node bin/fnmesh.js operator`, leader election on) so that its memory
- * is its own. Prints a markdown table; no assertions.
+ * is its own. Prints markdown tables; no assertions.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +30,7 @@ import { loadKubeAccess } from '../common/kubeconfig';
 import { JsonListWatch, type ApiObject } from '../common/list-watch';
 import { API_VERSION, CRD_PATH, KIND, functionServicePath } from '../common/crd-names';
 import { parseFunctionService } from '../common/manifest';
-import { loadOperatorConfig, desiredDeployment, type ClusterFunctionService } from '../operator';
+import { loadOperatorConfig, desiredDeployment, type ClusterFunctionService, type NatsAuthMode } from '../operator';
 import { startControlPlane } from '../cluster/control-plane';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 
@@ -253,14 +257,20 @@ const SIDECAR_IMAGE = 'ghcr.io/fnmesh/fnmesh:bench';
 const SIDECAR_NATS_URL = 'nats://nats.fnmesh-system:4222';
 
 /** The Deployment the operator makes for fsvcBody(ns, name), without its owner reference (created directly). */
-const templateDeploymentBody = (ns: string, name: string): unknown => {
-  const config = loadOperatorConfig({ FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE, FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL });
-  const fs = parseFunctionService(fsvcBody(ns, name), `${ns}/${name}`) as ClusterFunctionService;
-  fs.metadata.uid = '00000000-0000-0000-0000-000000000000';
-  const d = desiredDeployment(fs, config.sidecar);
-  delete d.metadata!.ownerReferences;
-  return d;
-};
+const templateDeploymentBody =
+  (mode: NatsAuthMode) =>
+  (ns: string, name: string): unknown => {
+    const config = loadOperatorConfig({
+      FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
+      FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL,
+      FNMESH_NATS_AUTH: mode,
+    });
+    const fs = parseFunctionService(fsvcBody(ns, name), `${ns}/${name}`) as ClusterFunctionService;
+    fs.metadata.uid = '00000000-0000-0000-0000-000000000000';
+    const d = desiredDeployment(fs, config.sidecar);
+    delete d.metadata!.ownerReferences;
+    return d;
+  };
 
 const fsvcReady = (o: Obj): boolean =>
   !!o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
@@ -357,6 +367,33 @@ const WRITE_VERBS = ['POST', 'PUT', 'PATCH', 'DELETE'];
 const writesOf = (m: Map<string, number>, filter: (k: string) => boolean = () => true): number =>
   [...m].filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && filter(k)).reduce((s, [, v]) => s + v, 0);
 
+/** The NATS auth modes measured side by side, in this order, each with its own operator and namespaces. */
+const MODES: readonly NatsAuthMode[] = ['jwt', 'none'];
+
+/** What one mode's run measured (phases 1, 2b, 3 and 4). */
+interface ModeResult {
+  mode: NatsAuthMode;
+  idleRss: number;
+  lat: number[];
+  posts: number[];
+  fs: { totalMs: number; createMs: number };
+  burstReconciles: number;
+  burstByRes: Map<string, number>;
+  readyRss: number;
+  peakRss: number;
+  restartedRss: number;
+  steadyRss: number;
+  settleMs: number;
+  steadyReconciles: number;
+  steadyByVerb: Map<string, number>;
+  steadyByRes: Map<string, number>;
+  steadyWrites: number;
+  leaseWrites: number;
+  /** Deleting the latency phase's namespace (LATENCY_N FunctionServices) / the burst's (N). */
+  deleteLatencyMs: number;
+  deleteBurstMs: number;
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   const cp = await startControlPlane({ apiQps: QPS });
@@ -380,11 +417,12 @@ async function main(): Promise<void> {
 
     const opsPort = await freePort();
     const metricsUrl = `http://127.0.0.1:${opsPort}/metrics`;
-    const runOperator = async (resyncMs: number): Promise<Proc> => {
+    const runOperator = async (mode: NatsAuthMode, resyncMs: number): Promise<Proc> => {
       const p = startProc('operator', [path.join(root, 'bin', 'fnmesh.js'), 'operator'], {
         [KUBECONFIG_VAR]: cp.kubeconfig,
         FNMESH_SIDECAR_IMAGE: SIDECAR_IMAGE,
         FNMESH_SIDECAR_NATS_URL: SIDECAR_NATS_URL,
+        FNMESH_NATS_AUTH: mode,
         FNMESH_OPERATOR_LISTEN: `127.0.0.1:${opsPort}`,
         FNMESH_LEASE_NAMESPACE: LEASE_NS,
         FNMESH_RESYNC_MS: String(resyncMs),
@@ -400,56 +438,8 @@ async function main(): Promise<void> {
       );
       return p;
     };
-    let op = await runOperator(BURST_RESYNC_MS);
-    const idleRss = op.rssMb();
 
-    // 1. created → Deployment exists, one at a time.
-    const ns1 = 'bench-latency';
-    await createNamespace(api, ns1);
-    const seen = new Map<string, number>();
-    const waiters = new Map<string, (t: number) => void>();
-    const w1 = await watch(kube, `/apis/apps/v1/namespaces/${ns1}/deployments`, DEPLOYMENTS, (verb, o) => {
-      const name = o.metadata?.name;
-      if (verb !== 'add' || !name || seen.has(name)) return;
-      const t = performance.now();
-      seen.set(name, t);
-      waiters.get(name)?.(t);
-    });
-    const latencies: number[] = [];
-    const posts: number[] = [];
-    const pending: Promise<void>[] = [];
-    const start1 = performance.now();
-    for (let i = 0; i < LATENCY_N; i++) {
-      const due = start1 + i * GAP_MS;
-      const now = performance.now();
-      if (due > now) await sleep(due - now);
-      const name = `l-${i}`;
-      const a = performance.now();
-      await must(api, functionServicePath(ns1), { method: 'POST', body: fsvcBody(ns1, name) }, [201]);
-      const created = performance.now();
-      posts.push(created - a);
-      const at = seen.get(name);
-      if (at !== undefined) latencies.push(Math.max(0, at - created));
-      else
-        pending.push(
-          Promise.race([
-            new Promise<void>((resolve) => waiters.set(name, (t) => (latencies.push(t - created), resolve()))),
-            sleep(30_000).then(() => {
-              throw new Error(`no Deployment for ${name} within 30 s`);
-            }),
-          ]),
-        );
-    }
-    await Promise.all(pending);
-    w1.stop();
-    const lat = [...latencies].sort((a, b) => a - b);
-    const postSorted = [...posts].sort((a, b) => a - b);
-    console.error(
-      `bench: latency phase done (p50 ${fmt(percentile(lat, 50))} ms, p99 ${fmt(percentile(lat, 99))} ms); deleting ${ns1}`,
-    );
-    const del1 = await deleteNamespace(api, ns1);
-
-    // 2a. baseline: plain Deployments until Available.
+    // 2a. baseline: plain Deployments until Available (once, shared by the modes).
     const nsBase = 'bench-baseline';
     await createNamespace(api, nsBase);
     const base = await burst(kube, api, {
@@ -462,180 +452,275 @@ async function main(): Promise<void> {
       n: N,
     });
     console.error(`bench: baseline ${N} Deployments Available in ${fmt(base.totalMs / 1000, 2)} s; deleting ${nsBase}`);
-    const del2 = await deleteNamespace(api, nsBase);
+    const delBase = await deleteNamespace(api, nsBase);
 
-    // 2a'. baseline: Deployments with the operator's pod template until Available.
-    const nsTpl = 'bench-template';
-    await createNamespace(api, nsTpl);
-    const tpl = await burst(kube, api, {
-      ns: nsTpl,
-      collection: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
-      watchPath: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
-      watchType: DEPLOYMENTS,
-      body: templateDeploymentBody,
-      done: deploymentAvailable,
-      n: N,
-    });
-    console.error(
-      `bench: ${N} Deployments with the operator's pod template Available in ${fmt(tpl.totalMs / 1000, 2)} s; deleting ${nsTpl}`,
-    );
-    await deleteNamespace(api, nsTpl);
-
-    // 2b. FunctionServices until Ready (and 3. the operator's memory while they converge).
-    const nsFs = 'bench-fsvc';
-    await createNamespace(api, nsFs);
-    let peakRss = op.rssMb();
-    const before = await scrape(metricsUrl);
-    const fs = await burst(kube, api, {
-      ns: nsFs,
-      collection: functionServicePath(nsFs),
-      watchPath: functionServicePath(nsFs),
-      watchType: FUNCTION_SERVICES,
-      body: fsvcBody,
-      done: fsvcReady,
-      n: N,
-      sample: () => (peakRss = Math.max(peakRss, op.rssMb())),
-    });
-    const readyRss = op.rssMb();
-    const afterBurst = await scrape(metricsUrl);
-    console.error(`bench: ${N} FunctionServices Ready in ${fmt(fs.totalMs / 1000, 2)} s`);
-
-    // 4. steady state, with the short resync: let the last status writes land (no write for 5 s, at most 60 s),
-    // then count for STEADY_MS.
-    const settleStart = Date.now();
-    let restartedRss = NaN;
-    if (RESYNC_MS !== BURST_RESYNC_MS) {
-      await op.stop();
-      op = await runOperator(RESYNC_MS);
-      await until(
-        'the restarted operator to reconcile everything once',
-        60_000,
-        async () => (await scrape(metricsUrl)).reconciles >= N,
-        100,
+    // 2a'. baseline: Deployments with the operator's pod template (each mode's: with jwt the creds volume) until Available.
+    const tpl = new Map<NatsAuthMode, { totalMs: number; createMs: number }>();
+    for (const mode of MODES) {
+      const nsTpl = `bench-template-${mode}`;
+      await createNamespace(api, nsTpl);
+      tpl.set(
+        mode,
+        await burst(kube, api, {
+          ns: nsTpl,
+          collection: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
+          watchPath: `/apis/apps/v1/namespaces/${nsTpl}/deployments`,
+          watchType: DEPLOYMENTS,
+          body: templateDeploymentBody(mode),
+          done: deploymentAvailable,
+          n: N,
+        }),
       );
+      console.error(
+        `bench: ${N} Deployments with the operator's pod template (FNMESH_NATS_AUTH=${mode}) Available in ${fmt(tpl.get(mode)!.totalMs / 1000, 2)} s; deleting ${nsTpl}`,
+      );
+      await deleteNamespace(api, nsTpl);
     }
-    let prevWrites = writesOf((await scrape(metricsUrl)).byResource, (k) => !k.endsWith(' leases'));
-    let quietSince = Date.now();
-    while (Date.now() - quietSince < 5_000 && Date.now() - settleStart < 60_000) {
-      await sleep(500);
-      const w = writesOf((await scrape(metricsUrl)).byResource, (k) => !k.endsWith(' leases'));
-      if (w !== prevWrites) {
-        prevWrites = w;
-        quietSince = Date.now();
+
+    const measureMode = async (mode: NatsAuthMode): Promise<ModeResult> => {
+      let op = await runOperator(mode, BURST_RESYNC_MS);
+      const idleRss = op.rssMb();
+
+      // 1. created → Deployment exists, one at a time.
+      const ns1 = `bench-latency-${mode}`;
+      await createNamespace(api, ns1);
+      const seen = new Map<string, number>();
+      const waiters = new Map<string, (t: number) => void>();
+      const w1 = await watch(kube, `/apis/apps/v1/namespaces/${ns1}/deployments`, DEPLOYMENTS, (verb, o) => {
+        const name = o.metadata?.name;
+        if (verb !== 'add' || !name || seen.has(name)) return;
+        const t = performance.now();
+        seen.set(name, t);
+        waiters.get(name)?.(t);
+      });
+      const latencies: number[] = [];
+      const posts: number[] = [];
+      const pending: Promise<void>[] = [];
+      const start1 = performance.now();
+      for (let i = 0; i < LATENCY_N; i++) {
+        const due = start1 + i * GAP_MS;
+        const now = performance.now();
+        if (due > now) await sleep(due - now);
+        const name = `l-${i}`;
+        const a = performance.now();
+        await must(api, functionServicePath(ns1), { method: 'POST', body: fsvcBody(ns1, name) }, [201]);
+        const created = performance.now();
+        posts.push(created - a);
+        const at = seen.get(name);
+        if (at !== undefined) latencies.push(Math.max(0, at - created));
+        else
+          pending.push(
+            Promise.race([
+              new Promise<void>((resolve) => waiters.set(name, (t) => (latencies.push(t - created), resolve()))),
+              sleep(30_000).then(() => {
+                throw new Error(`no Deployment for ${name} within 30 s`);
+              }),
+            ]),
+          );
       }
-      if (RESYNC_MS === BURST_RESYNC_MS) peakRss = Math.max(peakRss, op.rssMb());
-    }
-    const settleMs = Date.now() - settleStart;
-    const s0 = await scrape(metricsUrl);
-    let steadyPeakRss = 0;
-    const steadyStart = Date.now();
-    while (Date.now() - steadyStart < STEADY_MS) {
-      await sleep(250);
-      steadyPeakRss = Math.max(steadyPeakRss, op.rssMb());
-    }
-    const s1 = await scrape(metricsUrl);
-    const steadyRss = op.rssMb();
-    if (RESYNC_MS !== BURST_RESYNC_MS) restartedRss = steadyPeakRss;
-    else peakRss = Math.max(peakRss, steadyPeakRss);
+      await Promise.all(pending);
+      w1.stop();
+      const lat = [...latencies].sort((a, b) => a - b);
+      console.error(
+        `bench [${mode}]: latency phase done (p50 ${fmt(percentile(lat, 50))} ms, p99 ${fmt(percentile(lat, 99))} ms); deleting ${ns1}`,
+      );
+      const deleteLatencyMs = await deleteNamespace(api, ns1);
 
-    const steadyByVerb = diff(s0.requests, s1.requests);
-    const steadyByRes = diff(s0.byResource, s1.byResource);
-    const steadyReconciles = s1.reconciles - s0.reconciles;
-    const steadyWrites = writesOf(steadyByRes, (k) => !k.endsWith(' leases'));
-    const leaseWrites = writesOf(steadyByRes, (k) => k.endsWith(' leases'));
-    const burstByRes = diff(before.byResource, afterBurst.byResource);
-    const burstReconciles = afterBurst.reconciles - before.reconciles;
+      // 2b. FunctionServices until Ready (and 3. the operator's memory while they converge).
+      const nsFs = `bench-fsvc-${mode}`;
+      await createNamespace(api, nsFs);
+      let peakRss = op.rssMb();
+      const before = await scrape(metricsUrl);
+      const fs = await burst(kube, api, {
+        ns: nsFs,
+        collection: functionServicePath(nsFs),
+        watchPath: functionServicePath(nsFs),
+        watchType: FUNCTION_SERVICES,
+        body: fsvcBody,
+        done: fsvcReady,
+        n: N,
+        sample: () => (peakRss = Math.max(peakRss, op.rssMb())),
+      });
+      const readyRss = op.rssMb();
+      const afterBurst = await scrape(metricsUrl);
+      console.error(`bench [${mode}]: ${N} FunctionServices Ready in ${fmt(fs.totalMs / 1000, 2)} s`);
 
-    const ratio = fs.totalMs / base.totalMs;
-    const tplRatio = fs.totalMs / tpl.totalMs;
+      // 4. steady state, with the short resync: let the last status writes land (no write for 5 s, at most
+      // 60 s), then count for STEADY_MS.
+      const settleStart = Date.now();
+      let restartedRss = NaN;
+      if (RESYNC_MS !== BURST_RESYNC_MS) {
+        await op.stop();
+        op = await runOperator(mode, RESYNC_MS);
+        await until(
+          'the restarted operator to reconcile everything once',
+          60_000,
+          async () => (await scrape(metricsUrl)).reconciles >= N,
+          100,
+        );
+      }
+      let prevWrites = writesOf((await scrape(metricsUrl)).byResource, (k) => !k.endsWith(' leases'));
+      let quietSince = Date.now();
+      while (Date.now() - quietSince < 5_000 && Date.now() - settleStart < 60_000) {
+        await sleep(500);
+        const w = writesOf((await scrape(metricsUrl)).byResource, (k) => !k.endsWith(' leases'));
+        if (w !== prevWrites) {
+          prevWrites = w;
+          quietSince = Date.now();
+        }
+        if (RESYNC_MS === BURST_RESYNC_MS) peakRss = Math.max(peakRss, op.rssMb());
+      }
+      const settleMs = Date.now() - settleStart;
+      const s0 = await scrape(metricsUrl);
+      let steadyPeakRss = 0;
+      const steadyStart = Date.now();
+      while (Date.now() - steadyStart < STEADY_MS) {
+        await sleep(250);
+        steadyPeakRss = Math.max(steadyPeakRss, op.rssMb());
+      }
+      const s1 = await scrape(metricsUrl);
+      const steadyRss = op.rssMb();
+      if (RESYNC_MS !== BURST_RESYNC_MS) restartedRss = steadyPeakRss;
+      else peakRss = Math.max(peakRss, steadyPeakRss);
+      await op.stop();
+      operator = undefined;
+
+      const steadyByRes = diff(s0.byResource, s1.byResource);
+      // the next mode starts from an empty cluster (the kwok nodes are sized for N pods)
+      console.error(`bench [${mode}]: steady state measured; deleting ${nsFs}`);
+      const deleteBurstMs = await deleteNamespace(api, nsFs);
+      return {
+        mode,
+        idleRss,
+        lat,
+        posts: [...posts].sort((a, b) => a - b),
+        fs,
+        burstReconciles: afterBurst.reconciles - before.reconciles,
+        burstByRes: diff(before.byResource, afterBurst.byResource),
+        readyRss,
+        peakRss,
+        restartedRss,
+        steadyRss,
+        settleMs,
+        steadyReconciles: s1.reconciles - s0.reconciles,
+        steadyByVerb: diff(s0.requests, s1.requests),
+        steadyByRes,
+        steadyWrites: writesOf(steadyByRes, (k) => !k.endsWith(' leases')),
+        leaseWrites: writesOf(steadyByRes, (k) => k.endsWith(' leases')),
+        deleteLatencyMs,
+        deleteBurstMs,
+      };
+    };
+    const results: ModeResult[] = [];
+    for (const mode of MODES) results.push(await measureMode(mode));
+
+    const writeList = (m: Map<string, number>, filter: (k: string) => boolean = () => true): string =>
+      [...m]
+        .filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && filter(k))
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '—';
     const lines: string[] = [];
     lines.push(
       `fnmesh operator bench — ${os.cpus().length} cores, node ${process.version}, kube-apiserver v1.35.4, controller-manager/scheduler --kube-api-qps=${QPS} --kube-api-burst=${QPS * 2}, ` +
         `${nodes} kwok nodes; operator: child process, leader election on, default workers and API connections, resync ${BURST_RESYNC_MS} ms in phases 1-3, ${RESYNC_MS} ms at steady state` +
-        (RESYNC_MS !== BURST_RESYNC_MS ? ' (restarted between)' : ''),
+        (RESYNC_MS !== BURST_RESYNC_MS ? ' (restarted between)' : '') +
+        `; one control plane, the baselines first, then each FNMESH_NATS_AUTH mode in turn (${MODES.join(', then ')}) with its own operator process and namespaces`,
     );
     lines.push('');
-    lines.push('| measurement | value |');
+    lines.push('| baseline (no operator) | time |');
     lines.push('|---|---|');
     lines.push(
-      `| created → Deployment exists (n=${LATENCY_N}, one every ${GAP_MS} ms, watch) p50 / p90 / p99 / max | ${fmt(percentile(lat, 50))} / ${fmt(percentile(lat, 90))} / ${fmt(percentile(lat, 99))} / ${fmt(lat[lat.length - 1] ?? NaN)} ms |`,
+      `| ${N} plain Deployments (${INFLIGHT} creates in flight) → all Available | ${fmt(base.totalMs / 1000, 2)} s (creates took ${fmt(base.createMs / 1000, 2)} s) |`,
     );
-    lines.push(
-      `| FunctionService POST time p50 / p99 | ${fmt(percentile(postSorted, 50))} / ${fmt(percentile(postSorted, 99))} ms |`,
+    for (const mode of MODES) {
+      const t = tpl.get(mode)!;
+      lines.push(
+        `| ${N} Deployments with the operator's pod template for FNMESH_NATS_AUTH=${mode} (created directly) → all Available | ${fmt(t.totalMs / 1000, 2)} s (creates took ${fmt(t.createMs / 1000, 2)} s) |`,
+      );
+    }
+    lines.push(`| namespace delete: ${N} plain Deployments | ${fmt(delBase / 1000)} s |`);
+    lines.push('');
+    lines.push(`| measurement | ${results.map((r) => `FNMESH_NATS_AUTH=${r.mode}`).join(' | ')} |`);
+    lines.push(`|---|${results.map(() => '---|').join('')}`);
+    const row = (name: string, value: (r: ModeResult) => string): void =>
+      void lines.push(`| ${name} | ${results.map(value).join(' | ')} |`);
+    const ratioOf = (r: ModeResult): number => r.fs.totalMs / base.totalMs;
+    const tplRatioOf = (r: ModeResult): number => r.fs.totalMs / tpl.get(r.mode)!.totalMs;
+    const memMaxOf = (r: ModeResult): number =>
+      Math.max(r.peakRss, Number.isFinite(r.restartedRss) ? r.restartedRss : 0);
+    row(
+      `created → Deployment exists (n=${LATENCY_N}, one every ${GAP_MS} ms, watch) p50 / p90 / p99 / max`,
+      ({ lat }) =>
+        `${fmt(percentile(lat, 50))} / ${fmt(percentile(lat, 90))} / ${fmt(percentile(lat, 99))} / ${fmt(lat[lat.length - 1] ?? NaN)} ms`,
     );
-    lines.push(
-      `| baseline: ${N} plain Deployments (${INFLIGHT} creates in flight) → all Available | ${fmt(base.totalMs / 1000, 2)} s (creates took ${fmt(base.createMs / 1000, 2)} s) |`,
+    row(
+      'FunctionService POST time p50 / p99',
+      ({ posts }) => `${fmt(percentile(posts, 50))} / ${fmt(percentile(posts, 99))} ms`,
     );
-    lines.push(
-      `| baseline: ${N} Deployments with the operator's pod template (created directly) → all Available | ${fmt(tpl.totalMs / 1000, 2)} s (creates took ${fmt(tpl.createMs / 1000, 2)} s) |`,
+    row(
+      `${N} FunctionServices (${INFLIGHT} creates in flight) → all Ready`,
+      ({ fs }) => `${fmt(fs.totalMs / 1000, 2)} s (creates took ${fmt(fs.createMs / 1000, 2)} s)`,
     );
-    lines.push(
-      `| ${N} FunctionServices (${INFLIGHT} creates in flight) → all Ready | ${fmt(fs.totalMs / 1000, 2)} s (creates took ${fmt(fs.createMs / 1000, 2)} s) |`,
+    row(
+      'FunctionServices × plain baseline / × same-template baseline',
+      (r) => `${fmt(ratioOf(r), 2)}× / ${fmt(tplRatioOf(r), 2)}×`,
     );
-    lines.push(
-      `| FunctionServices × plain baseline / × same-template baseline | ${fmt(ratio, 2)}× / ${fmt(tplRatio, 2)}× |`,
+    row(
+      `reconciles / writes during the ${N} burst (to Ready)`,
+      (r) => `${r.burstReconciles} / ${writesOf(r.burstByRes)} (${writeList(r.burstByRes)})`,
     );
-    lines.push(
-      `| reconciles / writes during the ${N} burst (to Ready) | ${burstReconciles} / ${writesOf(burstByRes)} (${[
-        ...burstByRes,
-      ]
-        .filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!))
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}) |`,
+    row('operator VmRSS: idle (0 objects)', (r) => `${fmt(r.idleRss)} MB`);
+    row(
+      `operator VmRSS (resync ${BURST_RESYNC_MS} ms): all ${N} Ready / peak during the burst`,
+      (r) => `${fmt(r.readyRss)} / ${fmt(r.peakRss)} MB`,
     );
-    lines.push(`| operator VmRSS: idle (0 objects) | ${fmt(idleRss)} MB |`);
-    lines.push(
-      `| operator VmRSS (resync ${BURST_RESYNC_MS} ms): all ${N} Ready / peak during the burst | ${fmt(readyRss)} / ${fmt(peakRss)} MB |`,
+    row(
+      `operator VmRSS (resync ${RESYNC_MS} ms${RESYNC_MS !== BURST_RESYNC_MS ? ', restarted' : ''}) with ${N} Ready: end of steady state / peak in it`,
+      (r) => `${fmt(r.steadyRss)} / ${fmt(RESYNC_MS !== BURST_RESYNC_MS ? r.restartedRss : r.peakRss)} MB`,
     );
-    lines.push(
-      `| operator VmRSS (resync ${RESYNC_MS} ms${RESYNC_MS !== BURST_RESYNC_MS ? ', restarted' : ''}) with ${N} Ready: end of steady state / peak in it | ${fmt(steadyRss)} / ${fmt(RESYNC_MS !== BURST_RESYNC_MS ? restartedRss : peakRss)} MB |`,
+    row(
+      `steady state (${STEADY_MS / 1000} s, after the settle): settle / reconciles`,
+      (r) => `${fmt(r.settleMs / 1000)} s / ${r.steadyReconciles}`,
     );
-    lines.push(
-      `| steady state (${STEADY_MS / 1000} s, after ${fmt(settleMs / 1000)} s settle): reconciles | ${steadyReconciles} |`,
+    row('steady state: requests by verb', (r) => [...r.steadyByVerb].map(([k, v]) => `${k} ${v}`).join(', ') || 'none');
+    row(
+      'steady state: writes (excluding the leader Lease) / Lease renewals',
+      (r) => `${r.steadyWrites} (${writeList(r.steadyByRes, (k) => !k.endsWith(' leases'))}) / ${r.leaseWrites}`,
     );
-    lines.push(
-      `| steady state: requests by verb | ${[...steadyByVerb].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`,
+    row('steady state: writes per reconcile', (r) =>
+      fmt(r.steadyReconciles ? r.steadyWrites / r.steadyReconciles : NaN, 4),
     );
-    lines.push(
-      `| steady state: writes (excluding the leader Lease) / Lease renewals | ${steadyWrites} (${
-        [...steadyByRes]
-          .filter(([k]) => WRITE_VERBS.includes(k.split(' ')[0]!) && !k.endsWith(' leases'))
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ') || '—'
-      }) / ${leaseWrites} |`,
-    );
-    lines.push(
-      `| steady state: writes per reconcile | ${fmt(steadyReconciles ? steadyWrites / steadyReconciles : NaN, 4)} |`,
-    );
-    lines.push(
-      `| namespace deletes: ${LATENCY_N} FunctionServices / ${N} Deployments | ${fmt(del1 / 1000)} s / ${fmt(del2 / 1000)} s |`,
+    row(
+      `namespace deletes: ${LATENCY_N} FunctionServices / ${N} FunctionServices`,
+      (r) => `${fmt(r.deleteLatencyMs / 1000)} s / ${fmt(r.deleteBurstMs / 1000)} s`,
     );
     lines.push('');
-    lines.push('| target | measured | goal | met |');
-    lines.push('|---|---|---|---|');
-    const row = (name: string, value: string, goal: string, ok: boolean): void =>
-      void lines.push(`| ${name} | ${value} | ${goal} | ${ok ? 'yes' : 'no'} |`);
-    row('created → Deployment p99', `${fmt(percentile(lat, 99))} ms`, '≤ 200 ms', percentile(lat, 99) <= 200);
-    row(
-      `${N} FunctionServices Ready × ${N} plain Deployments Available`,
-      `${fmt(ratio, 2)}×`,
-      '≤ 1.25×',
-      ratio <= 1.25,
-    );
-    row(
-      `(for reference) × ${N} Deployments with the operator's pod template`,
-      `${fmt(tplRatio, 2)}×`,
-      '≤ 1.25×',
-      tplRatio <= 1.25,
-    );
-    const memMax = Math.max(peakRss, Number.isFinite(restartedRss) ? restartedRss : 0);
-    row(
-      `operator memory with ${N} FunctionServices (max of all samples)`,
-      `${fmt(memMax)} MB`,
-      '≤ 150 MB',
-      memMax <= 150,
-    );
-    row('writes at steady state (excl. Lease)', String(steadyWrites), '0', steadyWrites === 0);
+    lines.push(`| target | goal | ${results.map((r) => `FNMESH_NATS_AUTH=${r.mode}`).join(' | ')} |`);
+    lines.push(`|---|---|${results.map(() => '---|').join('')}`);
+    const target = (name: string, goal: string, value: (r: ModeResult) => [string, boolean]): void =>
+      void lines.push(
+        `| ${name} | ${goal} | ${results
+          .map(value)
+          .map(([v, ok]) => `${v} (${ok ? 'met' : 'not met'})`)
+          .join(' | ')} |`,
+      );
+    target('created → Deployment p99', '≤ 200 ms', ({ lat }) => [
+      `${fmt(percentile(lat, 99))} ms`,
+      percentile(lat, 99) <= 200,
+    ]);
+    target(`${N} FunctionServices Ready × ${N} plain Deployments Available`, '≤ 1.25×', (r) => [
+      `${fmt(ratioOf(r), 2)}×`,
+      ratioOf(r) <= 1.25,
+    ]);
+    target(`(for reference) × ${N} Deployments with the mode's pod template`, '≤ 1.25×', (r) => [
+      `${fmt(tplRatioOf(r), 2)}×`,
+      tplRatioOf(r) <= 1.25,
+    ]);
+    target(`operator memory with ${N} FunctionServices (max of all samples)`, '≤ 150 MB', (r) => [
+      `${fmt(memMaxOf(r))} MB`,
+      memMaxOf(r) <= 150,
+    ]);
+    target('writes at steady state (excl. Lease)', '0', (r) => [String(r.steadyWrites), r.steadyWrites === 0]);
     console.log(lines.join('\n'));
   } finally {
     await operator?.stop();
