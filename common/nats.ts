@@ -9,7 +9,8 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ConfigError } from './errors';
 import type { Logger } from './logger';
-import { credsFileAuthenticator } from './nats-creds-authenticator';
+import { credsFileAuthenticator, type CredsFileAuthenticator } from './nats-creds-authenticator';
+import type { ParsedCreds } from './nats-identity/creds-format';
 import { NATS_CLIENT_ENV, type NatsClientCredentials, type NatsTlsFiles } from './nats-client-settings';
 
 export interface NatsOptions extends NatsClientCredentials {
@@ -20,7 +21,19 @@ export interface NatsOptions extends NatsClientCredentials {
   pass?: string;
   /** Where replies to this process's requests arrive (nats-identity's `inboxPrefix(identity)`). */
   inboxPrefix?: string;
+  /**
+   * The first connect fails at once instead of waiting for the server (a second connection, made while the
+   * first one works, e.g. a credentials handover: a refusal must come back, not be retried for ever).
+   */
+  failFirstConnect?: boolean;
   logger: Logger;
+}
+
+const credsOf = new WeakMap<NatsConnection, CredsFileAuthenticator>();
+
+/** The credentials a connection made by connectNats logged in with last (undefined: no .creds file). */
+export function natsCredsInUse(nc: NatsConnection): ParsedCreds | undefined {
+  return credsOf.get(nc)?.current();
 }
 
 /** Stops at start on a TLS file that is not there or not readable (nats.js would only fail on connecting). */
@@ -61,7 +74,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     // keep reconnecting after the server refuses the credentials (expired, revoked): the creds file is read
     // again on each attempt, so rotated credentials get the process back in without a restart
     ignoreAuthErrorAbort: true,
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: !options.failFirstConnect,
     reconnectTimeWait: 250,
     reconnectJitter: 100,
     timeout: 5_000,
@@ -71,6 +84,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     // otherwise nats.js captures an Error (an async stack) for every request and subscription
     noAsyncTraces: true,
   });
+  if (creds) credsOf.set(nc, creds);
   log.info('connected to NATS', {
     server: nc.getServer(),
     ...(creds ? { user: creds.current().publicKey } : {}),
