@@ -9,6 +9,7 @@ import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logg
 import type { RuleSource } from '../common/manifest-source';
 import { loadBrokerSecurity, startBroker, type Broker } from '../broker';
 import { GATEWAY_IDENTITY, inboxPrefix } from '../common/nats-identity/identity';
+import { registerCredsExpiryMetric, reloadCredsOnChange } from '../common/nats-creds-reload';
 import { createJwtVerifier } from './auth';
 import { loadDelegationTokens } from './delegation';
 import { GATEWAY_SETTINGS } from './settings';
@@ -16,7 +17,7 @@ import type { GatewayConfig, ListenAddress } from './config';
 import { createGuardedServer } from './front-door';
 import { createHttpHandler, createOpsHandler } from './http-server';
 import { subscribeInternalCalls } from './internal-calls';
-import { CONNECTION_LOST_MESSAGE, type Connection } from './invoke';
+import { CONNECTION_LOST_MESSAGE, requestsInFlight, type Connection } from './invoke';
 import { createGatewayMetrics } from './metrics';
 import { CircuitBreakers } from './circuit-breaker';
 import { EMPTY_REGISTRY, breakerKeys, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
@@ -73,6 +74,39 @@ async function closeServer(server: http.Server, inFlight: () => number, timeoutM
   await closed;
 }
 
+/** A NATS connection and what the call path needs of it: whether it is up, and a promise that rejects when it drops. */
+interface ConnectionLink {
+  nc: NatsConnection;
+  connected: boolean;
+  lost: { promise: Promise<never>; reject: (err: Error) => void };
+}
+
+function newLost(): ConnectionLink['lost'] {
+  let reject!: (err: Error) => void;
+  const promise = new Promise<never>((_, r) => (reject = r));
+  promise.catch(() => undefined);
+  return { promise, reject };
+}
+
+function trackConnection(nc: NatsConnection): ConnectionLink {
+  const link: ConnectionLink = { nc, connected: true, lost: newLost() };
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'staleConnection') {
+        if (link.connected) {
+          link.connected = false;
+          const old = link.lost;
+          link.lost = newLost();
+          old.reject(new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE));
+        }
+      } else if (s.type === 'reconnect') {
+        link.connected = true;
+      }
+    }
+  })().catch(() => undefined);
+  return link;
+}
+
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
   const logger = deps.logger;
   // Fail fast on a default rule that does not compile (func targets etc.).
@@ -125,17 +159,18 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
         tls: Boolean(config.brokerSecurity?.tlsCert),
       });
     }
-    nc = await connectNats({
+    const natsOptions = {
       servers,
       name: 'fnmesh-gateway',
       ...(config.natsToken ? { token: config.natsToken } : {}),
       ...config.natsClient,
       inboxPrefix: GATEWAY_INBOX_PREFIX,
       logger,
-    });
-    const conn = nc;
+    };
+    nc = await connectNats(natsOptions);
+    const first = nc;
     // What the gateway accepts, the transport carries: the body limit must fit the server's max payload.
-    const maxPayload = conn.info?.max_payload ?? DEFAULT_MAX_BODY_BYTES;
+    const maxPayload = first.info?.max_payload ?? DEFAULT_MAX_BODY_BYTES;
     const maxBodyBytes = effectiveBodyLimit(maxPayload, config);
     logger.info('request limits', {
       maxBodyBytes,
@@ -148,34 +183,17 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       logger.warn(
         `FNMESH_MAX_BODY_BYTES is lowered to ${maxBodyBytes} to fit the NATS server's max_payload of ${maxPayload} bytes with the headers of a call; raise max_payload to accept ${DEFAULT_MAX_BODY_BYTES}`,
       );
-    let natsConnected = true;
-    const newLost = (): { promise: Promise<never>; reject: (err: Error) => void } => {
-      let reject!: (err: Error) => void;
-      const promise = new Promise<never>((_, r) => (reject = r));
-      promise.catch(() => undefined);
-      return { promise, reject };
-    };
-    let lost = newLost();
-    void (async () => {
-      for await (const s of conn.status()) {
-        if (s.type === 'disconnect' || s.type === 'staleConnection') {
-          if (natsConnected) {
-            natsConnected = false;
-            const old = lost;
-            lost = newLost();
-            old.reject(new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE));
-          }
-        } else if (s.type === 'reconnect') {
-          natsConnected = true;
-        }
-      }
-    })().catch(() => undefined);
+    // The connection calls go on; a credentials handover (reloadCredsOnChange) replaces it with another.
+    let link = trackConnection(first);
     const connection: Connection = {
       inboxPrefix: GATEWAY_INBOX_PREFIX,
-      nc: conn,
-      connected: () => natsConnected && !conn.isClosed(),
-      lost: () => lost.promise,
+      get nc() {
+        return link.nc;
+      },
+      connected: () => link.connected && !link.nc.isClosed(),
+      lost: () => link.lost.promise,
     };
+    registerCredsExpiryMetric(metrics.registry, () => link.nc);
 
     // Rules.
     let registry: Registry = EMPTY_REGISTRY;
@@ -203,7 +221,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     };
     const ops = { registry: metrics.registry, readiness };
 
-    const internal = subscribeInternalCalls(conn, {
+    const internalDeps = {
       conn: connection,
       breakers,
       registry: () => registry,
@@ -214,8 +232,31 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       exposeRuleReasons: config.exposeRuleReasons,
       maxBodyBytes,
       maxParamsDepth: config.maxParamsDepth,
-    });
+    };
+    let internal = subscribeInternalCalls(first, internalDeps);
     subscription = internal.subscription;
+    const credsFile = config.natsClient?.credsFile;
+    const reloader = credsFile
+      ? reloadCredsOnChange({
+          file: credsFile,
+          logger,
+          current: () => link.nc,
+          connect: () => connectNats({ ...natsOptions, failFirstConnect: true }),
+          move: async (next, previous) => {
+            const old = internal;
+            // new calls (HTTP, internal, func rules) go on `next` from here; internal calls arrive on both
+            link = trackConnection(next);
+            nc = next;
+            internal = subscribeInternalCalls(next, internalDeps);
+            subscription = internal.subscription;
+            await old.subscription.drain().catch(() => undefined);
+            // the calls that came in on `previous` are answered on it, the requests sent on it get their replies
+            const deadline = Date.now() + config.maxTimeoutMs + 1_000;
+            while ((old.inFlight() > 0 || requestsInFlight(previous) > 0) && Date.now() < deadline)
+              await new Promise((r) => setTimeout(r, 20));
+          },
+        })
+      : undefined;
 
     const { handler, inFlight } = createHttpHandler({
       config: { ...config, maxBodyBytes },
@@ -260,6 +301,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       (stopPromise ??= (async () => {
         stopping = true;
         logger.info('gateway stopping: finishing in-flight calls', { inFlight: inFlight() + internal.inFlight() });
+        await reloader?.stop();
         await closeServer(server, inFlight, config.shutdownTimeoutMs);
         await subscription?.drain().catch(() => undefined);
         const deadline = Date.now() + config.shutdownTimeoutMs;
@@ -268,7 +310,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
           .stop()
           .catch((err: unknown) => logger.warn('rule source did not stop cleanly', { error: errorMessage(err) }));
         verifier.close();
-        await conn.drain().catch(() => conn.close());
+        const last = link.nc;
+        await last.drain().catch(() => last.close());
         if (opsServer) {
           const o = opsServer;
           await new Promise((r) => {

@@ -119,8 +119,15 @@ class RequestMux {
   private armedError: FnmeshError | undefined;
   closed = false;
 
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** The connection this mux's inbox is on (a credentials handover moves the Connection to another one). */
+  readonly nc: NatsConnection;
+
   constructor(private readonly conn: Connection) {
-    const nc = conn.nc;
+    const nc = (this.nc = conn.nc);
     this.prefix = `${createInbox(conn.inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onMessage(err, msg) });
     const onClosed = (): void => {
@@ -210,7 +217,7 @@ class RequestMux {
   private readonly publishBatch = (): void => {
     const batch = this.batch;
     this.batch = [];
-    const nc = this.conn.nc;
+    const nc = this.nc;
     for (const p of batch) {
       const { payload, headers } = p;
       p.payload = undefined;
@@ -247,7 +254,13 @@ export function tooLargeForNats(
   );
 }
 
-const muxes = new WeakMap<Connection, RequestMux>();
+/** By NATS connection: after a handover, the previous connection's mux answers its requests while new ones go on. */
+const muxes = new WeakMap<NatsConnection, RequestMux>();
+
+/** Requests sent on `nc` that wait for their reply (a handover drains `nc` once none are left). */
+export function requestsInFlight(nc: NatsConnection): number {
+  return muxes.get(nc)?.inFlight ?? 0;
+}
 
 /** Sends one request; resolves with the raw reply message or rejects with a FnmeshError. */
 export function requestRaw(
@@ -273,9 +286,10 @@ export function requestRaw(
   } catch (err) {
     return Promise.reject(err);
   }
-  let mux = muxes.get(conn);
+  const nc = conn.nc;
+  let mux = muxes.get(nc);
   try {
-    if (mux === undefined || mux.closed) muxes.set(conn, (mux = new RequestMux(conn)));
+    if (mux === undefined || mux.closed) muxes.set(nc, (mux = new RequestMux(conn)));
     return mux.request(subject, target, payload, headers, timeoutMs);
   } catch (err) {
     return Promise.reject(mapRequestError(err, target, timeoutMs));
