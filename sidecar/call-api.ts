@@ -8,7 +8,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { errors as natsErrors, type NatsConnection } from '@nats-io/nats-core';
+import { errors as natsErrors } from '@nats-io/nats-core';
 import {
   CALL_API_PREFIX,
   FUNCTION_HEADERS,
@@ -27,6 +27,7 @@ import {
   type Logger,
 } from './common';
 import type { InboundCalls } from './inbound';
+import type { NatsLinks } from './nats-link';
 import type { SidecarMetrics } from './metrics';
 
 /** The body limit when the NATS server announces no max_payload (it always does). */
@@ -34,7 +35,8 @@ const DEFAULT_MAX_CALL_BODY = 1024 * 1024;
 const CALL_PATH = CALL_API_PREFIX;
 
 export interface CallApiDeps {
-  nc: NatsConnection;
+  /** The connection calls go on (replaced by a credentials handover). */
+  nats: NatsLinks;
   namespace: string;
   service: string;
   defaultTimeoutMs: number;
@@ -147,7 +149,7 @@ function sendError(res: ServerResponse, err: FnmeshError, extra?: Record<string,
 }
 
 export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { nc, inbound, metrics } = deps;
+  const { nats, inbound, metrics } = deps;
   const caller = { namespace: deps.namespace, service: deps.service };
 
   const call = async (
@@ -183,7 +185,8 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     const subject = internalCallSubject(caller, target);
     const data = body.params;
     const headers = encodeCallHeaders(meta);
-    const maxPayload = nc.info?.max_payload;
+    const link = nats.current;
+    const maxPayload = link.nc.info?.max_payload;
     if (maxPayload !== undefined && data.length > maxPayload - HEADER_CHECK_MARGIN) {
       const headerBytes = (headers as { encode?: () => Uint8Array }).encode?.().length ?? 0;
       if (data.length + headerBytes > maxPayload) {
@@ -198,8 +201,9 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
         return;
       }
     }
+    link.outbound++;
     try {
-      const msg = await nc.request(subject, data, { timeout: timeoutMs, headers });
+      const msg = await link.nc.request(subject, data, { timeout: timeoutMs, headers });
       const reply = decodeReply(msg.data, msg.headers);
       if (reply.ok) {
         metrics.outboundCalls.labels('ok').inc();
@@ -231,6 +235,8 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
         );
       metrics.outboundCalls.labels(e.code).inc();
       sendError(res, e);
+    } finally {
+      link.outbound--;
     }
   };
 
@@ -259,7 +265,7 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
       req.resume();
       return;
     }
-    const limit = nc.info?.max_payload ?? DEFAULT_MAX_CALL_BODY;
+    const limit = nats.current.nc.info?.max_payload ?? DEFAULT_MAX_CALL_BODY;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
       sendError(

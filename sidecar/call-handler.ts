@@ -6,7 +6,7 @@
  * every slot taken waits in the replica's queue (FIFO) for one.
  */
 import { randomUUID } from 'node:crypto';
-import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import type { Msg } from '@nats-io/nats-core';
 import {
   CALL_PREFIX,
   FUNCTION_HEADERS,
@@ -27,11 +27,13 @@ import type { CallSlots } from './concurrency';
 import { describeConnectionError, type FunctionClient, type FunctionHeaders } from './function-client';
 import type { InboundCall, InboundCalls } from './inbound';
 import type { Membership } from './membership';
+import type { NatsLink } from './nats-link';
 import type { SidecarMetrics } from './metrics';
 import type { CallStats } from './micro';
 
 export interface CallHandlerDeps {
-  nc: NatsConnection;
+  /** The connection this handler's calls come in on: its size limit, and the replies it is owed. */
+  link: NatsLink;
   namespace: string;
   service: string;
   /** Budget for a message without Fnmesh-Timeout-Ms. */
@@ -145,7 +147,7 @@ export function notExecutedMessage(reason: NotExecutedReason, fn: string, replic
 }
 
 export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, msg: Msg) => void {
-  const { nc, client, slots, membership, inbound, metrics, stats, replicaId } = deps;
+  const { link, client, slots, membership, inbound, metrics, stats, replicaId } = deps;
   const log = deps.logger;
   const prefix = `${CALL_PREFIX}.${deps.namespace}.${deps.service}.`;
 
@@ -172,6 +174,7 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       } catch (err) {
         log.warn('could not send a reply', { function: fn, error: errorMessage(err) });
       }
+      link.owed--;
       if (r.release) {
         metrics.inFlight.dec();
         slots.release(); // may start the call waiting longest
@@ -231,7 +234,7 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
     /** The function's answer counts as a failure for outlier detection (its 5xx, past its deadline, a reset). */
     let failed = false;
     try {
-      const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+      const maxPayload = link.nc.info?.max_payload ?? 1024 * 1024;
       const res = await client.call(fn, msg.data, headers, budgetMs, maxPayload);
       if (performance.now() - started >= timeoutMs) {
         // One deadline: an answer that lands after it (e.g. a function that gives up at ctx.signal) is a 504,
@@ -322,6 +325,7 @@ export function createCallHandler(deps: CallHandlerDeps): (err: Error | null, ms
       log.warn('dropped a call message without a reply subject', { subject: msg.subject });
       return;
     }
+    link.owed++; // every path below ends in one reply (sendReplies)
     if (!isFunctionName(fn)) {
       reply(msg, fn || '_invalid', started, new FnmeshError('not_found', `"${fn}" is not a valid function name`));
       return;

@@ -9,6 +9,7 @@ export * from '../common/resilience';
 export * from '../common/config';
 export * from '../common/logger';
 export * from '../common/nats';
+export * from '../common/nats-creds-reload';
 export * from '../common/ops-server';
 export * from '../common/metrics';
 export * from '../common/sidecar-env';

@@ -189,6 +189,15 @@ export class MicroDiscovery {
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
   }
+
+  /** Answers on `next` from now on (a credentials handover); the old connection's subscriptions are ended. */
+  move(next: NatsConnection, logger: Logger): void {
+    if (this.subs.length === 0) return; // not started, or stopped
+    const old = this.subs;
+    this.subs = [];
+    this.start(next, logger);
+    for (const s of old) s.unsubscribe();
+  }
 }
 
 /**

@@ -17,12 +17,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import {
   connectNats,
   createRegistry,
   errorMessage,
   inboxPrefix,
+  registerCredsExpiryMetric,
+  reloadCredsOnChange,
   replicaIdentity,
   serviceCallWildcard,
   serviceQueueGroup,
@@ -43,6 +45,7 @@ import { FunctionClient } from './function-client';
 import { InboundCalls } from './inbound';
 import { SidecarMetrics } from './metrics';
 import { CallStats, MicroDiscovery, pingReplicas } from './micro';
+import { natsLink, type NatsLink, type NatsLinks } from './nats-link';
 
 export interface Sidecar {
   opsPort: number;
@@ -144,49 +147,58 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const opsServer = http.createServer(createOpsHandler({ registry, readiness, drain, logger: log }));
   const opsPort = await listen(opsServer, config.opsListen.host, config.opsListen.port);
 
+  const natsOptions = {
+    servers: config.natsServers,
+    name: `sidecar ${config.namespace}/${config.service} ${config.replicaId}`,
+    token: config.natsToken,
+    user: config.natsUser,
+    pass: config.natsPassword,
+    ...config.natsClient,
+    inboxPrefix: inboxPrefix(replicaIdentity(config.namespace, config.service)),
+    logger: log,
+  };
   try {
-    nc = await connectNats({
-      servers: config.natsServers,
-      name: `sidecar ${config.namespace}/${config.service} ${config.replicaId}`,
-      token: config.natsToken,
-      user: config.natsUser,
-      pass: config.natsPassword,
-      ...config.natsClient,
-      inboxPrefix: inboxPrefix(replicaIdentity(config.namespace, config.service)),
-      logger: log,
-    });
+    nc = await connectNats(natsOptions);
   } catch (err) {
     await closeServer(opsServer);
     await client.close();
     throw err;
   }
-  const conn = nc;
+  // The connection calls go on; a credentials handover (reloadCredsOnChange) replaces it with another.
+  const nats: NatsLinks = { current: natsLink(nc) };
   natsConnected = true;
   metrics.natsConnected.set(1);
-  void (async () => {
-    for await (const s of conn.status()) {
-      if (s.type === 'disconnect') natsConnected = false;
-      else if (s.type === 'reconnect') natsConnected = true;
-      metrics.natsConnected.set(natsConnected && !conn.isClosed() ? 1 : 0);
-    }
-  })().catch(() => undefined);
-  conn.closed().then(
-    () => {
-      natsConnected = false;
-      metrics.natsConnected.set(0);
-    },
-    () => undefined,
-  );
+  registerCredsExpiryMetric(registry, () => nats.current.nc);
+  const trackStatus = (c: NatsConnection): void => {
+    const isCurrent = (): boolean => nats.current.nc === c;
+    void (async () => {
+      for await (const s of c.status()) {
+        if (!isCurrent()) continue;
+        if (s.type === 'disconnect') natsConnected = false;
+        else if (s.type === 'reconnect') natsConnected = true;
+        metrics.natsConnected.set(natsConnected && !c.isClosed() ? 1 : 0);
+      }
+    })().catch(() => undefined);
+    c.closed().then(
+      () => {
+        if (!isCurrent()) return;
+        natsConnected = false;
+        metrics.natsConnected.set(0);
+      },
+      () => undefined,
+    );
+  };
+  trackStatus(nc);
 
   const micro = new MicroDiscovery(
     { namespace: config.namespace, service: config.service, replicaId: config.replicaId, functions: config.functions },
     stats,
     () => (deciding ? 'ejecting' : membership.state()),
   );
-  if (membership.state() !== 'draining') micro.start(conn, log);
+  if (membership.state() !== 'draining') micro.start(nats.current.nc, log);
 
   const callApi = createCallApiServer({
-    nc: conn,
+    nats,
     namespace: config.namespace,
     service: config.service,
     defaultTimeoutMs: config.timeoutMs,
@@ -199,7 +211,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     callPort = await listen(callApi, config.callListen.host, config.callListen.port);
   } catch (err) {
     micro.stop();
-    await conn.close();
+    await nats.current.nc.close();
     await closeServer(opsServer);
     await client.close();
     throw err;
@@ -210,7 +222,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
 
   const subscribe = (): void => {
     if (callSub) return;
-    callSub = conn.subscribe(subject, { queue, callback: handler });
+    callSub = nats.current.nc.subscribe(subject, { queue, callback: handler });
     metrics.takingCalls.set(1);
     log.info('taking calls', { subject, queue });
   };
@@ -296,7 +308,10 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     let allowed = pct >= 100;
     if (!allowed && pct > 0) {
       try {
-        const peers = await pingReplicas(conn, micro.name, { stallMs: PEERS_STALL_MS, maxWaitMs: PEERS_MAX_WAIT_MS });
+        const peers = await pingReplicas(nats.current.nc, micro.name, {
+          stallMs: PEERS_STALL_MS,
+          maxWaitMs: PEERS_MAX_WAIT_MS,
+        });
         allowed = ejectionAllowed(config.replicaId, peers, pct);
       } catch (err) {
         log.warn('could not ask the replicas for their state; not ejecting', { error: errorMessage(err) });
@@ -323,35 +338,38 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     scheduleHealth();
   };
 
-  const handler = createCallHandler({
-    nc: conn,
-    namespace: config.namespace,
-    service: config.service,
-    replicaId: config.replicaId,
-    defaultTimeoutMs: config.timeoutMs,
-    client,
-    slots,
-    membership,
-    inbound,
-    metrics,
-    stats,
-    logger: log,
-    onFunctionDown: (detail) => {
-      failureEpoch++;
-      if (membership.functionHealth !== 'down') {
-        membership.functionFailed('down', detail);
-        metrics.functionHealthy.set(0);
-        sync();
-      }
-      checkSoon();
-    },
-    onAnswer: (failed) => {
-      if (!outlierOn) return;
-      const out = membership.out;
-      if (out === 'ejected' || out === 'draining') return;
-      if (outlier.record(failed, performance.now())) void decideEjection();
-    },
-  });
+  /** One handler per connection: it counts the replies that connection is owed (a handover waits for them). */
+  const handlerFor = (link: NatsLink): ((err: Error | null, msg: Msg) => void) =>
+    createCallHandler({
+      link,
+      namespace: config.namespace,
+      service: config.service,
+      replicaId: config.replicaId,
+      defaultTimeoutMs: config.timeoutMs,
+      client,
+      slots,
+      membership,
+      inbound,
+      metrics,
+      stats,
+      logger: log,
+      onFunctionDown: (detail) => {
+        failureEpoch++;
+        if (membership.functionHealth !== 'down') {
+          membership.functionFailed('down', detail);
+          metrics.functionHealthy.set(0);
+          sync();
+        }
+        checkSoon();
+      },
+      onAnswer: (failed) => {
+        if (!outlierOn) return;
+        const out = membership.out;
+        if (out === 'ejected' || out === 'draining') return;
+        if (outlier.record(failed, performance.now())) void decideEjection();
+      },
+    });
+  let handler = handlerFor(nats.current);
 
   checking = true;
   void checkHealth().finally(() => {
@@ -367,7 +385,39 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
     queueLength: config.queueLength,
   });
 
+  const credsFile = config.natsClient?.credsFile;
+  const reloader = credsFile
+    ? reloadCredsOnChange({
+        file: credsFile,
+        logger: log,
+        current: () => nats.current.nc,
+        connect: () => connectNats({ ...natsOptions, failFirstConnect: true }),
+        move: async (next) => {
+          const old = nats.current;
+          // calls (and rejoins of the queue group) and the call API's requests go on `next` from here
+          nats.current = natsLink(next);
+          handler = handlerFor(nats.current);
+          natsConnected = true;
+          metrics.natsConnected.set(1);
+          trackStatus(next);
+          // a member of the queue group on `next` before the one on `previous` leaves: no gap in taking calls
+          const oldSub = callSub;
+          if (oldSub) {
+            callSub = next.subscribe(subject, { queue, callback: handler });
+            if (!(await bounded(oldSub.drain(), config.drainTimeoutMs))) oldSub.unsubscribe();
+          }
+          micro.move(next, log);
+          // the calls that came in on `previous` (also on a subscription that left before) reply on it, and
+          // the call API's requests on it get their answers
+          const deadline = Date.now() + config.drainTimeoutMs;
+          while ((old.owed > 0 || old.outbound > 0) && Date.now() < deadline)
+            await new Promise((r) => setTimeout(r, 20));
+        },
+      })
+    : undefined;
+
   drainImpl = async (): Promise<DrainResult> => {
+    await reloader?.stop();
     membership.drain();
     clearTimeout(healthTimer);
     log.info('draining calls', { inFlight: slots.size, drainTimeoutMs: config.drainTimeoutMs });
@@ -406,6 +456,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
       // Calls left over at the drain's bound may have finished since (a preStop drain can run long before SIGTERM).
       const idle = slots.size === 0;
       if (!(await bounded(closeServer(callApi), idle ? 1_000 : 0))) callApi.closeAllConnections();
+      const conn = nats.current.nc;
       try {
         if (!conn.isClosed() && !(await bounded(conn.drain(), 5_000))) await conn.close();
       } catch (err) {
