@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { silentLogger } from '../../common';
+import { silentLogger, type Logger } from '../../common';
 import { serve, type Functions, type ServeHandle } from '../../sdk';
 import { loadSidecarConfig, startSidecar, type Sidecar } from '../../sidecar';
 import { freePort } from './ports';
@@ -69,6 +69,8 @@ export async function startReplica(options: {
   service: string;
   functions: Functions;
   env?: Record<string, string>;
+  /** The sidecar's logger (default: silent). */
+  logger?: Logger;
 }): Promise<Replica> {
   const callPort = await freePort();
   const fn = await serve(options.functions, {
@@ -91,7 +93,7 @@ export async function startReplica(options: {
         FNMESH_LOG_LEVEL: 'silent',
         ...options.env,
       }),
-      { logger: silentLogger },
+      { logger: options.logger ?? silentLogger },
     );
   } catch (err) {
     await fn.close();
