@@ -21,7 +21,7 @@ export const NATS_CLIENT_SETTINGS = {
     flag: '--nats-creds <file>',
     unset: 'no NATS user',
     parse: parsers.text,
-    help: "this part's NATS user: a `.creds` file (user JWT and nkey seed); read again on every reconnect, so a rotated file is used without a restart",
+    help: "this part's NATS user: a `.creds` file (user JWT and nkey seed); watched, and a rotated file is taken up by a connection handover without a failed call (a malformed one is logged, the connection kept)",
   }),
   natsTlsCa: setting({
     env: NATS_CLIENT_ENV.tlsCa,

@@ -2,7 +2,8 @@
  * A nats.js authenticator over a `.creds` file. nats.js calls the authenticator for every CONNECT (the first
  * one and each reconnect) with the server's nonce; this one reads the file then, once per connect (so the
  * JWT and the seed always come from the same version of the file), and signs the nonce with the seed. A
- * rotated file is therefore used from the next reconnect on, without a restart. The first read happens when
+ * rotated file is therefore used from the next reconnect on, without a restart (and nats-creds-reload.ts
+ * hands the connection over to it before that, without a failed call). The first read happens when
  * the authenticator is made, so a missing, unreadable, malformed or expired file stops the process at start;
  * a later failed read keeps the last good credentials (and says so) rather than breaking reconnects.
  */

@@ -1,7 +1,8 @@
 /**
  * NATS connections with the options a long-running mesh process needs: never give up reconnecting, start
  * even if the broker is not up yet, notice a dead server quickly, and log every status change. Who the
- * process is: its `.creds` file (read again on every reconnect), its TLS files, and its own inbox prefix
+ * process is: its `.creds` file (read again on every reconnect; nats-creds-reload.ts takes up a rotated one
+ * without waiting for a reconnect), its TLS files, and its own inbox prefix
  * (its NATS permissions let it receive replies nowhere else).
  */
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
