@@ -2,6 +2,8 @@
  * `npm run bench`: the function call path, side by side in one run on this machine.
  *   direct  — HTTP straight to the echo function (the baseline)
  *   mesh    — HTTP to the gateway → NATS (embedded broker) → sidecar → the same function
+ *   mesh auth — the same on a second mesh with every part its own NATS user and the broker checking JWTs and
+ *             permissions (as `fnmesh local` runs); `npm run bench:mesh-auth` compares the two in alternating rounds
  *   nats    — a bare NATS request/reply through the same broker (the floor)
  * Prints p50/p90/p99 at a fixed rate (open loop), maximum throughput (closed loop), ratios to the direct
  * call, the sidecar's resident memory idle and under load, and its start-to-ready time, as a markdown table.
@@ -41,7 +43,9 @@ const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(d
 async function main(): Promise<void> {
   const sut = await startEchoMesh();
   const extra: Proc[] = [];
+  let authed: Awaited<ReturnType<typeof startEchoMesh>> | undefined;
   try {
+    authed = await startEchoMesh({ auth: true });
     const { gateway, sidecar, fnPort, gatewayPort: gwPort, natsUrl } = sut;
     const [ops2Port, call2Port] = await Promise.all([freePort(), freePort()]);
 
@@ -64,16 +68,19 @@ async function main(): Promise<void> {
 
     const directPool = new Pool(`http://127.0.0.1:${fnPort}`, { connections: CONCURRENCY, pipelining: 1 });
     const meshPool = new Pool(`http://127.0.0.1:${gwPort}`, { connections: CONCURRENCY, pipelining: 1 });
+    const authPool = new Pool(`http://127.0.0.1:${authed.gatewayPort}`, { connections: CONCURRENCY, pipelining: 1 });
     const nc = await connect({ servers: natsUrl });
     const natsBody = new TextEncoder().encode(payload);
     const targets: { name: string; send: Send }[] = [
       { name: 'direct', send: httpSender(directPool, '/echo', payload) },
       { name: 'mesh', send: httpSender(meshPool, ECHO_CALL_PATH, `{"params":${payload}}`) },
+      { name: 'mesh auth', send: httpSender(authPool, ECHO_CALL_PATH, `{"params":${payload}}`) },
       { name: 'nats', send: async () => void (await nc.request('bench.echo', natsBody, { timeout: 5000 })) },
     ];
 
     // the mesh path must work before anything is measured
     await targets[1]!.send();
+    await targets[2]!.send();
     const idleRss = sidecar.rssMb();
 
     for (const t of targets) await closedLoop(t.send, 16, 1000); // warm up JITs and connections
@@ -93,6 +100,7 @@ async function main(): Promise<void> {
     await nc.close();
     await directPool.close();
     await meshPool.close();
+    await authPool.close();
 
     const direct = latency.get('direct')!;
     const directRate = throughput.get('direct')!.rate;
@@ -129,10 +137,20 @@ async function main(): Promise<void> {
     row('mesh adds at p50', `${fmt(mesh.p50 - direct.p50)} ms`, '≤ 1 ms', mesh.p50 - direct.p50 <= 1);
     row('mesh adds at p99', `${fmt(mesh.p99 - direct.p99)} ms`, '≤ 3 ms', mesh.p99 - direct.p99 <= 3);
     row('mesh throughput × direct', fmt(meshRatio), '≥ 0.40', meshRatio >= 0.4);
+    const auth = latency.get('mesh auth')!;
+    const authRatio = throughput.get('mesh auth')!.rate / throughput.get('mesh')!.rate;
+    row(
+      'NATS auth on: added p50 × off',
+      fmt((auth.p50 - direct.p50) / (mesh.p50 - direct.p50)),
+      '≤ 1.05',
+      auth.p50 - direct.p50 <= (mesh.p50 - direct.p50) * 1.05,
+    );
+    row('NATS auth on: throughput × off', fmt(authRatio), '≥ 0.95', authRatio >= 0.95);
     row('sidecar idle memory', `${fmt(idleRss, 1)} MB`, '≤ 60 MB (≤ 50 MB project bar)', idleRss <= 60);
     console.log(lines.join('\n'));
   } finally {
     for (const p of extra) await p.stop();
+    await authed?.stop();
     await sut.stop();
   }
   if (process.env.BENCH_FAULT !== '0') console.log(['', ...faultTable(await runFaultPhase())].join('\n'));
