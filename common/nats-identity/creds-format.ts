@@ -43,6 +43,23 @@ const SEED_LABEL = 'USER NKEY SEED';
  * account seed where a user seed belongs), or a seed that is not the JWT's user.
  */
 export function parseCreds(text: string, source: string, fix: string): ParsedCreds {
+  const known = parsedTexts.get(text);
+  if (known) return known;
+  const parsed = parseCredsText(text, source, fix);
+  if (parsedTexts.size >= PARSED_CACHE_SIZE) parsedTexts.delete(parsedTexts.keys().next().value!);
+  parsedTexts.set(text, parsed);
+  return parsed;
+}
+
+/**
+ * Texts parsed before (a valid parse depends on nothing but the text): the signature check and the key
+ * derivation cost tens of milliseconds of one core, and a part reads its one file at start, on every
+ * reconnect and at every rotation check. Failures are not kept, so their message always names the caller's file.
+ */
+const PARSED_CACHE_SIZE = 16;
+const parsedTexts = new Map<string, ParsedCreds>();
+
+function parseCredsText(text: string, source: string, fix: string): ParsedCreds {
   const fail = (problem: string): never => {
     throw new ConfigError(`${source} ${problem}: ${fix}`);
   };
