@@ -1,5 +1,6 @@
 /**
- * A folder updated the way the kubelet updates a mounted Secret (its AtomicWriter): the files are written into
+ * A folder updated the way the kubelet updates a mounted Secret (its AtomicWriter; fnmesh cluster has its own
+ * writer in cluster/atomic-writer.ts, which test/ may not import): the files are written into
  * a fresh timestamped folder, a `..data_tmp` symlink to it is renamed over `..data` (one atomic swap), each
  * file in the mount is a symlink `name -> ..data/name`, and the previous timestamped folder is removed.
  */
