@@ -183,9 +183,21 @@ describe.each(BROKER_TARGETS)('rotated NATS credentials taken up without a faile
   const movedTo = (lines: LogLine[], user: string): boolean =>
     lines.some((l) => l.message === 'moved to a new NATS connection with the rotated credentials' && l.to === user);
 
-  /** The operator re-mints both users; the kubelet syncs the Secrets into the mounts; both parts hand over. */
-  async function rotate(ttlMs: number): Promise<{ gateway: MintedUser; sidecar: MintedUser }> {
-    const next = { gateway: await mint(GATEWAY_IDENTITY, ttlMs), sidecar: await mint(replicaIdentity(NS, SVC), ttlMs) };
+  interface Users {
+    gateway: MintedUser;
+    sidecar: MintedUser;
+  }
+  /**
+   * Minted before the load starts: jest runs the nkeys crypto many times slower than node, and a mint in the
+   * test's event loop would stall the gateway and sidecar that share it.
+   */
+  const mintBoth = async (ttlMs: number): Promise<Users> => ({
+    gateway: await mint(GATEWAY_IDENTITY, ttlMs),
+    sidecar: await mint(replicaIdentity(NS, SVC), ttlMs),
+  });
+
+  /** The operator's new users reach the mounts as the kubelet syncs the Secrets; both parts hand over. */
+  async function rotate(next: Users): Promise<Users> {
     gatewayMount.write({ [CREDS]: next.gateway.creds });
     sidecarMount.write({ [CREDS]: next.sidecar.creds });
     await waitFor(() => movedTo(gatewayLog, next.gateway.publicKey), HANDOVER_WAIT('the gateway to hand over'));
@@ -202,15 +214,17 @@ describe.each(BROKER_TARGETS)('rotated NATS credentials taken up without a faile
     expect(await expirySeconds(gatewayMetrics)).toBe(expSeconds(first.gateway));
     expect(await expirySeconds(sidecarMetrics)).toBe(expSeconds(first.sidecar));
 
+    // users that expire soon (minted after the mesh started, so a slow start does not eat their lifetime) ...
+    const shortLived = await mintBoth(SHORT_TTL_MS);
+    const longLived = await mintBoth(HOUR);
     const load = steadyCalls(g.url, 2);
     try {
       await waitFor(() => load.ok() >= 20, { timeoutMs: 20_000, what: 'steady calls before the rotation' });
-      // users that expire soon (minted now, so a slow start of the mesh does not eat their lifetime) ...
-      const short = await rotate(SHORT_TTL_MS);
+      const short = await rotate(shortLived);
       let okMark = load.ok();
       await waitFor(() => load.ok() >= okMark + 20, { timeoutMs: 20_000, what: 'calls on the short-lived users' });
       // ... replaced in time by the next rotation
-      const next = await rotate(HOUR);
+      const next = await rotate(longLived);
       expect(await expirySeconds(gatewayMetrics)).toBe(expSeconds(next.gateway));
       expect(await expirySeconds(sidecarMetrics)).toBe(expSeconds(next.sidecar));
       // past the short-lived JWTs' expiry (the server disconnects a user whose JWT expired): calls go on
@@ -232,6 +246,7 @@ describe.each(BROKER_TARGETS)('rotated NATS credentials taken up without a faile
     const first = await startMesh(HOUR);
     const g = gw!;
     const sidecarMetrics = `http://127.0.0.1:${replica!.sidecar.opsPort}/metrics`;
+    const next = await mint(replicaIdentity(NS, SVC), HOUR);
     const load = steadyCalls(g.url, 2);
     try {
       await waitFor(() => load.ok() >= 10, { timeoutMs: 20_000, what: 'steady calls' });
@@ -258,7 +273,6 @@ describe.each(BROKER_TARGETS)('rotated NATS credentials taken up without a faile
       await waitFor(() => load.ok() >= okAfter + 10, { timeoutMs: 20_000, what: 'calls after the malformed file' });
       expect(await expirySeconds(sidecarMetrics)).toBe(expSeconds(first.sidecar));
       // the next good file is taken up
-      const next = await mint(replicaIdentity(NS, SVC), HOUR);
       sidecarMount.write({ [CREDS]: next.creds });
       await waitFor(() => movedTo(sidecarLog, next.publicKey), HANDOVER_WAIT('the sidecar to hand over'));
       const okMoved = load.ok();
