@@ -40,6 +40,15 @@ describe('credsDecision', () => {
     });
   });
 
+  test("the first look with the connection's credentials unknown: the file is the starting point", () => {
+    expect(credsDecision(input({ lastText: undefined, inUse: undefined }))).toEqual({ action: 'in-use' });
+    expect(credsDecision(input({ inUse: undefined })).action).toBe('handover');
+  });
+
+  test('the first look finds the file changed since the connection logged in: hand over at once', () => {
+    expect(credsDecision(input({ lastText: undefined })).action).toBe('handover');
+  });
+
   test('a malformed file: keep the connection; the problem names the file, the setting, the fix and the user kept', () => {
     const d = credsDecision(input({ read: { text: rotated.creds.replace(rotated.jwt, 'not-a-jwt') } }));
     expect(d.action).toBe('keep');

@@ -57,7 +57,10 @@ export type CredsRead = { text: string } | { error: string };
 export type CredsDecision =
   /** The same text as last time: nothing to do. */
   | { action: 'none' }
-  /** The file holds the credentials the connection already uses (e.g. a reconnect picked them up). */
+  /**
+   * The file holds the credentials the connection already uses (e.g. a reconnect picked them up), or it is
+   * the first look and the connection's credentials are not known (it is taken as the starting point).
+   */
   | { action: 'in-use' }
   /** Keep the current connection; `problem` names the file, what is wrong and the fix. */
   | { action: 'keep'; problem: string }
@@ -89,7 +92,7 @@ export function credsDecision(input: CredsDecisionInput): CredsDecision {
   } catch (err) {
     return { action: 'keep', problem: `${errorMessage(err)}${keeping}` };
   }
-  if (input.inUse && creds.jwt === input.inUse.jwt) return { action: 'in-use' };
+  if (input.inUse ? creds.jwt === input.inUse.jwt : input.lastText === undefined) return { action: 'in-use' };
   return { action: 'handover', creds };
 }
 
@@ -191,9 +194,9 @@ export function reloadCredsOnChange(options: CredsReloadOptions): CredsReloader 
   const now = options.now ?? (() => new Date());
   const drainTimeoutMs = options.drainTimeoutMs ?? CREDS_HANDOVER_DRAIN_MS;
   let stamp = stampOf(file);
-  // the text the connection started with counts as seen: only a change is acted on
-  const first = readText(file);
-  let lastText: string | undefined = 'text' in first ? first.text : undefined;
+  // set by the first check (below): the file as the connection logged in with it is "in use", a file that
+  // changed since the connection was made is handed over to at once
+  let lastText: string | undefined;
   let retry = false;
   let stopped = false;
   let running: Promise<void> | undefined;
@@ -311,6 +314,7 @@ export function reloadCredsOnChange(options: CredsReloadOptions): CredsReloader 
     if (retry || stampChanged(stamp, stampOf(file))) void check();
   }, options.pollMs ?? CREDS_RELOAD_POLL_MS);
   poll.unref();
+  void check();
 
   return {
     check,
