@@ -10,10 +10,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { errors as natsErrors } from '@nats-io/nats-core';
 import {
+  ATTEMPTS_HTTP_HEADER,
   CALL_API_PREFIX,
   FUNCTION_HEADERS,
   FnmeshError,
   NAME_RULES,
+  NATS_HEADERS,
   decodeReply,
   encodeCallHeaders,
   errorMessage,
@@ -205,19 +207,22 @@ export function createCallApiHandler(deps: CallApiDeps): (req: IncomingMessage, 
     try {
       const msg = await link.nc.request(subject, data, { timeout: timeoutMs, headers });
       const reply = decodeReply(msg.data, msg.headers);
+      // The gateway says how many attempts the call took when it took more than one (fnmesh-attempts).
+      const attempts = msg.headers?.get(NATS_HEADERS.attempt);
+      const extra = attempts ? { [ATTEMPTS_HTTP_HEADER]: attempts } : undefined;
       if (reply.ok) {
         metrics.outboundCalls.labels('ok').inc();
         const result =
           reply.body.length === 0
             ? 'null'
             : Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength);
-        res.writeHead(200, JSON_HEADERS);
+        res.writeHead(200, extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS);
         res.write('{"result":');
         res.write(result);
         res.end('}');
       } else {
         metrics.outboundCalls.labels(reply.error.code).inc();
-        sendError(res, reply.error);
+        sendError(res, reply.error, extra);
       }
     } catch (err) {
       let e: FnmeshError;

@@ -66,6 +66,8 @@ export interface SidecarDeps {
 }
 
 const HEALTH_TIMEOUT_MS = 1_000;
+/** Health checks that time out in a row before a serving replica leaves (a refused connection leaves at once). */
+const HEALTH_TIMEOUTS_TO_LEAVE = 2;
 /** Asking the service's replicas for their state before an ejection: answers until none came for 50 ms, ≤ 250 ms. */
 const PEERS_STALL_MS = 50;
 const PEERS_MAX_WAIT_MS = 250;
@@ -261,8 +263,11 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   let checking = false;
   /** Bumped when a call finds the function down: a health check begun before that proves nothing. */
   let failureEpoch = 0;
+  let healthTimeoutsInARow = 0;
+  let checkAgainAtOnce = false;
   const checkHealth = async (): Promise<void> => {
     const epoch = failureEpoch;
+    checkAgainAtOnce = false;
     const wasEjected = membership.ejected;
     let up = false;
     try {
@@ -272,11 +277,20 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
         membership.functionFailed('unhealthy', `the function answered GET ${config.healthPath} with status ${status}`);
     } catch (err) {
       const e = err as { code?: string };
-      membership.functionFailed(
-        classifyConnectionError(err).executed === false ? 'down' : 'unhealthy',
-        `the function does not answer GET ${config.healthPath} on ${client.address}: ${e.code ?? errorMessage(err)}`,
-      );
+      const down = classifyConnectionError(err).executed === false;
+      // One slow answer is not enough to leave: a stalled event loop (here or in the function) fires the
+      // check's timer before the answer that is already there is read. Two in a row are.
+      if (!down && e.code === 'ETIMEDOUT' && membership.joined && ++healthTimeoutsInARow < HEALTH_TIMEOUTS_TO_LEAVE) {
+        log.debug('the health check timed out once; checking again at once', { timeoutMs: HEALTH_TIMEOUT_MS });
+        checkAgainAtOnce = true;
+      } else {
+        membership.functionFailed(
+          down ? 'down' : 'unhealthy',
+          `the function does not answer GET ${config.healthPath} on ${client.address}: ${e.code ?? errorMessage(err)}`,
+        );
+      }
     }
+    if (up || !checkAgainAtOnce) healthTimeoutsInARow = 0;
     if (up && epoch === failureEpoch) membership.healthPassed(performance.now());
     metrics.functionHealthy.set(membership.functionHealth === 'up' ? 1 : 0);
     if (wasEjected && !membership.ejected) {
@@ -293,7 +307,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
       checking = true;
       void checkHealth().finally(() => {
         checking = false;
-        scheduleHealth();
+        scheduleHealth(checkAgainAtOnce ? HEALTH_FAST_MS : undefined);
       });
     }, next);
   };

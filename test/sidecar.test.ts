@@ -5,8 +5,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from '@nats-io/transport-node';
-import { errors as natsErrors, type Msg, type NatsConnection } from '@nats-io/nats-core';
+import { errors as natsErrors, headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/nats-core';
 import {
+  ATTEMPTS_HTTP_HEADER,
   NATS_HEADERS,
   callSubject,
   decodeClaimsHeader,
@@ -607,7 +608,10 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       requestId: string;
       body: string;
     }
-    function playGateway(answer: (s: Seen) => { ok: unknown } | FnmeshError): { seen: Seen[]; stop: () => void } {
+    function playGateway(answer: (s: Seen) => { ok: unknown; attempts?: number } | FnmeshError): {
+      seen: Seen[];
+      stop: () => void;
+    } {
       const seen: Seen[] = [];
       const sub = nc.subscribe('fnmesh.gw.>', {
         queue: 'fnmesh.gateway',
@@ -628,7 +632,12 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
           const a = answer(s);
           if (a instanceof FnmeshError) {
             const r = encodeErrorReply(a);
+            if (s.body.includes('retried')) r.headers.set(NATS_HEADERS.attempt, '3');
             m.respond(r.data, { headers: r.headers });
+          } else if (a.attempts !== undefined) {
+            const h = natsHeaders();
+            h.set(NATS_HEADERS.attempt, String(a.attempts));
+            m.respond(enc.encode(JSON.stringify(a.ok)), { headers: h });
           } else m.respond(enc.encode(JSON.stringify(a.ok)));
         },
       });
@@ -686,6 +695,27 @@ describe.each(BROKER_TARGETS)('sidecar on %s', (target) => {
       expect(gw.seen[0]!.timeoutMs).toBeGreaterThan(2000);
       expect(gw.seen[1]!.timeoutMs).toBe(1000);
       expect(gw.seen[2]!.timeoutMs).toBeGreaterThan(2000);
+    });
+
+    test('the attempts the gateway made for a call reach the function as fnmesh-attempts, on results and errors', async () => {
+      const service = uniqueService();
+      playGateway((s) =>
+        s.body.includes('fails')
+          ? new FnmeshError('unavailable', 'no replica could take it')
+          : s.body.includes('retried')
+            ? { ok: 'second time lucky', attempts: 2 }
+            : { ok: 'first time' },
+      );
+      const { callPort } = await replica(service, { f: () => 1 });
+      const once = await httpRequest(callPort, 'POST', '/v1/call/target/fn', '{"params": "once"}');
+      expect(once.status).toBe(200);
+      expect(once.headers[ATTEMPTS_HTTP_HEADER]).toBeUndefined();
+      const twice = await httpRequest(callPort, 'POST', '/v1/call/target/fn', '{"params": "retried"}');
+      expect(JSON.parse(twice.body)).toEqual({ result: 'second time lucky' });
+      expect(twice.headers[ATTEMPTS_HTTP_HEADER]).toBe('2');
+      const failed = await httpRequest(callPort, 'POST', '/v1/call/target/fn', '{"params": "retried, then fails"}');
+      expect(failed.status).toBe(503);
+      expect(failed.headers[ATTEMPTS_HTTP_HEADER]).toBe('3');
     });
 
     test('direct calls: no request id → no identity and the default budget; bad bodies → 400; other paths → 404/405; too large → 413', async () => {
