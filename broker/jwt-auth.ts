@@ -1,13 +1,15 @@
 /**
  * Decentralized JWT authentication as nats-server runs it in operator mode with a memory resolver: trusted
  * operators (their JWT or public key), account JWTs preloaded, and user JWTs presented in CONNECT together
- * with an ed25519 signature of the server's nonce. Signatures of JWTs are checked by @nats-io/jwt's
- * `decode`, the nonce signature by @nats-io/nkeys; the trust chain, validity dates, revocations, bearer
+ * with an ed25519 signature of the server's nonce. The operator's and accounts' JWTs (at start) are checked by
+ * @nats-io/jwt's `decode`; a user's JWT and nonce signature, on every CONNECT, by the native port of those
+ * checks in common/nats-identity/native-keys.ts (nkeys' JavaScript ed25519 cost ~10–40 ms a CONNECT); the trust chain, validity dates, revocations, bearer
  * tokens, connection types, source networks and limits are checked here, in nats-server's order.
  */
 import net from 'node:net';
 import { decode, type Account, type ClaimsData, type Operator, type SigningKeys, type User } from '@nats-io/jwt';
 import { fromPublic } from '@nats-io/nkeys';
+import { decodeNatsJwt, verifyWithPublicNkey } from '../common/nats-identity/native-keys';
 import type { PermissionSpec } from './permissions';
 
 /**
@@ -80,7 +82,7 @@ export class JwtAuthenticator {
     if (typeof c.jwt !== 'string' || c.jwt === '') return { ok: false, reason: 'no user JWT in CONNECT' };
     let user: ClaimsData<User>;
     try {
-      user = decode<User>(c.jwt);
+      user = decodeNatsJwt<ClaimsData<User>>(c.jwt);
     } catch (err) {
       return { ok: false, reason: `user JWT invalid: ${(err as Error).message}` };
     }
@@ -243,7 +245,7 @@ function verifyNonce(userKey: string, nonce: string, sig: string): boolean {
   const bytes = /^[A-Za-z0-9_-]*$/.test(sig) ? Buffer.from(sig, 'base64url') : Buffer.from(sig, 'base64');
   if (bytes.length !== 64) return false;
   try {
-    return fromPublic(userKey).verify(new TextEncoder().encode(nonce), bytes);
+    return verifyWithPublicNkey(userKey, new TextEncoder().encode(nonce), bytes);
   } catch {
     return false;
   }

@@ -3,13 +3,13 @@
  * user's nkey seed, each between BEGIN/END armor lines. Formatting uses @nats-io/jwt's `fmtCreds`; parsing is
  * ours because a start-up error must say which part is wrong (nats.js only says "unable to parse").
  */
-import { decode, fmtCreds, type ClaimsData, type User } from '@nats-io/jwt';
-import { fromSeed } from '@nats-io/nkeys';
+import { fmtCreds, type ClaimsData, type User } from '@nats-io/jwt';
+import { decodeNatsJwt, nativeKeyPair } from './native-keys';
 import { ConfigError } from '../errors';
 import { seedProblem } from './trust-chain';
 
 export function formatCreds(jwt: string, seed: string): string {
-  return new TextDecoder().decode(fmtCreds(jwt, fromSeed(new TextEncoder().encode(seed))));
+  return new TextDecoder().decode(fmtCreds(jwt, nativeKeyPair(new TextEncoder().encode(seed))));
 }
 
 export interface ParsedCreds {
@@ -70,7 +70,7 @@ function parseCredsText(text: string, source: string, fix: string): ParsedCreds 
   if (!seed) fail(`has no user seed (no "-----BEGIN ${SEED_LABEL}-----" block)`);
   let claims: ClaimsData<User>;
   try {
-    claims = decode<User>(jwt!);
+    claims = decodeNatsJwt<ClaimsData<User>>(jwt!);
   } catch (err) {
     return fail(`holds a malformed user JWT (${(err as Error).message})`);
   }
@@ -78,7 +78,7 @@ function parseCredsText(text: string, source: string, fix: string): ParsedCreds 
   if (type !== 'user') fail(`holds ${type ? `an ${type}` : 'a'} JWT where a user JWT belongs`);
   const problem = seedProblem(seed!, 'user');
   if (problem) fail(`has a seed that ${problem}`);
-  const publicKey = fromSeed(new TextEncoder().encode(seed!)).getPublicKey();
+  const publicKey = nativeKeyPair(new TextEncoder().encode(seed!)).getPublicKey();
   if (publicKey !== claims.sub) fail(`has a seed that does not belong to its JWT's user ${claims.sub}`);
   const parsed: ParsedCreds = { jwt: jwt!, seed: seed!, publicKey, claims, issuedAt: new Date(claims.iat * 1000) };
   if (claims.exp) parsed.expiresAt = new Date(claims.exp * 1000);

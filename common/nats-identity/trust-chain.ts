@@ -5,7 +5,8 @@
  * nkeys (@nats-io/nkeys), JWTs are signed with @nats-io/jwt.
  */
 import { encodeAccount, encodeOperator, type Account, type RevocationList } from '@nats-io/jwt';
-import { createAccount, createOperator, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import { Prefix, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import { createNativeKeyPair, nativeKeyPair } from './native-keys';
 import { ConfigError } from '../errors';
 
 export interface MeshTrust {
@@ -80,7 +81,7 @@ export function keyFromSeed(seed: string, kind: NkeyKind, what: string): KeyPair
   const trimmed = seed.trim();
   const problem = seedProblem(trimmed, kind);
   if (problem) throw new ConfigError(`${what} ${problem}: give it the ${kind} key's seed`);
-  return fromSeed(new TextEncoder().encode(trimmed));
+  return nativeKeyPair(new TextEncoder().encode(trimmed));
 }
 
 function article(word: string): string {
@@ -88,7 +89,11 @@ function article(word: string): string {
 }
 
 export function createMeshTrust(): MeshTrust {
-  return { operator: createOperator(), account: createAccount(), signingKey: createAccount() };
+  return {
+    operator: createNativeKeyPair(Prefix.Operator),
+    account: createNativeKeyPair(Prefix.Account),
+    signingKey: createNativeKeyPair(Prefix.Account),
+  };
 }
 
 export function meshTrustSeeds(trust: MeshTrust): MeshTrustSeeds {
