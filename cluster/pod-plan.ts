@@ -11,6 +11,7 @@
  */
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1Pod, V1Probe } from '@kubernetes/client-node';
 import { containerArgv } from './dockerfile';
+import { podFieldValue } from './pod-fields';
 import { findImage, mapImagePath, type LocalImages } from './images';
 import type { HostMount } from './volume-plan';
 
@@ -107,28 +108,9 @@ class ConfigError extends Error {}
 
 /** `metadata.labels['app']` → the label's value. */
 function fieldValue(pod: V1Pod, fieldPath: string, ctx: PlanContext): string {
-  const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
-  if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? '';
-  switch (fieldPath) {
-    case 'metadata.name':
-      return pod.metadata?.name ?? '';
-    case 'metadata.namespace':
-      return pod.metadata?.namespace ?? '';
-    case 'metadata.uid':
-      return pod.metadata?.uid ?? '';
-    case 'spec.nodeName':
-      return ctx.nodeName;
-    case 'spec.serviceAccountName':
-      return pod.spec?.serviceAccountName ?? '';
-    case 'status.podIP':
-    case 'status.podIPs':
-      return ctx.podIP;
-    case 'status.hostIP':
-    case 'status.hostIPs':
-      return ctx.hostIP;
-    default:
-      throw new ConfigError(`fieldRef ${fieldPath} is not one the kubelet supports`);
-  }
+  const value = podFieldValue(pod, fieldPath, ctx);
+  if (value === undefined) throw new ConfigError(`fieldRef ${fieldPath} is not one the kubelet supports`);
+  return value;
 }
 
 function keyOf(

@@ -11,6 +11,7 @@
  * (`MountVolume.SetUp failed for volume "x" : ...`), shown in the pod's status and as a FailedMount Event.
  */
 import type { V1Container, V1KeyToPath, V1ObjectFieldSelector, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { podFieldValue } from './pod-fields';
 
 /** The kubelet's defaults: files 0644, a token valid for an hour. */
 export const DEFAULT_FILE_MODE = 0o644;
@@ -129,28 +130,15 @@ export function formatMap(m: Record<string, string> | undefined): string {
 
 function fieldFile(pod: V1Pod, ref: V1ObjectFieldSelector, nodeName: string): string {
   const fp = ref.fieldPath;
-  const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fp);
-  if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? '';
-  switch (fp) {
-    case 'metadata.name':
-      return pod.metadata?.name ?? '';
-    case 'metadata.namespace':
-      return pod.metadata?.namespace ?? '';
-    case 'metadata.uid':
-      return pod.metadata?.uid ?? '';
-    case 'metadata.labels':
-      return formatMap(pod.metadata?.labels);
-    case 'metadata.annotations':
-      return formatMap(pod.metadata?.annotations);
-    case 'spec.nodeName':
-      return nodeName;
-    case 'spec.serviceAccountName':
-      return pod.spec?.serviceAccountName ?? '';
-    default:
-      throw new MountError(
-        `fieldRef ${fp} is not one a downwardAPI volume supports (metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, a single label or annotation)`,
-      );
-  }
+  if (fp === 'metadata.labels') return formatMap(pod.metadata?.labels);
+  if (fp === 'metadata.annotations') return formatMap(pod.metadata?.annotations);
+  // no addresses: a downwardAPI volume cannot name status.podIP or status.hostIP
+  const value = podFieldValue(pod, fp, { nodeName });
+  if (value === undefined)
+    throw new MountError(
+      `fieldRef ${fp} is not one a downwardAPI volume supports (metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, a single label or annotation)`,
+    );
+  return value;
 }
 
 /** The files of a Secret's or ConfigMap's keys: every key, or the `items` (a missing key is an error unless optional). */
