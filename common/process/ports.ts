@@ -9,7 +9,7 @@ export function ephemeralPortRange(
   read: () => string = () => readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'),
 ): [number, number] {
   try {
-    const [low, high] = read().trim().split(/\s+/).map(Number);
+    const [low = NaN, high = NaN] = read().trim().split(/\s+/).map(Number);
     if (Number.isInteger(low) && Number.isInteger(high) && low > 0 && high >= low) return [low, high];
   } catch {
     // not Linux, or /proc not mounted: the default below
