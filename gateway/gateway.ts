@@ -22,6 +22,8 @@ import { createGatewayMetrics } from './metrics';
 import { CircuitBreakers } from './circuit-breaker';
 import { EMPTY_REGISTRY, breakerKeys, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
 import { DEFAULT_MAX_BODY_BYTES, effectiveBodyLimit, embeddedMaxPayload, headerBudget } from './limits';
+import { LISTING_PING_WINDOW, type ReplicaStates } from './replica-listing';
+import { pingServiceReplicas } from '../common/replica-states';
 
 /** Replies to the gateway's calls arrive below it; its NATS permissions let it receive replies nowhere else. */
 const GATEWAY_INBOX_PREFIX = inboxPrefix(GATEWAY_IDENTITY);
@@ -194,6 +196,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       lost: () => link.lost.promise,
     };
     registerCredsExpiryMetric(metrics.registry, () => link.nc);
+    const replicaStates: ReplicaStates = (namespace, service) =>
+      pingServiceReplicas(link.nc, namespace, service, LISTING_PING_WINDOW);
 
     // Rules.
     let registry: Registry = EMPTY_REGISTRY;
@@ -263,6 +267,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       registry: () => registry,
       conn: connection,
       breakers,
+      replicaStates,
       verifier,
       delegation,
       metrics,
@@ -274,11 +279,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     httpServer = createGuardedServer(handler, { ...guard, listener: 'call', capConnections: true });
     const port = await listen(httpServer, config.listen);
     const url = urlOf(config.listen.host, port);
-    opsServer = createGuardedServer(createOpsHandler({ registry: () => registry, breakers, logger, ops }), {
-      ...guard,
-      listener: 'ops',
-      capConnections: false,
-    });
+    opsServer = createGuardedServer(
+      createOpsHandler({ registry: () => registry, breakers, replicaStates, logger, ops }),
+      {
+        ...guard,
+        listener: 'ops',
+        capConnections: false,
+      },
+    );
     const opsUrl = urlOf(config.opsListen.host, await listen(opsServer, config.opsListen));
     for (const [which, s] of [
       ['call', httpServer],

@@ -33,6 +33,7 @@ import type { Connection } from './invoke';
 import type { CircuitBreakers } from './circuit-breaker';
 import { callFunction, type ResilientCalls } from './resilient-call';
 import type { GatewayMetrics } from './metrics';
+import { withReplicaStates, type ReplicaStates } from './replica-listing';
 import { describeRegistry, unknownFunctionError, type Registry, type ResolvedFunction } from './registry';
 import { bearerToken, type JwtVerifier } from './auth';
 import { corsDecider } from './cors';
@@ -59,6 +60,8 @@ export interface HttpDeps {
   conn: Connection;
   /** The circuit breakers of all functions (kept across routing-table rebuilds). */
   breakers: CircuitBreakers;
+  /** Each service's replicas as they report themselves (micro PING), for the listing. */
+  replicaStates: ReplicaStates;
   verifier: JwtVerifier;
   /** Issues the delegation tokens that go with calls carrying verified claims. */
   delegation: DelegationTokens;
@@ -296,7 +299,9 @@ export function createHttpHandler(deps: HttpDeps): { handler: RequestHandler; in
  * port to FNMESH_ADMIN_TOKEN only) and JSON 404s.
  */
 function createOpsApp(
-  deps: Pick<HttpDeps, 'registry' | 'breakers' | 'logger' | 'ops'> & { config: Pick<GatewayConfig, 'adminToken'> },
+  deps: Pick<HttpDeps, 'registry' | 'breakers' | 'replicaStates' | 'logger' | 'ops'> & {
+    config: Pick<GatewayConfig, 'adminToken'>;
+  },
   listener: 'call' | 'ops',
 ): express.Express {
   const app = express();
@@ -315,8 +320,9 @@ function createOpsApp(
           if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
           res.status(access.status).json({ error: access.message });
         };
-  app.get('/v1/services', guard, (_req, res) => {
-    res.json({ services: describeRegistry(deps.registry(), deps.breakers) });
+  app.get('/v1/services', guard, async (_req, res) => {
+    const services = describeRegistry(deps.registry(), deps.breakers);
+    res.json({ services: await withReplicaStates(services, deps.replicaStates) });
   });
   app.get('/metrics', guard, (req, res) => {
     handleOps(req, res, deps.ops);
@@ -335,7 +341,9 @@ function createOpsApp(
 const OPS_HINT = 'the ops listener serves GET /healthz, /readyz, /metrics and /v1/services';
 
 /** The ops listener (FNMESH_OPS_LISTEN): probes, metrics and the listing with every rule's definition. */
-export function createOpsHandler(deps: Pick<HttpDeps, 'registry' | 'breakers' | 'logger' | 'ops'>): RequestHandler {
+export function createOpsHandler(
+  deps: Pick<HttpDeps, 'registry' | 'breakers' | 'replicaStates' | 'logger' | 'ops'>,
+): RequestHandler {
   const app = createOpsApp({ ...deps, config: {} }, 'ops');
   return (req, res) => {
     if (handleOps(req, res, deps.ops)) return;

@@ -419,7 +419,7 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['namespace', 'name', 'functions'],
+                required: ['namespace', 'name', 'functions', 'replicas'],
                 properties: {
                   namespace: { type: 'string' },
                   name: { type: 'string' },
@@ -447,6 +447,27 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
                       retry: ref('RetryPolicy'),
                       circuitBreaker: ref('CircuitBreaker'),
                     },
+                  },
+                  replicas: {
+                    type: 'array',
+                    description:
+                      "the service's replicas as each reports itself over NATS micro discovery when the listing is read",
+                    items: {
+                      type: 'object',
+                      required: ['id', 'state'],
+                      properties: {
+                        id: { type: 'string', description: 'the replica (its pod name in Kubernetes)' },
+                        state: {
+                          type: 'string',
+                          description:
+                            'serving, starting, or why it is out of the queue group: function-down, unhealthy, ejected, ejecting, overloaded, draining',
+                        },
+                      },
+                    },
+                  },
+                  replicasUnknown: {
+                    type: 'string',
+                    description: 'set when the replicas could not be asked (NATS down): `replicas` is then empty',
                   },
                 },
               },

@@ -281,7 +281,7 @@ function describeBreaker(ref: BreakerRef, breakers: CircuitBreakers | undefined)
  * The listing of `GET /v1/services`, rules with their definitions, retry policies and circuit breakers:
  * served on the ops listener and to FNMESH_ADMIN_TOKEN only, never to anonymous callers of the call port.
  */
-export function describeRegistry(registry: Registry, breakers?: CircuitBreakers): unknown[] {
+export function describeRegistry(registry: Registry, breakers?: CircuitBreakers) {
   return [...registry.services.values()]
     .sort((a, b) => (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name))
     .map((s) => ({

@@ -16,4 +16,5 @@ export * from '../common/sidecar-env';
 export * from '../common/function-protocol';
 export * from '../common/call-envelope';
 export * from '../common/micro-names';
+export * from '../common/replica-states';
 export { inboxPrefix, replicaIdentity } from '../common/nats-identity/identity';

@@ -4,13 +4,13 @@
  * (no queue group: every replica answers), so `nats micro ls` and service clients see fnmesh services.
  */
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import type { PeerState } from './outlier';
 import {
   callSubject,
   errorMessage,
   microServiceName,
   microSubjects,
   serviceQueueGroup,
+  STATE_METADATA_KEY,
   type FnmeshError,
   type Logger,
 } from './common';
@@ -23,8 +23,6 @@ export const MICRO_TYPES = {
 } as const;
 /** The version the sidecar reports (semver, as micro requires); keep in step with package.json. */
 export const SIDECAR_VERSION = '0.1.0';
-/** The metadata key of a replica's state in its PING, INFO and STATS answers (a ReplicaState, or "ejecting"). */
-export const STATE_METADATA_KEY = 'fnmesh.state';
 
 interface EndpointCounters {
   numRequests: number;
@@ -198,33 +196,4 @@ export class MicroDiscovery {
     this.start(next, logger);
     for (const s of old) s.unsubscribe();
   }
-}
-
-/**
- * Asks every replica of the service for its state (a micro PING on `$SRV.PING.{name}`, this replica's own
- * answer included); gathers answers until none came for `stallMs`, at most `maxWaitMs`.
- */
-export async function pingReplicas(
-  nc: NatsConnection,
-  name: string,
-  opts: { stallMs: number; maxWaitMs: number },
-): Promise<PeerState[]> {
-  const [, subject] = microSubjects('PING', name, '');
-  const peers: PeerState[] = [];
-  const decoder = new TextDecoder();
-  const answers = await nc.requestMany(subject!, undefined, {
-    strategy: 'stall',
-    stall: opts.stallMs,
-    maxWait: opts.maxWaitMs,
-  });
-  for await (const m of answers) {
-    try {
-      const a = JSON.parse(decoder.decode(m.data)) as { id?: unknown; metadata?: Record<string, unknown> };
-      const state = a.metadata?.[STATE_METADATA_KEY];
-      if (typeof a.id === 'string') peers.push({ id: a.id, state: typeof state === 'string' ? state : 'serving' });
-    } catch {
-      // not a micro answer: ignored
-    }
-  }
-  return peers;
 }

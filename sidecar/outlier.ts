@@ -12,7 +12,7 @@
  * Before ejecting, the shell asks the service's replicas for their state (ejectionAllowed): the cap
  * maxEjectionPercent keeps calls that fail for some inputs from taking the whole service out.
  */
-import type { OutlierDetectionPolicy } from './common';
+import type { OutlierDetectionPolicy, PeerState } from './common';
 
 const BUCKETS = 10;
 
@@ -108,12 +108,6 @@ export class OutlierDetector {
     this.asking = true;
     return true;
   }
-}
-
-/** One replica's answer to a micro PING: its id and its `fnmesh.state`. */
-export interface PeerState {
-  id: string;
-  state: string;
 }
 
 /** States that count as out of rotation by outlier detection (another replica deciding counts as ejected). */

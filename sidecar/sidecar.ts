@@ -24,6 +24,7 @@ import {
   errorMessage,
   inboxPrefix,
   registerCredsExpiryMetric,
+  pingReplicas,
   reloadCredsOnChange,
   replicaIdentity,
   serviceCallWildcard,
@@ -44,7 +45,7 @@ import type { SidecarConfig } from './config';
 import { FunctionClient } from './function-client';
 import { InboundCalls } from './inbound';
 import { SidecarMetrics } from './metrics';
-import { CallStats, MicroDiscovery, pingReplicas } from './micro';
+import { CallStats, MicroDiscovery } from './micro';
 import { natsLink, type NatsLink, type NatsLinks } from './nats-link';
 
 export interface Sidecar {

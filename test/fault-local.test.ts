@@ -92,6 +92,15 @@ function safeStatus(pid: number): string {
   }
 }
 
+/** The replicas' states in the gateway's listing (GET /v1/services on its ops listener), by replica id. */
+async function listedReplicas(gatewayOps: string, service: string): Promise<Record<string, string>> {
+  const body = (await (await fetch(`${gatewayOps}/v1/services`)).json()) as {
+    services: { name: string; replicas: { id: string; state: string }[] }[];
+  };
+  const listed = body.services.find((s) => s.name === service);
+  return Object.fromEntries((listed?.replicas ?? []).map((r) => [r.id, r.state]));
+}
+
 describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh local on the %s', (broker) => {
   let dir: string;
   let run: LocalMeshRun;
@@ -301,6 +310,15 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh local on t
         timeoutMs: 20_000,
         what: `${down.id}'s sidecar to report its function down`,
       });
+      // the gateway's listing shows the replica out, and why, beside the one that serves
+      await waitFor(
+        async () => {
+          const states = await listedReplicas(run.gatewayOps, IDEM);
+          return states[down.id] !== undefined && states[down.id] !== 'serving' && states[other.id] === 'serving';
+        },
+        { timeoutMs: 20_000, what: `the gateway's listing to show ${down.id} out of rotation` },
+      );
+      expect(['function-down', 'unhealthy']).toContain((await listedReplicas(run.gatewayOps, IDEM))[down.id]);
       const metrics = await (await fetch(`${down.ops}/metrics`)).text();
       expect(metrics).toMatch(/^fnmesh_sidecar_function_healthy(\{[^}]*\})? 0$/m);
       expect(metrics).toMatch(/^fnmesh_sidecar_taking_calls(\{[^}]*\})? 0$/m);
@@ -328,6 +346,10 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh local on t
       await waitFor(() => load.answeredBy(down.fnPid) >= back + 20, {
         timeoutMs: 30_000,
         what: 'the replica back in the queue group, taking calls',
+      });
+      await waitFor(async () => (await listedReplicas(run.gatewayOps, IDEM))[down.id] === 'serving', {
+        timeoutMs: 20_000,
+        what: `the gateway's listing to show ${down.id} serving again`,
       });
       const metricsBack = await (await fetch(`${down.ops}/metrics`)).text();
       expect(metricsBack).toMatch(/^fnmesh_sidecar_function_healthy(\{[^}]*\})? 1$/m);

@@ -21,9 +21,9 @@ test("a replica: its calls in its queue group, its own internal subjects, its ow
   });
 });
 
-test('the gateway: publishes calls, takes internal calls in the gateways group, and its inbox', () => {
+test('the gateway: publishes calls and services\' PINGs, takes internal calls in the gateways group, and its inbox', () => {
   expect(permissionsFor(GATEWAY_IDENTITY)).toEqual({
-    publish: ['fnmesh.call.>'],
+    publish: ['fnmesh.call.>', '$SRV.PING.*'],
     subscribe: ['fnmesh.gw.> fnmesh.gateway', '_INBOX.fnmesh.gateway.>'],
     responses: { max: 1, ttlMs: DEFAULT_RESPONSE_TTL_MS },
   });

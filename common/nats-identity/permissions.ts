@@ -61,6 +61,11 @@ export function replicaPeersPing(namespace: string, service: string): string {
   return microSubjects('PING', microServiceName(namespace, service), '')[1]!;
 }
 
+/** The discovery PING of any one service by name (`$SRV.PING.{name}`): what the gateway's listing asks. */
+export function servicesPing(): string {
+  return microSubjects('PING', '*', '')[1]!;
+}
+
 export function permissionsFor(identity: MeshIdentity, options: PermissionOptions = {}): NatsPermissions {
   const responses = { max: 1, ttlMs: options.responseTtlMs ?? DEFAULT_RESPONSE_TTL_MS };
   switch (identity.kind) {
@@ -85,7 +90,8 @@ export function permissionsFor(identity: MeshIdentity, options: PermissionOption
     }
     case 'gateway':
       return {
-        publish: [`${CALL_PREFIX}.>`],
+        // calls; and every service's discovery PING (the listing shows each replica's state), no INFO or STATS
+        publish: [`${CALL_PREFIX}.>`, servicesPing()],
         subscribe: [queueEntry(INTERNAL_WILDCARD, GATEWAY_QUEUE_GROUP), inboxWildcard(identity)],
         // answers to internal calls
         responses,

@@ -29,6 +29,8 @@ export interface LocalReplicaSeen {
 export interface LocalMeshRun {
   cli: CliProcess;
   gateway: string;
+  /** The gateway's ops listener (/v1/services, /metrics). */
+  gatewayOps: string;
   /** The latest "ready" line of replica `id` at or after output line `from`. */
   replica(id: string, from?: number): LocalReplicaSeen | undefined;
   /** Waits for replica `id` to say ready at or after output line `from`. */
@@ -51,12 +53,16 @@ export async function startLocalMeshCli(
   broker: LocalBroker,
   extraEnv: Record<string, string> = {},
 ): Promise<LocalMeshRun> {
-  const port = await freePort();
+  const [port, opsPort] = [await freePort(), await freePort()];
   // only the settings given here: none of this shell's FNMESH_* leaks into the mesh
   const env: NodeJS.ProcessEnv = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('FNMESH_')),
   );
-  Object.assign(env, { FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_OPS_LISTEN: '127.0.0.1:0', NO_COLOR: '1' }, extraEnv);
+  Object.assign(
+    env,
+    { FNMESH_LISTEN: `127.0.0.1:${port}`, FNMESH_OPS_LISTEN: `127.0.0.1:${opsPort}`, NO_COLOR: '1' },
+    extraEnv,
+  );
   let server: RunningNatsServer | undefined;
   if (broker === 'nats-server') {
     // the trust directory a user would keep, and a nats-server configured to trust it
@@ -99,6 +105,7 @@ export async function startLocalMeshCli(
   const run: LocalMeshRun = {
     cli,
     gateway: `http://127.0.0.1:${port}`,
+    gatewayOps: `http://127.0.0.1:${opsPort}`,
     replica,
     waitReady: async (id, from = 0, timeoutMs = 60_000) => {
       await waitLine(new RegExp(`\\b${id} ready \\(`), `${id} ready`, from, timeoutMs);
