@@ -21,7 +21,7 @@ test("a replica: its calls in its queue group, its own internal subjects, its ow
   });
 });
 
-test('the gateway: publishes calls and services\' PINGs, takes internal calls in the gateways group, and its inbox', () => {
+test("the gateway: publishes calls and services' PINGs, takes internal calls in the gateways group, and its inbox", () => {
   expect(permissionsFor(GATEWAY_IDENTITY)).toEqual({
     publish: ['fnmesh.call.>', '$SRV.PING.*'],
     subscribe: ['fnmesh.gw.> fnmesh.gateway', '_INBOX.fnmesh.gateway.>'],
