@@ -16,7 +16,7 @@
  * those of the requested headers the gateway reads (`CORS_REQUEST_HEADERS`) and how long the browser may
  * cache the answer.
  */
-import { ATTEMPTS_HTTP_HEADER } from '../common';
+import { ATTEMPTS_HTTP_HEADER } from '../common/protocol';
 
 /** The request headers a page may send on a call. */
 export const CORS_REQUEST_HEADERS: readonly string[] = [
