@@ -5,9 +5,10 @@
  * machine gets the operator and account JWTs its embedded broker trusts and its own `.creds`, in a private
  * folder (0700, files 0600) of the run.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Env } from '../common/config';
+import { writePrivateFile } from '../common/private-file';
 import { NATS_CLIENT_ENV } from '../common/nats-client-settings';
 import {
   DEFAULT_RESPONSE_TTL_MS,
@@ -41,11 +42,6 @@ export interface ClusterNats {
   operatorEnv: Env;
 }
 
-function writePrivate(file: string, text: string): void {
-  writeFileSync(file, text, { mode: 0o600 });
-  chmodSync(file, 0o600);
-}
-
 /** Mints the chain and the gateway's user into `dir` (made 0700); `namespace` is the operator's. */
 export async function prepareClusterNats(
   dir: string,
@@ -58,13 +54,13 @@ export async function prepareClusterNats(
   const operatorFile = path.join(dir, 'operator.jwt');
   const accountFile = path.join(dir, 'account.jwt');
   const gatewayCreds = path.join(dir, 'gateway.creds');
-  writePrivate(operatorFile, `${await operatorJwt(trust)}\n`);
-  writePrivate(accountFile, `${await accountJwt(trust)}\n`);
+  writePrivateFile(operatorFile, `${await operatorJwt(trust)}\n`);
+  writePrivateFile(accountFile, `${await accountJwt(trust)}\n`);
   const gateway = await mintUser(trust, GATEWAY_IDENTITY, {
     ttlMs: CLUSTER_GATEWAY_USER_TTL_MS,
     responseTtlMs: Math.max(DEFAULT_RESPONSE_TTL_MS, gatewayMaxCallMs + REPLY_SLACK_MS),
   });
-  writePrivate(gatewayCreds, gateway.creds);
+  writePrivateFile(gatewayCreds, gateway.creds);
   const data = Object.fromEntries(
     Object.entries(trustSecretData(meshTrustSeeds(trust))).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
   );

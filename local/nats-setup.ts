@@ -7,7 +7,8 @@ import { ConfigError } from '../common/errors';
 import { NATS_CLIENT_ENV } from '../common/nats-client-settings';
 import { createMeshTrust } from '../common/nats-identity';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
-import { createLocalNatsUsers, loadOrCreateTrustDir, type LocalNatsUsers } from './nats-users';
+import { loadOrCreateTrustDir } from '../common/nats-identity/trust-dir';
+import { createLocalNatsUsers, type LocalNatsUsers } from './nats-users';
 import { LOCAL_SETTINGS } from './settings';
 
 const TRUST_DIR = LOCAL_SETTINGS.natsTrustDir.env;

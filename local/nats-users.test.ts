@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_RESPONSE_TTL_MS, createMeshTrust, parseCreds } from '../common/nats-identity';
-import { createLocalNatsUsers, loadOrCreateTrustDir, responseTtlMs } from './nats-users';
+import { loadOrCreateTrustDir } from '../common/nats-identity/trust-dir';
+import { createLocalNatsUsers, responseTtlMs } from './nats-users';
 
 describe('local NATS users', () => {
   let parent: string;

@@ -12,3 +12,4 @@ export * from './creds-file';
 export * from './server-config';
 export * from './rotation';
 export * from './secret-layout';
+export * from './trust-dir';

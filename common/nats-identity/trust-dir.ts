@@ -1,0 +1,102 @@
+/**
+ * A trust directory: the mesh's NATS trust chain kept as three seed files (the trust Secret's keys) and the
+ * nats-server configuration fragment that trusts it, for a NATS server of your own. `fnmesh local` and
+ * `fnmesh cluster` mint every part's user from it when they use your server (FNMESH_NATS_URL).
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../errors';
+import { writePrivateFile } from '../private-file';
+import { TRUST_SECRET_KEYS } from './secret-layout';
+import {
+  accountJwt,
+  createMeshTrust,
+  meshTrustFromSeeds,
+  meshTrustSeeds,
+  operatorJwt,
+  type MeshTrust,
+} from './trust-chain';
+import { operatorModeConfig } from './server-config';
+
+/** The file names in a trust directory (the trust Secret's keys) and the nats-server config written beside. */
+export const TRUST_DIR_FILES = {
+  operatorSeed: TRUST_SECRET_KEYS.operatorSeed,
+  accountSeed: TRUST_SECRET_KEYS.accountSeed,
+  signingKeySeed: TRUST_SECRET_KEYS.signingKeySeed,
+  serverConfig: 'nats-server.conf',
+} as const;
+
+export interface TrustDirResult {
+  trust: MeshTrust;
+  /** True when the directory had no trust chain and a fresh one was written. */
+  created: boolean;
+  /** The nats-server config fragment that trusts this chain (written when missing). */
+  serverConfigFile: string;
+}
+
+/**
+ * The trust chain of a trust directory (`setting`, the variable that names it, in errors): read from its three seed
+ * files, or created there with fresh keys when the directory is missing or empty. The nats-server config
+ * that trusts it is written as `nats-server.conf` when missing.
+ */
+export async function loadOrCreateTrustDir(dir: string, setting: string): Promise<TrustDirResult> {
+  const seedFiles = [TRUST_DIR_FILES.operatorSeed, TRUST_DIR_FILES.accountSeed, TRUST_DIR_FILES.signingKeySeed];
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new ConfigError(
+      `${setting}=${dir} is not a directory: point it at a directory (an empty one gets a new trust chain)`,
+    );
+  const present = existsSync(dir) ? seedFiles.filter((f) => existsSync(path.join(dir, f))) : [];
+  let trust: MeshTrust;
+  let created = false;
+  if (present.length === 0) {
+    if (existsSync(dir) && readdirSync(dir).length > 0)
+      throw new ConfigError(
+        `${setting}=${dir} holds files but no trust chain (${seedFiles.join(', ')}): point it at an empty directory to create one, or at the directory that holds those seed files`,
+      );
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    trust = createMeshTrust();
+    const seeds = meshTrustSeeds(trust);
+    writePrivateFile(path.join(dir, TRUST_DIR_FILES.operatorSeed), `${seeds.operator}\n`);
+    writePrivateFile(path.join(dir, TRUST_DIR_FILES.accountSeed), `${seeds.account}\n`);
+    writePrivateFile(path.join(dir, TRUST_DIR_FILES.signingKeySeed), `${seeds.signingKey}\n`);
+    created = true;
+  } else {
+    const missing = seedFiles.filter((f) => !present.includes(f));
+    if (missing.length > 0)
+      throw new ConfigError(
+        `${setting}=${dir} lacks ${missing.join(', ')}: a trust chain needs ${seedFiles.join(', ')}; restore the missing seed, or point ${setting} at an empty directory for a new trust chain (and reconfigure your NATS server with its nats-server.conf)`,
+      );
+    const read = (name: string): string => {
+      const file = path.join(dir, name);
+      try {
+        return readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new ConfigError(
+          `${setting}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}): make it readable by this user`,
+        );
+      }
+    };
+    trust = meshTrustFromSeeds(
+      {
+        operator: read(TRUST_DIR_FILES.operatorSeed),
+        account: read(TRUST_DIR_FILES.accountSeed),
+        signingKey: read(TRUST_DIR_FILES.signingKeySeed),
+      },
+      `${setting} (${dir})`,
+    );
+  }
+  const serverConfigFile = path.join(dir, TRUST_DIR_FILES.serverConfig);
+  if (!existsSync(serverConfigFile)) writePrivateFile(serverConfigFile, await serverConfigText(trust));
+  return { trust, created, serverConfigFile };
+}
+
+/** The nats-server configuration fragment (operator mode, the mesh account preloaded) for `trust`. */
+export async function serverConfigText(trust: MeshTrust): Promise<string> {
+  return (
+    "# fnmesh: the mesh's NATS trust chain (include this file in your nats-server.conf)\n" +
+    operatorModeConfig({
+      operatorJwt: await operatorJwt(trust),
+      accounts: { [trust.account.getPublicKey()]: await accountJwt(trust) },
+    })
+  );
+}
