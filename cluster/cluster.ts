@@ -3,8 +3,8 @@
  * user would. It starts
  *   - the control plane the tests use (etcd, kube-apiserver, controller-manager, scheduler; cluster/control-plane.ts),
  *     with the FunctionService CRD and the RBAC of deploy/rbac/ installed;
- *   - the fnmesh operator and the fnmesh gateway (with its embedded broker, rules from the FunctionService
- *     objects), each as its own process with the ServiceAccount token its RBAC allows, not as admin;
+ *   - the fnmesh operator and the fnmesh gateway (with its embedded broker, or your NATS server with
+ *     FNMESH_NATS_URL: cluster/nats-choice.ts; rules from the FunctionService objects), each as its own process with the ServiceAccount token its RBAC allows, not as admin;
  *   - NATS locked down as in `fnmesh local` (cluster/nats-trust.ts): a fresh trust chain per run, the broker
  *     in operator mode (no connection without a user JWT), the operator minting each FunctionService's user
  *     into the Secret its sidecars mount (FNMESH_NATS_AUTH=jwt), the gateway with its own user;
@@ -22,6 +22,8 @@ import { CRD_PATH } from '../common/crd-names';
 import { ConfigError, errorMessage } from '../common/errors';
 import { KUBECONFIG_VAR } from '../common/kube-access';
 import { loadKubeAccess } from '../common/kubeconfig';
+import type { MeshTrust } from '../common/nats-identity/trust-chain';
+import { loadOrCreateTrustDir } from '../common/nats-identity/trust-dir';
 import { readSettings, type Env } from '../common/config';
 import { runMain } from '../common/run-main';
 import { devToken, randomSecret } from '../common/process/dev-token';
@@ -34,6 +36,7 @@ import { Supervisor, killAllChildren, setChildListener, type ChildListener } fro
 import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
+import { clusterNatsChoice } from './nats-choice';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
 import { CLUSTER_SETTINGS } from './settings';
@@ -117,13 +120,14 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const root = repoRoot();
 
   const { listen, opsListen, brokerPort, jwtSecret: jwtSecrets, logLevel } = readSettings(env, CLUSTER_SETTINGS);
+  const natsChoice = clusterNatsChoice(env);
   checkNamespaces();
   for (const [what, host, port, variable] of [
     ['the gateway', listen.host, listen.port, 'FNMESH_LISTEN=127.0.0.1:8081'],
     ["the gateway's ops listener", opsListen.host, opsListen.port, 'FNMESH_OPS_LISTEN=127.0.0.1:9092'],
     ['the broker', '127.0.0.1', brokerPort, 'FNMESH_BROKER_PORT=4223'],
   ] as const) {
-    if (port === 0) continue;
+    if (port === 0 || (what === 'the broker' && natsChoice.kind === 'external')) continue;
     const problem = await portProblem(host, port);
     if (problem)
       throw new ConfigError(
@@ -168,10 +172,21 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     await waitEstablished(cp, Date.now() + 60_000);
     const operatorConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-operator');
     const gatewayConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-gateway');
+    let external: { url: string; trust: MeshTrust } | undefined;
+    if (natsChoice.kind === 'external') {
+      const loaded = await loadOrCreateTrustDir(natsChoice.trustDir, CLUSTER_SETTINGS.natsTrustDir.env);
+      say(
+        loaded.created
+          ? `created a NATS trust chain in ${natsChoice.trustDir}: include ${loaded.serverConfigFile} in your NATS server's configuration and restart it; the gateway and the sidecars connect once it does`
+          : `NATS users minted from the trust chain in ${natsChoice.trustDir} (server config: ${loaded.serverConfigFile})`,
+      );
+      external = { url: natsChoice.url, trust: loaded.trust };
+    }
     const nats = await prepareClusterNats(
       path.join(runDir, 'nats'),
       SYSTEM_NS,
       GATEWAY_SETTINGS.maxTimeoutMs.read({}), // the gateway runs with its default (its env has no FNMESH_ but ours)
+      external,
     );
     const created = await cp.request(`/api/v1/namespaces/${SYSTEM_NS}/secrets`, {
       method: 'POST',
@@ -181,6 +196,10 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       throw new Error(`cannot create the NATS trust Secret: ${created.status} ${JSON.stringify(created.body)}`);
 
     const actualBrokerPort = brokerPort === 0 ? await freePort() : brokerPort;
+    const natsTarget =
+      natsChoice.kind === 'external'
+        ? { host: natsChoice.host, port: natsChoice.port }
+        : { host: '127.0.0.1', port: actualBrokerPort };
     const jwtSecret = jwtSecrets?.join(',') ?? randomSecret();
     const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
     const childEnv = (own: Record<string, string>): NodeJS.ProcessEnv => {
@@ -211,8 +230,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     supervise('gateway', ['gateway'], {
       FNMESH_LISTEN: `${listen.host}:${listen.port}`,
       FNMESH_OPS_LISTEN: `${opsListen.host}:${opsListen.port}`,
-      FNMESH_BROKER_HOST: '127.0.0.1',
-      FNMESH_BROKER_PORT: String(actualBrokerPort),
+      ...(natsChoice.kind === 'embedded'
+        ? { FNMESH_BROKER_HOST: '127.0.0.1', FNMESH_BROKER_PORT: String(actualBrokerPort) }
+        : {}),
       FNMESH_RULE_SOURCE: 'kubernetes',
       [KUBECONFIG_VAR]: gatewayConfig,
       FNMESH_JWT_SECRET: jwtSecret,
@@ -235,7 +255,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       nodeName: NODE_NAME,
       runDir,
       images,
-      egress: [{ port: POD_NATS_PORT, host: '127.0.0.1', targetPort: actualBrokerPort }],
+      egress: [{ port: POD_NATS_PORT, host: natsTarget.host, targetPort: natsTarget.port }],
       sandboxScript,
       logger: nodeLog,
       groups: options.groups,
@@ -259,7 +279,7 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     const lines = [
       '',
       `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
-      `the fnmesh operator, and the gateway at ${gatewayUrl} (embedded broker on 127.0.0.1:${actualBrokerPort}, JWT auth: every part its own NATS user; ops, /v1/services and /metrics: ${opsUrl}).`,
+      `the fnmesh operator, and the gateway at ${gatewayUrl} (${natsChoice.kind === 'external' ? `your NATS at ${natsChoice.url}` : `embedded broker on 127.0.0.1:${actualBrokerPort}`}, JWT auth: every part its own NATS user; ops, /v1/services and /metrics: ${opsUrl}).`,
       '',
       'In another terminal:',
       `  export KUBECONFIG=${cp.kubeconfig}`,

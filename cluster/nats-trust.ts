@@ -1,8 +1,9 @@
 /**
- * `fnmesh cluster`'s NATS trust, as locked down as `fnmesh local`: a fresh trust chain per run. Its seeds go
+ * `fnmesh cluster`'s NATS trust, as locked down as `fnmesh local`: a fresh trust chain per run (or, with a NATS
+ * server of yours, the chain of FNMESH_CLUSTER_NATS_TRUST_DIR that it trusts). Its seeds go
  * into the operator's trust Secret (created before the operator starts, so the operator mints every
  * FunctionService's user JWT from this chain into the Secret its pods mount), and the gateway on this
- * machine gets the operator and account JWTs its embedded broker trusts and its own `.creds`, in a private
+ * machine gets the operator and account JWTs its embedded broker trusts (none with your server) and its own `.creds`, in a private
  * folder (0700, files 0600) of the run.
  */
 import { chmodSync, mkdirSync } from 'node:fs';
@@ -36,21 +37,26 @@ export interface ClusterNats {
   trust: MeshTrust;
   /** The trust Secret to create in the operator's namespace (data base64-encoded, as the API takes it). */
   trustSecret: Record<string, unknown>;
-  /** The gateway's NATS user and its embedded broker's trust (FNMESH_NATS_CREDS, FNMESH_BROKER_OPERATOR/_ACCOUNTS). */
+  /** The gateway's NATS user and its embedded broker's trust (FNMESH_NATS_CREDS, FNMESH_BROKER_OPERATOR/_ACCOUNTS), or the external server's URL. */
   gatewayEnv: Env;
   /** The operator's settings that point it at the trust Secret. */
   operatorEnv: Env;
 }
 
-/** Mints the chain and the gateway's user into `dir` (made 0700); `namespace` is the operator's. */
+/**
+ * Mints the gateway's user from `trust` (a fresh chain when not given: the embedded broker's) into `dir`
+ * (made 0700); `namespace` is the operator's. With `externalUrl` the gateway connects to that server (which
+ * trusts the chain) instead of running its embedded broker.
+ */
 export async function prepareClusterNats(
   dir: string,
   namespace: string,
   gatewayMaxCallMs: number,
+  external?: { url: string; trust: MeshTrust },
 ): Promise<ClusterNats> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const trust = createMeshTrust();
+  const trust = external?.trust ?? createMeshTrust();
   const operatorFile = path.join(dir, 'operator.jwt');
   const accountFile = path.join(dir, 'account.jwt');
   const gatewayCreds = path.join(dir, 'gateway.creds');
@@ -73,11 +79,13 @@ export async function prepareClusterNats(
       type: 'Opaque',
       data,
     },
-    gatewayEnv: {
-      [NATS_CLIENT_ENV.creds]: gatewayCreds,
-      [GATEWAY_SETTINGS.brokerOperator.env]: operatorFile,
-      [GATEWAY_SETTINGS.brokerAccounts.env]: accountFile,
-    },
+    gatewayEnv: external
+      ? { [NATS_CLIENT_ENV.creds]: gatewayCreds, [GATEWAY_SETTINGS.natsUrl.env]: external.url }
+      : {
+          [NATS_CLIENT_ENV.creds]: gatewayCreds,
+          [GATEWAY_SETTINGS.brokerOperator.env]: operatorFile,
+          [GATEWAY_SETTINGS.brokerAccounts.env]: accountFile,
+        },
     operatorEnv: {
       FNMESH_NATS_AUTH: 'jwt',
       FNMESH_NATS_TRUST_SECRET: TRUST_SECRET_NAME,

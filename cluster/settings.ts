@@ -2,7 +2,8 @@
  * `fnmesh cluster`'s settings: what it passes on to the gateway it runs, and the log level of everything it
  * starts. Light: the CLI imports it.
  */
-import { logLevelSetting, variant } from '../common/config';
+import { logLevelSetting, setting, variant } from '../common/config';
+import * as parsers from '../common/parsers';
 import { DEFAULT_GATEWAY_OPS_PORT, GATEWAY_SETTINGS } from '../gateway/settings';
 
 export const CLUSTER_SETTINGS = {
@@ -20,6 +21,16 @@ export const CLUSTER_SETTINGS = {
   jwtSecret: variant(GATEWAY_SETTINGS.jwtSecret, {
     unset: 'one per run, with a signed-in curl printed',
     help: "the gateway's HS256 secrets, comma-separated",
+  }),
+  natsUrl: variant(GATEWAY_SETTINGS.natsUrl, {
+    help: "a NATS server of yours instead of the gateway's embedded broker: one nats://host:port, relayed to 127.0.0.1:4222 in every pod; needs FNMESH_CLUSTER_NATS_TRUST_DIR",
+  }),
+  natsTrustDir: setting({
+    env: 'FNMESH_CLUSTER_NATS_TRUST_DIR',
+    flag: '--nats-trust-dir <dir>',
+    unset: 'a fresh trust chain for each run (embedded broker only)',
+    parse: parsers.text,
+    help: "with FNMESH_NATS_URL: directory of the NATS trust chain (operator.nk, account.nk, signing-key.nk) every part's NATS user is minted from; created with fresh keys and a `nats-server.conf` to include in your NATS server when empty",
   }),
   logLevel: logLevelSetting,
 };

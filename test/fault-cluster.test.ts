@@ -1,7 +1,8 @@
 /**
  * Issue 10 on `fnmesh cluster`: the operator's real pods (the fault fixture as the function container, the
  * injected sidecar beside it, each pod in its own network namespace, restarted by the node agent as a kubelet
- * does), the gateway's embedded broker (the one broker fnmesh cluster runs), one control plane for the file.
+ * does), on the gateway's embedded broker and on a real nats-server (FNMESH_NATS_URL), one control plane per
+ * broker.
  * Under steady load through the gateway's HTTP port, SIGKILL of one of two replicas' function container: no
  * failed call among those it had not started, the calls it was running answered 502 for the at-most-once
  * function (never run twice) and retried elsewhere for the idempotent one.
@@ -22,6 +23,7 @@ import {
 } from './fixtures/execution-log';
 import { ROOT } from './helpers/cli-process';
 import { containerPid, isReady, startClusterCli, type ClusterRun, type Pod } from './helpers/cluster-cli';
+import { LOCAL_BROKERS } from './helpers/local-mesh';
 import {
   callWithId,
   killWhileRunning,
@@ -68,37 +70,44 @@ async function readyPods(service: string): Promise<Pod[]> {
   return (await cluster.pods(service)).filter((p) => isReady(p) && containerPid(p, 'function') !== undefined);
 }
 
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-fault-cluster-'));
-  cluster = await startClusterCli();
-  const applied = await cluster.kubectl(
-    ['apply', '-f', path.join(ROOT, 'crds'), '-f', '-'],
-    `${manifest(FLAKY, false)}---\n${manifest(IDEM, true)}`,
-  );
-  if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
-  for (const s of SERVICES) {
-    await waitFor(async () => (await readyPods(s)).length === 2, {
-      timeoutMs: 90_000,
-      intervalMs: 250,
-      what: `two ready pods of ${s}`,
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${cluster.output()}`);
-    });
-    await waitFor(async () => (await callWithId(cluster.gateway, route(s), {}, nextRequestId('warm'))).status === 200, {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      what: `${s} to answer through the gateway`,
-    });
-  }
-}, 300_000);
+describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh cluster with real pods on the %s', (broker) => {
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-fault-cluster-'));
+    cluster = await startClusterCli(broker, dir);
+    const applied = await cluster.kubectl(
+      ['apply', '-f', path.join(ROOT, 'crds'), '-f', '-'],
+      `${manifest(FLAKY, false)}---\n${manifest(IDEM, true)}`,
+    );
+    if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
+    for (const s of SERVICES) {
+      await waitFor(async () => (await readyPods(s)).length === 2, {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        what: `two ready pods of ${s}`,
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}\n${cluster.output()}`);
+      });
+      await waitFor(
+        async () => (await callWithId(cluster.gateway, route(s), {}, nextRequestId('warm'))).status === 200,
+        {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          what: `${s} to answer through the gateway`,
+        },
+      );
+    }
+  }, 300_000);
 
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-}, 90_000);
+  afterAll(async () => {
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 90_000);
 
-describe('no call lost to a dying replica: fnmesh cluster with real pods', () => {
   test('SIGKILL of one of two replicas’ function container under steady load: no failed call it had not started; those it ran → 502, or retried when idempotent', async () => {
+    // the mesh really runs on the broker this block names
+    expect(cluster.cli.lines.join('\n')).toContain(
+      broker === 'nats-server' ? 'your NATS at nats://' : 'embedded broker on',
+    );
     const loads: Record<string, SteadyLoad> = {};
     for (const s of SERVICES)
       loads[s] = steadyLoad({

@@ -1,13 +1,18 @@
 /**
  * `fnmesh cluster` as a user runs it (the built CLI, as a process) for a suite that shares one control plane:
  * started once, its KUBECONFIG and kubectl read from what it prints, and its pods' container processes found
- * by the pid in their container status (`fnmesh://<pod>/<container>/<pid>`).
+ * by the pid in their container status (`fnmesh://<pod>/<container>/<pid>`). On the gateway's embedded broker,
+ * or on a real nats-server trusting a trust directory written for it (FNMESH_NATS_URL +
+ * FNMESH_CLUSTER_NATS_TRUST_DIR), as with `fnmesh local` (test/helpers/local-mesh.ts's LOCAL_BROKERS).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { runKubectl, type KubectlResult } from '../../cluster/control-plane';
 import { ROOT, startCli, type CliProcess } from './cli-process';
+import type { LocalBroker } from './local-mesh';
+import type { RunningNatsServer } from './nats-server';
 import { freePort } from './ports';
+import { startTrustingNatsServer } from './trusting-nats-server';
 import { waitFor } from './wait';
 
 export interface ContainerStatus {
@@ -47,7 +52,8 @@ export function containerPid(pod: Pod, container: string): number | undefined {
   return s?.state?.running && Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-export async function startClusterCli(): Promise<ClusterRun> {
+/** `dir` holds the trust directory when `broker` is nats-server. */
+export async function startClusterCli(broker: LocalBroker = 'embedded broker', dir?: string): Promise<ClusterRun> {
   if (!existsSync(path.join(ROOT, 'dist', 'cluster', 'pod-sandbox.js')))
     throw new Error('dist/ is missing: run `npm run build`');
   const port = await freePort();
@@ -57,19 +63,30 @@ export async function startClusterCli(): Promise<ClusterRun> {
   Object.assign(env, {
     FNMESH_LISTEN: `127.0.0.1:${port}`,
     FNMESH_OPS_LISTEN: `127.0.0.1:${await freePort()}`,
-    FNMESH_BROKER_PORT: '0',
     NO_COLOR: '1',
   });
+  let server: RunningNatsServer | undefined;
+  if (broker === 'nats-server') {
+    if (!dir) throw new Error('startClusterCli on nats-server needs a directory for the trust directory');
+    const own = await startTrustingNatsServer(dir);
+    server = own.server;
+    env.FNMESH_NATS_URL = server.url;
+    env.FNMESH_CLUSTER_NATS_TRUST_DIR = own.trustDir;
+  } else {
+    env.FNMESH_BROKER_PORT = '0';
+  }
   const cli = startCli(['cluster'], env);
   const output = (n = 60): string => cli.lines.slice(-n).join('\n');
   const stop = async (): Promise<void> => {
-    if (cli.child.exitCode !== null || cli.child.signalCode !== null) return;
-    cli.child.kill('SIGINT');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cli.exit, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
-    clearTimeout(timer);
-    if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
-    await cli.exit;
+    if (cli.child.exitCode === null && cli.child.signalCode === null) {
+      cli.child.kill('SIGINT');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([cli.exit, new Promise((r) => (timer = setTimeout(r, 60_000)))]);
+      clearTimeout(timer);
+      if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+      await cli.exit;
+    }
+    await server?.stop();
   };
   try {
     await waitFor(

@@ -4,11 +4,9 @@
  * (FNMESH_NATS_URL + FNMESH_LOCAL_NATS_TRUST_DIR). Its replicas are read from what it prints
  * (`<id> ready (function pid N, sidecar pid M, sidecar ops URL)`), so a test can kill one and find its successor.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { accountJwt, createMeshTrust, meshTrustSeeds, operatorJwt, trustSecretData } from '../../common/nats-identity';
 import { startCli, type CliProcess } from './cli-process';
-import { startNatsServer, type RunningNatsServer } from './nats-server';
+import type { RunningNatsServer } from './nats-server';
+import { startTrustingNatsServer } from './trusting-nats-server';
 import { freePort } from './ports';
 import { waitFor } from './wait';
 
@@ -66,14 +64,9 @@ export async function startLocalMeshCli(
   let server: RunningNatsServer | undefined;
   if (broker === 'nats-server') {
     // the trust directory a user would keep, and a nats-server configured to trust it
-    const trust = createMeshTrust();
-    const trustDir = path.join(dir, '.nats-trust');
-    mkdirSync(trustDir, { mode: 0o700 });
-    for (const [file, seed] of Object.entries(trustSecretData(meshTrustSeeds(trust))))
-      writeFileSync(path.join(trustDir, file), `${seed}\n`, { mode: 0o600 });
-    server = await startNatsServer({
-      operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
-    });
+    const own = await startTrustingNatsServer(dir);
+    server = own.server;
+    const trustDir = own.trustDir;
     env.FNMESH_NATS_URL = server.url;
     env.FNMESH_LOCAL_NATS_TRUST_DIR = trustDir;
   } else {
