@@ -12,7 +12,7 @@
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1Pod, V1Probe } from '@kubernetes/client-node';
 import { containerArgv } from './dockerfile';
 import { podFieldValue } from './pod-fields';
-import { findImage, mapImagePath, type LocalImages } from './images';
+import { mapImagePath, resolveImage, type LocalImages } from './images';
 import type { HostMount } from './volume-plan';
 
 export type ContainerRole = 'init' | 'sidecar' | 'main';
@@ -233,7 +233,9 @@ function planContainer(
   role: ContainerRole,
   ctx: PlanContext,
 ): ContainerPlan | ContainerError {
-  const image = findImage(ctx.images, c.image ?? '');
+  const image = resolveImage(ctx.images, c.image ?? '');
+  if (image && 'problem' in image)
+    return { name: c.name, role, image: c.image ?? '', reason: 'ErrImageNeverPull', message: image.problem };
   if (!image) {
     const known = [...ctx.images.keys()].sort().join(', ');
     return {
