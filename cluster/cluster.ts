@@ -37,6 +37,9 @@ import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
 import { clusterNatsChoice } from './nats-choice';
+import { addNatsImage } from './nats-image';
+import { buildNatsServer, natsServerBinary } from './nats-server-tool';
+import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
 import { CLUSTER_SETTINGS } from './settings';
@@ -151,10 +154,23 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
     if (built.status !== 0) throw new Error('scripts/k8s-tools.sh failed (its messages are above)');
   }
   const tools = await k8sTools();
+  // The official nats image (the chart's bundled NATS) runs the nats-server built from the Go module proxy.
+  let natsServer = await natsServerBinary();
+  if (!natsServer.built) {
+    say(`building nats-server v${NATS_SERVER_VERSION} once, for the official nats image (about two minutes cold)...`);
+    buildNatsServer();
+    natsServer = await natsServerBinary();
+  }
 
   // Short: the pods' Unix sockets live here (a socket path may not exceed 107 bytes).
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-cluster-'));
   mkdirSync(runDir, { recursive: true });
+  addNatsImage(images, {
+    dir: path.join(runDir, 'images', 'nats'),
+    binary: natsServer.path,
+    version: NATS_SERVER_VERSION,
+    hostPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+  });
   say('starting the control plane (etcd, kube-apiserver, controller-manager, scheduler)...');
   const cp = await startControlPlane({ kwokNode: false, parentDir: runDir });
   const children: Supervisor[] = [];

@@ -5,7 +5,10 @@ import { containerArgv } from './dockerfile';
 import {
   BUILT_IN_IMAGES,
   findImage,
+  canonicalRepository,
   imageRepository,
+  parseImageReference,
+  resolveImage,
   loadImages,
   mapImagePath,
   parseImageFlag,
@@ -36,6 +39,61 @@ describe('imageRepository', () => {
     ['localhost:5000/team/x@sha256:ff', 'localhost:5000/team/x'],
   ])('%s → %s', (ref, repository) => {
     expect(imageRepository(ref)).toBe(repository);
+  });
+});
+
+describe('parseImageReference', () => {
+  test.each([
+    ['nats', { repository: 'nats' }],
+    ['nats:2.15.3', { repository: 'nats', tag: '2.15.3' }],
+    ['nats@sha256:ab', { repository: 'nats', digest: 'sha256:ab' }],
+    ['nats:2.15.3-alpine@sha256:ab', { repository: 'nats', tag: '2.15.3-alpine', digest: 'sha256:ab' }],
+    ['localhost:5000/x', { repository: 'localhost:5000/x' }],
+    ['localhost:5000/x:1', { repository: 'localhost:5000/x', tag: '1' }],
+  ])('%s → %j', (ref, parts) => {
+    expect(parseImageReference(ref)).toEqual(parts);
+  });
+});
+
+describe('canonicalRepository', () => {
+  test.each([
+    ['nats', 'docker.io/library/nats'],
+    ['library/nats', 'docker.io/library/nats'],
+    ['docker.io/nats', 'docker.io/library/nats'],
+    ['index.docker.io/library/nats', 'docker.io/library/nats'],
+    ['natsio/nats-box', 'docker.io/natsio/nats-box'],
+    ['ghcr.io/fnmesh/fnmesh', 'ghcr.io/fnmesh/fnmesh'],
+    ['localhost/x', 'localhost/x'],
+    ['localhost:5000/x', 'localhost:5000/x'],
+  ])('%s → %s', (repository, canonical) => {
+    expect(canonicalRepository(repository)).toBe(canonical);
+  });
+});
+
+describe('resolveImage', () => {
+  const plain = localImage('/app');
+  test('an image without variants runs every tag; an unknown one is undefined', () => {
+    const images = new Map([[plain.repository, plain]]);
+    expect(resolveImage(images, 'ghcr.io/me/hello:any')).toBe(plain);
+    expect(resolveImage(images, 'ghcr.io/me/other:1')).toBeUndefined();
+  });
+  test("an image with variants is asked with the reference's tag and digest", () => {
+    const seen: Array<[string | undefined, string | undefined]> = [];
+    const image: LocalImage = {
+      ...plain,
+      repository: 'docker.io/library/thing',
+      variant: (tag, digest) => {
+        seen.push([tag, digest]);
+        return tag === 'bad' ? { problem: 'no' } : plain;
+      },
+    };
+    const images = new Map([[image.repository, image]]);
+    expect(resolveImage(images, 'thing:bad')).toEqual({ problem: 'no' });
+    expect(resolveImage(images, 'library/thing:1@sha256:ff')).toBe(plain);
+    expect(seen).toEqual([
+      ['bad', undefined],
+      ['1', 'sha256:ff'],
+    ]);
   });
 });
 
@@ -149,6 +207,15 @@ describe('findImage', () => {
     expect(findImage(images, 'ghcr.io/me/other:1')).toBeUndefined();
     expect(findImage(images, 'ghcr.io/me/hell')).toBeUndefined();
     expect(findImage(images, '')).toBeUndefined();
+  });
+});
+
+describe('mapImagePath: files', () => {
+  test("an argv element naming one of the image's files is that file of this machine", () => {
+    const image: LocalImage = { ...localImage('/'), files: { '/nats-server': '/cache/nats-server' } };
+    expect(mapImagePath(image, '/nats-server')).toBe('/cache/nats-server');
+    expect(mapImagePath(image, '/nats-server.conf')).toBe('/nats-server.conf');
+    expect(mapImagePath(image, 'constructor')).toBe('constructor'); // an own key only
   });
 });
 

@@ -11,6 +11,7 @@ import {
   type ClusterFunctionService,
 } from '../operator';
 import { BUILT_IN_IMAGES, loadImages, type LocalImage } from './images';
+import { natsImage } from './nats-image';
 import {
   expandVars,
   isPlanError,
@@ -333,6 +334,42 @@ describe('planPod: argv and working folder', () => {
   test('the image is found whatever its tag or digest', () => {
     expect(planOk(app({ image: 'ghcr.io/me/app@sha256:abcdef' })).argv[0]).toBe('node');
     expect(planOk(app({ image: 'ghcr.io/me/app' })).image).toBe('ghcr.io/me/app');
+  });
+});
+
+describe('planPod: the official nats image (cluster/nats-image.ts)', () => {
+  const nats = natsImage({ dir: '/cache/nats', version: '2.15.3', hostPath: '/usr/bin' });
+  const ctx = (): PlanContext => context({ images: new Map([['nats', nats]]) });
+
+  test("nats:2.15.3: the image's ENTRYPOINT and CMD, the binary and the config of its folder", () => {
+    expect(planOk({ name: 'nats', image: 'nats:2.15.3' }, ctx())).toMatchObject({
+      argv: ['/cache/nats/scratch/nats-server', '--config', 'nats-server.conf'],
+      cwd: '/cache/nats/scratch',
+    });
+  });
+
+  test("a path inside a volumeMount is the mount's, not the image's file", () => {
+    const c: V1Container = {
+      name: 'nats',
+      image: 'nats:2.15.3-alpine',
+      args: ['nats-server', '--config', '/etc/nats/nats-server.conf'],
+      volumeMounts: [{ name: 'config', mountPath: '/etc/nats' }],
+    };
+    expect(planOk(c, ctx()).argv).toEqual([
+      'docker-entrypoint.sh',
+      'nats-server',
+      '--config',
+      '/etc/nats/nats-server.conf',
+    ]);
+    const unmounted = { ...c, volumeMounts: [{ name: 'config', mountPath: '/etc/nats-config' }] };
+    expect(planOk(unmounted, ctx()).argv[3]).toBe('/cache/nats/alpine/etc/nats/nats-server.conf');
+  });
+
+  test('nats:2.10.0: ErrImageNeverPull naming the version it has and the fix', () => {
+    const err = planErr({ name: 'nats', image: 'nats:2.10.0' }, ctx());
+    expect(err.reason).toBe('ErrImageNeverPull');
+    expect(err.message).toContain('image nats:2.10.0 is nats-server 2.10.0');
+    expect(err.message).toContain('use nats:2.15.3');
   });
 });
 

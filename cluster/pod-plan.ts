@@ -6,13 +6,14 @@
  * and ConfigMaps the pod reads are passed in (`referencedObjects` says which).
  *
  * A container that cannot be started is planned as an error with the reason the kubelet would report
- * (ErrImageNeverPull for an image with no local folder, CreateContainerConfigError for a bad env source)
+ * (ErrImageNeverPull for an image with no local folder or a tag it cannot run — the official `nats` image of
+ * another version —, CreateContainerConfigError for a bad env source)
  * and a message that says how to fix it.
  */
 import type { V1Container, V1EnvVar, V1LifecycleHandler, V1Pod, V1Probe } from '@kubernetes/client-node';
 import { containerArgv } from './dockerfile';
 import { podFieldValue } from './pod-fields';
-import { findImage, mapImagePath, type LocalImages } from './images';
+import { mapImagePath, resolveImage, type LocalImages } from './images';
 import type { HostMount } from './volume-plan';
 
 export type ContainerRole = 'init' | 'sidecar' | 'main';
@@ -227,13 +228,23 @@ function probePlan(
   };
 }
 
+/** Whether `p` is a container's mountPath or inside one. */
+function underMount(c: V1Container, p: string): boolean {
+  return (c.volumeMounts ?? []).some((m) => {
+    const at = m.mountPath.replace(/\/+$/, '') || '/';
+    return p === at || p.startsWith(at === '/' ? '/' : `${at}/`);
+  });
+}
+
 function planContainer(
   pod: V1Pod,
   c: V1Container,
   role: ContainerRole,
   ctx: PlanContext,
 ): ContainerPlan | ContainerError {
-  const image = findImage(ctx.images, c.image ?? '');
+  const image = resolveImage(ctx.images, c.image ?? '');
+  if (image && 'problem' in image)
+    return { name: c.name, role, image: c.image ?? '', reason: 'ErrImageNeverPull', message: image.problem };
   if (!image) {
     const known = [...ctx.images.keys()].sort().join(', ');
     return {
@@ -247,7 +258,10 @@ function planContainer(
   try {
     const { env, specVars } = containerEnv(pod, c, image.config.env, ctx);
     const expand = (list: string[] | undefined): string[] | undefined => list?.map((a) => expandVars(a, specVars));
-    const argv = containerArgv(image.config, expand(c.command), expand(c.args)).map((a) => mapImagePath(image, a));
+    // a path inside one of the container's volumeMounts is what the mount holds there, not the image's file
+    const argv = containerArgv(image.config, expand(c.command), expand(c.args)).map((a) =>
+      underMount(c, a) ? a : mapImagePath(image, a),
+    );
     if (argv.length === 0)
       throw new ConfigError(`no command: image ${c.image} has no ENTRYPOINT or CMD and the container sets no command`);
     const cwd = c.workingDir ? mapImagePath(image, c.workingDir) : image.root;
