@@ -1,3 +1,4 @@
+{{/* The prefix of every name: the release name, with "-fnmesh" unless it holds it (release fnmesh: "fnmesh"). */}}
 {{- define "fnmesh.fullname" -}}
 {{- if .Values.fullnameOverride -}}{{ .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
 {{- else -}}{{- $name := default .Chart.Name .Values.nameOverride -}}
@@ -6,38 +7,72 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Labels of every object; call with (dict "root" $ "component" "gateway"). */}}
 {{- define "fnmesh.labels" -}}
+{{ include "fnmesh.selectorLabels" . }}
 app.kubernetes.io/part-of: fnmesh
-app.kubernetes.io/instance: {{ .Release.Name }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* the fnmesh image reference: digest beats tag; tag defaults to appVersion */}}
+{{/* The labels a component's pods are selected by (never change them: selectors are immutable). */}}
+{{- define "fnmesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* An image reference from {repository, tag, digest}: the digest wins; the tag defaults to .default. */}}
+{{- define "fnmesh.imageRef" -}}
+{{- if .image.digest -}}{{ .image.repository }}@{{ .image.digest }}
+{{- else -}}{{ .image.repository }}:{{ default .default .image.tag }}{{- end -}}
+{{- end -}}
+
 {{- define "fnmesh.image" -}}
-{{- if .Values.image.digest -}}{{ .Values.image.repository }}@{{ .Values.image.digest }}
-{{- else -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}
+{{- include "fnmesh.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
 {{- end -}}
 
+{{/* The injected sidecar: its own repository/tag/digest, each falling back to the fnmesh image's. */}}
 {{- define "fnmesh.sidecarImage" -}}
-{{- $repo := default .Values.image.repository .Values.sidecar.image.repository -}}
-{{- if and (not .Values.sidecar.image.repository) (not .Values.sidecar.image.tag) .Values.image.digest -}}{{ $repo }}@{{ .Values.image.digest }}
-{{- else -}}{{ $repo }}:{{ default (default .Chart.AppVersion .Values.image.tag) .Values.sidecar.image.tag }}{{- end -}}
+{{- $s := .Values.sidecar.image -}}
+{{- if or $s.repository $s.tag $s.digest -}}
+{{- $image := dict "repository" (default .Values.image.repository $s.repository) "tag" $s.tag "digest" $s.digest -}}
+{{- include "fnmesh.imageRef" (dict "image" $image "default" (default .Chart.AppVersion .Values.image.tag)) -}}
+{{- else -}}{{ include "fnmesh.image" . }}{{- end -}}
 {{- end -}}
 
 {{- define "fnmesh.natsImage" -}}
-{{- $i := .Values.nats.bundled.image -}}
-{{- if $i.digest -}}{{ $i.repository }}@{{ $i.digest }}{{- else -}}{{ $i.repository }}:{{ $i.tag }}{{- end -}}
+{{- include "fnmesh.imageRef" (dict "image" .Values.nats.bundled.image "default" "") -}}
 {{- end -}}
 
-{{/* What the gateway and the sidecars connect to. */}}
+{{- define "fnmesh.natsName" -}}{{ include "fnmesh.fullname" . }}-nats{{- end -}}
+{{- define "fnmesh.natsHeadless" -}}{{ include "fnmesh.fullname" . }}-nats-headless{{- end -}}
+{{/* The Service in front of the gateway's embedded broker (nats.mode=embedded). */}}
+{{- define "fnmesh.embeddedNatsName" -}}{{ include "fnmesh.fullname" . }}-gateway-nats{{- end -}}
+
+{{/* The NATS URLs the sidecars (and in bundled/external mode the gateway) connect to. */}}
 {{- define "fnmesh.natsUrl" -}}
 {{- $ns := .Release.Namespace -}}
-{{- if eq .Values.nats.mode "bundled" -}}nats://{{ include "fnmesh.fullname" . }}-nats.{{ $ns }}.svc:4222
-{{- else if eq .Values.nats.mode "embedded" -}}nats://{{ include "fnmesh.fullname" . }}-gateway-nats.{{ $ns }}.svc:4222
+{{- if eq .Values.nats.mode "bundled" -}}nats://{{ include "fnmesh.natsName" . }}.{{ $ns }}.svc:4222
+{{- else if eq .Values.nats.mode "embedded" -}}nats://{{ include "fnmesh.embeddedNatsName" . }}.{{ $ns }}.svc:4222
 {{- else -}}{{ join "," .Values.nats.external.urls }}{{- end -}}
 {{- end -}}
 
+{{/* The Secrets the operator writes (FNMESH_NATS_ACCOUNT_SECRET, FNMESH_GATEWAY_NATS_CREDS_SECRET). */}}
+{{- define "fnmesh.accountSecret" -}}{{ include "fnmesh.fullname" . }}-nats-account{{- end -}}
+{{- define "fnmesh.gatewayCredsSecret" -}}{{ include "fnmesh.fullname" . }}-gateway-nats{{- end -}}
+{{- define "fnmesh.delegationSecret" -}}
+{{- default (printf "%s-gateway-delegation" (include "fnmesh.fullname" .)) .Values.gateway.delegationKey.existingSecret -}}
+{{- end -}}
+
+{{/* The grace period of a gateway pod: the preStop pause, the drain of in-flight calls, then 5 s to exit. */}}
+{{- define "fnmesh.gatewayGraceSeconds" -}}
+{{- $g := .Values.gateway -}}
+{{- add $g.preStopSleepSeconds (div (add $g.shutdownTimeoutMs 999) 1000) 5 -}}
+{{- end -}}
+
+{{/* Every pod of the release: no root, the runtime's seccomp profile. */}}
 {{- define "fnmesh.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 65532
@@ -47,6 +82,7 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* Every container of the release. */}}
 {{- define "fnmesh.containerSecurityContext" -}}
 runAsNonRoot: true
 allowPrivilegeEscalation: false
@@ -57,6 +93,7 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* nodeSelector, tolerations, affinity and topologySpreadConstraints of a component's values. */}}
 {{- define "fnmesh.placement" -}}
 {{- with .nodeSelector }}
 nodeSelector: {{- toYaml . | nindent 2 }}
@@ -79,4 +116,30 @@ imagePullSecrets:
   - name: {{ . }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* Prometheus' scrape annotations on a pod (metrics.scrapeAnnotations), for the ops port given. */}}
+{{- define "fnmesh.scrapeAnnotations" -}}
+{{- if .root.Values.metrics.scrapeAnnotations -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+{{- end -}}
+
+{{/* Checks what the schema cannot: each stops the install with the fix. */}}
+{{- define "fnmesh.validate" -}}
+{{- $n := .Values.nats -}}
+{{- if and (eq $n.mode "external") (not $n.external.urls) -}}
+{{- fail "nats.external.urls is empty: nats.mode=external needs the URLs of your NATS servers, such as [nats://nats.nats.svc:4222]" -}}
+{{- end -}}
+{{- if and (eq $n.auth "token") (not $n.token.secretName) -}}
+{{- fail "nats.token.secretName is empty: nats.auth=token needs an existing Secret holding the NATS token (key nats.token.secretKey)" -}}
+{{- end -}}
+{{- if and (eq $n.mode "embedded") .Values.gateway.autoscaling.enabled -}}
+{{- fail "gateway.autoscaling.enabled must be false with nats.mode=embedded: the embedded broker lives in one gateway process, so the gateway cannot scale past 1 replica; use nats.mode=bundled to scale it" -}}
+{{- end -}}
+{{- if and .Values.gateway.autoscaling.enabled (lt (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.autoscaling.minReplicas)) -}}
+{{- fail "gateway.autoscaling.maxReplicas is below gateway.autoscaling.minReplicas: raise maxReplicas or lower minReplicas" -}}
+{{- end -}}
 {{- end -}}
