@@ -23,9 +23,7 @@ function yamlOf(value: unknown): string {
 }
 
 function rulesYaml(rules: ExplainedRule[]): string {
-  return rules
-    .map(({ why, rule }) => `${wrapComment(why)}${yamlOf([rule])}`)
-    .join('');
+  return rules.map(({ why, rule }) => `${wrapComment(why)}${yamlOf([rule])}`).join('');
 }
 
 /** `# ` lines of at most ~110 characters. */
@@ -101,10 +99,7 @@ export function chartRulesTemplate(): string {
         `{{- define "fnmesh.rbac.${key}.namespaceRules" -}}\n${rulesYaml(part.namespaceRules.rules)}{{- end -}}\n`,
       );
   }
-  return (
-    `{{/*\n${HEADER('cli/rbac-files.test.ts fails when it is stale.')}*/}}\n` +
-    defines.join('\n')
-  );
+  return `{{/*\n${HEADER('cli/rbac-files.test.ts fails when it is stale.')}*/}}\n` + defines.join('\n');
 }
 
 /** Every generated file, relative to the checkout's root, with its content. */

@@ -35,7 +35,7 @@ export const OPERATOR_RBAC: PartRbac = {
   name: 'fnmesh-operator',
   summary: [
     "The fnmesh operator's identity and permissions, least privilege. With FNMESH_NATS_AUTH=none the Secrets",
-    'rule can be dropped. No other fnmesh identity may read Secrets (the gateway\'s credentials are mounted into',
+    "rule can be dropped. No other fnmesh identity may read Secrets (the gateway's credentials are mounted into",
     'its pod by the kubelet, not read through the API).',
   ],
   clusterRules: [
@@ -64,7 +64,7 @@ export const OPERATOR_RBAC: PartRbac = {
     {
       why:
         'Secrets (FNMESH_NATS_AUTH=jwt, the default): get, create and patch, never list, watch, update or delete. ' +
-        'get: the trust Secret (the seeds, in the operator\'s namespace) and each credentials Secret it minted, read ' +
+        "get: the trust Secret (the seeds, in the operator's namespace) and each credentials Secret it minted, read " +
         'by name to decide rotation; create: the trust Secret once (a fixed name, so two replicas make one chain); ' +
         "patch (and create, for server-side apply's first write): the account Secret (public JWTs) and the " +
         "credentials Secrets, which live in the FunctionServices' namespaces, hence cluster-wide. The credentials " +
@@ -93,7 +93,7 @@ export const GATEWAY_RBAC: PartRbac = {
   clusterRules: [
     {
       why:
-        'With FNMESH_RULE_SOURCE=kubernetes the gateway takes every service\'s rules from the FunctionService ' +
+        "With FNMESH_RULE_SOURCE=kubernetes the gateway takes every service's rules from the FunctionService " +
         'objects: it reads and watches them (all namespaces; see FNMESH_WATCH_NAMESPACE for one) and writes nothing',
       rule: { apiGroups: ['fnmesh.io'], resources: ['functionservices'], verbs: ['get', 'list', 'watch'] },
     },

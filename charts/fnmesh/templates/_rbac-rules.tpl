@@ -1,4 +1,7 @@
-{{/* GENERATED from common/rbac.ts by cli/rbac-files.ts (`npm run generate`); do not edit by hand: cli/rbac-files.test.ts fails when it is stale. */}}
+{{/*
+# GENERATED from common/rbac.ts by cli/rbac-files.ts (`npm run generate`); do not edit by hand:
+# cli/rbac-files.test.ts fails when it is stale.
+*/}}
 {{- define "fnmesh.rbac.operator.clusterRules" -}}
 # FunctionServices: read and watch (the informer)
 - apiGroups: [fnmesh.io]
