@@ -93,19 +93,30 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* nodeSelector, tolerations, affinity and topologySpreadConstraints of a component's values. */}}
+{{/*
+nodeSelector, tolerations, affinity and topologySpreadConstraints of a component; call with
+(dict "root" $ "component" "gateway" "values" .Values.gateway). A spread constraint without a labelSelector
+gets the component's pods' labels (without one it would match no pod).
+*/}}
 {{- define "fnmesh.placement" -}}
-{{- with .nodeSelector }}
+{{- $v := .values -}}
+{{- with $v.nodeSelector }}
 nodeSelector: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .tolerations }}
+{{- with $v.tolerations }}
 tolerations: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .affinity }}
+{{- with $v.affinity }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .topologySpreadConstraints }}
-topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- with $v.topologySpreadConstraints }}
+{{- $selector := dict "matchLabels" (include "fnmesh.selectorLabels" (dict "root" $.root "component" $.component) | fromYaml) }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $c := deepCopy . }}
+{{- if not $c.labelSelector }}{{ $_ := set $c "labelSelector" $selector }}{{ end }}
+{{- toYaml (list $c) | nindent 2 }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
