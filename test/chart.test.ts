@@ -84,6 +84,11 @@ describe('bad values are refused, naming the key', () => {
       ['--set', 'nats.mode=embedded', '--set', 'gateway.replicas=1', '--set', 'gateway.autoscaling.enabled=true'],
       ['gateway.autoscaling.enabled must be false with nats.mode=embedded'],
     ],
+    [
+      'autoscaling without a CPU request',
+      ['--set', 'gateway.autoscaling.enabled=true'],
+      ['gateway.resources.requests.cpu is not set: gateway.autoscaling.enabled scales on CPU utilization'],
+    ],
     ['external NATS without URLs', ['--set', 'nats.mode=external'], ['nats.external.urls is empty']],
     ['token auth without its Secret', ['--set', 'nats.auth=token'], ['nats.token.secretName is empty']],
     [

@@ -150,6 +150,9 @@ prometheus.io/path: /metrics
 {{- if and (eq $n.mode "embedded") .Values.gateway.autoscaling.enabled -}}
 {{- fail "gateway.autoscaling.enabled must be false with nats.mode=embedded: the embedded broker lives in one gateway process, so the gateway cannot scale past 1 replica; use nats.mode=bundled to scale it" -}}
 {{- end -}}
+{{- if and .Values.gateway.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.gateway.resources)) -}}
+{{- fail "gateway.resources.requests.cpu is not set: gateway.autoscaling.enabled scales on CPU utilization, a percentage of the CPU request; set one, such as 100m" -}}
+{{- end -}}
 {{- if and .Values.gateway.autoscaling.enabled (lt (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.autoscaling.minReplicas)) -}}
 {{- fail "gateway.autoscaling.maxReplicas is below gateway.autoscaling.minReplicas: raise maxReplicas or lower minReplicas" -}}
 {{- end -}}
