@@ -33,6 +33,12 @@ const spec = root.properties!.spec!;
 const rule0 = spec.properties!.functions!.items!.properties!.rule!;
 
 describe('the committed CRD', () => {
+  test("is written to crds/ and to the chart's crds/, byte for byte what the generator renders", () => {
+    expect(generator.CRD_OUTPUTS).toEqual([`crds/${generator.CRD_FILE}`, `charts/fnmesh/crds/${generator.CRD_FILE}`]);
+    const rendered = Buffer.from(generator.render(), 'utf8');
+    for (const file of generator.CRD_OUTPUTS) expect(readFileSync(path.join(repo, file)).equals(rendered)).toBe(true);
+  });
+
   test('is one CustomResourceDefinition document', () => {
     expect(docs).toHaveLength(1);
     expect(docs[0]!.errors).toEqual([]);

