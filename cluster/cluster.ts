@@ -63,11 +63,11 @@ export interface RunningCluster {
 
 /** Fails fast, naming the fix, when this machine cannot give pods their own network namespaces. */
 function checkNamespaces(): void {
-  const r = spawnSync('unshare', ['--mount', '--net', 'true'], { encoding: 'utf8' });
+  const r = spawnSync('unshare', ['--mount', '--net', '--uts', 'true'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : r.stderr.trim();
     throw new ConfigError(
-      `fnmesh cluster runs each pod in its own network and mount namespaces (unshare --mount --net), which failed here: ${why}. ` +
+      `fnmesh cluster runs each pod in its own network, mount and UTS namespaces (unshare --mount --net --uts), which failed here: ${why}. ` +
         'Run it as root (or with CAP_SYS_ADMIN), or use `npm start` (fnmesh local), which needs no privileges',
     );
   }
@@ -75,6 +75,11 @@ function checkNamespaces(): void {
   if (ip.error)
     throw new ConfigError(
       "fnmesh cluster needs the `ip` command (Debian: apt-get install iproute2) to bring each pod's loopback up",
+    );
+  const nft = spawnSync('nft', ['--version'], { encoding: 'utf8' });
+  if (nft.error)
+    throw new ConfigError(
+      "fnmesh cluster needs the `nft` command (Debian: apt-get install nftables) to route Service and pod addresses inside each pod's own network namespace",
     );
 }
 
