@@ -11,7 +11,8 @@
  *   - a node, `fnmesh-local`, whose pods are local processes (cluster/node-agent.ts): the operator's pod
  *     template runs as written — the sidecar from this build, the function from examples/ — each pod in its
  *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
- *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS;
+ *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
+ *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -36,8 +37,13 @@ import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from '
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
+import type { NodePortRoute } from './service-routes';
 import { CLUSTER_SETTINGS } from './settings';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
+
+/** The node agent and the local images, for tests that run a node without the rest of `fnmesh cluster`. */
+export { NodeAgent } from './node-agent';
+export { loadImages } from './images';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';
@@ -59,6 +65,21 @@ export interface RunningCluster {
   gatewayUrl: string;
   controlPlane: ControlPlane;
   stop(): Promise<void>;
+}
+
+/**
+ * What `fnmesh cluster` says when a node port opens or closes; for a gateway Service (its name ends in
+ * `gateway`), the curl that calls the greeter example through it. Pure.
+ */
+export function nodePortLines(route: NodePortRoute, open: boolean): string[] {
+  const url = `http://127.0.0.1:${route.nodePort}`;
+  if (!open) return [`Service ${route.service} no longer has node port ${route.nodePort}`];
+  const lines = [`Service ${route.service} port ${route.port.port} is reachable at ${url} (NodePort)`];
+  if (/gateway$/.test(route.service))
+    lines.push(
+      `  curl -s -X POST ${url}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+    );
+  return lines;
 }
 
 /** Fails fast, naming the fix, when this machine cannot give pods their own network namespaces. */
@@ -244,6 +265,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       sandboxScript,
       logger: nodeLog,
       groups: options.groups,
+      onNodePort: (route, open) => {
+        for (const l of nodePortLines(route, open)) say(l);
+      },
       output: (() => {
         const splitters = new Map<string, ReturnType<Prefixer['splitter']>>();
         return (pod, container, _stream, chunk) => {

@@ -40,11 +40,13 @@ export class PodRunner {
   private readonly runners: ContainerRunner[] = [];
   private readonly errors: ContainerError[] = [];
   private stopping = false;
+  private routes: readonly SandboxRoute[];
 
   constructor(
     readonly plan: PodPlan,
     private readonly deps: PodRunnerDeps,
   ) {
+    this.routes = deps.routes ?? [];
     const cdeps: ContainerDeps = { ...deps, sandboxPid: () => this.sandbox?.pid ?? 0, ingressPath: deps.ingressPath };
     for (const c of plan.containers) {
       if (isPlanError(c)) this.errors.push(c);
@@ -82,6 +84,7 @@ export class PodRunner {
 
   /** Tells the running sandbox the pod's routes (the full set); its answer comes to `onRoutes`. */
   setRoutes(routes: readonly SandboxRoute[]): void {
+    this.routes = routes; // a sandbox not started yet gets these first
     const s = this.sandbox;
     if (!s || s.exitCode !== null || s.signalCode !== null || !s.stdin?.writable) return;
     const control: SandboxControl = { routes: [...routes] };
@@ -111,7 +114,7 @@ export class PodRunner {
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     child.stdin!.on('error', () => undefined);
     // The first routes go before the sandbox reports ready (it waits for them).
-    this.setRoutes(d.routes ?? []);
+    this.setRoutes(this.routes);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () =>

@@ -1,5 +1,6 @@
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
 import { clusterAddress, inPodAddress, podIPNumber, podIPOf } from './cluster-addresses';
+import { nodePortLines } from './cluster';
 import { natRuleset, parseRouteHeader, routeHeader } from './sandbox-control';
 import {
   destination,
@@ -229,5 +230,21 @@ describe('sandbox control', () => {
     expect(parseRouteHeader('10.96.0.20:80')).toBeUndefined();
     expect(parseRouteHeader('127.96.0.20:0')).toBeUndefined();
     expect(parseRouteHeader('127.96.0.20:70000')).toBeUndefined();
+  });
+});
+
+describe('fnmesh cluster output', () => {
+  test('a gateway node port gets a curl, any other just its address', () => {
+    const route = (service: string): Parameters<typeof nodePortLines>[0] => ({
+      nodePort: 30080,
+      service,
+      port: { port: 80 },
+    });
+    expect(nodePortLines(route('fnmesh/fnmesh-gateway'), true)).toEqual([
+      'Service fnmesh/fnmesh-gateway port 80 is reachable at http://127.0.0.1:30080 (NodePort)',
+      `  curl -s -X POST http://127.0.0.1:30080/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+    ]);
+    expect(nodePortLines(route('shop/web'), true)).toHaveLength(1);
+    expect(nodePortLines(route('shop/web'), false)).toEqual(['Service shop/web no longer has node port 30080']);
   });
 });
