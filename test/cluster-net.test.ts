@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadKubeAccess } from '../common/kubeconfig';
 import { humanLogger } from '../common/process/human-logger';
+import { portProblem } from '../common/process/ports';
 import { loadImages, NodeAgent } from '../cluster/cluster';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { ROOT } from './helpers/cli-process';
@@ -380,7 +381,14 @@ test('an in-pod client lists pods through KUBERNETES_SERVICE_HOST with its Servi
 }, 60_000);
 
 test('a NodePort Service is reachable on 127.0.0.1:<nodePort>; a node port taken is a Warning Event', async () => {
-  const nodePort = 30000 + Math.floor(Math.random() * 2000);
+  // free node ports in the NodePort range (freePort picks below it)
+  const freeNodePort = async (): Promise<number> => {
+    for (;;) {
+      const p = 30000 + Math.floor(Math.random() * 2767);
+      if (!(await portProblem('127.0.0.1', p))) return p;
+    }
+  };
+  const nodePort = await freeNodePort();
   await apply(
     service('web-np', {
       type: 'NodePort',
@@ -398,7 +406,8 @@ test('a NodePort Service is reachable on 127.0.0.1:<nodePort>; a node port taken
   expect(answer.pod).toMatch(/^web-[12]$/);
 
   const taken = net.createServer();
-  const takenPort = nodePort + 500;
+  let takenPort = await freeNodePort();
+  while (takenPort === nodePort) takenPort = await freeNodePort();
   await new Promise<void>((resolve) => taken.listen(takenPort, '127.0.0.1', resolve));
   try {
     await apply(
