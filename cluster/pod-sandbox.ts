@@ -14,7 +14,8 @@
  * - bind-mounts `--hosts` on /etc/hosts (the agent rewrites that file in place) and sets the hostname;
  * - routes (cluster/sandbox-control.ts): reads the pod's routes as JSON lines on its stdin (the first before
  *   it reports ready), answers each on 127.0.0.1 behind an nftables DNAT rule, and relays each connection to
- *   `--routes` (the agent's routes socket); reports each change as a JSON line on stdout;
+ *   `--routes` (the agent's routes socket), or resets connections to a rejected one (no ready endpoint);
+ *   reports each change as a JSON line on stdout;
  * - egress: listens on 127.0.0.1:<port> inside the pod and relays each connection to the Unix socket
  *   <egress.sock>, which the agent relays to the real address on this machine (the NATS broker);
  * - ingress: listens on the Unix socket <ingress.sock>; a connection starts with "<port>\n" and is then
@@ -53,6 +54,8 @@ class Routes {
 
   async apply(wanted: SandboxRoute[]): Promise<SandboxReport> {
     const failed: SandboxReport['routes']['failed'] = [];
+    const rejected = wanted.filter((r) => r.reject);
+    wanted = wanted.filter((r) => !r.reject);
     const keep = new Set(wanted.map((r) => `${r.address}:${r.port}`));
     for (const [k, l] of this.listeners)
       if (!keep.has(k)) {
@@ -62,15 +65,22 @@ class Routes {
     for (const route of wanted) {
       const k = `${route.address}:${route.port}`;
       if (this.listeners.has(k)) continue;
-      const server = net.createServer((inbound) => this.relay(inbound, route));
+      const server = net.createServer((inbound) => this.relay(inbound, { address: route.address, port: route.port }));
       try {
         await listen(server, { host: '127.0.0.1', port: 0 });
-        this.listeners.set(k, { server, localPort: (server.address() as net.AddressInfo).port, route });
+        this.listeners.set(k, {
+          server,
+          localPort: (server.address() as net.AddressInfo).port,
+          route: { address: route.address, port: route.port },
+        });
       } catch (err) {
         failed.push({ ...route, error: (err as Error).message });
       }
     }
-    const rules = natRuleset([...this.listeners.values()].map((l) => ({ ...l.route, localPort: l.localPort })));
+    const rules = natRuleset(
+      [...this.listeners.values()].map((l) => ({ ...l.route, localPort: l.localPort })),
+      rejected,
+    );
     const nft = spawnSync('nft', ['-f', '-'], { input: rules, encoding: 'utf8' });
     if (nft.status !== 0) {
       const why = nft.error ? `${nft.error.message} (install nftables: apt-get install nftables)` : nft.stderr.trim();

@@ -15,6 +15,11 @@
 export interface SandboxRoute {
   address: string;
   port: number;
+  /**
+   * Nowhere to go (a Service port with no ready endpoint): refused in the pod with a TCP reset, as
+   * kube-proxy's REJECT rule does, with no listener.
+   */
+  reject?: boolean;
 }
 
 export interface SandboxControl {
@@ -26,9 +31,16 @@ export interface SandboxReport {
   routes: { listening: number; failed: Array<SandboxRoute & { error: string }> };
 }
 
-/** The pod's nftables ruleset for `routes` (each with the local port its relay listens on), applied atomically. */
-export function natRuleset(routes: ReadonlyArray<SandboxRoute & { localPort: number }>): string {
+/**
+ * The pod's nftables ruleset, applied atomically: a DNAT rule for each route to the local port its relay
+ * listens on, a TCP reset for each rejected route.
+ */
+export function natRuleset(
+  routes: ReadonlyArray<SandboxRoute & { localPort: number }>,
+  rejected: readonly SandboxRoute[] = [],
+): string {
   const rules = routes.map((r) => `    ip daddr ${r.address} tcp dport ${r.port} dnat to 127.0.0.1:${r.localPort}`);
+  const rejects = rejected.map((r) => `    ip daddr ${r.address} tcp dport ${r.port} reject with tcp reset`);
   return [
     'table ip fnmesh',
     'delete table ip fnmesh',
@@ -36,6 +48,10 @@ export function natRuleset(routes: ReadonlyArray<SandboxRoute & { localPort: num
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',
     ...rules,
+    '  }',
+    '  chain refuse {',
+    '    type filter hook output priority 0; policy accept;',
+    ...rejects,
     '  }',
     '}',
     '',

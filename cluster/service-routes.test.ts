@@ -100,9 +100,13 @@ describe('routes', () => {
     expect(destination(view, '127.0.0.1', 80).kind).toBe('unknown');
   });
 
-  test('a Service without ready endpoints has none to pick', () => {
+  test('a Service without ready endpoints has none to pick, and its routes reject', () => {
     const v: NetworkView = { ...view, slices: [slice('shop', 'web', [{ name: 'http', port: 8080 }], [])] };
     expect(destination(v, '127.96.0.20', 80)).toEqual({ kind: 'endpoints', key: 'shop/web:http', endpoints: [] });
+    // rejected in the pod (a TCP reset, kube-proxy's REJECT), not relayed
+    expect(podRoutes(v, '10.244.0.9')).toContainEqual({ address: '127.96.0.20', port: 80, reject: true });
+    // the kubernetes Service has no endpoints here and is never rejected
+    expect(podRoutes(v, '10.244.0.9')).toContainEqual({ address: '127.96.0.1', port: 443 });
   });
 
   test('node ports of NodePort and LoadBalancer Services, to the same endpoints', () => {
@@ -207,7 +211,9 @@ describe('service environment variables', () => {
 
 describe('sandbox control', () => {
   test('the nftables ruleset replaces the table atomically with one DNAT rule per route', () => {
-    expect(natRuleset([{ address: '127.96.0.20', port: 80, localPort: 41000 }])).toBe(
+    expect(
+      natRuleset([{ address: '127.96.0.20', port: 80, localPort: 41000 }], [{ address: '127.96.0.21', port: 80 }]),
+    ).toBe(
       [
         'table ip fnmesh',
         'delete table ip fnmesh',
@@ -215,6 +221,10 @@ describe('sandbox control', () => {
         '  chain output {',
         '    type nat hook output priority -100; policy accept;',
         '    ip daddr 127.96.0.20 tcp dport 80 dnat to 127.0.0.1:41000',
+        '  }',
+        '  chain refuse {',
+        '    type filter hook output priority 0; policy accept;',
+        '    ip daddr 127.96.0.21 tcp dport 80 reject with tcp reset',
         '  }',
         '}',
         '',

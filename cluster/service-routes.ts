@@ -3,9 +3,9 @@
  * EndpointSlices) and the pods this node runs. Pure: the node agent (cluster/service-proxy.ts) carries it out.
  *
  * - Routes: the in-pod addresses (cluster/cluster-addresses.ts) every pod's sandbox answers on and relays to
- *   the agent: each ClusterIP Service port at its mapped ClusterIP, and each pod IP (mapped) on the pod's TCP
- *   containerPorts plus the EndpointSlice ports that name it. A pod gets no route to its own address: its
- *   apps bind 0.0.0.0, which already covers it.
+ *   the agent: each ClusterIP Service port at its mapped ClusterIP (rejected — a TCP reset in the pod — while
+ *   it has no ready endpoint), and each pod IP (mapped) on the pod's TCP containerPorts plus the EndpointSlice
+ *   ports that name it. A pod gets no route to its own address: its apps bind 0.0.0.0, which already covers it.
  * - Where a connection to a route goes: a ClusterIP Service port to one of its ready endpoints (the
  *   EndpointSlices' port of the same name), the `kubernetes` Service to the API server itself (it has no
  *   endpoints here), a pod IP port to that pod.
@@ -18,12 +18,10 @@
  */
 import type { V1EndpointSlice, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import { API_SERVICE_HOST, CLUSTER_DOMAIN, clusterAddress, inPodAddress } from './cluster-addresses';
+import type { SandboxRoute } from './sandbox-control';
 
-export interface Route {
-  /** The in-pod address (127.x.y.z). */
-  address: string;
-  port: number;
-}
+/** An in-pod address (127.x.y.z) and port the pod's sandbox answers on (or rejects). */
+export type Route = SandboxRoute;
 
 /** Everything the decisions read. */
 export interface NetworkView {
@@ -119,8 +117,13 @@ export function podRoutes(view: NetworkView, ownPodIP: string): Route[] {
   };
   for (const s of view.services) {
     const ip = clusterIPOf(s);
-    if (!ip) continue;
-    for (const p of s.spec?.ports ?? []) if (isTcp(p.protocol)) add(inPodAddress(ip), p.port);
+    const address = ip && inPodAddress(ip);
+    if (!address) continue;
+    for (const p of s.spec?.ports ?? []) {
+      if (!isTcp(p.protocol)) continue;
+      const reject = !isApiService(s) && readyEndpoints(view, s, p).length === 0;
+      out.set(routeKey(address, p.port), reject ? { address, port: p.port, reject } : { address, port: p.port });
+    }
   }
   for (const { podIP, pod } of view.pods) {
     if (podIP === ownPodIP) continue;
