@@ -11,7 +11,8 @@
  *   - a node, `fnmesh-local`, whose pods are local processes (cluster/node-agent.ts): the operator's pod
  *     template runs as written — the sidecar from this build, the function from examples/ — each pod in its
  *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
- *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS;
+ *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
+ *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -42,8 +43,13 @@ import { buildNatsServer, natsServerBinary } from './nats-server-tool';
 import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
+import type { NodePortRoute } from './service-routes';
 import { CLUSTER_SETTINGS } from './settings';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
+
+/** The node agent and the local images, for tests that run a node without the rest of `fnmesh cluster`. */
+export { NodeAgent } from './node-agent';
+export { loadImages } from './images';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';
@@ -67,13 +73,28 @@ export interface RunningCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * What `fnmesh cluster` says when a node port opens or closes; for a gateway Service (its name ends in
+ * `gateway`), the curl that calls the greeter example through it. Pure.
+ */
+export function nodePortLines(route: NodePortRoute, open: boolean): string[] {
+  const url = `http://127.0.0.1:${route.nodePort}`;
+  if (!open) return [`Service ${route.service} no longer has node port ${route.nodePort}`];
+  const lines = [`Service ${route.service} port ${route.port.port} is reachable at ${url} (NodePort)`];
+  if (/gateway$/.test(route.service))
+    lines.push(
+      `  curl -s -X POST ${url}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+    );
+  return lines;
+}
+
 /** Fails fast, naming the fix, when this machine cannot give pods their own network namespaces. */
 function checkNamespaces(): void {
-  const r = spawnSync('unshare', ['--mount', '--net', 'true'], { encoding: 'utf8' });
+  const r = spawnSync('unshare', ['--mount', '--net', '--uts', 'true'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : r.stderr.trim();
     throw new ConfigError(
-      `fnmesh cluster runs each pod in its own network and mount namespaces (unshare --mount --net), which failed here: ${why}. ` +
+      `fnmesh cluster runs each pod in its own network, mount and UTS namespaces (unshare --mount --net --uts), which failed here: ${why}. ` +
         'Run it as root (or with CAP_SYS_ADMIN), or use `npm start` (fnmesh local), which needs no privileges',
     );
   }
@@ -81,6 +102,11 @@ function checkNamespaces(): void {
   if (ip.error)
     throw new ConfigError(
       "fnmesh cluster needs the `ip` command (Debian: apt-get install iproute2) to bring each pod's loopback up",
+    );
+  const nft = spawnSync('nft', ['--version'], { encoding: 'utf8' });
+  if (nft.error)
+    throw new ConfigError(
+      "fnmesh cluster needs the `nft` command (Debian: apt-get install nftables) to route Service and pod addresses inside each pod's own network namespace",
     );
 }
 
@@ -275,6 +301,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       sandboxScript,
       logger: nodeLog,
       groups: options.groups,
+      onNodePort: (route, open) => {
+        for (const l of nodePortLines(route, open)) say(l);
+      },
       output: (() => {
         const splitters = new Map<string, ReturnType<Prefixer['splitter']>>();
         return (pod, container, _stream, chunk) => {

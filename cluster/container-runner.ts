@@ -1,6 +1,6 @@
 /**
  * One container of a process-backed pod: its process (started inside the pod's network and mount namespaces
- * with `nsenter --net --mount`, then in a mount namespace of its own — `unshare --mount` — where the
+ * with `nsenter --net --mount --uts`, then in a mount namespace of its own — `unshare --mount` — where the
  * script of cluster/volume-plan.ts binds its volumeMounts before it execs the container's argv; in its own
  * process group), its restarts with back-off, and its probes. It keeps the
  * observation the pod's status is built from (cluster/pod-status.ts) and calls `onChange` whenever that may
@@ -113,6 +113,7 @@ export class ContainerRunner {
       'nsenter',
       `--net=/proc/${sandbox}/ns/net`,
       `--mount=/proc/${sandbox}/ns/mnt`,
+      `--uts=/proc/${sandbox}/ns/uts`,
       `--wd=${this.plan.cwd}`,
       '--',
       'unshare',

@@ -10,15 +10,27 @@
  * A volume it cannot mount (a type it does not model, a missing Secret or ConfigMap) keeps the pod Pending
  * with the reason in its status and a FailedMount Event, and is tried again every volume sync.
  *
+ * Cluster networking, on loopback and Unix sockets only (cluster/service-proxy.ts, decisions in
+ * cluster/service-routes.ts): inside every pod a pod IP 10.244.a.b is reached at 127.244.a.b and a ClusterIP
+ * 10.96.a.b at 127.96.a.b (cluster/cluster-addresses.ts); the pod's sandbox answers each Service port and
+ * each other pod's ports there and relays to this agent, which picks a ready endpoint. Each pod gets an
+ * /etc/hosts with the Services' names (rewritten in place as they change), its hostname in its own UTS
+ * namespace, the Service environment variables (KUBERNETES_SERVICE_HOST=kubernetes.default.svc, relayed to
+ * the API server), and NodePort Services listen on this machine's 127.0.0.1:<nodePort>. A route the sandbox
+ * cannot answer on, or a node port already taken, is a Warning Event.
+ *
  * What a kubelet does and this does not: persistentVolumeClaims and the other volume types but configMap,
  * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts (the processes run as
  * this user), images (a reference names a local folder: cluster/images.ts), `kubectl logs/exec` (the
- * containers' output is printed by `fnmesh cluster`, prefixed with pod and container).
+ * containers' output is printed by `fnmesh cluster`, prefixed with pod and container); of networking: UDP,
+ * DNS servers (names resolve from /etc/hosts only: no search domains, no SRV records), NetworkPolicies,
+ * sessionAffinity, externalTrafficPolicy, hostNetwork and hostPort; a Service's ClusterIP env vars are the
+ * in-pod addresses (127.96.a.b), not the ClusterIPs.
  */
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeAccess } from '../common/kube-access';
 import { KubeApiError, KubeClient } from '../common/kube-client';
@@ -35,6 +47,10 @@ import { PodVolumes, type VolumeSource } from './pod-volumes';
 import { mountProblemMessage } from './volume-plan';
 import { relay } from './relay';
 import { podStatus, type PodStatusPatch } from './pod-status';
+import { podIPNumber, podIPOf } from './cluster-addresses';
+import type { SandboxReport } from './sandbox-control';
+import { ServiceProxy } from './service-proxy';
+import { hostsFile, podHostname, podRoutes, serviceEnv, type NodePortRoute } from './service-routes';
 
 export interface EgressRoute {
   /** The port inside every pod (127.0.0.1:port). */
@@ -65,6 +81,8 @@ export interface NodeAgentOptions {
    * waiting for a volume tried again (default 10 s; the kubelet's sync period is about a minute).
    */
   volumeSyncMs?: number;
+  /** A node port now serves a Service port (or no longer does): `fnmesh cluster` prints how to reach it. */
+  onNodePort?(route: NodePortRoute, open: boolean): void;
 }
 
 interface PodEntry {
@@ -91,6 +109,14 @@ interface PodEntry {
   dirty: boolean;
   lastConditions: PodStatusPatch['conditions'];
   gone: boolean;
+  /** The pod's ingress socket (the agent's way into the pod). */
+  ingressPath: string;
+  /** The file bound on the pod's /etc/hosts, and what was last written to it. */
+  hostsPath: string;
+  hostsText?: string;
+  /** The routes last sent to the sandbox (JSON), and the last route problem reported as an Event. */
+  routesJson?: string;
+  routeProblem?: string;
 }
 
 const HOST_IP = '127.0.0.1';
@@ -107,6 +133,8 @@ export class NodeAgent {
   private volumeTimer: NodeJS.Timeout | undefined;
   private syncingVolumes = false;
   private readonly egressServers: net.Server[] = [];
+  private proxy: ServiceProxy | undefined;
+  private networkTimer: NodeJS.Immediate | undefined;
   private stopped = false;
   private readonly log: Logger;
 
@@ -136,6 +164,22 @@ export class NodeAgent {
       60_000,
     );
     this.volumeTimer = setInterval(() => void this.syncVolumes(), this.options.volumeSyncMs ?? 10_000);
+    const api = new URL(this.options.access.server);
+    this.proxy = new ServiceProxy({
+      client: this.client,
+      socketPath: this.routesPath(),
+      apiServer: { host: api.hostname, port: Number(api.port || 443) },
+      pods: () => [...this.pods.values()].filter((e) => !e.gone).map((e) => ({ podIP: e.podIP, pod: e.pod })),
+      ingressOf: (ip) => {
+        for (const e of this.pods.values()) if (e.podIP === ip && e.runner && !e.gone) return e.ingressPath;
+        return undefined;
+      },
+      onChange: () => this.networkChanged(),
+      serviceProblem: (service, reason, message) => void this.serviceEvent(service, reason, message),
+      ...(this.options.onNodePort ? { onNodePort: this.options.onNodePort } : {}),
+      logger: this.log,
+    });
+    await this.proxy.start();
     this.informer = new ResilientInformer<V1Pod>({
       resource: 'pods',
       factory: jsonInformerFactory<V1Pod>({ client: this.client, path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' }),
@@ -159,6 +203,8 @@ export class NodeAgent {
     clearInterval(this.volumeTimer);
     await this.informer?.stop();
     await Promise.all([...this.pods.values()].map((e) => e.runner?.stop(Math.min(graceMs, this.graceOf(e.pod)))));
+    if (this.networkTimer) clearImmediate(this.networkTimer);
+    await this.proxy?.stop();
     for (const s of this.egressServers) s.close();
     await this.client.close();
   }
@@ -183,6 +229,59 @@ export class NodeAgent {
 
   private egressPath(port: number): string {
     return path.join(this.options.runDir, `egress-${port}.sock`);
+  }
+
+  private routesPath(): string {
+    return path.join(this.options.runDir, 'routes.sock');
+  }
+
+  /** Services, EndpointSlices or pods changed: each running pod's routes and hosts file follow (coalesced). */
+  private networkChanged(): void {
+    if (this.stopped || this.networkTimer) return;
+    this.networkTimer = setImmediate(() => {
+      this.networkTimer = undefined;
+      if (this.stopped || !this.proxy) return;
+      const view = this.proxy.view();
+      for (const e of this.pods.values()) {
+        if (!e.runner || e.gone || e.stopping) continue;
+        const routes = podRoutes(view, e.podIP);
+        const json = JSON.stringify(routes);
+        if (json !== e.routesJson) {
+          e.routesJson = json;
+          e.runner.setRoutes(routes);
+        }
+        this.writeHosts(e, hostsFile(view, e.pod, e.podIP));
+      }
+    });
+  }
+
+  /** Writes the pod's hosts file in place (the same inode: a new file would not be seen through the bind mount). */
+  private writeHosts(e: PodEntry, text: string): void {
+    if (text === e.hostsText) return;
+    try {
+      // O_TRUNC on the existing file: the same inode, which the pod's bind mount shows
+      writeFileSync(e.hostsPath, text, { mode: 0o644 });
+      e.hostsText = text;
+    } catch (err) {
+      this.log.warn(`${e.namespace}/${e.name}: cannot write its hosts file ${e.hostsPath}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** The sandbox's answer to a routes change: a route it cannot answer on is a Warning Event (once per message). */
+  private onRoutes(e: PodEntry, report: SandboxReport): void {
+    const failed = report.routes.failed;
+    const message =
+      failed.length === 0
+        ? undefined
+        : `cannot serve ${failed.length} of the pod's Service and pod routes: ${failed
+            .slice(0, 5)
+            .map((f) => `${f.address}:${f.port}: ${f.error}`)
+            .join('; ')}`;
+    if (message === e.routeProblem) return;
+    e.routeProblem = message;
+    if (!message) return;
+    this.log.warn(`${e.namespace}/${e.name}: ${message}`);
+    void this.event(e, 'Warning', 'FailedServiceRoutes', message);
   }
 
   private nodeObject(): Record<string, unknown> {
@@ -312,15 +411,14 @@ export class NodeAgent {
     for (let i = 2; i < 65_000; i++) {
       if (!this.usedIPs.has(i)) {
         this.usedIPs.add(i);
-        return `10.244.${Math.floor(i / 256)}.${i % 256}`;
+        return podIPOf(i);
       }
     }
     throw new Error('no pod IP left');
   }
 
   private releaseIP(ip: string): void {
-    const [, , a, b] = ip.split('.').map(Number);
-    this.usedIPs.delete(a! * 256 + b!);
+    this.usedIPs.delete(podIPNumber(ip));
   }
 
   private onPod(pod: V1Pod): void {
@@ -343,8 +441,11 @@ export class NodeAgent {
     if (entry) return;
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') return;
+    const short = uid.slice(0, 8);
     entry = {
       uid,
+      ingressPath: path.join(this.options.runDir, 'pods', `${short}.sock`),
+      hostsPath: path.join(this.options.runDir, 'pods', `${short}.hosts`),
       namespace: pod.metadata!.namespace ?? 'default',
       name: pod.metadata!.name ?? uid,
       label: pod.metadata!.name ?? uid,
@@ -358,6 +459,7 @@ export class NodeAgent {
       starting: false,
     };
     this.pods.set(uid, entry);
+    this.networkChanged(); // the other pods get routes to this one's address
     void this.runPod(entry);
   }
 
@@ -502,7 +604,12 @@ export class NodeAgent {
         );
         if (r.ok) configMaps.set(name, r.body.data ?? {});
       }
-      const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+      // The Service variables of the Services that exist now, as a kubelet sets them (under the pod spec's env).
+      const view = this.proxy!.view();
+      const baseEnv: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+        ...serviceEnv(view.services, e.namespace, e.pod.spec?.enableServiceLinks !== false),
+      };
       if (process.env.HOME) baseEnv.HOME = process.env.HOME;
       const plan = planPod(e.pod, {
         images: this.options.images,
@@ -517,10 +624,18 @@ export class NodeAgent {
         if (isPlanError(c)) void this.event(e, 'Warning', 'Failed', `container ${c.name}: ${c.reason}: ${c.message}`);
         else c.mounts = e.volumes.hostMounts(c.name);
       }
+      this.writeHosts(e, hostsFile(view, e.pod, e.podIP));
+      const routes = podRoutes(view, e.podIP);
+      e.routesJson = JSON.stringify(routes);
       const runner = new PodRunner(plan, {
         podName: e.name,
         sandboxScript: this.options.sandboxScript,
-        ingressPath: path.join(this.options.runDir, 'pods', `${short}.sock`),
+        ingressPath: e.ingressPath,
+        hostsFile: e.hostsPath,
+        hostname: podHostname(e.pod),
+        routesSocket: this.routesPath(),
+        routes,
+        onRoutes: (report) => this.onRoutes(e, report),
         egress: this.options.egress.map((r) => ({ port: r.port, socketPath: this.egressPath(r.port) })),
         tmpfsDirs: e.volumes.memoryDirs(),
         output: (container, stream, chunk) => this.options.output(e.label, container, stream, chunk),
@@ -583,6 +698,8 @@ export class NodeAgent {
     if (this.pods.get(e.uid) === e) this.pods.delete(e.uid);
     this.releaseIP(e.podIP);
     e.volumes?.remove();
+    rmSync(e.hostsPath, { force: true });
+    this.networkChanged();
   }
 
   private statusChanged(e: PodEntry): void {
@@ -670,13 +787,41 @@ export class NodeAgent {
     ];
   }
 
-  private async event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private event(e: PodEntry, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return this.postEvent(
+      { apiVersion: 'v1', kind: 'Pod', name: e.name, namespace: e.namespace, uid: e.uid },
+      type,
+      reason,
+      message,
+    );
+  }
+
+  /** A Warning Event on Service `namespace/name`. */
+  private serviceEvent(service: string, reason: string, message: string): Promise<void> {
+    const [namespace, name] = service.split('/') as [string, string];
+    const uid = this.proxy?.view().services.find((s) => s.metadata?.namespace === namespace && s.metadata.name === name)
+      ?.metadata?.uid;
+    return this.postEvent(
+      { apiVersion: 'v1', kind: 'Service', name, namespace, ...(uid ? { uid } : {}) },
+      'Warning',
+      reason,
+      message,
+    );
+  }
+
+  private async postEvent(
+    involvedObject: { apiVersion: string; kind: string; name: string; namespace: string; uid?: string },
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    await this.call('POST', `/api/v1/namespaces/${e.namespace}/events`, {
+    const { namespace, name } = involvedObject;
+    await this.call('POST', `/api/v1/namespaces/${namespace}/events`, {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { generateName: `${e.name}.`, namespace: e.namespace },
-      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: e.name, namespace: e.namespace, uid: e.uid },
+      metadata: { generateName: `${name}.`, namespace },
+      involvedObject,
       type,
       reason,
       message,

