@@ -24,6 +24,9 @@ fi
 # etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for the Kubernetes suites: built once
 # with Go and cached outside the repo (~/.cache/fnmesh/tools), keyed by version; a few minutes the first time.
 bash scripts/k8s-tools.sh
+# nats-server of NATS_SERVER_VERSION for the official nats image in fnmesh cluster (cluster/nats-image.ts): built
+# once from the Go module proxy and cached the same way.
+bash scripts/nats-server-tool.sh >/dev/null
 # schemathesis for test/openapi-fuzz.test.ts: a pinned version in a Python venv cached the same way.
 bash scripts/schemathesis.sh >/dev/null
 npm run build --silent
