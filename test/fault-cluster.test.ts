@@ -2,10 +2,21 @@
  * Issue 10 on `fnmesh cluster`: the operator's real pods (the fault fixture as the function container, the
  * injected sidecar beside it, each pod in its own network namespace, restarted by the node agent as a kubelet
  * does), on the gateway's embedded broker and on a real nats-server (FNMESH_NATS_URL), one control plane per
- * broker.
- * Under steady load through the gateway's HTTP port, SIGKILL of one of two replicas' function container: no
- * failed call among those it had not started, the calls it was running answered 502 for the at-most-once
- * function (never run twice) and retried elsewhere for the idempotent one.
+ * broker. The scenarios are fault-local's (test/helpers/fault-scenarios.ts), under steady load through the
+ * gateway's HTTP port:
+ *
+ * - SIGKILL of one of two replicas' function container (found by the pid in its pod status, restarted by the
+ *   node agent): no failed call among those it had not started; those it was running answered 502 for the
+ *   at-most-once function (never run twice) and retried elsewhere for the idempotent one.
+ * - A function that hangs: its sidecar leaves (the gateway's listing shows it out, its pod goes not Ready), the
+ *   other pod carries the load, and it rejoins when it answers again.
+ * - A function that goes down (stops listening) and comes back: its sidecar leaves the queue group and rejoins.
+ * - Every replica's function killed and refusing connections: 503 at once, then recovery when they return.
+ * - Retries stay within the one deadline; the at-most-once function never ran a call twice.
+ *
+ * A pod's sidecar ops port is inside the pod's network namespace: what a sidecar says of itself is read from
+ * the gateway's listing (GET /v1/services on its ops listener, from each replica's micro PING) and from the
+ * pod's Ready condition (the node agent's readiness probe on the sidecar's /readyz).
  *
  * Needs `npm run build` first and the Kubernetes binaries (`bash scripts/k8s-tools.sh`; `npm test` does both).
  */
@@ -13,36 +24,32 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import {
-  FAULTY_ENV,
-  byRequestId,
-  classifyFailures,
-  readExecutions,
-  unanswered,
-  type Execution,
-} from './fixtures/execution-log';
+import { FAULTY_ENV } from './fixtures/execution-log';
 import { ROOT } from './helpers/cli-process';
 import { containerPid, isReady, startClusterCli, type ClusterRun, type Pod } from './helpers/cluster-cli';
-import { LOCAL_BROKERS } from './helpers/local-mesh';
 import {
-  callWithId,
-  killWhileRunning,
-  nextRequestId,
-  steadyLoad,
-  type CallRecord,
-  type SteadyLoad,
-} from './helpers/fault-load';
+  FAULT_SERVICES,
+  FLAKY,
+  IDEM,
+  downAndBack,
+  everyReplicaDown,
+  hungFunction,
+  neverRanTwice,
+  retriesWithinDeadline,
+  sigkillUnderLoad,
+  warmUp,
+  type FaultMesh,
+  type FaultReplica,
+} from './helpers/fault-scenarios';
+import { LOCAL_BROKERS } from './helpers/local-mesh';
 import { waitFor } from './helpers/wait';
 
-const FLAKY: string = 'flaky';
-const IDEM: string = 'flaky-idem';
-const SERVICES = [FLAKY, IDEM];
-const route = (service: string): string => `default/functions/${service}/work`;
-const seen = (c: CallRecord): string => `${c.requestId} ${c.status} attempts=${c.attempts} ${c.error ?? ''}`;
+jest.setTimeout(120_000);
 
 let cluster: ClusterRun;
 let dir: string;
 const logDir = (service: string): string => path.join(dir, `${service}-log`);
+const controlDir = (service: string): string => path.join(dir, `${service}-control`);
 
 /** A FunctionService of two pods whose function container is the fixture, in the fnmesh image. */
 function manifest(name: string, idempotent: boolean): string {
@@ -58,7 +65,7 @@ function manifest(name: string, idempotent: boolean): string {
         command: ['node', '/app/dist/test/fixtures/faulty-function.js'],
         env: [
           { name: FAULTY_ENV.logDir, value: logDir(name) },
-          { name: FAULTY_ENV.controlDir, value: path.join(dir, `${name}-control`) },
+          { name: FAULTY_ENV.controlDir, value: controlDir(name) },
         ],
       },
       functions: [{ name: 'work', rule: { rule: 'allow' }, ...(idempotent ? { idempotent: true } : {}) }],
@@ -70,6 +77,85 @@ async function readyPods(service: string): Promise<Pod[]> {
   return (await cluster.pods(service)).filter((p) => isReady(p) && containerPid(p, 'function') !== undefined);
 }
 
+/** The pod named `name` (a replica's id is its pod's name), wherever it is listed. */
+async function podNamed(name: string): Promise<Pod | undefined> {
+  for (const s of FAULT_SERVICES) {
+    const p = (await cluster.pods(s)).find((x) => x.metadata.name === name);
+    if (p) return p;
+  }
+  return undefined;
+}
+
+/** A replica's state in the gateway's listing (GET /v1/services), whichever service it belongs to. */
+async function listedState(id: string): Promise<string | undefined> {
+  const body = (await (await fetch(`${cluster.gatewayOps}/v1/services`)).json()) as {
+    services: { replicas: { id: string; state: string }[] }[];
+  };
+  return body.services.flatMap((s) => s.replicas).find((r) => r.id === id)?.state;
+}
+
+const mesh: FaultMesh = {
+  get gateway() {
+    return cluster.gateway;
+  },
+  get gatewayOps() {
+    return cluster.gatewayOps;
+  },
+  logDir,
+  controlDir,
+  replicas: async (service) => {
+    const pods = await waitFor(
+      async () => {
+        const ready = await readyPods(service);
+        return ready.length === 2 ? ready : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: `two ready pods of ${service}` },
+    );
+    const [a, b] = pods
+      .map((p): FaultReplica => ({ id: p.metadata.name, fnPid: containerPid(p, 'function')! }))
+      .sort((x, y) => x.id.localeCompare(y.id));
+    return [a!, b!];
+  },
+  mark: () => 0,
+  sidecarOut: async (r) => {
+    // the sidecar says so at once in its PING (the gateway's listing) ...
+    await waitFor(async () => ![undefined, 'serving'].includes(await listedState(r.id)), {
+      timeoutMs: 20_000,
+      what: `the gateway's listing to show ${r.id} out of rotation`,
+    });
+    // ... and the node agent's readiness probe of its /readyz takes the pod out
+    await waitFor(async () => !isReady((await podNamed(r.id))!), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: `pod ${r.id} not Ready`,
+    });
+  },
+  sidecarIn: async (r) => {
+    await waitFor(async () => (await listedState(r.id)) === 'serving', {
+      timeoutMs: 30_000,
+      what: `the gateway's listing to show ${r.id} serving`,
+    });
+    await waitFor(async () => isReady((await podNamed(r.id))!), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: `pod ${r.id} Ready again`,
+    });
+  },
+  // the node agent restarts the container (its status says so) with a new process, and the pod is Ready again
+  successor: (r) =>
+    waitFor(
+      async () => {
+        const p = await podNamed(r.id);
+        const st = p?.status?.containerStatuses?.find((c) => c.name === 'function');
+        const pid = p && containerPid(p, 'function');
+        return p && isReady(p) && st && st.restartCount >= 1 && pid !== undefined && pid !== r.fnPid
+          ? { id: r.id, fnPid: pid }
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: `the function container of ${r.id} restarted, its pod Ready` },
+    ),
+};
+
 describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh cluster with real pods on the %s', (broker) => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-fault-cluster-'));
@@ -79,7 +165,7 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh cluster wi
       `${manifest(FLAKY, false)}---\n${manifest(IDEM, true)}`,
     );
     if (applied.code !== 0) throw new Error(`kubectl apply: ${applied.stderr}`);
-    for (const s of SERVICES) {
+    for (const s of FAULT_SERVICES)
       await waitFor(async () => (await readyPods(s)).length === 2, {
         timeoutMs: 90_000,
         intervalMs: 250,
@@ -87,15 +173,7 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh cluster wi
       }).catch((err: Error) => {
         throw new Error(`${err.message}\n${cluster.output()}`);
       });
-      await waitFor(
-        async () => (await callWithId(cluster.gateway, route(s), {}, nextRequestId('warm'))).status === 200,
-        {
-          timeoutMs: 30_000,
-          intervalMs: 100,
-          what: `${s} to answer through the gateway`,
-        },
-      );
-    }
+    await warmUp(mesh, 30_000);
   }, 300_000);
 
   afterAll(async () => {
@@ -103,85 +181,27 @@ describe.each(LOCAL_BROKERS)('no call lost to a dying replica: fnmesh cluster wi
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 90_000);
 
-  test('SIGKILL of one of two replicas’ function container under steady load: no failed call it had not started; those it ran → 502, or retried when idempotent', async () => {
-    // the mesh really runs on the broker this block names
+  test('the mesh runs on the broker this block names', () => {
     expect(cluster.cli.lines.join('\n')).toContain(
       broker === 'nats-server' ? 'your NATS at nats://' : 'embedded broker on',
     );
-    const loads: Record<string, SteadyLoad> = {};
-    for (const s of SERVICES)
-      loads[s] = steadyLoad({
-        gatewayUrl: cluster.gateway,
-        route: route(s),
-        workers: 8,
-        timeoutMs: 8_000,
-        params: { delayMs: 40 },
-        idPrefix: `kill-${s}`,
-      });
-    const victims: Record<string, { pod: Pod; pid: number }> = {};
-    const others: Record<string, number> = {};
-    const cut: Record<string, Execution[]> = {};
-    const successors: Record<string, number> = {};
-    const killedAt: Record<string, number> = {};
-    try {
-      for (const s of SERVICES) {
-        const [a, b] = await readyPods(s);
-        victims[s] = { pod: a!, pid: containerPid(a!, 'function')! };
-        others[s] = containerPid(b!, 'function')!;
-      }
-      await waitFor(
-        () =>
-          SERVICES.every((s) => loads[s]!.answeredBy(victims[s]!.pid) >= 30 && loads[s]!.answeredBy(others[s]!) >= 30),
-        { timeoutMs: 30_000, what: 'both pods of both services answering the load' },
-      );
-      // kill while each victim runs calls, so that some are cut mid-run
-      for (const s of SERVICES) killedAt[s] = await killWhileRunning(logDir(s), victims[s]!.pid);
-      for (const s of SERVICES) {
-        // the node agent restarts the container (its status says so) with a new process
-        const restarted = await waitFor(
-          async () => {
-            const p = (await cluster.pods(s)).find((x) => x.metadata.uid === victims[s]!.pod.metadata.uid);
-            const st = p?.status?.containerStatuses?.find((c) => c.name === 'function');
-            const pid = p && containerPid(p, 'function');
-            return st && st.restartCount >= 1 && pid !== undefined && pid !== victims[s]!.pid ? pid : undefined;
-          },
-          { timeoutMs: 60_000, intervalMs: 100, what: `the ${s} function container restarted` },
-        );
-        successors[s] = restarted;
-        cut[s] = unanswered(readExecutions(logDir(s)), victims[s]!.pid);
-      }
-      await waitFor(() => SERVICES.every((s) => loads[s]!.answeredBy(successors[s]!) >= 30), {
-        timeoutMs: 60_000,
-        what: 'the restarted function containers to answer calls',
-      });
-    } finally {
-      await Promise.all(SERVICES.map((s) => loads[s]!.stop()));
-    }
+  });
 
-    // flaky (at-most-once): nothing lost that had not started, nothing run twice, the cut calls told 502
-    const flaky = byRequestId(readExecutions(logDir(FLAKY)));
-    const flakyCalls = new Map(loads[FLAKY]!.results.map((c) => [c.requestId, c]));
-    expect([...flaky].filter(([, list]) => list.length > 1).map(([id]) => id)).toEqual([]);
-    const failed = classifyFailures(loads[FLAKY]!.results, flaky, [killedAt[FLAKY]!]);
-    expect(failed.notExecuted.map(seen)).toEqual([]);
-    expect(cut[FLAKY]!.length).toBeGreaterThan(0);
-    expect(cut[FLAKY]!.map((e) => `${e.requestId} ${flakyCalls.get(e.requestId)?.status}`)).toEqual(
-      cut[FLAKY]!.map((e) => `${e.requestId} 502`),
-    );
-    expect(failed.ambiguous.map((c) => c.requestId).sort()).toEqual(cut[FLAKY]!.map((e) => e.requestId).sort());
-    expect(failed.unreadAtKill.filter((c) => c.status !== 502).map(seen)).toEqual([]);
-    expect(failed.unreadAtKill.length).toBeLessThanOrEqual(8);
+  test('SIGKILL of one of two replicas’ function container under steady load: no failed call it had not started; those it ran → 502, or retried when idempotent', () =>
+    sigkillUnderLoad(mesh));
 
-    // flaky-idem (idempotent): not one failed call; the cut ones ran again in the other pod
-    const idem = byRequestId(readExecutions(logDir(IDEM)));
-    const idemCalls = new Map(loads[IDEM]!.results.map((c) => [c.requestId, c]));
-    expect(loads[IDEM]!.results.filter((c) => c.status !== 200).map(seen)).toEqual([]);
-    expect(cut[IDEM]!.length).toBeGreaterThan(0);
-    for (const e of cut[IDEM]!) {
-      expect(idemCalls.get(e.requestId)!.attempts).toBeGreaterThanOrEqual(2);
-      expect(idem.get(e.requestId)!.some((x) => x.pid !== victims[IDEM]!.pid && x.status === 200)).toBe(true);
-    }
-    for (const c of loads[IDEM]!.results)
-      expect((idem.get(c.requestId) ?? []).filter((x) => x.status === 200)).toHaveLength(1);
-  }, 180_000);
+  test('a function container that hangs (accepts connections, answers nothing) is taken out; the other pod carries the load; it rejoins when it answers again', () =>
+    hungFunction(mesh));
+
+  // the function process stops listening (connections refused) and stays up: no restart
+  test('a function that goes down and comes back: its sidecar leaves the queue group (no call sent to it and retried elsewhere) and rejoins', () =>
+    downAndBack(mesh, (r) => ({ pid: r.fnPid })));
+
+  test('every pod’s function down: 503 at once (well before the deadline, nothing run), then recovery when they return', () =>
+    everyReplicaDown(mesh));
+
+  test('retries never extend past the deadline: every attempt the function saw carries the one deadline and began by it', () =>
+    retriesWithinDeadline(mesh));
+
+  test('over every call of this file, the at-most-once function never ran one call twice', () => neverRanTwice(mesh));
 });

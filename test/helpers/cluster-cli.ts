@@ -35,6 +35,8 @@ export interface Pod {
 export interface ClusterRun {
   cli: CliProcess;
   gateway: string;
+  /** The gateway's ops listener (GET /v1/services, /metrics). */
+  gatewayOps: string;
   kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
   kubectlJson<T>(args: string[]): Promise<T>;
   pods(service: string): Promise<Pod[]>;
@@ -60,9 +62,10 @@ export async function startClusterCli(broker: LocalBroker = 'embedded broker', d
   const env: NodeJS.ProcessEnv = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('FNMESH_') && k !== 'KUBECONFIG'),
   );
+  const opsPort = await freePort();
   Object.assign(env, {
     FNMESH_LISTEN: `127.0.0.1:${port}`,
-    FNMESH_OPS_LISTEN: `127.0.0.1:${await freePort()}`,
+    FNMESH_OPS_LISTEN: `127.0.0.1:${opsPort}`,
     NO_COLOR: '1',
   });
   let server: RunningNatsServer | undefined;
@@ -113,6 +116,7 @@ export async function startClusterCli(broker: LocalBroker = 'embedded broker', d
   return {
     cli,
     gateway: `http://127.0.0.1:${port}`,
+    gatewayOps: `http://127.0.0.1:${opsPort}`,
     kubectl,
     kubectlJson,
     pods: async (service) =>
