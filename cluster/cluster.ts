@@ -220,7 +220,9 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       say(
         loaded.created
           ? `created a NATS trust chain in ${natsChoice.trustDir}: include ${loaded.serverConfigFile} in your NATS server's configuration and restart it; the gateway and the sidecars connect once it does`
-          : `NATS users minted from the trust chain in ${natsChoice.trustDir} (server config: ${loaded.serverConfigFile})`,
+          : loaded.upgraded
+            ? `added a system account to the NATS trust chain in ${natsChoice.trustDir} and wrote ${loaded.serverConfigFile} again: the mesh works without it; restart your NATS server with it to have JetStream under this trust chain`
+            : `NATS users minted from the trust chain in ${natsChoice.trustDir} (server config: ${loaded.serverConfigFile})`,
       );
       external = { url: natsChoice.url, trust: loaded.trust };
     }

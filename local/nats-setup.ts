@@ -61,6 +61,10 @@ export async function prepareLocalNats(env: Env, say: (message: string) => void)
       say(
         `created a NATS trust chain in ${plan.trustDir}${plan.external ? `: include ${loaded.serverConfigFile} in your NATS server's configuration and restart it; the mesh connects once it does` : ''}`,
       );
+    else if (loaded.upgraded)
+      say(
+        `added a system account to the NATS trust chain in ${plan.trustDir} and wrote ${loaded.serverConfigFile} again${plan.external ? ': the mesh works without it; restart your NATS server with it to have JetStream under this trust chain' : ''}`,
+      );
     else if (plan.external)
       say(`NATS users minted from the trust chain in ${plan.trustDir} (server config: ${loaded.serverConfigFile})`);
   }

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_RESPONSE_TTL_MS, createMeshTrust, parseCreds } from '../common/nats-identity';
@@ -47,5 +47,24 @@ describe('local NATS users', () => {
     expect(again.created).toBe(false);
     expect(again.trust.operator.getPublicKey()).toBe(created.trust.operator.getPublicKey());
     expect(again.trust.signingKey.getPublicKey()).toBe(created.trust.signingKey.getPublicKey());
+  });
+
+  it("adds a system account to an older fnmesh's trust directory once and writes its server config again", async () => {
+    const dir = path.join(parent, 'older-trust');
+    const created = await loadOrCreateTrustDir(dir, 'X');
+    expect(created.upgraded).toBe(false);
+    const conf = readFileSync(created.serverConfigFile, 'utf8');
+    expect(conf).toContain(`system_account: "${created.trust.systemAccount.getPublicKey()}"`);
+    // what an older fnmesh left: three seeds and a config without a system account
+    rmSync(path.join(dir, 'system-account.nk'));
+    writeFileSync(created.serverConfigFile, 'old\n');
+    const upgraded = await loadOrCreateTrustDir(dir, 'X');
+    expect(upgraded).toMatchObject({ created: false, upgraded: true });
+    expect(upgraded.trust.operator.getPublicKey()).toBe(created.trust.operator.getPublicKey());
+    const sys = upgraded.trust.systemAccount.getPublicKey();
+    expect(readFileSync(upgraded.serverConfigFile, 'utf8')).toContain(`system_account: "${sys}"`);
+    const again = await loadOrCreateTrustDir(dir, 'X');
+    expect(again.upgraded).toBe(false);
+    expect(again.trust.systemAccount.getPublicKey()).toBe(sys);
   });
 });

@@ -5,11 +5,25 @@
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import { silentLogger } from '../common/logger';
-import { parseCreds, replicaIdentity } from '../common/nats-identity';
+import { decode, encodeAccount, encodeOperator, type Operator } from '@nats-io/jwt';
+import {
+  TRUST_SECRET_KEYS,
+  createMeshTrust,
+  meshTrustSeeds,
+  parseCreds,
+  replicaIdentity,
+  trustSecretData,
+} from '../common/nats-identity';
 import type { NatsCredsConfig } from './config';
 import { NatsCredsMinter, requeueDelayMs, type CredsTarget } from './creds-minter';
 import type { SecretWriter } from './kube-writer';
-import { decodedSecretData } from './trust-store';
+import {
+  ACCOUNT_SECRET_KEYS,
+  accountSecretCurrent,
+  accountSecretData,
+  decodedSecretData,
+  loadTrust,
+} from './trust-store';
 
 const config: NatsCredsConfig = {
   trustSecret: { namespace: 'sys', name: 'trust' },
@@ -37,6 +51,14 @@ function store() {
       writes.push(`create ${k}`);
       secrets.set(k, structuredClone(s));
       return s;
+    },
+    addSecretData: async (ns, name, rv, data) => {
+      const s = secrets.get(key(ns, name));
+      if (!s || s.metadata?.resourceVersion !== rv) return undefined;
+      writes.push(`add ${key(ns, name)}`);
+      const updated = { ...s, data: { ...s.data, ...data } };
+      secrets.set(key(ns, name), structuredClone(updated));
+      return updated;
     },
   };
   return { secrets, writes, writer };
@@ -85,6 +107,65 @@ test('a Secret of that name the operator did not make is left alone, with an err
     /fnmesh-service-ns-svc-nats.*not made by the fnmesh operator/,
   );
   expect(s.writes.filter((w) => w.startsWith('apply ns/'))).toEqual([]);
+});
+
+/** A trust Secret as an operator from before the system account wrote it (three seeds) and its account Secret. */
+function olderOperatorsSecrets(s: ReturnType<typeof store>) {
+  const { [TRUST_SECRET_KEYS.systemAccountSeed]: _none, ...old } = trustSecretData(meshTrustSeeds(createMeshTrust()));
+  const b64 = (v: string) => Buffer.from(v).toString('base64');
+  s.secrets.set('sys/trust', {
+    metadata: { name: 'trust', namespace: 'sys', resourceVersion: '7' },
+    data: Object.fromEntries(Object.entries(old).map(([k, v]) => [k, b64(v)])),
+  });
+  return old;
+}
+
+test("an older operator's trust Secret gets a system account seed once, and the account Secret is published again", async () => {
+  const s = store();
+  const old = olderOperatorsSecrets(s);
+  const minter = new NatsCredsMinter({ secrets: s.writer, config });
+  await minter.ensure(target, silentLogger);
+  expect(s.writes).toEqual(['add sys/trust', 'apply sys/account', 'apply ns/fnmesh-service-ns-svc-nats']);
+  const data = decodedSecretData(s.secrets.get('sys/trust'));
+  // the old seeds are kept: every user minted before stays valid
+  for (const [k, v] of Object.entries(old)) expect(data[k]).toBe(v);
+  const trust = await minter.trust(silentLogger);
+  const published = decodedSecretData(s.secrets.get('sys/account'));
+  expect(decode<Operator>(published[ACCOUNT_SECRET_KEYS.operatorJwt]!).nats.system_account).toBe(
+    trust.systemAccount.getPublicKey(),
+  );
+  expect(published[ACCOUNT_SECRET_KEYS.resolverConf]).toContain(trust.systemAccount.getPublicKey());
+  expect(accountSecretCurrent(published, trust)).toBe(true);
+  // again (a restarted operator): nothing to add, nothing to publish
+  const again = new NatsCredsMinter({ secrets: s.writer, config });
+  expect((await again.trust(silentLogger)).systemAccount.getPublicKey()).toBe(trust.systemAccount.getPublicKey());
+  expect(s.writes).toHaveLength(3);
+});
+
+test('an account Secret published by an older operator (no system account, no JetStream) is not current', async () => {
+  const trust = createMeshTrust();
+  const data = await accountSecretData(trust);
+  expect(accountSecretCurrent(data, trust)).toBe(true);
+  const olderOperator = await encodeOperator('fnmesh', trust.operator);
+  expect(accountSecretCurrent({ ...data, [ACCOUNT_SECRET_KEYS.operatorJwt]: olderOperator }, trust)).toBe(false);
+  const olderAccount = await encodeAccount(
+    'fnmesh',
+    trust.account,
+    { limits: { conn: -1 }, signing_keys: [trust.signingKey.getPublicKey()] },
+    { signer: trust.operator },
+  );
+  expect(accountSecretCurrent({ ...data, [ACCOUNT_SECRET_KEYS.accountJwt]: olderAccount }, trust)).toBe(false);
+  const olderConf = data[ACCOUNT_SECRET_KEYS.resolverConf]!.replace(/^system_account: .*\n/m, '');
+  expect(accountSecretCurrent({ ...data, [ACCOUNT_SECRET_KEYS.resolverConf]: olderConf }, trust)).toBe(false);
+});
+
+test('a trust Secret the user names without the system account seed is not written: the error names the key and the fix', async () => {
+  const s = store();
+  olderOperatorsSecrets(s);
+  await expect(loadTrust(s.writer, { ...config, createTrust: false })).rejects.toThrow(
+    /^Secret sys\/trust has no key system-account\.nk: .*the operator never writes a trust Secret you name; add a new account seed .*kubectl -n sys patch secret trust/,
+  );
+  expect(s.writes).toEqual([]);
 });
 
 test('requeueDelayMs: the time until the check, at least a second', () => {

@@ -3,7 +3,8 @@
  * connections, no typed models): a server-side apply of the Deployment (field manager `fnmesh-operator`),
  * a merge patch of the FunctionService's status subresource, and a live read of a Deployment the informer
  * cache does not hold (it holds only Deployments with the operator's label). For NATS credentials
- * (creds-minter.ts, trust-store.ts): reads, server-side applies and a create of Secrets.
+ * (creds-minter.ts, trust-store.ts): reads, server-side applies, a create of Secrets and
+ * a merge patch with a resourceVersion precondition (a trust Secret of an older operator gets its new key).
  */
 import type { V1Deployment, V1Secret } from '@kubernetes/client-node';
 import { functionServicePath } from '../common/crd-names';
@@ -37,6 +38,16 @@ export interface SecretWriter {
   applySecret(desired: V1Secret): Promise<V1Secret>;
   /** Creates a Secret; undefined when one of that name exists already (409 AlreadyExists). */
   createSecret(secret: V1Secret): Promise<V1Secret | undefined>;
+  /**
+   * Adds `data` (base64 values) to the Secret if it is still at `resourceVersion` (a merge patch with that
+   * precondition); undefined when someone changed it since (409 Conflict): read it again.
+   */
+  addSecretData(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    data: Record<string, string>,
+  ): Promise<V1Secret | undefined>;
 }
 
 export const APPLY_PATCH = 'application/apply-patch+yaml';
@@ -74,6 +85,18 @@ export function secretWriter(client: KubeClient): SecretWriter {
         return await client.request<V1Secret>('POST', secretPath(namespace), {
           query: { fieldManager: FIELD_MANAGER },
           body: secret,
+        });
+      } catch (err) {
+        if (err instanceof KubeApiError && err.code === 409) return undefined;
+        throw err;
+      }
+    },
+    async addSecretData(namespace, name, resourceVersion, data) {
+      try {
+        return await client.request<V1Secret>('PATCH', secretPath(namespace, name), {
+          query: { fieldManager: FIELD_MANAGER },
+          body: { metadata: { resourceVersion }, data },
+          contentType: MERGE_PATCH,
         });
       } catch (err) {
         if (err instanceof KubeApiError && err.code === 409) return undefined;

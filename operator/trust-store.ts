@@ -2,19 +2,25 @@
  * The mesh's NATS trust chain in Kubernetes: the operator's seeds Secret (only the operator reads it), created
  * once when absent, and the public parts published into a separate Secret that nats-server (or anything
  * else) can mount without seeing a seed. Two operator replicas racing to create the chain produce one:
- * the create uses the fixed name, and the loser (409 AlreadyExists) reads the winner's.
+ * the create uses the fixed name, and the loser (409 AlreadyExists) reads the winner's. A trust Secret of
+ * an older operator (no system account seed) gets one added the same way: a patch conditional on the
+ * resourceVersion it read, and the loser (409 Conflict) reads the winner's. A trust Secret the user names is
+ * never written: one without the key is an error naming the key and the fix.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import { ConfigError } from '../common/errors';
 import {
+  MESH_JETSTREAM_LIMITS,
   TRUST_SECRET_KEYS,
   accountJwt,
   createMeshTrust,
+  meshOperatorModeConfig,
   meshTrustSeeds,
+  missingSystemAccountError,
   operatorJwt,
-  operatorModeConfig,
   trustFromSecretData,
   trustSecretData,
+  trustSecretUpgrade,
   type MeshTrust,
 } from '../common/nats-identity';
 import { decode, type Account, type Operator } from '@nats-io/jwt';
@@ -26,7 +32,10 @@ import type { SecretWriter } from './kube-writer';
 export const ACCOUNT_SECRET_KEYS = {
   operatorJwt: 'operator.jwt',
   accountJwt: 'account.jwt',
-  /** A nats-server config fragment (operator, MEMORY resolver, account preload): `include` it. */
+  /**
+   * A nats-server config fragment (operator, system account, MEMORY resolver, both accounts preloaded):
+   * `include` it. nats-server reads it at start only: restart the servers after it changes.
+   */
   resolverConf: 'resolver.conf',
 } as const;
 
@@ -67,6 +76,19 @@ export async function loadTrust(secrets: SecretWriter, cfg: NatsCredsConfig): Pr
     secret = created ?? (await secrets.readSecret(ref.namespace, ref.name));
     if (!secret) throw new Error(`${where(ref)} was created by someone else and is gone again; retrying`);
   }
+  for (let attempt = 0; ; attempt++) {
+    const added = trustSecretUpgrade(decodedSecretData(secret));
+    if (!added) break;
+    if (!cfg.createTrust) throw missingSystemAccountError(where(ref), ref.namespace, ref.name);
+    const rv = secret.metadata?.resourceVersion;
+    if (!rv || attempt >= 3)
+      throw new Error(`${where(ref)} keeps changing while the operator adds its system account seed; retrying`);
+    const encoded = Object.fromEntries(Object.entries(added).map(([k, v]) => [k, b64(v)]));
+    // undefined: another replica (or someone) changed it first; read it again and decide again
+    const updated = await secrets.addSecretData(ref.namespace, ref.name, rv, encoded);
+    secret = updated ?? (await secrets.readSecret(ref.namespace, ref.name));
+    if (!secret) throw new Error(`${where(ref)} is gone while the operator adds its system account seed; retrying`);
+  }
   return trustFromSecretData(decodedSecretData(secret), where(ref));
 }
 
@@ -75,14 +97,18 @@ export function accountSecretCurrent(data: Record<string, string>, trust: MeshTr
   try {
     const op = decode<Operator>(data[ACCOUNT_SECRET_KEYS.operatorJwt] ?? '');
     const acc = decode<Account>(data[ACCOUNT_SECRET_KEYS.accountJwt] ?? '');
+    const sys = trust.systemAccount.getPublicKey();
     return (
       op.sub === trust.operator.getPublicKey() &&
+      op.nats.system_account === sys &&
+      // JetStream for the mesh account (published by an operator from before it had it: none)
+      acc.nats.limits?.disk_storage === MESH_JETSTREAM_LIMITS.disk_storage &&
       acc.sub === trust.account.getPublicKey() &&
       acc.iss === trust.operator.getPublicKey() &&
       (acc.nats.signing_keys ?? []).some(
         (k) => (typeof k === 'string' ? k : k.key) === trust.signingKey.getPublicKey(),
       ) &&
-      data[ACCOUNT_SECRET_KEYS.resolverConf] !== undefined
+      (data[ACCOUNT_SECRET_KEYS.resolverConf] ?? '').includes(`system_account: ${JSON.stringify(sys)}`)
     );
   } catch {
     return false;
@@ -91,15 +117,10 @@ export function accountSecretCurrent(data: Record<string, string>, trust: MeshTr
 
 /** The account Secret's data for this chain. */
 export async function accountSecretData(trust: MeshTrust): Promise<Record<string, string>> {
-  const operator = await operatorJwt(trust);
-  const account = await accountJwt(trust);
   return {
-    [ACCOUNT_SECRET_KEYS.operatorJwt]: operator,
-    [ACCOUNT_SECRET_KEYS.accountJwt]: account,
-    [ACCOUNT_SECRET_KEYS.resolverConf]: operatorModeConfig({
-      operatorJwt: operator,
-      accounts: { [trust.account.getPublicKey()]: account },
-    }),
+    [ACCOUNT_SECRET_KEYS.operatorJwt]: await operatorJwt(trust),
+    [ACCOUNT_SECRET_KEYS.accountJwt]: await accountJwt(trust),
+    [ACCOUNT_SECRET_KEYS.resolverConf]: await meshOperatorModeConfig(trust),
   };
 }
 

@@ -9,12 +9,10 @@ import path from 'node:path';
 import { connectNats, silentLogger } from '../common';
 import {
   GATEWAY_IDENTITY,
-  accountJwt,
   createMeshTrust,
   inboxPrefix,
   mintUser,
-  operatorJwt,
-  operatorModeConfig,
+  meshOperatorModeConfig,
 } from '../common/nats-identity';
 import { startNatsServer, type RunningNatsServer } from './helpers/nats-server';
 
@@ -51,10 +49,7 @@ describe('connectNats with TLS and credentials (nats-server)', () => {
     writeFileSync(credsFile, user.creds);
     server = await startNatsServer({
       config:
-        operatorModeConfig({
-          operatorJwt: await operatorJwt(trust),
-          accounts: { [trust.account.getPublicKey()]: await accountJwt(trust) },
-        }) + `tls { cert_file: ${JSON.stringify(caFile)}, key_file: ${JSON.stringify(keyFile)} }\n`,
+        (await meshOperatorModeConfig(trust)) + `tls { cert_file: ${JSON.stringify(caFile)}, key_file: ${JSON.stringify(keyFile)} }\n`,
     });
   });
 

@@ -15,12 +15,10 @@ import { ManifestFileSource } from '../common/manifest-source';
 import { microServiceName } from '../common/micro-names';
 import {
   GATEWAY_IDENTITY,
-  accountJwt,
   createMeshTrust,
   inboxPrefix,
   mintUser,
-  operatorJwt,
-  operatorModeConfig,
+  meshOperatorModeConfig,
   replicaIdentity,
   revokeUser,
   type MeshIdentity,
@@ -61,10 +59,7 @@ describe('gateway and sidecars with their own NATS credentials (nats-server, ope
   const revocations: Record<string, number> = {};
 
   async function serverConfig(): Promise<string> {
-    return operatorModeConfig({
-      operatorJwt: await operatorJwt(trust),
-      accounts: { [trust.account.getPublicKey()]: await accountJwt(trust, revocations) },
-    });
+    return meshOperatorModeConfig(trust, revocations);
   }
 
   async function credsFile(

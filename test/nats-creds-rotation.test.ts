@@ -14,7 +14,7 @@ import { createLogger, silentLogger, type Logger } from '../common';
 import { ManifestFileSource } from '../common/manifest-source';
 import {
   GATEWAY_IDENTITY,
-  accountJwt,
+  meshAccountJwts,
   createMeshTrust,
   mintUser,
   operatorJwt,
@@ -119,7 +119,7 @@ describe.each(BROKER_TARGETS)('rotated NATS credentials taken up without a faile
     dir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-rotation-'));
     writeFileSync(path.join(dir, 'services.yaml'), MANIFESTS);
     broker = await target.start({
-      operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
+      operator: { operatorJwt: await operatorJwt(trust), accountJwts: Object.values(await meshAccountJwts(trust)) },
     });
   });
 

@@ -19,7 +19,7 @@ import {
 import { MICRO_VERBS, microServiceName, microSubjects } from '../common/micro-names';
 import {
   GATEWAY_IDENTITY,
-  accountJwt,
+  meshAccountJwts,
   createMeshTrust,
   inboxPrefix,
   mintUser,
@@ -111,7 +111,7 @@ describe.each(BROKER_TARGETS)('NATS identities and permissions (%s)', (target) =
   beforeAll(async () => {
     trust = createMeshTrust();
     server = await target.start({
-      operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
+      operator: { operatorJwt: await operatorJwt(trust), accountJwts: Object.values(await meshAccountJwts(trust)) },
     });
   });
 

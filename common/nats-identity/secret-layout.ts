@@ -6,13 +6,15 @@
 import { ConfigError } from '../errors';
 import { parseCreds, type ParsedCreds } from './creds-format';
 import { natsUserName, type MeshIdentity } from './identity';
-import { meshTrustFromSeeds, type MeshTrust, type MeshTrustSeeds } from './trust-chain';
+import { createSystemAccountSeed, meshTrustFromSeeds, type MeshTrust, type MeshTrustSeeds } from './trust-chain';
 
 /** The keys of the trust Secret (nkey seeds, one each). */
 export const TRUST_SECRET_KEYS = {
   operatorSeed: 'operator.nk',
   accountSeed: 'account.nk',
   signingKeySeed: 'signing-key.nk',
+  /** Added after the first three (JetStream under JWT auth): a Secret of an older operator lacks it. */
+  systemAccountSeed: 'system-account.nk',
 } as const;
 
 /** The one key of a user-credentials Secret: the `.creds` file. */
@@ -35,7 +37,26 @@ export function trustSecretData(seeds: MeshTrustSeeds): Record<string, string> {
     [TRUST_SECRET_KEYS.operatorSeed]: seeds.operator,
     [TRUST_SECRET_KEYS.accountSeed]: seeds.account,
     [TRUST_SECRET_KEYS.signingKeySeed]: seeds.signingKey,
+    [TRUST_SECRET_KEYS.systemAccountSeed]: seeds.systemAccount,
   };
+}
+
+/**
+ * The keys to add to a trust Secret that an older operator created without a system account: a new system
+ * account seed, or undefined when it has one (level-based: the same data never gets a second key). Only for
+ * a Secret the operator owns; missingSystemAccountError is the answer for one the user names.
+ */
+export function trustSecretUpgrade(data: Record<string, string | undefined>): Record<string, string> | undefined {
+  if (data[TRUST_SECRET_KEYS.systemAccountSeed]?.trim()) return undefined;
+  return { [TRUST_SECRET_KEYS.systemAccountSeed]: createSystemAccountSeed() };
+}
+
+/** The error for a trust Secret the user names (FNMESH_NATS_TRUST_SECRET) that lacks the system account seed. */
+export function missingSystemAccountError(where: string, namespace: string, name: string): ConfigError {
+  const key = TRUST_SECRET_KEYS.systemAccountSeed;
+  return new ConfigError(
+    `${where} has no key ${key}: the trust chain needs a system account (nats-server starts JetStream only with one), and the operator never writes a trust Secret you name; add a new account seed (SA…, from \`nk -gen account\` or \`nsc generate nkey --account\`) under that key: kubectl -n ${namespace} patch secret ${name} -p '{"stringData":{"${key}":"SA…"}}'`,
+  );
 }
 
 /** `data` as decoded strings (the operator base64-decodes a Secret's data first); `where` names the Secret. */
@@ -53,6 +74,7 @@ export function trustFromSecretData(data: Record<string, string | undefined>, wh
       operator: key(TRUST_SECRET_KEYS.operatorSeed),
       account: key(TRUST_SECRET_KEYS.accountSeed),
       signingKey: key(TRUST_SECRET_KEYS.signingKeySeed),
+      systemAccount: key(TRUST_SECRET_KEYS.systemAccountSeed),
     },
     where,
   );

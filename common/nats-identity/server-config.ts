@@ -1,9 +1,13 @@
 /**
- * nats-server's configuration for the mesh's trust chain (operator mode): the operator JWT, the MEMORY
- * resolver with the mesh account preloaded. With an operator configured, nats-server accepts only users
- * whose JWT an account of that operator signed, so an unauthenticated client is refused. Used by the tests'
- * nats-server, and by the chart and the docs for a NATS the user runs.
+ * nats-server's configuration for the mesh's trust chain (operator mode): the operator JWT, the system account,
+ * and the MEMORY resolver with the mesh account and the system account preloaded. With an operator configured,
+ * nats-server accepts only users whose JWT an account of that operator signed, so an unauthenticated client is
+ * refused; JetStream starts only with a system account. nats-server reads this at start only (a changed
+ * account JWT needs a restart). Used by the tests' nats-server, and by the chart and the docs for a NATS the
+ * user runs.
  */
+import type { RevocationList } from '@nats-io/jwt';
+import { meshAccountJwts, operatorJwt, type MeshTrust } from './trust-chain';
 
 export interface OperatorModeConfig {
   operatorJwt: string;
@@ -23,4 +27,13 @@ export function operatorModeConfig(config: OperatorModeConfig): string {
   }
   lines.push('}');
   return lines.join('\n') + '\n';
+}
+
+/** The mesh's fragment for `trust`: its operator, its system account, both accounts preloaded. */
+export async function meshOperatorModeConfig(trust: MeshTrust, revocations: RevocationList = {}): Promise<string> {
+  return operatorModeConfig({
+    operatorJwt: await operatorJwt(trust),
+    systemAccount: trust.systemAccount.getPublicKey(),
+    accounts: await meshAccountJwts(trust, revocations),
+  });
 }

@@ -1,8 +1,13 @@
 import { decode, type Account, type Operator } from '@nats-io/jwt';
 import { createUser } from '@nats-io/nkeys';
 import {
+  MESH_JETSTREAM_LIMITS,
+  MESH_SYSTEM_ACCOUNT_NAME,
   UNLIMITED_ACCOUNT_LIMITS,
   accountJwt,
+  createSystemAccountSeed,
+  meshAccountJwts,
+  systemAccountJwt,
   createMeshTrust,
   keyFromSeed,
   meshTrustFromSeeds,
@@ -29,6 +34,31 @@ test('the operator signs the account; the account lists its signing key and has 
   expect(acc.nats.revocations).toBeUndefined();
 });
 
+test('the operator names the system account; the operator signs it; it has connections but no JetStream', async () => {
+  const trust = createMeshTrust();
+  const sys = trust.systemAccount.getPublicKey();
+  expect(sys).not.toBe(trust.account.getPublicKey());
+  expect(decode<Operator>(await operatorJwt(trust)).nats.system_account).toBe(sys);
+  const acc = decode<Account>(await systemAccountJwt(trust));
+  expect(acc.name).toBe(MESH_SYSTEM_ACCOUNT_NAME);
+  expect(acc.sub).toBe(sys);
+  expect(acc.iss).toBe(trust.operator.getPublicKey());
+  expect(acc.nats.limits).toEqual(UNLIMITED_ACCOUNT_LIMITS);
+  // nats-server refuses to start with JetStream limits on the system account
+  for (const k of ['mem_storage', 'disk_storage', 'streams', 'consumer']) expect(acc.nats.limits).not.toHaveProperty(k);
+  expect(acc.nats.signing_keys).toBeUndefined();
+  const preload = await meshAccountJwts(trust);
+  expect(Object.keys(preload).sort()).toEqual([trust.account.getPublicKey(), sys].sort());
+  expect(decode<Account>(preload[sys]!).sub).toBe(sys);
+});
+
+test('the mesh account has JetStream: file storage bounded by the servers, no memory storage', async () => {
+  const acc = decode<Account>(await accountJwt(createMeshTrust()));
+  expect(acc.nats.limits).toMatchObject(MESH_JETSTREAM_LIMITS);
+  expect(acc.nats.limits?.disk_storage).toBe(-1);
+  expect(acc.nats.limits?.mem_storage).toBe(0);
+});
+
 test('a revoked user is in the account JWT with the time of revocation', async () => {
   const trust = createMeshTrust();
   const user = createUser().getPublicKey();
@@ -44,6 +74,19 @@ test('the trust chain survives a round trip through its seeds', () => {
   expect(back.operator.getPublicKey()).toBe(trust.operator.getPublicKey());
   expect(back.account.getPublicKey()).toBe(trust.account.getPublicKey());
   expect(back.signingKey.getPublicKey()).toBe(trust.signingKey.getPublicKey());
+  expect(back.systemAccount.getPublicKey()).toBe(trust.systemAccount.getPublicKey());
+});
+
+test('a system account that is the mesh account (or its signing key) is refused', () => {
+  const seeds = meshTrustSeeds(createMeshTrust());
+  for (const systemAccount of [seeds.account, seeds.signingKey])
+    expect(() => meshTrustFromSeeds({ ...seeds, systemAccount }, 'Secret fnmesh/t')).toThrow(
+      /^the system account seed in Secret fnmesh\/t is the mesh account's own key or its signing key: the system account must be a key of its own/,
+    );
+  expect(seedKind(createSystemAccountSeed())).toBe('account');
+  expect(() => meshTrustFromSeeds({ ...seeds, systemAccount: seeds.operator }, 'X')).toThrow(
+    /the system account seed in X is an operator seed/,
+  );
 });
 
 test('a seed of the wrong kind is refused, naming where it came from and what belongs there', () => {

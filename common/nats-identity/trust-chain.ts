@@ -1,8 +1,10 @@
 /**
  * The mesh's NATS trust chain (decentralized JWT authentication): an operator, one account for the mesh,
- * and an account signing key that signs every user JWT. The account's identity key signs nothing after the
- * account exists; the operator key signs the account JWT (again when a user is revoked). Keys are ed25519
- * nkeys (@nats-io/nkeys), JWTs are signed with @nats-io/jwt.
+ * an account signing key that signs every user JWT, and the system account (nats-server's own account for
+ * its internal traffic: cluster-wide JetStream needs one). The account's identity key signs nothing after the
+ * account exists; the operator key signs the account JWTs (again when a user is revoked). No fnmesh part is a
+ * user of the system account: its seed is kept so that an administrator can mint one (`nats server report`).
+ * Keys are ed25519 nkeys (@nats-io/nkeys), JWTs are signed with @nats-io/jwt.
  */
 import { encodeAccount, encodeOperator, type Account, type RevocationList } from '@nats-io/jwt';
 import { Prefix, fromSeed, type KeyPair } from '@nats-io/nkeys';
@@ -14,17 +16,22 @@ export interface MeshTrust {
   account: KeyPair;
   /** Signs user JWTs; listed in the account JWT's signing_keys. */
   signingKey: KeyPair;
+  /** The system account (the operator JWT's `system_account`); no JetStream, no fnmesh users. */
+  systemAccount: KeyPair;
 }
 
-/** The trust chain as text (what a Secret holds): three nkey seeds. */
+/** The trust chain as text (what a Secret holds): four nkey seeds. */
 export interface MeshTrustSeeds {
   operator: string;
   account: string;
   signingKey: string;
+  systemAccount: string;
 }
 
 export const MESH_OPERATOR_NAME = 'fnmesh';
 export const MESH_ACCOUNT_NAME = 'fnmesh';
+/** The system account's name (nsc's and the NATS docs' `SYS`). */
+export const MESH_SYSTEM_ACCOUNT_NAME = 'SYS';
 
 /** The kind of key an nkey seed holds, by its second letter (`SO…` operator, `SA…` account, `SU…` user). */
 export type NkeyKind = 'operator' | 'account' | 'user' | 'server' | 'cluster' | 'curve' | 'unknown';
@@ -93,25 +100,44 @@ export function createMeshTrust(): MeshTrust {
     operator: createNativeKeyPair(Prefix.Operator),
     account: createNativeKeyPair(Prefix.Account),
     signingKey: createNativeKeyPair(Prefix.Account),
+    systemAccount: createNativeKeyPair(Prefix.Account),
   };
+}
+
+/** A new system account seed (for a trust chain stored before it had one). */
+export function createSystemAccountSeed(): string {
+  return new TextDecoder().decode(createNativeKeyPair(Prefix.Account).getSeed());
 }
 
 export function meshTrustSeeds(trust: MeshTrust): MeshTrustSeeds {
   const seed = (kp: KeyPair): string => new TextDecoder().decode(kp.getSeed());
-  return { operator: seed(trust.operator), account: seed(trust.account), signingKey: seed(trust.signingKey) };
+  return {
+    operator: seed(trust.operator),
+    account: seed(trust.account),
+    signingKey: seed(trust.signingKey),
+    systemAccount: seed(trust.systemAccount),
+  };
 }
 
 /** The trust chain back from its seeds; `where` names their source (e.g. the Secret) in errors. */
 export function meshTrustFromSeeds(seeds: MeshTrustSeeds, where: string): MeshTrust {
-  return {
+  const trust = {
     operator: keyFromSeed(seeds.operator, 'operator', `the operator seed in ${where}`),
     account: keyFromSeed(seeds.account, 'account', `the account seed in ${where}`),
     signingKey: keyFromSeed(seeds.signingKey, 'account', `the account signing key in ${where}`),
+    systemAccount: keyFromSeed(seeds.systemAccount, 'account', `the system account seed in ${where}`),
   };
+  const sys = trust.systemAccount.getPublicKey();
+  if (sys === trust.account.getPublicKey() || sys === trust.signingKey.getPublicKey())
+    throw new ConfigError(
+      `the system account seed in ${where} is the mesh account's own key or its signing key: the system account must be a key of its own (a new account seed), or every mesh user would be a system user`,
+    );
+  return trust;
 }
 
+/** The operator JWT: self-signed, naming the system account (nats-server reads it from here too). */
 export async function operatorJwt(trust: MeshTrust): Promise<string> {
-  return encodeOperator(MESH_OPERATOR_NAME, trust.operator);
+  return encodeOperator(MESH_OPERATOR_NAME, trust.operator, { system_account: trust.systemAccount.getPublicKey() });
 }
 
 /**
@@ -131,14 +157,52 @@ export const UNLIMITED_ACCOUNT_LIMITS = {
   disallow_bearer: true,
 } as const;
 
+/**
+ * JetStream for the mesh account (an account without JetStream limits has no JetStream): file storage, as
+ * much as each server's `max_file_store` holds (the chart sets it from its volume's size), any number of
+ * streams and consumers. No memory storage: a memory stream would grow the NATS pods past their memory
+ * limits, which nothing in the server config bounds. Who may use JetStream is a user's permissions: no fnmesh
+ * part's user may publish to `$JS.API.>` today.
+ */
+export const MESH_JETSTREAM_LIMITS = {
+  disk_storage: -1,
+  mem_storage: 0,
+  streams: -1,
+  consumer: -1,
+} as const;
+
 /** The account JWT, signed by the operator, with the signing key and the revoked users. */
 export async function accountJwt(trust: MeshTrust, revocations: RevocationList = {}): Promise<string> {
   const account: Partial<Account> = {
-    limits: { ...UNLIMITED_ACCOUNT_LIMITS },
+    limits: { ...UNLIMITED_ACCOUNT_LIMITS, ...MESH_JETSTREAM_LIMITS },
     signing_keys: [trust.signingKey.getPublicKey()],
   };
   if (Object.keys(revocations).length > 0) account.revocations = { ...revocations };
   return encodeAccount(MESH_ACCOUNT_NAME, trust.account, account, { signer: trust.operator });
+}
+
+/**
+ * The system account's JWT, signed by the operator: unlimited connections (for an administrator's system
+ * user), no signing keys, no JetStream (nats-server refuses JetStream on the system account).
+ */
+export async function systemAccountJwt(trust: MeshTrust): Promise<string> {
+  return encodeAccount(
+    MESH_SYSTEM_ACCOUNT_NAME,
+    trust.systemAccount,
+    { limits: { ...UNLIMITED_ACCOUNT_LIMITS } },
+    { signer: trust.operator },
+  );
+}
+
+/** Every account nats-server preloads for the mesh: public key → account JWT (the mesh's and the system's). */
+export async function meshAccountJwts(
+  trust: MeshTrust,
+  revocations: RevocationList = {},
+): Promise<Record<string, string>> {
+  return {
+    [trust.account.getPublicKey()]: await accountJwt(trust, revocations),
+    [trust.systemAccount.getPublicKey()]: await systemAccountJwt(trust),
+  };
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
- * A trust directory: the mesh's NATS trust chain kept as three seed files (the trust Secret's keys) and the
+ * A trust directory: the mesh's NATS trust chain kept as four seed files (the trust Secret's keys) and the
  * nats-server configuration fragment that trusts it, for a NATS server of your own. `fnmesh local` and
- * `fnmesh cluster` mint every part's user from it when they use your server (FNMESH_NATS_URL).
+ * `fnmesh cluster` mint every part's user from it when they use your server (FNMESH_NATS_URL). A directory
+ * of an older fnmesh (no system account seed) gets one, and its nats-server.conf is written again with it.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -9,20 +10,20 @@ import { ConfigError } from '../errors';
 import { writePrivateFile } from '../private-file';
 import { TRUST_SECRET_KEYS } from './secret-layout';
 import {
-  accountJwt,
   createMeshTrust,
+  createSystemAccountSeed,
   meshTrustFromSeeds,
   meshTrustSeeds,
-  operatorJwt,
   type MeshTrust,
 } from './trust-chain';
-import { operatorModeConfig } from './server-config';
+import { meshOperatorModeConfig } from './server-config';
 
 /** The file names in a trust directory (the trust Secret's keys) and the nats-server config written beside. */
 export const TRUST_DIR_FILES = {
   operatorSeed: TRUST_SECRET_KEYS.operatorSeed,
   accountSeed: TRUST_SECRET_KEYS.accountSeed,
   signingKeySeed: TRUST_SECRET_KEYS.signingKeySeed,
+  systemAccountSeed: TRUST_SECRET_KEYS.systemAccountSeed,
   serverConfig: 'nats-server.conf',
 } as const;
 
@@ -30,6 +31,8 @@ export interface TrustDirResult {
   trust: MeshTrust;
   /** True when the directory had no trust chain and a fresh one was written. */
   created: boolean;
+  /** True when the directory lacked the system account seed: one was added and nats-server.conf rewritten. */
+  upgraded: boolean;
   /** The nats-server config fragment that trusts this chain (written when missing). */
   serverConfigFile: string;
 }
@@ -48,6 +51,7 @@ export async function loadOrCreateTrustDir(dir: string, setting: string): Promis
   const present = existsSync(dir) ? seedFiles.filter((f) => existsSync(path.join(dir, f))) : [];
   let trust: MeshTrust;
   let created = false;
+  let upgraded = false;
   if (present.length === 0) {
     if (existsSync(dir) && readdirSync(dir).length > 0)
       throw new ConfigError(
@@ -59,6 +63,7 @@ export async function loadOrCreateTrustDir(dir: string, setting: string): Promis
     writePrivateFile(path.join(dir, TRUST_DIR_FILES.operatorSeed), `${seeds.operator}\n`);
     writePrivateFile(path.join(dir, TRUST_DIR_FILES.accountSeed), `${seeds.account}\n`);
     writePrivateFile(path.join(dir, TRUST_DIR_FILES.signingKeySeed), `${seeds.signingKey}\n`);
+    writePrivateFile(path.join(dir, TRUST_DIR_FILES.systemAccountSeed), `${seeds.systemAccount}\n`);
     created = true;
   } else {
     const missing = seedFiles.filter((f) => !present.includes(f));
@@ -76,27 +81,31 @@ export async function loadOrCreateTrustDir(dir: string, setting: string): Promis
         );
       }
     };
+    const systemFile = path.join(dir, TRUST_DIR_FILES.systemAccountSeed);
+    if (!existsSync(systemFile)) {
+      // a directory of an older fnmesh: add the system account (level-based: once it is there, it stays)
+      writePrivateFile(systemFile, `${createSystemAccountSeed()}\n`);
+      upgraded = true;
+    }
     trust = meshTrustFromSeeds(
       {
         operator: read(TRUST_DIR_FILES.operatorSeed),
         account: read(TRUST_DIR_FILES.accountSeed),
         signingKey: read(TRUST_DIR_FILES.signingKeySeed),
+        systemAccount: read(TRUST_DIR_FILES.systemAccountSeed),
       },
       `${setting} (${dir})`,
     );
   }
   const serverConfigFile = path.join(dir, TRUST_DIR_FILES.serverConfig);
-  if (!existsSync(serverConfigFile)) writePrivateFile(serverConfigFile, await serverConfigText(trust));
-  return { trust, created, serverConfigFile };
+  if (upgraded || !existsSync(serverConfigFile)) writePrivateFile(serverConfigFile, await serverConfigText(trust));
+  return { trust, created, upgraded, serverConfigFile };
 }
 
-/** The nats-server configuration fragment (operator mode, the mesh account preloaded) for `trust`. */
+/** The nats-server configuration fragment (operator mode, the mesh and system accounts preloaded) for `trust`. */
 export async function serverConfigText(trust: MeshTrust): Promise<string> {
   return (
-    "# fnmesh: the mesh's NATS trust chain (include this file in your nats-server.conf)\n" +
-    operatorModeConfig({
-      operatorJwt: await operatorJwt(trust),
-      accounts: { [trust.account.getPublicKey()]: await accountJwt(trust) },
-    })
+    "# fnmesh: the mesh's NATS trust chain (include this file in your nats-server.conf; read at start only)\n" +
+    (await meshOperatorModeConfig(trust))
   );
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { credsAuthenticator } from '@nats-io/nats-core';
 import {
   GATEWAY_IDENTITY,
-  accountJwt,
+  meshAccountJwts,
   createMeshTrust,
   inboxPrefix,
   mintUser,
@@ -61,7 +61,7 @@ export async function createMeshAuth(): Promise<MeshAuth> {
     return file;
   };
   return {
-    operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
+    operator: { operatorJwt: await operatorJwt(trust), accountJwts: Object.values(await meshAccountJwts(trust)) },
     gatewayCreds: await fileOf(GATEWAY_IDENTITY),
     credsFor: (namespace, service) => fileOf(replicaIdentity(namespace, service)),
     connectOptions: async (identity) => ({

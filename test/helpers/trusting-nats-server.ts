@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { accountJwt, createMeshTrust, meshTrustSeeds, operatorJwt, trustSecretData } from '../../common/nats-identity';
+import { createMeshTrust, meshAccountJwts, meshTrustSeeds, operatorJwt, trustSecretData } from '../../common/nats-identity';
 import { startNatsServer, type RunningNatsServer } from './nats-server';
 
 export interface TrustingNatsServer {
@@ -19,7 +19,7 @@ export async function startTrustingNatsServer(dir: string): Promise<TrustingNats
   for (const [file, seed] of Object.entries(trustSecretData(meshTrustSeeds(trust))))
     writeFileSync(path.join(trustDir, file), `${seed}\n`, { mode: 0o600 });
   const server = await startNatsServer({
-    operator: { operatorJwt: await operatorJwt(trust), accountJwts: [await accountJwt(trust)] },
+    operator: { operatorJwt: await operatorJwt(trust), accountJwts: Object.values(await meshAccountJwts(trust)) },
   });
   return { server, trustDir };
 }
