@@ -159,9 +159,9 @@ export const OPERATOR_SETTINGS = {
   natsTrustSecret: setting({
     env: 'FNMESH_NATS_TRUST_SECRET',
     flag: '--nats-trust-secret <name>',
-    unset: `\`${TRUST_SECRET_NAME}\`, created with a new trust chain when absent`,
+    unset: `\`${TRUST_SECRET_NAME}\`, created with a new trust chain when absent (one of an older operator gets its system account seed added)`,
     parse: dnsSubdomain,
-    help: 'the Secret (in the trust namespace) with the operator, account and signing key seeds; when set, it must exist (the operator never creates one you name)',
+    help: 'the Secret (in the trust namespace) with the operator, account, signing key and system account seeds (`operator.nk`, `account.nk`, `signing-key.nk`, `system-account.nk`); when set, it must exist with all four (the operator never creates or writes one you name)',
   }),
   natsTrustNamespace: setting({
     env: 'FNMESH_NATS_TRUST_NAMESPACE',
@@ -175,7 +175,7 @@ export const OPERATOR_SETTINGS = {
     flag: '--nats-account-secret <name>',
     default: ACCOUNT_SECRET_NAME,
     parse: dnsSubdomain,
-    help: 'Secret (in the trust namespace) the operator publishes the operator JWT, account JWT and a nats-server `resolver.conf` to, for the brokers to mount (no seeds)',
+    help: 'Secret (in the trust namespace) the operator publishes the operator JWT, account JWT and a nats-server `resolver.conf` (with the system account) to, for the brokers to mount (no seeds; nats-server reads it at start only)',
   }),
   natsUserTtlMs: setting({
     env: 'FNMESH_NATS_USER_TTL_MS',

@@ -31,6 +31,29 @@ const GATEWAY_ENV = envNames(GATEWAY_SETTINGS);
 // the operator also reads its pod's name (the Lease holder) and namespace from the downward API (operator/config.ts, main.ts)
 const OPERATOR_ENV = new Set([...envNames(OPERATOR_SETTINGS), 'POD_NAME', 'POD_NAMESPACE']);
 
+describe('JetStream in the bundled NATS', () => {
+  const maxFileStore = async (set: string[]): Promise<string | undefined> => {
+    const { objects } = await renderChart({ set });
+    const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'fnmesh-nats-config');
+    return /max_file_store: (\d+)/.exec((cm!.data as Record<string, string>)['nats.conf']!)?.[1];
+  };
+  // nats-server reads "10G" as 10 GiB, Kubernetes as 10^9 bytes: the chart gives it bytes, 90% of the claim
+  test.each([
+    ['500Mi', 0.9 * 500 * 2 ** 20],
+    ['3Gi', 0.9 * 3 * 2 ** 30],
+    ['2Ti', 0.9 * 2 * 2 ** 40],
+    ['700M', 0.9 * 700e6],
+    ['10G', 0.9 * 10e9],
+    ['1T', 0.9 * 1e12],
+  ])('storageSize %s: max_file_store is 90%% of it in bytes', async (size, bytes) => {
+    expect(await maxFileStore([`nats.bundled.jetstream.storageSize=${size}`])).toBe(String(Math.floor(bytes)));
+  });
+  test.each(['jwt', 'none'])('auth=%s: on by default, off with jetstream.enabled=false', async (auth) => {
+    expect(await maxFileStore([`nats.auth=${auth}`])).toBeDefined();
+    expect(await maxFileStore([`nats.auth=${auth}`, 'nats.bundled.jetstream.enabled=false'])).toBeUndefined();
+  });
+});
+
 describe('Chart.yaml', () => {
   test('is apiVersion v2, version 0.1.0, appVersion = package.json version; the NATS tag is NATS_SERVER_VERSION', () => {
     expect(chartYaml).toMatchObject({ apiVersion: 'v2', name: 'fnmesh', version: '0.1.0', appVersion: pkg.version });
@@ -299,6 +322,13 @@ describe.each(MODES)('rendered with %s', (label, valuesFiles) => {
     const set = spec.containers[0]!.env!.map((e) => e.name);
     for (const v of vars) expect(set).toContain(v);
     expect(sts!.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+    // JetStream with file storage on the claim, with auth=jwt too (the system account comes in resolver.conf)
+    const js = /\njetstream \{\n {2}store_dir: (\S+)\n(?: {2}#.*\n)* {2}max_file_store: (\d+)\n/.exec(conf);
+    expect(js).not.toBeNull();
+    const data = spec.containers[0]!.volumeMounts!.find((m) => m.name === 'data')!;
+    expect(js![1]!.startsWith(`${data.mountPath}/`)).toBe(true);
+    expect(sts!.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('10Gi');
+    expect(Number(js![2])).toBe(Math.floor(0.9 * 10 * 2 ** 30));
   });
 
   test("the roles hold exactly common/rbac.ts's rules", () => {
