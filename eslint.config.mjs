@@ -15,7 +15,8 @@ const ENTRIES = {
   broker: ['', 'settings'],
   // the local mesh's default CORS origins are a setting the CLI documents
   local: ['', 'mesh', 'config', 'settings', 'dev-origins'],
-  cluster: ['cluster', 'config', 'settings', 'control-plane'],
+  // nats-server-tool: where the chart's nats-server is built (test/chart-nats.test.ts runs it)
+  cluster: ['cluster', 'config', 'settings', 'control-plane', 'nats-server-tool'],
   cli: ['main'],
   sdk: [''],
   crds: ['generate'],

@@ -4,29 +4,36 @@
  * for a fresh trust chain). What the cluster's DNS and volumes would do is done here instead: each stable name
  * in the routes becomes that server's loopback port, and the paths become a folder per server. Everything else
  * (cluster name, the routes, the include, JetStream, max_payload, lame duck mode) is the rendered text.
+ * The servers are the chart's nats-server version (scripts/nats-server-tool.sh builds it).
  * Checks: every server's /routez shows the other two, the probes' /healthz answers ok, and with auth=jwt the
  * servers trust the operator, a replica's user on one server answers the gateway's user on another, and a
- * client without credentials is refused.
+ * client without credentials is refused; JetStream runs under the system account on all three (a meta leader,
+ * a stream of 3 replicas made by a test user with JetStream rights), and neither a function's user nor the
+ * gateway's may use the JetStream API or any `$SYS` subject.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { credsAuthenticator } from '@nats-io/nats-core';
+import { encodeUser } from '@nats-io/jwt';
+import { createUser } from '@nats-io/nkeys';
+import { credsAuthenticator, errors as natsErrors, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   GATEWAY_IDENTITY,
   createMeshTrust,
+  formatCreds,
   inboxPrefix,
   mintUser,
   replicaIdentity,
   type MeshIdentity,
   type MeshTrust,
 } from '../common/nats-identity';
+import { natsServerBinary } from '../cluster/nats-server-tool';
+import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { ACCOUNT_SECRET_KEYS, accountSecretData } from '../operator';
 import { renderChart } from './helpers/helm';
-import { natsServerBinary } from './helpers/nats-server';
 import { freePort } from './helpers/ports';
 import { waitFor } from './helpers/wait';
 
@@ -41,6 +48,16 @@ interface Server {
 
 const dirs: string[] = [];
 const running: ChildProcess[] = [];
+let natsServer: string;
+
+beforeAll(async () => {
+  const bin = await natsServerBinary();
+  if (!bin.built)
+    throw new Error(
+      `nats-server v${NATS_SERVER_VERSION} (the chart's) is not built: run bash scripts/nats-server-tool.sh`,
+    );
+  natsServer = bin.path;
+});
 
 afterAll(async () => {
   await Promise.all(
@@ -98,7 +115,7 @@ async function startCluster(conf: string, resolverConf?: string): Promise<Server
       writeFileSync(path.join(dir, 'auth', 'resolver.conf'), resolverConf);
     }
     writeFileSync(path.join(dir, 'nats.conf'), localConf(conf, servers, i, dir));
-    const p = spawn(natsServerBinary(), ['--config', path.join(dir, 'nats.conf')], {
+    const p = spawn(natsServer, ['--config', path.join(dir, 'nats.conf')], {
       env: { ...process.env, SERVER_NAME: `fnmesh-nats-${i}`, NATS_TOKEN: 'a-token-for-the-test' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -151,11 +168,86 @@ function anonymousConnect(port: number): Promise<string> {
 /** A nats.js connection to `port` as `identity` of the mesh (a user JWT minted from `trust`). */
 async function connectAs(trust: MeshTrust, identity: MeshIdentity, port: number) {
   const { creds } = await mintUser(trust, identity, { ttlMs: 3_600_000 });
-  return connect({
-    servers: `127.0.0.1:${port}`,
-    authenticator: credsAuthenticator(new TextEncoder().encode(creds)),
-    inboxPrefix: inboxPrefix(identity),
+  return watched(
+    await connect({
+      servers: `127.0.0.1:${port}`,
+      authenticator: credsAuthenticator(new TextEncoder().encode(creds)),
+      inboxPrefix: inboxPrefix(identity),
+    }),
+  );
+}
+
+/**
+ * A user of the mesh account that no fnmesh part is: signed by the account signing key like every part's
+ * user, with the permissions given (what an administrator would mint for a JetStream tool).
+ */
+async function connectTestUser(
+  trust: MeshTrust,
+  name: string,
+  permissions: { publish: string[]; subscribe: string[] },
+  port: number,
+) {
+  const user = createUser();
+  const jwt = await encodeUser(
+    name,
+    user,
+    trust.account.getPublicKey(),
+    { pub: { allow: permissions.publish }, sub: { allow: permissions.subscribe }, subs: -1, data: -1, payload: -1 },
+    { signer: trust.signingKey },
+  );
+  const creds = formatCreds(jwt, new TextDecoder().decode(user.getSeed()));
+  return watched(
+    await connect({
+      servers: `127.0.0.1:${port}`,
+      authenticator: credsAuthenticator(new TextEncoder().encode(creds)),
+      inboxPrefix: `_INBOX.${name}`,
+    }),
+  );
+}
+
+/** The permission refusals each connection got (nats.js reports them as status errors). */
+const refusals = new WeakMap<NatsConnection, string[]>();
+
+function watched(nc: NatsConnection): NatsConnection {
+  const list: string[] = [];
+  refusals.set(nc, list);
+  void (async () => {
+    for await (const s of nc.status())
+      if (s.type === 'error' && s.error instanceof natsErrors.PermissionViolationError) list.push(String(s.error));
+  })();
+  return nc;
+}
+
+/** The server answers a refused PUB with -ERR before the PONG of the flush that follows. */
+async function expectPublishRefused(nc: NatsConnection, subject: string): Promise<void> {
+  nc.publish(subject, 'attack');
+  await nc.flush();
+  await waitFor(() => refusals.get(nc)!.some((e) => e.includes(`Permissions Violation for Publish to "${subject}"`)), {
+    timeoutMs: 2000,
+    what: `the server to refuse a publish to ${subject}`,
   });
+}
+
+async function expectSubscribeRefused(nc: NatsConnection, subject: string): Promise<void> {
+  const sub = nc.subscribe(subject);
+  let closed: { value: unknown } | undefined;
+  void sub.closed.then((value) => (closed = { value }));
+  await nc.flush();
+  await waitFor(() => closed, { timeoutMs: 2000, what: `the server to refuse a subscription to ${subject}` });
+  expect(closed!.value).toBeInstanceOf(natsErrors.PermissionViolationError);
+  expect(String(closed!.value)).toContain(`Permissions Violation for Subscription to "${subject}"`);
+}
+
+interface Jsz {
+  config?: { store_dir?: string; max_storage?: number };
+  streams?: number;
+  meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
+}
+
+/** A JetStream API call as JSON (the API is JSON over NATS request-reply). */
+async function jsApi(nc: NatsConnection, subject: string, body: unknown): Promise<Record<string, unknown>> {
+  const m = await nc.request(`$JS.API.${subject}`, JSON.stringify(body), { timeout: 5000 });
+  return m.json<Record<string, unknown>>();
 }
 
 test("auth=jwt (the default): clustered, healthy, the mesh's users call across servers, anonymous is refused", async () => {
@@ -186,6 +278,110 @@ test("auth=jwt (the default): clustered, healthy, the mesh's users call across s
   } finally {
     await replica.close();
     await gateway.close();
+  }
+});
+
+test('auth=jwt: JetStream under the system account on all three; only a user with JetStream rights uses it', async () => {
+  const trust = createMeshTrust();
+  const conf = await renderedConf('jwt');
+  expect(conf).toContain('jetstream {');
+  const account = await accountSecretData(trust);
+  const servers = await startCluster(conf, account[ACCOUNT_SECRET_KEYS.resolverConf]);
+  const jsz = (s: Server, q = '') => json(`http://127.0.0.1:${s.monitor}/jsz${q}`) as Promise<Jsz>;
+  for (const s of servers) {
+    const varz = (await json(`http://127.0.0.1:${s.monitor}/varz`)) as { system_account?: string };
+    expect(varz.system_account).toBe(trust.systemAccount.getPublicKey());
+    const z = await jsz(s);
+    expect(z.config?.store_dir).toMatch(/jetstream$/);
+    // max_file_store from the claim's size (10Gi), as rendered
+    expect(z.config?.max_storage).toBe(Math.floor(0.9 * 10 * 2 ** 30));
+  }
+  // the three elect one meta leader (JetStream's cluster traffic runs in the system account)
+  const leader = await waitFor(
+    async () => {
+      const metas = await Promise.all(servers.map(async (s) => (await jsz(s)).meta_cluster));
+      const leaders = new Set(metas.map((m) => m?.leader));
+      return leaders.size === 1 && metas.every((m) => m?.leader && m.cluster_size === 3) ? metas[0]!.leader : '';
+    },
+    { timeoutMs: 20_000, intervalMs: 100, what: 'one JetStream meta leader seen by all three servers' },
+  );
+  expect(['fnmesh-nats-0', 'fnmesh-nats-1', 'fnmesh-nats-2']).toContain(leader);
+
+  // a user of the mesh account with JetStream rights (minted here: no fnmesh part has them) makes a stream of 3
+  const admin = await connectTestUser(
+    trust,
+    'jetstream-admin',
+    { publish: ['$JS.API.>', 'work.>'], subscribe: ['_INBOX.jetstream-admin.>'] },
+    servers[1]!.client,
+  );
+  const replica = await connectAs(trust, replicaIdentity('default', 'greeter'), servers[0]!.client);
+  const gateway = await connectAs(trust, GATEWAY_IDENTITY, servers[2]!.client);
+  // every permission there is in the mesh account: it still reaches no system account service
+  const broad = await connectTestUser(
+    trust,
+    'everything',
+    { publish: ['>'], subscribe: ['_INBOX.everything.>'] },
+    servers[0]!.client,
+  );
+  try {
+    const created = await waitFor(
+      async () => {
+        const r = await jsApi(admin, 'STREAM.CREATE.WORK', {
+          name: 'WORK',
+          subjects: ['work.>'],
+          storage: 'file',
+          num_replicas: 3,
+        });
+        return r.error ? undefined : r;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'the stream of 3 replicas to be created' },
+    );
+    expect(created.config).toMatchObject({ name: 'WORK', num_replicas: 3, storage: 'file' });
+    const ack = (await admin.request('work.job-1', 'a job', { timeout: 5000 })).json<{ stream: string; seq: number }>();
+    expect(ack).toMatchObject({ stream: 'WORK', seq: 1 });
+    // every server holds a replica
+    await waitFor(async () => (await Promise.all(servers.map((s) => jsz(s)))).every((z) => z.streams === 1), {
+      timeoutMs: 10_000,
+      what: 'the stream on all three servers',
+    });
+    const info = await jsApi(admin, 'STREAM.INFO.WORK', {});
+    expect((info.cluster as { replicas?: unknown[] }).replicas).toHaveLength(2);
+    expect((info.state as { messages: number }).messages).toBe(1);
+
+    // a function's user and the gateway's: no JetStream API, no $SYS subject (publish or subscribe)
+    for (const nc of [replica, gateway]) {
+      for (const subject of [
+        '$JS.API.INFO',
+        '$JS.API.STREAM.CREATE.MINE',
+        '$JS.API.STREAM.MSG.GET.WORK',
+        '$JS.API.CONSUMER.CREATE.WORK',
+        '$SYS.REQ.SERVER.PING',
+        '$SYS.REQ.ACCOUNT.PING.CONNZ',
+        '$SYS.REQ.USER.INFO',
+      ])
+        await expectPublishRefused(nc, subject);
+      for (const subject of ['$SYS.>', '$JS.API.>', '$JS.EVENT.>', 'work.>']) await expectSubscribeRefused(nc, subject);
+    }
+    // the system account's own services (server-wide statistics, every account's connections) answer only
+    // the system account's users: from the mesh account, even with every permission, nobody responds
+    for (const subject of [
+      '$SYS.REQ.SERVER.PING',
+      '$SYS.REQ.SERVER.PING.VARZ',
+      '$SYS.REQ.SERVER.PING.JSZ',
+      '$SYS.REQ.SERVER.PING.ACCOUNTZ',
+      `$SYS.REQ.ACCOUNT.${trust.systemAccount.getPublicKey()}.CONNZ`,
+    ])
+      await expect(broad.request(subject, '', { timeout: 2000 })).rejects.toThrow(/no responders/);
+    // what nats-server imports into every account once there is a system account shows that account only
+    // (why no fnmesh part may publish to $SYS: it would list the mesh's connections)
+    const statz = (await broad.request('$SYS.REQ.ACCOUNT.PING.STATZ', '', { timeout: 2000 })).json<{
+      data: { account_statz: { acc: string }[] };
+    }>();
+    expect(new Set(statz.data.account_statz.map((a) => a.acc))).toEqual(new Set([trust.account.getPublicKey()]));
+    const me = (await broad.request('$SYS.REQ.USER.INFO', '', { timeout: 2000 })).json<{ data: { account: string } }>();
+    expect(me.data.account).toBe(trust.account.getPublicKey());
+  } finally {
+    for (const nc of [admin, replica, gateway, broad]) await nc.close();
   }
 });
 
