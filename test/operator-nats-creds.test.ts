@@ -17,13 +17,17 @@ import {
   CREDS_MOUNT_DIR,
   CREDS_MOUNT_FILE,
   GATEWAY_IDENTITY,
+  TRUST_SECRET_KEYS,
   TRUST_SECRET_NAME,
+  createMeshTrust,
   inboxPrefix,
+  meshTrustSeeds,
   parseCreds,
   permissionsFor,
   replicaIdentity,
   credsSecretName,
   trustFromSecretData,
+  trustSecretData,
   type MeshTrust,
   type ParsedCreds,
 } from '../common/nats-identity';
@@ -121,7 +125,12 @@ describe('the trust chain', () => {
       timeoutMs: 20_000,
       what: 'the trust Secret',
     });
-    expect(Object.keys(trustSecret.data ?? {}).sort()).toEqual(['account.nk', 'operator.nk', 'signing-key.nk']);
+    expect(Object.keys(trustSecret.data ?? {}).sort()).toEqual([
+      'account.nk',
+      'operator.nk',
+      'signing-key.nk',
+      'system-account.nk',
+    ]);
     const trust = await trustFromCluster();
     const account = await waitFor(() => getSecret(LEASE_NS, 'fnmesh-nats-account'), { what: 'the account Secret' });
     const data = decodedSecretData(account);
@@ -129,6 +138,57 @@ describe('the trust chain', () => {
     const seeds = Object.values(decodedSecretData(trustSecret));
     for (const v of Object.values(data)) for (const seed of seeds) expect(v).not.toContain(seed.trim());
     expect(data[ACCOUNT_SECRET_KEYS.resolverConf]).toContain(trust.account.getPublicKey());
+    expect(data[ACCOUNT_SECRET_KEYS.resolverConf]).toContain(`system_account: "${trust.systemAccount.getPublicKey()}"`);
+  });
+
+  test("an older operator's trust Secret gets one system account seed, even with two operators racing; a named one is not written", async () => {
+    const clients = [new KubeClient(tokenAccess(operatorToken)), new KubeClient(tokenAccess(operatorToken))];
+    try {
+      const { [TRUST_SECRET_KEYS.systemAccountSeed]: _none, ...old } = trustSecretData(
+        meshTrustSeeds(createMeshTrust()),
+      );
+      for (const name of ['older-trust', 'named-older-trust'])
+        await kubectl([
+          'create',
+          'secret',
+          'generic',
+          name,
+          '-n',
+          LEASE_NS,
+          ...Object.entries(old).map(([k, v]) => `--from-literal=${k}=${v}`),
+        ]);
+      const cfg = {
+        trustSecret: { namespace: LEASE_NS, name: 'older-trust' },
+        createTrust: true,
+        accountSecret: { namespace: LEASE_NS, name: 'older-account' },
+        userTtlMs: USER_TTL_MS,
+        gatewayCreds: { namespace: LEASE_NS, name: 'older-gateway' },
+      };
+      const staleVersion = (await getSecret(LEASE_NS, 'older-trust'))!.metadata!.resourceVersion!;
+      const [a, b] = await Promise.all(clients.map((c) => loadTrust(secretWriter(c), cfg)));
+      // the add is conditional on the version read: a stale one is a conflict, not a second key
+      const stale = await secretWriter(clients[0]!).addSecretData(LEASE_NS, 'older-trust', staleVersion, {
+        [TRUST_SECRET_KEYS.systemAccountSeed]: Buffer.from(meshTrustSeeds(createMeshTrust()).systemAccount).toString(
+          'base64',
+        ),
+      });
+      expect(stale).toBeUndefined();
+      expect(a!.systemAccount.getPublicKey()).toBe(b!.systemAccount.getPublicKey());
+      const stored = decodedSecretData(await getSecret(LEASE_NS, 'older-trust'));
+      expect(stored[TRUST_SECRET_KEYS.systemAccountSeed]).toBe(meshTrustSeeds(a!).systemAccount);
+      for (const [k, v] of Object.entries(old)) expect(stored[k]).toBe(v);
+      // a trust Secret the user names: an error naming the key and the fix, and the Secret as it was
+      const named = { ...cfg, trustSecret: { namespace: LEASE_NS, name: 'named-older-trust' }, createTrust: false };
+      const before = await getSecret(LEASE_NS, 'named-older-trust');
+      await expect(loadTrust(secretWriter(clients[0]!), named)).rejects.toThrow(
+        /has no key system-account\.nk: .*the operator never writes a trust Secret you name/,
+      );
+      expect((await getSecret(LEASE_NS, 'named-older-trust'))!.metadata!.resourceVersion).toBe(
+        before!.metadata!.resourceVersion,
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
   });
 
   test('two operators racing to create a trust chain end up with one', async () => {
@@ -141,7 +201,15 @@ describe('the trust chain', () => {
         userTtlMs: USER_TTL_MS,
         gatewayCreds: { namespace: LEASE_NS, name: 'race-gateway' },
       };
+      const staleVersion = (await getSecret(LEASE_NS, 'older-trust'))!.metadata!.resourceVersion!;
       const [a, b] = await Promise.all(clients.map((c) => loadTrust(secretWriter(c), cfg)));
+      // the add is conditional on the version read: a stale one is a conflict, not a second key
+      const stale = await secretWriter(clients[0]!).addSecretData(LEASE_NS, 'older-trust', staleVersion, {
+        [TRUST_SECRET_KEYS.systemAccountSeed]: Buffer.from(meshTrustSeeds(createMeshTrust()).systemAccount).toString(
+          'base64',
+        ),
+      });
+      expect(stale).toBeUndefined();
       expect(a!.operator.getPublicKey()).toBe(b!.operator.getPublicKey());
       expect(a!.signingKey.getPublicKey()).toBe(b!.signingKey.getPublicKey());
       // a trust Secret the user names must exist: the operator does not create it
