@@ -353,6 +353,8 @@ describe('fnmesh local refuses NATS settings it cannot honour, at start, naming 
       await expect(start({ FNMESH_LOCAL_NATS_TRUST_DIR: trust })).rejects.toThrow(
         `the operator seed in FNMESH_LOCAL_NATS_TRUST_DIR (${trust}) is an account seed (SA…), where an operator seed (SO…) belongs`,
       );
+      // nothing written into a directory that is refused (not even the system account seed it lacks)
+      expect(existsSync(path.join(trust, 'system-account.nk'))).toBe(false);
     } finally {
       rmSync(trust, { recursive: true, force: true });
     }

@@ -81,21 +81,21 @@ export async function loadOrCreateTrustDir(dir: string, setting: string): Promis
         );
       }
     };
+    // a directory of an older fnmesh has no system account: it gets one (level-based: once there, it stays),
+    // written only once the other seeds are known good
     const systemFile = path.join(dir, TRUST_DIR_FILES.systemAccountSeed);
-    if (!existsSync(systemFile)) {
-      // a directory of an older fnmesh: add the system account (level-based: once it is there, it stays)
-      writePrivateFile(systemFile, `${createSystemAccountSeed()}\n`);
-      upgraded = true;
-    }
+    upgraded = !existsSync(systemFile);
+    const systemAccount = upgraded ? createSystemAccountSeed() : read(TRUST_DIR_FILES.systemAccountSeed);
     trust = meshTrustFromSeeds(
       {
         operator: read(TRUST_DIR_FILES.operatorSeed),
         account: read(TRUST_DIR_FILES.accountSeed),
         signingKey: read(TRUST_DIR_FILES.signingKeySeed),
-        systemAccount: read(TRUST_DIR_FILES.systemAccountSeed),
+        systemAccount,
       },
       `${setting} (${dir})`,
     );
+    if (upgraded) writePrivateFile(systemFile, `${systemAccount}\n`);
   }
   const serverConfigFile = path.join(dir, TRUST_DIR_FILES.serverConfig);
   if (upgraded || !existsSync(serverConfigFile)) writePrivateFile(serverConfigFile, await serverConfigText(trust));
