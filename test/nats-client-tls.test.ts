@@ -49,7 +49,8 @@ describe('connectNats with TLS and credentials (nats-server)', () => {
     writeFileSync(credsFile, user.creds);
     server = await startNatsServer({
       config:
-        (await meshOperatorModeConfig(trust)) + `tls { cert_file: ${JSON.stringify(caFile)}, key_file: ${JSON.stringify(keyFile)} }\n`,
+        (await meshOperatorModeConfig(trust)) +
+        `tls { cert_file: ${JSON.stringify(caFile)}, key_file: ${JSON.stringify(keyFile)} }\n`,
     });
   });
 

@@ -4,7 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createMeshTrust, meshAccountJwts, meshTrustSeeds, operatorJwt, trustSecretData } from '../../common/nats-identity';
+import {
+  createMeshTrust,
+  meshAccountJwts,
+  meshTrustSeeds,
+  operatorJwt,
+  trustSecretData,
+} from '../../common/nats-identity';
 import { startNatsServer, type RunningNatsServer } from './nats-server';
 
 export interface TrustingNatsServer {
