@@ -9,6 +9,7 @@ import { decode, encodeAccount, encodeOperator, type Operator } from '@nats-io/j
 import {
   TRUST_SECRET_KEYS,
   createMeshTrust,
+  createSystemAccountSeed,
   meshTrustSeeds,
   parseCreds,
   replicaIdentity,
@@ -157,6 +158,27 @@ test('an account Secret published by an older operator (no system account, no Je
   expect(accountSecretCurrent({ ...data, [ACCOUNT_SECRET_KEYS.accountJwt]: olderAccount }, trust)).toBe(false);
   const olderConf = data[ACCOUNT_SECRET_KEYS.resolverConf]!.replace(/^system_account: .*\n/m, '');
   expect(accountSecretCurrent({ ...data, [ACCOUNT_SECRET_KEYS.resolverConf]: olderConf }, trust)).toBe(false);
+});
+
+test("two replicas adding the system account seed at once: the loser of the conditional patch takes the winner's", async () => {
+  const s = store();
+  olderOperatorsSecrets(s);
+  const winner = createSystemAccountSeed();
+  const add = s.writer.addSecretData;
+  let raced = false;
+  // the other replica's patch lands between this one's read and its patch
+  s.writer.addSecretData = async (ns, name, rv, data) => {
+    if (!raced) {
+      raced = true;
+      await add(ns, name, rv, { [TRUST_SECRET_KEYS.systemAccountSeed]: Buffer.from(winner).toString('base64') });
+      const cur = s.secrets.get(`${ns}/${name}`)!;
+      cur.metadata = { ...cur.metadata, resourceVersion: '8' };
+    }
+    return add(ns, name, rv, data);
+  };
+  const trust = await loadTrust(s.writer, config);
+  expect(meshTrustSeeds(trust).systemAccount).toBe(winner);
+  expect(s.writes).toEqual(['add sys/trust']);
 });
 
 test('a trust Secret the user names without the system account seed is not written: the error names the key and the fix', async () => {
