@@ -347,6 +347,9 @@ test('auth=jwt: JetStream under the system account on all three; only a user wit
     const info = await jsApi(admin, 'STREAM.INFO.WORK', {});
     expect((info.cluster as { replicas?: unknown[] }).replicas).toHaveLength(2);
     expect((info.state as { messages: number }).messages).toBe(1);
+    // the mesh account has no memory storage (mem_storage 0 in its JWT)
+    const memory = await jsApi(admin, 'STREAM.CREATE.HOT', { name: 'HOT', subjects: ['hot.>'], storage: 'memory' });
+    expect(memory.error).toMatchObject({ err_code: 10028, description: 'insufficient memory resources available' });
 
     // a function's user and the gateway's: no JetStream API, no $SYS subject (publish or subscribe)
     for (const nc of [replica, gateway]) {
