@@ -8,8 +8,9 @@
  * Checks: every server's /routez shows the other two, the probes' /healthz answers ok, and with auth=jwt the
  * servers trust the operator, a replica's user on one server answers the gateway's user on another, and a
  * client without credentials is refused; JetStream runs under the system account on all three (a meta leader,
- * a stream of 3 replicas made by a test user with JetStream rights), and neither a function's user nor the
- * gateway's may use the JetStream API or any `$SYS` subject.
+ * a stream of 3 replicas made by a test user with JetStream rights), a system user minted from the trust
+ * chain's system account seed reaches all three, and neither a function's user nor the gateway's may use the
+ * JetStream API or any `$SYS` subject.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -178,23 +179,28 @@ async function connectAs(trust: MeshTrust, identity: MeshIdentity, port: number)
 }
 
 /**
- * A user of the mesh account that no fnmesh part is: signed by the account signing key like every part's
- * user, with the permissions given (what an administrator would mint for a JetStream tool).
+ * A user that no fnmesh part is, with the permissions given: of the mesh account, signed by its signing key
+ * like every part's user (what an administrator would mint for a JetStream tool), or with `system` of the
+ * system account, signed by its own key (an administrator's `nats server report`).
  */
 async function connectTestUser(
   trust: MeshTrust,
   name: string,
   permissions: { publish: string[]; subscribe: string[] },
   port: number,
+  system = false,
 ) {
   const user = createUser();
-  const jwt = await encodeUser(
-    name,
-    user,
-    trust.account.getPublicKey(),
-    { pub: { allow: permissions.publish }, sub: { allow: permissions.subscribe }, subs: -1, data: -1, payload: -1 },
-    { signer: trust.signingKey },
-  );
+  const claims = {
+    pub: { allow: permissions.publish },
+    sub: { allow: permissions.subscribe },
+    subs: -1,
+    data: -1,
+    payload: -1,
+  };
+  const jwt = system
+    ? await encodeUser(name, user, trust.systemAccount, claims)
+    : await encodeUser(name, user, trust.account.getPublicKey(), claims, { signer: trust.signingKey });
   const creds = formatCreds(jwt, new TextDecoder().decode(user.getSeed()));
   return watched(
     await connect({
@@ -295,6 +301,26 @@ test('auth=jwt: JetStream under the system account on all three; only a user wit
     expect(z.config?.store_dir).toMatch(/jetstream$/);
     // max_file_store from the claim's size (10Gi), as rendered
     expect(z.config?.max_storage).toBe(Math.floor(0.9 * 10 * 2 ** 30));
+  }
+  // the system account takes its administrator's user (its JWT allows connections), and all three answer it
+  const sysAdmin = await connectTestUser(
+    trust,
+    'system-admin',
+    { publish: ['$SYS.REQ.>'], subscribe: ['_INBOX.system-admin.>'] },
+    servers[2]!.client,
+    true,
+  );
+  try {
+    const answered = new Set<string>();
+    sysAdmin.subscribe('_INBOX.system-admin.ping', {
+      callback: (_, m) => {
+        answered.add(m.json<{ server: { name: string } }>().server.name);
+      },
+    });
+    sysAdmin.publish('$SYS.REQ.SERVER.PING', '', { reply: '_INBOX.system-admin.ping' });
+    await waitFor(() => answered.size === 3, { what: "every server's answer to the system account's PING" });
+  } finally {
+    await sysAdmin.close();
   }
   // the three elect one meta leader (JetStream's cluster traffic runs in the system account)
   const leader = await waitFor(
