@@ -115,6 +115,16 @@ describe('bad values are refused, naming the key', () => {
     ['external NATS without URLs', ['--set', 'nats.mode=external'], ['nats.external.urls is empty']],
     ['token auth without its Secret', ['--set', 'nats.auth=token'], ['nats.token.secretName is empty']],
     [
+      'a JetStream claim of size 0 (a fail in the templates)',
+      ['--set', 'nats.bundled.jetstream.storageSize=0Gi'],
+      ['nats.bundled.jetstream.storageSize is "0Gi": JetStream would have no file storage'],
+    ],
+    [
+      'a JetStream claim size that is no Kubernetes quantity',
+      ['--set', 'nats.bundled.jetstream.storageSize=10GB'],
+      ["at '/nats/bundled/jetstream/storageSize'"],
+    ],
+    [
       'a NATS URL of another scheme',
       ['--set', 'nats.mode=external', '--set', 'nats.external.urls[0]=http://x'],
       ["at '/nats/external/urls/0'"],
