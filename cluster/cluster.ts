@@ -13,6 +13,8 @@
  *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
  *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
  *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
+ *     persistentVolumeClaims of the default StorageClass `fnmesh-local` as folders of the run dir
+ *     (cluster/local-storage-class.ts), removed with it;
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -43,6 +45,7 @@ import { buildNatsServer, natsServerBinary } from './nats-server-tool';
 import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
+import { installLocalStorageClass } from './local-storage-class';
 import type { NodePortRoute } from './service-routes';
 import { CLUSTER_SETTINGS } from './settings';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
@@ -210,6 +213,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   };
   try {
     await kubectlOk(cp, ['create', 'namespace', SYSTEM_NS]);
+    // the default StorageClass: claims become folders of the node (its agent's local provisioner)
+    await installLocalStorageClass(cp.request);
     await kubectlOk(cp, ['apply', '-f', path.join(root, 'crds'), '-f', path.join(root, 'deploy', 'rbac')]);
     await waitEstablished(cp, Date.now() + 60_000);
     const operatorConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-operator');
