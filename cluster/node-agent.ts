@@ -792,9 +792,10 @@ export class NodeAgent {
   }
 
   private statusOf(e: PodEntry): PodStatusPatch {
+    // No runner yet (volumes being set up): every container waits, so the pod is not Ready with none running.
     const observed = e.runner?.observed() ?? {
       sandboxReady: false,
-      containers: e.mountProblem ? this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem) : [],
+      containers: this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem ?? ''),
     };
     const status = podStatus(
       {

@@ -13,7 +13,7 @@
  *   - `nats:2.10.0` is refused with the fix in its status and Events.
  * The test reaches the NATS pod through a NodePort Service on 127.0.0.1.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -50,7 +50,11 @@ interface PodJson {
   spec: { nodeName?: string };
   status?: {
     conditions?: { type: string; status: string; message?: string }[];
-    containerStatuses?: { name: string; state?: { waiting?: { reason?: string; message?: string } } }[];
+    containerStatuses?: {
+      name: string;
+      containerID?: string;
+      state?: { running?: unknown; waiting?: { reason?: string; message?: string } };
+    }[];
   };
 }
 interface ClaimJson {
@@ -417,8 +421,14 @@ test('a pod naming a missing claim waits with the reason in its status and Event
       hostPath: { path: hostDir, type: 'Directory' },
     },
   });
-  await waitReady('needs-claim', undefined, 60_000);
+  const started = await waitReady('needs-claim', undefined, 60_000);
   expect((await claim('later'))?.spec.volumeName).toBe('by-hand');
+  // the PV's folder is the container's /data (seen through its own mount namespace)
+  const status = started.status!.containerStatuses![0]!;
+  expect(status.state?.running).toBeDefined();
+  const pid = Number(status.containerID!.split('/').pop());
+  writeFileSync(path.join(hostDir, 'hello.txt'), 'from the host');
+  expect(readFileSync(`/proc/${pid}/root/data/hello.txt`, 'utf8')).toBe('from the host');
   // the pod did not go away: the same pod waited, then started
   expect((await events('Pod', 'needs-claim')).filter((e) => e.reason === 'FailedMount').length).toBeGreaterThan(0);
   // a PV the provisioner did not make is not its to delete
