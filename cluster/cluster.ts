@@ -53,6 +53,11 @@ import { GATEWAY_SETTINGS } from '../gateway/settings';
 /** The node agent and the local images, for tests that run a node without the rest of `fnmesh cluster`. */
 export { NodeAgent } from './node-agent';
 export { loadImages } from './images';
+/** The storage of `fnmesh cluster` and the official nats image, for those tests too. */
+export { volumesDirOf } from './node-agent';
+export { installLocalStorageClass, LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from './local-storage-class';
+export { addNatsImage } from './nats-image';
+export { natsServerBinary } from './nats-server-tool';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';

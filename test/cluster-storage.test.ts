@@ -20,11 +20,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { loadKubeAccess } from '../common/kubeconfig';
 import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { humanLogger } from '../common/process/human-logger';
-import { loadImages, NodeAgent } from '../cluster/cluster';
-import { installLocalStorageClass, LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from '../cluster/local-storage-class';
-import { addNatsImage } from '../cluster/nats-image';
-import { natsServerBinary } from '../cluster/nats-server-tool';
-import { volumesDirOf } from '../cluster/node-agent';
+import {
+  addNatsImage,
+  installLocalStorageClass,
+  loadImages,
+  LOCAL_PROVISIONER,
+  LOCAL_STORAGE_CLASS,
+  natsServerBinary,
+  NodeAgent,
+  volumesDirOf,
+} from '../cluster/cluster';
 import { startControlPlane, type ControlPlane } from './helpers/control-plane';
 import { ROOT } from './helpers/cli-process';
 import { waitFor } from './helpers/wait';
