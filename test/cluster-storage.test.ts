@@ -337,6 +337,9 @@ test('the data survives the pod: a message in a file-backed JetStream stream is 
   expect(firstUid).not.toBe('');
   let nc = await natsClient();
   try {
+    // the ConfigMap's configuration, SERVER_NAME from the pod's name (a fieldRef), as the chart sets it
+    expect(nc.info?.server_name).toBe('nats-0');
+    expect(nc.info?.version).toBe(NATS_SERVER_VERSION);
     await jsApi(nc, '$JS.API.STREAM.CREATE.ORDERS', { name: 'ORDERS', subjects: ['orders.>'], storage: 'file' });
     const ack = (await nc.request('orders.1', 'hello from the first pod', { timeout: 5_000 })).json<{ seq: number }>();
     expect(ack.seq).toBe(1);
