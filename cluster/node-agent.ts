@@ -792,9 +792,10 @@ export class NodeAgent {
   }
 
   private statusOf(e: PodEntry): PodStatusPatch {
-    // No runner yet (volumes being set up): every container waits, so the pod is not Ready with none running.
     const observed = e.runner?.observed() ?? {
       sandboxReady: false,
+      // before its runner exists every container waits (as a kubelet reports a pod it is setting up), so a pod
+      // whose mount problem just cleared is not counted Ready with no container running
       containers: this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem ?? ''),
     };
     const status = podStatus(
