@@ -39,13 +39,13 @@ import { Supervisor, killAllChildren, setChildListener, type ChildListener } fro
 import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
+import { installLocalStorageClass } from './local-storage-class';
 import { clusterNatsChoice } from './nats-choice';
 import { addNatsImage } from './nats-image';
 import { buildNatsServer, natsServerBinary } from './nats-server-tool';
 import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { prepareClusterNats } from './nats-trust';
 import { NodeAgent } from './node-agent';
-import { installLocalStorageClass } from './local-storage-class';
 import type { NodePortRoute } from './service-routes';
 import { CLUSTER_SETTINGS } from './settings';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
