@@ -13,8 +13,8 @@
  *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
  *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
  *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
- *     persistentVolumeClaims of the default StorageClass `fnmesh-local` as folders of the run dir
- *     (cluster/local-storage-class.ts), removed with it;
+ *     persistentVolumeClaims of the default StorageClass `fnmesh-local` (installed by the node's local
+ *     provisioner) as folders of the run dir, removed with it;
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -39,7 +39,6 @@ import { Supervisor, killAllChildren, setChildListener, type ChildListener } fro
 import { fnmeshVersion } from '../common/process/version';
 import { k8sTools, kubeconfigYaml, startControlPlane, type ControlPlane } from './control-plane';
 import { BUILT_IN_IMAGES, loadImages, parseImageFlag } from './images';
-import { installLocalStorageClass } from './local-storage-class';
 import { clusterNatsChoice } from './nats-choice';
 import { addNatsImage } from './nats-image';
 import { buildNatsServer, natsServerBinary } from './nats-server-tool';
@@ -55,7 +54,7 @@ export { NodeAgent } from './node-agent';
 export { loadImages } from './images';
 /** The storage of `fnmesh cluster` and the official nats image, for those tests too. */
 export { volumesDirOf } from './node-agent';
-export { installLocalStorageClass, LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from './local-storage-class';
+export { LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from './local-storage-class';
 export { addNatsImage } from './nats-image';
 export { natsServerBinary } from './nats-server-tool';
 
@@ -218,8 +217,6 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   };
   try {
     await kubectlOk(cp, ['create', 'namespace', SYSTEM_NS]);
-    // the default StorageClass: claims become folders of the node (its agent's local provisioner)
-    await installLocalStorageClass(cp.request);
     await kubectlOk(cp, ['apply', '-f', path.join(root, 'crds'), '-f', path.join(root, 'deploy', 'rbac')]);
     await waitEstablished(cp, Date.now() + 60_000);
     const operatorConfig = await serviceAccountKubeconfig(cp, cp.dir, 'fnmesh-operator');

@@ -3,7 +3,9 @@
  * PersistentVolumes and StorageClasses, and carries out what cluster/provisioner-plan.ts decides (a folder
  * and a pre-bound PV for each claim of `fnmesh-local` the scheduler gave this node; the folder and the PV
  * removed once a claim is deleted). Level-based: every change, and every informer resync, reconciles the
- * whole view; a failed action is tried again shortly.
+ * whole view; a failed action is tried again shortly. At start it creates the default StorageClass
+ * `fnmesh-local` when there is none of that name (so `fnmesh cluster`, with or without --helm, and every test
+ * that runs a node agent have it; one that exists is kept as it is).
  */
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
@@ -11,6 +13,7 @@ import { KubeApiError, type KubeClient } from '../common/kube-client';
 import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer';
 import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/logger';
+import { LOCAL_STORAGE_CLASS, localStorageClass } from './local-storage-class';
 import { provisionerActions, VOLUME_DIR_MODE, type ClaimRef, type ProvisionerAction } from './provisioner-plan';
 
 export interface LocalProvisionerOptions {
@@ -92,6 +95,7 @@ export class LocalProvisioner {
 
   async start(): Promise<void> {
     mkdirSync(this.o.volumesDir, { recursive: true });
+    await this.installStorageClass();
     // the classes and volumes first: a claim is judged against them
     await this.classes.start();
     await this.volumes.start();
@@ -103,6 +107,22 @@ export class LocalProvisioner {
     this.stopped = true;
     clearTimeout(this.scheduled);
     await Promise.all([this.claims.stop(), this.volumes.stop(), this.classes.stop()]);
+  }
+
+  /** The default StorageClass, unless one of its name exists. */
+  private async installStorageClass(): Promise<void> {
+    try {
+      await this.o.client.request('POST', '/apis/storage.k8s.io/v1/storageclasses', { body: localStorageClass() });
+      this.log.info(
+        `StorageClass ${LOCAL_STORAGE_CLASS} created (the default: its claims become folders of this node)`,
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && err.code === 409) return;
+      throw new Error(
+        `cannot create the StorageClass ${LOCAL_STORAGE_CLASS}: ${errorMessage(err)}; the node agent needs to create storageclasses and persistentvolumes (run it with an admin kubeconfig)`,
+        { cause: err },
+      );
+    }
   }
 
   private onClaim(c: V1PersistentVolumeClaim): void {

@@ -1,8 +1,8 @@
 /**
  * The one definition of `fnmesh cluster`'s storage: the default StorageClass `fnmesh-local`, whose claims the
- * node agent's local provisioner (cluster/local-provisioner.ts) makes into folders of its run dir, and the
- * annotations that the Kubernetes PV controller, the scheduler and an external provisioner agree on.
- * Light: no I/O.
+ * node agent's local provisioner (cluster/local-provisioner.ts, which also creates the class when it starts,
+ * as a provisioner's install ships its class) makes into folders of its run dir, and the annotations that the
+ * Kubernetes PV controller, the scheduler and an external provisioner agree on. Light: no I/O.
  */
 import type { V1StorageClass } from '@kubernetes/client-node';
 
@@ -36,15 +36,4 @@ export function localStorageClass(): V1StorageClass {
     reclaimPolicy: 'Delete',
     allowVolumeExpansion: false,
   };
-}
-
-/** Creates the StorageClass (kept when it exists already, e.g. one made by an earlier run on the same etcd). */
-export async function installLocalStorageClass(
-  request: (apiPath: string, init: { method: string; body: unknown }) => Promise<{ status: number; body: unknown }>,
-): Promise<void> {
-  const r = await request('/apis/storage.k8s.io/v1/storageclasses', { method: 'POST', body: localStorageClass() });
-  if (r.status !== 201 && r.status !== 409)
-    throw new Error(
-      `cannot create the StorageClass ${LOCAL_STORAGE_CLASS}: ${r.status} ${JSON.stringify(r.body)}; check that the API server serves storage.k8s.io/v1`,
-    );
 }

@@ -1,7 +1,7 @@
 /**
  * persistentVolumeClaims of `fnmesh cluster` and the official nats image on it (issue 12), on a real control
- * plane (etcd, kube-apiserver, controller-manager, scheduler) with the node agent, its local provisioner and
- * the StorageClass `fnmesh-local` as `fnmesh cluster` installs them:
+ * plane (etcd, kube-apiserver, controller-manager, scheduler) with the node agent and its local provisioner,
+ * which installs the default StorageClass `fnmesh-local`, as in `fnmesh cluster`:
  *   - a StatefulSet of `nats:<NATS_SERVER_VERSION>` (the nats-server scripts/nats-server-tool.sh built) with its
  *     config from a ConfigMap, as the chart's, and a volumeClaimTemplate: the scheduler selects the node, the
  *     provisioner makes the folder and the PV, the PV controller binds it, the pod becomes Ready on its
@@ -22,7 +22,6 @@ import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { humanLogger } from '../common/process/human-logger';
 import {
   addNatsImage,
-  installLocalStorageClass,
   loadImages,
   LOCAL_PROVISIONER,
   LOCAL_STORAGE_CLASS,
@@ -229,7 +228,6 @@ beforeAll(async () => {
   const natsServer = await natsServerBinary();
   if (!natsServer.built) throw new Error('nats-server is not built: run `bash scripts/nats-server-tool.sh`');
   cp = await startControlPlane({ kwokNode: false });
-  await installLocalStorageClass(cp.request);
   runDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-pvc-'));
   hostDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-pvc-host-'));
   const images = loadImages(ROOT, []);
@@ -287,6 +285,16 @@ let pvName = '';
 let firstUid = '';
 
 test(`a StatefulSet of ${NATS_IMAGE} with a volumeClaimTemplate: the claim becomes a folder of the node, the pod Ready`, async () => {
+  // the node agent's provisioner installed its StorageClass, the cluster's default
+  const klass = await get<{ metadata: Meta; provisioner: string; volumeBindingMode: string; reclaimPolicy: string }>(
+    `/apis/storage.k8s.io/v1/storageclasses/${LOCAL_STORAGE_CLASS}`,
+  );
+  expect(klass).toMatchObject({
+    metadata: { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: LOCAL_PROVISIONER,
+    volumeBindingMode: 'WaitForFirstConsumer',
+    reclaimPolicy: 'Delete',
+  });
   await apply(statefulSet(1));
   const ready = await waitReady('nats-0');
   firstUid = ready.metadata.uid;
