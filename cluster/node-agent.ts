@@ -25,9 +25,8 @@
  * the API server), and NodePort Services listen on this machine's 127.0.0.1:<nodePort>. A route the sandbox
  * cannot answer on, or a node port already taken, is a Warning Event.
  *
- * What a kubelet does and this does not: the volume types but configMap, secret, emptyDir, downwardAPI,
- * projected, hostPath and persistentVolumeClaim (of hostPath or local PVs); a volume's capacity as a limit;
- * resource limits, security contexts (the processes run as
+ * What a kubelet does and this does not: persistentVolumeClaims and the other volume types but configMap,
+ * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts (the processes run as
  * this user), images (a reference names a local folder: cluster/images.ts; the official `nats` image is the
  * nats-server built by scripts/nats-server-tool.sh, cluster/nats-image.ts, and a tag of another version is
  * refused), `kubectl logs/exec` (the containers' output is printed by `fnmesh cluster`, prefixed with pod and
