@@ -10,7 +10,8 @@
  *     re-created pod;
  *   - scaled down and its claim deleted: the PV and its folder are removed;
  *   - a pod naming a missing claim shows why in its status and Events, and starts once the claim is bound;
- *   - `nats:2.10.0` is refused with the fix in its status and Events.
+ *   - `nats:2.10.0` is refused with the fix in its status and Events;
+ *   - a claim the provisioner cannot serve gets a ProvisioningFailed Event naming the fix.
  * The test reaches the NATS pod through a NodePort Service on 127.0.0.1.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -476,4 +477,37 @@ test('nats:2.10.0 is refused, the version fnmesh cluster runs and the fix in its
   expect(failed).toMatchObject({ type: 'Warning', reason: 'Failed' });
   expect(failed.message).toContain('ErrImageNeverPull');
   expect(failed.message).toContain(`or set NATS_SERVER_VERSION there and run bash scripts/nats-server-tool.sh`);
+}, 60_000);
+
+test('a claim the provisioner cannot serve (a class of it with Immediate binding) gets a ProvisioningFailed Event with the fix', async () => {
+  await apply({
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: 'fnmesh-now' },
+    provisioner: LOCAL_PROVISIONER,
+    volumeBindingMode: 'Immediate',
+  });
+  await apply({
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'at-once', namespace: NS },
+    spec: {
+      storageClassName: 'fnmesh-now',
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '1Mi' } },
+    },
+  });
+  const refused = await waitFor(
+    async () => (await events('PersistentVolumeClaim', 'at-once')).find((e) => e.reason === 'ProvisioningFailed'),
+    { timeoutMs: 30_000, intervalMs: 200, what: 'a ProvisioningFailed Event on the claim' },
+  );
+  expect(refused).toMatchObject({ type: 'Warning', source: { component: 'fnmesh-node-agent' } });
+  expect(refused.message).toBe(
+    "StorageClass fnmesh-now has volumeBindingMode Immediate: fnmesh.io/local makes the folder on the node of the claim's first pod, so its class needs volumeBindingMode WaitForFirstConsumer",
+  );
+  expect((await claim('at-once'))?.status?.phase).toBe('Pending');
+  // one Event per distinct reason, not one per reconcile
+  expect(
+    (await events('PersistentVolumeClaim', 'at-once')).filter((e) => e.reason === 'ProvisioningFailed'),
+  ).toHaveLength(1);
 }, 60_000);
