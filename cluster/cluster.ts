@@ -13,6 +13,8 @@
  *     own network and mount namespaces with its volumes mounted (the sidecar's minted `.creds` among them),
  *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
  *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
+ *     persistentVolumeClaims of the default StorageClass `fnmesh-local` (installed by the node's local
+ *     provisioner) as folders of the run dir, removed with it;
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
  */
 import { spawnSync } from 'node:child_process';
@@ -50,6 +52,11 @@ import { GATEWAY_SETTINGS } from '../gateway/settings';
 /** The node agent and the local images, for tests that run a node without the rest of `fnmesh cluster`. */
 export { NodeAgent } from './node-agent';
 export { loadImages } from './images';
+/** The storage of `fnmesh cluster` and the official nats image, for those tests too. */
+export { volumesDirOf } from './node-agent';
+export { LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from './local-storage-class';
+export { addNatsImage } from './nats-image';
+export { natsServerBinary } from './nats-server-tool';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';

@@ -7,8 +7,14 @@
  * readiness. A deleted pod is stopped within its grace period and then removed (the kubelet's final
  * delete).
  *
- * A volume it cannot mount (a type it does not model, a missing Secret or ConfigMap) keeps the pod Pending
- * with the reason in its status and a FailedMount Event, and is tried again every volume sync.
+ * A volume it cannot mount (a type it does not model, a missing Secret or ConfigMap, a claim missing or not
+ * bound yet) keeps the pod Pending with the reason in its status and a FailedMount Event, and is tried again
+ * every volume sync (and when a claim changes).
+ *
+ * persistentVolumeClaims are folders: the agent runs the local provisioner of the StorageClass `fnmesh-local`
+ * (cluster/local-provisioner.ts), which makes a folder under `<runDir>/volumes` and a PersistentVolume for each
+ * claim the scheduler gives this node, and removes both once the claim is deleted; a claim's pod binds its
+ * PV's folder (hostPath or local PVs, the provisioner's or any other).
  *
  * Cluster networking, on loopback and Unix sockets only (cluster/service-proxy.ts, decisions in
  * cluster/service-routes.ts): inside every pod a pod IP 10.244.a.b is reached at 127.244.a.b and a ClusterIP
@@ -32,7 +38,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import type { KubeAccess } from '../common/kube-access';
 import { KubeApiError, KubeClient } from '../common/kube-client';
 import { jsonInformerFactory, ResilientInformer } from '../common/kube-informer';
@@ -45,6 +51,7 @@ import { ContainerRunner } from './container-runner';
 import { isPlanError, planPod, referencedObjects } from './pod-plan';
 import { PodRunner } from './pod-runner';
 import { PodVolumes, type VolumeSource } from './pod-volumes';
+import { LocalProvisioner } from './local-provisioner';
 import { mountProblemMessage } from './volume-plan';
 import { relay } from './relay';
 import { podStatus, type PodStatusPatch } from './pod-status';
@@ -85,6 +92,9 @@ export interface NodeAgentOptions {
   /** A node port now serves a Service port (or no longer does): `fnmesh cluster` prints how to reach it. */
   onNodePort?(route: NodePortRoute, open: boolean): void;
 }
+
+/** Where the local provisioner makes the folders of this node's PersistentVolumes. */
+export const volumesDirOf = (runDir: string): string => path.join(runDir, 'volumes');
 
 interface PodEntry {
   uid: string;
@@ -135,6 +145,7 @@ export class NodeAgent {
   private syncingVolumes = false;
   private readonly egressServers: net.Server[] = [];
   private proxy: ServiceProxy | undefined;
+  private provisioner: LocalProvisioner | undefined;
   private networkTimer: NodeJS.Immediate | undefined;
   private stopped = false;
   private readonly log: Logger;
@@ -181,6 +192,16 @@ export class NodeAgent {
       logger: this.log,
     });
     await this.proxy.start();
+    this.provisioner = new LocalProvisioner({
+      client: this.client,
+      nodeName: this.options.nodeName,
+      volumesDir: volumesDirOf(this.options.runDir),
+      logger: this.log,
+      event: (claim, type, reason, message) =>
+        void this.postEvent({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', ...claim }, type, reason, message),
+      onClaim: (claim) => this.onClaim(claim),
+    });
+    await this.provisioner.start();
     this.informer = new ResilientInformer<V1Pod>({
       resource: 'pods',
       factory: jsonInformerFactory<V1Pod>({ client: this.client, path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' }),
@@ -203,6 +224,7 @@ export class NodeAgent {
     clearInterval(this.statusTimer);
     clearInterval(this.volumeTimer);
     await this.informer?.stop();
+    await this.provisioner?.stop();
     await Promise.all([...this.pods.values()].map((e) => e.runner?.stop(Math.min(graceMs, this.graceOf(e.pod)))));
     if (this.networkTimer) clearImmediate(this.networkTimer);
     await this.proxy?.stop();
@@ -509,7 +531,22 @@ export class NodeAgent {
         expiresAt: exp ? new Date(exp) : new Date(Date.now() + req.expirationSeconds * 1000),
       };
     },
+    claim: (ns, name) =>
+      this.getOrAbsent<V1PersistentVolumeClaim>(
+        `/api/v1/namespaces/${ns}/persistentvolumeclaims/${name}`,
+        `PersistentVolumeClaim ${ns}/${name}`,
+      ),
+    volume: (name) =>
+      this.getOrAbsent<V1PersistentVolume>(`/api/v1/persistentvolumes/${name}`, `PersistentVolume ${name}`),
   };
+
+  /** A GET whose 404 is an answer (undefined). */
+  private async getOrAbsent<T>(p: string, what: string): Promise<T | undefined> {
+    const r = await this.call<T>('GET', p);
+    if (r.status === 404) return undefined;
+    if (!r.ok) throw new Error(`cannot read ${what}: ${r.status} ${r.body}`);
+    return r.body;
+  }
 
   /** Mounts fail: the pod waits with the reason (status, one Event per distinct message), tried again later. */
   private mountFailed(e: PodEntry, message: string): void {
@@ -520,6 +557,17 @@ export class NodeAgent {
       void this.event(e, 'Warning', 'FailedMount', message);
     }
     this.statusChanged(e);
+  }
+
+  /** A claim changed: the pods waiting to mount it are tried again now (not at the next volume sync). */
+  private onClaim(claim: V1PersistentVolumeClaim): void {
+    if (this.stopped || claim.status?.phase !== 'Bound') return;
+    const ns = claim.metadata?.namespace;
+    const name = claim.metadata?.name;
+    for (const e of this.pods.values()) {
+      if (e.runner || e.starting || e.stopping || e.gone || !e.mountProblem || e.namespace !== ns) continue;
+      if ((e.pod.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === name)) void this.runPod(e);
+    }
   }
 
   /** Every volume sync: a waiting pod is tried again; a running pod's Secrets, ConfigMaps and tokens refreshed. */
@@ -745,7 +793,9 @@ export class NodeAgent {
   private statusOf(e: PodEntry): PodStatusPatch {
     const observed = e.runner?.observed() ?? {
       sandboxReady: false,
-      containers: e.mountProblem ? this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem) : [],
+      // before its runner exists every container waits (as a kubelet reports a pod it is setting up), so a pod
+      // whose mount problem just cleared is not counted Ready with no container running
+      containers: this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem ?? ''),
     };
     const status = podStatus(
       {

@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { PodVolumes, type VolumeSource } from './pod-volumes';
 
 let dir: string;
@@ -37,6 +37,8 @@ function tokenSource(fail: () => boolean): VolumeSource & { requests: unknown[] 
     requests,
     secret: () => Promise.resolve(undefined),
     configMap: () => Promise.resolve(undefined),
+    claim: () => Promise.resolve(undefined),
+    volume: () => Promise.resolve(undefined),
     token: (namespace, serviceAccount, request) => {
       requests.push({ namespace, serviceAccount, ...request });
       if (fail()) return Promise.reject(new Error('503 the API server is unavailable'));
@@ -107,5 +109,73 @@ describe('PodVolumes', () => {
     // removed: a sync still under way writes nothing back
     await v.sync(T0);
     expect(existsSync(path.join(dir, 'volumes'))).toBe(false);
+  });
+});
+
+describe('PodVolumes with a persistentVolumeClaim', () => {
+  const claimPod: V1Pod = {
+    metadata: { name: 'nats-0', namespace: 'shop', uid: 'uid-2' },
+    spec: {
+      containers: [{ name: 'nats', volumeMounts: [{ name: 'data', mountPath: '/data', subPath: 'js' }] }],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-nats-0' } }],
+    },
+  };
+  const claim = (phase: string): V1PersistentVolumeClaim => ({
+    metadata: { name: 'data-nats-0', namespace: 'shop', uid: 'c-1' },
+    spec: { volumeName: phase === 'Bound' ? 'pvc-c-1' : undefined },
+    status: { phase },
+  });
+  const pv = (folder: string): V1PersistentVolume => ({
+    metadata: { name: 'pvc-c-1' },
+    spec: { claimRef: { uid: 'c-1' }, hostPath: { path: folder, type: 'Directory' } },
+  });
+
+  function claimSource(state: { phase: string; folder: string }): VolumeSource & { claimReads: number } {
+    const source = {
+      claimReads: 0,
+      secret: () => Promise.resolve(undefined),
+      configMap: () => Promise.resolve(undefined),
+      token: () => Promise.reject(new Error('no tokens here')),
+      claim: (ns: string, name: string) => {
+        source.claimReads++;
+        return Promise.resolve(ns === 'shop' && name === 'data-nats-0' ? claim(state.phase) : undefined);
+      },
+      volume: (name: string) => Promise.resolve(name === 'pvc-c-1' ? pv(state.folder) : undefined),
+    };
+    return source;
+  }
+
+  test('waits while the claim is Pending, then binds the PV folder (subPath made); kept as mounted', async () => {
+    const folder = path.join(dir, 'pv-folder');
+    mkdirSync(folder);
+    const state = { phase: 'Pending', folder };
+    const source = claimSource(state);
+    const v = new PodVolumes(claimPod, path.join(dir, 'pod'), source, 'node-1');
+    expect((await v.sync()).plan.problems[0]!.message).toContain(
+      'MountVolume.SetUp failed for volume "data" : error processing PVC shop/data-nats-0: PVC is not bound (phase Pending)',
+    );
+    expect(v.hostMounts('nats')).toEqual([]);
+    state.phase = 'Bound';
+    expect((await v.sync()).plan.problems).toEqual([]);
+    expect(v.hostMounts('nats')).toEqual([{ source: path.join(folder, 'js'), target: '/data', readOnly: false }]);
+    expect(statSync(path.join(folder, 'js')).isDirectory()).toBe(true);
+    // mounted: a claim being deleted later does not unmount it (the kubelet checks only before it mounts)
+    const reads = source.claimReads;
+    state.phase = 'Lost';
+    expect((await v.sync()).plan.problems).toEqual([]);
+    expect(source.claimReads).toBe(reads);
+  });
+
+  test("a bound claim whose PV folder is missing: the kubelet's hostPath type check, nothing mounted", async () => {
+    const missing = path.join(dir, 'gone');
+    const v = new PodVolumes(claimPod, path.join(dir, 'pod'), claimSource({ phase: 'Bound', folder: missing }), 'n');
+    expect((await v.sync()).plan.problems).toEqual([
+      {
+        volume: 'data',
+        message: `MountVolume.SetUp failed for volume "data" : hostPath type check failed: ${missing} is not a directory (the folder of PersistentVolume pvc-c-1, claim data-nats-0)`,
+      },
+    ]);
+    expect(v.hostMounts('nats')).toEqual([]);
+    expect(existsSync(missing)).toBe(false);
   });
 });

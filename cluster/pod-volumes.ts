@@ -1,15 +1,16 @@
 /**
  * The volumes of one pod on this machine: fetches what they read (Secrets, ConfigMaps, service-account tokens
- * through the TokenRequest API), writes each file volume with the kubelet's atomic `..data` swap into the
+ * through the TokenRequest API, persistentVolumeClaims and their PersistentVolumes), writes each file volume with the kubelet's atomic `..data` swap into the
  * pod's folder, makes its emptyDirs, and says where each container binds what (cluster/volume-plan.ts decides;
  * this carries it out). `sync` runs at start and then periodically, so a changed Secret or ConfigMap reaches
- * the files (as the kubelet does, within its sync period) and a token is renewed before it expires.
+ * the files (as the kubelet does, within its sync period) and a token is renewed before it expires. A claim,
+ * once mounted, stays as it was resolved (as on a kubelet: the pod keeps its volume while it runs).
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { writeVolumeFiles } from './atomic-writer';
-import { planVolumes, tokenDue, volumeNeeds, type HostMount, type VolumePlan } from './volume-plan';
+import { planVolumes, tokenDue, volumeNeeds, type ClaimObjects, type HostMount, type VolumePlan } from './volume-plan';
 
 /** What the volumes read, from the API server. A Secret or ConfigMap that does not exist is undefined. */
 export interface VolumeSource {
@@ -21,7 +22,19 @@ export interface VolumeSource {
     serviceAccount: string,
     request: { audience?: string; expirationSeconds: number; podName: string; podUid: string },
   ): Promise<{ token: string; expiresAt: Date }>;
+  /** A PersistentVolumeClaim of the namespace, undefined when it does not exist. */
+  claim(namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined>;
+  /** A PersistentVolume, undefined when it does not exist. */
+  volume(name: string): Promise<V1PersistentVolume | undefined>;
 }
+
+const isDirectory = (p: string): boolean => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
 
 interface CachedToken {
   token: string;
@@ -32,6 +45,8 @@ interface CachedToken {
 export class PodVolumes {
   private plan: VolumePlan | undefined;
   private readonly tokens = new Map<string, CachedToken>();
+  /** The claims as they were when mounted. */
+  private readonly mountedClaims = new Map<string, ClaimObjects>();
   private removed = false;
 
   constructor(
@@ -97,7 +112,27 @@ export class PodVolumes {
       }
       tokens.set(t.key, { token: cached.token });
     }
-    const plan = planVolumes(pod, { secrets, configMaps, tokens, nodeName: this.nodeName });
+    const claims = new Map<string, ClaimObjects>();
+    for (const name of needs.claims) {
+      const mounted = this.mountedClaims.get(name);
+      if (mounted) {
+        claims.set(name, mounted);
+        continue;
+      }
+      const claim = await this.source.claim(ns, name);
+      if (!claim) continue;
+      const volumeName = claim.status?.phase === 'Bound' ? claim.spec?.volumeName : undefined;
+      const volume = volumeName ? await this.source.volume(volumeName) : undefined;
+      claims.set(name, { claim, ...(volume ? { volume } : {}) });
+    }
+    const plan = planVolumes(pod, { secrets, configMaps, tokens, claims, nodeName: this.nodeName });
+    // a claim's folder must be there (the provisioner made it; a hostPath PV of type DirectoryOrCreate is made)
+    for (const v of plan.volumes)
+      if (v.kind === 'claim' && !v.create && !isDirectory(v.path))
+        plan.problems.push({
+          volume: v.name,
+          message: `MountVolume.SetUp failed for volume "${v.name}" : hostPath type check failed: ${v.path} is not a directory (the folder of PersistentVolume ${v.volumeName}, claim ${v.claimName})`,
+        });
     const changed: string[] = [];
     // a pod removed while this sync fetched gets no files back
     if (plan.problems.length === 0 && !this.removed) {
@@ -110,6 +145,9 @@ export class PodVolumes {
             mkdirSync(dir, { recursive: true });
             chmodSync(dir, 0o777); // as the kubelet makes it (mkdir's mode is cut by the umask)
           }
+        } else if (v.kind === 'claim') {
+          if (v.create) mkdirSync(v.path, { recursive: true, mode: 0o755 });
+          this.mountedClaims.set(v.claimName, claims.get(v.claimName)!);
         } else if (v.create === 'directory') {
           mkdirSync(v.path, { recursive: true, mode: 0o755 });
         } else if (v.create === 'file' && !existsSync(v.path)) {
@@ -136,7 +174,7 @@ export class PodVolumes {
     const byName = new Map(plan.volumes.map((v) => [v.name, v]));
     return (plan.mounts[container] ?? []).map((m) => {
       const v = byName.get(m.volume)!;
-      const root = v.kind === 'hostPath' ? v.path : this.volumeDir(v.name);
+      const root = v.kind === 'hostPath' || v.kind === 'claim' ? v.path : this.volumeDir(v.name);
       const source = m.subPath ? path.join(root, m.subPath) : root;
       // a subPath of a writable volume that does not exist yet is made, as the kubelet does
       if (m.subPath && v.kind !== 'files' && !existsSync(source)) mkdirSync(source, { recursive: true, mode: 0o777 });

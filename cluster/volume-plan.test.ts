@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import type {
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
+  V1PersistentVolumeSpec,
+  V1Pod,
+  V1PodSpec,
+  V1Volume,
+} from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { parseFunctionService } from '../common/manifest';
 import { CREDS_MOUNT_DIR, credsSecretName, replicaIdentity } from '../common/nats-identity';
@@ -13,6 +20,7 @@ import {
   planVolumes,
   tokenDue,
   volumeNeeds,
+  type ClaimObjects,
   type PlannedVolume,
   type VolumeObjects,
 } from './volume-plan';
@@ -48,7 +56,7 @@ const files = (v: PlannedVolume): Array<[string, string, string]> =>
   v.kind === 'files' ? v.files.map((f) => [f.path, f.content.toString(), f.mode.toString(8)]) : [];
 
 describe('volumeNeeds', () => {
-  test('the Secrets, ConfigMaps and tokens of secret, configMap and projected volumes, once each, sorted', () => {
+  test('the Secrets, ConfigMaps, tokens and claims of the volumes, once each, sorted', () => {
     const p = pod({
       serviceAccountName: 'web',
       volumes: [
@@ -67,11 +75,14 @@ describe('volumeNeeds', () => {
           },
         },
         { name: 'd', emptyDir: {} },
+        { name: 'e', persistentVolumeClaim: { claimName: 'data-web-1' } },
+        { name: 'f', persistentVolumeClaim: { claimName: 'cache', readOnly: true } },
       ],
     });
     expect(volumeNeeds(p)).toEqual({
       secrets: ['a-secret', 'z-secret'],
       configMaps: ['cm'],
+      claims: ['cache', 'data-web-1'],
       tokens: [
         { key: '|3600', serviceAccountName: 'web', expirationSeconds: 3600 },
         { key: 'vault|7200', serviceAccountName: 'web', expirationSeconds: 7200, audience: 'vault' },
@@ -82,7 +93,7 @@ describe('volumeNeeds', () => {
   });
 
   test('no volumes: nothing; no serviceAccountName: the default ServiceAccount', () => {
-    expect(volumeNeeds(pod({}))).toEqual({ secrets: [], configMaps: [], tokens: [] });
+    expect(volumeNeeds(pod({}))).toEqual({ secrets: [], configMaps: [], tokens: [], claims: [] });
     const p = pod({ volumes: [{ name: 't', projected: { sources: [{ serviceAccountToken: { path: 't' } }] } }] });
     expect(volumeNeeds(p).tokens[0]!.serviceAccountName).toBe('default');
   });
@@ -275,14 +286,14 @@ describe('planVolumes: downwardAPI, emptyDir, hostPath, projected', () => {
 
   test('a volume type it does not model: the reason, naming the type and what it mounts', () => {
     const plan = planVolumes(
-      pod({ volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-0' } }] }),
+      pod({ volumes: [{ name: 'data', nfs: { server: 'nfs.example', path: '/exports' } }] }),
       objects(),
     );
     expect(plan.problems).toEqual([
       {
         volume: 'data',
         message:
-          'MountVolume.SetUp failed for volume "data" : persistentVolumeClaim volumes are not modelled by fnmesh cluster (it mounts configMap, secret, emptyDir, downwardAPI, projected, hostPath): use one of those',
+          'MountVolume.SetUp failed for volume "data" : nfs volumes are not modelled by fnmesh cluster (it mounts configMap, secret, emptyDir, downwardAPI, projected, hostPath, persistentVolumeClaim): use one of those',
       },
     ]);
   });
@@ -340,6 +351,130 @@ describe('planVolumes: downwardAPI, emptyDir, hostPath, projected', () => {
       objects(),
     );
     expect(bundle.problems[0]!.message).toContain('a projected clusterTrustBundle source is not modelled');
+  });
+});
+
+describe('planVolumes: persistentVolumeClaim', () => {
+  const claimVolume: V1Volume = { name: 'data', persistentVolumeClaim: { claimName: 'data-web-1' } };
+  const boundClaim = (over: Partial<V1PersistentVolumeClaim> = {}): V1PersistentVolumeClaim => ({
+    metadata: { name: 'data-web-1', namespace: 'shop', uid: 'claim-uid' },
+    spec: { storageClassName: 'fnmesh-local', volumeName: 'pvc-claim-uid' },
+    status: { phase: 'Bound' },
+    ...over,
+  });
+  const hostPathPV = (spec: Partial<V1PersistentVolumeSpec> = {}): V1PersistentVolume => ({
+    metadata: { name: 'pvc-claim-uid' },
+    spec: {
+      claimRef: { namespace: 'shop', name: 'data-web-1', uid: 'claim-uid' },
+      hostPath: { path: '/run/fnmesh/volumes/pvc-claim-uid', type: 'Directory' },
+      ...spec,
+    },
+  });
+  const withClaims = (entries: Record<string, ClaimObjects>): VolumeObjects =>
+    objects({ claims: new Map(Object.entries(entries)) });
+  const problemOf = (volumes: V1Volume[], o: VolumeObjects): string => {
+    const plan = planVolumes(pod({ volumes }), o);
+    expect(plan.volumes).toEqual([]);
+    expect(plan.problems).toHaveLength(1);
+    return plan.problems[0]!.message;
+  };
+
+  test("a bound claim: its PV's folder (hostPath or local), created only for a DirectoryOrCreate hostPath", () => {
+    expect(only([claimVolume], withClaims({ 'data-web-1': { claim: boundClaim(), volume: hostPathPV() } }))).toEqual({
+      name: 'data',
+      kind: 'claim',
+      claimName: 'data-web-1',
+      volumeName: 'pvc-claim-uid',
+      path: '/run/fnmesh/volumes/pvc-claim-uid',
+      create: false,
+      readOnly: false,
+    });
+    const local = hostPathPV({ hostPath: undefined, local: { path: '/mnt/disk1' } });
+    expect(only([claimVolume], withClaims({ 'data-web-1': { claim: boundClaim(), volume: local } }))).toMatchObject({
+      path: '/mnt/disk1',
+      create: false,
+    });
+    const orCreate = hostPathPV({ hostPath: { path: '/srv/x', type: 'DirectoryOrCreate' } });
+    expect(only([claimVolume], withClaims({ 'data-web-1': { claim: boundClaim(), volume: orCreate } }))).toMatchObject({
+      path: '/srv/x',
+      create: true,
+    });
+  });
+
+  test('readOnly on the volume makes every mount of it read-only; otherwise as the mount asks', () => {
+    const p = pod({
+      containers: [
+        {
+          name: 'app',
+          volumeMounts: [
+            { name: 'ro', mountPath: '/ro' },
+            { name: 'rw', mountPath: '/rw' },
+            { name: 'rw', mountPath: '/rw-ro', readOnly: true },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'ro', persistentVolumeClaim: { claimName: 'data-web-1', readOnly: true } },
+        { name: 'rw', persistentVolumeClaim: { claimName: 'data-web-1' } },
+      ],
+    });
+    const plan = planVolumes(p, withClaims({ 'data-web-1': { claim: boundClaim(), volume: hostPathPV() } }));
+    expect(plan.problems).toEqual([]);
+    expect(plan.mounts.app).toEqual([
+      { volume: 'ro', mountPath: '/ro', readOnly: true },
+      { volume: 'rw', mountPath: '/rw', readOnly: false },
+      { volume: 'rw', mountPath: '/rw-ro', readOnly: true },
+    ]);
+  });
+
+  test("a claim that does not exist: the kubelet's wording, with the fix", () => {
+    expect(problemOf([claimVolume], withClaims({}))).toBe(
+      'MountVolume.SetUp failed for volume "data" : error processing PVC shop/data-web-1: failed to fetch PVC from API server: persistentvolumeclaims "data-web-1" not found: create the claim in namespace shop (a StatefulSet makes its claims from its volumeClaimTemplates); the pod starts once it is bound',
+    );
+    // no claims map at all (an older caller): the same
+    expect(problemOf([claimVolume], objects())).toContain('persistentvolumeclaims "data-web-1" not found');
+  });
+
+  test('a claim not bound yet, or being deleted: why the pod waits', () => {
+    const pending = boundClaim({ spec: { storageClassName: 'fnmesh-local' }, status: { phase: 'Pending' } });
+    expect(problemOf([claimVolume], withClaims({ 'data-web-1': { claim: pending } }))).toBe(
+      'MountVolume.SetUp failed for volume "data" : error processing PVC shop/data-web-1: PVC is not bound (phase Pending): the pod starts once it is; a claim of StorageClass fnmesh-local with volumeBindingMode WaitForFirstConsumer is bound when the scheduler places a pod using it (not a pod given spec.nodeName): see kubectl describe pvc data-web-1 -n shop',
+    );
+    const classless = boundClaim({ spec: {}, status: {} });
+    expect(problemOf([claimVolume], withClaims({ 'data-web-1': { claim: classless } }))).toContain(
+      'PVC is not bound (phase Pending): the pod starts once it is; a claim with no StorageClass binds only to a PersistentVolume that matches it',
+    );
+    const deleting = boundClaim({
+      metadata: { name: 'data-web-1', namespace: 'shop', uid: 'claim-uid', deletionTimestamp: new Date() },
+    });
+    expect(problemOf([claimVolume], withClaims({ 'data-web-1': { claim: deleting, volume: hostPathPV() } }))).toBe(
+      'MountVolume.SetUp failed for volume "data" : error processing PVC shop/data-web-1: PVC is being deleted: a pod cannot start on a claim being deleted; use another claim',
+    );
+  });
+
+  test("a bound claim whose PV is missing, not bound to it, not a folder, or Block: the kubelet's checks", () => {
+    const claim = boundClaim();
+    const check = (volume: V1PersistentVolume | undefined): string =>
+      problemOf([claimVolume], withClaims({ 'data-web-1': volume ? { claim, volume } : { claim } }));
+    const prefix = 'MountVolume.SetUp failed for volume "data" : error processing PVC shop/data-web-1: ';
+    expect(check(undefined)).toBe(
+      `${prefix}failed to fetch PV pvc-claim-uid from API server: persistentvolumes "pvc-claim-uid" not found`,
+    );
+    expect(check(hostPathPV({ claimRef: undefined }))).toBe(
+      `${prefix}found PV object pvc-claim-uid but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim`,
+    );
+    expect(check(hostPathPV({ claimRef: { uid: 'other' } }))).toBe(
+      `${prefix}found PV object pvc-claim-uid but its pv.Spec.ClaimRef.UID other does not point to claim.UID claim-uid`,
+    );
+    expect(
+      check(hostPathPV({ hostPath: undefined, nfs: { server: 'n', path: '/e' }, capacity: { storage: '1Gi' } })),
+    ).toBe(
+      `${prefix}PersistentVolume pvc-claim-uid is a nfs volume; fnmesh cluster mounts hostPath and local PersistentVolumes (a folder of this machine): use the StorageClass fnmesh-local, or a hostPath PV`,
+    );
+    expect(check(hostPathPV({ volumeMode: 'Block' }))).toBe(
+      'MountVolume.SetUp failed for volume "data" : volume data has volumeMode Block, but is specified in volumeMounts',
+    );
+    expect(check(hostPathPV({ hostPath: { path: 'relative' } }))).toContain('path relative must be an absolute path');
   });
 });
 
@@ -420,7 +555,7 @@ describe("the operator's Deployment for examples/greeter.yaml, as fnmesh cluster
   const secret = credsSecretName(replicaIdentity('default', 'greeter'));
 
   test('the minted credentials Secret is read, its .creds mounted read-only into the sidecar alone, mode 0444', () => {
-    expect(volumeNeeds(p)).toEqual({ secrets: [secret], configMaps: [], tokens: [] });
+    expect(volumeNeeds(p)).toEqual({ secrets: [secret], configMaps: [], tokens: [], claims: [] });
     const plan = planVolumes(
       p,
       objects({ secrets: new Map([[secret, { 'nats.creds': b('-----BEGIN NATS USER JWT-----') }]]) }),

@@ -1,16 +1,27 @@
 /**
  * The volumes of a `fnmesh cluster` pod, decided the way the kubelet decides them: which files with which
  * contents and modes each volume holds (secret, configMap, downwardAPI, projected — with the
- * service-account token —, emptyDir, hostPath), and where each container mounts which volume (its
- * volumeMounts: mountPath, readOnly, subPath). Pure: the Secrets, ConfigMaps and tokens the pod reads are
- * passed in (`volumeNeeds` says which). The mounting itself is cluster/pod-volumes.ts and the script of
+ * service-account token —, emptyDir, hostPath, and a persistentVolumeClaim's folder: its bound
+ * PersistentVolume's hostPath or local path), and where each container mounts which volume (its
+ * volumeMounts: mountPath, readOnly, subPath). Pure: the Secrets, ConfigMaps, tokens, claims and their volumes
+ * the pod reads are passed in (`volumeNeeds` says which). The mounting itself is cluster/pod-volumes.ts and the script of
  * `mountScript`, run in each container's own mount namespace.
  *
  * What cannot be mounted (a volume type this does not model, a missing Secret or ConfigMap that is not
- * optional, a missing key, a token that could not be had) is a problem with the kubelet's wording
- * (`MountVolume.SetUp failed for volume "x" : ...`), shown in the pod's status and as a FailedMount Event.
+ * optional, a missing key, a token that could not be had, a claim that does not exist or is not bound yet) is
+ * a problem with the kubelet's wording (`MountVolume.SetUp failed for volume "x" : ...`, for a claim the
+ * kubelet's `error processing PVC ns/name: PVC is not bound` and the like), shown in the pod's status and as a
+ * FailedMount Event.
  */
-import type { V1Container, V1KeyToPath, V1ObjectFieldSelector, V1Pod, V1Volume } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1KeyToPath,
+  V1ObjectFieldSelector,
+  V1PersistentVolume,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Volume,
+} from '@kubernetes/client-node';
 import { podFieldValue } from './pod-fields';
 
 /** The kubelet's defaults: files 0644, a token valid for an hour. */
@@ -20,7 +31,15 @@ export const DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600;
 export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
 
 /** The volume types this models; the others are refused with this list in the message. */
-export const MODELLED_VOLUME_TYPES = ['configMap', 'secret', 'emptyDir', 'downwardAPI', 'projected', 'hostPath'];
+export const MODELLED_VOLUME_TYPES = [
+  'configMap',
+  'secret',
+  'emptyDir',
+  'downwardAPI',
+  'projected',
+  'hostPath',
+  'persistentVolumeClaim',
+];
 
 export interface TokenWanted {
   /** Identifies the token among a pod's (its audience and lifetime). */
@@ -35,6 +54,14 @@ export interface VolumeNeeds {
   secrets: string[];
   configMaps: string[];
   tokens: TokenWanted[];
+  /** The persistentVolumeClaims the pod names. */
+  claims: string[];
+}
+
+/** A claim as read: absent when it does not exist; its PersistentVolume when it names one that exists. */
+export interface ClaimObjects {
+  claim?: V1PersistentVolumeClaim;
+  volume?: V1PersistentVolume;
 }
 
 /** What was fetched for `VolumeNeeds`: an absent Secret or ConfigMap was not found; a token is its text. */
@@ -43,6 +70,8 @@ export interface VolumeObjects {
   configMaps: ReadonlyMap<string, Record<string, Buffer>>;
   /** By TokenWanted.key: the token, or why it could not be had. */
   tokens: ReadonlyMap<string, { token: string } | { error: string }>;
+  /** By claim name (every one of VolumeNeeds.claims); a missing entry is a claim not found. */
+  claims?: ReadonlyMap<string, ClaimObjects>;
   /** The pod's node (for spec.nodeName in a downwardAPI file). */
   nodeName: string;
 }
@@ -57,7 +86,20 @@ export interface PlannedFile {
 export type PlannedVolume =
   | { name: string; kind: 'files'; files: PlannedFile[] }
   | { name: string; kind: 'emptyDir'; memory: boolean; sizeLimit?: string }
-  | { name: string; kind: 'hostPath'; path: string; create: 'directory' | 'file' | 'none' };
+  | { name: string; kind: 'hostPath'; path: string; create: 'directory' | 'file' | 'none' }
+  /**
+   * A claim's folder: the bound PV's path, which must be a folder (`create` for a hostPath PV of type
+   * DirectoryOrCreate); `readOnly` (the volume's readOnly) makes every mount of it read-only.
+   */
+  | {
+      name: string;
+      kind: 'claim';
+      claimName: string;
+      volumeName: string;
+      path: string;
+      create: boolean;
+      readOnly: boolean;
+    };
 
 export interface PlannedMount {
   volume: string;
@@ -90,10 +132,12 @@ export function volumeNeeds(pod: V1Pod): VolumeNeeds {
   const secrets = new Set<string>();
   const configMaps = new Set<string>();
   const tokens = new Map<string, TokenWanted>();
+  const claims = new Set<string>();
   const serviceAccountName = pod.spec?.serviceAccountName || 'default';
   for (const v of pod.spec?.volumes ?? []) {
     if (v.secret?.secretName) secrets.add(v.secret.secretName);
     if (v.configMap?.name) configMaps.add(v.configMap.name);
+    if (v.persistentVolumeClaim?.claimName) claims.add(v.persistentVolumeClaim.claimName);
     for (const s of v.projected?.sources ?? []) {
       if (s.secret?.name) secrets.add(s.secret.name);
       if (s.configMap?.name) configMaps.add(s.configMap.name);
@@ -105,7 +149,12 @@ export function volumeNeeds(pod: V1Pod): VolumeNeeds {
       }
     }
   }
-  return { secrets: [...secrets].sort(), configMaps: [...configMaps].sort(), tokens: [...tokens.values()] };
+  return {
+    secrets: [...secrets].sort(),
+    configMaps: [...configMaps].sort(),
+    tokens: [...tokens.values()],
+    claims: [...claims].sort(),
+  };
 }
 
 class MountError extends Error {}
@@ -196,7 +245,88 @@ function volumeType(v: V1Volume): string {
   return t ?? '(none)';
 }
 
+/**
+ * A claim's folder, checked as the kubelet checks it (its desired-state populator): the claim exists, is not
+ * being deleted, is Bound to a PV that exists and whose claimRef is this claim; the PV is a folder of this
+ * machine (hostPath or local).
+ */
+function planClaim(pod: V1Pod, v: V1Volume, objects: VolumeObjects): PlannedVolume {
+  const name = v.persistentVolumeClaim!.claimName;
+  const ns = pod.metadata?.namespace ?? 'default';
+  const what = `error processing PVC ${ns}/${name}`;
+  const got = objects.claims?.get(name);
+  const claim = got?.claim;
+  if (!claim)
+    throw new MountError(
+      `${what}: failed to fetch PVC from API server: persistentvolumeclaims "${name}" not found: create the claim in namespace ${ns} (a StatefulSet makes its claims from its volumeClaimTemplates); the pod starts once it is bound`,
+    );
+  if (claim.metadata?.deletionTimestamp)
+    throw new MountError(
+      `${what}: PVC is being deleted: a pod cannot start on a claim being deleted; use another claim`,
+    );
+  if (claim.status?.phase !== 'Bound') {
+    const className = claim.spec?.storageClassName;
+    throw new MountError(
+      `${what}: PVC is not bound (phase ${claim.status?.phase ?? 'Pending'}): the pod starts once it is; ` +
+        (className
+          ? `a claim of StorageClass ${className} with volumeBindingMode WaitForFirstConsumer is bound when the scheduler places a pod using it (not a pod given spec.nodeName): see kubectl describe pvc ${name} -n ${ns}`
+          : `a claim with no StorageClass binds only to a PersistentVolume that matches it: create one, or name a StorageClass`),
+    );
+  }
+  const volumeName = claim.spec?.volumeName;
+  if (!volumeName) throw new MountError(`${what}: PVC has empty pvc.Spec.VolumeName`);
+  const pv = got.volume;
+  if (!pv)
+    throw new MountError(
+      `${what}: failed to fetch PV ${volumeName} from API server: persistentvolumes "${volumeName}" not found`,
+    );
+  if (!pv.spec?.claimRef)
+    throw new MountError(
+      `${what}: found PV object ${volumeName} but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim`,
+    );
+  if (pv.spec.claimRef.uid !== claim.metadata?.uid)
+    throw new MountError(
+      `${what}: found PV object ${volumeName} but its pv.Spec.ClaimRef.UID ${pv.spec.claimRef.uid ?? ''} does not point to claim.UID ${claim.metadata?.uid ?? ''}`,
+    );
+  if ((pv.spec.volumeMode ?? 'Filesystem') !== 'Filesystem')
+    throw new MountError(`volume ${v.name} has volumeMode ${pv.spec.volumeMode}, but is specified in volumeMounts`);
+  const folder = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+  if (!folder) {
+    const t = Object.keys(pv.spec).find(
+      (k) => !PV_SPEC_FIELDS.has(k) && (pv.spec as Record<string, unknown>)[k] != null,
+    );
+    throw new MountError(
+      `${what}: PersistentVolume ${volumeName} is a ${t ?? 'volume without a source'} volume; fnmesh cluster mounts hostPath and local PersistentVolumes (a folder of this machine): use the StorageClass fnmesh-local, or a hostPath PV`,
+    );
+  }
+  if (!folder.startsWith('/'))
+    throw new MountError(`${what}: PersistentVolume ${volumeName}'s path ${folder} must be an absolute path`);
+  return {
+    name: v.name,
+    kind: 'claim',
+    claimName: name,
+    volumeName,
+    path: folder,
+    create: pv.spec.hostPath?.type === 'DirectoryOrCreate',
+    readOnly: v.persistentVolumeClaim!.readOnly ?? false,
+  };
+}
+
+/** The fields of a PV spec that are not its volume source. */
+const PV_SPEC_FIELDS = new Set([
+  'accessModes',
+  'capacity',
+  'claimRef',
+  'mountOptions',
+  'nodeAffinity',
+  'persistentVolumeReclaimPolicy',
+  'storageClassName',
+  'volumeAttributesClassName',
+  'volumeMode',
+]);
+
 function planVolume(pod: V1Pod, v: V1Volume, objects: VolumeObjects): PlannedVolume {
+  if (v.persistentVolumeClaim) return planClaim(pod, v, objects);
   if (v.secret) {
     const s = v.secret;
     const name = s.secretName ?? '';
@@ -341,9 +471,11 @@ export function planVolumes(pod: V1Pod, objects: VolumeObjects): VolumePlan {
   const mounts: Record<string, PlannedMount[]> = {};
   for (const c of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])])
     mounts[c.name] = containerMounts(c, names, problems);
-  // secret, configMap, downwardAPI and projected volumes are read-only to containers, as on a kubelet
-  const filesVolumes = new Set(volumes.filter((v) => v.kind === 'files').map((v) => v.name));
-  for (const list of Object.values(mounts)) for (const m of list) if (filesVolumes.has(m.volume)) m.readOnly = true;
+  // secret, configMap, downwardAPI and projected volumes are read-only to containers, as on a kubelet, and a
+  // claim mounted readOnly
+  const readOnlyVolumes = new Set(volumes.filter((v) => v.kind === 'files').map((v) => v.name));
+  for (const v of volumes) if (v.kind === 'claim' && v.readOnly) readOnlyVolumes.add(v.name);
+  for (const list of Object.values(mounts)) for (const m of list) if (readOnlyVolumes.has(m.volume)) m.readOnly = true;
   return { volumes, mounts, problems };
 }
 
