@@ -162,8 +162,18 @@ export async function sigkillUnderLoad(mesh: FaultMesh): Promise<void> {
     cut[FLAKY]!.map((e) => `${e.requestId} 502`),
   );
   // the only calls that failed were those the killed function was running, or had been handed and not read
-  // yet when it died (no one can tell those from a call it read): each told 502, it may have run
-  expect(flakyFailed.ambiguous.map((c) => c.requestId).sort()).toEqual(cut[FLAKY]!.map((e) => e.requestId).sort());
+  // yet when it died (no one can tell those from a call it read): each told 502, it may have run. A call it
+  // had answered just before the kill counts too: its answer was written, the kill reset the connection
+  // before the sidecar read it (a loaded machine widens that moment), and the caller is told 502 all the same.
+  const cutIds = new Set(cut[FLAKY]!.map((e) => e.requestId));
+  const lostAnswer = (id: string): boolean =>
+    (flaky.get(id) ?? []).some((e) => e.pid === victims[FLAKY]!.fnPid && e.status !== undefined);
+  expect(
+    flakyFailed.ambiguous
+      .filter((c) => !cutIds.has(c.requestId) && !(c.status === 502 && lostAnswer(c.requestId)))
+      .map(seen),
+  ).toEqual([]);
+  expect([...cutIds].filter((id) => !flakyFailed.ambiguous.some((c) => c.requestId === id))).toEqual([]);
   expect(flakyFailed.unreadAtKill.filter((c) => c.status !== 502).map(seen)).toEqual([]);
   // only around the moment of death: a handful, not a second's worth of calls (8 callers)
   expect(flakyFailed.unreadAtKill.length).toBeLessThanOrEqual(8);
@@ -219,16 +229,18 @@ export async function hungFunction(mesh: FaultMesh): Promise<void> {
     });
     startsWhenOut = executions().filter((e) => e.pid === hung.fnPid).length;
     const mark2 = load.results.length;
+    const mark2At = performance.now();
     await waitFor(() => load.results.slice(mark2).filter((r) => r.status === 200).length >= 100, {
       timeoutMs: 30_000,
       what: '100 more calls answered',
     });
-    // not one more call was sent to the hung function, and everything after it was taken out succeeded
+    // not one more call was sent to the hung function, and every call sent after it was taken out succeeded
+    // (by when they were sent: a call the hung function took before runs out of time later, as it should)
     expect(executions().filter((e) => e.pid === hung.fnPid).length).toBe(startsWhenOut);
     expect(
       load.results
         .slice(mark2)
-        .filter((r) => r.status !== 200 || r.pid !== other.fnPid)
+        .filter((r) => r.sentAt >= mark2At && (r.status !== 200 || r.pid !== other.fnPid))
         .map(seen),
     ).toEqual([]);
     answeredBeforeRejoin = load.answeredBy(hung.fnPid);
