@@ -121,7 +121,7 @@ export class ContainerRunner {
       '--propagation',
       'private',
       '--',
-      '/bin/sh',
+      '/bin/bash', // the mount script opens its sources on fds above 9 (dash stops at 9)
       '-c',
       mountScript(this.plan.mounts ?? []),
       `fnmesh-mounts-${this.plan.name}`,
