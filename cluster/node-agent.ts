@@ -745,7 +745,9 @@ export class NodeAgent {
   private statusOf(e: PodEntry): PodStatusPatch {
     const observed = e.runner?.observed() ?? {
       sandboxReady: false,
-      containers: e.mountProblem ? this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem) : [],
+      // before its runner exists every container waits (as a kubelet reports a pod it is setting up), so a pod
+      // whose mount problem just cleared is not counted Ready with no container running
+      containers: this.waitingContainers(e.pod, 'ContainerCreating', e.mountProblem ?? ''),
     };
     const status = podStatus(
       {

@@ -87,6 +87,12 @@ describe('podStatus: phase and conditions', () => {
     ]);
   });
 
+  test('no container observed yet (the pod still being set up, its volumes just mounted): not Ready', () => {
+    const s = podStatus(observed([], { sandboxReady: false }), [], NOW);
+    expect(cond(s.conditions, 'Ready').status).toBe('False');
+    expect(cond(s.conditions, 'ContainersReady').status).toBe('False');
+  });
+
   test('a plain init container still running: Pending, not Initialized, naming it', () => {
     const s = podStatus(observed([container('migrate', 'init', { ready: false }), notStarted('app', 'main')]), [], NOW);
     expect(s.phase).toBe('Pending');

@@ -151,7 +151,8 @@ export function podStatus(
   const everyMainStarted =
     main.length > 0 &&
     main.every((c) => c.state.kind === 'running' || c.restartCount > 0 || c.state.kind === 'terminated');
-  const ready = initDone && unready.length === 0;
+  // a pod whose containers are not known yet (no main container observed) is not ready
+  const ready = initDone && main.length > 0 && unready.length === 0;
   const notReadyMessage = `containers with unready status: [${unready.join(' ')}]`;
   const conditions = [
     condition('PodReadyToStartContainers', o.sandboxReady, previousConditions, now),
