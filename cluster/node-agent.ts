@@ -47,7 +47,7 @@ import { PodRunner } from './pod-runner';
 import { PodVolumes, type VolumeSource } from './pod-volumes';
 import { mountProblemMessage } from './volume-plan';
 import { relay } from './relay';
-import { podStatus, type PodStatusPatch } from './pod-status';
+import { podStatus, type PodObserved, type PodStatusPatch } from './pod-status';
 import { podIPNumber, podIPOf } from './cluster-addresses';
 import type { SandboxReport } from './sandbox-control';
 import { ServiceProxy } from './service-proxy';
@@ -757,6 +757,7 @@ export class NodeAgent {
         hostIP: HOST_IP,
         startTime: e.startTime,
         containers: observed.containers,
+        restartPolicy: (e.pod.spec?.restartPolicy ?? 'Always') as PodObserved['restartPolicy'],
       },
       e.lastConditions,
       new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
