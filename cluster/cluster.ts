@@ -14,6 +14,11 @@
  *     its sidecar reaching the broker at 127.0.0.1:4222 as in a cluster with NATS; Services, their names and
  *     the API server reachable inside pods, NodePort Services on 127.0.0.1:<nodePort> (printed as they open);
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
+ *
+ * With `--helm` (cluster/helm-release.ts) no operator, gateway or broker runs on this machine: after the
+ * control plane and the node it runs the real `helm install fnmesh charts/fnmesh -n fnmesh --create-namespace
+ * --wait` (the gateway Service as a NodePort, the user's `--values`/`--set` after), so the chart's pods run on
+ * the node with their own ServiceAccount tokens and Secrets, and prints the curls for the gateway's node port.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
