@@ -123,7 +123,7 @@ export class ContainerRunner {
       '--',
       '/bin/bash', // the mount script opens its sources on fds above 9 (dash stops at 9)
       '-c',
-      mountScript(this.plan.mounts ?? []),
+      mountScript(this.plan.mounts ?? [], { readOnlyRoot: this.plan.readOnlyRootFilesystem === true }),
       `fnmesh-mounts-${this.plan.name}`,
       ...this.plan.argv,
     ];

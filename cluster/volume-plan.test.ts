@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
@@ -475,6 +475,53 @@ describe('mountScript', () => {
       ].join('\n'),
     );
     expect(mountScript([])).toBe('set -e\necho mounted >&3\nexec 3>&- "$@"');
+  });
+
+  test('readOnlyRoot: a write outside the volumes fails (EROFS), a write to a volume works', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mount-script-ro-'));
+    try {
+      const volume = path.join(dir, 'volume');
+      mkdirSync(volume);
+      const target = path.join(dir, 'mounted');
+      const script = mountScript([{ source: volume, target, readOnly: false }], { readOnlyRoot: true });
+      const write = `echo a > ${target}/ok && echo b > ${dir}/outside; echo "exit $?"`;
+      const r = spawnSync(
+        'unshare',
+        ['--mount', '--propagation', 'private', '--', 'bash', '-c', script, 'x', 'bash', '-c', write],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        },
+      );
+      expect(r.stdout).toBe('exit 1\n');
+      expect(r.stderr).toMatch(/Read-only file system/);
+      expect(readFileSync(path.join(volume, 'ok'), 'utf8')).toBe('a\n');
+      expect(existsSync(path.join(dir, 'outside'))).toBe(false);
+      // without it the same write succeeds
+      const rw = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'bash',
+          '-c',
+          mountScript([{ source: volume, target, readOnly: false }]),
+          'x',
+          'bash',
+          '-c',
+          write,
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        },
+      );
+      expect(rw.stdout).toBe('exit 0\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a mount that covers the folder of a later source (an emptyDir at /tmp) does not hide it', () => {

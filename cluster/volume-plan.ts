@@ -382,7 +382,7 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  * holds the pod's own files (an emptyDir at `/tmp` while this machine's run folder is under /tmp) would
  * otherwise hide the sources of the mounts after it.
  */
-export function mountScript(mounts: readonly HostMount[]): string {
+export function mountScript(mounts: readonly HostMount[], options: { readOnlyRoot?: boolean } = {}): string {
   const lines = ['set -e'];
   const fd = (i: number): number => MOUNT_FD_BASE + i;
   mounts.forEach((m, i) => lines.push(`exec ${fd(i)}<${quote(m.source)}`));
@@ -395,6 +395,21 @@ export function mountScript(mounts: readonly HostMount[]): string {
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${t}`);
   });
+  if (options.readOnlyRoot) {
+    // readOnlyRootFilesystem: every other mount of this namespace (this machine's root and the rest) read-only
+    // here, so a write outside the container's volumes fails with EROFS as in a real container; /proc, /sys
+    // and /dev stay as they are, as a runtime leaves them.
+    const kept = ['/proc', '/sys', '/dev', ...mounts.map((m) => m.target)];
+    const pattern = kept.map((t) => `${quote(t)}|${quote(`${t}/`)}*`).join('|');
+    lines.push(
+      'mapfile -t fnmesh_mounts < /proc/self/mountinfo',
+      'for fnmesh_line in "${fnmesh_mounts[@]}"; do',
+      '  read -r _ _ _ _ fnmesh_mp _ <<< "$fnmesh_line"',
+      `  case "$fnmesh_mp" in ${pattern}) continue ;; esac`,
+      '  if [ "$fnmesh_mp" = / ]; then mount -o remount,bind,ro /; else mount -o remount,bind,ro "$fnmesh_mp" 2>/dev/null || :; fi',
+      'done',
+    );
+  }
   lines.push('echo mounted >&3', `exec 3>&-${mounts.map((_, i) => ` ${fd(i)}<&-`).join('')} "$@"`);
   return lines.join('\n');
 }
