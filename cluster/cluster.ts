@@ -64,6 +64,8 @@ import { GATEWAY_SETTINGS } from '../gateway/settings';
 /** The node agent and the local images, for tests that run a node without the rest of `fnmesh cluster`. */
 export { NodeAgent } from './node-agent';
 export { loadImages } from './images';
+/** helm's argv for the chart on this cluster, for tests that install it themselves. */
+export { installArgs, RELEASE, RELEASE_NAMESPACE } from './helm-release';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';

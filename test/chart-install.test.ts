@@ -7,10 +7,12 @@
  * account). For each mode: the examples applied and Ready, a pod calls the greeter through the gateway
  * Service by its cluster DNS name, `helm test` passes, and fails with the gateway scaled to 0.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { installArgs, RELEASE, RELEASE_NAMESPACE } from '../cluster/helm-release';
-import { startClusterCli, type ClusterRun } from './helpers/cluster-cli';
+import { installArgs, RELEASE, RELEASE_NAMESPACE } from '../cluster/cluster';
+import { containerPid, startClusterCli, type ClusterRun, type Pod } from './helpers/cluster-cli';
 import { CHART_DIR, REPO, helm, type HelmResult } from './helpers/helm';
+import { steadyLoad, type CallRecord } from './helpers/fault-load';
 import { waitFor } from './helpers/wait';
 
 jest.setTimeout(600_000);
@@ -145,6 +147,31 @@ describe('nats.mode=embedded, installed by fnmesh cluster --helm', () => {
     ]);
     for (const p of pods.items)
       expect((p.status?.conditions ?? []).find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
+  test('every container of the release runs with its root read-only (readOnlyRootFilesystem), its volumes writable as mounted', async () => {
+    const { items } = await run.kubectlJson<{ items: Pod[] }>(['get', 'pods', '-n', NS, '-l', RELEASE_PODS]);
+    expect(items.length).toBeGreaterThan(0);
+    for (const p of items) {
+      const container = p.metadata.name.startsWith('fnmesh-gateway-') ? 'gateway' : 'operator';
+      const pid = containerPid(p, container);
+      expect(pid).toBeDefined();
+      // field 5: the mount point, field 6: its per-mount options
+      const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .map((l) => l.split(' '))
+        .filter((f) => f.length > 5);
+      const options = (mountPoint: string): string[] =>
+        mounts
+          .filter((f) => f[4] === mountPoint)
+          .pop()?.[5]
+          ?.split(',') ?? []; // the last: the one on top
+      expect({ pod: p.metadata.name, root: options('/') }).toEqual({
+        pod: p.metadata.name,
+        root: expect.arrayContaining(['ro']),
+      });
+      expect(options('/tmp')).toContain('rw'); // the chart's emptyDir
+    }
   });
 
   test('the examples become Ready; a pod calls the greeter through the gateway Service; so does the node port', async () => {
@@ -306,5 +333,113 @@ describe('nats.mode=external on the same cluster', () => {
 
   test('helm test passes, and fails with the gateway scaled to 0', async () => {
     await helmTestPassesThenFailsWithoutGateway(2);
+  });
+
+  /** The gateway Service's node port on this machine (a new one for each install). */
+  async function nodePortUrl(): Promise<string> {
+    const port = await kubectlOk([
+      'get',
+      'service',
+      'fnmesh-gateway',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.spec.ports[0].nodePort}',
+    ]);
+    return `http://127.0.0.1:${port.trim()}`;
+  }
+
+  async function podNames(selector: string, ns = NS): Promise<string[]> {
+    const { items } = await run.kubectlJson<{ items: Pod[] }>(['get', 'pods', '-n', ns, '-l', selector]);
+    return items.map((p) => p.metadata.name);
+  }
+
+  /** Runs `during` under steady load through the node port; resolves with the calls that did not answer 200. */
+  async function underLoad(
+    idPrefix: string,
+    during: () => Promise<void>,
+  ): Promise<{ total: number; failed: CallRecord[] }> {
+    const load = steadyLoad({
+      gatewayUrl: await nodePortUrl(),
+      route: 'default/functions/greeter/hello',
+      workers: 4,
+      timeoutMs: 10_000,
+      params: { name: 'Ada' },
+      idPrefix,
+    });
+    try {
+      await waitFor(() => load.results.filter((r) => r.status === 200).length >= 20, {
+        timeoutMs: 30_000,
+        what: 'calls answered before the upgrade',
+      });
+      await during();
+      const before = load.results.length;
+      await waitFor(() => load.results.length >= before + 20, { timeoutMs: 30_000, what: 'calls after the upgrade' });
+    } finally {
+      await load.stop();
+    }
+    return { total: load.results.length, failed: load.results.filter((r) => r.status !== 200) };
+  }
+
+  test('helm upgrade with a new value under steady load rolls the gateway with zero failed calls', async () => {
+    const gateways = 'app.kubernetes.io/instance=fnmesh,app.kubernetes.io/component=gateway';
+    const old = await podNames(gateways);
+    expect(old).toHaveLength(2);
+    const r = await underLoad('gateway-roll', async () => {
+      const up = await helmOn([
+        'upgrade',
+        RELEASE,
+        CHART_DIR,
+        '-n',
+        NS,
+        '--reuse-values',
+        '--set',
+        'gateway.preStopSleepSeconds=6',
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+      expect({ code: up.code, err: up.stderr }).toMatchObject({ code: 0 });
+      await waitFor(async () => (await podNames(gateways)).every((n) => !old.includes(n)), {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+        what: 'the old gateway pods to be gone',
+      });
+    });
+    expect(r.total).toBeGreaterThan(40);
+    expect(r.failed).toEqual([]);
+  });
+
+  test('the operator re-injects a changed sidecar image into the existing function Deployments', async () => {
+    const up = await helmOn([
+      'upgrade',
+      RELEASE,
+      CHART_DIR,
+      '-n',
+      NS,
+      '--reuse-values',
+      '--set',
+      'sidecar.image.tag=0.1.1',
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+    expect({ code: up.code, err: up.stderr }).toMatchObject({ code: 0 });
+    for (const name of ['authz', 'greeter', 'text'])
+      await waitFor(
+        async () => {
+          const d = await run.kubectlJson<{
+            spec: { template: { spec: { initContainers?: { name: string; image: string }[] } } };
+          }>(['get', 'deployment', name, '-n', 'default']);
+          return (
+            d.spec.template.spec.initContainers?.find((c) => c.name === 'fnmesh-sidecar')?.image ===
+            'ghcr.io/fnmesh/fnmesh:0.1.1'
+          );
+        },
+        { timeoutMs: 60_000, intervalMs: 250, what: `${name}'s sidecar image to be ghcr.io/fnmesh/fnmesh:0.1.1` },
+      );
+    await kubectlOk(['rollout', 'status', 'deployment/greeter', '-n', 'default', '--timeout=120s']);
+    await examplesReady();
+    expect((await callFromPod()).phase).toBe('Succeeded');
   });
 });
