@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
@@ -482,7 +482,10 @@ describe('mountScript', () => {
     try {
       const volume = path.join(dir, 'volume');
       mkdirSync(volume);
-      const target = path.join(dir, 'mounted');
+      // through a symlink, as /var/run/nats is /run/nats: the kernel lists the mount at the resolved path
+      mkdirSync(path.join(dir, 'real'));
+      symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+      const target = path.join(dir, 'link', 'mounted');
       const script = mountScript([{ source: volume, target, readOnly: false }], { readOnlyRoot: true });
       const write = `echo a > ${target}/ok && echo b > ${dir}/outside; echo "exit $?"`;
       const r = spawnSync(
@@ -496,6 +499,7 @@ describe('mountScript', () => {
       expect(r.stdout).toBe('exit 1\n');
       expect(r.stderr).toMatch(/Read-only file system/);
       expect(readFileSync(path.join(volume, 'ok'), 'utf8')).toBe('a\n');
+      expect(r.stderr).not.toMatch(/mounted\/ok/);
       expect(existsSync(path.join(dir, 'outside'))).toBe(false);
       // without it the same write succeeds
       const rw = spawnSync(

@@ -399,13 +399,16 @@ export function mountScript(mounts: readonly HostMount[], options: { readOnlyRoo
     // readOnlyRootFilesystem: every other mount of this namespace (this machine's root and the rest) read-only
     // here, so a write outside the container's volumes fails with EROFS as in a real container; /proc, /sys
     // and /dev stay as they are, as a runtime leaves them.
-    const kept = ['/proc', '/sys', '/dev', ...mounts.map((m) => m.target)];
-    const pattern = kept.map((t) => `${quote(t)}|${quote(`${t}/`)}*`).join('|');
+    // each volume's mount point as the kernel lists it: a target through a symlink (/var/run -> /run) resolved
+    const kept = ['/proc', '/sys', '/dev', ...mounts.map((m) => `"$(realpath -m ${quote(m.target)})"`)];
     lines.push(
+      `fnmesh_keep=(${kept.join(' ')})`,
       'mapfile -t fnmesh_mounts < /proc/self/mountinfo',
       'for fnmesh_line in "${fnmesh_mounts[@]}"; do',
       '  read -r _ _ _ _ fnmesh_mp _ <<< "$fnmesh_line"',
-      `  case "$fnmesh_mp" in ${pattern}) continue ;; esac`,
+      '  fnmesh_skip=',
+      '  for fnmesh_k in "${fnmesh_keep[@]}"; do case "$fnmesh_mp" in "$fnmesh_k" | "$fnmesh_k"/*) fnmesh_skip=1 ;; esac; done',
+      '  [ -n "$fnmesh_skip" ] && continue',
       '  if [ "$fnmesh_mp" = / ]; then mount -o remount,bind,ro /; else mount -o remount,bind,ro "$fnmesh_mp" 2>/dev/null || :; fi',
       'done',
     );
