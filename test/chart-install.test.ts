@@ -65,19 +65,11 @@ async function examplesReady(timeoutMs = 180_000): Promise<void> {
 
 let callers = 0;
 /**
- * A pod of the fnmesh image (it runs node) calls the greeter through the gateway Service by its DNS name:
- * Succeeded when the answer is the greeting, Failed otherwise. Resolves with its phase and what it printed.
+ * A pod of the fnmesh image (it runs node) runs `script` with restartPolicy Never: resolves with its phase
+ * (Succeeded when the script exits 0) and what it printed (fnmesh cluster prints each container's output).
  */
-async function callFromPod(): Promise<{ phase: string; printed: string }> {
-  const name = `caller-${++callers}`;
-  const script = [
-    `fetch('${GATEWAY_DNS}/v1/api/default/functions/greeter/hello', {method: 'POST',`,
-    ` headers: {'content-type': 'application/json'}, body: JSON.stringify({params: {name: 'Ada'}}),`,
-    ` signal: AbortSignal.timeout(10000)})`,
-    `.then(async (r) => { const t = await r.text(); console.log('answer', r.status, t);`,
-    ` process.exit(r.status === 200 && JSON.parse(t).result.greeting === 'Hello, Ada!' ? 0 : 1); })`,
-    `.catch((e) => { console.log('failed', e.cause?.message ?? e.message); process.exit(1); });`,
-  ].join('');
+async function runInPod(prefix: string, script: string): Promise<{ phase: string; printed: string }> {
+  const name = `${prefix}-${++callers}`;
   await kubectlOk(
     ['apply', '-f', '-'],
     JSON.stringify({
@@ -101,6 +93,19 @@ async function callFromPod(): Promise<{ phase: string; printed: string }> {
   const printed = run.cli.lines.filter((l) => l.startsWith(`${name} call`)).join('\n');
   await kubectlOk(['delete', 'pod', name, '-n', 'default', '--wait=false']);
   return { phase, printed };
+}
+
+/** A pod calls the greeter through the gateway Service by its DNS name: Succeeded when the answer is the greeting. */
+function callFromPod(): Promise<{ phase: string; printed: string }> {
+  const script = [
+    `fetch('${GATEWAY_DNS}/v1/api/default/functions/greeter/hello', {method: 'POST',`,
+    ` headers: {'content-type': 'application/json'}, body: JSON.stringify({params: {name: 'Ada'}}),`,
+    ` signal: AbortSignal.timeout(10000)})`,
+    `.then(async (r) => { const t = await r.text(); console.log('answer', r.status, t);`,
+    ` process.exit(r.status === 200 && JSON.parse(t).result.greeting === 'Hello, Ada!' ? 0 : 1); })`,
+    `.catch((e) => { console.log('failed', e.cause?.message ?? e.message); process.exit(1); });`,
+  ].join('');
+  return runInPod('caller', script);
 }
 
 async function gatewayPods(): Promise<number> {
@@ -133,6 +138,52 @@ async function helmTestPassesThenFailsWithoutGateway(replicas: number): Promise<
 
   await kubectlOk(['scale', 'deployment/fnmesh-gateway', '-n', NS, `--replicas=${replicas}`]);
   await kubectlOk(['rollout', 'status', 'deployment/fnmesh-gateway', '-n', NS, '--timeout=120s']);
+}
+
+/** The gateway Service's node port on this machine (a new one for each install). */
+async function nodePortUrl(): Promise<string> {
+  const port = await kubectlOk([
+    'get',
+    'service',
+    'fnmesh-gateway',
+    '-n',
+    NS,
+    '-o',
+    'jsonpath={.spec.ports[0].nodePort}',
+  ]);
+  return `http://127.0.0.1:${port.trim()}`;
+}
+
+async function podNames(selector: string, ns = NS): Promise<string[]> {
+  const { items } = await run.kubectlJson<{ items: Pod[] }>(['get', 'pods', '-n', ns, '-l', selector]);
+  return items.map((p) => p.metadata.name);
+}
+
+/** Runs `during` under steady load through the node port; resolves with the calls that did not answer 200. */
+async function underLoad(
+  idPrefix: string,
+  during: () => Promise<void>,
+): Promise<{ total: number; failed: CallRecord[] }> {
+  const load = steadyLoad({
+    gatewayUrl: await nodePortUrl(),
+    route: 'default/functions/greeter/hello',
+    workers: 4,
+    timeoutMs: 10_000,
+    params: { name: 'Ada' },
+    idPrefix,
+  });
+  try {
+    await waitFor(() => load.results.filter((r) => r.status === 200).length >= 20, {
+      timeoutMs: 30_000,
+      what: 'calls answered before the upgrade',
+    });
+    await during();
+    const before = load.results.length;
+    await waitFor(() => load.results.length >= before + 20, { timeoutMs: 30_000, what: 'calls after the upgrade' });
+  } finally {
+    await load.stop();
+  }
+  return { total: load.results.length, failed: load.results.filter((r) => r.status !== 200) };
 }
 
 describe('nats.mode=embedded, installed by fnmesh cluster --helm', () => {
@@ -334,52 +385,6 @@ describe('nats.mode=external on the same cluster', () => {
   test('helm test passes, and fails with the gateway scaled to 0', async () => {
     await helmTestPassesThenFailsWithoutGateway(2);
   });
-
-  /** The gateway Service's node port on this machine (a new one for each install). */
-  async function nodePortUrl(): Promise<string> {
-    const port = await kubectlOk([
-      'get',
-      'service',
-      'fnmesh-gateway',
-      '-n',
-      NS,
-      '-o',
-      'jsonpath={.spec.ports[0].nodePort}',
-    ]);
-    return `http://127.0.0.1:${port.trim()}`;
-  }
-
-  async function podNames(selector: string, ns = NS): Promise<string[]> {
-    const { items } = await run.kubectlJson<{ items: Pod[] }>(['get', 'pods', '-n', ns, '-l', selector]);
-    return items.map((p) => p.metadata.name);
-  }
-
-  /** Runs `during` under steady load through the node port; resolves with the calls that did not answer 200. */
-  async function underLoad(
-    idPrefix: string,
-    during: () => Promise<void>,
-  ): Promise<{ total: number; failed: CallRecord[] }> {
-    const load = steadyLoad({
-      gatewayUrl: await nodePortUrl(),
-      route: 'default/functions/greeter/hello',
-      workers: 4,
-      timeoutMs: 10_000,
-      params: { name: 'Ada' },
-      idPrefix,
-    });
-    try {
-      await waitFor(() => load.results.filter((r) => r.status === 200).length >= 20, {
-        timeoutMs: 30_000,
-        what: 'calls answered before the upgrade',
-      });
-      await during();
-      const before = load.results.length;
-      await waitFor(() => load.results.length >= before + 20, { timeoutMs: 30_000, what: 'calls after the upgrade' });
-    } finally {
-      await load.stop();
-    }
-    return { total: load.results.length, failed: load.results.filter((r) => r.status !== 200) };
-  }
 
   test('helm upgrade with a new value under steady load rolls the gateway with zero failed calls', async () => {
     const gateways = 'app.kubernetes.io/instance=fnmesh,app.kubernetes.io/component=gateway';
