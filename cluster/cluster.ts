@@ -220,6 +220,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   // Short: the pods' Unix sockets live here (a socket path may not exceed 107 bytes).
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-cluster-'));
   mkdirSync(runDir, { recursive: true });
+  // a Ctrl-C before startCluster returns (helm install --wait can take minutes) exits at once: the run dir too
+  removeOnForcedExit = () => rmSync(runDir, { recursive: true, force: true });
   addNatsImage(images, {
     dir: path.join(runDir, 'images', 'nats'),
     binary: natsServer.path,
@@ -485,6 +487,9 @@ export function gatewayNodePort(services: readonly ServiceItem[]): number | unde
   return gw?.spec.ports?.find((p) => p.name === 'http')?.nodePort ?? gw?.spec.ports?.[0]?.nodePort;
 }
 
+/** Removes the run's folder when `fnmesh cluster` is stopped before it has started (runMain's forced exit). */
+let removeOnForcedExit: (() => void) | undefined;
+
 /** Runs `fnmesh cluster` until SIGINT/SIGTERM/SIGHUP. */
 export function runCluster(env: Env, images: string[]): Promise<RunningCluster> {
   return runMain(
@@ -496,6 +501,12 @@ export function runCluster(env: Env, images: string[]): Promise<RunningCluster> 
       process.on('exit', () => killAllChildren('SIGKILL'));
       return startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
     },
-    { signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], onForcedExit: () => killAllChildren('SIGKILL') },
+    {
+      signals: ['SIGINT', 'SIGTERM', 'SIGHUP'],
+      onForcedExit: () => {
+        killAllChildren('SIGKILL');
+        removeOnForcedExit?.();
+      },
+    },
   );
 }
