@@ -56,6 +56,7 @@ export function flagsToEnv(opts: Record<string, unknown>, table: SettingsTable, 
   for (const s of Object.values(table)) {
     const value = opts[flagKey(s.flag)];
     if (typeof value === 'string') env[s.env] = value;
+    else if (value === true) env[s.env] = 'true'; // a bare `--flag [bool]`
   }
   return env;
 }

@@ -21,8 +21,13 @@ describe.each(parts)('the %s settings', (part, table) => {
     expect(new Set(settings.map((s) => s.env)).size).toBe(settings.length);
     expect(new Set(settings.map((s) => flagKey(s.flag))).size).toBe(settings.length);
     for (const s of settings) {
-      expect(s.flag).toMatch(/^--[a-z0-9-]+ <[^>]+>$/);
+      // a value in <>, or an optional [bool]: the bare flag (commander gives true) sets the variable to true
+      expect(s.flag).toMatch(/^--[a-z0-9-]+ (<[^>]+>|\[bool\])$/);
       expect(flagsToEnv({ [flagKey(s.flag)]: 'v' }, table, {})).toEqual({ [s.env]: 'v' });
+      if (s.flag.endsWith('[bool]')) {
+        expect(flagsToEnv({ [flagKey(s.flag)]: true }, table, {})).toEqual({ [s.env]: 'true' });
+        expect(s.read({ [s.env]: 'true' })).toBe(true);
+      }
     }
   });
 

@@ -16,6 +16,11 @@
  *     persistentVolumeClaims of the default StorageClass `fnmesh-local` (installed by the node's local
  *     provisioner) as folders of the run dir, removed with it;
  * and prints the KUBECONFIG to export. Ctrl-C stops the pods (gracefully), then everything else.
+ *
+ * With `--helm` (cluster/helm-release.ts) no operator, gateway or broker runs on this machine: after the
+ * control plane and the node it runs the real `helm install fnmesh charts/fnmesh -n fnmesh --create-namespace
+ * --wait` (the gateway Service as a NodePort, the user's `--values`/`--set` after), so the chart's pods run on
+ * the node with their own ServiceAccount tokens and Secrets, and prints the curls for the gateway's node port.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +49,16 @@ import { addNatsImage } from './nats-image';
 import { buildNatsServer, natsServerBinary } from './nats-server-tool';
 import { NATS_SERVER_VERSION } from '../common/nats-server-version';
 import { prepareClusterNats } from './nats-trust';
-import { NodeAgent } from './node-agent';
+import { NodeAgent, type EgressRoute } from './node-agent';
+import {
+  JWT_SECRET_KEY,
+  JWT_SECRET_NAME,
+  RELEASE,
+  RELEASE_NAMESPACE,
+  helmBinary,
+  installArgs,
+  runHelm,
+} from './helm-release';
 import type { NodePortRoute } from './service-routes';
 import { CLUSTER_SETTINGS } from './settings';
 import { GATEWAY_SETTINGS } from '../gateway/settings';
@@ -57,6 +71,8 @@ export { volumesDirOf } from './node-agent';
 export { LOCAL_PROVISIONER, LOCAL_STORAGE_CLASS } from './local-storage-class';
 export { addNatsImage } from './nats-image';
 export { natsServerBinary } from './nats-server-tool';
+/** helm's argv for the chart on this cluster, for tests that install it themselves. */
+export { installArgs, RELEASE, RELEASE_NAMESPACE } from './helm-release';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';
@@ -155,15 +171,28 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const env = options.env;
   const root = repoRoot();
 
-  const { listen, opsListen, brokerPort, jwtSecret: jwtSecrets, logLevel } = readSettings(env, CLUSTER_SETTINGS);
+  const settings = readSettings(env, CLUSTER_SETTINGS);
+  const { listen, opsListen, brokerPort, jwtSecret: jwtSecrets, logLevel } = settings;
   const natsChoice = clusterNatsChoice(env);
   checkNamespaces();
+  // With --helm the chart runs the operator and the gateway in pods: nothing listens on this machine but node ports.
+  const helmBin = settings.helm ? await helmBinary() : undefined;
+  if (settings.helm)
+    for (const f of settings.helmValues ?? [])
+      if (!existsSync(f))
+        throw new ConfigError(
+          `${CLUSTER_SETTINGS.helmValues.env}: the values file ${f} does not exist: name a file of yours`,
+        );
+  if (!settings.helm && (settings.helmValues || settings.helmSet))
+    throw new ConfigError(
+      `${CLUSTER_SETTINGS.helmValues.env} and ${CLUSTER_SETTINGS.helmSet.env} (--values, --set) are values for the chart: add --helm (FNMESH_CLUSTER_HELM=true)`,
+    );
   for (const [what, host, port, variable] of [
     ['the gateway', listen.host, listen.port, 'FNMESH_LISTEN=127.0.0.1:8081'],
     ["the gateway's ops listener", opsListen.host, opsListen.port, 'FNMESH_OPS_LISTEN=127.0.0.1:9092'],
     ['the broker', '127.0.0.1', brokerPort, 'FNMESH_BROKER_PORT=4223'],
   ] as const) {
-    if (port === 0 || (what === 'the broker' && natsChoice.kind === 'external')) continue;
+    if (settings.helm || port === 0 || (what === 'the broker' && natsChoice.kind === 'external')) continue;
     const problem = await portProblem(host, port);
     if (problem)
       throw new ConfigError(
@@ -198,6 +227,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   // Short: the pods' Unix sockets live here (a socket path may not exceed 107 bytes).
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'fnmesh-cluster-'));
   mkdirSync(runDir, { recursive: true });
+  // a Ctrl-C before startCluster returns (helm install --wait can take minutes) exits at once: the run dir too
+  removeOnForcedExit = () => rmSync(runDir, { recursive: true, force: true });
   addNatsImage(images, {
     dir: path.join(runDir, 'images', 'nats'),
     binary: natsServer.path,
@@ -209,13 +240,92 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   const children: Supervisor[] = [];
   let agent: NodeAgent | undefined;
   const stop = async (): Promise<void> => {
-    say('stopping: the pods first (gracefully), then the operator and the gateway, then the control plane');
+    say(
+      settings.helm
+        ? 'stopping: the pods first (gracefully), then the control plane'
+        : 'stopping: the pods first (gracefully), then the operator and the gateway, then the control plane',
+    );
     await agent?.stop(10_000).catch((err: unknown) => say(`stopping the pods failed: ${errorMessage(err)}`));
     await Promise.all(children.map((c) => c.stop()));
     await cp.stop();
     rmSync(runDir, { recursive: true, force: true });
   };
+  const startAgent = async (egress: EgressRoute[]): Promise<NodeAgent> => {
+    const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), logLevel === 'debug');
+    const started = new NodeAgent({
+      access: loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} }),
+      nodeName: NODE_NAME,
+      runDir,
+      images,
+      egress,
+      sandboxScript,
+      logger: nodeLog,
+      groups: options.groups,
+      onNodePort: (route, open) => {
+        for (const l of nodePortLines(route, open)) say(l);
+      },
+      output: (() => {
+        const splitters = new Map<string, ReturnType<Prefixer['splitter']>>();
+        return (pod, container, _stream, chunk) => {
+          const label = `${pod} ${container === 'fnmesh-sidecar' ? 'sidecar' : container}`;
+          let s = splitters.get(label);
+          if (!s) {
+            s = prefixer.splitter(label, pod);
+            splitters.set(label, s);
+          }
+          s.push(chunk);
+        };
+      })(),
+    });
+    agent = started;
+    await started.start();
+    return started;
+  };
+  const jwtSecret = jwtSecrets?.join(',') ?? randomSecret();
+  const token = jwtSecrets ? undefined : devToken(jwtSecret);
+  const kubectlDir = tools.kubeBinDir;
+  const callLines = (gatewayUrl: string): string[] => {
+    const out = [
+      `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+    ];
+    if (token)
+      out.push(
+        `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/whoami -H 'content-type: application/json' -H 'authorization: Bearer ${token}' -d '{}'`,
+      );
+    return out;
+  };
   try {
+    if (helmBin) {
+      const gatewayUrl = await installChart(cp, {
+        helmBin,
+        chartDir: path.join(root, 'charts', 'fnmesh'),
+        valuesFiles: settings.helmValues ?? [],
+        set: settings.helmSet,
+        jwtSecret,
+        startAgent: () => startAgent([]),
+        say,
+        helmLine: (l) => prefixer.line('helm', 'helm', l),
+      });
+      const lines = [
+        '',
+        `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
+        `the chart installed as release ${RELEASE} in namespace ${RELEASE_NAMESPACE} (helm install --wait: every pod Ready), its gateway Service at ${gatewayUrl} (NodePort).`,
+        '',
+        'In another terminal:',
+        `  export KUBECONFIG=${cp.kubeconfig}`,
+        `  export PATH=${kubectlDir}:${path.dirname(helmBin)}:$PATH     # kubectl v1.35.4, matching the API server, and helm`,
+        `  kubectl get pods -n ${RELEASE_NAMESPACE}`,
+        '  kubectl apply -f examples/',
+        '  kubectl get fsvc -w                  # until greeter, text and authz are Ready',
+        ...callLines(gatewayUrl),
+        `  helm test ${RELEASE} -n ${RELEASE_NAMESPACE}`,
+        '',
+        'Ctrl-C stops the pods and the control plane.',
+        '',
+      ];
+      for (const l of lines) say(l);
+      return { kubeconfig: cp.kubeconfig, gatewayUrl, controlPlane: cp, stop };
+    }
     await kubectlOk(cp, ['create', 'namespace', SYSTEM_NS]);
     await kubectlOk(cp, ['apply', '-f', path.join(root, 'crds'), '-f', path.join(root, 'deploy', 'rbac')]);
     await waitEstablished(cp, Date.now() + 60_000);
@@ -251,7 +361,6 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       natsChoice.kind === 'external'
         ? { host: natsChoice.host, port: natsChoice.port }
         : { host: '127.0.0.1', port: actualBrokerPort };
-    const jwtSecret = jwtSecrets?.join(',') ?? randomSecret();
     const fnmeshBin = path.join(root, 'bin', 'fnmesh.js');
     const childEnv = (own: Record<string, string>): NodeJS.ProcessEnv => {
       const out: NodeJS.ProcessEnv = {};
@@ -300,36 +409,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       ...(nats.operatorEnv as Record<string, string>),
     });
 
-    const nodeLog = humanLogger((line) => prefixer.line(NODE_NAME, 'node', line), logLevel === 'debug');
-    agent = new NodeAgent({
-      access: loadKubeAccess({ kubeconfig: cp.kubeconfig, env: {} }),
-      nodeName: NODE_NAME,
-      runDir,
-      images,
-      egress: [{ port: POD_NATS_PORT, host: natsTarget.host, targetPort: natsTarget.port }],
-      sandboxScript,
-      logger: nodeLog,
-      groups: options.groups,
-      onNodePort: (route, open) => {
-        for (const l of nodePortLines(route, open)) say(l);
-      },
-      output: (() => {
-        const splitters = new Map<string, ReturnType<Prefixer['splitter']>>();
-        return (pod, container, _stream, chunk) => {
-          const label = `${pod} ${container === 'fnmesh-sidecar' ? 'sidecar' : container}`;
-          let s = splitters.get(label);
-          if (!s) {
-            s = prefixer.splitter(label, pod);
-            splitters.set(label, s);
-          }
-          s.push(chunk);
-        };
-      })(),
-    });
-    await agent.start();
+    await startAgent([{ port: POD_NATS_PORT, host: natsTarget.host, targetPort: natsTarget.port }]);
 
-    const kubectlDir = tools.kubeBinDir;
-    const token = jwtSecrets ? undefined : devToken(jwtSecret);
     const lines = [
       '',
       `fnmesh cluster is up: Kubernetes v1.35.4 at ${cp.server}, node ${NODE_NAME} (pods run as local processes),`,
@@ -340,12 +421,8 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       `  export PATH=${kubectlDir}:$PATH     # kubectl v1.35.4, matching the API server`,
       '  kubectl apply -f crds/ -f examples/',
       '  kubectl get fsvc -w                  # until greeter, text and authz are Ready',
-      `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/hello -H 'content-type: application/json' -d '{"params":{"name":"Ada"}}'`,
+      ...callLines(gatewayUrl),
     ];
-    if (token)
-      lines.push(
-        `  curl -s -X POST ${gatewayUrl}/v1/api/default/functions/greeter/whoami -H 'content-type: application/json' -H 'authorization: Bearer ${token}' -d '{}'`,
-      );
     lines.push('', 'Ctrl-C stops the pods, the operator, the gateway and the control plane.', '');
     for (const l of lines) say(l);
     return { kubeconfig: cp.kubeconfig, gatewayUrl, controlPlane: cp, stop };
@@ -358,6 +435,70 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   }
 }
 
+/**
+ * `--helm`: the release namespace with the gateway's HS256 Secret, the node agent, then `helm install --wait`;
+ * resolves with the gateway Service's node port URL.
+ */
+async function installChart(
+  cp: ControlPlane,
+  o: {
+    helmBin: string;
+    chartDir: string;
+    valuesFiles: string[];
+    set: string | undefined;
+    jwtSecret: string;
+    startAgent: () => Promise<NodeAgent>;
+    say: (message: string) => void;
+    helmLine: (line: string) => void;
+  },
+): Promise<string> {
+  await kubectlOk(cp, ['create', 'namespace', RELEASE_NAMESPACE]);
+  await kubectlOk(cp, [
+    'create',
+    'secret',
+    'generic',
+    JWT_SECRET_NAME,
+    '-n',
+    RELEASE_NAMESPACE,
+    `--from-literal=${JWT_SECRET_KEY}=${o.jwtSecret}`,
+  ]);
+  await o.startAgent();
+  const args = installArgs(o.chartDir, o.valuesFiles, o.set);
+  o.say(`helm ${args.join(' ')} (until every pod of the chart is Ready)...`);
+  const started = Date.now();
+  const r = await runHelm(o.helmBin, args, cp.kubeconfig, o.helmLine);
+  if (r.code !== 0) {
+    const pods = await cp.kubectl(['get', 'pods', '-n', RELEASE_NAMESPACE, '-o', 'wide']);
+    throw new Error(
+      `helm install failed (exit ${r.code}): ${r.output.trim()}\nthe release's pods:\n${pods.stdout}${pods.stderr}` +
+        'fix what helm and the pods above say (their output and the node agent reasons are printed above), then start again',
+    );
+  }
+  o.say(`helm install --wait: every pod of the chart Ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const svc = await cp.request(`/api/v1/namespaces/${RELEASE_NAMESPACE}/services`);
+  const items = (svc.body as { items?: ServiceItem[] }).items ?? [];
+  const nodePort = gatewayNodePort(items);
+  if (nodePort === undefined)
+    throw new ConfigError(
+      `the chart's gateway Service has no node port (${items.map((s) => `${s.metadata.name}: ${s.spec.type}`).join(', ')}): leave gateway.service.type NodePort (fnmesh cluster --helm sets it) or LoadBalancer`,
+    );
+  return `http://127.0.0.1:${nodePort}`;
+}
+
+interface ServiceItem {
+  metadata: { name: string };
+  spec: { type?: string; ports?: { name?: string; nodePort?: number }[] };
+}
+
+/** The node port of the http port of the Service whose name ends in `gateway`. Pure. */
+export function gatewayNodePort(services: readonly ServiceItem[]): number | undefined {
+  const gw = services.find((s) => /gateway$/.test(s.metadata.name));
+  return gw?.spec.ports?.find((p) => p.name === 'http')?.nodePort ?? gw?.spec.ports?.[0]?.nodePort;
+}
+
+/** Removes the run's folder when `fnmesh cluster` is stopped before it has started (runMain's forced exit). */
+let removeOnForcedExit: (() => void) | undefined;
+
 /** Runs `fnmesh cluster` until SIGINT/SIGTERM/SIGHUP. */
 export function runCluster(env: Env, images: string[]): Promise<RunningCluster> {
   return runMain(
@@ -369,6 +510,12 @@ export function runCluster(env: Env, images: string[]): Promise<RunningCluster> 
       process.on('exit', () => killAllChildren('SIGKILL'));
       return startCluster({ env, images, groups, colour: Boolean(process.stdout.isTTY) && !env.NO_COLOR });
     },
-    { signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], onForcedExit: () => killAllChildren('SIGKILL') },
+    {
+      signals: ['SIGINT', 'SIGTERM', 'SIGHUP'],
+      onForcedExit: () => {
+        killAllChildren('SIGKILL');
+        removeOnForcedExit?.();
+      },
+    },
   );
 }

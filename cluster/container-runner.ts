@@ -121,9 +121,9 @@ export class ContainerRunner {
       '--propagation',
       'private',
       '--',
-      '/bin/sh',
+      '/bin/bash', // the mount script opens its sources on fds above 9 (dash stops at 9)
       '-c',
-      mountScript(this.plan.mounts ?? []),
+      mountScript(this.plan.mounts ?? [], { readOnlyRoot: this.plan.readOnlyRootFilesystem === true }),
       `fnmesh-mounts-${this.plan.name}`,
       ...this.plan.argv,
     ];

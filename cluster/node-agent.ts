@@ -26,8 +26,9 @@
  * cannot answer on, or a node port already taken, is a Warning Event.
  *
  * What a kubelet does and this does not: persistentVolumeClaims and the other volume types but configMap,
- * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts (the processes run as
- * this user), images (a reference names a local folder: cluster/images.ts; the official `nats` image is the
+ * secret, emptyDir, downwardAPI, projected and hostPath; resource limits, security contexts but readOnlyRootFilesystem (the processes run as
+ * this user; a read-only root is every mount but the container's volumes, /proc, /sys and /dev remounted
+ * read-only in its mount namespace: cluster/volume-plan.ts), images (a reference names a local folder: cluster/images.ts; the official `nats` image is the
  * nats-server built by scripts/nats-server-tool.sh, cluster/nats-image.ts, and a tag of another version is
  * refused), `kubectl logs/exec` (the containers' output is printed by `fnmesh cluster`, prefixed with pod and
  * container); of networking: UDP, DNS servers (names resolve from /etc/hosts only: no search domains, no SRV
@@ -54,7 +55,7 @@ import { PodVolumes, type VolumeSource } from './pod-volumes';
 import { LocalProvisioner } from './local-provisioner';
 import { mountProblemMessage } from './volume-plan';
 import { relay } from './relay';
-import { podStatus, type PodStatusPatch } from './pod-status';
+import { podStatus, type PodObserved, type PodStatusPatch } from './pod-status';
 import { podIPNumber, podIPOf } from './cluster-addresses';
 import type { SandboxReport } from './sandbox-control';
 import { ServiceProxy } from './service-proxy';
@@ -805,6 +806,7 @@ export class NodeAgent {
         hostIP: HOST_IP,
         startTime: e.startTime,
         containers: observed.containers,
+        restartPolicy: (e.pod.spec?.restartPolicy ?? 'Always') as PodObserved['restartPolicy'],
       },
       e.lastConditions,
       new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),

@@ -720,6 +720,12 @@ describe('planPod: probes and preStop', () => {
     );
   });
 
+  test('securityContext.readOnlyRootFilesystem is carried to the container (its mount script makes the rest read-only)', () => {
+    expect(planOk(app({ securityContext: { readOnlyRootFilesystem: true } })).readOnlyRootFilesystem).toBe(true);
+    expect(planOk(app({ securityContext: { readOnlyRootFilesystem: false } })).readOnlyRootFilesystem).toBeUndefined();
+    expect(planOk(app()).readOnlyRootFilesystem).toBeUndefined();
+  });
+
   test('preStop httpGet with a numeric port; preStop exec', () => {
     expect(
       planOk(app({ lifecycle: { preStop: { httpGet: { path: '/drain', port: 9090, scheme: 'HTTP' } } } })).preStop,

@@ -43,6 +43,8 @@ export interface ContainerPlan {
   preStop?: Action;
   /** Its volumeMounts resolved to this machine (set by the node agent from cluster/pod-volumes.ts). */
   mounts?: HostMount[];
+  /** securityContext.readOnlyRootFilesystem: everything but its volumes (and /proc, /sys, /dev) read-only. */
+  readOnlyRootFilesystem?: boolean;
 }
 
 export interface ContainerError {
@@ -273,6 +275,7 @@ function planContainer(
     if (readinessProbe) plan.readinessProbe = readinessProbe;
     if (livenessProbe) plan.livenessProbe = livenessProbe;
     if (c.lifecycle?.preStop) plan.preStop = actionOf(c, c.lifecycle.preStop, `container ${c.name} preStop`, env);
+    if (c.securityContext?.readOnlyRootFilesystem) plan.readOnlyRootFilesystem = true;
     return plan;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -87,6 +87,25 @@ describe('podStatus: phase and conditions', () => {
     ]);
   });
 
+  test('no container observed yet (the pod still being set up, its volumes just mounted): not Ready', () => {
+    const s = podStatus(observed([], { sandboxReady: false }), [], NOW);
+    expect(cond(s.conditions, 'Ready').status).toBe('False');
+    expect(cond(s.conditions, 'ContainersReady').status).toBe('False');
+  });
+
+  test('restartPolicy Never: Succeeded once every container exited 0, Failed when one did not; Always never ends', () => {
+    const done = container('call', 'main', { state: completed, started: false, ready: false });
+    const bad = container('call', 'main', { state: failed, started: false, ready: false });
+    expect(podStatus(observed([done], { restartPolicy: 'Never' }), [], NOW).phase).toBe('Succeeded');
+    expect(podStatus(observed([bad], { restartPolicy: 'Never' }), [], NOW).phase).toBe('Failed');
+    expect(podStatus(observed([done, container('other', 'main')], { restartPolicy: 'Never' }), [], NOW).phase).toBe(
+      'Running',
+    );
+    expect(podStatus(observed([done], { restartPolicy: 'OnFailure' }), [], NOW).phase).toBe('Succeeded');
+    expect(podStatus(observed([bad], { restartPolicy: 'OnFailure' }), [], NOW).phase).not.toMatch(/Succeeded|Failed/);
+    expect(podStatus(observed([done]), [], NOW).phase).not.toMatch(/Succeeded|Failed/);
+  });
+
   test('a plain init container still running: Pending, not Initialized, naming it', () => {
     const s = podStatus(observed([container('migrate', 'init', { ready: false }), notStarted('app', 'main')]), [], NOW);
     expect(s.phase).toBe('Pending');

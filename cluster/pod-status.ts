@@ -39,6 +39,8 @@ export interface PodObserved {
   hostIP: string;
   startTime: string;
   containers: ContainerObserved[];
+  /** The pod's restartPolicy (default Always): with Never or OnFailure the pod ends once its containers have. */
+  restartPolicy?: 'Always' | 'OnFailure' | 'Never';
 }
 
 export interface PodCondition {
@@ -63,7 +65,7 @@ interface StatusContainer {
 }
 
 export interface PodStatusPatch {
-  phase: 'Pending' | 'Running';
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
   conditions: PodCondition[];
   hostIP: string;
   hostIPs: { ip: string }[];
@@ -151,7 +153,8 @@ export function podStatus(
   const everyMainStarted =
     main.length > 0 &&
     main.every((c) => c.state.kind === 'running' || c.restartCount > 0 || c.state.kind === 'terminated');
-  const ready = initDone && unready.length === 0;
+  // a pod whose containers are not known yet (no main container observed) is not ready
+  const ready = initDone && main.length > 0 && unready.length === 0;
   const notReadyMessage = `containers with unready status: [${unready.join(' ')}]`;
   const conditions = [
     condition('PodReadyToStartContainers', o.sandboxReady, previousConditions, now),
@@ -167,8 +170,23 @@ export function podStatus(
     condition('ContainersReady', ready, previousConditions, now, 'ContainersNotReady', notReadyMessage),
     condition('PodScheduled', true, previousConditions, now),
   ];
+  // The kubelet's terminal phases: every main container exited and none will be restarted (Never: whatever
+  // its exit code; OnFailure: with 0). Succeeded when each exited 0, else Failed (a `helm test` pod's verdict).
+  const policy = o.restartPolicy ?? 'Always';
+  const exitCode = (c: ContainerObserved): number | undefined =>
+    c.state.kind === 'terminated' ? c.state.exitCode : undefined;
+  const ended = (c: ContainerObserved): boolean =>
+    exitCode(c) !== undefined && (policy === 'Never' || (policy === 'OnFailure' && exitCode(c) === 0));
+  const terminal = policy !== 'Always' && main.length > 0 && main.every(ended);
+  const phase: PodStatusPatch['phase'] = terminal
+    ? main.every((c) => exitCode(c) === 0)
+      ? 'Succeeded'
+      : 'Failed'
+    : initDone && everyMainStarted
+      ? 'Running'
+      : 'Pending';
   return {
-    phase: initDone && everyMainStarted ? 'Running' : 'Pending',
+    phase,
     conditions,
     hostIP: o.hostIP,
     hostIPs: [{ ip: o.hostIP }],

@@ -32,5 +32,26 @@ export const CLUSTER_SETTINGS = {
     parse: parsers.text,
     help: "with FNMESH_NATS_URL: directory of the NATS trust chain (operator.nk, account.nk, signing-key.nk) every part's NATS user is minted from; created with fresh keys and a `nats-server.conf` to include in your NATS server when empty",
   }),
+  helm: setting({
+    env: 'FNMESH_CLUSTER_HELM',
+    flag: '--helm [bool]',
+    default: 'false',
+    parse: parsers.bool,
+    help: 'install the chart (`helm install fnmesh charts/fnmesh -n fnmesh --create-namespace --wait`, the gateway Service as a NodePort) instead of running the operator and the gateway on this machine; needs helm (`bash scripts/helm-tool.sh`)',
+  }),
+  helmValues: setting({
+    env: 'FNMESH_CLUSTER_HELM_VALUES',
+    flag: '--values <files>',
+    unset: 'none',
+    parse: parsers.commaList,
+    help: 'with --helm: values files for the chart, comma-separated, after the local defaults (such as charts/fnmesh/ci/embedded-values.yaml)',
+  }),
+  helmSet: setting({
+    env: 'FNMESH_CLUSTER_HELM_SET',
+    flag: '--set <key=value,...>',
+    unset: 'none',
+    parse: parsers.text,
+    help: "with --helm: values for the chart as helm's `--set` takes them (after --values), such as nats.mode=embedded,gateway.replicas=1",
+  }),
   logLevel: logLevelSetting,
 };

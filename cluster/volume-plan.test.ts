@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type {
   V1PersistentVolume,
@@ -587,7 +589,7 @@ describe('tokenDue', () => {
 });
 
 describe('mountScript', () => {
-  test('binds each mount at its target (made when missing), remounts read-only ones, then execs the argv', () => {
+  test('opens every source first, binds each at its target (made when missing) through its fd, remounts read-only ones, then execs the argv', () => {
     expect(
       mountScript([
         { source: '/run/pods/a/volumes/s', target: '/etc/app', readOnly: true },
@@ -596,15 +598,98 @@ describe('mountScript', () => {
     ).toBe(
       [
         'set -e',
-        `if [ -d '/run/pods/a/volumes/s' ]; then mkdir -p '/etc/app'; else mkdir -p "$(dirname '/etc/app')"; [ -e '/etc/app' ] || : > '/etc/app'; fi`,
-        `mount --bind '/run/pods/a/volumes/s' '/etc/app'`,
+        `exec 10<'/run/pods/a/volumes/s'`,
+        `exec 11<'/run/it'\\''s'`,
+        `if [ -d /proc/$$/fd/10 ]; then mkdir -p '/etc/app'; else mkdir -p "$(dirname '/etc/app')"; [ -e '/etc/app' ] || : > '/etc/app'; fi`,
+        `mount --bind /proc/$$/fd/10 '/etc/app'`,
         `mount -o remount,bind,ro '/etc/app'`,
-        `if [ -d '/run/it'\\''s' ]; then mkdir -p '/data'; else mkdir -p "$(dirname '/data')"; [ -e '/data' ] || : > '/data'; fi`,
-        `mount --bind '/run/it'\\''s' '/data'`,
+        `if [ -d /proc/$$/fd/11 ]; then mkdir -p '/data'; else mkdir -p "$(dirname '/data')"; [ -e '/data' ] || : > '/data'; fi`,
+        `mount --bind /proc/$$/fd/11 '/data'`,
         'echo mounted >&3',
-        'exec 3>&- "$@"',
+        'exec 3>&- 10<&- 11<&- "$@"',
       ].join('\n'),
     );
     expect(mountScript([])).toBe('set -e\necho mounted >&3\nexec 3>&- "$@"');
+  });
+
+  test('readOnlyRoot: a write outside the volumes fails (EROFS), a write to a volume works', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mount-script-ro-'));
+    try {
+      const volume = path.join(dir, 'volume');
+      mkdirSync(volume);
+      // through a symlink, as /var/run/nats is /run/nats: the kernel lists the mount at the resolved path
+      mkdirSync(path.join(dir, 'real'));
+      symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+      const target = path.join(dir, 'link', 'mounted');
+      const script = mountScript([{ source: volume, target, readOnly: false }], { readOnlyRoot: true });
+      const write = `echo a > ${target}/ok && echo b > ${dir}/outside; echo "exit $?"`;
+      const r = spawnSync(
+        'unshare',
+        ['--mount', '--propagation', 'private', '--', 'bash', '-c', script, 'x', 'bash', '-c', write],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        },
+      );
+      expect(r.stdout).toBe('exit 1\n');
+      expect(r.stderr).toMatch(/Read-only file system/);
+      expect(readFileSync(path.join(volume, 'ok'), 'utf8')).toBe('a\n');
+      expect(r.stderr).not.toMatch(/mounted\/ok/);
+      expect(existsSync(path.join(dir, 'outside'))).toBe(false);
+      // without it the same write succeeds
+      const rw = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'bash',
+          '-c',
+          mountScript([{ source: volume, target, readOnly: false }]),
+          'x',
+          'bash',
+          '-c',
+          write,
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        },
+      );
+      expect(rw.stdout).toBe('exit 0\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a mount that covers the folder of a later source (an emptyDir at /tmp) does not hide it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mount-script-'));
+    try {
+      const cover = path.join(dir, 'cover');
+      const secret = path.join(dir, 'src', 'secret');
+      mkdirSync(cover);
+      mkdirSync(secret, { recursive: true });
+      writeFileSync(path.join(secret, 'token'), 'abc');
+      const target = path.join(os.tmpdir(), `mount-script-target-${process.pid}`);
+      // the first mount covers dir (where the second source lives), as an emptyDir at /tmp covers the run folder
+      const script = mountScript([
+        { source: cover, target: dir, readOnly: false },
+        { source: secret, target, readOnly: true },
+      ]);
+      const r = spawnSync(
+        'unshare',
+        ['--mount', '--propagation', 'private', '--', 'bash', '-c', script, 'x', 'cat', path.join(target, 'token')],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+        },
+      );
+      rmSync(target, { recursive: true, force: true });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('abc');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -500,25 +500,51 @@ export interface HostMount {
   readOnly: boolean;
 }
 
+/** The first fd the mount script opens a source on (0-2 are stdio, 3 the `mounted` pipe). */
+const MOUNT_FD_BASE = 10;
+
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
- * The `sh` script that a container starts with inside its own (new) mount namespace: each mount bound at
+ * The bash script that a container starts with inside its own (new) mount namespace: each mount bound at
  * its target (created when missing: a folder for a folder, an empty file for a file), read-only where
  * asked; then it says `mounted` on fd 3 (the runner counts the container as running from then on) and
  * execs the container's argv with fd 3 closed (`exec "$@"`: its process is the one the pod runs).
+ * Every source is opened first (fd 10, 11, ...) and bound through `/proc/$$/fd/N`: a mount at a folder that
+ * holds the pod's own files (an emptyDir at `/tmp` while this machine's run folder is under /tmp) would
+ * otherwise hide the sources of the mounts after it.
  */
-export function mountScript(mounts: readonly HostMount[]): string {
+export function mountScript(mounts: readonly HostMount[], options: { readOnlyRoot?: boolean } = {}): string {
   const lines = ['set -e'];
-  for (const m of mounts) {
-    const s = quote(m.source);
+  const fd = (i: number): number => MOUNT_FD_BASE + i;
+  mounts.forEach((m, i) => lines.push(`exec ${fd(i)}<${quote(m.source)}`));
+  mounts.forEach((m, i) => {
+    const s = `/proc/$$/fd/${fd(i)}`;
     const t = quote(m.target);
     lines.push(
       `if [ -d ${s} ]; then mkdir -p ${t}; else mkdir -p "$(dirname ${t})"; [ -e ${t} ] || : > ${t}; fi`,
       `mount --bind ${s} ${t}`,
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${t}`);
+  });
+  if (options.readOnlyRoot) {
+    // readOnlyRootFilesystem: every other mount of this namespace (this machine's root and the rest) read-only
+    // here, so a write outside the container's volumes fails with EROFS as in a real container; /proc, /sys
+    // and /dev stay as they are, as a runtime leaves them.
+    // each volume's mount point as the kernel lists it: a target through a symlink (/var/run -> /run) resolved
+    const kept = ['/proc', '/sys', '/dev', ...mounts.map((m) => `"$(realpath -m ${quote(m.target)})"`)];
+    lines.push(
+      `fnmesh_keep=(${kept.join(' ')})`,
+      'mapfile -t fnmesh_mounts < /proc/self/mountinfo',
+      'for fnmesh_line in "${fnmesh_mounts[@]}"; do',
+      '  read -r _ _ _ _ fnmesh_mp _ <<< "$fnmesh_line"',
+      '  fnmesh_skip=',
+      '  for fnmesh_k in "${fnmesh_keep[@]}"; do case "$fnmesh_mp" in "$fnmesh_k" | "$fnmesh_k"/*) fnmesh_skip=1 ;; esac; done',
+      '  [ -n "$fnmesh_skip" ] && continue',
+      '  if [ "$fnmesh_mp" = / ]; then mount -o remount,bind,ro /; else mount -o remount,bind,ro "$fnmesh_mp" 2>/dev/null || :; fi',
+      'done',
+    );
   }
-  lines.push('echo mounted >&3', 'exec 3>&- "$@"');
+  lines.push('echo mounted >&3', `exec 3>&-${mounts.map((_, i) => ` ${fd(i)}<&-`).join('')} "$@"`);
   return lines.join('\n');
 }

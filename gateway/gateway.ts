@@ -3,7 +3,7 @@
  * calls, ops endpoints, and the graceful stop. `startGateway(config, deps)` → Gateway.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
 import type { RuleSource } from '../common/manifest-source';
@@ -64,10 +64,26 @@ function urlOf(host: string, port: number): string {
   return `http://${h}:${port}`;
 }
 
+/**
+ * How long a stopping gateway leaves its idle keep-alive connections open. Every response of a stopping
+ * gateway says `connection: close` (http-server.ts), so a client busy on a connection leaves it after its
+ * answer; closing an idle one at once would race a client that is sending its next request on it right then
+ * (its call fails with the socket closed under it, no answer). A busy client uses each of its connections
+ * well within this; one idle for longer is closed after it.
+ */
+export const IDLE_LINGER_MS = 1_000;
+
 async function closeServer(server: http.Server, inFlight: () => number, timeoutMs: number): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
+  // net.Server's close: stop accepting, but not http.Server's, which also closes the idle connections at once
+  const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
   const deadline = Date.now() + timeoutMs;
+  const lingerUntil = Date.now() + Math.min(IDLE_LINGER_MS, timeoutMs);
+  while (Date.now() < lingerUntil) {
+    const open = await new Promise<number>((r) => server.getConnections((_e, n) => r(n ?? 0)));
+    if (open === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  server.closeIdleConnections();
   while (inFlight() > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
     server.closeIdleConnections();

@@ -3,6 +3,7 @@ import { connectNats, serviceCallWildcard, serviceQueueGroup, silentLogger, pars
 import { StaticRuleSource } from '../common/manifest-source';
 import { loadGatewayConfig, main, startGateway } from '../gateway';
 import { freePort } from './helpers/ports';
+import http from 'node:http';
 
 const greeter = parseFunctionService(
   {
@@ -53,6 +54,50 @@ describe('gateway lifecycle', () => {
     await stopping;
     await expect(fetch(`${gw.url}/healthz`)).rejects.toThrow();
     await nc.close();
+  });
+
+  it('on stop, a request sent on an idle keep-alive connection is answered (connection: close), not cut off', async () => {
+    const brokerPort = await freePort();
+    const config = loadGatewayConfig({
+      FNMESH_LISTEN: '127.0.0.1:0',
+      FNMESH_OPS_LISTEN: '127.0.0.1:0',
+      FNMESH_BROKER_PORT: String(brokerPort),
+      FNMESH_NATS_TOKEN: 'tok',
+    });
+    const gw = await startGateway(config, { logger: silentLogger, ruleSource: new StaticRuleSource([greeter]) });
+    const nc = await connectNats({ servers: [gw.natsUrl], token: 'tok', name: 'fn', logger: silentLogger });
+    nc.subscribe(serviceCallWildcard('default', 'greeter'), {
+      queue: serviceQueueGroup('default', 'greeter'),
+      callback: (_e, msg) => void msg.respond(JSON.stringify({ ok: true })),
+    });
+    await nc.flush();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    const call = (): Promise<{ status?: number; connection?: string }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          `${gw.url}/v1/api/default/functions/greeter/hello`,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }));
+          },
+        );
+        req.on('socket', (s) => sockets.add(s));
+        req.on('error', reject);
+        req.end('{"params":1}');
+      });
+    try {
+      expect(await call()).toEqual({ status: 200, connection: 'keep-alive' });
+      // the connection is idle in the agent's pool; the next call goes out on it as the gateway starts stopping
+      const stopping = gw.stop();
+      expect(await call()).toEqual({ status: 200, connection: 'close' });
+      expect(sockets.size).toBe(1); // the same connection
+      await stopping;
+    } finally {
+      agent.destroy();
+      await nc.close();
+    }
   });
 
   it('main() exits 2 with a clear message on a bad setting', async () => {

@@ -34,6 +34,8 @@ export interface Pod {
 
 export interface ClusterRun {
   cli: CliProcess;
+  /** The admin kubeconfig of the cluster (for helm). */
+  kubeconfig: string;
   gateway: string;
   /** The gateway's ops listener (GET /v1/services, /metrics). */
   gatewayOps: string;
@@ -54,8 +56,16 @@ export function containerPid(pod: Pod, container: string): number | undefined {
   return s?.state?.running && Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-/** `dir` holds the trust directory when `broker` is nats-server. */
-export async function startClusterCli(broker: LocalBroker = 'embedded broker', dir?: string): Promise<ClusterRun> {
+/**
+ * `dir` holds the trust directory when `broker` is nats-server. `extraArgs` go to `fnmesh cluster` (such as
+ * `--helm --values FILE`: then `gateway` is the chart's gateway Service at its node port, and `gatewayOps` is
+ * unset: the gateway's ops port is inside its pods).
+ */
+export async function startClusterCli(
+  broker: LocalBroker = 'embedded broker',
+  dir?: string,
+  extraArgs: string[] = [],
+): Promise<ClusterRun> {
   if (!existsSync(path.join(ROOT, 'dist', 'cluster', 'pod-sandbox.js')))
     throw new Error('dist/ is missing: run `npm run build`');
   const port = await freePort();
@@ -78,7 +88,7 @@ export async function startClusterCli(broker: LocalBroker = 'embedded broker', d
   } else {
     env.FNMESH_BROKER_PORT = '0';
   }
-  const cli = startCli(['cluster'], env);
+  const cli = startCli(['cluster', ...extraArgs], env);
   const output = (n = 60): string => cli.lines.slice(-n).join('\n');
   const stop = async (): Promise<void> => {
     if (cli.child.exitCode === null && cli.child.signalCode === null) {
@@ -97,7 +107,8 @@ export async function startClusterCli(broker: LocalBroker = 'embedded broker', d
         if (cli.child.exitCode !== null) throw new Error(`fnmesh cluster exited (${cli.child.exitCode})`);
         return cli.lines.some((l) => l.includes('Ctrl-C stops'));
       },
-      { timeoutMs: 180_000, intervalMs: 50, what: 'fnmesh cluster to print its instructions' },
+      // with --helm it also waits for helm install --wait (every pod of the chart Ready)
+      { timeoutMs: 420_000, intervalMs: 50, what: 'fnmesh cluster to print its instructions' },
     );
   } catch (err) {
     await stop();
@@ -113,9 +124,11 @@ export async function startClusterCli(broker: LocalBroker = 'embedded broker', d
     if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
+  const chartGateway = /its gateway Service at (http:\/\/127\.0\.0\.1:\d+)/.exec(printed)?.[1];
   return {
     cli,
-    gateway: `http://127.0.0.1:${port}`,
+    kubeconfig,
+    gateway: chartGateway ?? `http://127.0.0.1:${port}`,
     gatewayOps: `http://127.0.0.1:${opsPort}`,
     kubectl,
     kubectlJson,

@@ -34,9 +34,13 @@ export interface HelmResult {
   stderr: string;
 }
 
-export async function helm(args: string[]): Promise<HelmResult> {
+/** helm with these args; `env` replaces the process's (such as a KUBECONFIG for a release on a real cluster). */
+export async function helm(args: string[], env?: NodeJS.ProcessEnv): Promise<HelmResult> {
   try {
-    const { stdout, stderr } = await run(await helmBin(), args, { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout, stderr } = await run(await helmBin(), args, {
+      maxBuffer: 64 * 1024 * 1024,
+      ...(env ? { env } : {}),
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
