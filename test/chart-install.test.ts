@@ -454,7 +454,7 @@ describe("nats.mode=bundled on the same cluster (needs the node's PersistentVolu
   beforeAll(async () => {
     const un = await helmOn(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '2m']);
     expect({ code: un.code, err: un.stderr }).toMatchObject({ code: 0 });
-    await kubectlOk(['delete', 'pod,service,configmap', 'ext-nats', '-n', NS, '--wait=false']);
+    await kubectlOk(['delete', 'pod,service,configmap', 'ext-nats', '-n', NS, '--wait=false', '--ignore-not-found']);
   });
 
   test('helm install --wait with the bundled values: 3 NATS servers, operators and gateways Ready', async () => {
