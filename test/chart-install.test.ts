@@ -4,7 +4,8 @@
  * embedded-broker mode (charts/fnmesh/ci/embedded-values.yaml) with `helm install --wait`; then the CRD
  * upgrade step, `helm uninstall` (CRD and FunctionServices kept), and the external-NATS mode installed on the
  * same cluster (ci/external-values.yaml, its servers replaced by a nats-server pod that trusts the operator's
- * account). For each mode: the examples applied and Ready, a pod calls the greeter through the gateway
+ * account), then the bundled NATS cluster (ci/bundled-values.yaml: three servers on the node's
+ * PersistentVolumeClaims, each one's /routez showing the other two). For each mode: the examples applied and Ready, a pod calls the greeter through the gateway
  * Service by its cluster DNS name, `helm test` passes, and fails with the gateway scaled to 0.
  */
 import { readFileSync } from 'node:fs';
@@ -446,5 +447,54 @@ describe('nats.mode=external on the same cluster', () => {
     await kubectlOk(['rollout', 'status', 'deployment/greeter', '-n', 'default', '--timeout=120s']);
     await examplesReady();
     expect((await callFromPod()).phase).toBe('Succeeded');
+  });
+});
+
+describe("nats.mode=bundled on the same cluster (needs the node's PersistentVolumeClaims)", () => {
+  beforeAll(async () => {
+    const un = await helmOn(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '2m']);
+    expect({ code: un.code, err: un.stderr }).toMatchObject({ code: 0 });
+    await kubectlOk(['delete', 'pod,service,configmap', 'ext-nats', '-n', NS, '--wait=false', '--ignore-not-found']);
+  });
+
+  test('helm install --wait with the bundled values: 3 NATS servers, operators and gateways Ready', async () => {
+    const r = await helmOn(installArgs(CHART_DIR, [ciValues('bundled')], undefined));
+    expect({ code: r.code, err: r.stderr }).toMatchObject({ code: 0 });
+    const { items } = await run.kubectlJson<{ items: Conditioned[] }>(['get', 'pods', '-n', NS, '-l', RELEASE_PODS]);
+    expect(
+      items
+        .filter((p) => p.metadata.name.startsWith('fnmesh-nats-'))
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['fnmesh-nats-0', 'fnmesh-nats-1', 'fnmesh-nats-2']);
+    for (const p of items) expect((p.status?.conditions ?? []).find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
+  test("the NATS servers are clustered: each one's /routez shows the other two", async () => {
+    const names = [0, 1, 2].map((i) => `fnmesh-nats-${i}`);
+    const script = [
+      `const names = ${JSON.stringify(names)};`,
+      `Promise.all(names.map((n) => fetch('http://' + n + '.fnmesh-nats-headless.${NS}.svc:8222/routez').then((r) => r.json())))`,
+      `.then((all) => { let ok = true; all.forEach((z, i) => {`,
+      ` const remotes = [...new Set((z.routes ?? []).map((r) => r.remote_name))].sort();`,
+      ` const others = names.filter((_, j) => j !== i);`,
+      ` console.log('routez', z.server_name, JSON.stringify(remotes));`,
+      ` if (z.server_name !== names[i] || JSON.stringify(remotes) !== JSON.stringify(others)) ok = false; });`,
+      ` process.exit(ok ? 0 : 1); })`,
+      `.catch((e) => { console.log('failed', e.cause?.message ?? e.message); process.exit(1); });`,
+    ].join('');
+    const r = await runInPod('routez', script);
+    expect(r.printed).toContain('routez fnmesh-nats-0 ["fnmesh-nats-1","fnmesh-nats-2"]');
+    expect(r.phase).toBe('Succeeded');
+  });
+
+  test('the examples answer a pod through the gateway Service; helm test passes, and fails with the gateway at 0', async () => {
+    await examplesReady();
+    await waitFor(async () => (await callFromPod()).phase === 'Succeeded', {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      what: 'a call from a pod through the bundled NATS',
+    });
+    await helmTestPassesThenFailsWithoutGateway(2);
   });
 });
