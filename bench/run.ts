@@ -9,6 +9,8 @@
  * call, the sidecar's resident memory idle and under load, and its start-to-ready time, as a markdown table.
  * Then the fault phase (bench/fault-phase.ts; BENCH_FAULT=0 skips it), on a mesh of its own once the first is
  * stopped: the same load on two replicas without faults and with one replica's function killed every few seconds.
+ * Last the chart on `fnmesh cluster` (bench/cluster.ts; BENCH_CLUSTER=0 skips it): chart gateway + NATS vs the
+ * function pods called directly, for the bundled NATS cluster and the embedded broker.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +20,7 @@ import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
 import { faultTable, runFaultPhase } from './fault-phase';
+import { runClusterBench } from './cluster';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
@@ -154,6 +157,7 @@ async function main(): Promise<void> {
     await sut.stop();
   }
   if (process.env.BENCH_FAULT !== '0') console.log(['', ...faultTable(await runFaultPhase())].join('\n'));
+  if (process.env.BENCH_CLUSTER !== '0') console.log(['', ...(await runClusterBench())].join('\n'));
 }
 
 main().catch((err: unknown) => {
