@@ -107,6 +107,7 @@ export const functionServiceSpecSchema = z.strictObject({
   /** Secrets (in the service's namespace) the kubelet pulls the pod's images with (ignored by `fnmesh local`). */
   imagePullSecrets: z
     .array(z.strictObject({ name: z.string().regex(DNS_SUBDOMAIN, `must be ${NAME_RULES.secret}`).max(253) }))
+    .max(32)
     .optional(),
   /** How `fnmesh local` starts one replica's function process on this machine (ignored in a cluster). */
   local: z
