@@ -11,7 +11,7 @@
  * Observed items that are not desired are someone else's (a container added by hand), except in the lists of
  * `ownedNames`: there an item of one of the given names that is no longer desired is drift too, so that a
  * setting taken out of the spec (a sidecar variable the operator stops setting, an image pull Secret) reaches
- * the pods. An empty desired list matches an absent one (the API server omits empty lists).
+ * the pods. An empty desired list or string matches an absent one (the API server omits them).
  */
 
 type Json = unknown;
@@ -107,6 +107,8 @@ function walk(desired: Json, observed: Json, path: string, out: string[], opts: 
     return;
   }
   if (desired === observed) return;
+  // The API server leaves empty strings out (omitempty): an env var whose value is "" comes back without one.
+  if (desired === '' && observed === undefined) return;
   if (typeof desired === 'string' && typeof observed === 'string' && underResources(path)) {
     const a = quantityValue(desired);
     const b = quantityValue(observed);
