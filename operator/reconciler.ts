@@ -185,8 +185,11 @@ export class FunctionServiceReconciler {
    * the key comes back at the credentials' next rotation time (or earlier when the rest asks).
    */
   readonly reconcile = async (key: string, log: Logger): Promise<ReconcileResult | void> => {
-    // A CA file that turned bad fails the reconcile (retried) and leaves everything as it is.
-    const natsCa = this.o.natsCa?.source.read();
+    // A CA file that turned bad fails the reconcile (retried) and leaves everything as it is; a FunctionService
+    // that is gone or going needs no CA (its clean-up must not wait for a good file).
+    const { namespace, name } = splitKey(key);
+    const live = this.o.functionServices.get(namespace, name);
+    const natsCa = live?.metadata?.uid && !live.metadata.deletionTimestamp ? this.o.natsCa?.source.read() : undefined;
     const credsCheckAt = await this.ensureCreds(key, log);
     if (natsCa) await this.ensureNatsCaSecret(key, natsCa, log);
     const result = await this.reconcileWorkload(key, log, natsCa);

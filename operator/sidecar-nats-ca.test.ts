@@ -1,6 +1,9 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { V1Container, V1Secret } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1Secret } from '@kubernetes/client-node';
+import { silentLogger } from '../common/logger';
+import { EventRecorder } from './events';
+import type { KubeWriter, SecretWriter } from './kube-writer';
 import { ConfigError } from '../common/errors';
 import { parseFunctionService } from '../common/manifest';
 import { SIDECAR_ENV } from '../common/sidecar-env';
@@ -15,7 +18,7 @@ import {
 import { driftPaths } from './drift';
 import { NatsCaFileSource } from './nats-ca-source';
 import { desiredNatsCaSecret, natsCaSecretDecision, natsCaSecretName } from './nats-ca-secret';
-import { syncFingerprint } from './reconciler';
+import { FunctionServiceReconciler, syncFingerprint, type FunctionServiceObject } from './reconciler';
 import { SIDECAR_CONTAINER_NAME } from './sidecar-injection';
 import {
   CA_HASH_ANNOTATION,
@@ -24,6 +27,7 @@ import {
   CA_SECRET_KEY,
   CA_VOLUME_NAME,
   parseNatsCaBundle,
+  type NatsCaBundle,
 } from './sidecar-nats-ca';
 
 let pki: TestPki;
@@ -235,5 +239,70 @@ describe('image pull policies and pull Secrets', () => {
       'spec.template.spec.imagePullSecrets[regcred]',
       'spec.template.spec.imagePullSecrets[other]',
     ]);
+  });
+});
+
+describe('the reconciler with a sidecar CA', () => {
+  function setup(read: () => NatsCaBundle) {
+    const order: string[] = [];
+    const stored = new Map<string, V1Secret>();
+    const secrets: SecretWriter = {
+      readSecret: async (ns, name) => stored.get(`${ns}/${name}`),
+      applySecret: async (s) => {
+        order.push(`secret ${s.metadata!.name}`);
+        stored.set(`${s.metadata!.namespace}/${s.metadata!.name}`, s);
+        return s;
+      },
+      createSecret: async () => undefined,
+      addSecretData: async () => undefined,
+    };
+    const obj: FunctionServiceObject = {
+      apiVersion: 'fnmesh.io/v1alpha1',
+      kind: 'FunctionService',
+      metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', generation: 1, resourceVersion: '1' },
+      spec: { container: { image: 'example/orders:1' } },
+    };
+    let deployment: V1Deployment | undefined;
+    const writer: KubeWriter = {
+      applyDeployment: async (d) => {
+        order.push('deployment');
+        deployment = { ...structuredClone(d), metadata: { ...d.metadata, resourceVersion: '2', generation: 1 } };
+        return deployment;
+      },
+      patchStatus: async () => '3',
+      readDeployment: async () => undefined,
+    };
+    const reconciler = new FunctionServiceReconciler({
+      functionServices: { get: () => obj },
+      deployments: { get: () => deployment },
+      writer,
+      events: new EventRecorder({ sink: { create: async () => undefined }, instance: 'test' }),
+      sidecar: cfg,
+      natsCa: { source: { read }, secrets },
+    });
+    return {
+      order,
+      stored,
+      run: () => reconciler.reconcile('shop/orders', silentLogger),
+      deployment: () => deployment,
+    };
+  }
+
+  test('writes the CA Secret before the Deployment, and nothing again while the CA stays', async () => {
+    const ca = parseNatsCaBundle(caPem, 'F');
+    const t = setup(() => ca);
+    await t.run();
+    expect(t.order).toEqual([`secret ${natsCaSecretName('shop', 'orders')}`, 'deployment']);
+    await t.run();
+    expect(t.order).toHaveLength(2);
+    expect(t.deployment()!.spec!.template.metadata!.annotations![CA_HASH_ANNOTATION]).toBe(ca.sha256);
+  });
+
+  test('a CA file that turned bad fails the reconcile and writes nothing', async () => {
+    const t = setup(() => {
+      throw new ConfigError('FNMESH_SIDECAR_NATS_TLS_CA_FILE (f) holds no PEM certificate');
+    });
+    await expect(t.run()).rejects.toThrow('FNMESH_SIDECAR_NATS_TLS_CA_FILE');
+    expect(t.order).toEqual([]);
   });
 });
