@@ -8,7 +8,8 @@ import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { API_VERSION, KIND } from './crd-names';
 import { DEFAULT_FUNCTION_PORT } from './function-protocol';
-import { DNS_LABEL, FUNCTION_NAME, NAME_RULES } from './names';
+import { DNS_LABEL, DNS_SUBDOMAIN, FUNCTION_NAME, NAME_RULES } from './names';
+import { PULL_POLICIES } from './pull-policy';
 export { DEFAULT_FUNCTION } from './names';
 import { ruleSchema } from './rule';
 import { ConfigError } from './errors';
@@ -95,11 +96,18 @@ export const functionServiceSpecSchema = z.strictObject({
   container: z
     .strictObject({
       image: z.string().min(1),
+      /** Absent: Kubernetes' default for the image (the operator sets it, desired-deployment.ts). */
+      imagePullPolicy: z.enum(PULL_POLICIES).optional(),
       command: z.array(z.string()).optional(),
       args: z.array(z.string()).optional(),
       env: z.array(envVarSchema).optional(),
       resources: z.record(z.string(), z.unknown()).optional(),
     })
+    .optional(),
+  /** Secrets (in the service's namespace) the kubelet pulls the pod's images with (ignored by `fnmesh local`). */
+  imagePullSecrets: z
+    .array(z.strictObject({ name: z.string().regex(DNS_SUBDOMAIN, `must be ${NAME_RULES.secret}`).max(253) }))
+    .max(32)
     .optional(),
   /** How `fnmesh local` starts one replica's function process on this machine (ignored in a cluster). */
   local: z

@@ -4,6 +4,8 @@
  */
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+/** A Kubernetes object name such as a Secret's (at most 253 characters, checked apart). */
+export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * The function name whose rule applies to functions of the service that have no rule of their own: a rules
@@ -27,4 +29,6 @@ export const NAME_RULES = {
   service:
     'a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit, at most 63 characters',
   function: 'letters, digits, "_" and "-", starting with a letter or "_", at most 63 characters',
+  secret:
+    'a Secret name (a DNS subdomain): lowercase letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters',
 } as const;

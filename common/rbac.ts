@@ -34,9 +34,9 @@ export const DEPLOY_NAMESPACE = 'fnmesh-system';
 export const OPERATOR_RBAC: PartRbac = {
   name: 'fnmesh-operator',
   summary: [
-    "The fnmesh operator's identity and permissions, least privilege. With FNMESH_NATS_AUTH=none the Secrets",
-    "rule can be dropped. No other fnmesh identity may read Secrets (the gateway's credentials are mounted into",
-    'its pod by the kubelet, not read through the API).',
+    "The fnmesh operator's identity and permissions, least privilege. With FNMESH_NATS_AUTH=none and no",
+    'FNMESH_SIDECAR_NATS_TLS_CA_FILE the Secrets rule can be dropped. No other fnmesh identity may read Secrets',
+    "(the gateway's credentials are mounted into its pod by the kubelet, not read through the API).",
   ],
   clusterRules: [
     {
@@ -67,8 +67,9 @@ export const OPERATOR_RBAC: PartRbac = {
         "get: the trust Secret (the seeds, in the operator's namespace) and each credentials Secret it minted, read " +
         'by name to decide rotation; create: the trust Secret once (a fixed name, so two replicas make one chain); ' +
         "patch (and create, for server-side apply's first write): the account Secret (public JWTs) and the " +
-        "credentials Secrets, which live in the FunctionServices' namespaces, hence cluster-wide. The credentials " +
-        'Secrets are deleted by the garbage collector with their FunctionService (owner reference).',
+        "credentials Secrets and the sidecars' NATS CA Secrets (FNMESH_SIDECAR_NATS_TLS_CA_FILE, read back by name " +
+        "too), which live in the FunctionServices' namespaces, hence cluster-wide. Both are deleted by the " +
+        'garbage collector with their FunctionService (owner reference).',
       rule: { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'patch'] },
     },
   ],

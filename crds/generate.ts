@@ -403,6 +403,7 @@ function specSchema(): Schema {
   const fn = functionSpecSchema.shape;
   const container = spec.container.unwrap().shape;
   const local = spec.local.unwrap().shape;
+  const imagePullSecret = spec.imagePullSecrets.unwrap().element.shape;
   return {
     type: 'object',
     description:
@@ -490,6 +491,10 @@ function specSchema(): Schema {
         required: ['image'],
         properties: {
           image: fromZod(container.image, 'The container image. Example: ghcr.io/fnmesh/examples-greeter:0.1.0.'),
+          imagePullPolicy: fromZod(
+            container.imagePullPolicy,
+            "When the kubelet pulls the image: Always, IfNotPresent or Never, as in a Pod. Default: Kubernetes' default for the image (Always for :latest or no tag, else IfNotPresent).",
+          ),
           command: fromZod(container.command, "Overrides the image's entrypoint. Example: [node, index.js].", {
             items: { description: 'One word of the command.' },
           }),
@@ -524,6 +529,25 @@ function specSchema(): Schema {
               requests: quantity('The resources the container is guaranteed (used for scheduling).'),
               limits: quantity('The most the container may use.'),
             },
+          },
+        },
+      },
+      imagePullSecrets: {
+        type: 'array',
+        description:
+          "Secrets in the service's namespace that the kubelet pulls the pod's images with (the function's and the sidecar's), as a Pod's imagePullSecrets. Ignored by `fnmesh local`.",
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+        items: {
+          type: 'object',
+          description: 'One pull Secret, by name.',
+          required: ['name'],
+          properties: {
+            name: fromZod(
+              imagePullSecret.name,
+              'The name of a Secret of type kubernetes.io/dockerconfigjson. Example: regcred.',
+            ),
           },
         },
       },

@@ -15,8 +15,10 @@ import {
   type ObjectRef,
   type SecretKeyRef,
 } from './settings';
+import type { PullPolicy } from '../common/pull-policy';
 
 export { OPERATOR_SETTINGS, type NatsAuthMode, type ObjectRef, type SecretKeyRef } from './settings';
+export { PULL_POLICIES, type PullPolicy } from '../common/pull-policy';
 
 /** Resource quantities as Kubernetes takes them (`50m`, `64Mi`); an absent one is not set. */
 export interface QuantityPair {
@@ -26,12 +28,19 @@ export interface QuantityPair {
 
 export interface SidecarTemplateConfig {
   image: string;
+  /** The sidecar's imagePullPolicy; absent: Kubernetes' default for the image (desired-deployment.ts sets it). */
+  imagePullPolicy?: PullPolicy;
   /** What sidecars connect to (comma-separated NATS URLs), passed as FNMESH_NATS_URL. */
   natsUrl: string;
   /** Secret key holding the NATS token, passed as FNMESH_NATS_TOKEN through a secretKeyRef. */
   natsTokenSecret?: SecretKeyRef;
   /** `jwt`: the sidecar mounts its replica's credentials Secret (FNMESH_NATS_CREDS); absent or `none`: no creds. */
   natsAuth?: NatsAuthMode;
+  /**
+   * The PEM file of the NATS servers' CA that the operator copies beside each FunctionService for its sidecars
+   * (nats-ca-source.ts reads it at start and at every reconcile); absent: the sidecars use the system CAs.
+   */
+  natsTlsCaFile?: string;
   resources: { requests: QuantityPair; limits: QuantityPair };
   opsPort: number;
   callPort: number;
@@ -105,6 +114,8 @@ function sidecarTemplate(s: Settings): SidecarTemplateConfig {
     natsAuth: s.natsAuth,
   };
   if (s.sidecarNatsTokenSecret) sidecar.natsTokenSecret = s.sidecarNatsTokenSecret;
+  if (s.sidecarImagePullPolicy) sidecar.imagePullPolicy = s.sidecarImagePullPolicy;
+  if (s.sidecarNatsTlsCaFile) sidecar.natsTlsCaFile = s.sidecarNatsTlsCaFile;
   return sidecar;
 }
 

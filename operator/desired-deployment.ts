@@ -18,10 +18,12 @@ import { API_VERSION, KIND } from '../common/crd-names';
 import { FUNCTION_ENV, functionEnv as meshFunctionEnv } from '../common/function-protocol';
 import type { FunctionService } from '../common/manifest';
 import { SIDECAR_ENV, sidecarEnv, type SidecarEnvEntry } from '../common/sidecar-env';
-import type { SidecarTemplateConfig } from './config';
+import type { PullPolicy, SidecarTemplateConfig } from './config';
 import { CREDS_MOUNT_FILE, credsSecretName, replicaIdentity } from '../common/nats-identity';
 import { credsVolume, withCredsMount } from './creds-volume';
 import { SIDECAR_CONTAINER_NAME, injectSidecar } from './sidecar-injection';
+import { CA_HASH_ANNOTATION, CA_MOUNT_FILE, natsCaVolume, withNatsCaMount, type NatsCaBundle } from './sidecar-nats-ca';
+import { natsCaSecretName } from './nats-ca-secret';
 
 export const FIELD_MANAGER = 'fnmesh-operator';
 export const SERVICE_LABEL = 'fnmesh.io/service';
@@ -48,9 +50,27 @@ export const SIDECAR_ENV_PATH = `spec.template.spec.initContainers[${SIDECAR_CON
  * The list items only the operator writes (drift.ts's `ownedNames`): every variable the sidecar reads, so that
  * one the operator stops setting (spec.outlierDetection taken out) rolls the Deployment.
  */
-export const OPERATOR_OWNED_ITEMS: Readonly<Record<string, readonly string[]>> = {
+export const POD_PULL_SECRETS_PATH = 'spec.template.spec.imagePullSecrets';
+export const OPERATOR_OWNED_ITEMS: Readonly<Record<string, readonly string[] | '*'>> = {
   [SIDECAR_ENV_PATH]: Object.values(SIDECAR_ENV),
+  // the FunctionService's spec.imagePullSecrets, all of them: one taken out of the spec rolls the Deployment
+  [POD_PULL_SECRETS_PATH]: '*',
 };
+
+/**
+ * Kubernetes' default imagePullPolicy for an image (the API server's SetDefaults_Container): `Always` when
+ * the tag is `latest`, or there is neither a tag nor a digest; else `IfNotPresent`. The operator always sets
+ * the policy, this one when nothing says otherwise: what the server would default to, so that no drift check
+ * fights the server's defaulting, and a policy taken out of the spec or the settings still reaches the pods.
+ */
+export function defaultPullPolicy(image: string): PullPolicy {
+  const at = image.indexOf('@');
+  const name = at >= 0 ? image.slice(0, at) : image;
+  const last = name.slice(name.lastIndexOf('/') + 1);
+  const colon = last.lastIndexOf(':');
+  const tag = colon >= 0 ? last.slice(colon + 1) : at >= 0 ? '' : 'latest';
+  return tag === 'latest' ? 'Always' : 'IfNotPresent';
+}
 
 /** A FunctionService read from the API server: it has a uid (owner references need it). */
 export type ClusterFunctionService = FunctionService & { metadata: { uid: string } };
@@ -112,12 +132,17 @@ function containerEnvVar({ name, value }: SidecarEnvEntry): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: value.secretKeyRef.name, key: value.secretKeyRef.key } } };
 }
 
-/** The injected sidecar container for one FunctionService. */
-export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1Container {
+/** The injected sidecar container for one FunctionService (`natsCa`: the sidecars' NATS CA, when configured). */
+export function sidecarContainer(
+  fs: FunctionService,
+  cfg: SidecarTemplateConfig,
+  natsCa?: Pick<NatsCaBundle, 'sha256'>,
+): V1Container {
   const env = sidecarEnv(fs, {
     natsUrl: cfg.natsUrl,
     ...(cfg.natsTokenSecret ? { natsToken: { secretKeyRef: cfg.natsTokenSecret } } : {}),
     ...(cfg.natsAuth === 'jwt' ? { natsCredsFile: CREDS_MOUNT_FILE } : {}),
+    ...(natsCa ? { natsTls: { caFile: CA_MOUNT_FILE } } : {}),
     opsListen: `0.0.0.0:${cfg.opsPort}`,
     callListen: `127.0.0.1:${cfg.callPort}`,
     drainTimeoutMs: cfg.drainTimeoutMs,
@@ -126,6 +151,7 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
   const container: V1Container = {
     name: SIDECAR_CONTAINER_NAME,
     image: cfg.image,
+    imagePullPolicy: cfg.imagePullPolicy ?? defaultPullPolicy(cfg.image),
     args: ['sidecar'],
     // A native sidecar: started before the function container, stopped after it.
     restartPolicy: 'Always',
@@ -139,7 +165,8 @@ export function sidecarContainer(fs: FunctionService, cfg: SidecarTemplateConfig
     resources: resourcesOf(cfg),
     securityContext: SIDECAR_SECURITY_CONTEXT,
   };
-  return cfg.natsAuth === 'jwt' ? withCredsMount(container) : container;
+  const withCreds = cfg.natsAuth === 'jwt' ? withCredsMount(container) : container;
+  return natsCa ? withNatsCaMount(withCreds) : withCreds;
 }
 
 function functionContainerEnv(fs: FunctionService, cfg: SidecarTemplateConfig): V1EnvVar[] {
@@ -175,7 +202,11 @@ function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1C
       `${fs.spec.port} is taken by the fnmesh sidecar (ops ${cfg.opsPort}, call API ${cfg.callPort}); choose another port`,
     );
   }
-  const container: V1Container = { name: FUNCTION_CONTAINER_NAME, image: c.image };
+  const container: V1Container = {
+    name: FUNCTION_CONTAINER_NAME,
+    image: c.image,
+    imagePullPolicy: c.imagePullPolicy ?? defaultPullPolicy(c.image),
+  };
   if (c.command) container.command = [...c.command];
   if (c.args) container.args = [...c.args];
   container.env = functionContainerEnv(fs, cfg);
@@ -193,19 +224,32 @@ function functionContainer(fs: FunctionService, cfg: SidecarTemplateConfig): V1C
 
 /**
  * The Deployment to apply for a FunctionService. Throws InvalidSpecError when the spec cannot be run
- * (the reconciler reports it as Degraded/InvalidSpec and does not retry).
+ * (the reconciler reports it as Degraded/InvalidSpec and does not retry). `natsCa`: the sidecars' NATS CA
+ * (FNMESH_SIDECAR_NATS_TLS_CA_FILE), whose Secret the reconciler writes before it applies the Deployment.
  */
-export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTemplateConfig): V1Deployment {
+export function desiredDeployment(
+  fs: ClusterFunctionService,
+  cfg: SidecarTemplateConfig,
+  natsCa?: Pick<NatsCaBundle, 'sha256'>,
+): V1Deployment {
   const name = fs.metadata.name;
   const base: V1PodSpec = { containers: [functionContainer(fs, cfg)] };
+  const volumes = [];
   // The replica's NATS credentials (creds-minter.ts mints the Secret before the Deployment is applied).
   if (cfg.natsAuth === 'jwt')
-    base.volumes = [credsVolume(credsSecretName(replicaIdentity(fs.metadata.namespace, fs.metadata.name)))];
+    volumes.push(credsVolume(credsSecretName(replicaIdentity(fs.metadata.namespace, fs.metadata.name))));
+  if (natsCa) volumes.push(natsCaVolume(natsCaSecretName(fs.metadata.namespace, name)));
+  if (volumes.length > 0) base.volumes = volumes;
   const podSpec: V1PodSpec = {
-    ...injectSidecar(base, sidecarContainer(fs, cfg)),
+    ...injectSidecar(base, sidecarContainer(fs, cfg, natsCa)),
+    // Always a list (an empty one is what the API server stores as none), so that one taken out is drift.
+    imagePullSecrets: (fs.spec.imagePullSecrets ?? []).map((s) => ({ name: s.name })),
     // The preStop drain (at most the drain timeout), then the function's own stop, then the sidecar's close.
     terminationGracePeriodSeconds: Math.ceil(cfg.drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS,
   };
+  const podMeta: V1Deployment['metadata'] = { labels: serviceLabels(name) };
+  // The sidecar reads the CA when it connects: a new one must roll the pods, not only update the mounted file.
+  if (natsCa) podMeta.annotations = { [CA_HASH_ANNOTATION]: natsCa.sha256 };
   // Deep copy: the result shares nothing with module constants or the input, so a caller may mutate it.
   return structuredClone({
     apiVersion: 'apps/v1',
@@ -221,7 +265,7 @@ export function desiredDeployment(fs: ClusterFunctionService, cfg: SidecarTempla
     spec: {
       replicas: fs.spec.replicas,
       selector: { matchLabels: serviceSelector(name) },
-      template: { metadata: { labels: serviceLabels(name) }, spec: podSpec },
+      template: { metadata: podMeta, spec: podSpec },
     },
   });
 }

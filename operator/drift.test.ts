@@ -139,6 +139,15 @@ describe('driftPaths', () => {
     });
   });
 
+  test('an env var whose value is "" (a service without functions: FNMESH_FUNCTIONS) comes back without one', () => {
+    const none = { ...fs, spec: { ...fs.spec, functions: [] } } as ClusterFunctionService;
+    const observed = structuredClone(desiredDeployment(none, cfg));
+    const fnEnv = sidecar(observed).env!.find((e) => e.name === 'FNMESH_FUNCTIONS')!;
+    expect(fnEnv.value).toBe('');
+    delete fnEnv.value;
+    expect(driftPaths(desiredDeployment(none, cfg), observed, { ownedNames: OPERATOR_OWNED_ITEMS })).toEqual([]);
+  });
+
   test('nothing observed: everything differs', () => {
     expect(driftPaths({ a: 1 }, undefined)).toEqual(['']);
   });

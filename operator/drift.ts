@@ -10,7 +10,8 @@
  *
  * Observed items that are not desired are someone else's (a container added by hand), except in the lists of
  * `ownedNames`: there an item of one of the given names that is no longer desired is drift too, so that a
- * setting taken out of the spec (a sidecar variable the operator stops setting) reaches the pods.
+ * setting taken out of the spec (a sidecar variable the operator stops setting, an image pull Secret) reaches
+ * the pods. An empty desired list or string matches an absent one (the API server omits them).
  */
 
 type Json = unknown;
@@ -57,12 +58,17 @@ function underResources(path: string): boolean {
 }
 
 export interface DriftOptions {
-  /** By the path of a named list (`a.b[name].env`): the item names that only the applier writes in it. */
-  ownedNames?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * By the path of a named list (`a.b[name].env`): the item names that only the applier writes in it, or `*`:
+   * every item of the list is the applier's.
+   */
+  ownedNames?: Readonly<Record<string, readonly string[] | '*'>>;
 }
 
 function walk(desired: Json, observed: Json, path: string, out: string[], opts: DriftOptions): void {
   if (Array.isArray(desired)) {
+    // The API server stores an empty list as none (omitempty): no list holds what an empty one says.
+    if (observed === undefined && desired.length === 0) return;
     if (!Array.isArray(observed)) {
       out.push(path);
       return;
@@ -70,7 +76,7 @@ function walk(desired: Json, observed: Json, path: string, out: string[], opts: 
     const owned = opts.ownedNames?.[path];
     if (owned) {
       for (const o of observed) {
-        if (!isObject(o) || typeof o.name !== 'string' || !owned.includes(o.name)) continue;
+        if (!isObject(o) || typeof o.name !== 'string' || (owned !== '*' && !owned.includes(o.name))) continue;
         if (!desired.some((d) => isObject(d) && d.name === o.name)) out.push(`${path}[${o.name}]`);
       }
     }
@@ -101,6 +107,8 @@ function walk(desired: Json, observed: Json, path: string, out: string[], opts: 
     return;
   }
   if (desired === observed) return;
+  // The API server leaves empty strings out (omitempty): an env var whose value is "" comes back without one.
+  if (desired === '' && observed === undefined) return;
   if (typeof desired === 'string' && typeof observed === 'string' && underResources(path)) {
     const a = quantityValue(desired);
     const b = quantityValue(observed);

@@ -22,3 +22,6 @@ export * from './nats-creds';
 export * from './creds-volume';
 export * from './creds-minter';
 export * from './trust-store';
+export * from './sidecar-nats-ca';
+export * from './nats-ca-secret';
+export * from './nats-ca-source';

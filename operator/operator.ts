@@ -41,6 +41,7 @@ import { LeaderElector, jsonLeaseClient } from './leader-election';
 import { OperatorMetrics } from './metrics';
 import { FunctionServiceReconciler, type FunctionServiceObject } from './reconciler';
 import { WorkQueue } from './workqueue';
+import { NatsCaFileSource } from './nats-ca-source';
 
 export const CONTROLLER_NAME = 'functionservice';
 /** The work queue key of the gateway's credentials Secret (not a FunctionService key: it has no slash). */
@@ -99,6 +100,7 @@ export class Operator {
   private readonly reconciler: FunctionServiceReconciler;
   private readonly client: KubeClient;
   private readonly natsCreds: NatsCredsMinter | undefined;
+  private readonly natsCa: NatsCaFileSource | undefined;
   private readonly fsInformer: ResilientInformer<FunctionServiceObject>;
   private readonly depInformer: ResilientInformer<V1Deployment>;
   private readonly foreignWatches: ForeignDeploymentWatches;
@@ -196,8 +198,10 @@ export class Operator {
     });
 
     if (config.nats) this.natsCreds = new NatsCredsMinter({ secrets: secretWriter(this.client), config: config.nats });
+    if (config.sidecar.natsTlsCaFile) this.natsCa = new NatsCaFileSource(config.sidecar.natsTlsCaFile);
     this.reconciler = new FunctionServiceReconciler({
       ...(this.natsCreds ? { natsCreds: this.natsCreds } : {}),
+      ...(this.natsCa ? { natsCa: { source: this.natsCa, secrets: secretWriter(this.client) } } : {}),
       functionServices: { get: (namespace, name) => this.fsInformer.get(namespace, name) },
       deployments: { get: (namespace, name) => this.depInformer.get(namespace, name) },
       writer: kubeWriter(this.client),
@@ -245,6 +249,9 @@ export class Operator {
   }
 
   async start(): Promise<void> {
+    // A missing or non-PEM CA file stops the operator at start, naming FNMESH_SIDECAR_NATS_TLS_CA_FILE.
+    const ca = this.natsCa?.read();
+    if (ca) this.log.info("the sidecars' NATS CA", { file: this.natsCa!.file, sha256: ca.sha256 });
     if (this.o.serveOps !== false) await this.listen();
     await Promise.all([this.fsInformer.start(), this.depInformer.start()]);
     if (this.elector) this.elector.start();

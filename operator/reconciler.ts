@@ -4,7 +4,8 @@
  * queued the key, and reconciling twice changes nothing the second time.
  *
  * - first (FNMESH_NATS_AUTH=jwt) the replicas' NATS credentials Secret (creds-minter.ts), minted or rotated
- *   when due; the key comes back at its next rotation time;
+ *   when due; the key comes back at its next rotation time; and (FNMESH_SIDECAR_NATS_TLS_CA_FILE) the CA
+ *   Secret of its sidecars, written when it does not hold the file's current CA;
  * - gone (or being deleted): nothing to do; the Deployment (and the credentials Secret) go through their
  *   owner reference (real GC);
  * - a spec the operator cannot run: status Degraded/InvalidSpec, a Warning event, a TerminalError (no
@@ -44,7 +45,9 @@ import { driftPaths } from './drift';
 import { NOT_OWNED_REASON, deploymentOwnership } from './ownership';
 import type { EventRecorder, InvolvedObject } from './events';
 import { splitKey } from './keys';
-import type { KubeWriter } from './kube-writer';
+import type { KubeWriter, SecretWriter } from './kube-writer';
+import { desiredNatsCaSecret, natsCaSecretDecision, natsCaSecretName } from './nats-ca-secret';
+import type { NatsCaBundle } from './sidecar-nats-ca';
 import { computeStatus, type FunctionServiceStatus, type Observed, type StatusSubject } from './status';
 import { statusWrite } from './status-pacing';
 
@@ -72,6 +75,11 @@ export interface ReconcilerOptions {
   foreignWatches?: ForeignWatches;
   /** Mints the replicas' NATS credentials (FNMESH_NATS_AUTH=jwt); absent: none. */
   natsCreds?: Pick<NatsCredsMinter, 'ensure'>;
+  /**
+   * The sidecars' NATS CA (FNMESH_SIDECAR_NATS_TLS_CA_FILE): read at every reconcile (nats-ca-source.ts) and
+   * copied into each FunctionService's CA Secret; absent: the sidecars use the system CAs.
+   */
+  natsCa?: { source: { read(): NatsCaBundle }; secrets: SecretWriter };
   /** In-progress status updates are written at most this often per key (status-pacing.ts); 0: every change at once. */
   statusProgressIntervalMs?: number;
   now?: () => Date;
@@ -116,11 +124,25 @@ function comparedPart(desired: V1Deployment): Omit<V1Deployment, 'apiVersion' | 
 /**
  * What a drift check depends on, hashed: the FunctionService (uid, generation: its spec) and the
  * Deployment's identity, generation (bumped by every change of its spec, not by status updates), labels,
- * annotations and owner references. Pure.
+ * annotations and owner references, and the sidecars' NATS CA (a new one changes the desired pod template). Pure.
  */
-export function syncFingerprint(uid: string, fsVersion: number | string | undefined, d: V1Deployment): string {
+export function syncFingerprint(
+  uid: string,
+  fsVersion: number | string | undefined,
+  d: V1Deployment,
+  natsCaSha256?: string,
+): string {
   const m = d.metadata ?? {};
-  const text = JSON.stringify([uid, fsVersion, m.uid, m.generation, m.labels, m.annotations, m.ownerReferences]);
+  const text = JSON.stringify([
+    uid,
+    fsVersion,
+    m.uid,
+    m.generation,
+    m.labels,
+    m.annotations,
+    m.ownerReferences,
+    natsCaSha256 ?? null,
+  ]);
   return createHash('sha1').update(text).digest('base64');
 }
 
@@ -163,8 +185,14 @@ export class FunctionServiceReconciler {
    * the key comes back at the credentials' next rotation time (or earlier when the rest asks).
    */
   readonly reconcile = async (key: string, log: Logger): Promise<ReconcileResult | void> => {
+    // A CA file that turned bad fails the reconcile (retried) and leaves everything as it is; a FunctionService
+    // that is gone or going needs no CA (its clean-up must not wait for a good file).
+    const { namespace, name } = splitKey(key);
+    const live = this.o.functionServices.get(namespace, name);
+    const natsCa = live?.metadata?.uid && !live.metadata.deletionTimestamp ? this.o.natsCa?.source.read() : undefined;
     const credsCheckAt = await this.ensureCreds(key, log);
-    const result = await this.reconcileWorkload(key, log);
+    if (natsCa) await this.ensureNatsCaSecret(key, natsCa, log);
+    const result = await this.reconcileWorkload(key, log, natsCa);
     if (credsCheckAt === undefined) return result;
     const credsDelay = requeueDelayMs(credsCheckAt, this.now());
     const other = result ? result.requeueAfterMs : undefined;
@@ -198,7 +226,35 @@ export class FunctionServiceReconciler {
     );
   }
 
-  private readonly reconcileWorkload = async (key: string, log: Logger): Promise<ReconcileResult | void> => {
+  /** Writes the CA Secret of the FunctionService's sidecars when it does not hold this CA (one read otherwise). */
+  private async ensureNatsCaSecret(key: string, ca: NatsCaBundle, log: Logger): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    const obj = this.o.functionServices.get(namespace, name);
+    const uid = obj?.metadata?.uid;
+    if (!obj || !uid || obj.metadata?.deletionTimestamp || !this.o.natsCa) return;
+    const want = {
+      namespace,
+      name: natsCaSecretName(namespace, name),
+      ca,
+      owner: { apiVersion: API_VERSION, kind: KIND, name, uid, controller: true, blockOwnerDeletion: true },
+    };
+    const { secrets } = this.o.natsCa;
+    const decision = natsCaSecretDecision(await secrets.readSecret(namespace, want.name), want);
+    if (decision.action === 'refuse') throw new ConfigError(decision.message);
+    if (decision.action === 'none') return;
+    await secrets.applySecret(desiredNatsCaSecret(want));
+    log.info("wrote the sidecars' NATS CA", {
+      secret: `${namespace}/${want.name}`,
+      reason: decision.reason,
+      sha256: ca.sha256,
+    });
+  }
+
+  private readonly reconcileWorkload = async (
+    key: string,
+    log: Logger,
+    natsCa?: NatsCaBundle,
+  ): Promise<ReconcileResult | void> => {
     const { namespace, name } = splitKey(key);
     const obj = this.o.functionServices.get(namespace, name);
     if (!obj || !obj.metadata?.uid) {
@@ -220,7 +276,12 @@ export class FunctionServiceReconciler {
     // Neither spec changed since a check found the Deployment in sync (a Deployment status update, a resync):
     // only the status can need a write.
     const fingerprint = observedDeployment
-      ? syncFingerprint(uid, obj.metadata.generation ?? obj.metadata.resourceVersion, observedDeployment)
+      ? syncFingerprint(
+          uid,
+          obj.metadata.generation ?? obj.metadata.resourceVersion,
+          observedDeployment,
+          natsCa?.sha256,
+        )
       : undefined;
     if (fingerprint !== undefined && this.inSync.get(key) === fingerprint)
       return this.writeStatus(key, obj, subject, { deployment: observedDeployment }, log);
@@ -230,7 +291,7 @@ export class FunctionServiceReconciler {
     try {
       const fs = parseFunctionService(forParsing(obj), key) as ClusterFunctionService;
       fs.metadata.uid = uid;
-      desired = desiredDeployment(fs, this.o.sidecar);
+      desired = desiredDeployment(fs, this.o.sidecar, natsCa);
     } catch (err) {
       if (!(err instanceof ConfigError) && !(err instanceof InvalidSpecError)) throw err;
       // ConfigError's message starts with the source (the key) and the words below; keep the field part.

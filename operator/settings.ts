@@ -8,12 +8,13 @@
  * other real transitions are written at once); FNMESH_RESYNC_MS reconciles every FunctionService again this often.
  */
 import { kubeconfigSetting, logLevelSetting, setting } from '../common/config';
-import { NAME_RULES, isNamespaceName } from '../common/names';
+import { DNS_SUBDOMAIN, NAME_RULES, isNamespaceName } from '../common/names';
 import * as parsers from '../common/parsers';
 import { DEFAULT_CALL_API_PORT } from '../common/function-protocol';
 import { DEFAULT_USER_TTL_MS } from '../common/nats-identity/rotation';
 import { TRUST_SECRET_NAME, credsSecretName } from '../common/nats-identity/secret-layout';
 import { GATEWAY_IDENTITY } from '../common/nats-identity/identity';
+import { PULL_POLICIES } from '../common/pull-policy';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_SIDECAR_OPS_PORT } from '../common/sidecar-env';
 
 export interface SecretKeyRef {
@@ -23,7 +24,6 @@ export interface SecretKeyRef {
 
 /** A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix. */
 const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][-+]?\d+)?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /** A quantity, or undefined (not set at all) for `none`. */
@@ -87,6 +87,13 @@ export const OPERATOR_SETTINGS = {
     parse: parsers.matching('an image reference without spaces', (v) => !/\s/.test(v)),
     help: 'image of the injected sidecar (the fnmesh image, run as `sidecar`)',
   }),
+  sidecarImagePullPolicy: setting({
+    env: 'FNMESH_SIDECAR_IMAGE_PULL_POLICY',
+    flag: '--sidecar-image-pull-policy <policy>',
+    unset: "Kubernetes' default for the image: `Always` for `:latest` or no tag, else `IfNotPresent`",
+    parse: parsers.oneOf(PULL_POLICIES),
+    help: "the injected sidecar's `imagePullPolicy`: `Always`, `IfNotPresent` or `Never` (always set on the container, so a change rolls the pods)",
+  }),
   sidecarNatsUrl: setting({
     env: 'FNMESH_SIDECAR_NATS_URL',
     flag: '--sidecar-nats-url <urls>',
@@ -99,6 +106,13 @@ export const OPERATOR_SETTINGS = {
     flag: '--sidecar-nats-token-secret <secret/key>',
     parse: secretKeyRef,
     help: '`SECRET/KEY` holding the NATS token, given to sidecars through a `secretKeyRef`',
+  }),
+  sidecarNatsTlsCaFile: setting({
+    env: 'FNMESH_SIDECAR_NATS_TLS_CA_FILE',
+    flag: '--sidecar-nats-tls-ca-file <file>',
+    unset: 'none: the sidecars verify the NATS servers against the system CAs',
+    parse: parsers.text,
+    help: "PEM file (read by the operator) of the CA that signed the NATS servers' certificates: copied into a Secret beside each FunctionService and mounted into its sidecars (`FNMESH_NATS_TLS_CA`, TLS on); re-read at every reconcile, so a changed file rolls the pods within `FNMESH_RESYNC_MS`; not PEM certificates: the operator does not start",
   }),
   sidecarOpsPort: setting({
     env: 'FNMESH_SIDECAR_OPS_PORT',

@@ -95,6 +95,7 @@ describe('bad values are refused, naming the key', () => {
     ['a bad NATS mode', ['--set', 'nats.mode=cluster'], ["at '/nats/mode'", "'bundled'"]],
     ['a bad log level', ['--set', 'logLevel=verbose'], ["at '/logLevel'"]],
     ['a bad pull policy', ['--set', 'image.pullPolicy=Sometimes'], ["at '/image/pullPolicy'"]],
+    ['a bad sidecar pull policy', ['--set', 'sidecar.image.pullPolicy=Sometimes'], ["at '/sidecar/image/pullPolicy'"]],
     ['a digest without sha256:', ['--set', 'image.digest=abc'], ["at '/image/digest'"]],
     ['a Service type', ['--set', 'gateway.service.type=External'], ["at '/gateway/service/type'"]],
     [
@@ -279,10 +280,17 @@ describe.each(MODES)('rendered with %s', (label, valuesFiles) => {
       expect(secretHolding(gwDep.spec.template.spec, gw, env(gw, GATEWAY_SETTINGS.natsTlsCa.env)!).secret).toBe(
         'nats-ca',
       );
+      // the operator gets the same CA for the sidecars it injects (it copies the file beside each FunctionService)
+      const opSpec = find(objects, 'Deployment', 'fnmesh-operator').spec.template.spec as PodSpec;
+      expect(secretHolding(opSpec, op, env(op, OPERATOR_SETTINGS.sidecarNatsTlsCaFile.env)!)).toEqual({
+        secret: 'nats-ca',
+        key: 'ca.crt',
+      });
     } else {
       const service = mode === 'bundled' ? 'fnmesh-nats' : 'fnmesh-gateway-nats';
       expect(sidecarUrl).toBe(`nats://${service}.fnmesh.svc:4222`);
       expect(find(objects, 'Service', service).spec.ports).toEqual([expect.objectContaining({ port: 4222 })]);
+      expect(env(op, OPERATOR_SETTINGS.sidecarNatsTlsCaFile.env)).toBeUndefined();
       if (mode === 'bundled') expect(env(gw, GATEWAY_SETTINGS.natsUrl.env)).toBe(sidecarUrl);
       else expect(env(gw, GATEWAY_SETTINGS.natsUrl.env)).toBeUndefined(); // the embedded broker
     }
@@ -383,6 +391,17 @@ describe.each(MODES)('rendered with %s', (label, valuesFiles) => {
     const pod = objects.find((o) => o.kind === 'Pod' && o.metadata.annotations?.['helm.sh/hook'] === 'test')!;
     expect(pod.spec.containers[0].env).toEqual([{ name: 'GATEWAY_URL', value: 'http://fnmesh-gateway.fnmesh.svc:80' }]);
   });
+});
+
+test("the sidecar's pull policy: image.pullPolicy unless sidecar.image.pullPolicy says", async () => {
+  const policy = async (set: string[]): Promise<string | undefined> =>
+    env(
+      container((await renderChart({ set })).objects, 'fnmesh-operator'),
+      OPERATOR_SETTINGS.sidecarImagePullPolicy.env,
+    );
+  expect(await policy([])).toBe('IfNotPresent');
+  expect(await policy(['image.pullPolicy=Always'])).toBe('Always');
+  expect(await policy(['image.pullPolicy=Always', 'sidecar.image.pullPolicy=Never'])).toBe('Never');
 });
 
 test('the ServiceMonitors and the scrape annotations', async () => {

@@ -208,7 +208,7 @@ describe('a FunctionService object', () => {
     expect(out(r)).toContain('created (server dry run)');
   });
 
-  test('env takes values and valueFrom sources, resources take quantities', async () => {
+  test('env takes values and valueFrom sources, resources take quantities, pull policy and pull Secrets', async () => {
     const r = await dryRun(
       fsvc(
         'envy',
@@ -219,6 +219,8 @@ describe('a FunctionService object', () => {
           '      - { name: A, value: "1" }',
           '      - { name: B, valueFrom: { secretKeyRef: { name: s, key: k } } }',
           '    resources: { requests: { cpu: 100m, memory: 64Mi }, limits: { cpu: 1, memory: 128Mi } }',
+          '    imagePullPolicy: Always',
+          '  imagePullSecrets: [{ name: regcred }, { name: other.registry }]',
         ].join('\n'),
       ),
       ['--validate=strict'],
@@ -228,6 +230,24 @@ describe('a FunctionService object', () => {
 });
 
 describe('invalid objects are refused with a message naming the field', () => {
+  test('an image pull policy that is not Always, IfNotPresent or Never', async () => {
+    await expectRefused(
+      fsvc('pull', '  container: { image: example/pull:1, imagePullPolicy: Sometimes }'),
+      'spec.container.imagePullPolicy',
+      'Unsupported value: "Sometimes"',
+    );
+  });
+
+  test('image pull Secrets: a name that is no Secret name, a Secret listed twice, an entry without a name', async () => {
+    await expectRefused(fsvc('pulls', '  imagePullSecrets: [{ name: Reg_Cred }]'), 'spec.imagePullSecrets[0].name');
+    await expectRefused(
+      fsvc('pulls', '  imagePullSecrets: [{ name: regcred }, { name: regcred }]'),
+      'spec.imagePullSecrets[1]',
+      'Duplicate value',
+    );
+    await expectRefused(fsvc('pulls', '  imagePullSecrets: [{}]'), 'spec.imagePullSecrets[0].name', 'Required value');
+  });
+
   test("an unknown field (kubectl --validate=strict, also kubectl's default)", async () => {
     const bad = fsvc('typo', '  replica: 2');
     const strict = await dryRun(bad, ['--validate=strict']);

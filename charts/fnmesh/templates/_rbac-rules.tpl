@@ -24,8 +24,9 @@
 # get: the trust Secret (the seeds, in the operator's namespace) and each credentials Secret it minted, read
 # by name to decide rotation; create: the trust Secret once (a fixed name, so two replicas make one chain);
 # patch (and create, for server-side apply's first write): the account Secret (public JWTs) and the
-# credentials Secrets, which live in the FunctionServices' namespaces, hence cluster-wide. The credentials
-# Secrets are deleted by the garbage collector with their FunctionService (owner reference).
+# credentials Secrets and the sidecars' NATS CA Secrets (FNMESH_SIDECAR_NATS_TLS_CA_FILE, read back by name
+# too), which live in the FunctionServices' namespaces, hence cluster-wide. Both are deleted by the garbage
+# collector with their FunctionService (owner reference).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, patch]
