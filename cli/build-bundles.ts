@@ -10,9 +10,29 @@
  * which the image loads anyway (NODE_ENV=production): its development build pulls colour modules for nothing.
  */
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { repoRoot } from '../common/process/repo-root';
 import { BUNDLES, type Bundle } from './bundles';
+
+/** Packages replaced in a bundle by a smaller module with the same exports (cli/bundle/, each says why). */
+const REPLACED: Record<string, string> = {
+  'prom-client': 'cli/bundle/prom-client.ts',
+  'readable-stream': 'cli/bundle/readable-stream.ts',
+  'readable-stream/lib/_stream_writable.js': 'cli/bundle/readable-stream-writable.ts',
+};
+
+/** An esbuild plugin: each import of a name in REPLACED resolves to its replacement. */
+function replacePackages(root: string): Plugin {
+  const names = Object.keys(REPLACED).map((n) => n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+  return {
+    name: 'fnmesh-replace-packages',
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) => ({
+        path: path.join(root, REPLACED[args.path]!),
+      }));
+    },
+  };
+}
 
 export async function buildBundle(bundle: Bundle, root = repoRoot()): Promise<void> {
   await build({
@@ -27,6 +47,7 @@ export async function buildBundle(bundle: Bundle, root = repoRoot()): Promise<vo
     sourcemap: 'linked',
     logLevel: 'warning',
     alias: { '@dabh/diagnostics': '@dabh/diagnostics/node/production.js' },
+    plugins: [replacePackages(root)],
   });
 }
 
