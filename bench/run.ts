@@ -8,8 +8,8 @@
  * Prints p50/p90/p99 at a fixed rate (open loop), maximum throughput (closed loop), ratios to the direct
  * call, the sidecar's resident memory idle, under load and after load, and its start-to-ready time, as a markdown
  * table. Idle: once the first calls are answered and the sidecar's RSS holds still. After load: the mesh's
- * throughput run ends, then the sidecar is left quiet for its idle compaction (FNMESH_IDLE_GC_MS, the
- * sidecar's default) plus QUIET_MARGIN_MS, and read once its RSS holds still.
+ * throughput run ends, then the sidecar is left quiet for its idle collections (FNMESH_IDLE_GC_MS and
+ * SHRINK_GAP_MS, the sidecar's defaults) plus 2 s, and read once its RSS holds still.
  * Then the fault phase (bench/fault-phase.ts; BENCH_FAULT=0 skips it), on a mesh of its own once the first is
  * stopped: the same load on two replicas without faults and with one replica's function killed every few seconds.
  */
@@ -21,17 +21,18 @@ import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
 import { freePort, startProc, waitHttpOk, type Proc } from './procs';
 import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
 import { faultTable, runFaultPhase } from './fault-phase';
-import { SIDECAR_SETTINGS } from '../sidecar/settings';
+import { SHRINK_GAP_MS, SIDECAR_SETTINGS } from '../sidecar/settings';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const payload = JSON.stringify({ message: 'hello', n: 42 });
-/** The sidecar's quiet time before its compaction (its default; the bench's sidecar does not set it). */
-const IDLE_GC_MS = Number(SIDECAR_SETTINGS.idleGcMs.default);
-/** Left quiet after load beyond IDLE_GC_MS: the compaction itself and the pages it frees going back. */
-const QUIET_MARGIN_MS = 2_000;
+/**
+ * The sidecar's quiet time before its two collections, and the gap between them (its defaults; the bench's
+ * sidecar does not set them), plus a margin for the pages they free to go back.
+ */
+const QUIET_MS = Number(SIDECAR_SETTINGS.idleGcMs.default) + SHRINK_GAP_MS + 2_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
       if (sampler) {
         clearInterval(sampler);
         // the sidecar quiet (the next targets do not call it): its idle compaction, then a still RSS
-        await sleep(IDLE_GC_MS + QUIET_MARGIN_MS);
+        await sleep(QUIET_MS);
         afterLoad = await settledRss(sidecar, 10_000);
       }
     }
@@ -160,7 +161,7 @@ async function main(): Promise<void> {
     lines.push(`| resident memory idle | ${fmt(idleRss, 1)} MB${still(idle)} |`);
     lines.push(`| resident memory under load (max) | ${fmt(loadRss, 1)} MB |`);
     lines.push(
-      `| resident memory after load (quiet ${(IDLE_GC_MS + QUIET_MARGIN_MS) / 1000} s, then still) | ${fmt(afterLoad.mb, 1)} MB${still(afterLoad)} |`,
+      `| resident memory after load (quiet ${QUIET_MS / 1000} s, then still) | ${fmt(afterLoad.mb, 1)} MB${still(afterLoad)} |`,
     );
     lines.push(`| start to ready (median of 3) | ${readyTimes[1]} ms |`);
     lines.push(`| gateway (with embedded broker) resident memory after load | ${fmt(gatewayRss, 1)} MB |`);

@@ -1,4 +1,4 @@
-import { IdleGc, exposedGc, idleGcStep } from './idle-gc';
+import { IdleGc, SHRINK_GAP_MS, exposedGc, idleGcStep } from './idle-gc';
 
 describe('idleGcStep', () => {
   it('collects once the quiet time has passed', () => {
@@ -27,7 +27,7 @@ describe('IdleGc', () => {
   });
   afterEach(() => jest.useRealTimers());
 
-  it('collects once, idleMs after the last call, and again only after another call', () => {
+  it('collects idleMs after the last call and once more SHRINK_GAP_MS later, then not until another call', () => {
     let collected = 0;
     const gc = new IdleGc({ idleMs: 1000, busy: () => false, collect: () => collected++, now });
     gc.touch();
@@ -39,11 +39,35 @@ describe('IdleGc', () => {
     expect(collected).toBe(0);
     advance(1);
     expect(collected).toBe(1);
-    advance(60_000);
+    advance(SHRINK_GAP_MS - 1);
     expect(collected).toBe(1);
+    advance(1);
+    expect(collected).toBe(2);
+    advance(60_000);
+    expect(collected).toBe(2);
+    expect(jest.getTimerCount()).toBe(0);
     gc.touch();
     advance(1000);
+    expect(collected).toBe(3);
+    gc.stop();
+  });
+
+  it('starts over when a call comes between the two collections', () => {
+    let collected = 0;
+    const gc = new IdleGc({ idleMs: 1000, busy: () => false, collect: () => collected++, now });
+    gc.touch();
+    advance(1000);
+    expect(collected).toBe(1);
+    advance(SHRINK_GAP_MS - 500);
+    gc.touch();
+    advance(500); // the second collection's timer: only 500 ms quiet, so it waits the rest
+    expect(collected).toBe(1);
+    advance(500);
     expect(collected).toBe(2);
+    advance(SHRINK_GAP_MS);
+    expect(collected).toBe(3);
+    advance(60_000);
+    expect(collected).toBe(3);
     gc.stop();
   });
 
@@ -57,6 +81,8 @@ describe('IdleGc', () => {
     busy = false;
     advance(1000);
     expect(collected).toBe(1);
+    advance(SHRINK_GAP_MS);
+    expect(collected).toBe(2);
     gc.stop();
   });
 

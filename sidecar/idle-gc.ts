@@ -4,6 +4,11 @@
  * the young generation (up to 16 MB per semi-space) and the old generation's pages and keeps them while
  * nothing allocates; nothing allocates in an idle sidecar, so no collection would ever give them back.
  *
+ * Two collections, SHRINK_GAP_MS apart: the first frees the garbage, but V8 shrinks the young generation only
+ * in a collection that sees a low allocation rate over its last 5 s (its allocation-throughput window), and
+ * the last collection before the first one was under load. Measured on the echo bench: 85 MB after load,
+ * 85 after the first collection (new space still 32 MB), 54 after the second (new space 1 MB).
+ *
  * The collector: `gc` when the process was started with --expose-gc; otherwise the same function taken from
  * a fresh V8 context after `v8.setFlagsFromString('--expose-gc')` (V8 installs `gc` into contexts created
  * while the flag is on; the flag is turned off again at once, so no other code sees a global `gc`). That keeps
@@ -15,6 +20,9 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { SHRINK_GAP_MS } from './settings';
+
+export { SHRINK_GAP_MS } from './settings';
 
 /** A full, synchronous collection of the whole heap. */
 export type Collect = () => void;
@@ -49,12 +57,14 @@ export interface IdleGcOptions {
   busy: () => boolean;
   collect?: Collect;
   now?: () => number;
-  /** Told after each compaction: how long it took. */
+  /** Told after each collection: how long it took. */
   onCollected?: (tookMs: number) => void;
 }
 
 export class IdleGc {
   private last = 0;
+  /** Collections done since the last call (two per quiet spell). */
+  private rounds = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly collect: Collect | undefined;
@@ -69,6 +79,7 @@ export class IdleGc {
   touch(): void {
     if (!this.collect) return;
     this.last = this.now();
+    this.rounds = 0;
     if (!this.timer && !this.stopped) this.arm(this.options.idleMs);
   }
 
@@ -95,5 +106,6 @@ export class IdleGc {
     const start = this.now();
     this.collect();
     this.options.onCollected?.(this.now() - start);
+    if (++this.rounds < 2) this.arm(SHRINK_GAP_MS);
   }
 }
