@@ -18,40 +18,15 @@ import path from 'node:path';
 import { Pool } from 'undici';
 import { connect } from '@nats-io/transport-node';
 import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
-import { freePort, startProc, waitHttpOk, type Proc } from './procs';
+import { SIDECAR_QUIET_MS, freePort, settledRss, startProc, waitHttpOk, type Proc } from './procs';
 import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
 import { faultTable, runFaultPhase } from './fault-phase';
-import { SHRINK_GAP_MS, SIDECAR_SETTINGS } from '../sidecar/settings';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const payload = JSON.stringify({ message: 'hello', n: 42 });
-/**
- * The sidecar's quiet time before its two collections, and the gap between them (its defaults; the bench's
- * sidecar does not set them), plus a margin for the pages they free to go back.
- */
-const QUIET_MS = Number(SIDECAR_SETTINGS.idleGcMs.default) + SHRINK_GAP_MS + 2_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * The process's RSS once it holds still: four readings 500 ms apart within 0.3 MB of each other, or the
- * last reading at `deadlineMs` (then `settled` is false, and the table says so).
- */
-async function settledRss(proc: Proc, deadlineMs: number): Promise<{ mb: number; settled: boolean }> {
-  const end = Date.now() + deadlineMs;
-  const last: number[] = [];
-  for (;;) {
-    last.push(proc.rssMb());
-    if (last.length > 4) last.shift();
-    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 0.3) return { mb: last[3]!, settled: true };
-    if (Date.now() >= end) return { mb: last[last.length - 1]!, settled: false };
-    await sleep(500);
-  }
-}
-
 function httpSender(pool: Pool, urlPath: string, body: string): Send {
   return async () => {
     const res = await pool.request({
@@ -126,7 +101,7 @@ async function main(): Promise<void> {
       if (sampler) {
         clearInterval(sampler);
         // the sidecar quiet (the next targets do not call it): its idle compaction, then a still RSS
-        await sleep(QUIET_MS);
+        await new Promise((r) => setTimeout(r, SIDECAR_QUIET_MS));
         afterLoad = await settledRss(sidecar, 10_000);
       }
     }
@@ -161,7 +136,7 @@ async function main(): Promise<void> {
     lines.push(`| resident memory idle | ${fmt(idleRss, 1)} MB${still(idle)} |`);
     lines.push(`| resident memory under load (max) | ${fmt(loadRss, 1)} MB |`);
     lines.push(
-      `| resident memory after load (quiet ${QUIET_MS / 1000} s, then still) | ${fmt(afterLoad.mb, 1)} MB${still(afterLoad)} |`,
+      `| resident memory after load (quiet ${SIDECAR_QUIET_MS / 1000} s, then still) | ${fmt(afterLoad.mb, 1)} MB${still(afterLoad)} |`,
     );
     lines.push(`| start to ready (median of 3) | ${readyTimes[1]} ms |`);
     lines.push(`| gateway (with embedded broker) resident memory after load | ${fmt(gatewayRss, 1)} MB |`);
