@@ -210,7 +210,7 @@ export const SIDECAR_SETTINGS = {
     flag: '--idle-gc-ms <ms>',
     default: '5000',
     parse: parsers.wholeNumber({ min: 0, max: 24 * 3600 * 1000 }),
-    help: 'after this long without calls (none in flight), two full garbage collections 6 s apart (the second lets V8 shrink its young generation), so resident memory returns towards the idle figure after load (a pause of 10–40 ms while nothing runs); 0 turns it off',
+    help: 'after this long without calls (none in flight), two full garbage collections 6 s apart (the second lets V8 shrink its young generation), so resident memory returns towards the idle figure after load (each a pause of 10–50 ms while nothing runs); 0 turns it off',
   }),
   replicaId: setting({
     env: SIDECAR_ENV.replicaId,

@@ -224,7 +224,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const subject = serviceCallWildcard(config.namespace, config.service);
   const queue = serviceQueueGroup(config.namespace, config.service);
 
-  // one compaction once calls stop (NATS calls and the call API's requests)
+  // full collections once calls stop (NATS calls and the call API's requests): idle-gc.ts
   const idleGc = new IdleGc({
     idleMs: config.idleGcMs,
     busy: () => slots.size > 0 || inbound.size > 0,
