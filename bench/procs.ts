@@ -1,6 +1,7 @@
 /** Child processes for the benchmark, each awaited until ready and killed at the end. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { SHRINK_GAP_MS, SIDECAR_SETTINGS } from '../sidecar/settings';
 
 /** The port helpers: the tests' and the mesh's own (common/process/ports.ts). */
 export { freePort, waitForPort as waitPort } from '../common/process/ports';
@@ -62,5 +63,28 @@ export async function waitHttpOk(url: string, timeoutMs = 20_000): Promise<numbe
     }
     if (Date.now() - start > timeoutMs) throw new Error(`${url} did not answer 2xx within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * How long a sidecar is left quiet after load before its "after load" reading: its quiet time before its two
+ * collections and the gap between them (its defaults; the benches' sidecars do not set them), plus 2 s for
+ * the pages they free to go back.
+ */
+export const SIDECAR_QUIET_MS = Number(SIDECAR_SETTINGS.idleGcMs.default) + SHRINK_GAP_MS + 2_000;
+
+/**
+ * The process's RSS once it holds still: four readings 500 ms apart within 0.3 MB of each other, or the
+ * last reading at `deadlineMs` (then `settled` is false, and the table says so).
+ */
+export async function settledRss(proc: Proc, deadlineMs: number): Promise<{ mb: number; settled: boolean }> {
+  const end = Date.now() + deadlineMs;
+  const last: number[] = [];
+  for (;;) {
+    last.push(proc.rssMb());
+    if (last.length > 4) last.shift();
+    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 0.3) return { mb: last[3]!, settled: true };
+    if (Date.now() >= end) return { mb: last[last.length - 1]!, settled: false };
+    await new Promise((r) => setTimeout(r, 500));
   }
 }

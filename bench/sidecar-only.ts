@@ -1,9 +1,10 @@
 /**
  * The sidecar alone: NATS request → sidecar → HTTP → the SDK echo function, against a direct HTTP call to
- * the same function. Measures the sidecar's resident memory (idle and under load), its start-to-ready time,
+ * the same function. Measures the sidecar's resident memory (idle, under load, and after load once quiet for
+ * SIDECAR_QUIET_MS, bench/procs.ts), its start-to-ready time,
  * maximum throughput (closed loop) and p50/p99 at a fixed rate (open loop). Prints a markdown table.
  *
- *   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-only.js
+ *   npm run build && node dist/bench/sidecar-only.js
  *
  * Env: NATS_URL (default: an embedded broker in this process), BENCH_RATE (1000), BENCH_LATENCY_SECONDS (5),
  * BENCH_THROUGHPUT_SECONDS (5), BENCH_CONCURRENCY (64), SIDECAR_NODE_OPTIONS (V8/node flags for the sidecar
@@ -17,7 +18,7 @@ import { startBroker, type Broker } from '../broker';
 import { callSubject, encodeCallHeaders } from '../common/protocol';
 import { echoSidecarEnv } from './echo-service';
 import { closedLoop, openLoop, type LatencySummary, type Send } from './load';
-import { freePort, startProc, waitHttpOk, waitPort, type Proc } from './procs';
+import { SIDECAR_QUIET_MS, freePort, settledRss, startProc, waitHttpOk, waitPort, type Proc } from './procs';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 5) * 1000;
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
 
     const flags = sidecarFlags();
     const t0 = Date.now();
-    const sidecar = startProc('sidecar', [...flags, '-e', "require('./dist/sidecar/main.js').main()"], {
+    // as every starter runs it: a bare `fnmesh sidecar`, which starts its bundle
+    const sidecar = startProc('sidecar', [...flags, path.join(root, 'bin', 'fnmesh.js'), 'sidecar'], {
       ...echoSidecarEnv({
         natsUrl,
         fnPort: fnPort!,
@@ -113,7 +115,8 @@ async function main(): Promise<void> {
       latency.set(t.name, await openLoop(t.send, RATE, LATENCY_MS));
       if (sampler) clearInterval(sampler);
     }
-    const afterRss = sidecar.rssMb();
+    await sleep(SIDECAR_QUIET_MS);
+    const afterRss = (await settledRss(sidecar, 10_000)).mb;
     await nc.close();
     await directPool.close();
 
@@ -139,7 +142,9 @@ async function main(): Promise<void> {
     lines.push('|---|---|');
     lines.push(`| resident memory idle (ready + ${IDLE_SETTLE_MS / 1000} s) | ${fmt(idleRss, 1)} MB |`);
     lines.push(`| resident memory under load (max) | ${fmt(loadRss, 1)} MB |`);
-    lines.push(`| resident memory after load | ${fmt(afterRss, 1)} MB |`);
+    lines.push(
+      `| resident memory after load (quiet ${SIDECAR_QUIET_MS / 1000} s, then still) | ${fmt(afterRss, 1)} MB |`,
+    );
     lines.push(`| start to ready | ${readyMs} ms |`);
     console.log(lines.join('\n'));
   } finally {

@@ -15,6 +15,7 @@ import { LOCAL_SETTINGS } from '../local/settings';
 import { OPERATOR_SETTINGS } from '../operator/settings';
 import { SIDECAR_SETTINGS } from '../sidecar/settings';
 import { fnmeshVersion } from '../common/process/version';
+import { SIDECAR_BUNDLE, loadBundle } from './bundles';
 
 /** Every subcommand's settings table, by subcommand. */
 export const SETTINGS = {
@@ -130,8 +131,9 @@ export function buildProgram(io: CliIo, state: CliState = { exitCode: 0 }): Comm
   partCommand('gateway', 'run the gateway (HTTP call API, JWT, rules; embedded broker unless FNMESH_NATS_URL)', (env) =>
     load<typeof import('../gateway/main')>('../gateway/main').main(env),
   );
+  // from its bundle (cli/bundles.ts), as a bare `fnmesh sidecar` starts it
   partCommand('sidecar', 'run the sidecar beside a function (configured by FNMESH_* env or the flags below)', (env) =>
-    load<typeof import('../sidecar/main')>('../sidecar/main').main(env),
+    loadBundle<typeof import('../sidecar/main')>(SIDECAR_BUNDLE).main(env),
   );
   partCommand(
     'operator',

@@ -88,6 +88,7 @@ const loaders: {
       opsListen: 'opsListen',
       callListen: 'callListen',
       drainTimeoutMs: 'drainTimeoutMs',
+      idleGcMs: 'idleGcMs',
       logLevel: 'logLevel',
     },
   },

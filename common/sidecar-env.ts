@@ -32,6 +32,7 @@ export const SIDECAR_ENV = {
   opsListen: 'FNMESH_OPS_LISTEN',
   callListen: 'FNMESH_CALL_LISTEN',
   drainTimeoutMs: 'FNMESH_DRAIN_TIMEOUT_MS',
+  idleGcMs: 'FNMESH_IDLE_GC_MS',
   replicaId: 'FNMESH_REPLICA_ID',
   logLevel: LOG_LEVEL_VAR,
 } as const;

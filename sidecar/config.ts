@@ -37,6 +37,8 @@ export interface SidecarConfig {
   opsListen: ListenAddress;
   callListen: ListenAddress;
   drainTimeoutMs: number;
+  /** Quiet time after the last call before one heap compaction (idle-gc.ts); 0 = never. */
+  idleGcMs: number;
   replicaId: string;
   logLevel: LogLevel;
 }
@@ -63,6 +65,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     opsListen: s.opsListen,
     callListen: s.callListen,
     drainTimeoutMs: s.drainTimeoutMs,
+    idleGcMs: s.idleGcMs,
     replicaId: s.replicaId ?? randomReplicaId(),
     logLevel: s.logLevel,
   };

@@ -47,6 +47,7 @@ import { InboundCalls } from './inbound';
 import { SidecarMetrics } from './metrics';
 import { CallStats, MicroDiscovery } from './micro';
 import { natsLink, type NatsLink, type NatsLinks } from './nats-link';
+import { IdleGc } from './idle-gc';
 
 export interface Sidecar {
   opsPort: number;
@@ -223,9 +224,25 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const subject = serviceCallWildcard(config.namespace, config.service);
   const queue = serviceQueueGroup(config.namespace, config.service);
 
+  // full collections once calls stop (NATS calls and the call API's requests): idle-gc.ts
+  const idleGc = new IdleGc({
+    idleMs: config.idleGcMs,
+    busy: () => slots.size > 0 || inbound.size > 0,
+    onCollected: (tookMs) =>
+      log.debug('quiet: compacted the heap', { tookMs: Math.round(tookMs), rssBytes: process.memoryUsage.rss() }),
+  });
+  callApi.on('request', () => idleGc.touch());
+  /** A subscription's callback: `h` is the handler of the connection it is on (see handlerFor). */
+  const counted =
+    (h: (err: Error | null, msg: Msg) => void) =>
+    (err: Error | null, msg: Msg): void => {
+      idleGc.touch();
+      h(err, msg);
+    };
+
   const subscribe = (): void => {
     if (callSub) return;
-    callSub = nats.current.nc.subscribe(subject, { queue, callback: handler });
+    callSub = nats.current.nc.subscribe(subject, { queue, callback: counted(handler) });
     metrics.takingCalls.set(1);
     log.info('taking calls', { subject, queue });
   };
@@ -418,7 +435,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
           // a member of the queue group on `next` before the one on `previous` leaves: no gap in taking calls
           const oldSub = callSub;
           if (oldSub) {
-            callSub = next.subscribe(subject, { queue, callback: handler });
+            callSub = next.subscribe(subject, { queue, callback: counted(handler) });
             if (!(await bounded(oldSub.drain(), config.drainTimeoutMs))) oldSub.unsubscribe();
           }
           micro.move(next, log);
@@ -465,6 +482,7 @@ export async function startSidecar(config: SidecarConfig, deps: SidecarDeps): Pr
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       log.info('stopping', { alreadyDraining: drained !== undefined });
+      idleGc.stop();
       await drain();
       micro.stop(); // again: a drain asked for while the sidecar was starting ran before discovery started
       clearTimeout(healthTimer);

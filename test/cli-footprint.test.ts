@@ -47,3 +47,10 @@ describe('the CLI loads only its command parser and the settings tables before a
       expect(loaded).not.toContain(heavy);
   });
 });
+
+describe('a bare `fnmesh sidecar` (how every starter runs it) starts its bundle', () => {
+  it('loads no npm package and not the command parser: dist/sidecar.bundle.js holds what it uses', () => {
+    // no FNMESH_SERVICE: the sidecar stops at its settings, after the bundle has loaded
+    expect(packagesLoaded(['sidecar'])).toEqual([]);
+  });
+});
