@@ -123,7 +123,10 @@ export class ContainerRunner {
       '--',
       '/bin/bash', // the mount script opens its sources on fds above 9 (dash stops at 9)
       '-c',
-      mountScript(this.plan.mounts ?? [], { readOnlyRoot: this.plan.readOnlyRootFilesystem === true }),
+      mountScript(this.plan.mounts ?? [], {
+        readOnlyRoot: this.plan.readOnlyRootFilesystem === true,
+        keep: this.plan.imagePaths,
+      }),
       `fnmesh-mounts-${this.plan.name}`,
       ...this.plan.argv,
     ];

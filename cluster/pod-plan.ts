@@ -45,6 +45,8 @@ export interface ContainerPlan {
   mounts?: HostMount[];
   /** securityContext.readOnlyRootFilesystem: everything but its volumes (and /proc, /sys, /dev) read-only. */
   readOnlyRootFilesystem?: boolean;
+  /** The folders and files of this machine that stand for its image (root, mapped files): never hidden by a volume. */
+  imagePaths: string[];
 }
 
 export interface ContainerError {
@@ -267,7 +269,8 @@ function planContainer(
     if (argv.length === 0)
       throw new ConfigError(`no command: image ${c.image} has no ENTRYPOINT or CMD and the container sets no command`);
     const cwd = c.workingDir ? mapImagePath(image, c.workingDir) : image.root;
-    const plan: ContainerPlan = { name: c.name, role, image: c.image ?? '', argv, cwd, env };
+    const imagePaths = [image.root, ...Object.values(image.files ?? {})];
+    const plan: ContainerPlan = { name: c.name, role, image: c.image ?? '', argv, cwd, env, imagePaths };
     const startupProbe = probePlan(c, c.startupProbe, `container ${c.name} startupProbe`, env);
     const readinessProbe = probePlan(c, c.readinessProbe, `container ${c.name} readinessProbe`, env);
     const livenessProbe = probePlan(c, c.livenessProbe, `container ${c.name} livenessProbe`, env);

@@ -601,10 +601,10 @@ describe('mountScript', () => {
         `exec 10<'/run/pods/a/volumes/s'`,
         `exec 11<'/run/it'\\''s'`,
         `if [ -d /proc/$$/fd/10 ]; then mkdir -p '/etc/app'; else mkdir -p "$(dirname '/etc/app')"; [ -e '/etc/app' ] || : > '/etc/app'; fi`,
-        `mount --bind /proc/$$/fd/10 '/etc/app'`,
+        `mount --no-canonicalize --bind /proc/$$/fd/10 '/etc/app'`,
         `mount -o remount,bind,ro '/etc/app'`,
         `if [ -d /proc/$$/fd/11 ]; then mkdir -p '/data'; else mkdir -p "$(dirname '/data')"; [ -e '/data' ] || : > '/data'; fi`,
-        `mount --bind /proc/$$/fd/11 '/data'`,
+        `mount --no-canonicalize --bind /proc/$$/fd/11 '/data'`,
         'echo mounted >&3',
         'exec 3>&- 10<&- 11<&- "$@"',
       ].join('\n'),
@@ -658,6 +658,75 @@ describe('mountScript', () => {
         },
       );
       expect(rw.stdout).toBe('exit 0\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a volume that covers the image's folder (an emptyDir at /tmp, the checkout under /tmp) does not hide the image", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mount-script-keep-'));
+    try {
+      const cover = path.join(dir, 'cover');
+      const image = path.join(dir, 'ci', 'main');
+      const elsewhere = path.join(dir, 'other');
+      mkdirSync(cover);
+      mkdirSync(path.join(image, 'bin'), { recursive: true });
+      mkdirSync(elsewhere);
+      writeFileSync(path.join(image, 'bin', 'app.js'), 'the image');
+      writeFileSync(path.join(elsewhere, 'f'), 'not kept');
+      let runs = 0;
+      const run = (keep: string[], readOnlyRoot = false): ReturnType<typeof spawnSync> => {
+        // a fresh volume each run: a kept path leaves its leading folders in the volume
+        const cover = path.join(dir, `cover-${runs++}`);
+        mkdirSync(cover);
+        return spawnSync(
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            '--',
+            'bash',
+            '-c',
+            mountScript([{ source: cover, target: dir, readOnly: false }], { keep, readOnlyRoot }),
+            'x',
+            'bash',
+            '-c',
+            `cat ${path.join(image, 'bin', 'app.js')}; echo; ls ${dir}; echo x > ${path.join(image, 'w')} 2>/dev/null && echo writable || echo read-only; cat ${path.join(elsewhere, 'f')} 2>/dev/null || echo hidden`,
+          ],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+        );
+      };
+      // kept: the image is there at its own path; the volume has only the folders leading to it
+      const kept = run([image]);
+      expect(kept.stderr).toBe('');
+      expect(kept.stdout).toBe('the image\nci\nwritable\nhidden\n');
+      // with a read-only root the kept image is read-only too
+      const ro = run([image], true);
+      expect(ro.stdout).toBe('the image\nci\nread-only\nhidden\n');
+      // not kept: hidden, as before (nothing to read, an empty volume, nowhere to write)
+      expect(run([]).stdout).toBe('\nread-only\nhidden\n');
+      // a kept path that no volume covers is left as it is (no mount, nothing made)
+      const uncovered = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'bash',
+          '-c',
+          mountScript([{ source: cover, target: path.join(dir, 'elsewhere-target'), readOnly: false }], {
+            keep: [image],
+          }),
+          'x',
+          'bash',
+          '-c',
+          `grep -c ' ${image} ' /proc/self/mountinfo || true`,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+      );
+      expect(uncovered.stdout).toBe('0\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -513,19 +513,45 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  * Every source is opened first (fd 10, 11, ...) and bound through `/proc/$$/fd/N`: a mount at a folder that
  * holds the pod's own files (an emptyDir at `/tmp` while this machine's run folder is under /tmp) would
  * otherwise hide the sources of the mounts after it.
+ *
+ * `keep`: the folders and files of this machine that stand for the container's image (its root, the files it
+ * maps). A volume whose mountPath covers one (an emptyDir at `/tmp` while the checkout is under /tmp) would
+ * hide the image from the container, as it cannot in a real one (the image is its own root): each is opened
+ * first too and, only when a mount has hidden it, bound back at its own path inside that mount (the folders
+ * leading to it are made there, the one trace of it in the volume).
  */
-export function mountScript(mounts: readonly HostMount[], options: { readOnlyRoot?: boolean } = {}): string {
+export function mountScript(
+  mounts: readonly HostMount[],
+  options: { readOnlyRoot?: boolean; keep?: readonly string[] } = {},
+): string {
   const lines = ['set -e'];
   const fd = (i: number): number => MOUNT_FD_BASE + i;
+  const keep = mounts.length > 0 ? (options.keep ?? []) : [];
+  const keepFd = (i: number): number => fd(mounts.length + i);
   mounts.forEach((m, i) => lines.push(`exec ${fd(i)}<${quote(m.source)}`));
+  keep.forEach((k, i) => lines.push(`exec ${keepFd(i)}<${quote(k)}`));
+  const bindAt = (s: string, t: string): string[] => [
+    `if [ -d ${s} ]; then mkdir -p ${t}; else mkdir -p "$(dirname ${t})"; [ -e ${t} ] || : > ${t}; fi`,
+    // --no-canonicalize: mount(8) would otherwise resolve /proc/$$/fd/N to the path it names and bind whatever
+    // that path is now (the folder just made at a kept path), not the folder the fd holds
+    `mount --no-canonicalize --bind ${s} ${t}`,
+  ];
   mounts.forEach((m, i) => {
-    const s = `/proc/$$/fd/${fd(i)}`;
     const t = quote(m.target);
-    lines.push(
-      `if [ -d ${s} ]; then mkdir -p ${t}; else mkdir -p "$(dirname ${t})"; [ -e ${t} ] || : > ${t}; fi`,
-      `mount --bind ${s} ${t}`,
-    );
+    lines.push(...bindAt(`/proc/$$/fd/${fd(i)}`, t));
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${t}`);
+  });
+  keep.forEach((k, i) => {
+    const s = `/proc/$$/fd/${keepFd(i)}`;
+    const t = quote(k);
+    // hidden: the path no longer names what was opened (another device and inode, or nothing)
+    lines.push(
+      `if [ "$(stat -L -c %d:%i ${t} 2>/dev/null)" != "$(stat -L -c %d:%i ${s})" ]; then`,
+      ...bindAt(s, t).map((l) => `  ${l}`),
+      // the image is read-only in a container with a read-only root, though it is now inside a writable volume
+      ...(options.readOnlyRoot ? [`  mount -o remount,bind,ro ${t}`] : []),
+      'fi',
+    );
   });
   if (options.readOnlyRoot) {
     // readOnlyRootFilesystem: every other mount of this namespace (this machine's root and the rest) read-only
@@ -545,6 +571,7 @@ export function mountScript(mounts: readonly HostMount[], options: { readOnlyRoo
       'done',
     );
   }
-  lines.push('echo mounted >&3', `exec 3>&-${mounts.map((_, i) => ` ${fd(i)}<&-`).join('')} "$@"`);
+  const opened = mounts.length + keep.length;
+  lines.push('echo mounted >&3', `exec 3>&-${Array.from({ length: opened }, (_, i) => ` ${fd(i)}<&-`).join('')} "$@"`);
   return lines.join('\n');
 }
