@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { installArgs, RELEASE, RELEASE_NAMESPACE } from '../cluster/cluster';
+import { inPodAddress, installArgs, RELEASE, RELEASE_NAMESPACE } from '../cluster/cluster';
 import { containerPid, startClusterCli, type ClusterRun, type Pod } from './helpers/cluster-cli';
 import { CHART_DIR, REPO, helm, type HelmResult } from './helpers/helm';
 import { steadyLoad, type CallRecord } from './helpers/fault-load';
@@ -579,6 +579,27 @@ describe("nats.mode=bundled on the same cluster (needs the node's PersistentVolu
         what: `${victimName} restarted after the kill`,
       },
     );
+    // what the gateways did about it (their retries of greeter-idem.hello, by reason), from their ops ports
+    const gateways = await run.kubectlJson<{ items: { status?: { podIP?: string } }[] }>([
+      'get',
+      'pods',
+      '-n',
+      NS,
+      '-l',
+      'app.kubernetes.io/instance=fnmesh,app.kubernetes.io/component=gateway',
+    ]);
+    const opsUrls = gateways.items.map((p) => `http://${inPodAddress(p.status?.podIP ?? '')}:9091/metrics`);
+    const metrics = await runInPod(
+      'retries',
+      [
+        `Promise.all(${JSON.stringify(opsUrls)}.map((u) => fetch(u).then((r) => r.text())))`,
+        `.then((all) => all.forEach((t) => t.split('\\n').forEach((l) => { if (l.startsWith('fnmesh_gateway_retries_total') && l.includes('greeter-idem')) console.log('retries', l); })))`,
+        `.catch((e) => { console.log('failed', e.cause?.message ?? e.message); process.exit(1); });`,
+      ].join(''),
+    );
+    const retries = [...metrics.printed.matchAll(/reason="([^"]+)"[^}]*\} (\d+)/g)]
+      .map((m) => `${m[1]}=${m[2]}`)
+      .join(' ');
     const all = load.results;
     const failed = all.filter((r) => r.status !== 200);
     const seen = failed.map(
@@ -587,7 +608,8 @@ describe("nats.mode=bundled on the same cluster (needs the node's PersistentVolu
     const gap = longestGapWithoutSuccess(all);
     console.error(
       `NATS server ${victimName} killed: ${all.length} calls (${all.filter((r) => r.sentAt >= killedAt).length} after the kill), ${failed.length} failed; ` +
-        `longest time without a successful answer ${Math.round(gap.ms)} ms (from ${Math.round(gap.from - killedAt)} ms after the kill)`,
+        `longest time without a successful answer ${Math.round(gap.ms)} ms (from ${Math.round(gap.from - killedAt)} ms after the kill); ` +
+        `gateways' retries: ${retries || `none (${metrics.phase}: ${metrics.printed})`}`,
       seen,
     );
     expect(all.length).toBeGreaterThanOrEqual(2000);
