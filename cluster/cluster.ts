@@ -73,6 +73,7 @@ export { addNatsImage } from './nats-image';
 export { natsServerBinary } from './nats-server-tool';
 /** helm's argv for the chart on this cluster, for tests that install it themselves. */
 export { installArgs, RELEASE, RELEASE_NAMESPACE } from './helm-release';
+export { inPodAddress } from './cluster-addresses';
 
 export const NODE_NAME = 'fnmesh-local';
 const SYSTEM_NS = 'fnmesh-system';

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { FnmeshError, connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
+import { connectNats, errorMessage, type FunctionService, type Logger, type Readiness } from '../common';
 import type { RuleSource } from '../common/manifest-source';
 import { loadBrokerSecurity, startBroker, type Broker } from '../broker';
 import { GATEWAY_IDENTITY, inboxPrefix } from '../common/nats-identity/identity';
@@ -17,7 +17,7 @@ import type { GatewayConfig, ListenAddress } from './config';
 import { createGuardedServer } from './front-door';
 import { createHttpHandler, createOpsHandler } from './http-server';
 import { subscribeInternalCalls } from './internal-calls';
-import { CONNECTION_LOST_MESSAGE, requestsInFlight, type Connection } from './invoke';
+import { NotConnectedError, requestsInFlight, type Connection } from './invoke';
 import { createGatewayMetrics } from './metrics';
 import { CircuitBreakers } from './circuit-breaker';
 import { EMPTY_REGISTRY, breakerKeys, buildRegistry, gatewayDefaultCompiler, type Registry } from './registry';
@@ -97,6 +97,8 @@ interface ConnectionLink {
   nc: NatsConnection;
   connected: boolean;
   lost: { promise: Promise<never>; reject: (err: Error) => void };
+  /** While disconnected: since when (performance.now()), and a promise resolved on reconnect. */
+  down: { since: number; reconnected: Promise<void>; resolve: () => void } | undefined;
 }
 
 function newLost(): ConnectionLink['lost'] {
@@ -107,21 +109,33 @@ function newLost(): ConnectionLink['lost'] {
 }
 
 function trackConnection(nc: NatsConnection): ConnectionLink {
-  const link: ConnectionLink = { nc, connected: true, lost: newLost() };
+  const link: ConnectionLink = { nc, connected: true, lost: newLost(), down: undefined };
+  const up = (): void => {
+    link.connected = true;
+    const down = link.down;
+    link.down = undefined;
+    down?.resolve();
+  };
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'staleConnection') {
         if (link.connected) {
           link.connected = false;
+          let resolve!: () => void;
+          const reconnected = new Promise<void>((r) => (resolve = r));
+          link.down = { since: performance.now(), reconnected, resolve };
           const old = link.lost;
           link.lost = newLost();
-          old.reject(new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE));
+          old.reject(new NotConnectedError());
         }
       } else if (s.type === 'reconnect') {
-        link.connected = true;
+        up();
       }
     }
-  })().catch(() => undefined);
+  })()
+    .catch(() => undefined)
+    // closed: nothing waits for a reconnect that cannot come
+    .finally(() => link.down?.resolve());
   return link;
 }
 
@@ -210,6 +224,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       },
       connected: () => link.connected && !link.nc.isClosed(),
       lost: () => link.lost.promise,
+      disconnect: () => link.down,
     };
     registerCredsExpiryMetric(metrics.registry, () => link.nc);
     const replicaStates: ReplicaStates = (namespace, service) =>

@@ -33,3 +33,5 @@ export {
   SOURCE_FILE_ANNOTATION,
   type RuleSource,
 } from '../common/manifest-source';
+export { NOT_CONNECTED_MESSAGE } from './invoke';
+export { RECONNECT_WAIT_MS } from './retry-decision';

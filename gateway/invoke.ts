@@ -1,7 +1,9 @@
 /**
  * One NATS request to a function (one attempt of a call: resilient-call.ts makes the attempts), with the error
  * mapping every caller of it shares (HTTP calls, internal calls and func rules): no responders → 503 at once
- * (NoRespondersError, which is retried), timeout → 504, disconnected → 503.
+ * (NoRespondersError, which is retried), timeout → 504, not connected (never sent: NotConnectedError, retried
+ * once the connection is back) → 503, connection lost with the request in flight (ConnectionLostError: it may
+ * have run) → 502.
  */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { createInbox, errors as natsErrors } from '@nats-io/nats-core';
@@ -20,9 +22,28 @@ export class NoRespondersError extends FnmeshError {
   }
 }
 
-export const NOT_CONNECTED_MESSAGE = 'the gateway is not connected to NATS; retrying';
-export const CONNECTION_LOST_MESSAGE =
-  'the gateway lost its NATS connection during the call (the function may or may not have run); retrying';
+export const NOT_CONNECTED_MESSAGE =
+  'the gateway is not connected to NATS (the call was not sent); check that the NATS servers are running and reachable from the gateway';
+
+/** The gateway had no NATS connection: the request was never published (so it never ran). */
+export class NotConnectedError extends FnmeshError {
+  constructor() {
+    super('unavailable', NOT_CONNECTED_MESSAGE);
+  }
+}
+
+/**
+ * The NATS connection dropped after the request was published and before its reply came: the function may
+ * have run. Retried only for an idempotent function (a `reset` failure); an at-most-once call fails with it.
+ */
+export class ConnectionLostError extends FnmeshError {
+  constructor(target: Target) {
+    super(
+      'function_failed',
+      `the gateway lost its NATS connection while the call to ${target.namespace}/${target.service}.${target.function} was in flight: the function may or may not have run, and the gateway retries such calls only for a function whose retry.retryOn has "reset"; retry the call if running it twice is safe`,
+    );
+  }
+}
 
 function causes(err: unknown): unknown[] {
   const out: unknown[] = [];
@@ -56,7 +77,7 @@ export function mapRequestError(err: unknown, target: Target, timeoutMs: number)
       e instanceof natsErrors.DrainingConnectionError ||
       e instanceof natsErrors.ConnectionError
     ) {
-      return new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE);
+      return new NotConnectedError();
     }
     if (e instanceof natsErrors.PermissionViolationError) {
       return new FnmeshError('internal', `NATS refused the gateway permission to call ${svc}`);
@@ -67,8 +88,10 @@ export function mapRequestError(err: unknown, target: Target, timeoutMs: number)
 
 export interface Connection {
   nc: NatsConnection;
-  /** False while NATS is disconnected (calls then fail at once with 503). */
+  /** False while NATS is disconnected (calls then wait for the reconnect, bounded: retry-decision.ts reconnectWaitMs). */
   connected(): boolean;
+  /** While disconnected: when the disconnect happened (performance.now()) and a promise resolved on reconnect. */
+  disconnect?(): { since: number; reconnected: Promise<void> } | undefined;
   /**
    * Rejects when the connection drops. Requests race it: nats.js buffers a request published while the
    * socket is already dead (before the disconnect is noticed), and it would otherwise wait out its deadline.
@@ -89,6 +112,11 @@ interface Pending {
   payload: Uint8Array | undefined;
   headers: MsgHdrs | undefined;
   token: string;
+}
+
+/** A request failed by a connection loss: not sent while it waits in the batch, may have run once published. */
+function lostOrNotSent(p: Pending): FnmeshError {
+  return p.payload !== undefined ? new NotConnectedError() : new ConnectionLostError(p.target);
 }
 
 function noResponders(target: Target): FnmeshError {
@@ -132,7 +160,7 @@ class RequestMux {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onMessage(err, msg) });
     const onClosed = (): void => {
       this.closed = true;
-      this.failAll(() => new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
+      this.failAll(lostOrNotSent);
     };
     this.sub.closed.then(onClosed, onClosed);
     // A publish the server refuses (permissions) fails the requests to that subject at once, as nc.request() does.
@@ -186,11 +214,10 @@ class RequestMux {
     if (current !== this.armed) {
       this.armed = current;
       this.armedError = undefined;
-      current.catch((e: unknown) => {
+      current.catch(() => {
         if (this.armed !== current) return;
-        const err = e instanceof FnmeshError ? e : new FnmeshError('unavailable', CONNECTION_LOST_MESSAGE);
-        this.armedError = err;
-        this.failAll(() => err);
+        this.armedError = new NotConnectedError();
+        this.failAll(lostOrNotSent);
       });
     }
     return this.armedError;
@@ -278,8 +305,7 @@ export function requestRaw(
         `the call to ${target.namespace}/${target.service}.${target.function} had no time left before its deadline`,
       ),
     );
-  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining())
-    return Promise.reject(new FnmeshError('unavailable', NOT_CONNECTED_MESSAGE));
+  if (!conn.connected() || conn.nc.isClosed() || conn.nc.isDraining()) return Promise.reject(new NotConnectedError());
   let headers: MsgHdrs;
   try {
     headers = encodeCallHeaders(meta);

@@ -125,7 +125,7 @@ export function createGatewayMetrics(
     }),
     retries: new Counter({
       name: 'fnmesh_gateway_retries_total',
-      help: 'Attempts of calls after their first, by why the attempt before failed (reason: function-down, unhealthy, overloaded, draining, ejected, no-responders: not executed; reset, timeout, status: may have run)',
+      help: 'Attempts of calls after their first, by why the attempt before failed (reason: function-down, unhealthy, overloaded, draining, ejected, no-responders: not executed; reset, timeout, status: may have run; disconnected: not sent, the gateway had no NATS connection)',
       labelNames: ['namespace', 'service', 'function', 'reason'],
       registers: [registry],
     }),

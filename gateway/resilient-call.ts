@@ -3,7 +3,8 @@
  * circuit breaker first, then attempts over requestRaw until one succeeds or retry-decision.ts says stop,
  * all within the call's one deadline. Every attempt carries the same request id (a function may use it as
  * its idempotency key) and the same delegation token (minted once by the caller); retries carry their
- * attempt number. The caller sees the attempts only in the count this returns.
+ * attempt number. The caller sees the attempts only in the count this returns. While NATS is disconnected, an
+ * attempt first waits for the reconnect (bounded: reconnectWaitMs).
  *
  * The first attempt's success costs what a plain request does: no extra timer or promise (the attempt's budget
  * is requestRaw's own timer), one map lookup for the breaker.
@@ -11,7 +12,14 @@
 import type { Msg } from '@nats-io/nats-core';
 import { FnmeshError, decodeReply, type CallMeta, type DecodedReply, type Logger, type RetryPolicy } from '../common';
 import type { BreakerRef, CallVerdict, CircuitBreaker, CircuitBreakers } from './circuit-breaker';
-import { NoRespondersError, requestRaw, type Connection, type Target } from './invoke';
+import {
+  ConnectionLostError,
+  NoRespondersError,
+  NotConnectedError,
+  requestRaw,
+  type Connection,
+  type Target,
+} from './invoke';
 import type { GatewayMetrics } from './metrics';
 import {
   attemptBudget,
@@ -21,6 +29,7 @@ import {
   finalError,
   foldVerdict,
   nextStep,
+  reconnectWaitMs,
   retryReason,
   type AttemptEnd,
 } from './retry-decision';
@@ -56,6 +65,17 @@ export interface CallOutcome {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** While NATS is disconnected: waits for the reconnect, as long as reconnectWaitMs allows. */
+async function waitForNats(conn: Connection, deadline: number): Promise<void> {
+  const down = conn.connected() ? undefined : conn.disconnect?.();
+  if (down === undefined) return;
+  const ms = reconnectWaitMs(down.since, performance.now(), deadline);
+  if (ms <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([down.reconnected, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * Calls `fn` with `payload` until `deadline` (performance.now() based). Sets `meta.timeoutMs` to each
  * attempt's budget. Resolves with the outcome; rejects only with what is not a FnmeshError (a defect).
@@ -78,6 +98,7 @@ export async function callFunction(
   const policy = fn.retry;
   let verdict: CallVerdict | undefined;
   for (let attempt = 1; ; attempt++) {
+    if (!calls.conn.connected()) await waitForNats(calls.conn, deadline);
     const { timeoutMs, cutByPerTry } = attemptBudget(policy, deadline, performance.now());
     const m = attempt === 1 ? meta : { ...meta, attempt };
     m.timeoutMs = timeoutMs;
@@ -102,7 +123,13 @@ export async function callFunction(
       }
       // A call with no time left was never sent: that says nothing about the replicas.
       timedOut = err.code === 'deadline_exceeded' && timeoutMs >= 1;
-      end = classifyRejection({ noResponders: err instanceof NoRespondersError, timedOut, cutByPerTry });
+      end = classifyRejection({
+        noResponders: err instanceof NoRespondersError,
+        timedOut,
+        cutByPerTry,
+        notSent: err instanceof NotConnectedError,
+        connectionLost: err instanceof ConnectionLostError,
+      });
       error = err;
     }
     verdict = foldVerdict(verdict, attemptVerdict(end, reply !== undefined, timedOut));

@@ -1,6 +1,7 @@
 import { DEFAULT_RETRY, FnmeshError, IDEMPOTENT_RETRY_ON, type DecodedReply, type RetryPolicy } from '../common';
 import {
   MIN_ATTEMPT_MS,
+  RECONNECT_WAIT_MS,
   attemptBudget,
   attemptVerdict,
   backoffCapMs,
@@ -11,6 +12,7 @@ import {
   foldVerdict,
   isRetryable,
   nextStep,
+  reconnectWaitMs,
   type AttemptEnd,
 } from './retry-decision';
 
@@ -203,5 +205,40 @@ describe("what a call's attempts tell the circuit breaker", () => {
     expect(foldVerdict('no-replica', 'neutral')).toBe('neutral');
     expect(foldVerdict('neutral', 'taken')).toBe('taken');
     expect(foldVerdict('taken', 'no-replica')).toBe('taken');
+  });
+});
+
+describe('a call and a NATS connection that dropped', () => {
+  const rejection = { noResponders: false, timedOut: false, cutByPerTry: false };
+
+  it('retries a call that was not sent, after the reconnect and without back-off, whatever the policy', () => {
+    const notSent = classifyRejection({ ...rejection, notSent: true });
+    expect(notSent).toEqual({ kind: 'not-sent' });
+    expect(isRetryable(notSent, atMostOnce)).toBe(true);
+    expect(nextStep(notSent, 1, atMostOnce, 1000, 0, draws(0.99))).toEqual({ kind: 'retry', waitMs: 0 });
+    expect(nextStep(notSent, 4, atMostOnce, 1000, 0, draws(0))).toEqual({ kind: 'stop', why: 'attempts' });
+    // nothing reached a replica: the breaker learns nothing
+    expect(attemptVerdict(notSent, false, false)).toBe('neutral');
+  });
+
+  it('treats a call whose connection dropped in flight as may-have-run: retried only when idempotent', () => {
+    const lost = classifyRejection({ ...rejection, connectionLost: true });
+    expect(lost).toEqual({ kind: 'may-have-run', failure: 'reset' });
+    expect(nextStep(lost, 1, atMostOnce, 1000, 0, draws(0))).toEqual({ kind: 'stop', why: 'not-retryable' });
+    expect(nextStep(lost, 1, idempotent, 1000, 0, draws(0))).toEqual({ kind: 'retry', waitMs: 0 });
+    // the caller gets the attempt's own error (the may-have-run 502)
+    const e = new FnmeshError('function_failed', 'lost');
+    expect(finalError(lost, e, 1, 'not-retryable', target)).toBe(e);
+  });
+
+  it('waits for the reconnect at most RECONNECT_WAIT_MS after the disconnect, never past the deadline', () => {
+    expect(reconnectWaitMs(0, 0, 10_000)).toBe(RECONNECT_WAIT_MS);
+    expect(reconnectWaitMs(0, 500, 10_000)).toBe(RECONNECT_WAIT_MS - 500);
+    // NATS down for longer: calls fail at once
+    expect(reconnectWaitMs(0, RECONNECT_WAIT_MS, 10_000)).toBe(0);
+    expect(reconnectWaitMs(0, RECONNECT_WAIT_MS + 5000, 100_000)).toBe(0);
+    // the deadline is nearer: the wait leaves room for the attempt
+    expect(reconnectWaitMs(0, 100, 400)).toBe(300 - MIN_ATTEMPT_MS);
+    expect(reconnectWaitMs(0, 100, 100 + MIN_ATTEMPT_MS - 1)).toBe(0);
   });
 });

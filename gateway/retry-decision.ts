@@ -6,6 +6,10 @@
  * - "Not executed" (the replica says it never ran the call, or nobody is subscribed at all) is always retried.
  * - "May have run" (the function's connection reset, an attempt's own timeout, the function's 5xx) is retried
  *   only when the function's `retryOn` covers it; the default is at-most-once.
+ * - "Not sent" (the gateway had no NATS connection, the request was never published) is always retried once the
+ *   connection is back, waiting for it at most RECONNECT_WAIT_MS after the disconnect (reconnectWaitMs).
+ * - A request whose NATS connection dropped while it was in flight may have run: a `reset` failure, retried
+ *   only for an idempotent function; an at-most-once call fails at once with 502, not at its deadline.
  * - Anything else is final. Never more than `attempts` attempts, never a wait or an attempt past the deadline.
  */
 import {
@@ -26,13 +30,15 @@ export type AttemptEnd =
   | { kind: 'ok' }
   | { kind: 'not-executed'; reason: NotExecutedCause }
   | { kind: 'may-have-run'; failure: MayHaveRunFailure; status?: number }
+  | { kind: 'not-sent' }
   | { kind: 'final' };
 
 /** Every reason label a retry can have (metrics, logs): bounded. */
-export type RetryReason = NotExecutedCause | MayHaveRunFailure;
+export type RetryReason = NotExecutedCause | MayHaveRunFailure | 'disconnected';
 
 export function retryReason(end: AttemptEnd): RetryReason | undefined {
   if (end.kind === 'not-executed') return end.reason;
+  if (end.kind === 'not-sent') return 'disconnected';
   if (end.kind === 'may-have-run') return end.failure;
   return undefined;
 }
@@ -64,11 +70,19 @@ export interface Rejection {
   timedOut: boolean;
   /** The attempt's budget was its per-try timeout, shorter than what was left of the call's deadline. */
   cutByPerTry: boolean;
+  /** The gateway had no NATS connection: the request was never published. */
+  notSent?: boolean;
+  /** The NATS connection dropped after the request was published, before its reply came. */
+  connectionLost?: boolean;
 }
+
+const NOT_SENT: AttemptEnd = { kind: 'not-sent' };
 
 /** How an attempt that got no reply ended. */
 export function classifyRejection(r: Rejection): AttemptEnd {
   if (r.noResponders) return { kind: 'not-executed', reason: 'no-responders' };
+  if (r.notSent) return NOT_SENT;
+  if (r.connectionLost) return { kind: 'may-have-run', failure: 'reset' };
   if (r.timedOut && r.cutByPerTry) return { kind: 'may-have-run', failure: 'timeout' };
   return FINAL;
 }
@@ -77,6 +91,7 @@ export function classifyRejection(r: Rejection): AttemptEnd {
 export function isRetryable(end: AttemptEnd, policy: RetryPolicy): boolean {
   switch (end.kind) {
     case 'not-executed':
+    case 'not-sent':
       return true;
     case 'may-have-run':
       if (end.failure === 'status') return end.status !== undefined && retriesStatus(policy, end.status);
@@ -111,6 +126,18 @@ export function attemptBudget(
   return { timeoutMs: left, cutByPerTry: false };
 }
 
+/**
+ * How long a call waits for NATS after the disconnect at `disconnectedAt`: calls that arrive in the first
+ * RECONNECT_WAIT_MS after it wait for the reconnect (a NATS server of a cluster died, the client moves to
+ * another within milliseconds); later ones (NATS is down for good) fail at once. Never past the deadline.
+ */
+export const RECONNECT_WAIT_MS = 2000;
+
+export function reconnectWaitMs(disconnectedAt: number, now: number, deadline: number): number {
+  const left = Math.min(RECONNECT_WAIT_MS - (now - disconnectedAt), deadline - now - MIN_ATTEMPT_MS);
+  return Math.max(0, Math.floor(left));
+}
+
 export type NextStep = { kind: 'retry'; waitMs: number } | { kind: 'stop'; why: StopReason };
 /** Why no further attempt: the attempt ended for good, the policy's attempts are spent, or the deadline is near. */
 export type StopReason = 'done' | 'not-retryable' | 'attempts' | 'deadline';
@@ -130,7 +157,8 @@ export function nextStep(
   if (end.kind === 'ok') return { kind: 'stop', why: 'done' };
   if (!isRetryable(end, policy)) return { kind: 'stop', why: 'not-retryable' };
   if (made >= policy.attempts) return { kind: 'stop', why: 'attempts' };
-  const waitMs = backoffMs(made, policy.backoff, random);
+  // not sent: no back-off, the shell waits for the connection instead (reconnectWaitMs)
+  const waitMs = end.kind === 'not-sent' ? 0 : backoffMs(made, policy.backoff, random);
   if (deadline - (now + waitMs) < MIN_ATTEMPT_MS) return { kind: 'stop', why: 'deadline' };
   return { kind: 'retry', waitMs };
 }
