@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { runKubectl, type KubectlResult } from '../cluster/control-plane';
-import { closedLoop, openLoop, type LatencySummary, type Send } from './load';
+import { closedLoop, httpSender, openLoop, type LatencySummary } from './load';
 import { cli, root } from './echo-mesh';
 
 const RATE = Number(process.env.BENCH_CLUSTER_RATE ?? 200);
@@ -133,19 +133,6 @@ async function kubectlOk(c: Cluster, args: string[], stdin?: string): Promise<st
   return r.stdout;
 }
 
-function sender(pool: Pool, urlPath: string, body: string): Send {
-  return async () => {
-    const res = await pool.request({
-      path: urlPath,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-  };
-}
-
 /** A NodePort Service of the greeter pods' own port: the call that skips the mesh. Returns its URL. */
 async function directService(c: Cluster): Promise<string> {
   const svc = {
@@ -180,8 +167,8 @@ async function measureMode(mode: Mode): Promise<ModeResult> {
     const directPool = new Pool(directUrl, { connections: CONCURRENCY, pipelining: 1 });
     const meshPool = new Pool(c.gatewayUrl, { connections: CONCURRENCY, pipelining: 1 });
     try {
-      const directSend = sender(directPool, '/hello', PARAMS);
-      const meshSend = sender(meshPool, CALL_PATH, CALL_BODY);
+      const directSend = httpSender(directPool, '/hello', PARAMS);
+      const meshSend = httpSender(meshPool, CALL_PATH, CALL_BODY);
       // Warm both paths (connections, JIT) before measuring.
       await openLoop(directSend, RATE, 2000);
       await openLoop(meshSend, RATE, 2000);

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { closedLoop, type Send } from './load';
+import { closedLoop, httpSender, type Send } from './load';
 import type { Proc } from './procs';
 import { ECHO_CALL_PATH, startEchoMesh } from './echo-mesh';
 
@@ -38,19 +38,6 @@ function cpuUs(pid: number): number {
 function selfCpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
-}
-
-function httpSender(pool: Pool, urlPath: string, body: string): Send {
-  return async () => {
-    const res = await pool.request({
-      path: urlPath,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-  };
 }
 
 interface Sample {

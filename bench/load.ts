@@ -3,6 +3,7 @@
  * intended start, so a stall is not hidden by coordinated omission) and closed-loop for maximum throughput.
  */
 import { performance } from 'node:perf_hooks';
+import type { Pool } from 'undici';
 
 export type Send = () => Promise<void>;
 
@@ -87,4 +88,18 @@ export async function closedLoop(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { rate: (done * 1000) / (performance.now() - start), errors };
+}
+
+/** One JSON POST of `body` to `urlPath` on the pool; a status other than 200 is a failed call. */
+export function httpSender(pool: Pool, urlPath: string, body: string): Send {
+  return async () => {
+    const res = await pool.request({
+      path: urlPath,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+  };
 }

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { connect } from '@nats-io/transport-node';
-import { openLoop, closedLoop, type LatencySummary, type Send } from './load';
+import { httpSender, openLoop, closedLoop, type LatencySummary, type Send } from './load';
 import { SIDECAR_QUIET_MS, freePort, settledRss, startProc, waitHttpOk, type Proc } from './procs';
 import { cli, ECHO_CALL_PATH, root, startEchoMesh } from './echo-mesh';
 import { faultTable, runFaultPhase } from './fault-phase';
@@ -30,18 +30,6 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10) * 1000;
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 5) * 1000;
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const payload = JSON.stringify({ message: 'hello', n: 42 });
-function httpSender(pool: Pool, urlPath: string, body: string): Send {
-  return async () => {
-    const res = await pool.request({
-      path: urlPath,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-  };
-}
 
 const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
